@@ -1,0 +1,72 @@
+/** Migration jobs, their tables (job objects) and their event history. */
+import type { EngineKind, ConnectivityMethod } from './connection-profile.js';
+import type { JobAction, JobPhase, JobStatus, JobType } from './lifecycle.js';
+import type { JobError } from './errors.js';
+import type { ObjectSelection } from './object-selection.js';
+
+export interface MigrationJob {
+  id: string;
+  displayName: string;
+  type: JobType;
+  sourceProfileId: string;
+  destinationProfileId: string;
+  sourceEngine: EngineKind;
+  destinationEngine: EngineKind;
+  connectivityMethod: ConnectivityMethod;
+  selection: ObjectSelection;
+  dumpParallelism: number;
+  labels: Record<string, string>;
+  status: JobStatus;
+  /** The phase the job is in, or was in when it stopped or failed; null before the first start. */
+  phase: JobPhase | null;
+  error: JobError | null;
+  /** Set by Promote while the job is Stopped: Resume then promotes. */
+  promoteRequested: boolean;
+  createTime: string;
+  updateTime: string;
+  /** When the job was first started (null before). */
+  startTime: string | null;
+  /** When the job reached Completed. */
+  endTime: string | null;
+  /** Milliseconds spent running, summed over every run; the current run adds to it live. */
+  runningMillis: number;
+  /** When the current run began (null while not running). */
+  runStartTime: string | null;
+}
+
+export const JOB_OBJECT_STATES = ['NOT_STARTED', 'DUMPING', 'DUMPED', 'REPLICATING', 'FAILED', 'COMPLETED'] as const;
+export type JobObjectState = (typeof JOB_OBJECT_STATES)[number];
+
+/** One migrated table. */
+export interface JobObject {
+  jobId: string;
+  /** "schema.table" */
+  name: string;
+  state: JobObjectState;
+  rowsCopied: number;
+  bytesCopied: number;
+  estimatedRows: number;
+  estimatedBytes: number;
+  error: JobError | null;
+  updateTime: string;
+}
+
+export const JOB_EVENT_KINDS = ['created', 'action', 'status', 'phase', 'error', 'errorCleared', 'info'] as const;
+export type JobEventKind = (typeof JOB_EVENT_KINDS)[number];
+
+/** One line of a job's history. */
+export interface JobHistoryEvent {
+  id: number;
+  jobId: string;
+  time: string;
+  kind: JobEventKind;
+  message: string;
+  /** Who caused it: 'system', or the actor of a user action (e.g. 'api', 'cli'). */
+  actor: string;
+  action?: JobAction;
+  status?: JobStatus;
+  phase?: JobPhase | null;
+  details?: Record<string, unknown>;
+}
+
+export type NewJobHistoryEvent = Omit<JobHistoryEvent, 'id'>;

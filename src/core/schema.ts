@@ -1,0 +1,108 @@
+/**
+ * The schema of a source database as engines exchange it. Types keep the source engine's
+ * own spelling (`nativeType`) so that a same-engine migration is exact; cross-engine
+ * mappings translate from it.
+ */
+import type { EngineKind } from './connection-profile.js';
+
+export interface QualifiedName {
+  schema: string;
+  name: string;
+}
+
+export interface ColumnSchema {
+  name: string;
+  /** The type as the source engine prints it, schema-qualified for user types: `numeric(12,2)`, `public.mood[]`. */
+  nativeType: string;
+  nullable: boolean;
+  /** The default expression in the source engine's dialect, or null. Identity columns have none. */
+  defaultExpression: string | null;
+  /** Identity column (PostgreSQL `GENERATED ... AS IDENTITY`), or null. */
+  identity: 'always' | 'by-default' | null;
+  /** The expression of a stored generated column, or null. Generated columns are not copied: the destination computes them. */
+  generatedExpression: string | null;
+  /** Collation when it differs from the column type's default, or null. */
+  collation: string | null;
+}
+
+export interface ConstraintSchema {
+  name: string;
+  columns: string[];
+}
+
+export interface IndexSchema {
+  name: string;
+  /** The complete CREATE INDEX statement in the source dialect. */
+  definition: string;
+}
+
+export interface ForeignKeySchema {
+  name: string;
+  /** The constraint definition in the source dialect (`FOREIGN KEY (a) REFERENCES s.t(b) ON DELETE CASCADE`). */
+  definition: string;
+  referencedTable: QualifiedName;
+}
+
+export interface CheckConstraintSchema {
+  name: string;
+  definition: string;
+}
+
+export interface TableSchema extends QualifiedName {
+  columns: ColumnSchema[];
+  primaryKey: ConstraintSchema | null;
+  uniqueConstraints: ConstraintSchema[];
+  checkConstraints: CheckConstraintSchema[];
+  /** Secondary indexes: not those behind the primary key or unique constraints. Created after the data. */
+  indexes: IndexSchema[];
+  /** Created after the data. */
+  foreignKeys: ForeignKeySchema[];
+  /** The planner's estimate, for progress; -1 when unknown. */
+  estimatedRows: number;
+  estimatedBytes: number;
+  /** PostgreSQL replica identity: 'default' | 'full' | 'index' | 'nothing'. */
+  replicaIdentity: string | null;
+}
+
+export interface SequenceSchema extends QualifiedName {
+  dataType: string;
+  start: string;
+  increment: string;
+  minValue: string;
+  maxValue: string;
+  cache: string;
+  cycle: boolean;
+  /** The value the next nextval() must exceed, or null when the sequence was never used. */
+  lastValue: string | null;
+  /** The column that owns the sequence (serial / identity), or null. */
+  ownedBy: { table: QualifiedName; column: string } | null;
+  /** True for the sequence behind an identity column: created with the table, value synced after. */
+  identity: boolean;
+}
+
+export interface EnumTypeSchema extends QualifiedName {
+  labels: string[];
+}
+
+export interface DomainTypeSchema extends QualifiedName {
+  baseType: string;
+  notNull: boolean;
+  defaultExpression: string | null;
+  checks: CheckConstraintSchema[];
+}
+
+export interface DatabaseSchema {
+  engine: EngineKind;
+  /** Schemas (PostgreSQL namespaces; MySQL databases) that hold selected tables. */
+  schemas: string[];
+  tables: TableSchema[];
+  sequences: SequenceSchema[];
+  enums: EnumTypeSchema[];
+  domains: DomainTypeSchema[];
+  /** Extensions the selected tables' types come from (PostgreSQL), e.g. ["citext"]. */
+  extensions: string[];
+}
+
+export function qualifiedName(object: QualifiedName): string {
+  return `${object.schema}.${object.name}`;
+}

@@ -1,0 +1,86 @@
+/**
+ * The metadata store: profiles, jobs, job objects, job events and checkpoints.
+ *
+ * Contract for every implementation:
+ * - Every method is durable when its promise resolves (SQLite: committed in WAL mode).
+ * - Methods are atomic: a rejected promise changed nothing.
+ * - `updateJob` is a compare-and-set on `status` when `expectedStatus` is given, so that a
+ *   user action and a worker's event cannot both win.
+ * - Secrets (passwords, client keys) are stored as given: the service encrypts them before
+ *   they reach the store.
+ */
+import type { ConnectionProfile } from '../core/connection-profile.js';
+import type { JobStatus } from '../core/lifecycle.js';
+import type { JobHistoryEvent, JobObject, MigrationJob, NewJobHistoryEvent } from '../core/migration-job.js';
+
+/** A profile as stored: the public fields plus encrypted secrets. */
+export interface StoredProfile extends Omit<ConnectionProfile, 'passwordSet' | 'tls'> {
+  tlsMode: ConnectionProfile['tls']['mode'];
+  /** Encrypted secrets (opaque strings from the service's secret box), null when unset. */
+  encryptedPassword: string | null;
+  caCertificate: string | null;
+  clientCertificate: string | null;
+  encryptedClientKey: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque token for the next page, null on the last page. */
+  nextPageToken: string | null;
+}
+
+export interface ListOptions {
+  /** 1..1000, default 100. */
+  pageSize?: number;
+  pageToken?: string | null;
+}
+
+export interface JobListOptions extends ListOptions {
+  status?: JobStatus[];
+}
+
+export interface MetadataStore {
+  /** Creates or upgrades the schema (versioned migrations, each in its own transaction). */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  insertProfile(profile: StoredProfile): Promise<void>;
+  /** Replaces the row; rejects with NOT_FOUND when it does not exist. */
+  updateProfile(profile: StoredProfile): Promise<void>;
+  getProfile(id: string): Promise<StoredProfile | null>;
+  /** Ordered by createTime, then id. */
+  listProfiles(options?: ListOptions): Promise<Page<StoredProfile>>;
+  deleteProfile(id: string): Promise<void>;
+
+  insertJob(job: MigrationJob): Promise<void>;
+  /**
+   * Replaces the row. With `expectedStatus`, only when the stored status equals it:
+   * resolves false (and changes nothing) otherwise.
+   */
+  updateJob(job: MigrationJob, expectedStatus?: JobStatus): Promise<boolean>;
+  getJob(id: string): Promise<MigrationJob | null>;
+  /** Ordered by createTime, then id. */
+  listJobs(options?: JobListOptions): Promise<Page<MigrationJob>>;
+  /** Jobs that use the profile as source or destination. */
+  listJobsUsingProfile(profileId: string): Promise<MigrationJob[]>;
+  /** Deletes the job with its objects, events and checkpoints. */
+  deleteJob(id: string): Promise<void>;
+
+  /** Inserts or replaces by (jobId, name). */
+  upsertJobObjects(objects: JobObject[]): Promise<void>;
+  /** Ordered by name. */
+  listJobObjects(jobId: string): Promise<JobObject[]>;
+  deleteJobObjects(jobId: string): Promise<void>;
+
+  appendJobEvent(event: NewJobHistoryEvent): Promise<JobHistoryEvent>;
+  /** Oldest first; `afterId` returns only newer events. */
+  listJobEvents(jobId: string, options?: { afterId?: number; limit?: number }): Promise<JobHistoryEvent[]>;
+
+  /**
+   * Checkpoints: small JSON documents a running job keeps (which schema objects it created,
+   * which phase steps are done). Keyed by (jobId, key).
+   */
+  putCheckpoint(jobId: string, key: string, value: unknown): Promise<void>;
+  getCheckpoint<T = unknown>(jobId: string, key: string): Promise<T | null>;
+  deleteCheckpoints(jobId: string): Promise<void>;
+}

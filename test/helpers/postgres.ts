@@ -1,0 +1,74 @@
+/**
+ * Real PostgreSQL for tests: a fresh database per test file on the source-side cluster
+ * (FERRY_TEST_PG_SOURCE_PORT, default 5432) and the destination-side cluster
+ * (FERRY_TEST_PG_DEST_PORT, default 5433). `npm run test:env` prepares both.
+ */
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import type { ConnectionParams } from '../../src/core/connection-profile.js';
+
+export const PG_HOST = process.env.FERRY_TEST_PG_HOST ?? '127.0.0.1';
+export const PG_SOURCE_PORT = Number(process.env.FERRY_TEST_PG_SOURCE_PORT ?? 5432);
+export const PG_DEST_PORT = Number(process.env.FERRY_TEST_PG_DEST_PORT ?? 5433);
+export const PG_USER = process.env.FERRY_TEST_PG_USER ?? 'postgres';
+
+export interface TestDatabase {
+  params: ConnectionParams;
+  /** A client connected to the database, for setup and assertions. */
+  client: pg.Client;
+  drop(): Promise<void>;
+}
+
+export function connectionParams(port: number, database: string): ConnectionParams {
+  return { engine: 'postgresql', host: PG_HOST, port, database, username: PG_USER, password: null, tls: { mode: 'none' } };
+}
+
+async function admin(port: number): Promise<pg.Client> {
+  const client = new pg.Client({ host: PG_HOST, port, user: PG_USER, database: 'postgres' });
+  await client.connect();
+  return client;
+}
+
+/** Creates an empty database with a unique name on the cluster at `port`. */
+export async function createTestDatabase(port: number, prefix = 'ferry_test'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  const adminClient = await admin(port);
+  try {
+    await adminClient.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await adminClient.end();
+  }
+  const client = new pg.Client({ host: PG_HOST, port, user: PG_USER, database: name });
+  await client.connect();
+  return {
+    params: connectionParams(port, name),
+    client,
+    async drop() {
+      await client.end().catch(() => undefined);
+      const a = await admin(port);
+      try {
+        // Replication slots pin a database; drop the ones a test left behind.
+        await a.query(
+          `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`,
+          [name],
+        );
+        await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
+
+/** Source and destination databases on the two clusters. */
+export async function createDatabasePair(prefix = 'ferry_test'): Promise<{ source: TestDatabase; destination: TestDatabase; drop(): Promise<void> }> {
+  const source = await createTestDatabase(PG_SOURCE_PORT, prefix);
+  const destination = await createTestDatabase(PG_DEST_PORT, prefix);
+  return {
+    source,
+    destination,
+    async drop() {
+      await Promise.all([source.drop(), destination.drop()]);
+    },
+  };
+}
