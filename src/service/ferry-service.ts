@@ -1,0 +1,59 @@
+/**
+ * The use cases: the only door for the API, the CLI (through the API) and the console.
+ * Every method validates its input and rejects with a FerryError (INVALID_ARGUMENT,
+ * NOT_FOUND, ACTION_NOT_ALLOWED, ...) whose message says what to do.
+ */
+import type { JobAction } from '../core/lifecycle.js';
+import type { z } from 'zod';
+import type {
+  ConnectionTestView,
+  CreateJobInput,
+  CreateProfileInput,
+  JobEventView,
+  JobListQuery,
+  JobObjectView,
+  JobView,
+  ListQuery,
+  ProfileView,
+  UpdateJobInput,
+  UpdateProfileInput,
+  VerifyReportView,
+} from './inputs.js';
+
+export interface PageView<T> {
+  items: T[];
+  nextPageToken: string | null;
+}
+
+/** Who asked: recorded in the job's history. */
+export type Actor = string;
+
+export interface FerryService {
+  createProfile(input: CreateProfileInput, actor: Actor): Promise<ProfileView>;
+  getProfile(id: string): Promise<ProfileView>;
+  listProfiles(query: z.input<typeof ListQuery>): Promise<PageView<ProfileView>>;
+  updateProfile(id: string, input: UpdateProfileInput, actor: Actor): Promise<ProfileView>;
+  /** Refused with PROFILE_IN_USE while a job that is not Completed uses it. */
+  deleteProfile(id: string, actor: Actor): Promise<void>;
+  /** Connects with the stored profile and reports version, settings, privileges and problems. */
+  testProfile(id: string): Promise<ConnectionTestView>;
+  /** Connects with an unsaved profile (the create form's Test connection). */
+  testProfileInput(input: CreateProfileInput): Promise<ConnectionTestView>;
+
+  createJob(input: CreateJobInput, actor: Actor): Promise<JobView>;
+  getJob(id: string): Promise<JobView>;
+  listJobs(query: z.input<typeof JobListQuery>): Promise<PageView<JobView>>;
+  updateJob(id: string, input: UpdateJobInput, actor: Actor): Promise<JobView>;
+  /**
+   * start | stop | resume | restart | promote. Refused with ACTION_NOT_ALLOWED (409) naming
+   * the status and the allowed actions. Resolves once the action is recorded; the worker
+   * carries it out.
+   */
+  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor): Promise<JobView>;
+  /** Stops the job if it runs, removes source-side replication objects, keeps destination data. */
+  deleteJob(id: string, actor: Actor): Promise<void>;
+  /** Runs every check that would make the job fail, without changing anything. */
+  verifyJob(id: string): Promise<VerifyReportView>;
+  listJobObjects(id: string): Promise<JobObjectView[]>;
+  listJobEvents(id: string, afterId?: number): Promise<z.infer<typeof JobEventView>[]>;
+}
