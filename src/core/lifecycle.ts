@@ -157,8 +157,10 @@ export function substatusOf(state: LifecycleState): string | null {
 export const JOB_EVENTS = [
   /** Prerequisites checked, replication objects and schema ready: data starts to move. */
   'started',
-  /** The full dump finished. */
+  /** The full dump of a continuous job finished: change capture takes over. */
   'dumpCompleted',
+  /** The full dump of a one-time job finished: the job is done. */
+  'completed',
   /** Promote finished: the destination stands alone. */
   'promoted',
   /** A retryable error: some work is failing and being retried. */
@@ -188,12 +190,12 @@ const ACTIVE_ERROR_CELLS = {
 /** Status x event. Null means the event cannot happen in that status (a pipeline bug). */
 export const EVENT_TABLE: { [S in JobStatus]: { [E in JobEvent]: EventCell } } = {
   NOT_STARTED: {
-    started: null, dumpCompleted: null, promoted: null, degraded: null, recovered: null,
+    started: null, dumpCompleted: null, completed: null, promoted: null, degraded: null, recovered: null,
     failed: null, stopped: null, restarted: null, resumed: null, promoteBegan: null,
   },
   STARTING: {
     started: { status: 'RUNNING', phase: 'FULL_DUMP' },
-    dumpCompleted: null, promoted: null,
+    dumpCompleted: null, completed: null, promoted: null,
     degraded: { status: 'STARTING', phase: 'keep' },
     recovered: { status: 'STARTING', phase: 'keep' },
     failed: { status: 'FAILED', phase: 'FULL_DUMP' },
@@ -202,6 +204,7 @@ export const EVENT_TABLE: { [S in JobStatus]: { [E in JobEvent]: EventCell } } =
   RUNNING: {
     started: null,
     dumpCompleted: { status: 'RUNNING', phase: 'INCREMENTAL_LOAD' },
+    completed: { status: 'COMPLETED', phase: 'keep' },
     promoted: { status: 'COMPLETED', phase: 'keep' },
     ...ACTIVE_ERROR_CELLS,
     recovered: { status: 'RUNNING', phase: 'keep' },
@@ -211,6 +214,7 @@ export const EVENT_TABLE: { [S in JobStatus]: { [E in JobEvent]: EventCell } } =
   RUNNING_WITH_ERRORS: {
     started: null,
     dumpCompleted: { status: 'RUNNING_WITH_ERRORS', phase: 'INCREMENTAL_LOAD' },
+    completed: { status: 'COMPLETED', phase: 'keep' },
     promoted: { status: 'COMPLETED', phase: 'keep' },
     ...ACTIVE_ERROR_CELLS,
     recovered: { status: 'RUNNING', phase: 'keep' },
@@ -218,18 +222,18 @@ export const EVENT_TABLE: { [S in JobStatus]: { [E in JobEvent]: EventCell } } =
     promoteBegan: { status: 'RUNNING_WITH_ERRORS', phase: 'PROMOTE' },
   },
   COMPLETED: {
-    started: null, dumpCompleted: null, promoted: null, degraded: null, recovered: null,
+    started: null, dumpCompleted: null, completed: null, promoted: null, degraded: null, recovered: null,
     failed: null, stopped: null, restarted: null, resumed: null, promoteBegan: null,
   },
   FAILED: {
-    started: null, dumpCompleted: null, promoted: null, degraded: null, recovered: null,
+    started: null, dumpCompleted: null, completed: null, promoted: null, degraded: null, recovered: null,
     failed: { status: 'FAILED', phase: 'keep' },
     stopped: null, restarted: null,
     resumed: { status: 'RESUMING', phase: 'keep' },
     promoteBegan: null,
   },
   RESTARTING: {
-    started: null, dumpCompleted: null, promoted: null,
+    started: null, dumpCompleted: null, completed: null, promoted: null,
     degraded: { status: 'RESTARTING', phase: 'keep' },
     recovered: { status: 'RESTARTING', phase: 'keep' },
     failed: { status: 'FAILED', phase: 'FULL_DUMP' },
@@ -238,11 +242,11 @@ export const EVENT_TABLE: { [S in JobStatus]: { [E in JobEvent]: EventCell } } =
     resumed: null, promoteBegan: null,
   },
   STOPPED: {
-    started: null, dumpCompleted: null, promoted: null, degraded: null, recovered: null,
+    started: null, dumpCompleted: null, completed: null, promoted: null, degraded: null, recovered: null,
     failed: null, stopped: null, restarted: null, resumed: null, promoteBegan: null,
   },
   RESUMING: {
-    started: null, dumpCompleted: null, promoted: null,
+    started: null, dumpCompleted: null, completed: null, promoted: null,
     degraded: { status: 'RESUMING', phase: 'keep' },
     recovered: { status: 'RESUMING', phase: 'keep' },
     failed: { status: 'FAILED', phase: 'keep' },
@@ -251,7 +255,7 @@ export const EVENT_TABLE: { [S in JobStatus]: { [E in JobEvent]: EventCell } } =
     promoteBegan: null,
   },
   STOPPING: {
-    started: null, dumpCompleted: null, promoted: null,
+    started: null, dumpCompleted: null, completed: { status: 'COMPLETED', phase: 'keep' }, promoted: null,
     degraded: { status: 'STOPPING', phase: 'keep' },
     recovered: { status: 'STOPPING', phase: 'keep' },
     failed: { status: 'FAILED', phase: 'keep' },

@@ -70,3 +70,39 @@ export interface JobHistoryEvent {
 }
 
 export type NewJobHistoryEvent = Omit<JobHistoryEvent, 'id'>;
+
+/** Statuses during which the job's running time grows. */
+const TIMED_STATUSES: readonly JobStatus[] = ['STARTING', 'RUNNING', 'RUNNING_WITH_ERRORS', 'RESTARTING', 'RESUMING', 'STOPPING'];
+
+/**
+ * The job after moving to `status`/`phase` at `now` (ISO time): keeps running time,
+ * start and end times consistent. Pure.
+ */
+export function withStatus(job: MigrationJob, status: JobStatus, phase: JobPhase | null, now: string): MigrationJob {
+  const wasTimed = TIMED_STATUSES.includes(job.status) && job.runStartTime !== null;
+  const isTimed = TIMED_STATUSES.includes(status);
+  let runningMillis = job.runningMillis;
+  let runStartTime = job.runStartTime;
+  if (wasTimed && !isTimed) {
+    runningMillis += Math.max(0, Date.parse(now) - Date.parse(job.runStartTime as string));
+    runStartTime = null;
+  } else if (!wasTimed && isTimed) {
+    runStartTime = now;
+  }
+  return {
+    ...job,
+    status,
+    phase,
+    runningMillis,
+    runStartTime,
+    startTime: job.startTime ?? (isTimed ? now : null),
+    endTime: status === 'COMPLETED' ? now : job.endTime,
+    updateTime: now,
+  };
+}
+
+/** Running time in milliseconds at `now`, including the current run. */
+export function runningMillisAt(job: MigrationJob, now: string): number {
+  if (job.runStartTime === null) return job.runningMillis;
+  return job.runningMillis + Math.max(0, Date.parse(now) - Date.parse(job.runStartTime));
+}

@@ -120,6 +120,8 @@ export interface SchemaWriter {
   createPostDataObjects(schema: DatabaseSchema): Promise<void>;
   /** Sets every sequence (and identity) to the source's value, so new rows do not collide. */
   syncSequences(schema: DatabaseSchema): Promise<void>;
+  /** Empties the tables (tables the job loaded but did not create). Missing ones are skipped. */
+  truncateTables(tables: QualifiedName[]): Promise<void>;
   /** Drops the objects, newest first (tables with CASCADE). Missing ones are skipped. */
   dropObjects(objects: CreatedObject[]): Promise<void>;
   close(): Promise<void>;

@@ -1,0 +1,235 @@
+/**
+ * One attempt at the full dump: open a consistent snapshot of the source, create the
+ * destination schema, copy every table not yet copied (several at a time, each through its
+ * own pair of connections, streaming), then build indexes and foreign keys and set
+ * sequences.
+ *
+ * What survives a crash: a table's rows are replaced in one destination transaction and the
+ * table is marked DUMPED only after that commits, so a table is either copied whole or copied
+ * again. Tables already DUMPED are kept by the next attempt.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { FerryError, toJobError } from '../core/errors.js';
+import type { ConnectionParams } from '../core/connection-profile.js';
+import type { JobObject, MigrationJob } from '../core/migration-job.js';
+import { qualifiedName, type DatabaseSchema, type TableSchema } from '../core/schema.js';
+import type { CreatedObject, Engine, SourceSnapshot, TableReader, TableWriter } from '../engines/engine.js';
+import type { MetadataStore } from '../store/metadata-store.js';
+import type { Clock } from './clock.js';
+import type { Logger } from './logger.js';
+
+export interface FullDumpDeps {
+  store: MetadataStore;
+  clock: Clock;
+  logger: Logger;
+  source: Engine;
+  destination: Engine;
+  sourceParams: ConnectionParams;
+  destinationParams: ConnectionParams;
+  /** How often a table's progress is written to the store while it copies. */
+  progressIntervalMs?: number;
+}
+
+/** A table (or, with table null, a step of the whole dump) that failed in this attempt. */
+export interface DumpFailure {
+  table: string | null;
+  error: FerryError;
+}
+
+export const CREATED_OBJECTS_CHECKPOINT = 'createdObjects';
+export const POST_DATA_CHECKPOINT = 'postDataDone';
+
+/** Counts bytes and rows (one per newline in the interchange format) as they pass. */
+class CopyProgress extends Transform {
+  bytes = 0;
+  rows = 0;
+  #lastReport = 0;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly report: (rows: number, bytes: number) => void,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    let at = chunk.indexOf(10);
+    while (at !== -1) {
+      this.rows++;
+      at = chunk.indexOf(10, at + 1);
+    }
+    const now = Date.now();
+    if (now - this.#lastReport >= this.intervalMs) {
+      this.#lastReport = now;
+      this.report(this.rows, this.bytes);
+    }
+    callback(null, chunk);
+  }
+}
+
+/** Runs one attempt. Resolves with the failures (empty when the dump is complete). Rejects only when aborted. */
+export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, signal: AbortSignal): Promise<DumpFailure[]> {
+  const { store, clock, logger, source, destination } = deps;
+  const log = logger.child({ jobId: job.id, phase: 'FULL_DUMP' });
+  let snapshot: SourceSnapshot | null = null;
+  const failures: DumpFailure[] = [];
+  try {
+    snapshot = await source.openSnapshot(deps.sourceParams);
+    signal.throwIfAborted();
+    const schema = await snapshot.readSchema(job.selection);
+    if (schema.tables.length === 0) {
+      return [{
+        table: null,
+        error: new FerryError('NO_TABLES_SELECTED', 'No table of the source matches the job\'s selection; change the include/exclude lists (or the source database) and Restart.'),
+      }];
+    }
+    const objects = await syncJobObjects(store, clock, job.id, schema);
+    log.info({ snapshot: snapshot.id, tables: schema.tables.length }, 'snapshot opened');
+
+    const schemaWriter = await destination.openSchemaWriter(deps.destinationParams);
+    try {
+      const created = await schemaWriter.createPreDataObjects(schema);
+      await recordCreatedObjects(store, job.id, created);
+      signal.throwIfAborted();
+
+      const pending = schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED');
+      await copyTables(job, deps, snapshot, pending, objects, failures, signal, log);
+      if (failures.length > 0) return failures;
+
+      // Indexes and foreign keys are built once the data is in: faster, and FKs cannot fail on load order.
+      await schemaWriter.createPostDataObjects(schema);
+      await schemaWriter.syncSequences(schema);
+      await store.putCheckpoint(job.id, POST_DATA_CHECKPOINT, true);
+    } finally {
+      await schemaWriter.close().catch((error: unknown) => log.warn({ err: String(error) }, 'closing the schema writer failed'));
+    }
+    return [];
+  } catch (error) {
+    if (signal.aborted) throw signal.reason;
+    const classified = error instanceof FerryError ? error : (deps.source.classifyError(error));
+    return [...failures, { table: null, error: classified }];
+  } finally {
+    await snapshot?.close().catch((error: unknown) => log.warn({ err: String(error) }, 'closing the snapshot failed'));
+  }
+}
+
+/** Makes the job's objects match the snapshot's tables, keeping what earlier attempts copied. */
+async function syncJobObjects(store: MetadataStore, clock: Clock, jobId: string, schema: DatabaseSchema): Promise<Map<string, JobObject>> {
+  const existing = new Map((await store.listJobObjects(jobId)).map((o) => [o.name, o]));
+  const now = clock.now();
+  const objects = schema.tables.map((table): JobObject => {
+    const name = qualifiedName(table);
+    const previous = existing.get(name);
+    if (previous?.state === 'DUMPED') return { ...previous, estimatedRows: table.estimatedRows, estimatedBytes: table.estimatedBytes };
+    return {
+      jobId, name, state: 'NOT_STARTED', rowsCopied: 0, bytesCopied: 0,
+      estimatedRows: table.estimatedRows, estimatedBytes: table.estimatedBytes,
+      error: previous?.error ?? null, updateTime: now,
+    };
+  });
+  if (existing.size !== objects.length || objects.some((o) => !existing.has(o.name))) await store.deleteJobObjects(jobId);
+  await store.upsertJobObjects(objects);
+  return new Map(objects.map((o) => [o.name, o]));
+}
+
+async function recordCreatedObjects(store: MetadataStore, jobId: string, created: CreatedObject[]): Promise<void> {
+  if (created.length === 0) return;
+  const known = (await store.getCheckpoint<CreatedObject[]>(jobId, CREATED_OBJECTS_CHECKPOINT)) ?? [];
+  const key = (o: CreatedObject) => `${o.kind}:${o.schema ?? ''}:${o.name}`;
+  const seen = new Set(known.map(key));
+  await store.putCheckpoint(jobId, CREATED_OBJECTS_CHECKPOINT, [...known, ...created.filter((o) => !seen.has(key(o)))]);
+}
+
+/** Copies the tables with up to `dumpParallelism` workers; appends a failure per table that failed. */
+async function copyTables(
+  job: MigrationJob,
+  deps: FullDumpDeps,
+  snapshot: SourceSnapshot,
+  tables: TableSchema[],
+  objects: Map<string, JobObject>,
+  failures: DumpFailure[],
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  // Largest first: the longest copies start early and the tail of the dump stays short.
+  const queue = [...tables].sort((a, b) => b.estimatedBytes - a.estimatedBytes);
+  const workerCount = Math.max(1, Math.min(job.dumpParallelism, queue.length));
+
+  const worker = async (index: number): Promise<void> => {
+    let reader: TableReader | null = null;
+    let writer: TableWriter | null = null;
+    try {
+      reader = await snapshot.openTableReader();
+      writer = await deps.destination.openTableWriter(deps.destinationParams);
+      for (let table = queue.shift(); table !== undefined; table = queue.shift()) {
+        signal.throwIfAborted();
+        const ok = await copyTable(deps, job.id, table, reader, writer, objects, failures, signal);
+        // A failed table may have left this worker's connections unusable: take fresh ones.
+        if (!ok && queue.length > 0) {
+          await Promise.allSettled([reader.close(), writer.close()]);
+          reader = null;
+          writer = null;
+          reader = await snapshot.openTableReader();
+          writer = await deps.destination.openTableWriter(deps.destinationParams);
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      const side = reader === null ? deps.source : deps.destination;
+      failures.push({ table: null, error: error instanceof FerryError ? error : side.classifyError(error) });
+      log.warn({ worker: index, err: String(error) }, 'dump worker stopped');
+    } finally {
+      await Promise.allSettled([reader?.close(), writer?.close()]);
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: workerCount }, (_, i) => worker(i)));
+  signal.throwIfAborted();
+  for (const result of results) if (result.status === 'rejected') throw result.reason;
+}
+
+/** Copies one table; resolves false (with the failure recorded) when it failed. */
+async function copyTable(
+  deps: FullDumpDeps,
+  jobId: string,
+  table: TableSchema,
+  reader: TableReader,
+  writer: TableWriter,
+  objects: Map<string, JobObject>,
+  failures: DumpFailure[],
+  signal: AbortSignal,
+): Promise<boolean> {
+  const { store, clock } = deps;
+  const name = qualifiedName(table);
+  const base = objects.get(name) as JobObject;
+  let writes: Promise<void> = Promise.resolve();
+  // Progress writes are queued one after another, so a late one never overwrites the final state.
+  const save = (patch: Partial<JobObject>) => {
+    const next: JobObject = { ...base, ...patch, updateTime: clock.now() };
+    objects.set(name, next);
+    writes = writes.then(() => store.upsertJobObjects([next]));
+    return writes;
+  };
+
+  await save({ state: 'DUMPING', rowsCopied: 0, bytesCopied: 0, error: null });
+  const progress = new CopyProgress(deps.progressIntervalMs ?? 1000, (rows, bytes) => {
+    void save({ state: 'DUMPING', rowsCopied: rows, bytesCopied: bytes, error: null }).catch(() => undefined);
+  });
+  try {
+    const rows = reader.copyOut(table);
+    // Source errors are classified by the source engine before they reach the destination's load.
+    rows.on('error', (error) => progress.destroy(deps.source.classifyError(error)));
+    const result = await writer.replaceTableData(table, rows.pipe(progress), signal);
+    await save({ state: 'DUMPED', rowsCopied: result.rows, bytesCopied: progress.bytes, error: null });
+    return true;
+  } catch (error) {
+    if (signal.aborted) {
+      await save({ state: 'NOT_STARTED', rowsCopied: 0, bytesCopied: 0, error: null }).catch(() => undefined);
+      throw signal.reason;
+    }
+    const classified = error instanceof FerryError ? error : deps.destination.classifyError(error);
+    failures.push({ table: name, error: classified });
+    await save({ state: 'FAILED', rowsCopied: 0, bytesCopied: 0, error: toJobError(classified, clock.now()) });
+    return false;
+  }
+}

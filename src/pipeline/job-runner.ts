@@ -1,0 +1,306 @@
+/**
+ * Runs one job: reads its status from the store and does what the status asks (start,
+ * dump, wipe for restart, stop, probe while failed), reporting each move as a lifecycle
+ * event. The store is the source of truth: after any interruption the runner re-reads the
+ * job and decides again, which is also how it resumes after a crash.
+ *
+ * Errors: a retryable error puts the job in Running with errors and the step is retried
+ * with backoff; once the retry budget is spent, or for an error that needs the user, the
+ * job is Failed. A Failed job whose error is recoverable keeps probing and resumes by itself.
+ */
+import type { ConnectionParams } from '../core/connection-profile.js';
+import { ERROR_CODES, FerryError, type ErrorCode } from '../core/errors.js';
+import type { JobEvent } from '../core/lifecycle.js';
+import type { MigrationJob } from '../core/migration-job.js';
+import type { QualifiedName } from '../core/schema.js';
+import type { CreatedObject, Engine, VerifyCheck } from '../engines/engine.js';
+import type { EngineRegistry } from '../engines/engine-registry.js';
+import type { MetadataStore } from '../store/metadata-store.js';
+import type { Clock } from './clock.js';
+import { CREATED_OBJECTS_CHECKPOINT, runFullDumpAttempt, type DumpFailure } from './full-dump.js';
+import { recordJobEvent, type EventOptions } from './job-transitions.js';
+import type { Logger } from './logger.js';
+import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
+
+export interface JobRunnerDeps {
+  store: MetadataStore;
+  clock: Clock;
+  logger: Logger;
+  engines: EngineRegistry;
+  /** The profile's connection parameters with secrets decrypted; re-read on every use so a fixed password takes effect. */
+  resolveConnection(profileId: string): Promise<ConnectionParams>;
+  retryPolicy: RetryPolicy;
+}
+
+class Interrupted extends Error {
+  constructor() {
+    super('interrupted');
+  }
+}
+
+export class JobRunner {
+  readonly jobId: string;
+  readonly done: Promise<void>;
+  readonly #deps: JobRunnerDeps;
+  readonly #log: Logger;
+  #controller = new AbortController();
+  #cancelled = false;
+  /** When the current run of consecutive failures began (ms since epoch), and how many. */
+  #failingSince: number | null = null;
+  #failures = 0;
+
+  constructor(jobId: string, deps: JobRunnerDeps) {
+    this.jobId = jobId;
+    this.#deps = deps;
+    this.#log = deps.logger.child({ jobId });
+    this.done = this.#run();
+  }
+
+  /** The job's status changed under the runner (Stop, Restart): abandon the step and re-read. */
+  interrupt(): void {
+    this.#controller.abort(new Interrupted());
+  }
+
+  /** Stops working on the job without changing its status (Delete, server shutdown). */
+  cancel(): Promise<void> {
+    this.#cancelled = true;
+    this.#controller.abort(new Interrupted());
+    return this.done;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#cancelled) {
+      if (this.#controller.signal.aborted) this.#controller = new AbortController();
+      const signal = this.#controller.signal;
+      const job = await this.#deps.store.getJob(this.jobId);
+      if (job === null) return;
+      try {
+        if (!(await this.#step(job, signal))) return;
+      } catch (error) {
+        if (signal.aborted || this.#cancelled) continue;
+        await this.#handleFailure(job, error, signal).catch((inner: unknown) => {
+          if (!signal.aborted) this.#log.error({ err: String(inner) }, 'recording a failure failed');
+        });
+      }
+    }
+  }
+
+  /** Does what the status asks. Resolves false when nothing is left to do for this job. */
+  async #step(job: MigrationJob, signal: AbortSignal): Promise<boolean> {
+    switch (job.status) {
+      case 'STARTING':
+        await this.#start(job, signal);
+        return true;
+      case 'RESTARTING':
+        await this.#wipe(job, signal);
+        await this.#event('restarted', { message: 'Restart removed what the job wrote on the destination; starting over with a full dump' });
+        return true;
+      case 'RUNNING':
+      case 'RUNNING_WITH_ERRORS':
+        if (job.phase === 'FULL_DUMP') {
+          await this.#fullDump(job, signal);
+          return true;
+        }
+        throw new FerryError('NOT_IMPLEMENTED', `The ${job.phase ?? 'unknown'} phase is not built yet: Ferry runs one-time jobs (full dump) only. Delete this job and create a one-time job.`);
+      case 'RESUMING':
+        await this.#event('resumed', { message: 'Resumed from the last checkpoint' });
+        return true;
+      case 'STOPPING':
+        await this.#event('stopped', { message: 'Stopped: the in-flight work was rolled back; the checkpoint is saved' });
+        return false;
+      case 'FAILED':
+        if (job.error?.recoverable !== true) return false;
+        await this.#probe(job, signal);
+        return true;
+      case 'NOT_STARTED':
+      case 'COMPLETED':
+      case 'STOPPED':
+        return false;
+    }
+  }
+
+  #engines(job: MigrationJob): { source: Engine; destination: Engine } {
+    return { source: this.#deps.engines.get(job.sourceEngine), destination: this.#deps.engines.get(job.destinationEngine) };
+  }
+
+  async #connections(job: MigrationJob): Promise<{ sourceParams: ConnectionParams; destinationParams: ConnectionParams }> {
+    const [sourceParams, destinationParams] = await Promise.all([
+      this.#deps.resolveConnection(job.sourceProfileId),
+      this.#deps.resolveConnection(job.destinationProfileId),
+    ]);
+    return { sourceParams, destinationParams };
+  }
+
+  /** Verifies prerequisites; on success the job is Running (Full dump in progress). */
+  async #start(job: MigrationJob, signal: AbortSignal): Promise<void> {
+    const { source, destination } = this.#engines(job);
+    const { sourceParams, destinationParams } = await this.#connections(job);
+    await this.#requireReachable(source, sourceParams, destination, destinationParams);
+    signal.throwIfAborted();
+    const checks: VerifyCheck[] = await source.verifySource(sourceParams, job.selection, job.type);
+    if (!checks.some((c) => c.severity === 'error')) {
+      const schema = await source.readSchema(sourceParams, job.selection);
+      checks.push(...(await destination.verifyDestination(destinationParams, schema)));
+    }
+    signal.throwIfAborted();
+    const blocking = checks.filter((c) => c.severity === 'error');
+    if (blocking.length > 0) throw checksToError(blocking);
+    for (const warning of checks.filter((c) => c.severity === 'warning')) {
+      await this.#deps.store.appendJobEvent({
+        jobId: job.id, time: this.#deps.clock.now(), kind: 'info', actor: 'system',
+        message: `Warning ${warning.code}: ${warning.message}`, details: { code: warning.code, objects: warning.objects ?? [] },
+      });
+    }
+    this.#succeeded();
+    await this.#event('started', { message: 'Prerequisites verified; full dump in progress' });
+  }
+
+  async #requireReachable(source: Engine, sourceParams: ConnectionParams, destination: Engine, destinationParams: ConnectionParams): Promise<void> {
+    const [sourceReport, destinationReport] = await Promise.all([
+      source.testConnection(sourceParams),
+      destination.testConnection(destinationParams),
+    ]);
+    for (const [side, report] of [['source', sourceReport], ['destination', destinationReport]] as const) {
+      if (!report.ok) {
+        const cause = report.error ?? new FerryError('INTERNAL', `The ${side} could not be used; test its connection profile.`);
+        throw new FerryError(cause.code, `The ${side} database: ${cause.message}`, {
+          retryable: cause.retryable, recoverable: cause.recoverable, details: { ...cause.details, side }, cause,
+        });
+      }
+    }
+  }
+
+  async #fullDump(job: MigrationJob, signal: AbortSignal): Promise<void> {
+    const { source, destination } = this.#engines(job);
+    const { sourceParams, destinationParams } = await this.#connections(job);
+    const failures = await runFullDumpAttempt(job, {
+      store: this.#deps.store, clock: this.#deps.clock, logger: this.#deps.logger,
+      source, destination, sourceParams, destinationParams,
+    }, signal);
+    if (failures.length > 0) throw failuresToError(failures);
+    this.#succeeded();
+    if (job.type === 'one-time') {
+      await this.#markObjects(job.id, 'COMPLETED');
+      await this.#event('completed', { message: 'Full dump completed: the destination holds the source\'s data' });
+    } else {
+      await this.#event('dumpCompleted', { message: 'Full dump completed; incremental load begins' });
+    }
+  }
+
+  async #markObjects(jobId: string, state: 'COMPLETED'): Promise<void> {
+    const now = this.#deps.clock.now();
+    const objects = await this.#deps.store.listJobObjects(jobId);
+    await this.#deps.store.upsertJobObjects(objects.map((o) => ({ ...o, state, updateTime: now })));
+  }
+
+  /** Restart: removes what the job created on the destination and empties tables it loaded but found. */
+  async #wipe(job: MigrationJob, signal: AbortSignal): Promise<void> {
+    const { destination } = this.#engines(job);
+    const { destinationParams } = await this.#connections(job);
+    const created = (await this.#deps.store.getCheckpoint<CreatedObject[]>(job.id, CREATED_OBJECTS_CHECKPOINT)) ?? [];
+    const createdTables = new Set(created.filter((o) => o.kind === 'table').map((o) => `${o.schema ?? ''}.${o.name}`));
+    const loadedTables: QualifiedName[] = (await this.#deps.store.listJobObjects(job.id))
+      .filter((o) => o.state !== 'NOT_STARTED' && !createdTables.has(o.name))
+      .map((o) => splitQualifiedName(o.name));
+    signal.throwIfAborted();
+    const writer = await destination.openSchemaWriter(destinationParams);
+    try {
+      await writer.truncateTables(loadedTables);
+      await writer.dropObjects(created);
+    } finally {
+      await writer.close();
+    }
+    await this.#deps.store.deleteJobObjects(job.id);
+    await this.#deps.store.deleteCheckpoints(job.id);
+    this.#succeeded();
+  }
+
+  /** Failed with a recoverable error: waits, tests both servers, resumes when both answer. */
+  async #probe(job: MigrationJob, signal: AbortSignal): Promise<void> {
+    await sleep(this.#deps.retryPolicy.probeIntervalMs, signal);
+    const { source, destination } = this.#engines(job);
+    const { sourceParams, destinationParams } = await this.#connections(job);
+    const [a, b] = await Promise.all([source.testConnection(sourceParams), destination.testConnection(destinationParams)]);
+    signal.throwIfAborted();
+    if (a.ok && b.ok) {
+      this.#succeeded();
+      await this.#event('resumed', { message: `The cause of ${job.error?.code ?? 'the failure'} is gone; resuming from the last checkpoint` });
+    } else {
+      this.#log.info({ source: a.error?.code ?? 'ok', destination: b.error?.code ?? 'ok' }, 'probe: still failing');
+    }
+  }
+
+  #succeeded(): void {
+    this.#failingSince = null;
+    this.#failures = 0;
+  }
+
+  async #handleFailure(job: MigrationJob, raw: unknown, signal: AbortSignal): Promise<void> {
+    const error = raw instanceof FerryError ? raw : this.#classify(job, raw);
+    this.#log.warn({ code: error.code, retryable: error.retryable, status: job.status, msg: error.message }, 'job step failed');
+    if (!error.retryable) {
+      await this.#event('failed', { error });
+      return;
+    }
+    const now = Date.now();
+    this.#failingSince ??= now;
+    this.#failures++;
+    if (now - this.#failingSince >= this.#deps.retryPolicy.budgetMs) {
+      const budgetSeconds = Math.round(this.#deps.retryPolicy.budgetMs / 1000);
+      await this.#event('failed', {
+        error: new FerryError(error.code, `${error.message} (still failing after ${budgetSeconds} s of retries; Ferry keeps checking and resumes by itself once the cause is fixed)`, {
+          retryable: false, recoverable: true, details: error.details, cause: error,
+        }),
+      });
+      return;
+    }
+    await this.#event('degraded', { error });
+    await sleep(retryDelayMs(this.#deps.retryPolicy, this.#failures), signal);
+  }
+
+  #classify(job: MigrationJob, raw: unknown): FerryError {
+    try {
+      return this.#deps.engines.get(job.sourceEngine).classifyError(raw);
+    } catch {
+      return new FerryError('INTERNAL', `Unexpected error: ${raw instanceof Error ? raw.message : String(raw)}`, { cause: raw });
+    }
+  }
+
+  async #event(event: JobEvent, options: EventOptions = {}): Promise<void> {
+    await recordJobEvent(this.#deps.store, this.#deps.clock, this.jobId, event, options);
+  }
+}
+
+function splitQualifiedName(name: string): QualifiedName {
+  const dot = name.indexOf('.');
+  return { schema: name.slice(0, dot), name: name.slice(dot + 1) };
+}
+
+/** Blocking verify checks become one error that lists every problem and what to do. */
+export function checksToError(checks: VerifyCheck[]): FerryError {
+  const first = checks[0] as VerifyCheck;
+  const code = isErrorCode(first.code) ? first.code : 'FAILED_PRECONDITION';
+  const message = checks.length === 1
+    ? first.message
+    : `${checks.length} problems block the start: ${checks.map((c, i) => `(${i + 1}) ${c.message}`).join(' ')}`;
+  return new FerryError(code, message, { details: { checks } });
+}
+
+function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code);
+}
+
+/** The dump's failures become one error: the first permanent one wins, tables are named. */
+export function failuresToError(failures: DumpFailure[]): FerryError {
+  const primary = failures.find((f) => !f.error.retryable) ?? (failures[0] as DumpFailure);
+  const tables = failures.map((f) => f.table).filter((t): t is string => t !== null);
+  const where = primary.table === null ? '' : `Copying table ${primary.table} failed: `;
+  const more = tables.length > 1 ? ` (${tables.length} tables failed: ${tables.slice(0, 10).join(', ')}${tables.length > 10 ? ', ...' : ''})` : '';
+  return new FerryError(primary.error.code, `${where}${primary.error.message}${more}`, {
+    retryable: primary.error.retryable,
+    recoverable: primary.error.recoverable,
+    details: { ...primary.error.details, tables },
+    cause: primary.error,
+  });
+}
+

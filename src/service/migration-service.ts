@@ -1,0 +1,527 @@
+/**
+ * The use cases behind the API, the CLI and the console. Validates, checks the lifecycle,
+ * writes the store, and wakes the job's worker; the pipeline does the migrating.
+ */
+import { randomBytes } from 'node:crypto';
+import type { z } from 'zod';
+import { DEFAULT_PORTS, type ConnectionParams } from '../core/connection-profile.js';
+import { FerryError } from '../core/errors.js';
+import {
+  STATUS_LABELS,
+  availableActions,
+  nextStatusForAction,
+  substatusOf,
+  type JobAction,
+} from '../core/lifecycle.js';
+import { runningMillisAt, withStatus, type JobObject, type MigrationJob } from '../core/migration-job.js';
+import { validateSelection } from '../core/object-selection.js';
+import type { ConnectionReport, VerifyCheck } from '../engines/engine.js';
+import type { EngineRegistry } from '../engines/engine-registry.js';
+import type { Clock } from '../pipeline/clock.js';
+import type { Logger } from '../pipeline/logger.js';
+import type { MetadataStore, StoredProfile } from '../store/metadata-store.js';
+import type { Actor, FerryService, PageView } from './ferry-service.js';
+import {
+  CreateJobInput,
+  CreateProfileInput,
+  JobListQuery,
+  ListQuery,
+  UpdateJobInput,
+  UpdateProfileInput,
+  type ConnectionTestView,
+  type JobEventView,
+  type JobObjectView,
+  type JobView,
+  type ProfileView,
+  type VerifyReportView,
+} from './inputs.js';
+import type { SecretBox } from './secret-box.js';
+import { parseInput } from './parse-input.js';
+
+/** The part of the job supervisor the service drives. */
+export interface JobWorkers {
+  /** The job's status changed: make its worker act on it. */
+  wake(jobId: string): void;
+  /** Stop working on the job without changing its status; resolves when let go. */
+  cancel(jobId: string): Promise<void>;
+}
+
+export interface MigrationServiceDeps {
+  store: MetadataStore;
+  engines: EngineRegistry;
+  workers: JobWorkers;
+  clock: Clock;
+  secrets: SecretBox;
+  logger: Logger;
+}
+
+/** Engine pairs and job types this build runs. Anything else is refused with NOT_IMPLEMENTED. */
+const SUPPORTED_JOBS: Array<{ source: string; destination: string; type: string }> = [
+  { source: 'postgresql', destination: 'postgresql', type: 'one-time' },
+];
+
+export class MigrationService implements FerryService {
+  readonly #deps: MigrationServiceDeps;
+
+  constructor(deps: MigrationServiceDeps) {
+    this.#deps = deps;
+  }
+
+  // Connection profiles
+
+  async createProfile(raw: z.input<typeof CreateProfileInput>, actor: Actor): Promise<ProfileView> {
+    const input = parseInput(CreateProfileInput, raw);
+    const now = this.#deps.clock.now();
+    const id = input.id ?? generateId(input.displayName);
+    if (await this.#deps.store.getProfile(id)) {
+      throw new FerryError('ALREADY_EXISTS', `A connection profile with id "${id}" exists already; choose another id or update that profile.`);
+    }
+    const profile: StoredProfile = {
+      id,
+      displayName: input.displayName,
+      engine: input.engine,
+      host: input.host,
+      port: input.port ?? DEFAULT_PORTS[input.engine],
+      database: input.database ?? (input.engine === 'postgresql' ? 'postgres' : null),
+      username: input.username,
+      connectivityMethod: input.connectivityMethod,
+      labels: input.labels,
+      createTime: now,
+      updateTime: now,
+      tlsMode: input.tls?.mode ?? 'none',
+      encryptedPassword: input.password === undefined ? null : this.#deps.secrets.encrypt(input.password),
+      caCertificate: input.tls?.caCertificate ?? null,
+      clientCertificate: input.tls?.clientCertificate ?? null,
+      encryptedClientKey: input.tls?.clientKey === undefined ? null : this.#deps.secrets.encrypt(input.tls.clientKey),
+    };
+    validateProfile(profile);
+    await this.#deps.store.insertProfile(profile);
+    this.#deps.logger.info({ profileId: id, actor }, 'connection profile created');
+    return toProfileView(profile);
+  }
+
+  async getProfile(id: string): Promise<ProfileView> {
+    return toProfileView(await this.#profile(id));
+  }
+
+  async listProfiles(raw: z.input<typeof ListQuery>): Promise<PageView<ProfileView>> {
+    const query = parseInput(ListQuery, raw);
+    const page = await this.#deps.store.listProfiles({ pageSize: query.pageSize, pageToken: query.pageToken ?? null });
+    return { items: page.items.map(toProfileView), nextPageToken: page.nextPageToken };
+  }
+
+  async updateProfile(id: string, raw: z.input<typeof UpdateProfileInput>, actor: Actor): Promise<ProfileView> {
+    const input = parseInput(UpdateProfileInput, raw);
+    const current = await this.#profile(id);
+    const { secrets } = this.#deps;
+    const updated: StoredProfile = {
+      ...current,
+      displayName: input.displayName ?? current.displayName,
+      host: input.host ?? current.host,
+      port: input.port ?? current.port,
+      database: input.database === undefined ? current.database : input.database,
+      username: input.username ?? current.username,
+      connectivityMethod: input.connectivityMethod ?? current.connectivityMethod,
+      labels: input.labels ?? current.labels,
+      tlsMode: input.tls?.mode ?? current.tlsMode,
+      caCertificate: input.tls?.caCertificate ?? current.caCertificate,
+      clientCertificate: input.tls?.clientCertificate ?? current.clientCertificate,
+      encryptedClientKey: input.tls?.clientKey === undefined ? current.encryptedClientKey : secrets.encrypt(input.tls.clientKey),
+      encryptedPassword:
+        input.password === undefined ? current.encryptedPassword : input.password === null ? null : secrets.encrypt(input.password),
+      updateTime: this.#deps.clock.now(),
+    };
+    validateProfile(updated);
+    await this.#deps.store.updateProfile(updated);
+    this.#deps.logger.info({ profileId: id, actor }, 'connection profile updated');
+    // A job probing after an authentication failure picks the new password up at its next probe.
+    return toProfileView(updated);
+  }
+
+  async deleteProfile(id: string, actor: Actor): Promise<void> {
+    await this.#profile(id);
+    const users = (await this.#deps.store.listJobsUsingProfile(id)).filter((job) => job.status !== 'COMPLETED');
+    if (users.length > 0) {
+      throw new FerryError(
+        'PROFILE_IN_USE',
+        `Connection profile "${id}" is used by ${users.length === 1 ? 'job' : 'jobs'} ${users.map((j) => `"${j.id}" (${STATUS_LABELS[j.status]})`).join(', ')}; delete ${users.length === 1 ? 'that job' : 'those jobs'} or wait until ${users.length === 1 ? 'it is' : 'they are'} Completed.`,
+        { details: { jobs: users.map((j) => j.id) } },
+      );
+    }
+    await this.#deps.store.deleteProfile(id);
+    this.#deps.logger.info({ profileId: id, actor }, 'connection profile deleted');
+  }
+
+  async testProfile(id: string): Promise<ConnectionTestView> {
+    const params = this.#connectionParams(await this.#profile(id));
+    return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
+  }
+
+  async testProfileInput(raw: z.input<typeof CreateProfileInput>): Promise<ConnectionTestView> {
+    const input = parseInput(CreateProfileInput, raw);
+    const params: ConnectionParams = {
+      engine: input.engine,
+      host: input.host,
+      port: input.port ?? DEFAULT_PORTS[input.engine],
+      database: input.database ?? (input.engine === 'postgresql' ? 'postgres' : null),
+      username: input.username,
+      password: input.password ?? null,
+      tls: { mode: input.tls?.mode ?? 'none', caCertificate: input.tls?.caCertificate, clientCertificate: input.tls?.clientCertificate, clientKey: input.tls?.clientKey },
+    };
+    return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
+  }
+
+  /** The profile's connection parameters with secrets decrypted. For the pipeline; never returned by the API. */
+  async resolveConnection(profileId: string): Promise<ConnectionParams> {
+    return this.#connectionParams(await this.#profile(profileId));
+  }
+
+  // Migration jobs
+
+  async createJob(raw: z.input<typeof CreateJobInput>, actor: Actor): Promise<JobView> {
+    const input = parseInput(CreateJobInput, raw);
+    const problems = validateSelection(input.selection);
+    if (problems.length > 0) {
+      throw new FerryError('INVALID_ARGUMENT', `selection: ${problems.join('; ')}`, { details: { fields: problems.map((message) => ({ path: 'selection', message })) } });
+    }
+    const [source, destination] = await Promise.all([
+      this.#profile(input.sourceProfileId, 'sourceProfileId'),
+      this.#profile(input.destinationProfileId, 'destinationProfileId'),
+    ]);
+    if (source.id === destination.id) {
+      throw new FerryError('INVALID_ARGUMENT', 'sourceProfileId and destinationProfileId are the same profile; a job copies from one database to another.');
+    }
+    requireSupported(source.engine, destination.engine, input.type);
+    const id = input.id ?? generateId(input.displayName);
+    if (await this.#deps.store.getJob(id)) {
+      throw new FerryError('ALREADY_EXISTS', `A migration job with id "${id}" exists already; choose another id.`);
+    }
+    const now = this.#deps.clock.now();
+    const job: MigrationJob = {
+      id,
+      displayName: input.displayName,
+      type: input.type,
+      sourceProfileId: source.id,
+      destinationProfileId: destination.id,
+      sourceEngine: source.engine,
+      destinationEngine: destination.engine,
+      connectivityMethod: source.connectivityMethod,
+      selection: input.selection,
+      dumpParallelism: input.dumpParallelism,
+      labels: input.labels,
+      status: 'NOT_STARTED',
+      phase: null,
+      error: null,
+      promoteRequested: false,
+      createTime: now,
+      updateTime: now,
+      startTime: null,
+      endTime: null,
+      runningMillis: 0,
+      runStartTime: null,
+    };
+    await this.#deps.store.insertJob(job);
+    await this.#deps.store.appendJobEvent({ jobId: id, time: now, kind: 'created', actor, status: 'NOT_STARTED', message: `Job created by ${actor}` });
+    return this.#toJobView(job);
+  }
+
+  async getJob(id: string): Promise<JobView> {
+    return this.#toJobView(await this.#job(id));
+  }
+
+  async listJobs(raw: z.input<typeof JobListQuery>): Promise<PageView<JobView>> {
+    const query = parseInput(JobListQuery, raw);
+    const page = await this.#deps.store.listJobs({ pageSize: query.pageSize, pageToken: query.pageToken ?? null, status: query.status });
+    return { items: await Promise.all(page.items.map((job) => this.#toJobView(job))), nextPageToken: page.nextPageToken };
+  }
+
+  async updateJob(id: string, raw: z.input<typeof UpdateJobInput>, actor: Actor): Promise<JobView> {
+    const input = parseInput(UpdateJobInput, raw);
+    const job = await this.#job(id);
+    if ((input.selection !== undefined || input.dumpParallelism !== undefined) && job.status !== 'NOT_STARTED') {
+      throw new FerryError('FAILED_PRECONDITION', `The selection and dump parallelism of job "${id}" can change only while it is Not started; it is ${STATUS_LABELS[job.status]}. Create a new job instead.`);
+    }
+    if (input.selection !== undefined) {
+      const problems = validateSelection(input.selection);
+      if (problems.length > 0) throw new FerryError('INVALID_ARGUMENT', `selection: ${problems.join('; ')}`);
+    }
+    const updated: MigrationJob = {
+      ...job,
+      displayName: input.displayName ?? job.displayName,
+      labels: input.labels ?? job.labels,
+      selection: input.selection ?? job.selection,
+      dumpParallelism: input.dumpParallelism ?? job.dumpParallelism,
+      updateTime: this.#deps.clock.now(),
+    };
+    if (!(await this.#deps.store.updateJob(updated, job.status))) {
+      throw new FerryError('FAILED_PRECONDITION', `Job "${id}" changed status while it was being updated; read it again and retry.`);
+    }
+    this.#deps.logger.info({ jobId: id, actor }, 'job updated');
+    return this.#toJobView(updated);
+  }
+
+  async applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor): Promise<JobView> {
+    const job = await this.#job(id);
+    const target = this.#allowed(job, action);
+    if (action === 'start') requireSupported(job.sourceEngine, job.destinationEngine, job.type);
+    const now = this.#deps.clock.now();
+    let updated: MigrationJob;
+    if (action === 'promote' && target === job.status) {
+      updated = { ...job, promoteRequested: true, updateTime: now };
+    } else {
+      updated = withStatus(job, target as MigrationJob['status'], job.phase, now);
+      if (action === 'start' || action === 'restart') updated = { ...updated, error: null, phase: null, endTime: null };
+      if (action === 'promote') updated = { ...updated, promoteRequested: true };
+    }
+    if (!(await this.#deps.store.updateJob(updated, job.status))) {
+      const fresh = await this.#job(id);
+      throw this.#notAllowed(fresh, action);
+    }
+    await this.#deps.store.appendJobEvent({
+      jobId: id, time: now, kind: 'action', actor, action, status: updated.status, phase: updated.phase,
+      message: `${capitalize(action)} requested by ${actor}`,
+    });
+    this.#deps.workers.wake(id);
+    return this.#toJobView(updated);
+  }
+
+  async deleteJob(id: string, actor: Actor): Promise<void> {
+    const job = await this.#job(id);
+    this.#allowed(job, 'delete');
+    await this.#deps.workers.cancel(id);
+    // One-time jobs leave nothing on the source; continuous jobs will drop their slot and publication here.
+    await this.#deps.store.deleteJob(id);
+    this.#deps.logger.info({ jobId: id, actor, status: job.status }, 'job deleted; destination data kept');
+  }
+
+  async verifyJob(id: string): Promise<VerifyReportView> {
+    const job = await this.#job(id);
+    const checks: VerifyCheck[] = [];
+    const unsupported = supportError(job.sourceEngine, job.destinationEngine, job.type);
+    if (unsupported) {
+      checks.push({ code: 'UNSUPPORTED_ENGINE_PAIR', side: 'source', severity: 'error', message: unsupported.message });
+      return { ok: false, checks };
+    }
+    const source = this.#deps.engines.get(job.sourceEngine);
+    const destination = this.#deps.engines.get(job.destinationEngine);
+    const [sourceParams, destinationParams] = await Promise.all([
+      this.resolveConnection(job.sourceProfileId),
+      this.resolveConnection(job.destinationProfileId),
+    ]);
+    checks.push(...(await source.verifySource(sourceParams, job.selection, job.type)));
+    if (!checks.some((c) => c.severity === 'error')) {
+      const schema = await source.readSchema(sourceParams, job.selection);
+      checks.push(...(await destination.verifyDestination(destinationParams, schema)));
+    } else {
+      const report = await destination.testConnection(destinationParams);
+      checks.push(...connectivityChecks(report, 'destination'));
+    }
+    return { ok: !checks.some((c) => c.severity === 'error'), checks };
+  }
+
+  async listJobObjects(id: string): Promise<JobObjectView[]> {
+    await this.#job(id);
+    return (await this.#deps.store.listJobObjects(id)).map(toObjectView);
+  }
+
+  async listJobEvents(id: string, afterId?: number): Promise<z.infer<typeof JobEventView>[]> {
+    await this.#job(id);
+    return (await this.#deps.store.listJobEvents(id, { afterId, limit: 1000 })).map((event) => ({
+      id: event.id, time: event.time, kind: event.kind, message: event.message, actor: event.actor,
+      ...(event.action === undefined ? {} : { action: event.action }),
+      ...(event.status === undefined ? {} : { status: event.status }),
+      ...(event.phase === undefined ? {} : { phase: event.phase }),
+      ...(event.details === undefined ? {} : { details: event.details }),
+    }));
+  }
+
+  // Helpers
+
+  async #profile(id: string, field?: string): Promise<StoredProfile> {
+    const profile = await this.#deps.store.getProfile(id);
+    if (profile === null) {
+      throw new FerryError('NOT_FOUND', `${field ? `${field}: ` : ''}connection profile "${id}" does not exist; list profiles with \`ferry profiles list\`.`, { details: { profileId: id } });
+    }
+    return profile;
+  }
+
+  async #job(id: string): Promise<MigrationJob> {
+    const job = await this.#deps.store.getJob(id);
+    if (job === null) {
+      throw new FerryError('NOT_FOUND', `Migration job "${id}" does not exist; list jobs with \`ferry jobs list\`.`, { details: { jobId: id } });
+    }
+    return job;
+  }
+
+  #allowed(job: MigrationJob, action: JobAction): ReturnType<typeof nextStatusForAction> & string {
+    const target = nextStatusForAction(job, action);
+    if (target === null) throw this.#notAllowed(job, action);
+    return target;
+  }
+
+  #notAllowed(job: MigrationJob, action: JobAction): FerryError {
+    const substatus = substatusOf(job);
+    const allowed = availableActions(job);
+    return new FerryError(
+      'ACTION_NOT_ALLOWED',
+      `Cannot ${action} migration job "${job.id}": it is ${STATUS_LABELS[job.status]}${substatus ? ` (${substatus})` : ''}. Allowed now: ${allowed.length > 0 ? allowed.join(', ') : 'none'}.`,
+      { details: { status: job.status, substatus, availableActions: allowed, action } },
+    );
+  }
+
+  #connectionParams(profile: StoredProfile): ConnectionParams {
+    const { secrets } = this.#deps;
+    return {
+      engine: profile.engine,
+      host: profile.host,
+      port: profile.port,
+      database: profile.database,
+      username: profile.username,
+      password: profile.encryptedPassword === null ? null : secrets.decrypt(profile.encryptedPassword),
+      tls: {
+        mode: profile.tlsMode,
+        caCertificate: profile.caCertificate ?? undefined,
+        clientCertificate: profile.clientCertificate ?? undefined,
+        clientKey: profile.encryptedClientKey === null ? undefined : secrets.decrypt(profile.encryptedClientKey),
+      },
+    };
+  }
+
+  async #toJobView(job: MigrationJob): Promise<JobView> {
+    const [objects, source, destination] = await Promise.all([
+      this.#deps.store.listJobObjects(job.id),
+      this.#deps.store.getProfile(job.sourceProfileId),
+      this.#deps.store.getProfile(job.destinationProfileId),
+    ]);
+    return {
+      id: job.id,
+      displayName: job.displayName,
+      type: job.type,
+      status: job.status,
+      statusLabel: STATUS_LABELS[job.status],
+      substatus: substatusOf(job),
+      phase: job.phase,
+      availableActions: availableActions(job),
+      sourceProfileId: job.sourceProfileId,
+      sourceProfileName: source?.displayName ?? null,
+      sourceEngine: job.sourceEngine,
+      destinationProfileId: job.destinationProfileId,
+      destinationProfileName: destination?.displayName ?? null,
+      destinationEngine: job.destinationEngine,
+      connectivityMethod: job.connectivityMethod,
+      selection: job.selection,
+      dumpParallelism: job.dumpParallelism,
+      labels: job.labels,
+      createTime: job.createTime,
+      updateTime: job.updateTime,
+      startTime: job.startTime,
+      endTime: job.endTime,
+      durationSeconds: Math.round(runningMillisAt(job, this.#deps.clock.now()) / 1000),
+      error: job.error,
+      progress: summarizeProgress(objects),
+    };
+  }
+}
+
+function summarizeProgress(objects: JobObject[]): JobView['progress'] {
+  let rowsCopied = 0;
+  let bytesCopied = 0;
+  let estimatedRows = 0;
+  let estimatedBytes = 0;
+  let tablesCompleted = 0;
+  for (const o of objects) {
+    rowsCopied += o.rowsCopied;
+    bytesCopied += o.bytesCopied;
+    estimatedRows += Math.max(0, o.estimatedRows);
+    estimatedBytes += Math.max(0, o.estimatedBytes);
+    if (o.state === 'DUMPED' || o.state === 'COMPLETED' || o.state === 'REPLICATING') tablesCompleted++;
+  }
+  const byTables = objects.length === 0 ? 0 : tablesCompleted / objects.length;
+  const byRows = estimatedRows > 0 ? Math.min(1, rowsCopied / estimatedRows) : byTables;
+  // Rows copied of the estimate, but never more than the tables finished allow (estimates drift).
+  const fraction = tablesCompleted === objects.length && objects.length > 0 ? 1 : Math.min(byRows, 0.99);
+  return {
+    tablesTotal: objects.length, tablesCompleted, rowsCopied, bytesCopied, estimatedRows, estimatedBytes,
+    percent: Math.round(fraction * 1000) / 10,
+  };
+}
+
+function toObjectView(o: JobObject): JobObjectView {
+  return {
+    name: o.name, state: o.state, rowsCopied: o.rowsCopied, bytesCopied: o.bytesCopied,
+    estimatedRows: o.estimatedRows, estimatedBytes: o.estimatedBytes, error: o.error, updateTime: o.updateTime,
+  };
+}
+
+function toProfileView(p: StoredProfile): ProfileView {
+  return {
+    id: p.id,
+    displayName: p.displayName,
+    engine: p.engine,
+    host: p.host,
+    port: p.port,
+    database: p.database,
+    username: p.username,
+    passwordSet: p.encryptedPassword !== null,
+    tls: { mode: p.tlsMode, caCertificateSet: p.caCertificate !== null, clientCertificateSet: p.clientCertificate !== null },
+    connectivityMethod: p.connectivityMethod,
+    labels: p.labels,
+    createTime: p.createTime,
+    updateTime: p.updateTime,
+  };
+}
+
+function toTestView(report: ConnectionReport): ConnectionTestView {
+  return {
+    ok: report.ok,
+    serverVersion: report.serverVersion,
+    settings: report.settings,
+    privileges: report.privileges,
+    checks: report.checks,
+    error: report.error === null ? null : { code: report.error.code, message: report.error.message },
+  };
+}
+
+function connectivityChecks(report: ConnectionReport, side: 'source' | 'destination'): VerifyCheck[] {
+  if (report.ok) return [{ code: 'CONNECTIVITY', side, severity: 'ok', message: `Connected to ${report.serverVersion ?? 'the server'}.` }];
+  return [{ code: report.error?.code ?? 'CONNECTIVITY', side, severity: 'error', message: report.error?.message ?? 'The server could not be reached.' }];
+}
+
+function validateProfile(p: StoredProfile): void {
+  if (p.engine === 'postgresql' && (p.database === null || p.database === '')) {
+    throw new FerryError('INVALID_ARGUMENT', 'database: required for PostgreSQL profiles (the database to migrate from or to).', { details: { fields: [{ path: 'database', message: 'required for PostgreSQL' }] } });
+  }
+  if ((p.tlsMode === 'server-only' || p.tlsMode === 'server-client') && p.caCertificate === null) {
+    throw new FerryError('INVALID_ARGUMENT', `tls.caCertificate: required with tls.mode "${p.tlsMode}" (the PEM of the CA that signed the server's certificate).`, { details: { fields: [{ path: 'tls.caCertificate', message: 'required' }] } });
+  }
+  if (p.tlsMode === 'server-client' && (p.clientCertificate === null || p.encryptedClientKey === null)) {
+    throw new FerryError('INVALID_ARGUMENT', 'tls.clientCertificate and tls.clientKey: required with tls.mode "server-client".', { details: { fields: [{ path: 'tls.clientCertificate', message: 'required' }] } });
+  }
+  if (p.connectivityMethod === 'ssh-tunnel') {
+    throw new FerryError('NOT_IMPLEMENTED', 'connectivityMethod "ssh-tunnel" is not built yet; use "direct" (open a tunnel yourself with `ssh -L` and point the profile at it).');
+  }
+}
+
+function supportError(source: string, destination: string, type: string): FerryError | null {
+  if (SUPPORTED_JOBS.some((s) => s.source === source && s.destination === destination && s.type === type)) return null;
+  const pair = `${source} to ${destination}`;
+  if (!SUPPORTED_JOBS.some((s) => s.source === source && s.destination === destination)) {
+    return new FerryError('NOT_IMPLEMENTED', `${pair} migrations are not built yet: this Ferry runs one-time PostgreSQL to PostgreSQL jobs. MySQL/MariaDB support is on the way.`, { details: { source, destination, type } });
+  }
+  return new FerryError('NOT_IMPLEMENTED', `${type} jobs are not built yet for ${pair}: this Ferry runs one-time jobs (full dump). Create the job with type "one-time".`, { details: { source, destination, type } });
+}
+
+function requireSupported(source: string, destination: string, type: string): void {
+  const error = supportError(source, destination, type);
+  if (error) throw error;
+}
+
+function generateId(displayName: string): string {
+  const slug = displayName.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+  const prefix = /^[a-z]/.test(slug) ? slug : `x-${slug}`.replace(/-+$/, '');
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+function capitalize(word: string): string {
+  return word.charAt(0).toUpperCase() + word.slice(1);
+}

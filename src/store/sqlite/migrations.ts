@@ -1,0 +1,185 @@
+/**
+ * Versioned schema migrations of the SQLite metadata store. Append only: a released
+ * migration never changes; a schema change is a new migration with the next version.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import { FerryError } from '../../core/errors.js';
+
+export interface SchemaMigration {
+  /** 1, 2, 3, ... in order, without gaps. */
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly SchemaMigration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE connection_profiles (
+        id TEXT PRIMARY KEY,
+        display_name TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        database TEXT,
+        username TEXT NOT NULL,
+        tls_mode TEXT NOT NULL,
+        connectivity_method TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        encrypted_password TEXT,
+        ca_certificate TEXT,
+        client_certificate TEXT,
+        encrypted_client_key TEXT,
+        create_time TEXT NOT NULL,
+        update_time TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX connection_profiles_create_time_id ON connection_profiles (create_time, id);
+
+      -- No foreign key to connection_profiles: a Completed job outlives its profiles.
+      CREATE TABLE migration_jobs (
+        id TEXT PRIMARY KEY,
+        display_name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        source_profile_id TEXT NOT NULL,
+        destination_profile_id TEXT NOT NULL,
+        source_engine TEXT NOT NULL,
+        destination_engine TEXT NOT NULL,
+        connectivity_method TEXT NOT NULL,
+        selection TEXT NOT NULL,
+        dump_parallelism INTEGER NOT NULL,
+        labels TEXT NOT NULL,
+        status TEXT NOT NULL,
+        phase TEXT,
+        error TEXT,
+        promote_requested INTEGER NOT NULL,
+        create_time TEXT NOT NULL,
+        update_time TEXT NOT NULL,
+        start_time TEXT,
+        end_time TEXT,
+        running_millis INTEGER NOT NULL,
+        run_start_time TEXT
+      ) STRICT;
+      CREATE INDEX migration_jobs_create_time_id ON migration_jobs (create_time, id);
+      CREATE INDEX migration_jobs_status ON migration_jobs (status);
+      CREATE INDEX migration_jobs_source_profile_id ON migration_jobs (source_profile_id);
+      CREATE INDEX migration_jobs_destination_profile_id ON migration_jobs (destination_profile_id);
+
+      CREATE TABLE job_objects (
+        job_id TEXT NOT NULL REFERENCES migration_jobs (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        rows_copied INTEGER NOT NULL,
+        bytes_copied INTEGER NOT NULL,
+        estimated_rows INTEGER NOT NULL,
+        estimated_bytes INTEGER NOT NULL,
+        error TEXT,
+        update_time TEXT NOT NULL,
+        PRIMARY KEY (job_id, name)
+      ) STRICT;
+
+      -- AUTOINCREMENT: an event id is never reused, even after its job is deleted, so that
+      -- a client polling with afterId never misses an event.
+      CREATE TABLE job_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL REFERENCES migration_jobs (id) ON DELETE CASCADE,
+        time TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT,
+        status TEXT,
+        phase TEXT,
+        has_phase INTEGER NOT NULL,
+        details TEXT
+      ) STRICT;
+      CREATE INDEX job_events_job_id_id ON job_events (job_id, id);
+
+      CREATE TABLE checkpoints (
+        job_id TEXT NOT NULL REFERENCES migration_jobs (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (job_id, key)
+      ) STRICT;
+    `,
+  },
+];
+
+/**
+ * Applies the migrations the database has not seen, each in its own transaction, and
+ * returns the versions it applied (empty when the schema was up to date).
+ * Rejects with FAILED_PRECONDITION when the database was written by a newer Ferry.
+ */
+export function migrate(
+  db: BetterSqlite3.Database,
+  migrations: readonly SchemaMigration[] = MIGRATIONS,
+): number[] {
+  checkOrder(migrations);
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      applied_time TEXT NOT NULL
+    ) STRICT
+  `);
+  const latestKnown = migrations.length === 0 ? 0 : migrations[migrations.length - 1].version;
+  const latestApplied = currentVersion(db);
+  if (latestApplied > latestKnown) {
+    throw new FerryError(
+      'FAILED_PRECONDITION',
+      `The metadata database ${db.name} has schema version ${latestApplied}, newer than the ${latestKnown} this Ferry knows; upgrade Ferry or point it at another data directory`,
+    );
+  }
+  const isApplied = db.prepare<[number], number>('SELECT 1 FROM schema_migrations WHERE version = ?').pluck();
+  const record = db.prepare<[number, string, string]>(
+    'INSERT INTO schema_migrations (version, name, applied_time) VALUES (?, ?, ?)',
+  );
+  const applied: number[] = [];
+  for (const migration of migrations) {
+    // IMMEDIATE takes the write lock before the check, so two processes starting together
+    // cannot both apply the same migration.
+    let ran: boolean;
+    try {
+      ran = db
+        .transaction((): boolean => {
+          if (isApplied.get(migration.version) !== undefined) return false;
+          db.exec(migration.sql);
+          record.run(migration.version, migration.name, new Date().toISOString());
+          return true;
+        })
+        .immediate();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new FerryError(
+        'INTERNAL',
+        `Schema migration ${migration.version} (${migration.name}) of ${db.name} failed and was rolled back: ${reason}; the database stays at version ${currentVersion(db)}, fix the cause and restart Ferry`,
+        { cause: error },
+      );
+    }
+    if (ran) applied.push(migration.version);
+  }
+  return applied;
+}
+
+/** The highest applied version, 0 for a new database. */
+export function currentVersion(db: BetterSqlite3.Database): number {
+  const hasTable = db
+    .prepare<[], number>("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    .pluck()
+    .get();
+  if (hasTable === undefined) return 0;
+  const version = db.prepare<[], number | null>('SELECT max(version) FROM schema_migrations').pluck().get();
+  return version ?? 0;
+}
+
+function checkOrder(migrations: readonly SchemaMigration[]): void {
+  migrations.forEach((migration, index) => {
+    if (migration.version !== index + 1) {
+      throw new FerryError(
+        'INTERNAL',
+        `Schema migration "${migration.name}" has version ${migration.version} at position ${index + 1}; number migrations 1, 2, 3, ... in order`,
+      );
+    }
+  });
+}

@@ -1,0 +1,999 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FerryError } from '../../src/core/errors.js';
+import type { JobError } from '../../src/core/errors.js';
+import type { JobStatus } from '../../src/core/lifecycle.js';
+import type { JobObject, MigrationJob, NewJobHistoryEvent } from '../../src/core/migration-job.js';
+import type { StoredProfile } from '../../src/store/metadata-store.js';
+import { MIGRATIONS, currentVersion, migrate } from '../../src/store/sqlite/migrations.js';
+import type { SchemaMigration } from '../../src/store/sqlite/migrations.js';
+import { SqliteMetadataStore } from '../../src/store/sqlite/sqlite-metadata-store.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PAGE_TOKEN_MESSAGE = 'pageToken is not valid; pass the nextPageToken of a previous response';
+
+const openStores: SqliteMetadataStore[] = [];
+const tempDirs: string[] = [];
+
+afterEach(async () => {
+  for (const store of openStores.splice(0)) await store.close();
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-store-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+async function openStore(file = ':memory:'): Promise<SqliteMetadataStore> {
+  const store = SqliteMetadataStore.open(file);
+  openStores.push(store);
+  await store.migrate();
+  return store;
+}
+
+/** Resolves to the FerryError the promise rejects with; fails the test when it resolves. */
+async function rejection(promise: Promise<unknown>): Promise<FerryError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(FerryError);
+    return error as FerryError;
+  }
+  throw new Error('expected the promise to reject, it resolved');
+}
+
+function makeProfile(overrides: Partial<StoredProfile> = {}): StoredProfile {
+  return {
+    id: 'src-pg',
+    displayName: 'Source PostgreSQL',
+    engine: 'postgresql',
+    host: 'db.example.com',
+    port: 5433,
+    database: 'orders',
+    username: 'ferry',
+    tlsMode: 'server-client',
+    connectivityMethod: 'ssh-tunnel',
+    labels: { team: 'payments', env: 'prod' },
+    encryptedPassword: 'v1:pw-cipher',
+    caCertificate: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----',
+    clientCertificate: '-----BEGIN CERTIFICATE-----\nCLIENT\n-----END CERTIFICATE-----',
+    encryptedClientKey: 'v1:key-cipher',
+    createTime: '2024-05-01T10:00:00.000Z',
+    updateTime: '2024-05-02T11:30:00.000Z',
+    ...overrides,
+  };
+}
+
+const SAMPLE_ERROR: JobError = {
+  code: 'CONNECTION_LOST',
+  message: 'The connection to the source was lost; check the network',
+  retryable: true,
+  recoverable: true,
+  details: { host: 'db.example.com', attempts: 3, nested: { ok: false, list: [1, 'two', null] } },
+  time: '2024-05-03T08:00:00.000Z',
+};
+
+function makeJob(overrides: Partial<MigrationJob> = {}): MigrationJob {
+  return {
+    id: 'job-1',
+    displayName: 'Orders to new cluster',
+    type: 'continuous',
+    sourceProfileId: 'src-pg',
+    destinationProfileId: 'dst-pg',
+    sourceEngine: 'postgresql',
+    destinationEngine: 'postgresql',
+    connectivityMethod: 'direct',
+    selection: { include: ['public', 'sales.orders*'], exclude: ['public.tmp_*'] },
+    dumpParallelism: 4,
+    labels: { owner: 'ana', 'cost-center': '42' },
+    status: 'RUNNING_WITH_ERRORS',
+    phase: 'INCREMENTAL_LOAD',
+    error: SAMPLE_ERROR,
+    promoteRequested: true,
+    createTime: '2024-05-01T12:00:00.000Z',
+    updateTime: '2024-05-03T08:00:01.000Z',
+    startTime: '2024-05-01T12:05:00.000Z',
+    endTime: '2024-05-04T00:00:00.000Z',
+    runningMillis: 123_456_789,
+    runStartTime: '2024-05-03T07:00:00.000Z',
+    ...overrides,
+  };
+}
+
+function makeNewJob(overrides: Partial<MigrationJob> = {}): MigrationJob {
+  return makeJob({
+    status: 'NOT_STARTED',
+    phase: null,
+    error: null,
+    promoteRequested: false,
+    selection: { include: [], exclude: [] },
+    labels: {},
+    startTime: null,
+    endTime: null,
+    runningMillis: 0,
+    runStartTime: null,
+    ...overrides,
+  });
+}
+
+function makeObject(overrides: Partial<JobObject> = {}): JobObject {
+  return {
+    jobId: 'job-1',
+    name: 'public.orders',
+    state: 'DUMPING',
+    rowsCopied: 1500,
+    bytesCopied: 9_007_199_254, // beyond 32 bits
+    estimatedRows: 10_000,
+    estimatedBytes: 60_000_000,
+    error: null,
+    updateTime: '2024-05-01T12:10:00.000Z',
+    ...overrides,
+  };
+}
+
+function makeEvent(overrides: Partial<NewJobHistoryEvent> = {}): NewJobHistoryEvent {
+  return {
+    jobId: 'job-1',
+    time: '2024-05-01T12:00:00.000Z',
+    kind: 'info',
+    message: 'something happened',
+    actor: 'system',
+    ...overrides,
+  };
+}
+
+/** Follows nextPageToken to the end; returns the ids page by page. */
+async function collectPages<T extends { id: string }>(
+  list: (pageToken: string | null) => Promise<{ items: T[]; nextPageToken: string | null }>,
+): Promise<string[][]> {
+  const pages: string[][] = [];
+  let token: string | null = null;
+  do {
+    const page: { items: T[]; nextPageToken: string | null } = await list(token);
+    pages.push(page.items.map((item) => item.id));
+    token = page.nextPageToken;
+    if (pages.length > 100) throw new Error('pagination does not end');
+  } while (token !== null);
+  return pages;
+}
+
+describe('SqliteMetadataStore.open', () => {
+  it('puts a file database in WAL mode', async () => {
+    const file = path.join(tempDir(), 'ferry.db');
+    await openStore(file);
+    const raw = new Database(file, { readonly: true });
+    try {
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('rejects a path it cannot open with FAILED_PRECONDITION naming the path', () => {
+    const missing = path.join(tempDir(), 'no-such-dir', 'ferry.db');
+    let caught: unknown;
+    try {
+      SqliteMetadataStore.open(missing);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(FerryError);
+    expect((caught as FerryError).code).toBe('FAILED_PRECONDITION');
+    expect((caught as FerryError).message).toContain(missing);
+  });
+
+  it('rejects a file that is not a database', () => {
+    const file = path.join(tempDir(), 'not-a-db');
+    fs.writeFileSync(file, 'this is plain text, not SQLite, and long enough to have a header.'.repeat(4));
+    let caught: unknown;
+    try {
+      SqliteMetadataStore.open(file);
+    } catch (error) {
+      caught = error;
+    }
+    expect((caught as FerryError).code).toBe('FAILED_PRECONDITION');
+  });
+
+  it('close is idempotent', async () => {
+    const store = await openStore();
+    await store.close();
+    await expect(store.close()).resolves.toBeUndefined();
+  });
+});
+
+describe('schema migrations', () => {
+  it('numbers MIGRATIONS 1, 2, 3, ... with a name and SQL each', () => {
+    expect(MIGRATIONS.length).toBeGreaterThan(0);
+    MIGRATIONS.forEach((migration, index) => {
+      expect(migration.version).toBe(index + 1);
+      expect(migration.name.length).toBeGreaterThan(0);
+      expect(migration.sql.length).toBeGreaterThan(0);
+    });
+  });
+
+  it('creates every table and index and records each version', () => {
+    const db = new Database(':memory:');
+    try {
+      expect(currentVersion(db)).toBe(0);
+      expect(migrate(db)).toEqual(MIGRATIONS.map((m) => m.version));
+      const tables = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .pluck()
+        .all() as string[];
+      expect(tables).toEqual(
+        expect.arrayContaining([
+          'checkpoints',
+          'connection_profiles',
+          'job_events',
+          'job_objects',
+          'migration_jobs',
+          'schema_migrations',
+        ]),
+      );
+      const jobIndexes = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'migration_jobs' ORDER BY name")
+        .pluck()
+        .all() as string[];
+      expect(jobIndexes).toEqual(expect.arrayContaining(['migration_jobs_create_time_id', 'migration_jobs_status']));
+      const recorded = db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all();
+      expect(recorded).toEqual(MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
+      expect(currentVersion(db)).toBe(MIGRATIONS[MIGRATIONS.length - 1].version);
+      expect(migrate(db)).toEqual([]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('is idempotent on an existing file and keeps its data', async () => {
+    const file = path.join(tempDir(), 'ferry.db');
+    const first = await openStore(file);
+    await first.migrate();
+    await first.insertProfile(makeProfile());
+    await first.close();
+
+    const second = await openStore(file);
+    await second.migrate();
+    await second.migrate();
+    expect(await second.getProfile('src-pg')).toEqual(makeProfile());
+    await second.close();
+
+    const raw = new Database(file, { readonly: true });
+    try {
+      const versions = raw.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all();
+      expect(versions).toEqual(MIGRATIONS.map((m) => m.version));
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('applies only the missing migrations', () => {
+    const db = new Database(':memory:');
+    const first: SchemaMigration = { version: 1, name: 'one', sql: 'CREATE TABLE one (x INTEGER)' };
+    const second: SchemaMigration = { version: 2, name: 'two', sql: 'CREATE TABLE two (y INTEGER)' };
+    try {
+      expect(migrate(db, [first])).toEqual([1]);
+      expect(migrate(db, [first, second])).toEqual([2]);
+      expect(migrate(db, [first, second])).toEqual([]);
+      expect(currentVersion(db)).toBe(2);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('runs each migration in its own transaction: a failing one leaves no trace, earlier ones stay', () => {
+    const db = new Database(':memory:');
+    const good: SchemaMigration = { version: 1, name: 'good', sql: 'CREATE TABLE good (x INTEGER)' };
+    const bad: SchemaMigration = {
+      version: 2,
+      name: 'bad',
+      sql: 'CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);',
+    };
+    try {
+      expect(() => migrate(db, [good, bad])).toThrow(/Schema migration 2 \(bad\).*no_such_table.*stays at version 1/);
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+      expect(tables).toContain('good');
+      expect(tables).not.toContain('half_done');
+      expect(currentVersion(db)).toBe(1);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('refuses a database written by a newer Ferry', async () => {
+    const file = path.join(tempDir(), 'ferry.db');
+    const store = await openStore(file);
+    await store.close();
+    const raw = new Database(file);
+    raw.prepare("INSERT INTO schema_migrations (version, name, applied_time) VALUES (999, 'future', 'now')").run();
+    raw.close();
+
+    const again = SqliteMetadataStore.open(file);
+    openStores.push(again);
+    const error = await rejection(again.migrate());
+    expect(error.code).toBe('FAILED_PRECONDITION');
+    expect(error.message).toContain('999');
+  });
+
+  it('refuses migrations out of order', () => {
+    const db = new Database(':memory:');
+    try {
+      expect(() => migrate(db, [{ version: 2, name: 'two', sql: 'SELECT 1' }])).toThrow(/version 2 at position 1/);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('connection profiles', () => {
+  it('round-trips every field', async () => {
+    const store = await openStore();
+    await store.insertProfile(makeProfile());
+    expect(await store.getProfile('src-pg')).toStrictEqual(makeProfile());
+  });
+
+  it('round-trips nulls and empty labels', async () => {
+    const store = await openStore();
+    const profile = makeProfile({
+      id: 'mysql-1',
+      engine: 'mysql',
+      database: null,
+      tlsMode: 'none',
+      connectivityMethod: 'direct',
+      labels: {},
+      encryptedPassword: null,
+      caCertificate: null,
+      clientCertificate: null,
+      encryptedClientKey: null,
+    });
+    await store.insertProfile(profile);
+    expect(await store.getProfile('mysql-1')).toStrictEqual(profile);
+  });
+
+  it('returns null for a missing profile', async () => {
+    const store = await openStore();
+    expect(await store.getProfile('nope')).toBeNull();
+  });
+
+  it('rejects a duplicate id with ALREADY_EXISTS and keeps the original', async () => {
+    const store = await openStore();
+    await store.insertProfile(makeProfile());
+    const error = await rejection(store.insertProfile(makeProfile({ host: 'other' })));
+    expect(error.code).toBe('ALREADY_EXISTS');
+    expect(error.message).toContain('src-pg');
+    expect((await store.getProfile('src-pg'))?.host).toBe('db.example.com');
+  });
+
+  it('updateProfile replaces every field', async () => {
+    const store = await openStore();
+    await store.insertProfile(makeProfile());
+    const updated = makeProfile({
+      displayName: 'Renamed',
+      host: '10.0.0.7',
+      port: 6543,
+      database: null,
+      username: 'other',
+      tlsMode: 'required',
+      connectivityMethod: 'direct',
+      labels: { env: 'staging' },
+      encryptedPassword: 'v1:new',
+      caCertificate: null,
+      clientCertificate: null,
+      encryptedClientKey: null,
+      updateTime: '2024-06-01T00:00:00.000Z',
+    });
+    await store.updateProfile(updated);
+    expect(await store.getProfile('src-pg')).toStrictEqual(updated);
+  });
+
+  it('updateProfile rejects a missing profile with NOT_FOUND and creates nothing', async () => {
+    const store = await openStore();
+    const error = await rejection(store.updateProfile(makeProfile({ id: 'ghost' })));
+    expect(error.code).toBe('NOT_FOUND');
+    expect(error.message).toContain('ghost');
+    expect(await store.getProfile('ghost')).toBeNull();
+  });
+
+  it('deleteProfile removes the row; a missing one is NOT_FOUND', async () => {
+    const store = await openStore();
+    await store.insertProfile(makeProfile());
+    await store.insertProfile(makeProfile({ id: 'keep' }));
+    await store.deleteProfile('src-pg');
+    expect(await store.getProfile('src-pg')).toBeNull();
+    expect(await store.getProfile('keep')).not.toBeNull();
+    expect((await rejection(store.deleteProfile('src-pg'))).code).toBe('NOT_FOUND');
+  });
+
+  it('deleting a profile leaves the jobs that used it', async () => {
+    const store = await openStore();
+    await store.insertProfile(makeProfile());
+    await store.insertJob(makeJob());
+    await store.deleteProfile('src-pg');
+    expect(await store.getJob('job-1')).toStrictEqual(makeJob());
+  });
+
+  it('lists by createTime then id, page by page', async () => {
+    const store = await openStore();
+    const specs: [string, string][] = [
+      ['e', '2024-01-03T00:00:00.000Z'],
+      ['a', '2024-01-02T00:00:00.000Z'],
+      ['c', '2024-01-01T00:00:00.000Z'],
+      ['b', '2024-01-02T00:00:00.000Z'],
+      ['d', '2024-01-01T00:00:00.000Z'],
+    ];
+    for (const [id, createTime] of specs) await store.insertProfile(makeProfile({ id, createTime }));
+
+    const all = await store.listProfiles();
+    expect(all.items.map((p) => p.id)).toEqual(['c', 'd', 'a', 'b', 'e']);
+    expect(all.nextPageToken).toBeNull();
+    expect(all.items[0]).toStrictEqual(makeProfile({ id: 'c', createTime: '2024-01-01T00:00:00.000Z' }));
+
+    const pages = await collectPages((pageToken) => store.listProfiles({ pageSize: 2, pageToken }));
+    expect(pages).toEqual([['c', 'd'], ['a', 'b'], ['e']]);
+  });
+
+  it('lists an empty store as one empty page', async () => {
+    const store = await openStore();
+    expect(await store.listProfiles()).toEqual({ items: [], nextPageToken: null });
+  });
+});
+
+describe('migration jobs', () => {
+  it('round-trips every field, with an error, a selection and labels', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    const stored = await store.getJob('job-1');
+    expect(stored).toStrictEqual(makeJob());
+    expect(stored?.promoteRequested).toBe(true);
+    expect(stored?.error?.details).toEqual(SAMPLE_ERROR.details);
+  });
+
+  it('round-trips nulls, false and empty collections', async () => {
+    const store = await openStore();
+    const job = makeNewJob({ id: 'fresh', type: 'one-time', sourceEngine: 'mysql', connectivityMethod: 'ssh-tunnel' });
+    await store.insertJob(job);
+    const stored = await store.getJob('fresh');
+    expect(stored).toStrictEqual(job);
+    expect(stored?.phase).toBeNull();
+    expect(stored?.error).toBeNull();
+    expect(stored?.promoteRequested).toBe(false);
+    expect(stored?.startTime).toBeNull();
+    expect(stored?.endTime).toBeNull();
+    expect(stored?.runStartTime).toBeNull();
+  });
+
+  it('returns null for a missing job', async () => {
+    const store = await openStore();
+    expect(await store.getJob('nope')).toBeNull();
+  });
+
+  it('rejects a duplicate id with ALREADY_EXISTS', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    const error = await rejection(store.insertJob(makeNewJob()));
+    expect(error.code).toBe('ALREADY_EXISTS');
+    expect(error.message).toContain('job-1');
+    expect(await store.getJob('job-1')).toStrictEqual(makeJob());
+  });
+
+  it('updateJob without expectedStatus replaces every field', async () => {
+    const store = await openStore();
+    await store.insertJob(makeNewJob());
+    const updated = makeJob({ displayName: 'changed', dumpParallelism: 8, updateTime: '2024-07-01T00:00:00.000Z' });
+    expect(await store.updateJob(updated)).toBe(true);
+    expect(await store.getJob('job-1')).toStrictEqual(updated);
+  });
+
+  it('updateJob can clear nullable fields', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    const cleared = makeJob({ error: null, phase: null, endTime: null, runStartTime: null, promoteRequested: false });
+    expect(await store.updateJob(cleared, 'RUNNING_WITH_ERRORS')).toBe(true);
+    expect(await store.getJob('job-1')).toStrictEqual(cleared);
+  });
+
+  it('updateJob is a compare-and-set on status', async () => {
+    const store = await openStore();
+    await store.insertJob(makeNewJob());
+
+    const starting = makeNewJob({ status: 'STARTING', updateTime: '2024-05-01T12:01:00.000Z' });
+    expect(await store.updateJob(starting, 'NOT_STARTED')).toBe(true);
+    expect((await store.getJob('job-1'))?.status).toBe('STARTING');
+
+    // A second writer that read NOT_STARTED loses and changes nothing.
+    const loser = makeNewJob({ status: 'NOT_STARTED', displayName: 'stale write' });
+    expect(await store.updateJob(loser, 'NOT_STARTED')).toBe(false);
+    expect(await store.getJob('job-1')).toStrictEqual(starting);
+
+    const running = makeNewJob({ status: 'RUNNING', phase: 'FULL_DUMP' });
+    expect(await store.updateJob(running, 'STARTING')).toBe(true);
+    expect(await store.getJob('job-1')).toStrictEqual(running);
+  });
+
+  it('only one of two racing compare-and-sets wins', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob({ status: 'RUNNING', phase: 'INCREMENTAL_LOAD', error: null }));
+    const results = await Promise.all([
+      store.updateJob(makeJob({ status: 'STOPPING', error: null }), 'RUNNING'),
+      store.updateJob(makeJob({ status: 'RUNNING_WITH_ERRORS' }), 'RUNNING'),
+    ]);
+    expect(results.filter((won) => won)).toHaveLength(1);
+    expect((await store.getJob('job-1'))?.status).toBe(results[0] ? 'STOPPING' : 'RUNNING_WITH_ERRORS');
+  });
+
+  it('updateJob rejects a missing job with NOT_FOUND, with or without expectedStatus', async () => {
+    const store = await openStore();
+    expect((await rejection(store.updateJob(makeJob({ id: 'ghost' })))).code).toBe('NOT_FOUND');
+    const error = await rejection(store.updateJob(makeJob({ id: 'ghost' }), 'RUNNING'));
+    expect(error.code).toBe('NOT_FOUND');
+    expect(error.message).toContain('ghost');
+    expect(await store.getJob('ghost')).toBeNull();
+  });
+
+  it('lists jobs by createTime then id across pages', async () => {
+    const store = await openStore();
+    const created = ['2024-03-01', '2024-01-01', '2024-02-01', '2024-01-01', '2024-02-01', '2024-01-15', '2024-03-01'];
+    const ids = ['g', 'b', 'e', 'a', 'd', 'c', 'f'];
+    for (let i = 0; i < ids.length; i++) {
+      await store.insertJob(makeNewJob({ id: ids[i], createTime: `${created[i]}T00:00:00.000Z` }));
+    }
+    const expectedOrder = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+
+    expect((await store.listJobs()).items.map((j) => j.id)).toEqual(expectedOrder);
+    expect(await collectPages((pageToken) => store.listJobs({ pageSize: 3, pageToken }))).toEqual([
+      ['a', 'b', 'c'],
+      ['d', 'e', 'f'],
+      ['g'],
+    ]);
+    expect(await collectPages((pageToken) => store.listJobs({ pageSize: 1, pageToken }))).toEqual(
+      expectedOrder.map((id) => [id]),
+    );
+    // An exact multiple ends without an empty trailing page.
+    expect(await collectPages((pageToken) => store.listJobs({ pageSize: 7, pageToken }))).toEqual([expectedOrder]);
+
+    const listed = (await store.listJobs({ pageSize: 1 })).items[0];
+    expect(listed).toStrictEqual(makeNewJob({ id: 'a', createTime: '2024-01-01T00:00:00.000Z' }));
+  });
+
+  it('a page token keeps working after rows before it are deleted or added', async () => {
+    const store = await openStore();
+    for (const id of ['a', 'b', 'c', 'd']) await store.insertJob(makeNewJob({ id, createTime: `2024-01-0${'abcd'.indexOf(id) + 1}T00:00:00.000Z` }));
+    const first = await store.listJobs({ pageSize: 2 });
+    expect(first.items.map((j) => j.id)).toEqual(['a', 'b']);
+    await store.deleteJob('b');
+    await store.insertJob(makeNewJob({ id: 'a0', createTime: '2023-12-31T00:00:00.000Z' }));
+    const second = await store.listJobs({ pageSize: 2, pageToken: first.nextPageToken });
+    expect(second.items.map((j) => j.id)).toEqual(['c', 'd']);
+    expect(second.nextPageToken).toBeNull();
+  });
+
+  it('filters by status, with pagination', async () => {
+    const store = await openStore();
+    const statuses: JobStatus[] = ['RUNNING', 'FAILED', 'RUNNING', 'COMPLETED', 'RUNNING', 'STOPPED'];
+    for (let i = 0; i < statuses.length; i++) {
+      await store.insertJob(makeNewJob({ id: `job-${i}`, status: statuses[i], createTime: `2024-01-0${i + 1}T00:00:00.000Z` }));
+    }
+    const ids = async (status: JobStatus[] | undefined) => (await store.listJobs({ status })).items.map((j) => j.id);
+
+    expect(await ids(['RUNNING'])).toEqual(['job-0', 'job-2', 'job-4']);
+    expect(await ids(['FAILED', 'STOPPED'])).toEqual(['job-1', 'job-5']);
+    expect(await ids(['RESUMING'])).toEqual([]);
+    expect(await ids([])).toEqual(['job-0', 'job-1', 'job-2', 'job-3', 'job-4', 'job-5']);
+    expect(await ids(undefined)).toEqual(['job-0', 'job-1', 'job-2', 'job-3', 'job-4', 'job-5']);
+
+    expect(
+      await collectPages((pageToken) => store.listJobs({ status: ['RUNNING', 'COMPLETED'], pageSize: 2, pageToken })),
+    ).toEqual([
+      ['job-0', 'job-2'],
+      ['job-3', 'job-4'],
+    ]);
+  });
+
+  it('pages 100 by default and at most 1000', async () => {
+    const store = await openStore();
+    const count = 1005;
+    for (let i = 0; i < count; i++) {
+      await store.insertJob(makeNewJob({ id: `job-${String(i).padStart(4, '0')}` }));
+    }
+    const byDefault = await store.listJobs();
+    expect(byDefault.items).toHaveLength(100);
+    expect(byDefault.items[99].id).toBe('job-0099');
+    expect(byDefault.nextPageToken).not.toBeNull();
+
+    const huge = await store.listJobs({ pageSize: 5000 });
+    expect(huge.items).toHaveLength(1000);
+    const rest = await store.listJobs({ pageSize: 5000, pageToken: huge.nextPageToken });
+    expect(rest.items.map((j) => j.id)).toEqual(['job-1000', 'job-1001', 'job-1002', 'job-1003', 'job-1004']);
+    expect(rest.nextPageToken).toBeNull();
+  });
+
+  it('rejects a pageSize below 1 or not whole with INVALID_ARGUMENT', async () => {
+    const store = await openStore();
+    for (const pageSize of [0, -3, 2.5, Number.NaN]) {
+      expect((await rejection(store.listJobs({ pageSize }))).code).toBe('INVALID_ARGUMENT');
+    }
+    expect((await rejection(store.listProfiles({ pageSize: 0 }))).code).toBe('INVALID_ARGUMENT');
+  });
+
+  it('rejects page tokens that do not decode with INVALID_ARGUMENT', async () => {
+    const store = await openStore();
+    await store.insertJob(makeNewJob());
+    const b64 = (text: string) => Buffer.from(text).toString('base64url');
+    const bad = [
+      'not a token!',
+      '%%%%',
+      b64('not json'),
+      b64('{"createTime":"x","id":"y"}'),
+      b64('["only-one"]'),
+      b64('[1, 2]'),
+      b64('["a","b","c"]'),
+      b64('null'),
+    ];
+    for (const pageToken of bad) {
+      const error = await rejection(store.listJobs({ pageToken }));
+      expect(error.code).toBe('INVALID_ARGUMENT');
+      expect(error.message).toBe(PAGE_TOKEN_MESSAGE);
+      const profileError = await rejection(store.listProfiles({ pageToken }));
+      expect(profileError.message).toBe(PAGE_TOKEN_MESSAGE);
+    }
+  });
+
+  it('treats an empty or null page token as the first page', async () => {
+    const store = await openStore();
+    await store.insertJob(makeNewJob());
+    expect((await store.listJobs({ pageToken: '' })).items.map((j) => j.id)).toEqual(['job-1']);
+    expect((await store.listJobs({ pageToken: null })).items.map((j) => j.id)).toEqual(['job-1']);
+  });
+
+  it('page tokens are opaque base64url', async () => {
+    const store = await openStore();
+    await store.insertJob(makeNewJob({ id: 'a' }));
+    await store.insertJob(makeNewJob({ id: 'b' }));
+    const token = (await store.listJobs({ pageSize: 1 })).nextPageToken;
+    expect(token).toMatch(/^[A-Za-z0-9_-]+$/);
+  });
+
+  it('listJobsUsingProfile finds jobs using the profile as source or destination', async () => {
+    const store = await openStore();
+    await store.insertJob(makeNewJob({ id: 'j3', sourceProfileId: 'p', destinationProfileId: 'x', createTime: '2024-01-03T00:00:00.000Z' }));
+    await store.insertJob(makeNewJob({ id: 'j1', sourceProfileId: 'x', destinationProfileId: 'p', createTime: '2024-01-01T00:00:00.000Z' }));
+    await store.insertJob(makeNewJob({ id: 'j2', sourceProfileId: 'y', destinationProfileId: 'z', createTime: '2024-01-02T00:00:00.000Z' }));
+    expect((await store.listJobsUsingProfile('p')).map((j) => j.id)).toEqual(['j1', 'j3']);
+    expect((await store.listJobsUsingProfile('x')).map((j) => j.id)).toEqual(['j1', 'j3']);
+    expect((await store.listJobsUsingProfile('z')).map((j) => j.id)).toEqual(['j2']);
+    expect(await store.listJobsUsingProfile('none')).toEqual([]);
+    expect((await store.listJobsUsingProfile('y'))[0]).toStrictEqual(
+      makeNewJob({ id: 'j2', sourceProfileId: 'y', destinationProfileId: 'z', createTime: '2024-01-02T00:00:00.000Z' }),
+    );
+  });
+
+  it('deleteJob removes the job with its objects, events and checkpoints, and nothing else', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob({ id: 'doomed' }));
+    await store.insertJob(makeJob({ id: 'kept' }));
+    for (const jobId of ['doomed', 'kept']) {
+      await store.upsertJobObjects([makeObject({ jobId }), makeObject({ jobId, name: 'public.items' })]);
+      await store.appendJobEvent(makeEvent({ jobId, kind: 'created' }));
+      await store.appendJobEvent(makeEvent({ jobId }));
+      await store.putCheckpoint(jobId, 'schema', { created: ['public.orders'] });
+    }
+
+    await store.deleteJob('doomed');
+
+    expect(await store.getJob('doomed')).toBeNull();
+    expect(await store.listJobObjects('doomed')).toEqual([]);
+    expect(await store.listJobEvents('doomed')).toEqual([]);
+    expect(await store.getCheckpoint('doomed', 'schema')).toBeNull();
+
+    expect(await store.getJob('kept')).not.toBeNull();
+    expect(await store.listJobObjects('kept')).toHaveLength(2);
+    expect(await store.listJobEvents('kept')).toHaveLength(2);
+    expect(await store.getCheckpoint('kept', 'schema')).toEqual({ created: ['public.orders'] });
+  });
+
+  it('deleteJob rejects a missing job with NOT_FOUND', async () => {
+    const store = await openStore();
+    const error = await rejection(store.deleteJob('ghost'));
+    expect(error.code).toBe('NOT_FOUND');
+    expect(error.message).toContain('ghost');
+  });
+
+  it('rejects a non-integer count with INVALID_ARGUMENT and stores nothing', async () => {
+    const store = await openStore();
+    const error = await rejection(store.insertJob(makeJob({ runningMillis: 1.5 })));
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(await store.getJob('job-1')).toBeNull();
+  });
+});
+
+describe('job objects', () => {
+  it('round-trips every field, with and without an error, ordered by name', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    const failed = makeObject({
+      name: 'sales.returns',
+      state: 'FAILED',
+      rowsCopied: 0,
+      bytesCopied: 0,
+      estimatedRows: 0,
+      estimatedBytes: 0,
+      error: SAMPLE_ERROR,
+      updateTime: '2024-05-02T00:00:00.000Z',
+    });
+    const orders = makeObject();
+    const accounts = makeObject({ name: 'public.accounts', state: 'COMPLETED' });
+    await store.upsertJobObjects([failed, orders, accounts]);
+
+    const listed = await store.listJobObjects('job-1');
+    expect(listed.map((o) => o.name)).toEqual(['public.accounts', 'public.orders', 'sales.returns']);
+    expect(listed).toStrictEqual([accounts, orders, failed]);
+  });
+
+  it('upsert replaces by (jobId, name)', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    await store.upsertJobObjects([makeObject(), makeObject({ name: 'public.items' })]);
+    const progressed = makeObject({ state: 'DUMPED', rowsCopied: 10_000, bytesCopied: 60_000_000, updateTime: '2024-05-01T13:00:00.000Z' });
+    await store.upsertJobObjects([progressed]);
+    const listed = await store.listJobObjects('job-1');
+    expect(listed).toHaveLength(2);
+    expect(listed.find((o) => o.name === 'public.orders')).toStrictEqual(progressed);
+    expect(listed.find((o) => o.name === 'public.items')?.state).toBe('DUMPING');
+  });
+
+  it('upsert of an empty list does nothing', async () => {
+    const store = await openStore();
+    await expect(store.upsertJobObjects([])).resolves.toBeUndefined();
+  });
+
+  it('upsert is atomic: an object of a missing job rejects with NOT_FOUND and nothing is written', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    const error = await rejection(
+      store.upsertJobObjects([makeObject({ name: 'public.a' }), makeObject({ jobId: 'ghost' }), makeObject({ name: 'public.z' })]),
+    );
+    expect(error.code).toBe('NOT_FOUND');
+    expect(error.message).toContain('ghost');
+    expect(await store.listJobObjects('job-1')).toEqual([]);
+  });
+
+  it('deleteJobObjects removes only that job’s objects', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    await store.insertJob(makeJob({ id: 'job-2' }));
+    await store.upsertJobObjects([makeObject(), makeObject({ jobId: 'job-2' })]);
+    await store.deleteJobObjects('job-1');
+    expect(await store.listJobObjects('job-1')).toEqual([]);
+    expect(await store.listJobObjects('job-2')).toStrictEqual([makeObject({ jobId: 'job-2' })]);
+    expect(await store.getJob('job-1')).not.toBeNull();
+  });
+});
+
+describe('job events', () => {
+  it('appends with increasing ids and round-trips every field', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    const full = makeEvent({
+      kind: 'action',
+      message: 'Stop requested',
+      actor: 'api',
+      action: 'stop',
+      status: 'STOPPING',
+      phase: 'INCREMENTAL_LOAD',
+      details: { reason: 'maintenance', lagBytes: 1024, nested: { list: [1, null, 'x'] } },
+    });
+    const nullPhase = makeEvent({ kind: 'status', status: 'STARTING', phase: null, message: 'Starting' });
+    const bare = makeEvent({ kind: 'created', message: 'Job created', actor: 'cli' });
+
+    const a = await store.appendJobEvent(full);
+    const b = await store.appendJobEvent(nullPhase);
+    const c = await store.appendJobEvent(bare);
+    expect(b.id).toBeGreaterThan(a.id);
+    expect(c.id).toBeGreaterThan(b.id);
+
+    expect(a).toStrictEqual({ id: a.id, ...full });
+    expect(b).toStrictEqual({ id: b.id, ...nullPhase });
+    expect(c).toStrictEqual({ id: c.id, ...bare });
+    // Absent optional fields stay absent; a null phase stays null.
+    expect('phase' in c).toBe(false);
+    expect('action' in c).toBe(false);
+    expect('details' in c).toBe(false);
+    expect(b.phase).toBeNull();
+
+    expect(await store.listJobEvents('job-1')).toStrictEqual([a, b, c]);
+  });
+
+  it('lists oldest first, after afterId, up to limit, per job', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    await store.insertJob(makeJob({ id: 'other' }));
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await store.appendJobEvent(makeEvent({ message: `event ${i}` }))).id);
+      await store.appendJobEvent(makeEvent({ jobId: 'other', message: `other ${i}` }));
+    }
+    const messages = async (options?: { afterId?: number; limit?: number }) =>
+      (await store.listJobEvents('job-1', options)).map((e) => e.message);
+
+    expect(await messages()).toEqual(['event 0', 'event 1', 'event 2', 'event 3', 'event 4']);
+    expect(await messages({ afterId: ids[1] })).toEqual(['event 2', 'event 3', 'event 4']);
+    expect(await messages({ afterId: ids[4] })).toEqual([]);
+    expect(await messages({ limit: 2 })).toEqual(['event 0', 'event 1']);
+    expect(await messages({ afterId: ids[0], limit: 2 })).toEqual(['event 1', 'event 2']);
+    expect(await messages({ afterId: 0 })).toHaveLength(5);
+    expect(await store.listJobEvents('nobody')).toEqual([]);
+  });
+
+  it('never reuses an id, even after the job is deleted', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob({ id: 'a' }));
+    await store.insertJob(makeJob({ id: 'b' }));
+    await store.appendJobEvent(makeEvent({ jobId: 'b' }));
+    const last = await store.appendJobEvent(makeEvent({ jobId: 'a' }));
+    await store.deleteJob('a');
+    const next = await store.appendJobEvent(makeEvent({ jobId: 'b' }));
+    expect(next.id).toBeGreaterThan(last.id);
+  });
+
+  it('rejects an event of a missing job with NOT_FOUND', async () => {
+    const store = await openStore();
+    const error = await rejection(store.appendJobEvent(makeEvent({ jobId: 'ghost' })));
+    expect(error.code).toBe('NOT_FOUND');
+    expect(error.message).toContain('ghost');
+  });
+
+  it('rejects a bad limit or afterId with INVALID_ARGUMENT', async () => {
+    const store = await openStore();
+    expect((await rejection(store.listJobEvents('job-1', { limit: 0 }))).code).toBe('INVALID_ARGUMENT');
+    expect((await rejection(store.listJobEvents('job-1', { limit: 1.5 }))).code).toBe('INVALID_ARGUMENT');
+    expect((await rejection(store.listJobEvents('job-1', { afterId: 0.5 }))).code).toBe('INVALID_ARGUMENT');
+  });
+});
+
+describe('checkpoints', () => {
+  it('round-trips JSON values', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    const value = {
+      createdObjects: ['public.orders', 'public.items'],
+      steps: { schema: true, snapshot: false },
+      lsn: '0/16B6C50',
+      count: 42,
+      ratio: 0.25,
+      nothing: null,
+      unicode: 'naïve — 日本',
+    };
+    await store.putCheckpoint('job-1', 'full-dump', value);
+    await store.putCheckpoint('job-1', 'number', 7);
+    await store.putCheckpoint('job-1', 'string', 'plain');
+    await store.putCheckpoint('job-1', 'list', [1, [2, 3]]);
+    await store.putCheckpoint('job-1', 'bool', false);
+
+    expect(await store.getCheckpoint('job-1', 'full-dump')).toStrictEqual(value);
+    expect(await store.getCheckpoint<number>('job-1', 'number')).toBe(7);
+    expect(await store.getCheckpoint('job-1', 'string')).toBe('plain');
+    expect(await store.getCheckpoint('job-1', 'list')).toEqual([1, [2, 3]]);
+    expect(await store.getCheckpoint('job-1', 'bool')).toBe(false);
+    expect(await store.getCheckpoint('job-1', 'missing')).toBeNull();
+  });
+
+  it('put overwrites the value of the same key only', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    await store.insertJob(makeJob({ id: 'job-2' }));
+    await store.putCheckpoint('job-1', 'k', { step: 1 });
+    await store.putCheckpoint('job-1', 'other', { step: 'x' });
+    await store.putCheckpoint('job-2', 'k', { step: 'job-2' });
+    await store.putCheckpoint('job-1', 'k', { step: 2, done: true });
+    expect(await store.getCheckpoint('job-1', 'k')).toStrictEqual({ step: 2, done: true });
+    expect(await store.getCheckpoint('job-1', 'other')).toStrictEqual({ step: 'x' });
+    expect(await store.getCheckpoint('job-2', 'k')).toStrictEqual({ step: 'job-2' });
+  });
+
+  it('deleteCheckpoints removes only that job’s checkpoints', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    await store.insertJob(makeJob({ id: 'job-2' }));
+    await store.putCheckpoint('job-1', 'a', 1);
+    await store.putCheckpoint('job-1', 'b', 2);
+    await store.putCheckpoint('job-2', 'a', 3);
+    await store.deleteCheckpoints('job-1');
+    expect(await store.getCheckpoint('job-1', 'a')).toBeNull();
+    expect(await store.getCheckpoint('job-1', 'b')).toBeNull();
+    expect(await store.getCheckpoint('job-2', 'a')).toBe(3);
+  });
+
+  it('rejects a checkpoint of a missing job with NOT_FOUND', async () => {
+    const store = await openStore();
+    const error = await rejection(store.putCheckpoint('ghost', 'k', {}));
+    expect(error.code).toBe('NOT_FOUND');
+  });
+
+  it('rejects values without a JSON form with INVALID_ARGUMENT and keeps the old value', async () => {
+    const store = await openStore();
+    await store.insertJob(makeJob());
+    await store.putCheckpoint('job-1', 'k', { kept: true });
+    expect((await rejection(store.putCheckpoint('job-1', 'k', undefined))).code).toBe('INVALID_ARGUMENT');
+    expect((await rejection(store.putCheckpoint('job-1', 'k', { big: 10n }))).code).toBe('INVALID_ARGUMENT');
+    expect(await store.getCheckpoint('job-1', 'k')).toStrictEqual({ kept: true });
+  });
+});
+
+describe('durability', () => {
+  async function writeEverything(store: SqliteMetadataStore): Promise<number> {
+    await store.insertProfile(makeProfile());
+    await store.insertJob(makeJob());
+    await store.upsertJobObjects([makeObject({ error: SAMPLE_ERROR })]);
+    const event = await store.appendJobEvent(makeEvent({ kind: 'status', status: 'RUNNING', phase: 'FULL_DUMP' }));
+    await store.putCheckpoint('job-1', 'progress', { tables: ['public.orders'], done: 3 });
+    return event.id;
+  }
+
+  async function expectEverything(store: SqliteMetadataStore, eventId: number): Promise<void> {
+    expect(await store.getProfile('src-pg')).toStrictEqual(makeProfile());
+    expect(await store.getJob('job-1')).toStrictEqual(makeJob());
+    expect(await store.listJobObjects('job-1')).toStrictEqual([makeObject({ error: SAMPLE_ERROR })]);
+    expect(await store.listJobEvents('job-1')).toStrictEqual([
+      { id: eventId, ...makeEvent({ kind: 'status', status: 'RUNNING', phase: 'FULL_DUMP' }) },
+    ]);
+    expect(await store.getCheckpoint('job-1', 'progress')).toStrictEqual({ tables: ['public.orders'], done: 3 });
+  }
+
+  it('a new instance on the same file reads what a closed one wrote', async () => {
+    const file = path.join(tempDir(), 'ferry.db');
+    const writer = await openStore(file);
+    const eventId = await writeEverything(writer);
+    await writer.close();
+
+    const reader = await openStore(file);
+    await expectEverything(reader, eventId);
+  });
+
+  it('a second instance sees committed writes while the first is still open', async () => {
+    const file = path.join(tempDir(), 'ferry.db');
+    const writer = await openStore(file);
+    const reader = await openStore(file);
+    const eventId = await writeEverything(writer);
+    await expectEverything(reader, eventId);
+
+    expect(await writer.updateJob(makeJob({ status: 'STOPPING' }), 'RUNNING_WITH_ERRORS')).toBe(true);
+    expect((await reader.getJob('job-1'))?.status).toBe('STOPPING');
+    // The compare-and-set holds across connections too.
+    expect(await reader.updateJob(makeJob({ status: 'RUNNING' }), 'RUNNING_WITH_ERRORS')).toBe(false);
+  });
+
+  it('keeps every committed write when the process is killed', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'ferry.db');
+    const script = path.join(dir, 'killed-writer.mts');
+    const storeUrl = pathToFileURL(path.join(REPO_ROOT, 'src/store/sqlite/sqlite-metadata-store.ts')).href;
+    fs.writeFileSync(
+      script,
+      `import { SqliteMetadataStore } from ${JSON.stringify(storeUrl)};
+const store = SqliteMetadataStore.open(${JSON.stringify(file)});
+await store.migrate();
+await store.insertJob(${JSON.stringify(makeNewJob())});
+for (let i = 0; i < 50; i++) {
+  await store.appendJobEvent({ jobId: 'job-1', time: 't', kind: 'info', message: 'event ' + i, actor: 'system' });
+}
+await store.putCheckpoint('job-1', 'k', { last: 49 });
+process.kill(process.pid, 'SIGKILL');
+`,
+    );
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    expect(child.signal).toBe('SIGKILL');
+
+    const store = await openStore(file);
+    expect(await store.getJob('job-1')).toStrictEqual(makeNewJob());
+    const events = await store.listJobEvents('job-1');
+    expect(events.map((e) => e.message)).toEqual(Array.from({ length: 50 }, (_, i) => `event ${i}`));
+    expect(await store.getCheckpoint('job-1', 'k')).toEqual({ last: 49 });
+  });
+});
