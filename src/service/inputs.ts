@@ -33,9 +33,17 @@ export const CreateProfileInput = z.object({
 });
 export type CreateProfileInput = z.input<typeof CreateProfileInput>;
 
-export const UpdateProfileInput = CreateProfileInput.omit({ id: true, engine: true }).partial().extend({
+export const UpdateProfileInput = z.object({
+  displayName: z.string().min(1).max(200).optional(),
+  host: z.string().min(1).max(255).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  database: z.string().min(1).max(63).nullable().optional(),
+  username: z.string().min(1).max(128).optional(),
   /** null clears the password. */
   password: z.string().max(1024).nullable().optional(),
+  tls: TlsInput.partial().optional(),
+  connectivityMethod: z.enum(CONNECTIVITY_METHODS).optional(),
+  labels: labels.optional(),
 });
 export type UpdateProfileInput = z.input<typeof UpdateProfileInput>;
 

@@ -1,0 +1,377 @@
+/**
+ * The REST API as one table: every route with its OpenAPI path, its request and response
+ * schemas and a thin handler that calls FerryService. The server (api-server.ts) serves
+ * exactly this table and the OpenAPI document (openapi.ts) is built from it, so the two
+ * cannot drift apart.
+ */
+import { z } from 'zod';
+import type { JobAction } from '../core/lifecycle.js';
+import type { Actor, FerryService } from '../service/ferry-service.js';
+import {
+  ConnectionTestView,
+  CreateJobInput,
+  CreateProfileInput,
+  JobEventView,
+  JobListQuery,
+  JobObjectView,
+  JobView,
+  ListQuery,
+  ProfileView,
+  UpdateJobInput,
+  UpdateProfileInput,
+  VerifyReportView,
+} from '../service/inputs.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+/** What a handler receives once the request passed validation. */
+export interface RouteRequest<P, Q, B> {
+  /** Path parameters, parsed by the route's params schema. */
+  params: P;
+  /** Query parameters, parsed by the route's query schema (defaults applied). */
+  query: Q;
+  /**
+   * The request body exactly as sent, after it passed the body schema. Not the parsed
+   * output: the service parses it itself, and a PATCH must not gain defaults it never sent.
+   */
+  body: B;
+  /** Who asked: 'api', or the X-Ferry-Actor header (the CLI sends 'cli'). */
+  actor: Actor;
+}
+
+type SchemaOrNone = z.ZodType | undefined;
+type Out<S extends SchemaOrNone> = S extends z.ZodType ? z.output<S> : undefined;
+type In<S extends SchemaOrNone> = S extends z.ZodType ? z.input<S> : undefined;
+type Result<R extends z.ZodType | null> = R extends z.ZodType ? z.output<R> : void;
+
+/** One route, typed: the handler sees the parsed params and query and the validated body. */
+export interface RouteDefinition<
+  P extends SchemaOrNone,
+  Q extends SchemaOrNone,
+  B extends SchemaOrNone,
+  R extends z.ZodType | null,
+> {
+  method: HttpMethod;
+  /** OpenAPI form, e.g. '/v1/migrationJobs/{id}:start'. A custom method (':verb') may only end the path. */
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tag: 'Connection profiles' | 'Migration jobs';
+  params?: P;
+  query?: Q;
+  body?: B;
+  /** The response body schema; null for a response without a body (204). */
+  response: R;
+  /** The success status code. */
+  status: 200 | 201 | 204;
+  handler: (service: FerryService, request: RouteRequest<Out<P>, Out<Q>, In<B>>) => Promise<Result<R>>;
+}
+
+/** A route with its types erased, as the server and the OpenAPI builder see it. */
+export interface ApiRoute {
+  method: HttpMethod;
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tag: string;
+  params?: z.ZodType;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  response: z.ZodType | null;
+  status: 200 | 201 | 204;
+  handler: (service: FerryService, request: RouteRequest<unknown, unknown, unknown>) => Promise<unknown>;
+}
+
+function defineRoute<
+  P extends SchemaOrNone = undefined,
+  Q extends SchemaOrNone = undefined,
+  B extends SchemaOrNone = undefined,
+  R extends z.ZodType | null = null,
+>(route: RouteDefinition<P, Q, B, R>): ApiRoute {
+  return route as unknown as ApiRoute;
+}
+
+// ---------------------------------------------------------------------------------------
+// Shapes that exist only on the wire.
+
+const IdParams = z.object({
+  id: z.string().min(1, 'the id in the path is empty').max(200).describe('The resource id.'),
+});
+
+export const ProfileListView = z.object({
+  connectionProfiles: z.array(ProfileView),
+  /** Pass as pageToken to get the next page; null on the last page. */
+  nextPageToken: z.string().nullable(),
+});
+export type ProfileListView = z.infer<typeof ProfileListView>;
+
+export const JobListView = z.object({
+  migrationJobs: z.array(JobView),
+  nextPageToken: z.string().nullable(),
+});
+export type JobListView = z.infer<typeof JobListView>;
+
+export const JobObjectListView = z.object({ objects: z.array(JobObjectView) });
+export type JobObjectListView = z.infer<typeof JobObjectListView>;
+
+export const JobEventListView = z.object({ events: z.array(JobEventView) });
+export type JobEventListView = z.infer<typeof JobEventListView>;
+
+export const JobEventsQuery = z.object({
+  afterId: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('Only events whose id is greater than this one (for polling).'),
+});
+
+/** Names for the schemas the OpenAPI document shows as components. */
+export const SCHEMA_NAMES = new Map<z.ZodType, string>([
+  [CreateProfileInput, 'CreateConnectionProfileRequest'],
+  [UpdateProfileInput, 'UpdateConnectionProfileRequest'],
+  [CreateJobInput, 'CreateMigrationJobRequest'],
+  [UpdateJobInput, 'UpdateMigrationJobRequest'],
+  [ProfileView, 'ConnectionProfile'],
+  [ProfileListView, 'ListConnectionProfilesResponse'],
+  [ConnectionTestView, 'ConnectionTestResult'],
+  [JobView, 'MigrationJob'],
+  [JobListView, 'ListMigrationJobsResponse'],
+  [JobObjectView, 'MigrationJobObject'],
+  [JobObjectListView, 'ListMigrationJobObjectsResponse'],
+  [JobEventView, 'MigrationJobEvent'],
+  [JobEventListView, 'ListMigrationJobEventsResponse'],
+  [VerifyReportView, 'VerifyReport'],
+]);
+
+// ---------------------------------------------------------------------------------------
+// The routes.
+
+const PROFILES = 'Connection profiles' as const;
+const JOBS = 'Migration jobs' as const;
+
+const ACTION_DESCRIPTIONS: { [A in Exclude<JobAction, 'delete'>]: string } = {
+  start: 'Start a job that is Not started: Starting..., then Running (Full dump in progress).',
+  stop: 'Stop a running job: Stopping..., then Stopped once the in-flight batch is saved.',
+  resume: 'Resume a job Stopped in Incremental load from its last checkpoint.',
+  restart:
+    'Wipe what the job wrote on the destination and start over with a full dump (Failed, Running with errors, or Stopped in Full dump).',
+  promote:
+    'Cut over: wait until the destination has applied every change, sync sequences, remove the replication objects on the source; ends in Completed.',
+};
+
+function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
+  return defineRoute({
+    method: 'POST',
+    path: `/v1/migrationJobs/{id}:${action}`,
+    operationId: `${action}MigrationJob`,
+    summary: `${action[0]!.toUpperCase()}${action.slice(1)} a migration job`,
+    description: `${ACTION_DESCRIPTIONS[action]} Refused with 409 ACTION_NOT_ALLOWED when the job's status does not allow it (see availableActions).`,
+    tag: JOBS,
+    params: IdParams,
+    response: JobView,
+    status: 200,
+    handler: (service, { params, actor }) => service.applyJobAction(params.id, action, actor),
+  });
+}
+
+/** Every route of the REST API. */
+export const API_ROUTES: readonly ApiRoute[] = [
+  defineRoute({
+    method: 'GET',
+    path: '/v1/connectionProfiles',
+    operationId: 'listConnectionProfiles',
+    summary: 'List connection profiles',
+    tag: PROFILES,
+    query: ListQuery,
+    response: ProfileListView,
+    status: 200,
+    handler: async (service, { query }) => {
+      const page = await service.listProfiles(query);
+      return { connectionProfiles: page.items, nextPageToken: page.nextPageToken };
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/connectionProfiles',
+    operationId: 'createConnectionProfile',
+    summary: 'Create a connection profile',
+    description: 'The password is write-only: it is stored encrypted and never returned (see passwordSet).',
+    tag: PROFILES,
+    body: CreateProfileInput,
+    response: ProfileView,
+    status: 201,
+    handler: (service, { body, actor }) => service.createProfile(body, actor),
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/connectionProfiles:test',
+    operationId: 'testConnectionProfileInput',
+    summary: 'Test an unsaved connection profile',
+    description: 'Connects with the given settings without saving them and reports the server version, settings, privileges and problems.',
+    tag: PROFILES,
+    body: CreateProfileInput,
+    response: ConnectionTestView,
+    status: 200,
+    handler: (service, { body }) => service.testProfileInput(body),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/connectionProfiles/{id}',
+    operationId: 'getConnectionProfile',
+    summary: 'Get a connection profile',
+    tag: PROFILES,
+    params: IdParams,
+    response: ProfileView,
+    status: 200,
+    handler: (service, { params }) => service.getProfile(params.id),
+  }),
+  defineRoute({
+    method: 'PATCH',
+    path: '/v1/connectionProfiles/{id}',
+    operationId: 'updateConnectionProfile',
+    summary: 'Update a connection profile',
+    description: 'Only the fields sent change. A password of null clears the stored password.',
+    tag: PROFILES,
+    params: IdParams,
+    body: UpdateProfileInput,
+    response: ProfileView,
+    status: 200,
+    handler: (service, { params, body, actor }) => service.updateProfile(params.id, body, actor),
+  }),
+  defineRoute({
+    method: 'DELETE',
+    path: '/v1/connectionProfiles/{id}',
+    operationId: 'deleteConnectionProfile',
+    summary: 'Delete a connection profile',
+    description: 'Refused with 409 PROFILE_IN_USE while a job that is not Completed uses the profile.',
+    tag: PROFILES,
+    params: IdParams,
+    response: null,
+    status: 204,
+    handler: (service, { params, actor }) => service.deleteProfile(params.id, actor),
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/connectionProfiles/{id}:test',
+    operationId: 'testConnectionProfile',
+    summary: 'Test a saved connection profile',
+    description: 'Connects with the stored profile and reports the server version, settings, privileges and problems.',
+    tag: PROFILES,
+    params: IdParams,
+    response: ConnectionTestView,
+    status: 200,
+    handler: (service, { params }) => service.testProfile(params.id),
+  }),
+
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs',
+    operationId: 'listMigrationJobs',
+    summary: 'List migration jobs',
+    description: 'Filter with status=RUNNING,FAILED (comma-separated statuses).',
+    tag: JOBS,
+    query: JobListQuery,
+    response: JobListView,
+    status: 200,
+    handler: async (service, { query }) => {
+      const page = await service.listJobs({
+        pageSize: query.pageSize,
+        pageToken: query.pageToken,
+        status: query.status?.join(','),
+      });
+      return { migrationJobs: page.items, nextPageToken: page.nextPageToken };
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/migrationJobs',
+    operationId: 'createMigrationJob',
+    summary: 'Create a migration job',
+    description: 'The job is created Not started; verify it, then start it.',
+    tag: JOBS,
+    body: CreateJobInput,
+    response: JobView,
+    status: 201,
+    handler: (service, { body, actor }) => service.createJob(body, actor),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs/{id}',
+    operationId: 'getMigrationJob',
+    summary: 'Get a migration job',
+    tag: JOBS,
+    params: IdParams,
+    response: JobView,
+    status: 200,
+    handler: (service, { params }) => service.getJob(params.id),
+  }),
+  defineRoute({
+    method: 'PATCH',
+    path: '/v1/migrationJobs/{id}',
+    operationId: 'updateMigrationJob',
+    summary: 'Update a migration job',
+    description: 'Only the fields sent change. The selection and dump parallelism change only while Not started.',
+    tag: JOBS,
+    params: IdParams,
+    body: UpdateJobInput,
+    response: JobView,
+    status: 200,
+    handler: (service, { params, body, actor }) => service.updateJob(params.id, body, actor),
+  }),
+  defineRoute({
+    method: 'DELETE',
+    path: '/v1/migrationJobs/{id}',
+    operationId: 'deleteMigrationJob',
+    summary: 'Delete a migration job',
+    description:
+      'Stops the job if it runs and removes the replication objects on the source (slot, publication). The data on the destination is kept.',
+    tag: JOBS,
+    params: IdParams,
+    response: null,
+    status: 204,
+    handler: (service, { params, actor }) => service.deleteJob(params.id, actor),
+  }),
+  actionRoute('start'),
+  actionRoute('stop'),
+  actionRoute('resume'),
+  actionRoute('restart'),
+  actionRoute('promote'),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/migrationJobs/{id}:verify',
+    operationId: 'verifyMigrationJob',
+    summary: 'Verify a migration job',
+    description: 'Runs every check that would make the job fail (connectivity, privileges, settings, tables, destination) without changing anything.',
+    tag: JOBS,
+    params: IdParams,
+    response: VerifyReportView,
+    status: 200,
+    handler: (service, { params }) => service.verifyJob(params.id),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs/{id}/objects',
+    operationId: 'listMigrationJobObjects',
+    summary: "List a migration job's tables and their progress",
+    tag: JOBS,
+    params: IdParams,
+    response: JobObjectListView,
+    status: 200,
+    handler: async (service, { params }) => ({ objects: await service.listJobObjects(params.id) }),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs/{id}/events',
+    operationId: 'listMigrationJobEvents',
+    summary: "List a migration job's history",
+    tag: JOBS,
+    params: IdParams,
+    query: JobEventsQuery,
+    response: JobEventListView,
+    status: 200,
+    handler: async (service, { params, query }) => ({ events: await service.listJobEvents(params.id, query.afterId) }),
+  }),
+];

@@ -1,0 +1,625 @@
+/**
+ * The `ferry` command line: `serve` runs the server; every other command is a thin client
+ * of the REST API (api-client.ts). Tables for people, `--output json` for scripts.
+ *
+ * Exit codes: 0 success; 1 the API refused or the operation failed (printed as
+ * "error: <CODE>: <message>"); 2 the command line itself is wrong.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { JOB_STATUSES } from '../core/lifecycle.js';
+import type { JobAction } from '../core/lifecycle.js';
+import type { CreateJobInput, CreateProfileInput, JobView, UpdateProfileInput } from '../service/inputs.js';
+import { ApiClient, ApiClientError } from './api-client.js';
+import {
+  renderConnectionTest,
+  renderJobDetails,
+  renderJobsTable,
+  renderProfileDetails,
+  renderProfilesTable,
+  renderVerifyReport,
+  renderWatchFrame,
+  statusText,
+} from './format.js';
+
+/** Where the CLI reads and writes; the real process by default, replaceable in tests. */
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** True when stdout is a terminal: watch redraws in place and bars use block characters. */
+  isTTY: boolean;
+  /** All of standard input (for --password-stdin). */
+  readStdin: () => Promise<string>;
+  /** Ends the process (usage errors, serve shutdown). */
+  exit: (code: number) => void;
+}
+
+/** A mistake on the command line that commander cannot see (exit code 2). */
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+type OutputFormat = 'table' | 'json';
+interface ClientOptions {
+  server?: string;
+  output: OutputFormat;
+}
+
+function packageVersion(): string {
+  try {
+    // dist/cli/cli.js and src/cli/cli.ts both sit two levels below package.json.
+    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return manifest.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function readAllStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// ---------------------------------------------------------------------------------------
+// Option parsers (commander reports their errors as usage errors)
+
+function parseInteger(min: number, max: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}.`);
+    const number = Number(value);
+    if (number < min || number > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}.`);
+    return number;
+  };
+}
+
+function parseSeconds(value: string): number {
+  const number = Number(value);
+  if (!Number.isFinite(number) || number < 0.2 || number > 3600) throw new InvalidArgumentError('expected seconds from 0.2 to 3600.');
+  return number;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function collectLabel(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const equals = value.indexOf('=');
+  if (equals <= 0) throw new InvalidArgumentError('expected key=value, e.g. --label env=prod.');
+  return { ...(previous ?? {}), [value.slice(0, equals)]: value.slice(equals + 1) };
+}
+
+const ENGINE_ALIASES: Record<string, CreateProfileInput['engine']> = {
+  postgresql: 'postgresql',
+  postgres: 'postgresql',
+  pg: 'postgresql',
+  mysql: 'mysql',
+  mariadb: 'mysql',
+};
+
+function parseEngine(value: string): CreateProfileInput['engine'] {
+  const engine = ENGINE_ALIASES[value.toLowerCase()];
+  if (engine === undefined) throw new InvalidArgumentError('expected postgresql or mysql (MariaDB is mysql).');
+  return engine;
+}
+
+/** "running,failed" or "RUNNING_WITH_ERRORS" or "running-with-errors" -> API status names. */
+function parseStatuses(value: string): string[] {
+  const statuses = value
+    .split(',')
+    .map((s) => s.trim().toUpperCase().replace(/[-\s]+/g, '_').replace(/\.+$/, ''))
+    .filter((s) => s !== '');
+  for (const status of statuses) {
+    if (!(JOB_STATUSES as readonly string[]).includes(status)) {
+      throw new InvalidArgumentError(`unknown status "${status}"; use one of ${JOB_STATUSES.join(', ')} (comma-separated).`);
+    }
+  }
+  return statuses;
+}
+
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Builds the `ferry` program. `bin/ferry.js` runs `buildCli().parseAsync(process.argv)`.
+ * Errors from the API set the exit code 1; command-line mistakes exit with 2.
+ */
+export function buildCli(overrides: Partial<CliIo> = {}): Command {
+  const io: CliIo = {
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+    env: process.env,
+    isTTY: process.stdout.isTTY === true,
+    readStdin: readAllStdin,
+    exit: (code) => process.exit(code),
+    ...overrides,
+  };
+  const print = (text: string) => io.stdout(text.endsWith('\n') ? text : `${text}\n`);
+  const printJson = (value: unknown) => print(JSON.stringify(value ?? {}, null, 2));
+
+  const program = new Command('ferry');
+  program
+    .version(packageVersion(), '-V, --version', 'print the version of Ferry')
+    .description('Ferry: move a live database to a new server with a consistent full dump and change data capture.')
+    .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) })
+    .showHelpAfterError('(add --help for usage)')
+    // Commander's own errors are all command-line mistakes: exit 2 (help and --version: 0).
+    .exitOverride((error) => {
+      io.exit(error.exitCode === 0 ? 0 : 2);
+      // Only reached when io.exit does not end the process (tests).
+      throw error;
+    });
+
+  /** Runs an action: API and operation errors become "error: CODE: message" and exit code 1. */
+  const run =
+    <A extends unknown[]>(action: (...args: A) => Promise<number | void>) =>
+    async (...args: A): Promise<void> => {
+      try {
+        const code = await action(...args);
+        if (typeof code === 'number' && code !== 0) process.exitCode = code;
+      } catch (error) {
+        if (error instanceof UsageError) {
+          io.stderr(`error: ${error.message}\n(add --help for usage)\n`);
+          process.exitCode = 2;
+          return;
+        }
+        if (error instanceof ApiClientError) {
+          io.stderr(`error: ${error.code}: ${error.message}\n`);
+          const fields = error.details['fields'];
+          if (Array.isArray(fields)) {
+            for (const field of fields as { path?: string; message?: string }[]) io.stderr(`  ${field.path || '(body)'}: ${field.message}\n`);
+          }
+        } else {
+          io.stderr(`error: INTERNAL: ${error instanceof Error ? error.message : String(error)}\n`);
+        }
+        process.exitCode = 1;
+      }
+    };
+
+  /** A subcommand that talks to the server: --server and --output on each. */
+  const clientCommand = (parent: Command, name: string, description: string): Command =>
+    parent
+      .command(name)
+      .description(description)
+      .option('--server <url>', 'Ferry server URL (default: $FERRY_SERVER, else http://127.0.0.1:8080)')
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'));
+
+  const clientOf = (options: ClientOptions) => new ApiClient({ server: options.server, env: io.env });
+
+  // ---------------------------------------------------------------------------------
+  // serve
+
+  program
+    .command('serve')
+    .description('Run the Ferry server: REST API, web console and migration workers in one process.')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', parseInteger(0, 65535), 8080)
+    .addOption(new Option('--data-dir <dir>', 'where Ferry keeps its metadata').env('FERRY_DATA_DIR').default('./.ferry'))
+    .action(
+      run(async (options: { host: string; port: number; dataDir: string }) => {
+        // Loaded on demand so that client commands do not load the server.
+        const { startFerryServer } = await import('../main.js');
+        const dataDir = path.resolve(options.dataDir);
+        const server = await startFerryServer({ host: options.host, port: options.port, dataDir });
+        io.stderr(`Ferry is serving at ${server.url} (data in ${dataDir}). Press Ctrl-C to stop.\n`);
+        const shutdown = (signal: NodeJS.Signals) => {
+          io.stderr(`Received ${signal}: stopping (running jobs save their checkpoint and resume on the next start)...\n`);
+          // A second signal does not wait for a clean stop.
+          process.once('SIGINT', () => io.exit(130));
+          process.once('SIGTERM', () => io.exit(143));
+          server.close().then(
+            () => io.exit(0),
+            (error: unknown) => {
+              io.stderr(`error: INTERNAL: stopping failed: ${error instanceof Error ? error.message : String(error)}\n`);
+              io.exit(1);
+            },
+          );
+        };
+        process.once('SIGINT', shutdown);
+        process.once('SIGTERM', shutdown);
+      }),
+    );
+
+  // ---------------------------------------------------------------------------------
+  // profiles
+
+  const profiles = program.command('profiles').description('Manage connection profiles: named, reusable ways to reach a database.');
+
+  /** --password, --password-stdin, FERRY_PASSWORD: the first that is given. */
+  const passwordOf = async (options: { password?: string; passwordStdin?: boolean }): Promise<string | undefined> => {
+    if (options.passwordStdin) {
+      if (options.password !== undefined) throw new UsageError('use either --password or --password-stdin, not both.');
+      return (await io.readStdin()).replace(/\r?\n$/, '');
+    }
+    return options.password ?? io.env['FERRY_PASSWORD'];
+  };
+
+  interface TlsOptions {
+    tlsMode?: string;
+    caCertificate?: string;
+    clientCertificate?: string;
+    clientKey?: string;
+  }
+  const readPem = async (file: string, what: string): Promise<string> => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (error) {
+      throw new UsageError(`cannot read the ${what} file ${file}: ${(error as Error).message}`);
+    }
+  };
+  const tlsOf = async (options: TlsOptions, update: boolean): Promise<CreateProfileInput['tls']> => {
+    const files = options.caCertificate ?? options.clientCertificate ?? options.clientKey;
+    if (options.tlsMode === undefined && files === undefined) return undefined;
+    if (options.tlsMode === undefined && update) {
+      throw new UsageError('--tls-mode is required with a certificate option: the TLS settings are replaced as a whole.');
+    }
+    return {
+      ...(options.tlsMode !== undefined ? { mode: options.tlsMode as NonNullable<CreateProfileInput['tls']>['mode'] } : {}),
+      ...(options.caCertificate ? { caCertificate: await readPem(options.caCertificate, 'CA certificate') } : {}),
+      ...(options.clientCertificate ? { clientCertificate: await readPem(options.clientCertificate, 'client certificate') } : {}),
+      ...(options.clientKey ? { clientKey: await readPem(options.clientKey, 'client key') } : {}),
+    };
+  };
+
+  const addConnectionOptions = (command: Command, required: boolean): Command => {
+    const option = (flags: string, description: string) => (required ? command.requiredOption(flags, description) : command.option(flags, description));
+    command.addOption(
+      new Option('--engine <engine>', 'postgresql or mysql (MariaDB is mysql)').argParser(parseEngine).makeOptionMandatory(required),
+    );
+    option('--host <host>', 'database server host name or address');
+    command
+      .option('--port <port>', 'database server port (default: 5432 for PostgreSQL, 3306 for MySQL)', parseInteger(1, 65535))
+      .option('--database <name>', 'database to connect to (PostgreSQL)');
+    option('--username <name>', 'user to connect as');
+    return command
+      .option('--password <password>', 'password (visible to other users of this machine: prefer --password-stdin or FERRY_PASSWORD)')
+      .option('--password-stdin', 'read the password from standard input')
+      .addOption(new Option('--tls-mode <mode>', 'TLS to the database').choices(['none', 'required', 'server-only', 'server-client']))
+      .option('--ca-certificate <file>', "PEM file of the CA that signed the server's certificate (server-only, server-client)")
+      .option('--client-certificate <file>', 'PEM file of the client certificate (server-client)')
+      .option('--client-key <file>', 'PEM file of the client key (server-client)');
+  };
+
+  interface ConnectionOptions extends TlsOptions, ClientOptions {
+    engine?: string;
+    host?: string;
+    port?: number;
+    database?: string;
+    username?: string;
+    password?: string;
+    passwordStdin?: boolean;
+  }
+  const connectionInput = async (options: ConnectionOptions & { id?: string; displayName?: string; label?: Record<string, string> }): Promise<CreateProfileInput> => {
+    for (const [value, flag] of [
+      [options.engine, '--engine'],
+      [options.host, '--host'],
+      [options.username, '--username'],
+    ] as const) {
+      if (value === undefined) throw new UsageError(`${flag} is required.`);
+    }
+    const password = await passwordOf(options);
+    const tls = await tlsOf(options, false);
+    return {
+      ...(options.id !== undefined ? { id: options.id } : {}),
+      displayName: options.displayName ?? options.id ?? `${options.engine} ${options.host}`,
+      engine: options.engine as CreateProfileInput['engine'],
+      host: options.host!,
+      ...(options.port !== undefined ? { port: options.port } : {}),
+      ...(options.database !== undefined ? { database: options.database } : {}),
+      username: options.username!,
+      ...(password !== undefined ? { password } : {}),
+      ...(tls !== undefined ? { tls } : {}),
+      ...(options.label !== undefined ? { labels: options.label } : {}),
+    };
+  };
+
+  addConnectionOptions(
+    clientCommand(profiles, 'create', 'Create a connection profile.')
+      .option('--id <id>', 'profile id: lowercase letters, digits and -, starting with a letter (generated when absent)')
+      .option('--display-name <name>', 'name shown in lists (default: the id)'),
+    true,
+  )
+    .option('--label <key=value>', 'label (repeatable)', collectLabel)
+    .action(
+      run(async (options: ConnectionOptions & { id?: string; displayName?: string; label?: Record<string, string> }) => {
+        const profile = await clientOf(options).createProfile(await connectionInput(options));
+        if (options.output === 'json') return printJson(profile);
+        print(`Created connection profile ${profile.id}.\n\n${renderProfileDetails(profile)}\n\nTest it with: ferry profiles test ${profile.id}`);
+      }),
+    );
+
+  clientCommand(profiles, 'list', 'List connection profiles.')
+    .option('--page-size <n>', 'one page of this many profiles (default: every profile)', parseInteger(1, 1000))
+    .option('--page-token <token>', 'the page to show (from the previous page)')
+    .action(
+      run(async (options: ClientOptions & { pageSize?: number; pageToken?: string }) => {
+        const client = clientOf(options);
+        const paged = options.pageSize !== undefined || options.pageToken !== undefined;
+        let page = await client.listProfiles({ pageSize: options.pageSize, pageToken: options.pageToken });
+        const all = [...page.connectionProfiles];
+        while (!paged && page.nextPageToken) {
+          page = await client.listProfiles({ pageToken: page.nextPageToken });
+          all.push(...page.connectionProfiles);
+        }
+        const nextPageToken = paged ? page.nextPageToken : null;
+        if (options.output === 'json') return printJson({ connectionProfiles: all, nextPageToken });
+        print(renderProfilesTable(all));
+        if (nextPageToken) print(`\nMore: --page-token ${nextPageToken}`);
+      }),
+    );
+
+  clientCommand(profiles, 'describe', 'Show a connection profile.')
+    .argument('<id>', 'profile id')
+    .action(
+      run(async (id: string, options: ClientOptions) => {
+        const profile = await clientOf(options).getProfile(id);
+        if (options.output === 'json') return printJson(profile);
+        print(renderProfileDetails(profile));
+      }),
+    );
+
+  addConnectionOptions(
+    clientCommand(profiles, 'update', 'Change a connection profile: only the options given change.')
+      .argument('<id>', 'profile id')
+      .option('--display-name <name>', 'name shown in lists'),
+    false,
+  )
+    .option('--clear-password', 'remove the stored password')
+    .option('--label <key=value>', 'label (repeatable; replaces all labels)', collectLabel)
+    .action(
+      run(async (id: string, options: ConnectionOptions & { displayName?: string; clearPassword?: boolean; label?: Record<string, string> }) => {
+        if (options.engine !== undefined) throw new UsageError('the engine of a profile cannot change; create a new profile instead.');
+        const password = options.clearPassword ? null : options.passwordStdin || options.password !== undefined ? await passwordOf(options) : undefined;
+        if (options.clearPassword && (options.password !== undefined || options.passwordStdin)) {
+          throw new UsageError('use either --clear-password or a new password, not both.');
+        }
+        const tls = await tlsOf(options, true);
+        const input: UpdateProfileInput = {
+          ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
+          ...(options.host !== undefined ? { host: options.host } : {}),
+          ...(options.port !== undefined ? { port: options.port } : {}),
+          ...(options.database !== undefined ? { database: options.database } : {}),
+          ...(options.username !== undefined ? { username: options.username } : {}),
+          ...(password !== undefined ? { password } : {}),
+          ...(tls !== undefined ? { tls } : {}),
+          ...(options.label !== undefined ? { labels: options.label } : {}),
+        };
+        if (Object.keys(input).length === 0) throw new UsageError('nothing to update: give at least one option, e.g. --host or --password-stdin.');
+        const profile = await clientOf(options).updateProfile(id, input);
+        if (options.output === 'json') return printJson(profile);
+        print(`Updated connection profile ${profile.id}.\n\n${renderProfileDetails(profile)}`);
+      }),
+    );
+
+  clientCommand(profiles, 'delete', 'Delete a connection profile (refused while a job that is not Completed uses it).')
+    .argument('<id>', 'profile id')
+    .action(
+      run(async (id: string, options: ClientOptions) => {
+        await clientOf(options).deleteProfile(id);
+        if (options.output === 'json') return printJson({});
+        print(`Deleted connection profile ${id}.`);
+      }),
+    );
+
+  addConnectionOptions(
+    clientCommand(profiles, 'test', 'Connect to a database and report its version, settings, privileges and problems: a saved profile by id, or unsaved settings given as options.').argument(
+      '[id]',
+      'profile id (omit it to test the connection options instead)',
+    ),
+    false,
+  ).action(
+    run(async (id: string | undefined, options: ConnectionOptions) => {
+      const client = clientOf(options);
+      let result;
+      if (id !== undefined) {
+        if (options.engine ?? options.host ?? options.username) throw new UsageError('give either a profile id or connection options, not both.');
+        result = await client.testProfile(id);
+      } else {
+        result = await client.testProfileInput(await connectionInput(options));
+      }
+      if (options.output === 'json') printJson(result);
+      else print(renderConnectionTest(result));
+      if (!result.ok) {
+        io.stderr(`error: ${result.error?.code ?? 'CONNECTION_TEST_FAILED'}: ${result.error?.message ?? 'the connection test found problems (see the checks above).'}\n`);
+        return 1;
+      }
+    }),
+  );
+
+  // ---------------------------------------------------------------------------------
+  // jobs
+
+  const jobs = program.command('jobs').description('Manage migration jobs.');
+
+  clientCommand(jobs, 'create', 'Create a migration job (Not started). Verify it with `ferry jobs verify`, then start it.')
+    .option('--id <id>', 'job id: lowercase letters, digits and -, starting with a letter (generated when absent)')
+    .option('--display-name <name>', 'name shown in lists (default: the id)')
+    .addOption(new Option('--type <type>', 'one-time: full dump only; continuous: full dump then change data capture until promote').choices(['one-time', 'continuous']).makeOptionMandatory())
+    .requiredOption('--source <profile>', 'source connection profile id')
+    .requiredOption('--destination <profile>', 'destination connection profile id')
+    .option('--include <pattern>', 'schema or schema.table to migrate (repeatable; default: everything)', collect)
+    .option('--exclude <pattern>', 'schema or schema.table to leave out (repeatable)', collect)
+    .option('--dump-parallelism <n>', 'tables copied at the same time during the full dump (default 4)', parseInteger(1, 64))
+    .option('--label <key=value>', 'label (repeatable)', collectLabel)
+    .action(
+      run(
+        async (
+          options: ClientOptions & {
+            id?: string;
+            displayName?: string;
+            type: 'one-time' | 'continuous';
+            source: string;
+            destination: string;
+            include?: string[];
+            exclude?: string[];
+            dumpParallelism?: number;
+            label?: Record<string, string>;
+          },
+        ) => {
+          const input: CreateJobInput = {
+            ...(options.id !== undefined ? { id: options.id } : {}),
+            displayName: options.displayName ?? options.id ?? `${options.source} to ${options.destination}`,
+            type: options.type,
+            sourceProfileId: options.source,
+            destinationProfileId: options.destination,
+            ...(options.include || options.exclude ? { selection: { include: options.include ?? [], exclude: options.exclude ?? [] } } : {}),
+            ...(options.dumpParallelism !== undefined ? { dumpParallelism: options.dumpParallelism } : {}),
+            ...(options.label !== undefined ? { labels: options.label } : {}),
+          };
+          const job = await clientOf(options).createJob(input);
+          if (options.output === 'json') return printJson(job);
+          print(`Created migration job ${job.id} (${job.statusLabel}).\n\nNext: ferry jobs verify ${job.id}   then: ferry jobs start ${job.id}`);
+        },
+      ),
+    );
+
+  clientCommand(jobs, 'list', 'List migration jobs.')
+    .option('--status <statuses>', 'only these statuses, comma-separated (e.g. RUNNING,FAILED)', parseStatuses)
+    .option('--page-size <n>', 'one page of this many jobs (default: every job)', parseInteger(1, 1000))
+    .option('--page-token <token>', 'the page to show (from the previous page)')
+    .action(
+      run(async (options: ClientOptions & { status?: string[]; pageSize?: number; pageToken?: string }) => {
+        const client = clientOf(options);
+        const paged = options.pageSize !== undefined || options.pageToken !== undefined;
+        let page = await client.listJobs({ status: options.status, pageSize: options.pageSize, pageToken: options.pageToken });
+        const all = [...page.migrationJobs];
+        while (!paged && page.nextPageToken) {
+          page = await client.listJobs({ status: options.status, pageToken: page.nextPageToken });
+          all.push(...page.migrationJobs);
+        }
+        const nextPageToken = paged ? page.nextPageToken : null;
+        if (options.output === 'json') return printJson({ migrationJobs: all, nextPageToken });
+        print(renderJobsTable(all));
+        if (nextPageToken) print(`\nMore: --page-token ${nextPageToken}`);
+      }),
+    );
+
+  clientCommand(jobs, 'describe', 'Show every field of a migration job, its error, progress, tables and recent events.')
+    .argument('<id>', 'job id')
+    .action(
+      run(async (id: string, options: ClientOptions) => {
+        const client = clientOf(options);
+        const job = await client.getJob(id);
+        const [{ objects }, { events }] = await Promise.all([client.listJobObjects(id), client.listJobEvents(id)]);
+        if (options.output === 'json') return printJson({ ...job, objects });
+        print(renderJobDetails(job, { objects, events: events.slice(-10), ascii: !io.isTTY }));
+      }),
+    );
+
+  const ACTION_HELP: { [A in Exclude<JobAction, 'delete'>]: string } = {
+    start: 'Start a job that is Not started.',
+    stop: 'Stop a running job; it saves its checkpoint.',
+    resume: 'Resume a job stopped in Incremental load, from its checkpoint.',
+    restart: 'Wipe what the job wrote on the destination and start over with a full dump.',
+    promote: 'Cut over: wait for lag 0, sync sequences, remove replication objects on the source; ends Completed.',
+  };
+  for (const action of ['start', 'stop', 'resume', 'restart', 'promote'] as const) {
+    clientCommand(jobs, action, ACTION_HELP[action])
+      .argument('<id>', 'job id')
+      .action(
+        run(async (id: string, options: ClientOptions) => {
+          const job = await clientOf(options).applyJobAction(id, action);
+          if (options.output === 'json') return printJson(job);
+          print(`Migration job ${job.id}: ${action} accepted. Status: ${statusText(job)}.\nFollow it with: ferry jobs watch ${job.id}`);
+        }),
+      );
+  }
+
+  clientCommand(jobs, 'delete', 'Delete a migration job: stops it, removes replication objects on the source, keeps the data on the destination.')
+    .argument('<id>', 'job id')
+    .action(
+      run(async (id: string, options: ClientOptions) => {
+        await clientOf(options).deleteJob(id);
+        if (options.output === 'json') return printJson({});
+        print(`Deleted migration job ${id}. The data on the destination is kept.`);
+      }),
+    );
+
+  clientCommand(jobs, 'verify', 'Run every check that would make the job fail, without changing anything. Exits 1 when a check fails.')
+    .argument('<id>', 'job id')
+    .action(
+      run(async (id: string, options: ClientOptions) => {
+        const report = await clientOf(options).verifyJob(id);
+        if (options.output === 'json') printJson(report);
+        else print(renderVerifyReport(report));
+        return report.ok ? 0 : 1;
+      }),
+    );
+
+  clientCommand(jobs, 'watch', 'Follow a job live: status and per-table progress. Ends when the job is Completed (exit 0), Failed (exit 1), Stopped (exit 0) or deleted (exit 1).')
+    .argument('<id>', 'job id')
+    .option('--interval <seconds>', 'seconds between refreshes', parseSeconds, 1)
+    .action(
+      run(async (id: string, options: ClientOptions & { interval: number }) => {
+        const client = clientOf(options);
+        let previous: { time: number; rows: number; bytes: number } | null = null;
+        let lastPrinted = '';
+        let seen = false;
+        for (;;) {
+          let job: JobView;
+          let objects;
+          try {
+            job = await client.getJob(id);
+            ({ objects } = await client.listJobObjects(id));
+          } catch (error) {
+            if (seen && error instanceof ApiClientError && error.code === 'NOT_FOUND') {
+              io.stderr(`error: NOT_FOUND: migration job ${id} was deleted while being watched.\n`);
+              return 1;
+            }
+            if (seen && error instanceof ApiClientError && (error.code === 'UNAVAILABLE' || error.code === 'TIMEOUT')) {
+              // The server restarting does not end the watch: jobs resume from their checkpoint.
+              io.stderr(`warning: ${error.message} Retrying...\n`);
+              await sleep(options.interval * 1000);
+              continue;
+            }
+            throw error;
+          }
+          seen = true;
+          const now = Date.now();
+          let rates: { bytesPerSecond: number | null; rowsPerSecond: number | null } = { bytesPerSecond: null, rowsPerSecond: null };
+          if (previous && now > previous.time) {
+            const seconds = (now - previous.time) / 1000;
+            rates = {
+              bytesPerSecond: Math.max(0, (job.progress.bytesCopied - previous.bytes) / seconds),
+              rowsPerSecond: Math.max(0, (job.progress.rowsCopied - previous.rows) / seconds),
+            };
+          }
+          previous = { time: now, rows: job.progress.rowsCopied, bytes: job.progress.bytesCopied };
+
+          if (options.output === 'json') {
+            const line = JSON.stringify({ ...job, objects });
+            if (line !== lastPrinted) io.stdout(`${line}\n`);
+            lastPrinted = line;
+          } else if (io.isTTY) {
+            io.stdout(`\x1b[H\x1b[2J${renderWatchFrame(job, { objects, ...rates, now: new Date(now) })}\n`);
+          } else {
+            // Not a terminal (a log, a pipe): print the view again only when it changes.
+            const unchanged = renderWatchFrame(job, { objects, ascii: true });
+            if (unchanged !== lastPrinted) io.stdout(`${new Date(now).toISOString()}\n${renderWatchFrame(job, { objects, ...rates, ascii: true })}\n\n`);
+            lastPrinted = unchanged;
+          }
+
+          if (job.status === 'COMPLETED') {
+            if (options.output !== 'json') io.stderr(`Migration job ${id} completed.\n`);
+            return 0;
+          }
+          if (job.status === 'STOPPED') {
+            if (options.output !== 'json') io.stderr(`Migration job ${id} is ${statusText(job)}; actions now: ${job.availableActions.join(', ')}.\n`);
+            return 0;
+          }
+          if (job.status === 'FAILED' && !(job.error?.recoverable ?? false)) {
+            io.stderr(
+              `error: ${job.error?.code ?? 'FAILED'}: ${job.error?.message ?? `migration job ${id} failed.`} (restart the job once the cause is fixed)\n`,
+            );
+            return 1;
+          }
+          await sleep(options.interval * 1000);
+        }
+      }),
+    );
+
+  return program;
+}

@@ -1,0 +1,100 @@
+/**
+ * The one place that wires concrete parts together: the metadata store, the engines, the
+ * job supervisor, the service and the HTTP API.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
+import { FerryError } from './core/errors.js';
+import { EngineRegistry } from './engines/engine-registry.js';
+import { postgresEngine } from './engines/postgres/postgres-engine.js';
+import { systemClock } from './pipeline/clock.js';
+import { JobSupervisor } from './pipeline/job-supervisor.js';
+import type { Logger } from './pipeline/logger.js';
+import { retryPolicyFromEnv } from './pipeline/retry-policy.js';
+import { MigrationService } from './service/migration-service.js';
+import { SecretBox } from './service/secret-box.js';
+import { SqliteMetadataStore } from './store/sqlite/sqlite-metadata-store.js';
+import { buildApiServer } from './api/api-server.js';
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Holds the SQLite metadata store and the secret key. Created when missing. */
+  dataDir: string;
+  /** pino level; default "info", or FERRY_LOG_LEVEL. */
+  logLevel?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** Starts API, console and workers in this process. Resolves once it listens and has resumed its jobs. */
+export async function startFerryServer(config: ServerConfig): Promise<RunningServer> {
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const logger = pino({
+    level: config.logLevel ?? process.env.FERRY_LOG_LEVEL ?? 'info',
+    base: { service: 'ferry' },
+    redact: { paths: ['password', '*.password', 'params.password', 'req.headers.authorization', 'clientKey', '*.clientKey'], censor: '[redacted]' },
+  });
+
+  const apiToken = process.env.FERRY_API_TOKEN;
+  if (!LOOPBACK.has(config.host) && (apiToken === undefined || apiToken === '')) {
+    throw new FerryError('FAILED_PRECONDITION', `Ferry listens on ${config.host}, beyond loopback: set FERRY_API_TOKEN to a long random secret so that only holders of it can use the API, or listen on 127.0.0.1.`);
+  }
+
+  const store = SqliteMetadataStore.open(join(dataDir, 'ferry.db'));
+  await store.migrate();
+  const secrets = new SecretBox(loadSecretKey(dataDir));
+  const engines = new EngineRegistry([postgresEngine]);
+  const pipelineLogger = logger as unknown as Logger;
+
+  let service: MigrationService | null = null;
+  const supervisor = new JobSupervisor({
+    store,
+    clock: systemClock,
+    logger: pipelineLogger,
+    engines,
+    retryPolicy: retryPolicyFromEnv(process.env),
+    resolveConnection: (profileId) => (service as MigrationService).resolveConnection(profileId),
+  });
+  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger });
+
+  const app = buildApiServer(service, {
+    logger: logger.child({ component: 'api' }),
+    ...(apiToken !== undefined && apiToken !== '' ? { apiToken } : {}),
+  });
+  const url = await app.listen({ host: config.host, port: config.port });
+  await supervisor.start();
+  logger.info({ url, dataDir }, 'ferry is serving');
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await supervisor.close();
+        await store.close();
+        logger.info({}, 'ferry stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The 32-byte key that encrypts secrets at rest: FERRY_SECRET_KEY (base64), or a 0600 file in the data directory. */
+function loadSecretKey(dataDir: string): Buffer {
+  const fromEnv = process.env.FERRY_SECRET_KEY;
+  if (fromEnv !== undefined && fromEnv !== '') return Buffer.from(fromEnv, 'base64');
+  const path = join(dataDir, 'secret.key');
+  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+  return Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+}
