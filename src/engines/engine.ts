@@ -46,6 +46,12 @@ export interface SourceSnapshot {
   /** Engine-specific identifier of the snapshot (PostgreSQL: the exported snapshot name). */
   readonly id: string;
   /**
+   * The source position the snapshot matches when it was opened for change capture
+   * (`openSnapshot(params, { alignedWithChanges: true })`): every transaction that commits at
+   * or after it is in the change stream and not in the snapshot. Null otherwise.
+   */
+  readonly position: string | null;
+  /**
    * Reads the schema of the selected tables as it is in the snapshot.
    * Tables are ordered by schema then name.
    */
@@ -127,6 +133,79 @@ export interface SchemaWriter {
   close(): Promise<void>;
 }
 
+/** Names of the replication objects a continuous job owns on the source. */
+export interface ReplicationSpec {
+  /** PostgreSQL: the logical replication slot. */
+  slotName: string;
+  /** PostgreSQL: the publication listing the job's tables. */
+  publicationName: string;
+}
+
+/** Marks a column value that the source did not send because it did not change (a TOASTed value). Keep the destination's value. */
+export const UNCHANGED = Symbol('unchanged');
+export type ColumnValue = string | null | typeof UNCHANGED;
+
+/**
+ * One row change, with values as text in the source engine's output format (PostgreSQL:
+ * the type's text output, as COPY text writes it before escaping).
+ */
+export type RowChange =
+  | { op: 'insert'; table: QualifiedName; columns: string[]; values: ColumnValue[] }
+  | {
+      op: 'update';
+      table: QualifiedName;
+      columns: string[];
+      values: ColumnValue[];
+      /** The old key (or whole old row with REPLICA IDENTITY FULL) when the source sent it, else null (key unchanged). */
+      oldColumns: string[] | null;
+      oldValues: ColumnValue[] | null;
+    }
+  | { op: 'delete'; table: QualifiedName; oldColumns: string[]; oldValues: ColumnValue[] }
+  | { op: 'truncate'; tables: QualifiedName[]; cascade: boolean; restartIdentity: boolean };
+
+/** What the change stream delivers, in source commit order. */
+export type ChangeEvent =
+  | { kind: 'begin'; commitPosition: string; commitTime: string }
+  | { kind: 'change'; change: RowChange }
+  /** The transaction ends; `position` is where a restart resumes after it (PostgreSQL: the commit's end LSN). */
+  | { kind: 'commit'; position: string; commitTime: string }
+  /** Everything before `position` has been delivered; safe to acknowledge once prior commits are applied. */
+  | { kind: 'heartbeat'; position: string }
+  /** The source (re)described a table: sent before its first change and after DDL. */
+  | { kind: 'relation'; table: QualifiedName; columns: Array<{ name: string; nativeType: string; key: boolean }> }
+  /** A marker the pipeline emitted on the source (emitMarker), seen at `position` in the stream. */
+  | { kind: 'marker'; position: string; content: string };
+
+export interface ChangeReader {
+  /**
+   * Events in source commit order, in chunks (a chunk never splits a decode but may split a
+   * transaction). Iteration ends when close() is called; it throws a classified FerryError
+   * when the stream fails.
+   */
+  events(): AsyncIterable<ChangeEvent[]>;
+  /**
+   * Tells the source that everything up to `position` is durably applied, so it may free WAL
+   * or binlog. Call only after the destination committed it.
+   */
+  acknowledge(position: string): void;
+  close(): Promise<void>;
+}
+
+/** Applies changes on the destination in transactions that also record the source position. */
+export interface ChangeApplier {
+  /** The position recorded by the last committed batch of this job, or null before the first. */
+  readPosition(): Promise<string | null>;
+  /** Applies the changes in order inside the open destination transaction (opening one if needed). */
+  apply(changes: RowChange[]): Promise<void>;
+  /** Records `position` in the same transaction and commits. Durable when it resolves. */
+  commit(position: string): Promise<void>;
+  /** Abandons the open transaction, if any. */
+  rollback(): Promise<void>;
+  /** Removes the position record (after promote: the destination stands alone). */
+  forgetPosition(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface Engine {
   readonly kind: EngineKind;
   /**
@@ -138,8 +217,31 @@ export interface Engine {
   verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType): Promise<VerifyCheck[]>;
   /** Checks this server as the destination of `schema`. Never rejects for a server problem. */
   verifyDestination(params: ConnectionParams, schema: DatabaseSchema): Promise<VerifyCheck[]>;
-  /** Opens a consistent snapshot of the source. Rejects with a classified FerryError. */
-  openSnapshot(params: ConnectionParams): Promise<SourceSnapshot>;
+  /**
+   * Opens a consistent snapshot of the source. With `alignedWithChanges`, the snapshot's
+   * `position` tells where it meets the change stream (PostgreSQL: a temporary slot's
+   * exported snapshot). Rejects with a classified FerryError.
+   */
+  openSnapshot(params: ConnectionParams, options?: { alignedWithChanges?: boolean }): Promise<SourceSnapshot>;
+  /**
+   * Creates the job's replication objects on the source (publication over `tables`, slot)
+   * if missing. Resolves with the slot's start position. Idempotent.
+   */
+  createReplication(params: ConnectionParams, spec: ReplicationSpec, tables: QualifiedName[]): Promise<{ startPosition: string }>;
+  /** Drops the job's replication objects on the source; missing ones are skipped. Waits for an active slot to be released. */
+  dropReplication(params: ConnectionParams, spec: ReplicationSpec): Promise<void>;
+  /** Streams changes from `startPosition` (exclusive of transactions that ended at or before it). */
+  openChangeReader(params: ConnectionParams, spec: ReplicationSpec, startPosition: string): Promise<ChangeReader>;
+  /** The applier for one job on the destination. */
+  openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<ChangeApplier>;
+  /** The source's current position (PostgreSQL: pg_current_wal_lsn()). */
+  currentPosition(params: ConnectionParams): Promise<string>;
+  /** Writes a marker into the change stream and resolves with its position (promote waits for it). */
+  emitMarker(params: ConnectionParams, content: string): Promise<string>;
+  /** Negative, zero or positive as a is before, at or after b. */
+  comparePositions(a: string, b: string): number;
+  /** How far apart two positions are, in bytes of log (b - a), or null when the engine cannot tell. */
+  positionDistance(a: string, b: string): number | null;
   /** Reads the selected schema outside any snapshot (for verify). */
   readSchema(params: ConnectionParams, selection: ObjectSelection): Promise<DatabaseSchema>;
   openSchemaWriter(params: ConnectionParams): Promise<SchemaWriter>;

@@ -1,0 +1,432 @@
+/**
+ * The PostgreSQL engine: connection test, source and destination checks, and the factory of
+ * the parts that move a PostgreSQL database (introspector, snapshot reader, schema writer,
+ * table writer, error classifier).
+ */
+import type pg from 'pg';
+import type { ConnectionParams } from '../../core/connection-profile.js';
+import { describeEndpoint } from '../../core/connection-profile.js';
+import { FerryError } from '../../core/errors.js';
+import type { JobType } from '../../core/lifecycle.js';
+import type { ObjectSelection } from '../../core/object-selection.js';
+import type { DatabaseSchema, QualifiedName } from '../../core/schema.js';
+import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import { loadSql } from './load-sql.js';
+import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
+import { classifyPostgresError } from './postgres-error-classifier.js';
+import { PostgresIntrospector } from './postgres-introspector.js';
+import { PostgresSchemaWriter, openPostgresSchemaWriter } from './postgres-schema-writer.js';
+import { openPostgresSnapshot } from './postgres-snapshot-reader.js';
+import { openPostgresTableWriter } from './postgres-table-writer.js';
+
+type Row = Record<string, unknown>;
+
+/** What server-settings.sql reports. */
+interface ServerFacts {
+  serverVersion: string;
+  settings: Record<string, string>;
+  privileges: { superuser: boolean; replication: boolean; createdb: boolean };
+  currentUser: string;
+  currentDatabase: string;
+  replicationSlotsUsed: number;
+}
+
+const SETTING_NAMES = ['wal_level', 'max_replication_slots', 'max_wal_senders', 'max_slot_wal_keep_size', 'server_encoding'] as const;
+
+function names(objects: QualifiedName[]): string[] {
+  return objects.map((o) => `${o.schema}.${o.name}`);
+}
+
+function list(objects: string[], max = 10): string {
+  return objects.length <= max ? objects.join(', ') : `${objects.slice(0, max).join(', ')} and ${objects.length - max} more`;
+}
+
+async function readServerFacts(client: pg.Client): Promise<ServerFacts> {
+  const row = (await client.query(loadSql('server-settings.sql'))).rows[0] as Row | undefined;
+  if (row === undefined) {
+    throw new FerryError('INTERNAL', 'The server did not describe the current role (pg_roles has no row for current_user); check that this is a PostgreSQL server.');
+  }
+  const settings: Record<string, string> = {};
+  for (const name of SETTING_NAMES) settings[name] = String(row[name]);
+  return {
+    serverVersion: `PostgreSQL ${String(row.server_version).split(' ')[0] ?? ''}`,
+    settings,
+    privileges: { superuser: pgBool(row.superuser), replication: pgBool(row.replication), createdb: pgBool(row.createdb) },
+    currentUser: String(row.current_user),
+    currentDatabase: String(row.current_database),
+    replicationSlotsUsed: Number(row.replication_slots_used),
+  };
+}
+
+function walLevelCheck(side: VerifyCheck['side'], walLevel: string, severity: 'warning' | 'error'): VerifyCheck {
+  return walLevel === 'logical'
+    ? { code: 'WAL_LEVEL', side, severity: 'ok', message: 'wal_level is logical.', objects: ['wal_level'] }
+    : {
+        code: 'WAL_LEVEL',
+        side,
+        severity,
+        message: `wal_level is ${walLevel}; logical is needed for continuous jobs: set wal_level = logical and restart PostgreSQL.`,
+        objects: ['wal_level'],
+      };
+}
+
+export class PostgresEngine implements Engine {
+  readonly kind = 'postgresql' as const;
+
+  async testConnection(params: ConnectionParams): Promise<ConnectionReport> {
+    let client: pg.Client;
+    try {
+      client = await connectPostgres(params);
+    } catch (error) {
+      return { ok: false, serverVersion: null, settings: {}, privileges: {}, checks: [], error: this.classifyError(error) };
+    }
+    try {
+      const facts = await readServerFacts(client);
+      const checks: VerifyCheck[] = [];
+      const wal = walLevelCheck('source', facts.settings.wal_level ?? '', 'warning');
+      if (wal.severity !== 'ok') checks.push(wal);
+      if (!facts.privileges.superuser && !facts.privileges.replication) {
+        checks.push({
+          code: 'REPLICATION_PRIVILEGE',
+          side: 'source',
+          severity: 'warning',
+          message: `${facts.currentUser} has no REPLICATION attribute, needed for continuous jobs from this server: ALTER ROLE ${quoteIdent(facts.currentUser)} WITH REPLICATION;`,
+          objects: [facts.currentUser],
+        });
+      }
+      return { ok: true, serverVersion: facts.serverVersion, settings: facts.settings, privileges: facts.privileges, checks, error: null };
+    } catch (error) {
+      return { ok: false, serverVersion: null, settings: {}, privileges: {}, checks: [], error: this.classifyError(error) };
+    } finally {
+      await endQuietly(client);
+    }
+  }
+
+  async verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType): Promise<VerifyCheck[]> {
+    const side = 'source';
+    const checks: VerifyCheck[] = [];
+    let client: pg.Client;
+    try {
+      client = await connectPostgres(params, { operation: 'read' });
+    } catch (error) {
+      return [{ code: 'CONNECTIVITY', side, severity: 'error', message: this.classifyError(error).message }];
+    }
+    try {
+      const facts = await readServerFacts(client);
+      checks.push({ code: 'CONNECTIVITY', side, severity: 'ok', message: `Connected to ${facts.serverVersion} at ${describeEndpoint(params)}.` });
+
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const found = await new PostgresIntrospector(client).introspect(selection, { readSequenceValues: false });
+      await client.query('COMMIT');
+      const tables = found.tables;
+      const schema = found.schema;
+
+      if (tables.length === 0) {
+        const why = found.partitioned.length > 0 ? ` Only partitioned tables match (${list(names(found.partitioned))}), and they are not supported yet.` : '';
+        checks.push({
+          code: 'NO_TABLES_SELECTED',
+          side,
+          severity: 'error',
+          message: `No table of database ${facts.currentDatabase} matches the job's selection.${why} Check the include and exclude patterns ("schema" or "schema.table").`,
+        });
+      } else {
+        checks.push({
+          code: 'NO_TABLES_SELECTED',
+          side,
+          severity: 'ok',
+          message: `${tables.length} table(s) selected.`,
+          objects: names(tables),
+        });
+      }
+
+      const user = quoteIdent(facts.currentUser);
+      const noUsage = [...new Set(tables.filter((t) => !t.schemaUsage).map((t) => t.schema))];
+      const noSelect = tables.filter((t) => !t.tableSelect);
+      if (noUsage.length > 0 || noSelect.length > 0 || found.unreadableSequences.length > 0) {
+        const grants = [
+          ...noUsage.map((s) => `GRANT USAGE ON SCHEMA ${quoteIdent(s)} TO ${user};`),
+          ...noSelect.map((t) => `GRANT SELECT ON TABLE ${quoteQualified(t)} TO ${user};`),
+          ...found.unreadableSequences.map((s) => `GRANT SELECT ON SEQUENCE ${quoteQualified(s)} TO ${user};`),
+        ];
+        const objects = [...noUsage.map((s) => `schema ${s}`), ...names(noSelect), ...names(found.unreadableSequences)];
+        checks.push({
+          code: 'PRIVILEGES',
+          side,
+          severity: 'error',
+          message: `${facts.currentUser} cannot read ${list(objects)}. Run: ${grants.join(' ')}`,
+          objects,
+        });
+      } else {
+        checks.push({ code: 'PRIVILEGES', side, severity: 'ok', message: `${facts.currentUser} can read every selected table, schema and sequence.` });
+      }
+
+      const noKey = tables.filter((t) => !t.hasPrimaryKey);
+      if (noKey.length > 0) {
+        const uncovered = noKey.filter((t) => t.replicaIdentity !== 'full' && t.replicaIdentity !== 'index');
+        const message =
+          jobType === 'continuous'
+            ? `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key. Their rows are copied, but changes to ${uncovered.length > 0 ? list(names(uncovered)) : 'them'} can be replicated only with a primary key or REPLICA IDENTITY FULL (ALTER TABLE ... REPLICA IDENTITY FULL).`
+            : `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key. A one-time job copies them as they are; a continuous job would need a primary key or REPLICA IDENTITY FULL.`;
+        checks.push({ code: 'TABLE_WITHOUT_PRIMARY_KEY', side, severity: 'warning', message, objects: names(noKey) });
+      } else {
+        checks.push({ code: 'TABLE_WITHOUT_PRIMARY_KEY', side, severity: 'ok', message: 'Every selected table has a primary key.' });
+      }
+
+      if (found.partitioned.length > 0) {
+        checks.push({
+          code: 'PARTITIONED_TABLE',
+          side,
+          severity: 'warning',
+          message: `Partitioned tables and partitions are not supported yet and will not be copied: ${list(names(found.partitioned))}. Exclude them from the job, or migrate them separately.`,
+          objects: names(found.partitioned),
+        });
+      } else {
+        checks.push({ code: 'PARTITIONED_TABLE', side, severity: 'ok', message: 'No partitioned table is selected.' });
+      }
+
+      if (found.unsupportedColumns.length > 0) {
+        const objects = found.unsupportedColumns.map((c) => `${c.table.schema}.${c.table.name}.${c.column}`);
+        checks.push({
+          code: 'UNSUPPORTED_TYPE',
+          side,
+          severity: 'error',
+          message: `These columns use types Ferry cannot create on the destination: ${found.unsupportedColumns
+            .map((c) => `${c.table.schema}.${c.table.name}.${c.column} (${c.type}: ${c.reason})`)
+            .join('; ')}. Exclude their tables from the job, or change the column types.`,
+          objects,
+        });
+      } else {
+        checks.push({ code: 'UNSUPPORTED_TYPE', side, severity: 'ok', message: 'Every column type can be created on the destination.' });
+      }
+
+      const selected = new Set(names(tables));
+      const dangling = schema.tables.flatMap((t) =>
+        t.foreignKeys.filter((f) => !selected.has(`${f.referencedTable.schema}.${f.referencedTable.name}`)).map((f) => `${t.schema}.${t.name}.${f.name}`),
+      );
+      if (dangling.length > 0) {
+        checks.push({
+          code: 'FOREIGN_KEY_TO_UNSELECTED_TABLE',
+          side,
+          severity: 'warning',
+          message: `These foreign keys reference tables outside the selection and are created only if the destination already has the referenced table: ${list(dangling)}. Include the referenced tables to keep them.`,
+          objects: dangling,
+        });
+      } else {
+        checks.push({ code: 'FOREIGN_KEY_TO_UNSELECTED_TABLE', side, severity: 'ok', message: 'Every foreign key references a selected table.' });
+      }
+
+      if (jobType === 'continuous') {
+        checks.push(walLevelCheck(side, facts.settings.wal_level ?? '', 'error'));
+        const maxSlots = Number(facts.settings.max_replication_slots);
+        const free = maxSlots - facts.replicationSlotsUsed;
+        checks.push(
+          free > 0
+            ? { code: 'REPLICATION_SLOTS', side, severity: 'ok', message: `${free} of ${maxSlots} replication slots are free.`, objects: ['max_replication_slots'] }
+            : {
+                code: 'REPLICATION_SLOTS',
+                side,
+                severity: 'error',
+                message: `All ${maxSlots} replication slots are in use. Drop unused slots (pg_drop_replication_slot) or raise max_replication_slots and restart PostgreSQL.`,
+                objects: ['max_replication_slots'],
+              },
+        );
+        const canReplicate = facts.privileges.superuser || facts.privileges.replication;
+        checks.push(
+          canReplicate
+            ? { code: 'REPLICATION_PRIVILEGE', side, severity: 'ok', message: `${facts.currentUser} may replicate.` }
+            : {
+                code: 'REPLICATION_PRIVILEGE',
+                side,
+                severity: 'error',
+                message: `${facts.currentUser} lacks the REPLICATION attribute that continuous jobs need. Run: ALTER ROLE ${user} WITH REPLICATION;`,
+                objects: [facts.currentUser],
+              },
+        );
+      }
+      return checks;
+    } catch (error) {
+      const classified = this.classifyError(error);
+      checks.push({ code: classified.code, side, severity: 'error', message: classified.message });
+      return checks;
+    } finally {
+      await endQuietly(client);
+    }
+  }
+
+  async verifyDestination(params: ConnectionParams, schema: DatabaseSchema): Promise<VerifyCheck[]> {
+    const side = 'destination';
+    const checks: VerifyCheck[] = [];
+    let client: pg.Client;
+    try {
+      client = await connectPostgres(params, { operation: 'ddl' });
+    } catch (error) {
+      return [{ code: 'CONNECTIVITY', side, severity: 'error', message: this.classifyError(error).message }];
+    }
+    try {
+      const facts = await readServerFacts(client);
+      checks.push({ code: 'CONNECTIVITY', side, severity: 'ok', message: `Connected to ${facts.serverVersion} at ${describeEndpoint(params)}.` });
+      const user = quoteIdent(facts.currentUser);
+
+      const writer = new PostgresSchemaWriter(client, errorContext(params, { operation: 'ddl' }));
+      const states = await writer.inspectRelations(schema.tables);
+      const toCreate = schema.tables.filter((_, i) => states[i]?.exists !== true);
+
+      const schemaNames = [...new Set([...schema.tables.map((t) => t.schema), ...schema.enums.map((t) => t.schema), ...schema.domains.map((t) => t.schema), ...schema.sequences.map((s) => s.schema)])];
+      const privilegeRows = (await client.query(loadSql('destination-privileges.sql'), [schemaNames])).rows as Row[];
+      const canCreateSchemas = pgBool(privilegeRows.find((r) => r.schema === null)?.can_create);
+      const existingSchemas = new Map(privilegeRows.filter((r) => r.schema !== null).map((r) => [String(r.schema), pgBool(r.can_create)]));
+      const missingSchemas = schemaNames.filter((s) => !existingSchemas.has(s));
+      const grants: string[] = [];
+      const objects: string[] = [];
+      if (missingSchemas.length > 0 && !canCreateSchemas) {
+        grants.push(`GRANT CREATE ON DATABASE ${quoteIdent(facts.currentDatabase)} TO ${user};`);
+        objects.push(`database ${facts.currentDatabase}`);
+      }
+      const needCreateIn = new Set([...toCreate.map((t) => t.schema), ...schema.enums.map((t) => t.schema), ...schema.domains.map((t) => t.schema)]);
+      for (const [name, canCreate] of existingSchemas) {
+        if (!canCreate && needCreateIn.has(name)) {
+          grants.push(`GRANT USAGE, CREATE ON SCHEMA ${quoteIdent(name)} TO ${user};`);
+          objects.push(`schema ${name}`);
+        }
+      }
+      checks.push(
+        grants.length > 0
+          ? {
+              code: 'PRIVILEGES',
+              side,
+              severity: 'error',
+              message: `${facts.currentUser} cannot create ${list(objects)}${missingSchemas.length > 0 ? ` (schemas to create: ${missingSchemas.join(', ')})` : ''}. Run: ${grants.join(' ')}`,
+              objects,
+            }
+          : { code: 'PRIVILEGES', side, severity: 'ok', message: `${facts.currentUser} can create the schemas and tables the job needs.` },
+      );
+
+      const problems = await writer.findTableProblems(schema);
+      const mismatched = problems.filter((p) => p.code === 'DESTINATION_TABLE_MISMATCH');
+      const notEmpty = problems.filter((p) => p.code === 'DESTINATION_NOT_EMPTY');
+      checks.push(
+        notEmpty.length > 0
+          ? {
+              code: 'DESTINATION_NOT_EMPTY',
+              side,
+              severity: 'error',
+              message: `These destination tables already hold rows: ${list(names(notEmpty.map((p) => p.table)))}. Empty them (TRUNCATE) or drop them on the destination, or exclude them from the job.`,
+              objects: names(notEmpty.map((p) => p.table)),
+            }
+          : { code: 'DESTINATION_NOT_EMPTY', side, severity: 'ok', message: 'No destination table that the job loads holds rows.' },
+      );
+      checks.push(
+        mismatched.length > 0
+          ? {
+              code: 'DESTINATION_TABLE_MISMATCH',
+              side,
+              severity: 'error',
+              message: `These destination tables already exist with a different shape: ${mismatched.map((p) => `${p.table.schema}.${p.table.name} (${p.reason})`).join('; ')}. Drop or rename them on the destination, or exclude them from the job.`,
+              objects: names(mismatched.map((p) => p.table)),
+            }
+          : {
+              code: 'DESTINATION_TABLE_MISMATCH',
+              side,
+              severity: 'ok',
+              message: `${toCreate.length} table(s) to create; ${schema.tables.length - toCreate.length} existing empty table(s) with matching columns to reuse.`,
+            },
+      );
+
+      if (schema.extensions.length > 0) {
+        const available = new Map(
+          ((await client.query(loadSql('available-extensions.sql'))).rows as Row[]).map((r) => [String(r.name), pgText(r.installed_version)]),
+        );
+        const missing = schema.extensions.filter((e) => !available.has(e));
+        checks.push(
+          missing.length > 0
+            ? {
+                code: 'UNSUPPORTED_TYPE',
+                side,
+                severity: 'error',
+                message: `The destination cannot install the extensions ${missing.join(', ')} that the selected tables use. Install their packages on the destination server, or exclude the tables that use them.`,
+                objects: missing,
+              }
+            : { code: 'UNSUPPORTED_TYPE', side, severity: 'ok', message: `The extensions the tables use are available: ${schema.extensions.join(', ')}.`, objects: schema.extensions },
+        );
+      } else {
+        checks.push({ code: 'UNSUPPORTED_TYPE', side, severity: 'ok', message: 'The selected tables need no extension.' });
+      }
+      return checks;
+    } catch (error) {
+      const classified = this.classifyError(error);
+      checks.push({ code: classified.code, side, severity: 'error', message: classified.message });
+      return checks;
+    } finally {
+      await endQuietly(client);
+    }
+  }
+
+  openSnapshot(params: ConnectionParams): Promise<SourceSnapshot> {
+    return openPostgresSnapshot(params);
+  }
+
+  async readSchema(params: ConnectionParams, selection: ObjectSelection): Promise<DatabaseSchema> {
+    const client = await connectPostgres(params, { operation: 'read' });
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const schema = await new PostgresIntrospector(client).readSchema(selection);
+      await client.query('COMMIT');
+      return schema;
+    } catch (error) {
+      throw classifyPostgresError(error, errorContext(params, { operation: 'read' }));
+    } finally {
+      await endQuietly(client);
+    }
+  }
+
+  openSchemaWriter(params: ConnectionParams): Promise<SchemaWriter> {
+    return openPostgresSchemaWriter(params);
+  }
+
+  openTableWriter(params: ConnectionParams): Promise<TableWriter> {
+    return openPostgresTableWriter(params);
+  }
+
+  classifyError(error: unknown): FerryError {
+    return classifyPostgresError(error);
+  }
+
+  // Change data capture: being built (issue 3). Until then these say so.
+  createReplication(): Promise<{ startPosition: string }> {
+    return Promise.reject(cdcNotBuilt());
+  }
+
+  dropReplication(): Promise<void> {
+    return Promise.reject(cdcNotBuilt());
+  }
+
+  openChangeReader(): Promise<ChangeReader> {
+    return Promise.reject(cdcNotBuilt());
+  }
+
+  openChangeApplier(): Promise<ChangeApplier> {
+    return Promise.reject(cdcNotBuilt());
+  }
+
+  currentPosition(): Promise<string> {
+    return Promise.reject(cdcNotBuilt());
+  }
+
+  emitMarker(): Promise<string> {
+    return Promise.reject(cdcNotBuilt());
+  }
+
+  comparePositions(): number {
+    throw cdcNotBuilt();
+  }
+
+  positionDistance(): number | null {
+    throw cdcNotBuilt();
+  }
+}
+
+function cdcNotBuilt(): FerryError {
+  return new FerryError('NOT_IMPLEMENTED', 'Change data capture for PostgreSQL is not built yet; use one-time jobs.');
+}
+
+export const postgresEngine = new PostgresEngine();

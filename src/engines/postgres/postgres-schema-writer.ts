@@ -1,0 +1,474 @@
+/**
+ * Creates the source schema on a PostgreSQL destination: pre-data objects (schemas,
+ * extensions, enums, domains, sequences, tables with their keys and checks) in one
+ * transaction before the load, post-data objects (indexes, foreign keys) after it, and the
+ * sequence values last. Every step is idempotent: what exists is kept, only what is missing
+ * is created, so a step can run again after a crash.
+ */
+import type pg from 'pg';
+import type { ConnectionParams } from '../../core/connection-profile.js';
+import { FerryError } from '../../core/errors.js';
+import type {
+  ColumnSchema,
+  DatabaseSchema,
+  DomainTypeSchema,
+  EnumTypeSchema,
+  QualifiedName,
+  SequenceSchema,
+  TableSchema,
+} from '../../core/schema.js';
+import type { CreatedObject, DestinationTableState, SchemaWriter } from '../engine.js';
+import { loadSql } from './load-sql.js';
+import { connectPostgres, endQuietly, errorContext, pgBool, pgJson, pgText, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
+import type { PostgresErrorContext } from './postgres-error-classifier.js';
+import { classifyPostgresError } from './postgres-error-classifier.js';
+
+type Row = Record<string, unknown>;
+
+/** A destination table's state plus the kind of relation that holds its name. */
+export interface DestinationRelationState extends DestinationTableState {
+  /** pg_class.relkind when it exists: 'r' table, 'p' partitioned table, 'v' view, ... */
+  kind: string | null;
+}
+
+/** A problem with one existing destination table. */
+export interface DestinationTableProblem {
+  table: QualifiedName;
+  code: 'DESTINATION_NOT_EMPTY' | 'DESTINATION_TABLE_MISMATCH';
+  /** What differs, e.g. "missing columns: a, b". */
+  reason: string;
+}
+
+export interface CreatePreDataOptions {
+  /**
+   * Refuse existing tables that hold rows (DESTINATION_NOT_EMPTY). Off by default: the
+   * pipeline calls createPreDataObjects again on every attempt, after earlier attempts have
+   * loaded some tables, so rows there are the job's own. verifyDestination refuses tables
+   * with rows before the first load.
+   */
+  requireEmptyTables?: boolean;
+  /** With requireEmptyTables: tables this job created or loaded earlier, whose rows are its own. */
+  ownedTables?: QualifiedName[];
+}
+
+const RELATION_KINDS: Record<string, string> = {
+  p: 'a partitioned table',
+  v: 'a view',
+  m: 'a materialized view',
+  f: 'a foreign table',
+};
+
+function key(object: QualifiedName): string {
+  return JSON.stringify([object.schema, object.name]);
+}
+
+function describe(object: QualifiedName): string {
+  return `${object.schema}.${object.name}`;
+}
+
+/** Compares an existing destination table with the source table; null when it can be reused. */
+export function compareTable(table: TableSchema, state: DestinationRelationState): DestinationTableProblem | null {
+  if (!state.exists) return null;
+  const name = { schema: table.schema, name: table.name };
+  if (state.kind !== 'r') {
+    return {
+      table: name,
+      code: 'DESTINATION_TABLE_MISMATCH',
+      reason: `it exists as ${RELATION_KINDS[state.kind ?? ''] ?? 'another kind of relation'}, not a table`,
+    };
+  }
+  const source = new Set(table.columns.map((c) => c.name));
+  const destination = new Set(state.columns);
+  const missing = [...source].filter((c) => !destination.has(c));
+  const extra = [...destination].filter((c) => !source.has(c));
+  if (missing.length > 0 || extra.length > 0) {
+    const parts = [];
+    if (missing.length > 0) parts.push(`missing columns ${missing.join(', ')}`);
+    if (extra.length > 0) parts.push(`extra columns ${extra.join(', ')}`);
+    return { table: name, code: 'DESTINATION_TABLE_MISMATCH', reason: parts.join('; ') };
+  }
+  if (state.hasRows) return { table: name, code: 'DESTINATION_NOT_EMPTY', reason: 'it holds rows' };
+  return null;
+}
+
+/** The FerryError for destination table problems: mismatches first, then tables with rows. */
+export function destinationTableError(problems: DestinationTableProblem[]): FerryError | null {
+  const mismatched = problems.filter((p) => p.code === 'DESTINATION_TABLE_MISMATCH');
+  if (mismatched.length > 0) {
+    return new FerryError(
+      'DESTINATION_TABLE_MISMATCH',
+      `These destination tables already exist with a different shape: ${mismatched.map((p) => `${describe(p.table)} (${p.reason})`).join('; ')}. Drop or rename them on the destination, or exclude them from the job.`,
+      { details: { tables: mismatched.map((p) => describe(p.table)) } },
+    );
+  }
+  const notEmpty = problems.filter((p) => p.code === 'DESTINATION_NOT_EMPTY');
+  if (notEmpty.length > 0) {
+    return new FerryError(
+      'DESTINATION_NOT_EMPTY',
+      `These destination tables already hold rows: ${notEmpty.map((p) => describe(p.table)).join(', ')}. Empty them (TRUNCATE) or drop them on the destination, or exclude them from the job.`,
+      { details: { tables: notEmpty.map((p) => describe(p.table)) } },
+    );
+  }
+  return null;
+}
+
+function sequenceOptions(sequence: SequenceSchema): string {
+  return [
+    `INCREMENT BY ${sequence.increment}`,
+    `MINVALUE ${sequence.minValue}`,
+    `MAXVALUE ${sequence.maxValue}`,
+    `START WITH ${sequence.start}`,
+    `CACHE ${sequence.cache}`,
+    sequence.cycle ? 'CYCLE' : 'NO CYCLE',
+  ].join(' ');
+}
+
+function isNotValid(definition: string): boolean {
+  return /\sNOT VALID$/.test(definition);
+}
+
+function createSequenceSql(sequence: SequenceSchema): string {
+  return `CREATE SEQUENCE IF NOT EXISTS ${quoteQualified(sequence)} AS ${sequence.dataType} ${sequenceOptions(sequence)}`;
+}
+
+function createEnumSql(type: EnumTypeSchema): string {
+  return `CREATE TYPE ${quoteQualified(type)} AS ENUM (${type.labels.map(quoteLiteral).join(', ')})`;
+}
+
+function createDomainSql(domain: DomainTypeSchema): string {
+  const parts = [`CREATE DOMAIN ${quoteQualified(domain)} AS ${domain.baseType}`];
+  if (domain.defaultExpression !== null) parts.push(`DEFAULT ${domain.defaultExpression}`);
+  if (domain.notNull) parts.push('NOT NULL');
+  for (const check of domain.checks) {
+    // CREATE DOMAIN has no NOT VALID; the destination starts empty, so checking is harmless.
+    parts.push(`CONSTRAINT ${quoteIdent(check.name)} ${check.definition.replace(/\sNOT VALID$/, '')}`);
+  }
+  return parts.join(' ');
+}
+
+function columnSql(table: TableSchema, column: ColumnSchema, sequences: SequenceSchema[]): string {
+  const parts = [quoteIdent(column.name), column.nativeType];
+  if (column.collation !== null) parts.push(`COLLATE ${column.collation}`);
+  if (column.generatedExpression !== null) {
+    parts.push(`GENERATED ALWAYS AS (${column.generatedExpression}) STORED`);
+  } else if (column.identity !== null) {
+    const sequence = sequences.find(
+      (s) => s.identity && s.ownedBy !== null && s.ownedBy.column === column.name && key(s.ownedBy.table) === key(table),
+    );
+    const kind = column.identity === 'always' ? 'ALWAYS' : 'BY DEFAULT';
+    const options = sequence === undefined ? '' : ` (SEQUENCE NAME ${quoteQualified(sequence)} ${sequenceOptions(sequence)})`;
+    parts.push(`GENERATED ${kind} AS IDENTITY${options}`);
+  } else if (column.defaultExpression !== null) {
+    parts.push(`DEFAULT ${column.defaultExpression}`);
+  }
+  if (!column.nullable) parts.push('NOT NULL');
+  return parts.join(' ');
+}
+
+/** The CREATE TABLE statement: columns, primary key, unique and (valid) check constraints. */
+export function createTableSql(table: TableSchema, sequences: SequenceSchema[]): string {
+  const lines = table.columns.map((c) => columnSql(table, c, sequences));
+  if (table.primaryKey !== null) {
+    lines.push(`CONSTRAINT ${quoteIdent(table.primaryKey.name)} PRIMARY KEY (${table.primaryKey.columns.map(quoteIdent).join(', ')})`);
+  }
+  for (const unique of table.uniqueConstraints) {
+    lines.push(`CONSTRAINT ${quoteIdent(unique.name)} UNIQUE (${unique.columns.map(quoteIdent).join(', ')})`);
+  }
+  for (const check of table.checkConstraints) {
+    if (!isNotValid(check.definition)) lines.push(`CONSTRAINT ${quoteIdent(check.name)} ${check.definition}`);
+  }
+  return `CREATE TABLE ${quoteQualified(table)} (\n  ${lines.join(',\n  ')}\n)`;
+}
+
+/** The schema of a type name as format_type prints it (`public.citext[]` → public), or null. */
+function typeSchema(nativeType: string): string | null {
+  const match = /^("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\./.exec(nativeType);
+  if (match === null) return null;
+  const raw = match[1] ?? '';
+  return raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw;
+}
+
+/**
+ * The schema to install extensions in. The model carries extension names only, so it is
+ * inferred: the one schema holding the column types that are neither enums nor domains of
+ * the schema (those come from extensions), else public.
+ */
+function extensionSchema(schema: DatabaseSchema): string {
+  const own = new Set([...schema.enums, ...schema.domains].map((t) => key(t)));
+  const candidates = new Set<string>();
+  const types = [...schema.tables.flatMap((t) => t.columns.map((c) => c.nativeType)), ...schema.domains.map((d) => d.baseType)];
+  for (const nativeType of types) {
+    const s = typeSchema(nativeType);
+    if (s === null) continue;
+    const name = nativeType.slice(nativeType.indexOf('.') + 1).replace(/\[\]$/, '').replace(/^"(.*)"$/, '$1');
+    if (!own.has(key({ schema: s, name }))) candidates.add(s);
+  }
+  return candidates.size === 1 ? ([...candidates][0] ?? 'public') : 'public';
+}
+
+export async function openPostgresSchemaWriter(params: ConnectionParams): Promise<PostgresSchemaWriter> {
+  const context = errorContext(params, { operation: 'ddl' });
+  return new PostgresSchemaWriter(await connectPostgres(params, context), context);
+}
+
+export class PostgresSchemaWriter implements SchemaWriter {
+  constructor(
+    private readonly client: pg.Client,
+    private readonly context: PostgresErrorContext,
+  ) {}
+
+  async inspectTables(tables: QualifiedName[]): Promise<DestinationTableState[]> {
+    try {
+      return (await this.inspectRelations(tables)).map(({ kind: _kind, ...state }) => state);
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    }
+  }
+
+  /** Like inspectTables, with the kind of relation that holds each name. */
+  async inspectRelations(tables: QualifiedName[]): Promise<DestinationRelationState[]> {
+    if (tables.length === 0) return [];
+    const result = await this.client.query(loadSql('table-states.sql'), [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+    const states: DestinationRelationState[] = [];
+    for (const row of result.rows as Row[]) {
+      const table = { schema: String(row.schema), name: String(row.name) };
+      const kind = pgText(row.kind);
+      let hasRows = false;
+      if (kind === 'r' || kind === 'p') {
+        const rows = await this.client.query(`SELECT EXISTS (SELECT 1 FROM ${quoteQualified(table)}) AS has_rows`);
+        hasRows = pgBool((rows.rows[0] as Row).has_rows);
+      }
+      states.push({ table, exists: kind !== null, hasRows, columns: pgJson<string[]>(row.columns, []), kind });
+    }
+    return states;
+  }
+
+  /** The problems of the destination tables that the schema would create or reuse. */
+  async findTableProblems(schema: DatabaseSchema, ownedTables: QualifiedName[] = []): Promise<DestinationTableProblem[]> {
+    const owned = new Set(ownedTables.map(key));
+    const states = await this.inspectRelations(schema.tables);
+    const problems: DestinationTableProblem[] = [];
+    schema.tables.forEach((table, i) => {
+      const state = states[i];
+      if (state === undefined) return;
+      const problem = compareTable(table, owned.has(key(table)) ? { ...state, hasRows: false } : state);
+      if (problem !== null) problems.push(problem);
+    });
+    return problems;
+  }
+
+  async createPreDataObjects(schema: DatabaseSchema, options: CreatePreDataOptions = {}): Promise<CreatedObject[]> {
+    const created: CreatedObject[] = [];
+    try {
+      await this.client.query('BEGIN');
+      try {
+        const problems = (await this.findTableProblems(schema, options.ownedTables)).filter(
+          (p) => options.requireEmptyTables === true || p.code !== 'DESTINATION_NOT_EMPTY',
+        );
+        const problem = destinationTableError(problems);
+        if (problem !== null) throw problem;
+        await this.createMissing(schema, created);
+        await this.client.query('COMMIT');
+      } catch (error) {
+        await this.client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    }
+    return created;
+  }
+
+  private async createMissing(schema: DatabaseSchema, created: CreatedObject[]): Promise<void> {
+    const schemaNames = [
+      ...new Set([
+        ...schema.schemas,
+        ...schema.tables.map((t) => t.schema),
+        ...schema.sequences.map((s) => s.schema),
+        ...schema.enums.map((t) => t.schema),
+        ...schema.domains.map((t) => t.schema),
+      ]),
+    ];
+    const extensionHome = extensionSchema(schema);
+    const existing = await this.client.query(loadSql('existing-objects.sql'), [[...schemaNames, extensionHome]]);
+    const have = new Map<string, Row>();
+    for (const row of existing.rows as Row[]) have.set(`${String(row.kind)}:${key({ schema: String(row.schema), name: String(row.name) })}`, row);
+    const exists = (kind: string, object: QualifiedName | { schema: null; name: string }): Row | undefined =>
+      have.get(`${kind}:${key({ schema: String(object.schema), name: object.name })}`);
+
+    for (const name of schemaNames) {
+      if (exists('schema', { schema: name, name })) continue;
+      await this.client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(name)}`);
+      created.push({ kind: 'schema', schema: null, name });
+    }
+    for (const name of schema.extensions) {
+      if (exists('extension', { schema: null, name })) continue;
+      if (!exists('schema', { schema: extensionHome, name: extensionHome }) && !schemaNames.includes(extensionHome)) {
+        await this.client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(extensionHome)}`);
+        created.push({ kind: 'schema', schema: null, name: extensionHome });
+        have.set(`schema:${key({ schema: extensionHome, name: extensionHome })}`, {});
+      }
+      await this.client.query(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(name)} WITH SCHEMA ${quoteIdent(extensionHome)}`);
+      created.push({ kind: 'extension', schema: null, name });
+    }
+    for (const type of schema.enums) {
+      const row = exists('type', type);
+      if (row !== undefined) {
+        const labels = pgJson<string[]>(row.labels, []);
+        const missing = type.labels.filter((l) => !labels.includes(l));
+        if (missing.length > 0) {
+          throw new FerryError(
+            'SCHEMA_ERROR',
+            `The enum type ${describe(type)} exists on the destination without the labels ${missing.join(', ')}. Add them (ALTER TYPE ${quoteQualified(type)} ADD VALUE ...) or drop the type.`,
+            { details: { type: describe(type), missingLabels: missing } },
+          );
+        }
+        continue;
+      }
+      await this.client.query(createEnumSql(type));
+      created.push({ kind: 'type', schema: type.schema, name: type.name });
+    }
+    for (const domain of schema.domains) {
+      if (exists('domain', domain)) continue;
+      await this.client.query(createDomainSql(domain));
+      created.push({ kind: 'domain', schema: domain.schema, name: domain.name });
+    }
+    for (const sequence of schema.sequences) {
+      if (sequence.identity || exists('sequence', sequence)) continue;
+      await this.client.query(createSequenceSql(sequence));
+      created.push({ kind: 'sequence', schema: sequence.schema, name: sequence.name });
+    }
+    const states = await this.inspectRelations(schema.tables);
+    for (const [i, table] of schema.tables.entries()) {
+      if (states[i]?.exists === true) continue;
+      await this.client.query(createTableSql(table, schema.sequences));
+      created.push({ kind: 'table', schema: table.schema, name: table.name });
+    }
+    const tables = new Set(schema.tables.map(key));
+    for (const sequence of schema.sequences) {
+      if (sequence.identity || sequence.ownedBy === null || !tables.has(key(sequence.ownedBy.table))) continue;
+      await this.client.query(
+        `ALTER SEQUENCE ${quoteQualified(sequence)} OWNED BY ${quoteQualified(sequence.ownedBy.table)}.${quoteIdent(sequence.ownedBy.column)}`,
+      );
+    }
+  }
+
+  async createPostDataObjects(schema: DatabaseSchema): Promise<void> {
+    try {
+      const schemaNames = [...new Set([...schema.tables.map((t) => t.schema), ...schema.tables.flatMap((t) => t.foreignKeys.map((f) => f.referencedTable.schema))])];
+      const names = await this.client.query(loadSql('relation-names.sql'), [schemaNames]);
+      const relations = new Set<string>();
+      const constraints = new Set<string>();
+      for (const row of names.rows as Row[]) {
+        if (row.kind === 'relation') relations.add(key({ schema: String(row.schema), name: String(row.name) }));
+        else constraints.add(JSON.stringify([row.schema, row.table_name, row.name]));
+      }
+      const hasConstraint = (table: QualifiedName, name: string): boolean => constraints.has(JSON.stringify([table.schema, table.name, name]));
+
+      for (const table of schema.tables) {
+        for (const index of table.indexes) {
+          if (relations.has(key({ schema: table.schema, name: index.name }))) continue;
+          await this.client.query(index.definition);
+        }
+      }
+      for (const table of schema.tables) {
+        for (const check of table.checkConstraints) {
+          if (!isNotValid(check.definition) || hasConstraint(table, check.name)) continue;
+          await this.client.query(`ALTER TABLE ${quoteQualified(table)} ADD CONSTRAINT ${quoteIdent(check.name)} ${check.definition}`);
+        }
+      }
+      for (const table of schema.tables) {
+        for (const foreignKey of table.foreignKeys) {
+          if (hasConstraint(table, foreignKey.name)) continue;
+          // A key to a table outside the job that the destination lacks cannot be created; verify warns about it.
+          if (!relations.has(key(foreignKey.referencedTable))) continue;
+          await this.client.query(`ALTER TABLE ${quoteQualified(table)} ADD CONSTRAINT ${quoteIdent(foreignKey.name)} ${foreignKey.definition}`);
+        }
+      }
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    }
+  }
+
+  async syncSequences(schema: DatabaseSchema): Promise<void> {
+    try {
+      for (const sequence of schema.sequences) {
+        let target = quoteQualified(sequence);
+        if (sequence.identity && sequence.ownedBy !== null) {
+          // A reused destination table may have its own name for the identity sequence.
+          const result = await this.client.query('SELECT pg_get_serial_sequence($1, $2) AS name', [
+            quoteQualified(sequence.ownedBy.table),
+            sequence.ownedBy.column,
+          ]);
+          target = pgText((result.rows[0] as Row).name) ?? target;
+        }
+        if (sequence.lastValue !== null) {
+          await this.client.query('SELECT setval($1::regclass, $2::bigint, true)', [target, sequence.lastValue]);
+        } else {
+          await this.client.query('SELECT setval($1::regclass, $2::bigint, false)', [target, sequence.start]);
+        }
+      }
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    }
+  }
+
+  async truncateTables(tables: QualifiedName[]): Promise<void> {
+    try {
+      const states = await this.inspectRelations(tables);
+      const existing = tables.filter((_, i) => states[i]?.kind === 'r');
+      if (existing.length === 0) return;
+      // One statement, so foreign keys between the listed tables do not stop it.
+      await this.client.query(`TRUNCATE ${existing.map(quoteQualified).join(', ')}`);
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    }
+  }
+
+  async dropObjects(objects: CreatedObject[]): Promise<void> {
+    try {
+      for (const object of [...objects].reverse()) {
+        const name = object.schema === null ? quoteIdent(object.name) : quoteQualified({ schema: object.schema, name: object.name });
+        switch (object.kind) {
+          case 'table':
+            await this.client.query(`DROP TABLE IF EXISTS ${name} CASCADE`);
+            break;
+          case 'sequence':
+            await this.client.query(`DROP SEQUENCE IF EXISTS ${name} CASCADE`);
+            break;
+          case 'type':
+            await this.dropUnlessUsed(`DROP TYPE IF EXISTS ${name}`);
+            break;
+          case 'domain':
+            await this.dropUnlessUsed(`DROP DOMAIN IF EXISTS ${name}`);
+            break;
+          case 'extension':
+            await this.dropUnlessUsed(`DROP EXTENSION IF EXISTS ${name}`);
+            break;
+          case 'schema':
+            await this.dropUnlessUsed(`DROP SCHEMA IF EXISTS ${name}`);
+            break;
+        }
+      }
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    }
+  }
+
+  /**
+   * Drops a shared object unless something else now depends on it. Without CASCADE: objects
+   * created on the destination since the job created this one (a user's table in the schema,
+   * a column of the type) are kept, and so is the object they need.
+   */
+  private async dropUnlessUsed(sql: string): Promise<void> {
+    try {
+      await this.client.query(sql);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== '2BP01') throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await endQuietly(this.client);
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * A consistent snapshot of a PostgreSQL source. A coordinator connection opens a
+ * REPEATABLE READ READ ONLY transaction and exports its snapshot; each table reader opens
+ * its own connection and imports it, so every table is read as of the same instant.
+ *
+ * The exported snapshot stays importable only while the coordinator transaction is open:
+ * keep the snapshot open until every reader has been opened. Readers already open keep
+ * their snapshot after close().
+ */
+import { PassThrough } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import type { ConnectionParams } from '../../core/connection-profile.js';
+import { FerryError } from '../../core/errors.js';
+import type { ObjectSelection } from '../../core/object-selection.js';
+import type { DatabaseSchema, TableSchema } from '../../core/schema.js';
+import type { SourceSnapshot, TableReader } from '../engine.js';
+import { connectPostgres, endQuietly, errorContext, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
+import { classifyPostgresError } from './postgres-error-classifier.js';
+import { PostgresIntrospector } from './postgres-introspector.js';
+
+const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+
+/** The COPY statement that streams the loadable columns of a table in text format. */
+export function copyOutSql(table: TableSchema): string {
+  const columns = table.columns.filter((c) => c.generatedExpression === null).map((c) => quoteIdent(c.name));
+  return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} TO STDOUT`;
+}
+
+/** Opens a snapshot of the source: connects, begins the transaction, exports the snapshot. */
+export async function openPostgresSnapshot(params: ConnectionParams): Promise<PostgresSnapshotReader> {
+  const client = await connectPostgres(params, { operation: 'read' });
+  try {
+    await client.query(BEGIN_SNAPSHOT_SQL);
+    const result = await client.query('SELECT pg_export_snapshot() AS id');
+    const id = String((result.rows[0] as { id: unknown }).id);
+    return new PostgresSnapshotReader(params, client, id);
+  } catch (error) {
+    await endQuietly(client);
+    throw classifyPostgresError(error, errorContext(params, { operation: 'read' }));
+  }
+}
+
+export class PostgresSnapshotReader implements SourceSnapshot {
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly params: ConnectionParams,
+    private readonly coordinator: pg.Client,
+    readonly id: string,
+    readonly position: string | null = null,
+  ) {}
+
+  async readSchema(selection: ObjectSelection): Promise<DatabaseSchema> {
+    if (this.closing !== null) {
+      throw new FerryError('FAILED_PRECONDITION', 'The source snapshot is closed; open a new one to read the schema.');
+    }
+    try {
+      return await new PostgresIntrospector(this.coordinator).readSchema(selection);
+    } catch (error) {
+      throw classifyPostgresError(error, errorContext(this.params, { operation: 'read', snapshotId: this.id }));
+    }
+  }
+
+  async openTableReader(): Promise<TableReader> {
+    if (this.closing !== null) {
+      throw new FerryError(
+        'SNAPSHOT_LOST',
+        `The source snapshot ${this.id} was released before this reader was opened. Ferry starts the copy again from a new snapshot.`,
+        { retryable: true, details: { snapshotId: this.id } },
+      );
+    }
+    const context = errorContext(this.params, { operation: 'read', snapshotId: this.id });
+    const client = await connectPostgres(this.params, context);
+    try {
+      await client.query(BEGIN_SNAPSHOT_SQL);
+      await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(this.id)}`);
+    } catch (error) {
+      await endQuietly(client);
+      throw classifyPostgresError(error, context);
+    }
+    return new PostgresTableReader(client, context);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.coordinator.query('COMMIT');
+      } catch {
+        // The transaction only read: whether it commits or dies with the connection is the same.
+      } finally {
+        await endQuietly(this.coordinator);
+      }
+    })();
+    return this.closing;
+  }
+}
+
+/** Streams tables in COPY text format from one connection bound to the snapshot. */
+export class PostgresTableReader implements TableReader {
+  private active: { source: Readable; output: PassThrough } | null = null;
+  private broken: FerryError | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly context: ReturnType<typeof errorContext>,
+  ) {}
+
+  copyOut(table: TableSchema): Readable {
+    const output = new PassThrough();
+    const refusal =
+      this.closing !== null
+        ? new FerryError('FAILED_PRECONDITION', 'This table reader is closed; open another one from the snapshot.')
+        : this.broken ?? (this.active !== null ? new FerryError('FAILED_PRECONDITION', 'This table reader is already copying a table; read one table at a time per reader.') : null);
+    if (refusal !== null) {
+      process.nextTick(() => output.destroy(refusal));
+      return output;
+    }
+
+    const source = this.client.query(copyTo(copyOutSql(table)));
+    const copy = { source, output };
+    this.active = copy;
+    source.on('error', (error: unknown) => {
+      const classified = classifyPostgresError(error, this.context);
+      this.broken ??= classified;
+      output.destroy(classified);
+    });
+    source.on('end', () => {
+      if (this.active === copy) this.active = null;
+    });
+    output.on('close', () => {
+      if (this.active !== copy) return;
+      this.active = null;
+      if (!source.readableEnded) {
+        // The consumer stopped mid-table: the connection is still inside the COPY and cannot be
+        // reused, so it is dropped.
+        this.broken ??= new FerryError('CONNECTION_LOST', 'The copy was stopped before the end of the table; open another reader.', {
+          retryable: true,
+        });
+        source.unpipe(output);
+        void this.close();
+      }
+    });
+    source.pipe(output);
+    return output;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const copy = this.active;
+      this.active = null;
+      if (copy !== null && !copy.output.destroyed) {
+        copy.output.destroy(new FerryError('FAILED_PRECONDITION', 'The table reader was closed while copying a table.'));
+      }
+      // A copy in flight cannot be committed; ending the connection (pg destroys the socket when a
+      // query is active) ends it on the server too.
+      if (copy === null) {
+        try {
+          await this.client.query('COMMIT');
+        } catch {
+          // Read-only transaction: nothing to lose.
+        }
+      }
+      await endQuietly(this.client);
+    })();
+    return this.closing;
+  }
+}

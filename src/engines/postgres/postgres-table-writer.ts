@@ -1,0 +1,103 @@
+/**
+ * Loads table data into PostgreSQL: TRUNCATE and COPY FROM STDIN in one transaction, so a
+ * load is all or nothing and loading again after a crash is exact. Streams only: memory is
+ * bounded by the stream buffers whatever the table size.
+ */
+import { Transform } from 'node:stream';
+import type { Readable, TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { ConnectionParams } from '../../core/connection-profile.js';
+import { FerryError } from '../../core/errors.js';
+import type { TableSchema } from '../../core/schema.js';
+import type { LoadResult, TableWriter } from '../engine.js';
+import { connectPostgres, endQuietly, errorContext, pgBool, quoteIdent, quoteQualified } from './postgres-connection.js';
+import type { PostgresErrorContext } from './postgres-error-classifier.js';
+import { classifyPostgresError } from './postgres-error-classifier.js';
+
+/** The COPY statement that loads the columns the source sends (generated columns left out). */
+export function copyInSql(table: TableSchema): string {
+  const columns = table.columns.filter((c) => c.generatedExpression === null).map((c) => quoteIdent(c.name));
+  return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} FROM STDIN`;
+}
+
+/** Counts the bytes that pass through. */
+class ByteCounter extends Transform {
+  bytes = 0;
+
+  override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    callback(null, chunk);
+  }
+}
+
+export async function openPostgresTableWriter(params: ConnectionParams): Promise<PostgresTableWriter> {
+  const context = errorContext(params, { operation: 'write' });
+  return new PostgresTableWriter(await connectPostgres(params, context), context);
+}
+
+export class PostgresTableWriter implements TableWriter {
+  /** Set when the connection can no longer be trusted (a rollback failed): later loads refuse. */
+  private broken: FerryError | null = null;
+  private busy = false;
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly context: PostgresErrorContext,
+  ) {}
+
+  async replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal): Promise<LoadResult> {
+    if (this.broken !== null) {
+      rows.destroy();
+      throw this.broken;
+    }
+    if (this.busy) {
+      rows.destroy();
+      throw new FerryError('FAILED_PRECONDITION', 'This table writer is already loading a table; load one table at a time per writer.');
+    }
+    this.busy = true;
+    try {
+      signal.throwIfAborted();
+      await this.client.query('BEGIN');
+      try {
+        // An empty table needs no TRUNCATE, which foreign keys pointing at it would refuse.
+        const current = await this.client.query(`SELECT EXISTS (SELECT 1 FROM ${quoteQualified(table)}) AS has_rows`);
+        if (pgBool((current.rows[0] as { has_rows: unknown }).has_rows)) {
+          await this.client.query(`TRUNCATE ${quoteQualified(table)}`);
+        }
+        const counter = new ByteCounter();
+        const copy = this.client.query(copyFrom(copyInSql(table)));
+        // The signal makes pipeline destroy every stream: the COPY sends CopyFail and the
+        // server aborts the transaction, which the rollback below ends.
+        await pipeline(rows, counter, copy, { signal });
+        await this.client.query('COMMIT');
+        return { rows: copy.rowCount, bytes: counter.bytes };
+      } catch (error) {
+        try {
+          await this.client.query('ROLLBACK');
+        } catch (rollbackError) {
+          this.broken = classifyPostgresError(rollbackError, this.context);
+        }
+        throw error;
+      }
+    } catch (error) {
+      rows.destroy();
+      if (signal.aborted) {
+        // The caller's reason says why it stopped the load; keep it when it is already classified.
+        if (signal.reason instanceof FerryError) throw signal.reason;
+        throw new FerryError('FAILED_PRECONDITION', `Loading ${table.schema}.${table.name} was cancelled; nothing of this load was kept.`, {
+          cause: error,
+          details: { table: `${table.schema}.${table.name}`, aborted: true },
+        });
+      }
+      throw classifyPostgresError(error, this.context);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await endQuietly(this.client);
+  }
+}
