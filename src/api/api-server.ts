@@ -3,6 +3,7 @@
  * validates every request with the route's zod schemas, and maps every failure to
  * {"error": {"code", "message", "details"}}. No business logic: handlers call FerryService.
  */
+import { collectMetrics } from './metrics.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -30,6 +31,13 @@ export interface ApiServerOptions {
    * 401 UNAUTHENTICATED. /healthz and /openapi.json stay open.
    */
   apiToken?: string;
+  /**
+   * When set, every /v1 request must send `Authorization: Bearer <token>` for which this
+   * resolves true (main.ts: TokenService.authenticate); others get 401 UNAUTHENTICATED
+   * before their body is read. /healthz, /openapi.json and the console's files stay open.
+   * Takes precedence over apiToken.
+   */
+  authenticate?: (token: string) => Promise<boolean>;
 }
 
 /** One field that failed validation, as listed in error.details.fields. */
@@ -208,17 +216,17 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
-function checkToken(request: FastifyRequest, apiToken: string): void {
+/** Refuses a request without a valid bearer token with 401 UNAUTHENTICATED. */
+async function checkToken(request: FastifyRequest, isValid: (token: string) => Promise<boolean>): Promise<void> {
   const header = request.headers.authorization ?? '';
-  const match = /^Bearer\s+(.+)$/i.exec(header);
-  if (!match || !timingSafeEqual(digest(match[1]!.trim()), digest(apiToken))) {
-    throw new FerryError(
-      'UNAUTHENTICATED',
-      header === ''
-        ? 'This Ferry server requires an API token: send "Authorization: Bearer <token>" (the CLI reads it from FERRY_TOKEN).'
-        : 'The API token is not valid for this Ferry server: check FERRY_TOKEN.',
-    );
-  }
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (match && (await isValid(match[1]!))) return;
+  throw new FerryError(
+    'UNAUTHENTICATED',
+    header === ''
+      ? 'This Ferry server requires an API token: send "Authorization: Bearer <token>" (the CLI reads it from FERRY_TOKEN; the console asks for it). Create one on the server with `ferry tokens create --name NAME`.'
+      : 'The API token is not valid for this Ferry server (unknown or revoked): check FERRY_TOKEN, or create a new token with `ferry tokens create --name NAME`.',
+  );
 }
 
 function actorOf(request: FastifyRequest): string {
@@ -278,6 +286,7 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
   app.setErrorHandler((error: FastifyError | FerryError | Error, request, reply) => {
     if (isFerryError(error)) {
       if (error.httpStatus >= 500) request.log.error({ err: error }, 'request failed');
+      if (error.code === 'UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer realm="ferry"');
       return reply.code(error.httpStatus).send(errorBody(error));
     }
     const status = (error as FastifyError).statusCode;
@@ -303,9 +312,23 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
 
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(notFoundError(request.method, request.url))));
 
+  const apiToken = options.apiToken;
+  const authenticate =
+    options.authenticate ??
+    (apiToken !== undefined ? async (token: string) => timingSafeEqual(digest(token), digest(apiToken)) : undefined);
+  if (authenticate !== undefined) {
+    // Before the body is read: a caller without a token gets nothing but the 401.
+    // The matched route decides, not the raw URL: the router decodes %-escapes, the URL does not.
+    const isApiPath = (path: string) => path === '/v1' || path.startsWith('/v1/');
+    app.addHook('onRequest', async (request) => {
+      if (isApiPath(request.routeOptions.url ?? '') || isApiPath(request.url.split('?')[0] ?? '')) {
+        await checkToken(request, authenticate);
+      }
+    });
+  }
+
   const runRoute = async (compiled: CompiledRoute, rawParams: Record<string, string>, request: FastifyRequest, reply: FastifyReply) => {
     const { route } = compiled;
-    if (options.apiToken !== undefined) checkToken(request, options.apiToken);
     const actor = actorOf(request);
     const params = validate(route.params, rawParams, 'path');
     const query = validate(route.query, request.query ?? {}, 'query');
@@ -346,6 +369,10 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
   const openApiDocument = buildOpenApiDocument(API_ROUTES);
   app.get('/openapi.json', async () => openApiDocument);
   app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/metrics', async (_request, reply) => {
+    const text = await collectMetrics(service);
+    return reply.type('text/plain; version=0.0.4').send(text);
+  });
 
   options.extraRoutes?.(app);
   return app;

@@ -109,6 +109,11 @@ export interface DestinationTableState {
   columns: string[];
 }
 
+export interface PostDataOptions {
+  /** Default true. */
+  foreignKeys?: boolean;
+}
+
 export interface SchemaWriter {
   /** Existence, emptiness and columns of the destination tables that the schema would create. */
   inspectTables(tables: QualifiedName[]): Promise<DestinationTableState[]>;
@@ -120,10 +125,12 @@ export interface SchemaWriter {
    */
   createPreDataObjects(schema: DatabaseSchema): Promise<CreatedObject[]>;
   /**
-   * Creates what is better built after the data: secondary indexes, then foreign keys.
+   * Creates what is better built after the data: secondary indexes, then foreign keys
+   * (unless `foreignKeys` is false: continuous jobs add them at promote, because change
+   * replay may pass through states a foreign key would refuse).
    * Idempotent: objects that exist already are skipped.
    */
-  createPostDataObjects(schema: DatabaseSchema): Promise<void>;
+  createPostDataObjects(schema: DatabaseSchema, options?: PostDataOptions): Promise<void>;
   /** Sets every sequence (and identity) to the source's value, so new rows do not collide. */
   syncSequences(schema: DatabaseSchema): Promise<void>;
   /** Empties the tables (tables the job loaded but did not create). Missing ones are skipped. */

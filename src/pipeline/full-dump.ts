@@ -17,6 +17,7 @@ import type { CreatedObject, Engine, SourceSnapshot, TableReader, TableWriter } 
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
+import { SOURCE_SCHEMA_CHECKPOINT, tablePositionCheckpoint } from './incremental-load.js';
 
 export interface FullDumpDeps {
   store: MetadataStore;
@@ -75,7 +76,9 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
   let snapshot: SourceSnapshot | null = null;
   const failures: DumpFailure[] = [];
   try {
-    snapshot = await source.openSnapshot(deps.sourceParams);
+    const continuous = job.type === 'continuous';
+    // A continuous job's snapshot must say where it meets the change stream.
+    snapshot = await source.openSnapshot(deps.sourceParams, { alignedWithChanges: continuous });
     signal.throwIfAborted();
     const schema = await snapshot.readSchema(job.selection);
     if (schema.tables.length === 0) {
@@ -85,6 +88,7 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       }];
     }
     const objects = await syncJobObjects(store, clock, job.id, schema);
+    if (continuous) await store.putCheckpoint(job.id, SOURCE_SCHEMA_CHECKPOINT, schema);
     log.info({ snapshot: snapshot.id, tables: schema.tables.length }, 'snapshot opened');
 
     const schemaWriter = await destination.openSchemaWriter(deps.destinationParams);
@@ -98,7 +102,8 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       if (failures.length > 0) return failures;
 
       // Indexes and foreign keys are built once the data is in: faster, and FKs cannot fail on load order.
-      await schemaWriter.createPostDataObjects(schema);
+      // A continuous job adds its foreign keys at promote: replayed changes may pass through states they refuse.
+      await schemaWriter.createPostDataObjects(schema, { foreignKeys: !continuous });
       await schemaWriter.syncSequences(schema);
       await store.putCheckpoint(job.id, POST_DATA_CHECKPOINT, true);
     } finally {
@@ -164,7 +169,7 @@ async function copyTables(
       writer = await deps.destination.openTableWriter(deps.destinationParams);
       for (let table = queue.shift(); table !== undefined; table = queue.shift()) {
         signal.throwIfAborted();
-        const ok = await copyTable(deps, job.id, table, reader, writer, objects, failures, signal);
+        const ok = await copyTable(deps, job.id, table, reader, writer, objects, failures, signal, snapshot.position);
         // A failed table may have left this worker's connections unusable: take fresh ones.
         if (!ok && queue.length > 0) {
           await Promise.allSettled([reader.close(), writer.close()]);
@@ -198,6 +203,7 @@ async function copyTable(
   objects: Map<string, JobObject>,
   failures: DumpFailure[],
   signal: AbortSignal,
+  snapshotPosition: string | null,
 ): Promise<boolean> {
   const { store, clock } = deps;
   const name = qualifiedName(table);
@@ -220,6 +226,8 @@ async function copyTable(
     // Source errors are classified by the source engine before they reach the destination's load.
     rows.on('error', (error) => progress.destroy(deps.source.classifyError(error)));
     const result = await writer.replaceTableData(table, rows.pipe(progress), signal);
+    // The table's changes are applied from the snapshot's position on; recorded before DUMPED so a DUMPED table always has one.
+    if (snapshotPosition !== null) await store.putCheckpoint(jobId, tablePositionCheckpoint(name), snapshotPosition);
     await save({ state: 'DUMPED', rowsCopied: result.rows, bytesCopied: progress.bytes, error: null });
     return true;
   } catch (error) {

@@ -13,7 +13,10 @@ import { ERROR_CODES, FerryError, type ErrorCode } from '../core/errors.js';
 import type { JobEvent } from '../core/lifecycle.js';
 import type { MigrationJob } from '../core/migration-job.js';
 import type { QualifiedName } from '../core/schema.js';
-import type { CreatedObject, Engine, VerifyCheck } from '../engines/engine.js';
+import type { CreatedObject, Engine, ReplicationSpec, VerifyCheck } from '../engines/engine.js';
+import type { DatabaseSchema } from '../core/schema.js';
+import { REPLICATION_CHECKPOINT, SOURCE_SCHEMA_CHECKPOINT, runIncrementalLoad, type ReplicationCheckpoint } from './incremental-load.js';
+import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
@@ -38,8 +41,21 @@ class Interrupted extends Error {
   }
 }
 
+/** Errors that stay Running with errors however long they last: the user fixes them on a live job. */
+const WAITS_FOR_USER_FIX = new Set<string>(['SCHEMA_CHANGED']);
+
+const PROMOTE_CAUGHT_UP_CHECKPOINT = 'promoteCaughtUp';
+
+/** The names of a job's replication objects on the source (63 characters at most). */
+export function replicationSpecFor(jobId: string): ReplicationSpec {
+  const name = `ferry_${jobId.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+  return { slotName: name, publicationName: name };
+}
+
 export class JobRunner {
   readonly jobId: string;
+  /** Live numbers of the incremental load (in memory; the API reads them through the supervisor). */
+  readonly stats = new ReplicationStats();
   readonly done: Promise<void>;
   readonly #deps: JobRunnerDeps;
   readonly #log: Logger;
@@ -97,11 +113,20 @@ export class JobRunner {
         return true;
       case 'RUNNING':
       case 'RUNNING_WITH_ERRORS':
-        if (job.phase === 'FULL_DUMP') {
-          await this.#fullDump(job, signal);
-          return true;
+        switch (job.phase) {
+          case 'INCREMENTAL_LOAD':
+            if (job.promoteRequested) await this.#event('promoteBegan', { message: 'Promote: applying every change up to the source\'s current position' });
+            else await this.#incrementalLoad(job, signal, null);
+            return true;
+          case 'PROMOTE':
+            await this.#promote(job, signal);
+            return true;
+          case 'FULL_DUMP':
+          case null:
+            await this.#fullDump(job, signal);
+            return true;
         }
-        throw new FerryError('NOT_IMPLEMENTED', `The ${job.phase ?? 'unknown'} phase is not built yet: Ferry runs one-time jobs (full dump) only. Delete this job and create a one-time job.`);
+        return true;
       case 'RESUMING':
         await this.#event('resumed', { message: 'Resumed from the last checkpoint' });
         return true;
@@ -138,13 +163,23 @@ export class JobRunner {
     await this.#requireReachable(source, sourceParams, destination, destinationParams);
     signal.throwIfAborted();
     const checks: VerifyCheck[] = await source.verifySource(sourceParams, job.selection, job.type);
+    let schema: DatabaseSchema | null = null;
     if (!checks.some((c) => c.severity === 'error')) {
-      const schema = await source.readSchema(sourceParams, job.selection);
+      schema = await source.readSchema(sourceParams, job.selection);
       checks.push(...(await destination.verifyDestination(destinationParams, schema)));
     }
     signal.throwIfAborted();
     const blocking = checks.filter((c) => c.severity === 'error');
     if (blocking.length > 0) throw checksToError(blocking);
+    if (job.type === 'continuous' && schema !== null) {
+      // The slot must exist before the dump's snapshot, so that every change after the snapshot is kept.
+      const tables = schema.tables.map((t) => ({ schema: t.schema, name: t.name }));
+      const spec = replicationSpecFor(job.id);
+      const { startPosition } = await source.createReplication(sourceParams, spec, tables);
+      const checkpoint: ReplicationCheckpoint = { spec, startPosition };
+      await this.#deps.store.putCheckpoint(job.id, REPLICATION_CHECKPOINT, checkpoint);
+      this.#log.info({ slot: spec.slotName, startPosition }, 'replication slot and publication ready');
+    }
     for (const warning of checks.filter((c) => c.severity === 'warning')) {
       await this.#deps.store.appendJobEvent({
         jobId: job.id, time: this.#deps.clock.now(), kind: 'info', actor: 'system',
@@ -183,11 +218,64 @@ export class JobRunner {
       await this.#markObjects(job.id, 'COMPLETED');
       await this.#event('completed', { message: 'Full dump completed: the destination holds the source\'s data' });
     } else {
+      await this.#markObjects(job.id, 'REPLICATING');
       await this.#event('dumpCompleted', { message: 'Full dump completed; incremental load begins' });
     }
   }
 
-  async #markObjects(jobId: string, state: 'COMPLETED'): Promise<void> {
+  async #incrementalLoad(job: MigrationJob, signal: AbortSignal, untilPosition: string | null): Promise<void> {
+    const { source, destination } = this.#engines(job);
+    const { sourceParams, destinationParams } = await this.#connections(job);
+    await runIncrementalLoad(job, {
+      store: this.#deps.store, clock: this.#deps.clock, logger: this.#deps.logger,
+      source, destination, sourceParams, destinationParams, stats: this.stats,
+      onHealthy: async () => {
+        this.#succeeded();
+        const current = await this.#deps.store.getJob(job.id);
+        if (current?.status === 'RUNNING_WITH_ERRORS') await this.#event('recovered', { message: 'Changes apply again; the error cleared' });
+      },
+    }, signal, untilPosition);
+  }
+
+  /**
+   * Promote: applies every change up to a marker written now on the source, then adds the
+   * foreign keys, sets sequences to the source's values, and removes the replication objects
+   * and the position record. A crash after catching up resumes after that step.
+   */
+  async #promote(job: MigrationJob, signal: AbortSignal): Promise<void> {
+    const { source, destination } = this.#engines(job);
+    const { sourceParams, destinationParams } = await this.#connections(job);
+    const caughtUp = (await this.#deps.store.getCheckpoint<boolean>(job.id, PROMOTE_CAUGHT_UP_CHECKPOINT)) === true;
+    if (!caughtUp) {
+      const target = await source.emitMarker(sourceParams, `promote ${job.id}`);
+      await this.#incrementalLoad(job, signal, target);
+      await this.#deps.store.putCheckpoint(job.id, PROMOTE_CAUGHT_UP_CHECKPOINT, true);
+    }
+    signal.throwIfAborted();
+    const dumped = await this.#deps.store.getCheckpoint<DatabaseSchema>(job.id, SOURCE_SCHEMA_CHECKPOINT);
+    // Sequence values as the source has them now, not as the snapshot saw them.
+    const current = await source.readSchema(sourceParams, job.selection);
+    const writer = await destination.openSchemaWriter(destinationParams);
+    try {
+      await writer.createPostDataObjects(dumped ?? current);
+      await writer.syncSequences(current);
+    } finally {
+      await writer.close();
+    }
+    const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
+    if (replication !== null) await source.dropReplication(sourceParams, replication.spec);
+    const applier = await destination.openChangeApplier(destinationParams, job.id, []);
+    try {
+      await applier.forgetPosition();
+    } finally {
+      await applier.close();
+    }
+    await this.#markObjects(job.id, 'COMPLETED');
+    this.#succeeded();
+    await this.#event('promoted', { message: 'Promoted: every change is applied, sequences are set, the source\'s replication objects are removed; the destination stands alone' });
+  }
+
+  async #markObjects(jobId: string, state: 'COMPLETED' | 'REPLICATING'): Promise<void> {
     const now = this.#deps.clock.now();
     const objects = await this.#deps.store.listJobObjects(jobId);
     await this.#deps.store.upsertJobObjects(objects.map((o) => ({ ...o, state, updateTime: now })));
@@ -203,6 +291,17 @@ export class JobRunner {
       .filter((o) => o.state !== 'NOT_STARTED' && !createdTables.has(o.name))
       .map((o) => splitQualifiedName(o.name));
     signal.throwIfAborted();
+    const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
+    if (replication !== null) {
+      const { source } = this.#engines(job);
+      await source.dropReplication(await this.#deps.resolveConnection(job.sourceProfileId), replication.spec);
+      const applier = await destination.openChangeApplier(destinationParams, job.id, []);
+      try {
+        await applier.forgetPosition();
+      } finally {
+        await applier.close();
+      }
+    }
     const writer = await destination.openSchemaWriter(destinationParams);
     try {
       await writer.truncateTables(loadedTables);
@@ -245,7 +344,7 @@ export class JobRunner {
     const now = Date.now();
     this.#failingSince ??= now;
     this.#failures++;
-    if (now - this.#failingSince >= this.#deps.retryPolicy.budgetMs) {
+    if (now - this.#failingSince >= this.#deps.retryPolicy.budgetMs && !WAITS_FOR_USER_FIX.has(error.code)) {
       const budgetSeconds = Math.round(this.#deps.retryPolicy.budgetMs / 1000);
       await this.#event('failed', {
         error: new FerryError(error.code, `${error.message} (still failing after ${budgetSeconds} s of retries; Ferry keeps checking and resumes by itself once the cause is fixed)`, {

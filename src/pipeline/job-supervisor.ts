@@ -6,6 +6,7 @@
 import { needsWorker } from '../core/lifecycle.js';
 import type { MigrationJob } from '../core/migration-job.js';
 import { JobRunner, type JobRunnerDeps } from './job-runner.js';
+import type { ReplicationSnapshot } from './replication-stats.js';
 
 export class JobSupervisor {
   readonly #deps: JobRunnerDeps;
@@ -66,6 +67,12 @@ export class JobSupervisor {
     if (runner === undefined) return;
     this.#runners.delete(jobId);
     await runner.cancel();
+  }
+
+  /** The live replication numbers of a job this process runs, or null. */
+  replicationStats(jobId: string): ReplicationSnapshot | null {
+    const runner = this.#runners.get(jobId);
+    return runner === undefined || runner.stats.appliedPosition === null ? null : runner.stats.snapshot();
   }
 
   isRunning(jobId: string): boolean {

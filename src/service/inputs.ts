@@ -133,6 +133,22 @@ export const ProgressView = z.object({
   percent: z.number(),
 });
 
+export const ReplicationView = z.object({
+  appliedPosition: z.string().nullable(),
+  sourcePosition: z.string().nullable(),
+  /** Source current position minus applied position, in bytes of WAL; null when not yet measured. */
+  lagBytes: z.number().nullable(),
+  /** Age of the oldest change received and not yet applied; 0 when none waits. */
+  lagSeconds: z.number(),
+  appliedChangesPerSecond: z.number(),
+  changesApplied: z.number(),
+  transactionsApplied: z.number(),
+  lastAppliedCommitTime: z.string().nullable(),
+  tableChanges: z.record(z.string(), z.number()),
+  updateTime: z.string(),
+});
+export type ReplicationView = z.infer<typeof ReplicationView>;
+
 export const JobView = z.object({
   id: z.string(),
   displayName: z.string(),
@@ -162,6 +178,10 @@ export const JobView = z.object({
   durationSeconds: z.number(),
   error: errorView.nullable(),
   progress: ProgressView,
+  /** Incremental load numbers while this server runs the job's change stream; null otherwise. */
+  replication: ReplicationView.nullable(),
+  /** True when Promote was asked and is being carried out. */
+  promoteRequested: z.boolean(),
 });
 export type JobView = z.infer<typeof JobView>;
 

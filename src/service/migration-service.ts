@@ -36,6 +36,8 @@ import {
   type VerifyReportView,
 } from './inputs.js';
 import type { SecretBox } from './secret-box.js';
+import type { ReplicationSnapshot } from '../pipeline/replication-stats.js';
+import { REPLICATION_CHECKPOINT, type ReplicationCheckpoint } from '../pipeline/incremental-load.js';
 import { parseInput } from './parse-input.js';
 
 /** The part of the job supervisor the service drives. */
@@ -44,6 +46,8 @@ export interface JobWorkers {
   wake(jobId: string): void;
   /** Stop working on the job without changing its status; resolves when let go. */
   cancel(jobId: string): Promise<void>;
+  /** Live incremental-load numbers of a job this process runs, or null. */
+  replicationStats(jobId: string): ReplicationSnapshot | null;
 }
 
 export interface MigrationServiceDeps {
@@ -58,6 +62,7 @@ export interface MigrationServiceDeps {
 /** Engine pairs and job types this build runs. Anything else is refused with NOT_IMPLEMENTED. */
 const SUPPORTED_JOBS: Array<{ source: string; destination: string; type: string }> = [
   { source: 'postgresql', destination: 'postgresql', type: 'one-time' },
+  { source: 'postgresql', destination: 'postgresql', type: 'continuous' },
 ];
 
 export class MigrationService implements FerryService {
@@ -289,7 +294,18 @@ export class MigrationService implements FerryService {
     const job = await this.#job(id);
     this.#allowed(job, 'delete');
     await this.#deps.workers.cancel(id);
-    // One-time jobs leave nothing on the source; continuous jobs will drop their slot and publication here.
+    const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(id, REPLICATION_CHECKPOINT);
+    if (replication !== null) {
+      // A slot left behind would keep WAL on the source forever: the job goes only once it is gone.
+      const source = this.#deps.engines.get(job.sourceEngine);
+      try {
+        await source.dropReplication(await this.resolveConnection(job.sourceProfileId), replication.spec);
+      } catch (error) {
+        this.#deps.workers.wake(id);
+        const cause = error instanceof FerryError ? error : source.classifyError(error);
+        throw new FerryError(cause.code, `Job "${id}" was not deleted: its replication slot "${replication.spec.slotName}" and publication "${replication.spec.publicationName}" could not be removed from the source (${cause.message}). Retry once the source is reachable, or drop them yourself (SELECT pg_drop_replication_slot('${replication.spec.slotName}'); DROP PUBLICATION "${replication.spec.publicationName}";) and retry.`, { retryable: cause.retryable, details: { ...cause.details, slot: replication.spec.slotName }, cause });
+      }
+    }
     await this.#deps.store.deleteJob(id);
     this.#deps.logger.info({ jobId: id, actor, status: job.status }, 'job deleted; destination data kept');
   }
@@ -419,6 +435,8 @@ export class MigrationService implements FerryService {
       durationSeconds: Math.round(runningMillisAt(job, this.#deps.clock.now()) / 1000),
       error: job.error,
       progress: summarizeProgress(objects),
+      replication: this.#deps.workers.replicationStats(job.id),
+      promoteRequested: job.promoteRequested,
     };
   }
 }
@@ -506,9 +524,9 @@ function supportError(source: string, destination: string, type: string): FerryE
   if (SUPPORTED_JOBS.some((s) => s.source === source && s.destination === destination && s.type === type)) return null;
   const pair = `${source} to ${destination}`;
   if (!SUPPORTED_JOBS.some((s) => s.source === source && s.destination === destination)) {
-    return new FerryError('NOT_IMPLEMENTED', `${pair} migrations are not built yet: this Ferry runs one-time PostgreSQL to PostgreSQL jobs. MySQL/MariaDB support is on the way.`, { details: { source, destination, type } });
+    return new FerryError('NOT_IMPLEMENTED', `${pair} migrations are not built yet: this Ferry runs PostgreSQL to PostgreSQL jobs (one-time and continuous). MySQL/MariaDB support is on the way.`, { details: { source, destination, type } });
   }
-  return new FerryError('NOT_IMPLEMENTED', `${type} jobs are not built yet for ${pair}: this Ferry runs one-time jobs (full dump). Create the job with type "one-time".`, { details: { source, destination, type } });
+  return new FerryError('NOT_IMPLEMENTED', `${type} jobs are not built yet for ${pair}.`, { details: { source, destination, type } });
 }
 
 function requireSupported(source: string, destination: string, type: string): void {

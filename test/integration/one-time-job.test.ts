@@ -210,9 +210,12 @@ describe('one-time PostgreSQL to PostgreSQL jobs', () => {
   });
 
   it('refuses job kinds that are not built yet with a clear error', async () => {
-    const error = await h.service.createJob({ displayName: 'CDC', type: 'continuous', sourceProfileId: 'src-a', destinationProfileId: 'dst-a' }, 'test').catch((e: unknown) => e);
+    await h.service.createProfile({ id: 'maria', displayName: 'MariaDB', engine: 'mysql', host: PG_HOST, port: 3306, username: 'root' }, 'test');
+    const error = await h.service.createJob({ displayName: 'From MariaDB', type: 'one-time', sourceProfileId: 'maria', destinationProfileId: 'dst-a' }, 'test').catch((e: unknown) => e);
     expect((error as FerryError).code).toBe('NOT_IMPLEMENTED');
-    expect((error as FerryError).message).toContain('one-time');
+    expect((error as FerryError).message).toContain('mysql to postgresql migrations are not built yet');
+    const test = await h.service.testProfile('maria').catch((e: unknown) => e);
+    expect((test as FerryError).code).toBe('NOT_IMPLEMENTED');
   });
 
   it('never returns a password', async () => {

@@ -71,6 +71,8 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     durationSeconds: 0,
     error: null,
     progress: { tablesTotal: 0, tablesCompleted: 0, rowsCopied: 0, bytesCopied: 0, estimatedRows: 0, estimatedBytes: 0, percent: 0 },
+    replication: null,
+    promoteRequested: false,
     ...overrides,
   };
 }

@@ -17,7 +17,7 @@ import type {
   SequenceSchema,
   TableSchema,
 } from '../../core/schema.js';
-import type { CreatedObject, DestinationTableState, SchemaWriter } from '../engine.js';
+import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaWriter } from '../engine.js';
 import { loadSql } from './load-sql.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgJson, pgText, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
@@ -353,7 +353,7 @@ export class PostgresSchemaWriter implements SchemaWriter {
     }
   }
 
-  async createPostDataObjects(schema: DatabaseSchema): Promise<void> {
+  async createPostDataObjects(schema: DatabaseSchema, options: PostDataOptions = {}): Promise<void> {
     try {
       const schemaNames = [...new Set([...schema.tables.map((t) => t.schema), ...schema.tables.flatMap((t) => t.foreignKeys.map((f) => f.referencedTable.schema))])];
       const names = await this.client.query(loadSql('relation-names.sql'), [schemaNames]);
@@ -377,6 +377,7 @@ export class PostgresSchemaWriter implements SchemaWriter {
           await this.client.query(`ALTER TABLE ${quoteQualified(table)} ADD CONSTRAINT ${quoteIdent(check.name)} ${check.definition}`);
         }
       }
+      if (options.foreignKeys === false) return;
       for (const table of schema.tables) {
         for (const foreignKey of table.foreignKeys) {
           if (hasConstraint(table, foreignKey.name)) continue;

@@ -1,0 +1,68 @@
+/**
+ * Prometheus metrics in the text exposition format: per job, its status, rows and bytes
+ * copied, replication lag and changes applied, and whether it has an error.
+ */
+import { JOB_STATUSES } from '../core/lifecycle.js';
+import type { FerryService } from '../service/ferry-service.js';
+import type { JobView } from '../service/inputs.js';
+
+interface Metric {
+  name: string;
+  help: string;
+  type: 'gauge' | 'counter';
+  samples: Array<{ labels: Record<string, string>; value: number }>;
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+export function renderMetrics(metrics: Metric[]): string {
+  const lines: string[] = [];
+  for (const metric of metrics) {
+    lines.push(`# HELP ${metric.name} ${metric.help}`, `# TYPE ${metric.name} ${metric.type}`);
+    for (const sample of metric.samples) {
+      const labels = Object.entries(sample.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+      lines.push(`${metric.name}${labels ? `{${labels}}` : ''} ${Number.isFinite(sample.value) ? sample.value : 0}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Every job, every page. */
+async function allJobs(service: FerryService): Promise<JobView[]> {
+  const jobs: JobView[] = [];
+  let pageToken: string | undefined;
+  do {
+    const page = await service.listJobs({ pageSize: 1000, ...(pageToken ? { pageToken } : {}) });
+    jobs.push(...page.items);
+    pageToken = page.nextPageToken ?? undefined;
+  } while (pageToken !== undefined);
+  return jobs;
+}
+
+export async function collectMetrics(service: FerryService): Promise<string> {
+  const jobs = await allJobs(service);
+  const perJob = (name: string, help: string, type: Metric['type'], value: (job: JobView) => number | null): Metric => ({
+    name, help, type,
+    samples: jobs.flatMap((job) => {
+      const v = value(job);
+      return v === null ? [] : [{ labels: { job: job.id }, value: v }];
+    }),
+  });
+  return renderMetrics([
+    {
+      name: 'ferry_job_status', help: ' 1 for the status the job is in.', type: 'gauge',
+      samples: jobs.flatMap((job) => JOB_STATUSES.map((status) => ({ labels: { job: job.id, status }, value: job.status === status ? 1 : 0 }))),
+    },
+    perJob('ferry_job_rows_copied_total', 'Rows copied by the full dump.', 'counter', (j) => j.progress.rowsCopied),
+    perJob('ferry_job_bytes_copied_total', 'Bytes of COPY text copied by the full dump.', 'counter', (j) => j.progress.bytesCopied),
+    perJob('ferry_job_tables_completed', 'Tables whose copy is complete.', 'gauge', (j) => j.progress.tablesCompleted),
+    perJob('ferry_job_error', '1 when the job shows an error.', 'gauge', (j) => (j.error === null ? 0 : 1)),
+    perJob('ferry_job_replication_lag_seconds', 'Age of the oldest change received and not yet applied.', 'gauge', (j) => j.replication?.lagSeconds ?? null),
+    perJob('ferry_job_replication_lag_bytes', 'Source WAL position minus applied position.', 'gauge', (j) => j.replication?.lagBytes ?? null),
+    perJob('ferry_job_changes_applied_total', 'Row changes applied by the incremental load since this server took the job.', 'counter', (j) => j.replication?.changesApplied ?? null),
+    perJob('ferry_job_transactions_applied_total', 'Source transactions applied since this server took the job.', 'counter', (j) => j.replication?.transactionsApplied ?? null),
+    perJob('ferry_job_duration_seconds', 'Running time of the job.', 'gauge', (j) => j.durationSeconds),
+  ]);
+}

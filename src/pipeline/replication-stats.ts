@@ -1,0 +1,73 @@
+/**
+ * Live numbers of a job's incremental load: positions, lag, apply rate, per-table change
+ * counts. Kept in memory by the runner; the API and /metrics read snapshots of it.
+ */
+
+export interface ReplicationSnapshot {
+  /** The source position of the last committed destination batch. */
+  appliedPosition: string | null;
+  /** The source's current position when last asked. */
+  sourcePosition: string | null;
+  /** sourcePosition - appliedPosition in bytes of log, or null when unknown. */
+  lagBytes: number | null;
+  /** How old the oldest change received but not yet applied is; 0 when none is waiting. */
+  lagSeconds: number;
+  /** Changes applied per second over the last 10 seconds. */
+  appliedChangesPerSecond: number;
+  changesApplied: number;
+  transactionsApplied: number;
+  /** Source commit time of the last applied transaction. */
+  lastAppliedCommitTime: string | null;
+  /** Changes applied per table ("schema.table") since the process started the job. */
+  tableChanges: Record<string, number>;
+  updateTime: string;
+}
+
+const RATE_WINDOW_MS = 10_000;
+
+export class ReplicationStats {
+  appliedPosition: string | null = null;
+  sourcePosition: string | null = null;
+  lagBytes: number | null = null;
+  changesApplied = 0;
+  transactionsApplied = 0;
+  lastAppliedCommitTime: string | null = null;
+  readonly tableChanges = new Map<string, number>();
+  /** Commit time (ms) of the oldest transaction received and not yet committed on the destination. */
+  oldestPendingCommitMs: number | null = null;
+  #samples: Array<{ at: number; changes: number }> = [];
+
+  /** Records a committed destination batch. */
+  recordBatch(position: string, changes: number, transactions: number, lastCommitTime: string | null, perTable: Map<string, number>, now = Date.now()): void {
+    this.appliedPosition = position;
+    this.changesApplied += changes;
+    this.transactionsApplied += transactions;
+    if (lastCommitTime !== null) this.lastAppliedCommitTime = lastCommitTime;
+    for (const [table, count] of perTable) this.tableChanges.set(table, (this.tableChanges.get(table) ?? 0) + count);
+    this.oldestPendingCommitMs = null;
+    this.#samples.push({ at: now, changes: this.changesApplied });
+    while (this.#samples.length > 2 && (this.#samples[0] as { at: number }).at < now - RATE_WINDOW_MS) this.#samples.shift();
+  }
+
+  snapshot(now = Date.now()): ReplicationSnapshot {
+    const first = this.#samples[0];
+    const last = this.#samples.at(-1);
+    let rate = 0;
+    if (first !== undefined && last !== undefined && now - last.at < RATE_WINDOW_MS) {
+      const span = Math.max(1000, now - first.at);
+      rate = ((last.changes - first.changes) * 1000) / span;
+    }
+    return {
+      appliedPosition: this.appliedPosition,
+      sourcePosition: this.sourcePosition,
+      lagBytes: this.lagBytes,
+      lagSeconds: this.oldestPendingCommitMs === null ? 0 : Math.max(0, (now - this.oldestPendingCommitMs) / 1000),
+      appliedChangesPerSecond: Math.round(rate * 10) / 10,
+      changesApplied: this.changesApplied,
+      transactionsApplied: this.transactionsApplied,
+      lastAppliedCommitTime: this.lastAppliedCommitTime,
+      tableChanges: Object.fromEntries(this.tableChanges),
+      updateTime: new Date(now).toISOString(),
+    };
+  }
+}
