@@ -1,0 +1,326 @@
+/**
+ * The oracle of the end-to-end tests: compares a source PostgreSQL database with its
+ * destination, independently of Ferry's own code. For every user table of the source (every
+ * schema but the system ones):
+ * - the table exists on the destination;
+ * - its columns have the same names and types (format_type) in the same order, and the same
+ *   nullability, default, identity and generated expression;
+ * - the row counts are equal;
+ * - the rows are equal: both sides are read ordered by the whole row's text, in byte order,
+ *   through cursors (a chunk at a time, memory stays bounded), and compared row by row; the
+ *   first differing row is reported with both values.
+ * Also sequences (settings and last_value), indexes and constraints by name and definition,
+ * enum labels and domain constraints.
+ *
+ * Returns the differences; an empty list means equal.
+ */
+import type pg from 'pg';
+
+export type DifferenceKind =
+  | 'missing-table'
+  | 'columns'
+  | 'row-count'
+  | 'row'
+  | 'sequence'
+  | 'index'
+  | 'constraint'
+  | 'type';
+
+export interface Difference {
+  kind: DifferenceKind;
+  /** "schema.table", "schema.sequence", "schema.table.index", ... */
+  object: string;
+  message: string;
+  source?: unknown;
+  destination?: unknown;
+}
+
+export interface CompareOptions {
+  /** Only these schemas (default: every non-system schema of the source). */
+  schemas?: string[];
+  /** Only these tables, as "schema.table" (default: all). */
+  tables?: string[];
+  /** Rows fetched per cursor round trip. Default 50,000. */
+  chunkSize?: number;
+  /** Skip sequences, indexes, constraints and types (rows and columns only). */
+  dataOnly?: boolean;
+  /** Stop after this many differences. Default 100. */
+  maxDifferences?: number;
+}
+
+type Client = pg.ClientBase;
+
+const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function qualified(schema: string, name: string): string {
+  return `${quoteIdent(schema)}.${quoteIdent(name)}`;
+}
+
+interface TableRef {
+  schema: string;
+  name: string;
+}
+
+async function listTables(client: Client, options: CompareOptions): Promise<TableRef[]> {
+  const { rows } = await client.query<{ schema: string; name: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
+  );
+  return rows.filter(
+    (t) =>
+      (options.schemas === undefined || options.schemas.includes(t.schema)) &&
+      (options.tables === undefined || options.tables.includes(`${t.schema}.${t.name}`)),
+  );
+}
+
+async function tableExists(client: Client, t: TableRef): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
+    [t.schema, t.name],
+  );
+  return rows.length > 0;
+}
+
+interface ColumnInfo {
+  name: string;
+  type: string;
+  notNull: boolean;
+  defaultExpr: string | null;
+  identity: string;
+  generated: string;
+}
+
+async function columns(client: Client, t: TableRef): Promise<ColumnInfo[]> {
+  const { rows } = await client.query<ColumnInfo>(
+    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS "notNull",
+            pg_get_expr(d.adbin, d.adrelid) AS "defaultExpr", a.attidentity AS identity, a.attgenerated AS generated
+       FROM pg_attribute a
+       LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY a.attnum`,
+    [qualified(t.schema, t.name)],
+  );
+  return rows;
+}
+
+function describeColumns(cols: ColumnInfo[]): string[] {
+  return cols.map(
+    (c) =>
+      `${c.name} ${c.type}${c.notNull ? ' NOT NULL' : ''}${c.defaultExpr !== null ? ` DEFAULT ${c.defaultExpr}` : ''}` +
+      `${c.identity !== '' ? ` IDENTITY(${c.identity})` : ''}${c.generated !== '' ? ` GENERATED(${c.generated})` : ''}`,
+  );
+}
+
+async function count(client: Client, t: TableRef): Promise<number> {
+  const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${qualified(t.schema, t.name)}`);
+  return Number(rows[0]!.n);
+}
+
+/**
+ * Session settings that fix how values print, so both sides render the same value the same
+ * way whatever the servers' defaults (time zone, date style, float digits, bytea output).
+ */
+const SESSION_SETTINGS = [
+  `SET LOCAL TimeZone = 'UTC'`,
+  `SET LOCAL DateStyle = 'ISO, MDY'`,
+  `SET LOCAL IntervalStyle = 'postgres'`,
+  `SET LOCAL extra_float_digits = 1`,
+  `SET LOCAL bytea_output = 'hex'`,
+  `SET LOCAL work_mem = '128MB'`,
+];
+
+async function openRowCursor(client: Client, t: TableRef): Promise<void> {
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  for (const s of SESSION_SETTINGS) await client.query(s);
+  // The whole row's text, ordered in byte order: identical on both sides for identical data,
+  // whatever the databases' collations.
+  await client.query(`DECLARE ferry_compare_rows NO SCROLL CURSOR FOR SELECT r FROM (SELECT t::text AS r FROM ${qualified(t.schema, t.name)} t) s ORDER BY r COLLATE "C"`);
+}
+
+async function fetchRows(client: Client, chunkSize: number): Promise<string[]> {
+  const { rows } = await client.query<{ r: string | null }>(`FETCH FORWARD ${chunkSize} FROM ferry_compare_rows`);
+  // A row whose every column is NULL prints as "(,,)"; t::text is never NULL for a row.
+  return rows.map((row) => row.r ?? '<null row>');
+}
+
+async function closeRowCursor(client: Client): Promise<void> {
+  await client.query('ROLLBACK').catch(() => undefined);
+}
+
+/** Compares the rows of one table; returns the first difference or null. */
+async function compareRows(source: Client, destination: Client, t: TableRef, chunkSize: number): Promise<Difference | null> {
+  const object = `${t.schema}.${t.name}`;
+  await Promise.all([openRowCursor(source, t), openRowCursor(destination, t)]);
+  try {
+    let index = 0;
+    let a: string[] = [];
+    let b: string[] = [];
+    let aDone = false;
+    let bDone = false;
+    for (;;) {
+      if (a.length === 0 && !aDone) {
+        a = await fetchRows(source, chunkSize);
+        if (a.length === 0) aDone = true;
+      }
+      if (b.length === 0 && !bDone) {
+        b = await fetchRows(destination, chunkSize);
+        if (b.length === 0) bDone = true;
+      }
+      if (a.length === 0 && b.length === 0) return null;
+      if (a.length === 0 || b.length === 0) {
+        return {
+          kind: 'row',
+          object,
+          message: `row ${index + 1} (in sorted order) exists only on the ${a.length === 0 ? 'destination' : 'source'}`,
+          source: a[0] ?? null,
+          destination: b[0] ?? null,
+        };
+      }
+      const n = Math.min(a.length, b.length);
+      for (let i = 0; i < n; i++) {
+        if (a[i] !== b[i]) {
+          return {
+            kind: 'row',
+            object,
+            message: `row ${index + i + 1} (in sorted order) differs`,
+            source: a[i],
+            destination: b[i],
+          };
+        }
+      }
+      index += n;
+      a = a.slice(n);
+      b = b.slice(n);
+    }
+  } finally {
+    await Promise.all([closeRowCursor(source), closeRowCursor(destination)]);
+  }
+}
+
+async function keyedQuery(client: Client, sql: string): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ k: string; v: string }>(sql);
+  return new Map(rows.map((r) => [r.k, r.v]));
+}
+
+function diffMaps(kind: DifferenceKind, what: string, source: Map<string, string>, destination: Map<string, string>, out: Difference[]): void {
+  for (const [key, value] of source) {
+    const other = destination.get(key);
+    if (other === undefined) {
+      out.push({ kind, object: key, message: `${what} ${key} is missing on the destination`, source: value, destination: null });
+    } else if (other !== value) {
+      out.push({ kind, object: key, message: `${what} ${key} differs`, source: value, destination: other });
+    }
+  }
+  for (const [key, value] of destination) {
+    if (!source.has(key)) out.push({ kind, object: key, message: `${what} ${key} exists only on the destination`, source: null, destination: value });
+  }
+}
+
+function tableFilterSql(tables: TableRef[], relAlias: string, nsAlias: string): string {
+  if (tables.length === 0) return 'false';
+  const pairs = tables.map((t) => `(${literal(t.schema)}, ${literal(t.name)})`).join(', ');
+  return `(${nsAlias}.nspname, ${relAlias}.relname) IN (${pairs})`;
+}
+
+function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+async function compareSchemaObjects(source: Client, destination: Client, tables: TableRef[], options: CompareOptions, out: Difference[]): Promise<void> {
+  const schemaList = [...new Set(tables.map((t) => t.schema))];
+  const schemaFilter = (alias: string) =>
+    schemaList.length === 0 ? 'false' : `${alias}.nspname IN (${schemaList.map(literal).join(', ')})`;
+  const onBoth = async (sql: string) => Promise.all([keyedQuery(source, sql), keyedQuery(destination, sql)]);
+
+  // Indexes of the compared tables, by name, with their definitions.
+  const indexSql = `SELECT n.nspname || '.' || t.relname || '.' || i.relname AS k, pg_get_indexdef(i.oid) AS v
+      FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+      JOIN pg_namespace n ON n.oid = t.relnamespace WHERE ${tableFilterSql(tables, 't', 'n')}`;
+  const [srcIdx, dstIdx] = await onBoth(indexSql);
+  diffMaps('index', 'index', srcIdx, dstIdx, out);
+
+  // Table constraints (primary keys, unique, check, foreign keys, exclusion) by name.
+  const constraintSql = `SELECT n.nspname || '.' || t.relname || '.' || c.conname AS k, c.contype::text || ' ' || pg_get_constraintdef(c.oid) AS v
+      FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+      WHERE ${tableFilterSql(tables, 't', 'n')}`;
+  const [srcCon, dstCon] = await onBoth(constraintSql);
+  diffMaps('constraint', 'constraint', srcCon, dstCon, out);
+
+  if (options.tables !== undefined) return; // sequences and types are per schema: only for whole-schema comparisons
+
+  // Sequences: settings and the value the next nextval() continues from.
+  const sequenceSql = `SELECT schemaname || '.' || sequencename AS k,
+      concat_ws(' ', data_type::text, 'start', start_value, 'increment', increment_by, 'min', min_value, 'max', max_value, 'cycle', cycle,
+                'last_value', coalesce(last_value::text, 'never used')) AS v
+      FROM pg_sequences s JOIN pg_namespace n ON n.nspname = s.schemaname WHERE ${schemaFilter('n')}`;
+  const [srcSeq, dstSeq] = await onBoth(sequenceSql);
+  diffMaps('sequence', 'sequence', srcSeq, dstSeq, out);
+
+  // Enum labels in order, and domains with their constraints.
+  const enumSql = `SELECT n.nspname || '.' || t.typname AS k, string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) AS v
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
+      WHERE ${schemaFilter('n')} GROUP BY 1`;
+  const [srcEnum, dstEnum] = await onBoth(enumSql);
+  diffMaps('type', 'enum type', srcEnum, dstEnum, out);
+
+  const domainSql = `SELECT n.nspname || '.' || t.typname AS k,
+      format_type(t.typbasetype, t.typtypmod) || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END ||
+      coalesce(' DEFAULT ' || t.typdefault, '') ||
+      coalesce((SELECT ' ' || string_agg(c.conname || ' ' || pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname) FROM pg_constraint c WHERE c.contypid = t.oid), '') AS v
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype = 'd' AND ${schemaFilter('n')}`;
+  const [srcDom, dstDom] = await onBoth(domainSql);
+  diffMaps('type', 'domain', srcDom, dstDom, out);
+}
+
+export async function compareDatabases(source: Client, destination: Client, options: CompareOptions = {}): Promise<Difference[]> {
+  const chunkSize = options.chunkSize ?? 50_000;
+  const max = options.maxDifferences ?? 100;
+  const out: Difference[] = [];
+  const tables = await listTables(source, options);
+  const present: TableRef[] = [];
+  for (const t of tables) {
+    if (out.length >= max) break;
+    const object = `${t.schema}.${t.name}`;
+    if (!(await tableExists(destination, t))) {
+      out.push({ kind: 'missing-table', object, message: `table ${object} is missing on the destination` });
+      continue;
+    }
+    present.push(t);
+    const [srcCols, dstCols] = await Promise.all([columns(source, t), columns(destination, t)]);
+    const a = describeColumns(srcCols);
+    const b = describeColumns(dstCols);
+    if (a.join('\n') !== b.join('\n')) {
+      out.push({ kind: 'columns', object, message: `columns of ${object} differ`, source: a, destination: b });
+    }
+    const [na, nb] = await Promise.all([count(source, t), count(destination, t)]);
+    if (na !== nb) {
+      out.push({ kind: 'row-count', object, message: `${object} has ${na} rows on the source and ${nb} on the destination`, source: na, destination: nb });
+    }
+    // Row text depends on the column list: compare rows only when the columns agree.
+    if (srcCols.map((c) => c.name).join('\n') === dstCols.map((c) => c.name).join('\n')) {
+      const rowDiff = await compareRows(source, destination, t, chunkSize);
+      if (rowDiff !== null) out.push(rowDiff);
+    }
+  }
+  if (!options.dataOnly && out.length < max) await compareSchemaObjects(source, destination, present, options, out);
+  return out.slice(0, max);
+}
+
+/** A readable summary for assertion messages. */
+export function formatDifferences(differences: Difference[]): string {
+  if (differences.length === 0) return 'no differences';
+  return differences
+    .map((d) => {
+      const detail = d.source !== undefined || d.destination !== undefined ? `\n    source:      ${JSON.stringify(d.source)}\n    destination: ${JSON.stringify(d.destination)}` : '';
+      return `- [${d.kind}] ${d.message}${detail}`;
+    })
+    .join('\n');
+}
