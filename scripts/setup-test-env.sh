@@ -56,10 +56,13 @@ ensure_cluster() { # name port
 
 ensure_cluster main 5432
 ensure_cluster ferrydest 5433
+# Fault tests stop and start these two; nothing else uses them.
+ensure_cluster ferryfaultsrc 5434
+ensure_cluster ferryfaultdst 5435
 
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing Debian's chromium (browser tests)"
   apt_install chromium || log "chromium could not be installed; browser tests will be skipped"
 fi
 
-log "ready: PostgreSQL $PGVER on 127.0.0.1:5432 (main) and 127.0.0.1:5433 (ferrydest), wal_level=logical"
+log "ready: PostgreSQL $PGVER on 127.0.0.1:5432 (main), 5433 (ferrydest), 5434 and 5435 (fault tests), wal_level=logical"
