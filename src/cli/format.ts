@@ -300,6 +300,19 @@ function progressSummary(job: JobView, ascii: boolean): string {
   ].join('  ');
 }
 
+/** "lag 1.2 s / 34.5 kB · 1,234 changes/s · 56,789 applied", or null before the incremental load. */
+export function replicationSummary(job: JobView): string | null {
+  const r = job.replication;
+  if (r === null) return null;
+  const bytes = r.lagBytes === null ? '?' : formatBytes(r.lagBytes);
+  return [
+    `lag ${r.lagSeconds.toFixed(1)} s / ${bytes}`,
+    `${formatCount(Math.round(r.appliedChangesPerSecond))} changes/s`,
+    `${formatCount(r.changesApplied)} applied`,
+    `position ${r.appliedPosition ?? '-'} of ${r.sourcePosition ?? '-'}`,
+  ].join(' · ');
+}
+
 export interface JobDetailsOptions {
   objects?: JobObjectView[];
   events?: JobEvent[];
@@ -333,6 +346,8 @@ export function renderJobDetails(job: JobView, options: JobDetailsOptions = {}):
   );
   if (job.error) sections.push(`Error\n${renderFields(errorFields(job.error), '  ')}`);
   sections.push(`Progress\n  ${progressSummary(job, ascii)}`);
+  const replication = replicationSummary(job);
+  if (replication !== null) sections.push(`Replication\n  ${replication}`);
   if (options.objects) sections.push(`Tables\n${renderObjectsTable(options.objects, { ascii })}`);
   if (options.events && options.events.length > 0) {
     sections.push(
@@ -369,6 +384,7 @@ export function renderWatchFrame(job: JobView, options: WatchFrameOptions): stri
       ['Elapsed', formatDuration(job.durationSeconds)],
       ['Progress', progressSummary(job, ascii)],
       ['Speed', speed],
+      ...(replicationSummary(job) !== null ? ([['Replication', replicationSummary(job) as string]] as [string, string][]) : []),
       ...(job.error ? ([['Error', `${job.error.code}: ${job.error.message}`]] as [string, string][]) : []),
     ]),
     '',

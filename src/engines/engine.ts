@@ -67,11 +67,20 @@ export interface SourceSnapshot {
 
 export interface TableReader {
   /**
+   * The source position of this reader's own snapshot, when it has one (MySQL/MariaDB: each
+   * connection's consistent snapshot has its binlog position); null when the reader shares
+   * the SourceSnapshot's. A table's changes are applied from the position it was read at.
+   */
+  readonly position: string | null;
+  /**
    * Streams every row of the table, in the interchange format, for the columns the
    * destination loads (generated columns left out). Back-pressure bounds memory: the
-   * source is read only as fast as the stream is consumed.
+   * source is read only as fast as the stream is consumed. Values are written in the
+   * source engine's own text form when `destinationEngine` is the same engine, and in the
+   * canonical form of docs/type-mapping.md (PostgreSQL's text input syntax for the mapped
+   * type) when it is another.
    */
-  copyOut(table: TableSchema): Readable;
+  copyOut(table: TableSchema, options?: { destinationEngine?: EngineKind }): Readable;
   close(): Promise<void>;
 }
 

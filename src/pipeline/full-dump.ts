@@ -222,12 +222,13 @@ async function copyTable(
     void save({ state: 'DUMPING', rowsCopied: rows, bytesCopied: bytes, error: null }).catch(() => undefined);
   });
   try {
-    const rows = reader.copyOut(table);
+    const rows = reader.copyOut(table, { destinationEngine: deps.destination.kind });
     // Source errors are classified by the source engine before they reach the destination's load.
     rows.on('error', (error) => progress.destroy(deps.source.classifyError(error)));
     const result = await writer.replaceTableData(table, rows.pipe(progress), signal);
-    // The table's changes are applied from the snapshot's position on; recorded before DUMPED so a DUMPED table always has one.
-    if (snapshotPosition !== null) await store.putCheckpoint(jobId, tablePositionCheckpoint(name), snapshotPosition);
+    // The table's changes are applied from the position it was read at; recorded before DUMPED so a DUMPED table always has one.
+    const position = reader.position ?? snapshotPosition;
+    if (position !== null) await store.putCheckpoint(jobId, tablePositionCheckpoint(name), position);
     await save({ state: 'DUMPED', rowsCopied: result.rows, bytesCopied: progress.bytes, error: null });
     return true;
   } catch (error) {

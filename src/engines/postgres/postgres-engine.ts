@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL engine: connection test, source and destination checks, and the factory of
  * the parts that move a PostgreSQL database (introspector, snapshot reader, schema writer,
- * table writer, error classifier).
+ * table writer, replication objects, change reader, error classifier).
  */
 import type pg from 'pg';
 import type { ConnectionParams } from '../../core/connection-profile.js';
@@ -9,12 +9,16 @@ import { describeEndpoint } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
-import type { DatabaseSchema, QualifiedName } from '../../core/schema.js';
-import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
+import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, ReplicationSpec, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
 import { loadSql } from './load-sql.js';
+import { Lsn } from './lsn.js';
+import { openPostgresChangeApplier } from './postgres-change-applier.js';
+import { openPostgresChangeReader } from './postgres-change-reader.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
 import { PostgresIntrospector } from './postgres-introspector.js';
+import { PostgresReplication } from './postgres-replication.js';
 import { PostgresSchemaWriter, openPostgresSchemaWriter } from './postgres-schema-writer.js';
 import { openPostgresSnapshot } from './postgres-snapshot-reader.js';
 import { openPostgresTableWriter } from './postgres-table-writer.js';
@@ -361,8 +365,8 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  openSnapshot(params: ConnectionParams): Promise<SourceSnapshot> {
-    return openPostgresSnapshot(params);
+  openSnapshot(params: ConnectionParams, options?: { alignedWithChanges?: boolean }): Promise<SourceSnapshot> {
+    return options?.alignedWithChanges === true ? new PostgresReplication(params).openAlignedSnapshot() : openPostgresSnapshot(params);
   }
 
   async readSchema(params: ConnectionParams, selection: ObjectSelection): Promise<DatabaseSchema> {
@@ -391,42 +395,37 @@ export class PostgresEngine implements Engine {
     return classifyPostgresError(error);
   }
 
-  // Change data capture: being built (issue 3). Until then these say so.
-  createReplication(): Promise<{ startPosition: string }> {
-    return Promise.reject(cdcNotBuilt());
+  createReplication(params: ConnectionParams, spec: ReplicationSpec, tables: QualifiedName[]): Promise<{ startPosition: string }> {
+    return new PostgresReplication(params).create(spec, tables);
   }
 
-  dropReplication(): Promise<void> {
-    return Promise.reject(cdcNotBuilt());
+  dropReplication(params: ConnectionParams, spec: ReplicationSpec): Promise<void> {
+    return new PostgresReplication(params).drop(spec);
   }
 
-  openChangeReader(): Promise<ChangeReader> {
-    return Promise.reject(cdcNotBuilt());
+  openChangeReader(params: ConnectionParams, spec: ReplicationSpec, startPosition: string): Promise<ChangeReader> {
+    return openPostgresChangeReader(params, spec, startPosition);
   }
 
-  openChangeApplier(): Promise<ChangeApplier> {
-    return Promise.reject(cdcNotBuilt());
+  openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<ChangeApplier> {
+    return openPostgresChangeApplier(params, jobId, tables);
   }
 
-  currentPosition(): Promise<string> {
-    return Promise.reject(cdcNotBuilt());
+  currentPosition(params: ConnectionParams): Promise<string> {
+    return new PostgresReplication(params).currentPosition();
   }
 
-  emitMarker(): Promise<string> {
-    return Promise.reject(cdcNotBuilt());
+  emitMarker(params: ConnectionParams, content: string): Promise<string> {
+    return new PostgresReplication(params).emitMarker(content);
   }
 
-  comparePositions(): number {
-    throw cdcNotBuilt();
+  comparePositions(a: string, b: string): number {
+    return Lsn.compareText(a, b);
   }
 
-  positionDistance(): number | null {
-    throw cdcNotBuilt();
+  positionDistance(a: string, b: string): number | null {
+    return Number(Lsn.parse(a).distance(Lsn.parse(b)));
   }
-}
-
-function cdcNotBuilt(): FerryError {
-  return new FerryError('NOT_IMPLEMENTED', 'Change data capture for PostgreSQL is not built yet; use one-time jobs.');
 }
 
 export const postgresEngine = new PostgresEngine();

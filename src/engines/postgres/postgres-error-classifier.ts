@@ -202,6 +202,60 @@ function classifyNodeError(error: unknown, fields: DriverErrorFields, context: P
   return null;
 }
 
+/**
+ * Replication failures: a lost slot (dropped, invalidated, or its WAL removed) cannot be
+ * resumed, since the changes it kept are gone; a full setup or a busy slot can be fixed or waited out.
+ */
+function classifyReplicationError(sqlstate: string, serverMessage: string, where: string, options: (retryable: boolean, recoverable?: boolean) => FerryErrorOptions): FerryError | null {
+  const lost = (why: string) =>
+    make(
+      'REPLICATION_SLOT_LOST',
+      `${why} (${serverMessage}). The changes since the last applied position can no longer be read, so this job cannot continue: Restart it, which drops its replication objects and takes a new full dump.`,
+      options(false, false),
+    );
+  if (/replication slot ".*" does not exist/.test(serverMessage)) {
+    return lost(`The job's replication slot no longer exists on ${where}`);
+  }
+  if (/requested WAL segment .* has already been removed/.test(serverMessage)) {
+    return lost(`The WAL the job's replication slot needs was removed on ${where}`);
+  }
+  if (/can no longer get changes from replication slot|cannot read from logical replication slot|has been invalidated/.test(serverMessage)) {
+    return lost(`The job's replication slot was invalidated on ${where} (it fell further behind than max_slot_wal_keep_size allows)`);
+  }
+  if (sqlstate === '42704' && /publication ".*" does not exist/.test(serverMessage)) {
+    return lost(`The job's publication was dropped on ${where}`);
+  }
+  if (sqlstate === '55006' && /replication slot .* is active/.test(serverMessage)) {
+    return make(
+      'FAILED_PRECONDITION',
+      `The job's replication slot is in use by another connection on ${where} (${serverMessage}). A previous reader may still be stopping: Ferry retries. If it persists, check that no other tool or Ferry instance streams from it (pg_stat_replication).`,
+      options(true),
+    );
+  }
+  if (sqlstate === '53400' && /replication slots/.test(serverMessage)) {
+    return make(
+      'REPLICATION_NOT_CONFIGURED',
+      `All replication slots on ${where} are in use (${serverMessage}). Drop unused slots (SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active), or raise max_replication_slots and restart PostgreSQL.`,
+      options(false, true),
+    );
+  }
+  if (sqlstate === '53300' && /max_wal_senders/.test(serverMessage)) {
+    return make(
+      'REPLICATION_NOT_CONFIGURED',
+      `No replication connection is free on ${where} (${serverMessage}). Ferry retries; raise max_wal_senders and restart PostgreSQL, or stop other replication clients.`,
+      options(true),
+    );
+  }
+  if (sqlstate === '55000' && /wal_level/.test(serverMessage)) {
+    return make(
+      'REPLICATION_NOT_CONFIGURED',
+      `Logical decoding is off on ${where} (${serverMessage}): set wal_level = logical and restart PostgreSQL.`,
+      options(false, true),
+    );
+  }
+  return null;
+}
+
 function classifyServerError(error: unknown, fields: DriverErrorFields, context: PostgresErrorContext): FerryError {
   const sqlstate = fields.code ?? '';
   const where = endpoint(fields, context);
@@ -213,6 +267,8 @@ function classifyServerError(error: unknown, fields: DriverErrorFields, context:
   const extra = [fields.detail, fields.hint].filter((s): s is string => typeof s === 'string' && s !== '').join(' ');
   const said = extra === '' ? serverMessage : `${serverMessage} (${extra})`;
   const options = (retryable: boolean, recoverable = retryable): FerryErrorOptions => ({ retryable, recoverable, details, cause: error });
+  const replication = classifyReplicationError(sqlstate, serverMessage, where, options);
+  if (replication !== null) return replication;
 
   if (sqlstate === '28P01' || sqlstate === '28000') {
     const hba = /pg_hba\.conf/.test(serverMessage)

@@ -99,6 +99,8 @@ export class PostgresSnapshotReader implements SourceSnapshot {
 
 /** Streams tables in COPY text format from one connection bound to the snapshot. */
 export class PostgresTableReader implements TableReader {
+  /** Every PostgreSQL reader imports the shared snapshot: its position is the snapshot's. */
+  readonly position = null;
   private active: { source: Readable; output: PassThrough } | null = null;
   private broken: FerryError | null = null;
   private closing: Promise<void> | null = null;

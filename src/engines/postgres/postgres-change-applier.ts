@@ -1,0 +1,873 @@
+/**
+ * Applies captured changes on a PostgreSQL destination, set-based: consecutive changes of one
+ * shape (table, operation, columns, unchanged columns) become one statement over arrays of
+ * text values (`unnest($1::text[], ...)`), cast in SQL to the destination's column types.
+ *
+ * Every statement is idempotent, so changes applied again after a crash (for tables that a
+ * later snapshot copied) end in the same state as changes applied once:
+ * - insert, and update with the whole new row: upsert on the primary key;
+ * - update with unchanged TOASTed columns: UPDATE of the sent columns by key (the
+ *   destination keeps the others);
+ * - key change: a row already at the new key is replaced, then UPDATE by the old key; when the
+ *   old row is missing and the whole new row is known, the new row is upserted;
+ * - delete: DELETE by key when present; truncate: TRUNCATE.
+ * Tables without a primary key (REPLICA IDENTITY FULL on the source) get plain inserts, and
+ * updates and deletes of one row that matches every old column, one statement per row.
+ *
+ * The job's source position lives in `_ferry.replication_position` on the destination and is
+ * written in the same transaction as the changes it covers.
+ */
+import type pg from 'pg';
+import type { ConnectionParams } from '../../core/connection-profile.js';
+import { FerryError } from '../../core/errors.js';
+import type { QualifiedName, TableSchema } from '../../core/schema.js';
+import { UNCHANGED } from '../engine.js';
+import type { ChangeApplier, ColumnValue, RowChange } from '../engine.js';
+import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
+import type { PostgresErrorContext } from './postgres-error-classifier.js';
+import { classifyPostgresError } from './postgres-error-classifier.js';
+
+/** The destination schema that holds Ferry's replication bookkeeping. */
+export const POSITION_SCHEMA = '_ferry';
+/** One row per continuous job: the source position its last committed batch reached. */
+export const POSITION_TABLE = 'replication_position';
+
+/** Rows per set-based statement. */
+const MAX_STATEMENT_ROWS = 5_000;
+/** Characters of values per set-based statement, so that wide rows do not build huge messages. */
+const MAX_STATEMENT_CHARS = 32 * 1024 * 1024;
+
+const POSITION_QUALIFIED = `${quoteIdent(POSITION_SCHEMA)}.${quoteIdent(POSITION_TABLE)}`;
+const CREATE_POSITION_TABLE_SQL = [
+  `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(POSITION_SCHEMA)}`,
+  `CREATE TABLE IF NOT EXISTS ${POSITION_QUALIFIED} (job_id text PRIMARY KEY, position text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
+].join('; ');
+const WRITE_POSITION_SQL = `INSERT INTO ${POSITION_QUALIFIED} (job_id, position, updated_at) VALUES ($1, $2, now())
+ON CONFLICT (job_id) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at`;
+
+/**
+ * The destination's own description of the tables $1 (schemas) / $2 (names). Run with
+ * search_path = pg_catalog so that format_type qualifies user types. `write_type` is the type
+ * values are cast to before they are assigned: length-limited character types are cast to
+ * text so that the assignment checks the length (an explicit cast would cut the value).
+ * `comparable` tells whether `=` exists for the type (json, xml, arrays and geometric types
+ * are compared through their text output instead).
+ */
+const DESTINATION_COLUMNS_SQL = `
+WITH RECURSIVE domain_base (oid, base) AS (
+  SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.typtype = 'd'
+  UNION ALL
+  SELECT d.oid, t.typbasetype FROM domain_base d JOIN pg_type t ON t.oid = d.base AND t.typtype = 'd'
+)
+SELECT n.nspname AS table_schema,
+       c.relname AS table_name,
+       a.attname AS column_name,
+       format_type(a.atttypid, a.atttypmod) AS column_type,
+       CASE WHEN a.atttypmod <> -1 AND et.oid IN ('pg_catalog.varchar'::regtype, 'pg_catalog.bpchar'::regtype)
+            THEN CASE WHEN at.typcategory = 'A' THEN 'text[]' ELSE 'text' END
+            ELSE format_type(a.atttypid, a.atttypmod)
+       END AS write_type,
+       a.attidentity = 'a' AS identity_always,
+       a.attgenerated <> '' AS generated,
+       array_position(pk.indkey::int2[], a.attnum) AS key_position,
+       (bt.typtype = 'e' OR EXISTS (
+          SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+          WHERE am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = bt.oid
+       )) AS comparable,
+       EXISTS (
+          SELECT 1 FROM pg_index u
+          WHERE u.indrelid = c.oid AND NOT u.indisprimary AND (u.indisunique OR u.indisexclusion)
+       ) AS other_unique
+FROM unnest($1::text[], $2::text[]) AS wanted (table_schema, table_name)
+JOIN pg_namespace n ON n.nspname = wanted.table_schema
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.table_name AND c.relkind IN ('r', 'p')
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type at ON at.oid = a.atttypid
+JOIN pg_type et ON et.oid = CASE WHEN at.typcategory = 'A' AND at.typelem <> 0 THEN at.typelem ELSE at.oid END
+JOIN pg_type bt ON bt.oid = coalesce(
+  (SELECT d.base FROM domain_base d JOIN pg_type x ON x.oid = d.base AND x.typtype <> 'd' WHERE d.oid = a.atttypid),
+  a.atttypid)
+LEFT JOIN pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary
+ORDER BY n.nspname, c.relname, a.attnum`;
+
+interface DestinationColumn {
+  name: string;
+  quoted: string;
+  /** The column's type as the destination prints it: what keys and old values are cast to. */
+  type: string;
+  /** What new values are cast to before they are assigned to the column. */
+  writeType: string;
+  identityAlways: boolean;
+  generated: boolean;
+  /** `=` works on the type (else rows are matched on the text output). */
+  comparable: boolean;
+}
+
+interface DestinationTable {
+  name: QualifiedName;
+  quoted: string;
+  columns: Map<string, DestinationColumn>;
+  /** In the table's column order. */
+  ordered: DestinationColumn[];
+  /** Primary key columns in key order, or null when the destination table has none. */
+  primaryKey: DestinationColumn[] | null;
+  /** A unique index or exclusion constraint besides the primary key: row order within an UPDATE matters. */
+  hasOtherUniqueIndex: boolean;
+  /** Layouts by change structure, built on first use. */
+  layouts: Map<string, Layout>;
+}
+
+interface TableEntry {
+  source: TableSchema;
+  /** Null when the table does not exist on the destination. */
+  destination: DestinationTable | null;
+}
+
+/** Where one column of a change goes: its index in the change's values. */
+interface Slot {
+  column: DestinationColumn;
+  index: number;
+}
+
+/** A key column: where its new value is among the written columns and its old value among the old ones (-1: absent). */
+interface KeySlot {
+  column: DestinationColumn;
+  writtenPosition: number;
+  oldIndex: number;
+}
+
+/** How changes of one structure (table, operation, columns, unchanged columns, old columns) map onto the table. */
+interface Layout {
+  table: DestinationTable;
+  op: 'insert' | 'update' | 'delete';
+  /** keyed: by primary key, set-based. row: one row at a time, matched on the old columns. */
+  mode: 'keyed' | 'row';
+  /** Columns whose new values are written (not generated, not unchanged). */
+  written: Slot[];
+  /** Every written value is known and every key column is among them. */
+  fullRow: boolean;
+  keys: KeySlot[];
+  /** Old columns to match in row mode. */
+  match: Slot[];
+  shapes: Map<string, Shape>;
+}
+
+type ShapeKind = 'upsert' | 'insert' | 'update' | 'move' | 'delete' | 'row-update' | 'row-delete';
+
+/** A statement family: one or more statements run in order with the same parameters. */
+interface Shape {
+  kind: ShapeKind;
+  layout: Layout;
+  statements: Array<{ name: string; text: string }>;
+  /** True: one array parameter per column over many rows; false: scalar parameters, one row. */
+  setBased: boolean;
+  maxRows: number;
+  /** Positions, among a row's parameters, of the values that identify rows it touches (key repeats end a statement). */
+  keyGroups: number[][];
+}
+
+/** One change turned into statement parameters. */
+interface PlannedRow {
+  shape: Shape;
+  params: Array<string | null>;
+}
+
+class ColumnMismatch {
+  constructor(
+    readonly table: QualifiedName,
+    readonly missing: string[],
+  ) {}
+}
+
+function tableKey(table: QualifiedName): string {
+  return `${table.schema}\u0000${table.name}`;
+}
+
+function displayName(table: QualifiedName): string {
+  return `${table.schema}.${table.name}`;
+}
+
+/**
+ * Opens the applier of one job: connects, creates the position table if missing and reads the
+ * destination's columns of `tables`. Rejects with a classified FerryError.
+ */
+export async function openPostgresChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<PostgresChangeApplier> {
+  const context = errorContext(params, { operation: 'write' });
+  const client = await connectPostgres(params, context);
+  try {
+    const applier = new PostgresChangeApplier(client, jobId, tables, context);
+    await applier.prepare();
+    return applier;
+  } catch (error) {
+    await endQuietly(client);
+    throw classifyPostgresError(error, context);
+  }
+}
+
+export class PostgresChangeApplier implements ChangeApplier {
+  private readonly tables = new Map<string, TableEntry>();
+  private inTransaction = false;
+  /** Set when a statement of the open transaction failed: apply and commit refuse until rollback(). */
+  private failure: FerryError | null = null;
+  /** Set when the connection can no longer be trusted: every later call refuses. */
+  private broken: FerryError | null = null;
+  private busy = false;
+  private closed = false;
+  private positionTableReady = false;
+  private statementCount = 0;
+  private readonly columnKeys = new WeakMap<string[], string>();
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly jobId: string,
+    tables: TableSchema[],
+    private readonly context: PostgresErrorContext,
+  ) {
+    for (const table of tables) this.tables.set(tableKey(table), { source: table, destination: null });
+  }
+
+  /** Creates the position table if missing and reads the destination tables. Called once by openPostgresChangeApplier. */
+  async prepare(): Promise<void> {
+    await this.createPositionTable();
+    const found = await this.readDestinationTables([...this.tables.values()].map((t) => t.source));
+    for (const [key, entry] of this.tables) entry.destination = found.get(key) ?? null;
+  }
+
+  async readPosition(): Promise<string | null> {
+    return this.run(async () => {
+      const present = await this.client.query(`SELECT to_regclass('${POSITION_SCHEMA}.${POSITION_TABLE}') IS NOT NULL AS present`);
+      if (!pgBool((present.rows[0] as { present: unknown }).present)) return null;
+      const result = await this.client.query(`SELECT position FROM ${POSITION_QUALIFIED} WHERE job_id = $1`, [this.jobId]);
+      return result.rows.length === 0 ? null : pgText((result.rows[0] as { position: unknown }).position);
+    });
+  }
+
+  async apply(changes: RowChange[]): Promise<void> {
+    await this.run(async () => {
+      this.refuseAfterFailure('apply changes');
+      if (changes.length === 0) return;
+      if (!this.inTransaction) {
+        await this.client.query('BEGIN');
+        this.inTransaction = true;
+      }
+      try {
+        await this.applyInOrder(changes);
+      } catch (error) {
+        const classified = classifyPostgresError(error, this.context);
+        await this.abandonTransaction();
+        this.failure = classified;
+        throw classified;
+      }
+    });
+  }
+
+  async commit(position: string): Promise<void> {
+    await this.run(async () => {
+      this.refuseAfterFailure('commit');
+      if (position === '') throw new FerryError('INVALID_ARGUMENT', 'commit() needs the source position the batch reaches; got an empty string.');
+      const hadBatch = this.inTransaction;
+      try {
+        if (!this.positionTableReady) await this.createPositionTable();
+        // Without changes the position write alone is the transaction.
+        await this.client.query({ name: 'ferry_write_position', text: WRITE_POSITION_SQL, values: [this.jobId, position] });
+        if (hadBatch) {
+          this.inTransaction = false;
+          await this.client.query('COMMIT');
+        }
+      } catch (error) {
+        const classified = positionTableDropped(error) ?? classifyPostgresError(error, this.context);
+        if (positionTableDropped(error) !== null) this.positionTableReady = false;
+        if (this.inTransaction) await this.abandonTransaction();
+        // The batch is gone with its transaction (or its fate is unknown): refuse to go on as if it were applied.
+        if (hadBatch) this.failure = classified;
+        throw classified;
+      }
+    });
+  }
+
+  async rollback(): Promise<void> {
+    await this.run(async () => {
+      this.failure = null;
+      if (!this.inTransaction) return;
+      this.inTransaction = false;
+      try {
+        await this.client.query('ROLLBACK');
+      } catch (error) {
+        this.broken = classifyPostgresError(error, this.context);
+        throw this.broken;
+      }
+    });
+  }
+
+  async forgetPosition(): Promise<void> {
+    await this.run(async () => {
+      if (this.inTransaction) {
+        throw new FerryError('FAILED_PRECONDITION', 'Cannot forget the replication position while a batch is open; commit or roll it back first.');
+      }
+      const present = await this.client.query(`SELECT to_regnamespace('${POSITION_SCHEMA}') IS NOT NULL AS present`);
+      if (!pgBool((present.rows[0] as { present: unknown }).present)) {
+        this.positionTableReady = false;
+        return;
+      }
+      await this.client.query('BEGIN');
+      this.inTransaction = true;
+      try {
+        const table = await this.client.query(`SELECT to_regclass('${POSITION_SCHEMA}.${POSITION_TABLE}') IS NOT NULL AS present`);
+        let left = 0;
+        if (pgBool((table.rows[0] as { present: unknown }).present)) {
+          // Blocks other jobs' position writes until the schema is gone or kept.
+          await this.client.query(`LOCK TABLE ${POSITION_QUALIFIED} IN SHARE ROW EXCLUSIVE MODE`);
+          await this.client.query(`DELETE FROM ${POSITION_QUALIFIED} WHERE job_id = $1`, [this.jobId]);
+          const count = await this.client.query(`SELECT count(*)::int AS n FROM ${POSITION_QUALIFIED}`);
+          left = Number((count.rows[0] as { n: unknown }).n);
+        }
+        // The destination stands alone once no job replicates into it.
+        if (left === 0) await this.client.query(`DROP SCHEMA ${quoteIdent(POSITION_SCHEMA)} CASCADE`);
+        this.inTransaction = false;
+        await this.client.query('COMMIT');
+        this.positionTableReady = left > 0;
+      } catch (error) {
+        const classified = classifyPostgresError(error, { ...this.context, operation: 'ddl' });
+        if (this.inTransaction) await this.abandonTransaction();
+        this.inTransaction = false;
+        throw classified;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Ending the session abandons any open transaction.
+    this.inTransaction = false;
+    await endQuietly(this.client);
+  }
+
+  /** Runs one call: refuses when closed, broken or already busy, and classifies what it throws. */
+  private async run<T>(call: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new FerryError('FAILED_PRECONDITION', 'This change applier is closed; open a new one.');
+    if (this.broken !== null) throw this.broken;
+    if (this.busy) throw new FerryError('FAILED_PRECONDITION', 'This change applier is already running a call; wait for it before the next one.');
+    this.busy = true;
+    try {
+      return await call();
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private refuseAfterFailure(what: string): void {
+    if (this.failure !== null) {
+      throw new FerryError(
+        'FAILED_PRECONDITION',
+        `Cannot ${what}: a statement of this batch failed (${this.failure.message}), so the batch was abandoned. Call rollback(), then apply the changes again from the last committed position.`,
+        { cause: this.failure },
+      );
+    }
+  }
+
+  /** Rolls back after a failure, keeping the failure; a failed rollback marks the connection broken. */
+  private async abandonTransaction(): Promise<void> {
+    this.inTransaction = false;
+    try {
+      await this.client.query('ROLLBACK');
+    } catch (error) {
+      this.broken = classifyPostgresError(error, this.context);
+    }
+  }
+
+  private async createPositionTable(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.query(CREATE_POSITION_TABLE_SQL);
+        this.positionTableReady = true;
+        return;
+      } catch (error) {
+        // Two jobs creating the schema at the same moment: the loser sees a duplicate; the second try finds it.
+        const code = (error as { code?: unknown }).code;
+        if (attempt < 2 && (code === '23505' || code === '42P06' || code === '42P07')) continue;
+        throw classifyPostgresError(error, { ...this.context, operation: 'ddl' });
+      }
+    }
+  }
+
+  private async readDestinationTables(tables: QualifiedName[]): Promise<Map<string, DestinationTable>> {
+    const found = new Map<string, DestinationTable>();
+    if (tables.length === 0) return found;
+    const result = await this.client.query(DESTINATION_COLUMNS_SQL, [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+    const keyed = new Map<string, Array<{ column: DestinationColumn; keyPosition: number | null }>>();
+    for (const raw of result.rows as Array<Record<string, unknown>>) {
+      const name: QualifiedName = { schema: String(raw.table_schema), name: String(raw.table_name) };
+      const key = tableKey(name);
+      let table = found.get(key);
+      if (table === undefined) {
+        table = {
+          name,
+          quoted: quoteQualified(name),
+          columns: new Map(),
+          ordered: [],
+          primaryKey: null,
+          hasOtherUniqueIndex: pgBool(raw.other_unique),
+          layouts: new Map(),
+        };
+        found.set(key, table);
+        keyed.set(key, []);
+      }
+      const column: DestinationColumn = {
+        name: String(raw.column_name),
+        quoted: quoteIdent(String(raw.column_name)),
+        type: String(raw.column_type),
+        writeType: String(raw.write_type),
+        identityAlways: pgBool(raw.identity_always),
+        generated: pgBool(raw.generated),
+        comparable: pgBool(raw.comparable),
+      };
+      table.columns.set(column.name, column);
+      table.ordered.push(column);
+      keyed.get(key)?.push({ column, keyPosition: raw.key_position === null ? null : Number(raw.key_position) });
+    }
+    for (const [key, table] of found) {
+      const keyColumns = (keyed.get(key) ?? []).filter((c) => c.keyPosition !== null).sort((a, b) => (a.keyPosition ?? 0) - (b.keyPosition ?? 0));
+      table.primaryKey = keyColumns.length === 0 ? null : keyColumns.map((c) => c.column);
+    }
+    return found;
+  }
+
+  /** Reads one table again (after DDL on the destination); its layouts and statements are rebuilt. */
+  private async refreshTable(entry: TableEntry): Promise<void> {
+    const found = await this.readDestinationTables([entry.source]);
+    entry.destination = found.get(tableKey(entry.source)) ?? null;
+  }
+
+  private async applyInOrder(changes: RowChange[]): Promise<void> {
+    let shape: Shape | null = null;
+    let rows: PlannedRow[] = [];
+    let touched = new Set<string>();
+    let chars = 0;
+    const flush = async () => {
+      if (shape !== null && rows.length > 0) await this.execute(shape, rows);
+      shape = null;
+      rows = [];
+      touched = new Set();
+      chars = 0;
+    };
+
+    for (const change of changes) {
+      if (change.op === 'truncate') {
+        await flush();
+        await this.truncate(change);
+        continue;
+      }
+      const planned = await this.plan(change);
+      const keys = rowKeys(planned);
+      const size = rowChars(planned.params);
+      if (
+        planned.shape !== shape ||
+        rows.length >= planned.shape.maxRows ||
+        chars + size > MAX_STATEMENT_CHARS ||
+        keys.some((k) => touched.has(k))
+      ) {
+        await flush();
+        shape = planned.shape;
+      }
+      rows.push(planned);
+      chars += size;
+      for (const k of keys) touched.add(k);
+    }
+    await flush();
+  }
+
+  private async truncate(change: Extract<RowChange, { op: 'truncate' }>): Promise<void> {
+    const names: string[] = [];
+    for (const table of change.tables) {
+      const entry = await this.destinationOf(table);
+      names.push(entry.quoted);
+    }
+    if (names.length === 0) return;
+    await this.client.query(`TRUNCATE TABLE ${names.join(', ')}${change.restartIdentity ? ' RESTART IDENTITY' : ''}${change.cascade ? ' CASCADE' : ''}`);
+  }
+
+  /** The destination table of a change's table; rejects with SCHEMA_CHANGED when the job does not have it or the destination lacks it. */
+  private async destinationOf(table: QualifiedName): Promise<DestinationTable> {
+    const entry = this.tables.get(tableKey(table));
+    if (entry === undefined) {
+      throw new FerryError(
+        'SCHEMA_CHANGED',
+        `Changes arrived for table ${displayName(table)}, which is not one of this job's tables (was it added to the source publication?). Remove it from the job's publication on the source, or Restart the job so that its full dump includes it; Ferry retries until then.`,
+        { retryable: true, details: { table: displayName(table) } },
+      );
+    }
+    if (entry.destination === null) await this.refreshTable(entry);
+    if (entry.destination === null) {
+      throw new FerryError(
+        'SCHEMA_CHANGED',
+        `Table ${displayName(table)} does not exist on the destination, so its changes cannot be applied. Create it on the destination with the source's definition (or Restart the job to copy it again); Ferry retries and continues by itself.`,
+        { retryable: true, details: { table: displayName(table) } },
+      );
+    }
+    return entry.destination;
+  }
+
+  private async plan(change: Exclude<RowChange, { op: 'truncate' }>): Promise<PlannedRow> {
+    let table = await this.destinationOf(change.table);
+    let layout = this.layoutOf(table, change);
+    if (layout instanceof ColumnMismatch) {
+      // The destination may have been fixed since it was read: look again before refusing.
+      const entry = this.tables.get(tableKey(change.table)) as TableEntry;
+      await this.refreshTable(entry);
+      table = await this.destinationOf(change.table);
+      layout = this.layoutOf(table, change);
+      if (layout instanceof ColumnMismatch) throw schemaChanged(layout);
+    }
+    return planRow(layout, change, () => this.nextStatementName());
+  }
+
+  private nextStatementName(): string {
+    this.statementCount++;
+    return `ferry_apply_${this.statementCount}`;
+  }
+
+  private columnsKey(columns: string[]): string {
+    let key = this.columnKeys.get(columns);
+    if (key === undefined) {
+      key = columns.join('\u0000');
+      this.columnKeys.set(columns, key);
+    }
+    return key;
+  }
+
+  /** The layout of the change's structure, built once per table and structure. */
+  private layoutOf(table: DestinationTable, change: Exclude<RowChange, { op: 'truncate' }>): Layout | ColumnMismatch {
+    const columns = change.op === 'delete' ? null : change.columns;
+    const values = change.op === 'delete' ? null : change.values;
+    const oldColumns = change.op === 'insert' ? null : change.oldColumns;
+    let unchanged = '';
+    if (values !== null) {
+      for (let i = 0; i < values.length; i++) if (values[i] === UNCHANGED) unchanged += `${i},`;
+    }
+    const signature = `${change.op}\u0001${columns === null ? '' : this.columnsKey(columns)}\u0001${oldColumns === null ? '-' : this.columnsKey(oldColumns)}\u0001${unchanged}`;
+    const cached = table.layouts.get(signature);
+    if (cached !== undefined) return cached;
+
+    const missing = new Set<string>();
+    const written: Slot[] = [];
+    if (columns !== null && values !== null) {
+      columns.forEach((name, index) => {
+        const column = table.columns.get(name);
+        if (column === undefined) missing.add(name);
+        else if (!column.generated && values[index] !== UNCHANGED) written.push({ column, index });
+      });
+    }
+    const old: Slot[] = [];
+    (oldColumns ?? []).forEach((name, index) => {
+      const column = table.columns.get(name);
+      if (column === undefined) missing.add(name);
+      else if (!column.generated) old.push({ column, index });
+    });
+    if (missing.size > 0) return new ColumnMismatch(table.name, [...missing]);
+
+    const pk = table.primaryKey;
+    const oldCoversKey = pk !== null && pk.every((k) => old.some((o) => o.column === k));
+    const keyed = pk !== null && (change.op === 'insert' || (change.op === 'update' && (oldColumns === null || oldCoversKey)) || (change.op === 'delete' && oldCoversKey));
+    const keys: KeySlot[] = keyed
+      ? pk.map((column) => ({
+          column,
+          writtenPosition: written.findIndex((w) => w.column === column),
+          oldIndex: old.find((o) => o.column === column)?.index ?? -1,
+        }))
+      : [];
+    const layout: Layout = {
+      table,
+      op: change.op,
+      mode: keyed ? 'keyed' : 'row',
+      written,
+      fullRow: unchanged === '' && keys.every((k) => k.writtenPosition >= 0),
+      keys,
+      match: keyed ? [] : old,
+      shapes: new Map(),
+    };
+    table.layouts.set(signature, layout);
+    return layout;
+  }
+
+  private async execute(shape: Shape, rows: PlannedRow[]): Promise<void> {
+    if (shape.setBased) {
+      const count = rows[0]?.params.length ?? 0;
+      const arrays: Array<Array<string | null>> = [];
+      for (let p = 0; p < count; p++) {
+        const array = new Array<string | null>(rows.length);
+        for (let r = 0; r < rows.length; r++) array[r] = (rows[r] as PlannedRow).params[p] ?? null;
+        arrays.push(array);
+      }
+      for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: arrays });
+      return;
+    }
+    for (const row of rows) {
+      for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: row.params });
+    }
+  }
+}
+
+/**
+ * The position table vanished under an open applier (another job's promote dropped `_ferry`
+ * while this job had no row yet): retryable, since opening the applier again recreates it.
+ */
+function positionTableDropped(error: unknown): FerryError | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== '42P01' && code !== '3F000') return null;
+  return new FerryError(
+    'SCHEMA_CHANGED',
+    `The position table ${POSITION_SCHEMA}.${POSITION_TABLE} is missing on the destination (dropped when another job was promoted, or by hand). Ferry recreates it and applies the batch again.`,
+    { retryable: true, cause: error },
+  );
+}
+
+function schemaChanged(mismatch: ColumnMismatch): FerryError {
+  const table = displayName(mismatch.table);
+  const quoted = quoteQualified(mismatch.table);
+  const columns = mismatch.missing.join(', ');
+  const example = mismatch.missing.map((c) => `ALTER TABLE ${quoted} ADD COLUMN ${quoteIdent(c)} <type as on the source>;`).join(' ');
+  return new FerryError(
+    'SCHEMA_CHANGED',
+    `The source sends column${mismatch.missing.length === 1 ? '' : 's'} ${columns} for table ${table}, which the destination table lacks (DDL on the source). Apply the same change on the destination (e.g. ${example}); Ferry retries and continues by itself.`,
+    { retryable: true, details: { table, columns: mismatch.missing } },
+  );
+}
+
+function rowChars(params: Array<string | null>): number {
+  let n = 0;
+  for (const p of params) if (p !== null) n += p.length;
+  return n;
+}
+
+function rowKeys(row: PlannedRow): string[] {
+  const groups = row.shape.keyGroups;
+  if (groups.length === 0) return [];
+  return groups.map((positions) => (positions.length === 1 ? String(row.params[positions[0] as number]) : positions.map((p) => row.params[p]).join('\u0000')));
+}
+
+function text(value: ColumnValue | undefined): string | null {
+  return value === undefined || value === UNCHANGED ? null : value;
+}
+
+/** Turns one change into a statement shape and its parameters. */
+function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>, name: () => string): PlannedRow {
+  const values = change.op === 'delete' ? [] : change.values;
+  const oldValues = change.op === 'insert' ? null : change.oldValues;
+  const written = layout.written.map((w) => text(values[w.index]));
+  const table = displayName(layout.table.name);
+
+  if (layout.mode === 'row') {
+    if (layout.op === 'insert') return { shape: shapeOf(layout, 'insert', '', name), params: written };
+    if (oldValues === null) {
+      throw new FerryError(
+        'TABLE_WITHOUT_PRIMARY_KEY',
+        `An ${layout.op} of ${table} arrived without the old row, and the table has no primary key on the destination, so the row cannot be found. Give the source table a primary key or run ALTER TABLE ${quoteQualified(layout.table.name)} REPLICA IDENTITY FULL on the source, then Restart the job.`,
+        { details: { table } },
+      );
+    }
+    // Rows are matched with `=` (or IS NULL), so the statement depends on which old values are null.
+    let mask = '';
+    const matchParams: string[] = [];
+    for (const m of layout.match) {
+      const value = oldValues[m.index];
+      if (value === UNCHANGED) mask += 'u';
+      else if (value === null || value === undefined) mask += 'n';
+      else {
+        mask += 'v';
+        matchParams.push(value);
+      }
+    }
+    const kind = layout.op === 'update' ? 'row-update' : 'row-delete';
+    const params = kind === 'row-update' ? [...written, ...matchParams] : matchParams;
+    return { shape: shapeOf(layout, kind, mask, name), params };
+  }
+
+  const newKey: Array<string | null> = [];
+  const oldKey: Array<string | null> = [];
+  for (const k of layout.keys) {
+    const oldValue = k.oldIndex >= 0 && oldValues !== null ? text(oldValues[k.oldIndex]) : null;
+    const newValue = k.writtenPosition >= 0 ? (written[k.writtenPosition] ?? null) : oldValue;
+    if (newValue === null && layout.op !== 'delete') {
+      throw new FerryError(
+        'DATA_ERROR',
+        `A change to ${table} has no value for its key column ${k.column.name}, so the row cannot be identified. Check that the destination's primary key matches the source's.`,
+        { details: { table, column: k.column.name } },
+      );
+    }
+    newKey.push(newValue);
+    oldKey.push(k.oldIndex >= 0 ? oldValue : newValue);
+  }
+  if (layout.op === 'delete') {
+    if (oldKey.some((v) => v === null)) {
+      throw new FerryError('DATA_ERROR', `A delete from ${table} has no value for a key column, so the row cannot be identified. Check that the destination's primary key matches the source's.`, {
+        details: { table },
+      });
+    }
+    return { shape: shapeOf(layout, 'delete', '', name), params: oldKey };
+  }
+  if (layout.op === 'insert') return { shape: shapeOf(layout, 'upsert', '', name), params: written };
+  const moved = newKey.some((v, i) => v !== oldKey[i]);
+  if (moved) return { shape: shapeOf(layout, 'move', '', name), params: [...written, ...newKey, ...oldKey] };
+  if (layout.fullRow) return { shape: shapeOf(layout, 'upsert', '', name), params: written };
+  return { shape: shapeOf(layout, 'update', '', name), params: [...written, ...newKey] };
+}
+
+function shapeOf(layout: Layout, kind: ShapeKind, mask: string, name: () => string): Shape {
+  const key = `${kind}:${mask}`;
+  let shape = layout.shapes.get(key);
+  if (shape === undefined) {
+    shape = buildShape(layout, kind, mask, name);
+    layout.shapes.set(key, shape);
+  }
+  return shape;
+}
+
+/** An alias-safe expression list helper: `a = v.x, b = v.y`. */
+function assignments(pairs: Array<[DestinationColumn, string]>): string {
+  return pairs.map(([column, expression]) => `${column.quoted} = ${expression}`).join(', ');
+}
+
+function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => string): Shape {
+  const table = layout.table;
+  const target = table.quoted;
+  const written = layout.written.map((w) => w.column);
+  const keyColumns = layout.keys.map((k) => k.column);
+  const isKey = (c: DestinationColumn) => keyColumns.includes(c);
+  // PostgreSQL refuses to UPDATE an identity GENERATED ALWAYS column: such columns are only ever inserted.
+  const settable = written.filter((c) => !isKey(c) && !c.identityAlways);
+  const overriding = (columns: DestinationColumn[]) => (columns.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '');
+  const columnList = (columns: DestinationColumn[]) => columns.map((c) => c.quoted).join(', ');
+  const unwritten = table.ordered.filter((c) => !c.generated && !written.includes(c));
+
+  // Set-based parameters: p<i> for written values, n<i> for new key values, o<i> for old key values.
+  const sources: Array<{ alias: string; type: string }> = written.map((c, i) => ({ alias: `p${i + 1}`, type: c.writeType }));
+  const writtenAlias = (c: DestinationColumn) => `v.p${written.indexOf(c) + 1}`;
+  const keyAlias = (prefix: 'n' | 'o', i: number) => `v.${prefix}${i + 1}`;
+  const keyMatch = (alias: string, prefix: 'n' | 'o') => keyColumns.map((c, i) => `${alias}.${c.quoted} = ${keyAlias(prefix, i)}`).join(' AND ');
+  const source = (withOrdinality = false) => {
+    const params = sources.map((_, i) => `$${i + 1}::text[]`).join(', ');
+    const casts = sources.map((s) => `u.${s.alias}::${s.type} AS ${s.alias}`).join(', ');
+    const aliases = sources.map((s) => s.alias).join(', ');
+    return withOrdinality
+      ? `(SELECT ${casts}, u.ord FROM unnest(${params}) WITH ORDINALITY AS u (${aliases}, ord)) AS v`
+      : `(SELECT ${casts} FROM unnest(${params}) AS u (${aliases})) AS v`;
+  };
+  const upsertTail = () =>
+    settable.length === 0
+      ? `ON CONFLICT (${columnList(keyColumns)}) DO NOTHING`
+      : `ON CONFLICT (${columnList(keyColumns)}) DO UPDATE SET ${assignments(settable.map((c) => [c, `EXCLUDED.${c.quoted}`]))}`;
+  const insertSelect = (where: string) =>
+    `INSERT INTO ${target} (${columnList(written)})${overriding(written)} SELECT ${written.map(writtenAlias).join(', ')} FROM ${source()}${where}`;
+  /**
+   * Identity GENERATED ALWAYS columns whose value may differ from the row's: such rows are
+   * deleted and inserted again (keeping the columns the change does not carry), because no
+   * UPDATE may set them.
+   */
+  const rewrite = (compared: DestinationColumn[], keyExpression: (c: DestinationColumn) => string, comparedExpression: (c: DestinationColumn) => string) =>
+    `WITH d AS (DELETE FROM ${target} AS t USING ${source()} WHERE ${keyColumns.map((c) => `t.${c.quoted} = ${keyExpression(c)}`).join(' AND ')}` +
+    ` AND ROW(${compared.map((c) => `t.${c.quoted}`).join(', ')}) IS DISTINCT FROM ROW(${compared.map(comparedExpression).join(', ')})` +
+    ` RETURNING ${[...written.map((_, i) => `v.p${i + 1}`), ...unwritten.map((c, i) => `t.${c.quoted} AS x${i + 1}`)].join(', ')})` +
+    ` INSERT INTO ${target} (${columnList([...written, ...unwritten])}) OVERRIDING SYSTEM VALUE` +
+    ` SELECT ${[...written.map((_, i) => `d.p${i + 1}`), ...unwritten.map((_, i) => `d.x${i + 1}`)].join(', ')} FROM d`;
+  const newKeyAlias = (c: DestinationColumn) => keyAlias('n', keyColumns.indexOf(c));
+  const oldKeyAlias = (c: DestinationColumn) => keyAlias('o', keyColumns.indexOf(c));
+
+  const statements: string[] = [];
+  let setBased = true;
+  let maxRows = MAX_STATEMENT_ROWS;
+  let keyGroups: number[][] = [];
+  const writtenKeyPositions = keyColumns.map((c) => written.indexOf(c));
+  const range = (start: number, count: number) => Array.from({ length: count }, (_, i) => start + i);
+
+  switch (kind) {
+    case 'insert':
+      statements.push(insertSelect(''));
+      break;
+    case 'upsert': {
+      const identities = written.filter((c) => c.identityAlways && !isKey(c));
+      if (identities.length > 0) statements.push(rewrite(identities, writtenAlias, writtenAlias));
+      statements.push(`${insertSelect('')} ${upsertTail()}`);
+      keyGroups = [writtenKeyPositions];
+      break;
+    }
+    case 'update': {
+      keyColumns.forEach((c, i) => sources.push({ alias: `n${i + 1}`, type: c.type }));
+      const identities = written.filter((c) => c.identityAlways && !isKey(c));
+      if (identities.length > 0) statements.push(rewrite(identities, newKeyAlias, writtenAlias));
+      if (settable.length > 0 && table.hasOtherUniqueIndex) {
+        // UPDATE visits rows in plan order, and another unique index could then see a value
+        // taken that an earlier change of the batch freed. An upsert of existing rows, with the
+        // unsent columns read from them, runs in the changes' order instead.
+        statements.push(
+          `INSERT INTO ${target} (${columnList([...written, ...unwritten])})${overriding([...written, ...unwritten])}` +
+            ` SELECT ${[...written.map(writtenAlias), ...unwritten.map((c) => `o.${c.quoted}`)].join(', ')}` +
+            ` FROM ${source(true)} JOIN ${target} AS o ON ${keyMatch('o', 'n')} ORDER BY v.ord ${upsertTail()}`,
+        );
+      } else if (settable.length > 0) {
+        statements.push(`UPDATE ${target} AS t SET ${assignments(settable.map((c) => [c, writtenAlias(c)]))} FROM ${source()} WHERE ${keyMatch('t', 'n')}`);
+      }
+      keyGroups = [range(written.length, keyColumns.length)];
+      break;
+    }
+    case 'move': {
+      keyColumns.forEach((c, i) => sources.push({ alias: `n${i + 1}`, type: c.type }));
+      keyColumns.forEach((c, i) => sources.push({ alias: `o${i + 1}`, type: c.type }));
+      const oldRowExists = `EXISTS (SELECT 1 FROM ${target} AS o WHERE ${keyColumns.map((c, i) => `o.${c.quoted} = ${keyAlias('o', i)}`).join(' AND ')})`;
+      // Applied again after a crash, the old row may be gone: the whole new row is upserted instead.
+      if (layout.fullRow) statements.push(`${insertSelect(` WHERE NOT ${oldRowExists}`)} ${upsertTail()}`);
+      // A row already at the new key (a replay) gives way to the moved one.
+      statements.push(`DELETE FROM ${target} AS t USING ${source()} WHERE ${keyMatch('t', 'n')} AND ${oldRowExists}`);
+      const identities = written.filter((c) => c.identityAlways);
+      if (identities.length > 0 || keyColumns.some((c) => c.identityAlways)) {
+        const compared = [...keyColumns, ...identities.filter((c) => !isKey(c))];
+        statements.push(rewrite(compared, oldKeyAlias, (c) => (isKey(c) ? newKeyAlias(c) : writtenAlias(c))));
+      }
+      const moves = [...keyColumns.filter((c) => !c.identityAlways), ...settable];
+      const movesExpression = (c: DestinationColumn) => (isKey(c) ? newKeyAlias(c) : writtenAlias(c));
+      if (moves.length > 0) {
+        statements.push(`UPDATE ${target} AS t SET ${assignments(moves.map((c) => [c, movesExpression(c)]))} FROM ${source()} WHERE ${keyMatch('t', 'o')}`);
+      }
+      keyGroups = [range(written.length, keyColumns.length), range(written.length + keyColumns.length, keyColumns.length)];
+      if (table.hasOtherUniqueIndex) maxRows = 1;
+      break;
+    }
+    case 'delete':
+      keyColumns.forEach((c, i) => sources.push({ alias: `o${i + 1}`, type: c.type }));
+      statements.push(`DELETE FROM ${target} AS t USING ${source()} WHERE ${keyMatch('t', 'o')}`);
+      keyGroups = [range(0, keyColumns.length)];
+      break;
+    case 'row-update':
+    case 'row-delete': {
+      setBased = false;
+      maxRows = 1;
+      let next = kind === 'row-update' ? written.length + 1 : 1;
+      const conditions: string[] = [];
+      layout.match.forEach((m, i) => {
+        const c = m.column;
+        const state = mask[i];
+        if (state === 'n') conditions.push(`o.${c.quoted} IS NULL`);
+        else if (state === 'v') {
+          const param = `$${next++}`;
+          conditions.push(c.comparable ? `o.${c.quoted} = ${param}::${c.type}` : `o.${c.quoted}::text = ${param}::${c.type}::text`);
+        }
+      });
+      const row = `t.ctid = (SELECT o.ctid FROM ${target} AS o${conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`} LIMIT 1)`;
+      if (kind === 'row-delete') {
+        statements.push(`DELETE FROM ${target} AS t WHERE ${row}`);
+      } else if (written.some((c) => c.identityAlways)) {
+        statements.push(
+          `WITH d AS (DELETE FROM ${target} AS t WHERE ${row} RETURNING ${unwritten.length === 0 ? '1' : unwritten.map((c, i) => `t.${c.quoted} AS x${i + 1}`).join(', ')})` +
+            ` INSERT INTO ${target} (${columnList([...written, ...unwritten])}) OVERRIDING SYSTEM VALUE` +
+            ` SELECT ${[...written.map((c, i) => `$${i + 1}::${c.writeType}`), ...unwritten.map((_, i) => `d.x${i + 1}`)].join(', ')} FROM d`,
+        );
+      } else if (written.length > 0) {
+        statements.push(`UPDATE ${target} AS t SET ${assignments(written.map((c, i) => [c, `$${i + 1}::${c.writeType}`]))} WHERE ${row}`);
+      }
+      break;
+    }
+  }
+  return { kind, layout, statements: statements.map((statement) => ({ name: name(), text: statement })), setBased, maxRows, keyGroups };
+}
