@@ -62,6 +62,11 @@ export interface TableSchema extends QualifiedName {
   estimatedBytes: number;
   /** PostgreSQL replica identity: 'default' | 'full' | 'index' | 'nothing'. */
   replicaIdentity: string | null;
+  /**
+   * The source engine's own complete table definition (MySQL: SHOW CREATE TABLE), for a
+   * destination of the same engine; absent when the engine does not provide one.
+   */
+  nativeDefinition?: string;
 }
 
 export interface SequenceSchema extends QualifiedName {
