@@ -8,6 +8,7 @@
  * with backoff; once the retry budget is spent, or for an error that needs the user, the
  * job is Failed. A Failed job whose error is recoverable keeps probing and resumes by itself.
  */
+import { createHash } from 'node:crypto';
 import type { ConnectionParams } from '../core/connection-profile.js';
 import { ERROR_CODES, FerryError, type ErrorCode } from '../core/errors.js';
 import type { JobEvent } from '../core/lifecycle.js';
@@ -46,9 +47,14 @@ const WAITS_FOR_USER_FIX = new Set<string>(['SCHEMA_CHANGED']);
 
 const PROMOTE_CAUGHT_UP_CHECKPOINT = 'promoteCaughtUp';
 
-/** The names of a job's replication objects on the source (63 characters at most). */
-export function replicationSpecFor(jobId: string): ReplicationSpec {
-  const name = `ferry_${jobId.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+/**
+ * The names of a job's replication objects on the source (63 characters at most). Slots are
+ * per server, not per database: a short hash of the job's id and creation time keeps two
+ * Ferry installations (or a deleted job and a new one of the same id) apart.
+ */
+export function replicationSpecFor(job: Pick<MigrationJob, 'id' | 'createTime'>): ReplicationSpec {
+  const hash = createHash('sha256').update(`${job.id}\n${job.createTime}`).digest('hex').slice(0, 8);
+  const name = `ferry_${job.id.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 48)}_${hash}`;
   return { slotName: name, publicationName: name };
 }
 
@@ -174,7 +180,7 @@ export class JobRunner {
     if (job.type === 'continuous' && schema !== null) {
       // The slot must exist before the dump's snapshot, so that every change after the snapshot is kept.
       const tables = schema.tables.map((t) => ({ schema: t.schema, name: t.name }));
-      const spec = replicationSpecFor(job.id);
+      const spec = replicationSpecFor(job);
       const { startPosition } = await source.createReplication(sourceParams, spec, tables);
       const checkpoint: ReplicationCheckpoint = { spec, startPosition };
       await this.#deps.store.putCheckpoint(job.id, REPLICATION_CHECKPOINT, checkpoint);
