@@ -33,6 +33,7 @@ interface ServerFacts {
   currentUser: string;
   currentDatabase: string;
   replicationSlotsUsed: number;
+  walSendersUsed: number;
 }
 
 const SETTING_NAMES = ['wal_level', 'max_replication_slots', 'max_wal_senders', 'max_slot_wal_keep_size', 'server_encoding'] as const;
@@ -59,6 +60,7 @@ async function readServerFacts(client: pg.Client): Promise<ServerFacts> {
     currentUser: String(row.current_user),
     currentDatabase: String(row.current_database),
     replicationSlotsUsed: Number(row.replication_slots_used),
+    walSendersUsed: Number(row.wal_senders_used),
   };
 }
 
@@ -169,7 +171,9 @@ export class PostgresEngine implements Engine {
         const uncovered = noKey.filter((t) => t.replicaIdentity !== 'full' && t.replicaIdentity !== 'index');
         const message =
           jobType === 'continuous'
-            ? `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key. Their rows are copied, but changes to ${uncovered.length > 0 ? list(names(uncovered)) : 'them'} can be replicated only with a primary key or REPLICA IDENTITY FULL (ALTER TABLE ... REPLICA IDENTITY FULL).`
+            ? uncovered.length > 0
+              ? `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key. ${list(names(uncovered))}: copied by the full dump only; later changes are NOT replicated (they stay out of the publication, so the source's own UPDATEs and DELETEs keep working). To replicate them, add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL before starting.${uncovered.length < noKey.length ? ' The others replicate through their replica identity.' : ''}`
+              : `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key; ${noKey.length === 1 ? 'it replicates' : 'they replicate'} through REPLICA IDENTITY FULL or a unique index (an UPDATE or DELETE is applied by matching the whole old row).`
             : `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key. A one-time job copies them as they are; a continuous job would need a primary key or REPLICA IDENTITY FULL.`;
         checks.push({ code: 'TABLE_WITHOUT_PRIMARY_KEY', side, severity: 'warning', message, objects: names(noKey) });
       } else {
@@ -232,6 +236,31 @@ export class PostgresEngine implements Engine {
                 severity: 'error',
                 message: `All ${maxSlots} replication slots are in use. Drop unused slots (pg_drop_replication_slot) or raise max_replication_slots and restart PostgreSQL.`,
                 objects: ['max_replication_slots'],
+              },
+        );
+        const maxSenders = Number(facts.settings.max_wal_senders);
+        const freeSenders = maxSenders - facts.walSendersUsed;
+        checks.push(
+          freeSenders > 0
+            ? { code: 'WAL_SENDERS', side, severity: 'ok', message: `${freeSenders} of ${maxSenders} WAL senders are free.`, objects: ['max_wal_senders'] }
+            : {
+                code: 'WAL_SENDERS',
+                side,
+                severity: 'error',
+                message: `All ${maxSenders} WAL senders are in use; the change stream needs one (a dump of a continuous job briefly needs a second). Raise max_wal_senders and restart PostgreSQL, or stop another replication client.`,
+                objects: ['max_wal_senders'],
+              },
+        );
+        const keep = facts.settings.max_slot_wal_keep_size ?? '-1';
+        checks.push(
+          keep === '-1'
+            ? {
+                code: 'MAX_SLOT_WAL_KEEP_SIZE', side, severity: 'warning', objects: ['max_slot_wal_keep_size'],
+                message: 'max_slot_wal_keep_size is -1 (unlimited): while the job is stopped or failing, the slot keeps WAL on the source without limit and can fill its disk. Consider a limit (e.g. max_slot_wal_keep_size = 50GB); a slot that exceeds it is invalidated and the job must be restarted.',
+              }
+            : {
+                code: 'MAX_SLOT_WAL_KEEP_SIZE', side, severity: 'ok', objects: ['max_slot_wal_keep_size'],
+                message: `max_slot_wal_keep_size is ${keep}: a job stopped long enough to exceed it loses its slot and must be restarted.`,
               },
         );
         const canReplicate = facts.privileges.superuser || facts.privileges.replication;

@@ -11,6 +11,7 @@ SELECT current_setting('server_version') AS server_version,
        r.rolcreatedb AS createdb,
        current_user AS current_user,
        current_database() AS current_database,
-       (SELECT count(*) FROM pg_replication_slots) AS replication_slots_used
+       (SELECT count(*) FROM pg_replication_slots) AS replication_slots_used,
+       (SELECT count(*) FROM pg_stat_replication) AS wal_senders_used
 FROM pg_roles r
 WHERE r.rolname = current_user;
