@@ -4,9 +4,9 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
-import { FerryError } from './core/errors.js';
 import { EngineRegistry } from './engines/engine-registry.js';
 import { postgresEngine } from './engines/postgres/postgres-engine.js';
 import { systemClock } from './pipeline/clock.js';
@@ -15,8 +15,10 @@ import type { Logger } from './pipeline/logger.js';
 import { retryPolicyFromEnv } from './pipeline/retry-policy.js';
 import { MigrationService } from './service/migration-service.js';
 import { SecretBox } from './service/secret-box.js';
+import { TokenService } from './service/token-service.js';
 import { SqliteMetadataStore } from './store/sqlite/sqlite-metadata-store.js';
 import { buildApiServer } from './api/api-server.js';
+import { registerConsoleAssets } from './api/console-assets.js';
 
 export interface ServerConfig {
   host: string;
@@ -32,7 +34,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+/** True for an address only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (bare === 'localhost' || bare === '::1') return true;
+  const v4 = bare.startsWith('::ffff:') ? bare.slice('::ffff:'.length) : bare;
+  return isIP(v4) === 4 && v4.startsWith('127.');
+}
 
 /** Starts API, console and workers in this process. Resolves once it listens and has resumed its jobs. */
 export async function startFerryServer(config: ServerConfig): Promise<RunningServer> {
@@ -45,12 +53,20 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   });
 
   const apiToken = process.env.FERRY_API_TOKEN;
-  if (!LOOPBACK.has(config.host) && (apiToken === undefined || apiToken === '')) {
-    throw new FerryError('FAILED_PRECONDITION', `Ferry listens on ${config.host}, beyond loopback: set FERRY_API_TOKEN to a long random secret so that only holders of it can use the API, or listen on 127.0.0.1.`);
-  }
+  const bootstrapToken = apiToken === undefined || apiToken === '' ? undefined : apiToken;
+  // Beyond loopback, anyone on the network could reach the API: it needs a token. On
+  // loopback it stays open unless FERRY_API_TOKEN asks for tokens anyway.
+  const tokensRequired = !isLoopbackHost(config.host) || bootstrapToken !== undefined;
 
   const store = SqliteMetadataStore.open(join(dataDir, 'ferry.db'));
   await store.migrate();
+  const tokens = new TokenService({ store, clock: systemClock, ...(bootstrapToken !== undefined ? { bootstrapToken } : {}) });
+  if (tokensRequired && !(await tokens.hasUsableTokens())) {
+    logger.warn(
+      { host: config.host, dataDir },
+      'every API request needs a token and none exists yet: create one with `ferry tokens create --name NAME --data-dir DIR` (works while the server runs), or set FERRY_API_TOKEN',
+    );
+  }
   const secrets = new SecretBox(loadSecretKey(dataDir));
   const engines = new EngineRegistry([postgresEngine]);
   const pipelineLogger = logger as unknown as Logger;
@@ -68,11 +84,12 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
 
   const app = buildApiServer(service, {
     logger: logger.child({ component: 'api' }),
-    ...(apiToken !== undefined && apiToken !== '' ? { apiToken } : {}),
+    ...(tokensRequired ? { authenticate: (token: string) => tokens.authenticate(token) } : {}),
+    extraRoutes: (server) => registerConsoleAssets(server),
   });
   const url = await app.listen({ host: config.host, port: config.port });
   await supervisor.start();
-  logger.info({ url, dataDir }, 'ferry is serving');
+  logger.info({ url, dataDir, apiAccess: tokensRequired ? 'bearer token required' : 'open (loopback only)' }, 'ferry is serving');
 
   let closing: Promise<void> | null = null;
   return {
@@ -87,6 +104,23 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
       return closing;
     },
   };
+}
+
+/**
+ * The token service on a data directory's metadata store, for `ferry tokens`: works whether
+ * or not a server is running on it (SQLite in WAL mode takes both). Close it when done.
+ */
+export async function openTokenService(dataDirectory: string): Promise<{ tokens: TokenService; close(): Promise<void> }> {
+  const dataDir = resolve(dataDirectory);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = SqliteMetadataStore.open(join(dataDir, 'ferry.db'));
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return { tokens: new TokenService({ store, clock: systemClock }), close: () => store.close() };
 }
 
 /** The 32-byte key that encrypts secrets at rest: FERRY_SECRET_KEY (base64), or a 0600 file in the data directory. */

@@ -32,10 +32,10 @@ export interface ApiServerOptions {
    */
   apiToken?: string;
   /**
-   * When set, every /v1 request must send `Authorization: Bearer <token>` for which this
-   * resolves true (main.ts: TokenService.authenticate); others get 401 UNAUTHENTICATED
-   * before their body is read. /healthz, /openapi.json and the console's files stay open.
-   * Takes precedence over apiToken.
+   * When set, every /v1 and /metrics request must send `Authorization: Bearer <token>` for
+   * which this resolves true (main.ts: TokenService.authenticate); others get 401
+   * UNAUTHENTICATED before their body is read. /healthz, /openapi.json and the console's
+   * static files stay open. Takes precedence over apiToken.
    */
   authenticate?: (token: string) => Promise<boolean>;
 }
@@ -319,9 +319,10 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
   if (authenticate !== undefined) {
     // Before the body is read: a caller without a token gets nothing but the 401.
     // The matched route decides, not the raw URL: the router decodes %-escapes, the URL does not.
-    const isApiPath = (path: string) => path === '/v1' || path.startsWith('/v1/');
+    // /metrics names jobs and their errors: it is protected like the API.
+    const isProtected = (path: string) => path === '/v1' || path.startsWith('/v1/') || path === '/metrics';
     app.addHook('onRequest', async (request) => {
-      if (isApiPath(request.routeOptions.url ?? '') || isApiPath(request.url.split('?')[0] ?? '')) {
+      if (isProtected(request.routeOptions.url ?? '') || isProtected(request.url.split('?')[0] ?? '')) {
         await checkToken(request, authenticate);
       }
     });

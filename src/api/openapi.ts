@@ -163,7 +163,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[] = API_ROUTES, v
       schemas,
       responses,
       securitySchemes: {
-        bearerToken: { type: 'http', scheme: 'bearer', description: 'Required unless the server listens on loopback only.' },
+        bearerToken: { type: 'http', scheme: 'bearer', description: 'Required unless the server listens on loopback only. Create one with `ferry tokens create --name NAME`.' },
       },
     },
     security: [{}, { bearerToken: [] }],

@@ -10,16 +10,20 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { isFerryError } from '../core/errors.js';
 import { JOB_STATUSES } from '../core/lifecycle.js';
 import type { JobAction } from '../core/lifecycle.js';
 import type { CreateJobInput, CreateProfileInput, JobView, UpdateProfileInput } from '../service/inputs.js';
+import type { TokenService } from '../service/token-service.js';
 import { ApiClient, ApiClientError } from './api-client.js';
 import {
+  formatTime,
   renderConnectionTest,
   renderJobDetails,
   renderJobsTable,
   renderProfileDetails,
   renderProfilesTable,
+  renderTable,
   renderVerifyReport,
   renderWatchFrame,
   statusText,
@@ -166,7 +170,10 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           process.exitCode = 2;
           return;
         }
-        if (error instanceof ApiClientError) {
+        if (isFerryError(error)) {
+          // Commands that work on the data directory directly (tokens, serve).
+          io.stderr(`error: ${error.code}: ${error.message}\n`);
+        } else if (error instanceof ApiClientError) {
           io.stderr(`error: ${error.code}: ${error.message}\n`);
           const fields = error.details['fields'];
           if (Array.isArray(fields)) {
@@ -618,6 +625,73 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           }
           await sleep(options.interval * 1000);
         }
+      }),
+    );
+
+  // ---------------------------------------------------------------------------------
+  // tokens: on the data directory's store itself, so that the first token can be made
+  // before anyone can call the API.
+
+  const tokens = program
+    .command('tokens')
+    .description('Manage API tokens (required when `ferry serve` listens beyond loopback). Works on the data directory directly, with or without a running server.');
+  const tokenCommand = (name: string, description: string): Command =>
+    tokens
+      .command(name)
+      .description(description)
+      .addOption(new Option('--data-dir <dir>', 'the data directory of the server').env('FERRY_DATA_DIR').default('./.ferry'))
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'));
+  const withTokens = async <T>(dataDir: string, work: (service: TokenService) => Promise<T>): Promise<T> => {
+    // Loaded on demand so that API client commands do not load SQLite.
+    const { openTokenService } = await import('../main.js');
+    const opened = await openTokenService(dataDir);
+    try {
+      return await work(opened.tokens);
+    } finally {
+      await opened.close();
+    }
+  };
+  interface TokenOptions {
+    dataDir: string;
+    output: OutputFormat;
+  }
+
+  tokenCommand('create', 'Create an API token. Its secret is printed once: Ferry keeps only a hash of it.')
+    .requiredOption('--name <name>', 'what the token is for, e.g. ci or "alice laptop"')
+    .action(
+      run(async (options: TokenOptions & { name: string }) => {
+        const created = await withTokens(options.dataDir, (service) => service.create(options.name));
+        if (options.output === 'json') return printJson(created);
+        print(
+          `Created API token ${created.token.id} (${created.token.name}) for the server whose data directory is ${path.resolve(options.dataDir)}.\n` +
+            `Its secret, shown only now:\n\n  ${created.secret}\n\n` +
+            'Send it as "Authorization: Bearer <secret>": the CLI reads FERRY_TOKEN, the console asks for it.\n' +
+            `Revoke it with: ferry tokens revoke ${created.token.id}`,
+        );
+      }),
+    );
+
+  tokenCommand('list', 'List API tokens (never their secrets).').action(
+    run(async (options: TokenOptions) => {
+      const list = await withTokens(options.dataDir, (service) => service.list());
+      if (options.output === 'json') return printJson({ apiTokens: list });
+      if (list.length === 0) return print('No API tokens. Create one with `ferry tokens create --name NAME`.');
+      print(
+        renderTable(
+          ['id', 'name', 'state', 'created', 'last used', 'revoked'],
+          list.map((t) => [t.id, t.name, t.state, formatTime(t.createTime), formatTime(t.lastUsedTime), formatTime(t.revokeTime)]),
+        ),
+      );
+    }),
+  );
+
+  tokenCommand('revoke', 'Revoke an API token: requests that send it are refused from now on.')
+    .argument('<id>', 'token id (from `ferry tokens list`)')
+    .action(
+      run(async (id: string, options: TokenOptions) => {
+        const token = await withTokens(options.dataDir, (service) => service.revoke(id));
+        if (options.output === 'json') return printJson(token);
+        print(`Revoked API token ${token.id} (${token.name}) at ${formatTime(token.revokeTime)}.`);
       }),
     );
 

@@ -39,6 +39,20 @@ export interface JobListOptions extends ListOptions {
   status?: JobStatus[];
 }
 
+/** An API token as stored: never the secret, only its SHA-256. */
+export interface StoredApiToken {
+  id: string;
+  /** What the token is for, e.g. "ci" or "alice's laptop". */
+  name: string;
+  /** Hex SHA-256 of the secret; unique. */
+  tokenHash: string;
+  createTime: string;
+  /** When the token last authenticated a request (updated at most about once a minute), null if never. */
+  lastUsedTime: string | null;
+  /** When it was revoked, null while valid. A revoked token stays listed. */
+  revokeTime: string | null;
+}
+
 export interface MetadataStore {
   /** Creates or upgrades the schema (versioned migrations, each in its own transaction). */
   migrate(): Promise<void>;
@@ -83,4 +97,18 @@ export interface MetadataStore {
   putCheckpoint(jobId: string, key: string, value: unknown): Promise<void>;
   getCheckpoint<T = unknown>(jobId: string, key: string): Promise<T | null>;
   deleteCheckpoints(jobId: string): Promise<void>;
+
+  /** Rejects with ALREADY_EXISTS when the id or the hash is taken. */
+  insertApiToken(token: StoredApiToken): Promise<void>;
+  /** Every token, revoked ones included, ordered by createTime, then id. */
+  listApiTokens(): Promise<StoredApiToken[]>;
+  /** The token whose secret has this hex SHA-256, revoked or not; null when none. */
+  findApiTokenByHash(tokenHash: string): Promise<StoredApiToken | null>;
+  /**
+   * Sets revokeTime; once it resolves, findApiTokenByHash reports the token revoked.
+   * Revoking a revoked token keeps its first revokeTime. Rejects with NOT_FOUND for an unknown id.
+   */
+  revokeApiToken(id: string, time: string): Promise<void>;
+  /** Records that the token authenticated a request at `time`. Unknown ids are ignored. */
+  touchApiToken(id: string, time: string): Promise<void>;
 }

@@ -28,6 +28,11 @@ export interface FerryServerOptions {
   dataDir?: string;
   /** Port; a free one when absent. */
   port?: number;
+  /**
+   * Listen address; 127.0.0.1 when absent. The helper talks to the server at this address
+   * (at 127.0.0.1 for 0.0.0.0).
+   */
+  host?: string;
   /** Extra environment for the server (FERRY_RETRY_INITIAL_SECONDS, ...). */
   env?: Record<string, string>;
   /** How long to wait for GET /healthz. */
@@ -103,10 +108,12 @@ export async function spawnFerryServer(options: FerryServerOptions = {}): Promis
   const ownDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? makeDataDir();
   const port = options.port ?? (await freePort());
-  const url = `http://127.0.0.1:${port}`;
+  const host = options.host ?? '127.0.0.1';
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const url = `http://${reachable}:${port}`;
   const child: ChildProcess = spawn(
     process.execPath,
-    [FERRY_BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir],
+    [FERRY_BIN, 'serve', '--host', host, '--port', String(port), '--data-dir', dataDir],
     {
       cwd: REPO_ROOT,
       env: { ...process.env, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'info', ...options.env },

@@ -415,9 +415,9 @@ describe('routing', () => {
     expect(health.statusCode).toBe(200);
     expect(health.json()).toEqual({ status: 'ok' });
 
-    const extra = buildApiServer(service, { extraRoutes: (instance) => instance.get('/metrics', async () => 'ferry_up 1\n') });
-    const metrics = await extra.inject({ method: 'GET', url: '/metrics' });
-    expect(metrics.body).toBe('ferry_up 1\n');
+    const extra = buildApiServer(service, { extraRoutes: (instance) => instance.get('/extra', async () => 'extra 1\n') });
+    const metrics = await extra.inject({ method: 'GET', url: '/extra' });
+    expect(metrics.body).toBe('extra 1\n');
     await extra.close();
   });
 });

@@ -104,6 +104,22 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'api tokens',
+    sql: `
+      -- Only the SHA-256 of a token is kept: the secret is shown once, when it is created.
+      CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        create_time TEXT NOT NULL,
+        last_used_time TEXT,
+        revoke_time TEXT
+      ) STRICT;
+      CREATE INDEX api_tokens_create_time_id ON api_tokens (create_time, id);
+    `,
+  },
 ];
 
 /**

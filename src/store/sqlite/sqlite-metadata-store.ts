@@ -12,7 +12,7 @@ import type {
   NewJobHistoryEvent,
 } from '../../core/migration-job.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
-import type { JobListOptions, ListOptions, MetadataStore, Page, StoredProfile } from '../metadata-store.js';
+import type { JobListOptions, ListOptions, MetadataStore, Page, StoredApiToken, StoredProfile } from '../metadata-store.js';
 import { migrate } from './migrations.js';
 
 const DEFAULT_PAGE_SIZE = 100;
@@ -87,6 +87,15 @@ interface JobEventRow {
   phase: string | null;
   has_phase: number;
   details: string | null;
+}
+
+interface ApiTokenRow {
+  id: string;
+  name: string;
+  token_hash: string;
+  create_time: string;
+  last_used_time: string | null;
+  revoke_time: string | null;
 }
 
 const PROFILE_COLUMNS = [
@@ -371,6 +380,55 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  async insertApiToken(token: StoredApiToken): Promise<void> {
+    this.guard(() => {
+      try {
+        this.statement(
+          'INSERT INTO api_tokens (id, name, token_hash, create_time, last_used_time, revoke_time) VALUES (@id, @name, @token_hash, @create_time, @last_used_time, @revoke_time)',
+        ).run(apiTokenToRow(token));
+      } catch (error) {
+        const code = sqliteCode(error);
+        if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
+          throw new FerryError('ALREADY_EXISTS', `API token "${token.id}" (or its secret) already exists; create the token again`, {
+            details: { tokenId: token.id },
+          });
+        }
+        throw error;
+      }
+    });
+  }
+
+  async listApiTokens(): Promise<StoredApiToken[]> {
+    return this.guard(() => {
+      const rows = this.statement('SELECT * FROM api_tokens ORDER BY create_time, id').all() as ApiTokenRow[];
+      return rows.map(rowToApiToken);
+    });
+  }
+
+  async findApiTokenByHash(tokenHash: string): Promise<StoredApiToken | null> {
+    return this.guard(() => {
+      const row = this.statement('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as ApiTokenRow | undefined;
+      return row === undefined ? null : rowToApiToken(row);
+    });
+  }
+
+  async revokeApiToken(id: string, time: string): Promise<void> {
+    this.guard(() => {
+      const result = this.statement('UPDATE api_tokens SET revoke_time = coalesce(revoke_time, ?) WHERE id = ?').run(time, id);
+      if (result.changes === 0) {
+        throw new FerryError('NOT_FOUND', `API token "${id}" does not exist; list tokens to find the right id`, {
+          details: { tokenId: id },
+        });
+      }
+    });
+  }
+
+  async touchApiToken(id: string, time: string): Promise<void> {
+    this.guard(() => {
+      this.statement('UPDATE api_tokens SET last_used_time = ? WHERE id = ?').run(time, id);
+    });
+  }
+
   private page<R, T>(
     table: string,
     filters: string[],
@@ -558,6 +616,28 @@ function rowToProfile(row: ProfileRow): StoredProfile {
     encryptedClientKey: row.encrypted_client_key,
     createTime: row.create_time,
     updateTime: row.update_time,
+  };
+}
+
+function apiTokenToRow(token: StoredApiToken): ApiTokenRow {
+  return {
+    id: token.id,
+    name: token.name,
+    token_hash: token.tokenHash,
+    create_time: token.createTime,
+    last_used_time: token.lastUsedTime,
+    revoke_time: token.revokeTime,
+  };
+}
+
+function rowToApiToken(row: ApiTokenRow): StoredApiToken {
+  return {
+    id: row.id,
+    name: row.name,
+    tokenHash: row.token_hash,
+    createTime: row.create_time,
+    lastUsedTime: row.last_used_time,
+    revokeTime: row.revoke_time,
   };
 }
 

@@ -1,0 +1,212 @@
+/**
+ * The REST API's shapes as the console reads them: a mirror of the OpenAPI document
+ * (GET /openapi.json; built from src/api/routes.ts and src/service/inputs.ts). The console
+ * imports nothing from the server: it only speaks HTTP.
+ */
+
+export const JOB_STATUSES = [
+  'NOT_STARTED',
+  'STARTING',
+  'RUNNING',
+  'RUNNING_WITH_ERRORS',
+  'COMPLETED',
+  'FAILED',
+  'RESTARTING',
+  'STOPPED',
+  'RESUMING',
+  'STOPPING',
+] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** The seed's words for each status (the API sends them as statusLabel too). */
+export const STATUS_LABELS: Record<JobStatus, string> = {
+  NOT_STARTED: 'Not started',
+  STARTING: 'Starting...',
+  RUNNING: 'Running',
+  RUNNING_WITH_ERRORS: 'Running with errors',
+  COMPLETED: 'Completed',
+  FAILED: 'Failed',
+  RESTARTING: 'Restarting',
+  STOPPED: 'Stopped',
+  RESUMING: 'Resuming',
+  STOPPING: 'Stopping...',
+};
+
+export const JOB_ACTIONS = ['start', 'stop', 'resume', 'restart', 'promote', 'delete'] as const;
+export type JobAction = (typeof JOB_ACTIONS)[number];
+
+export type EngineKind = 'postgresql' | 'mysql';
+export type TlsMode = 'none' | 'required' | 'server-only' | 'server-client';
+export type ConnectivityMethod = 'direct' | 'ssh-tunnel';
+export type JobType = 'one-time' | 'continuous';
+
+export interface JobError {
+  code: string;
+  message: string;
+  retryable: boolean;
+  recoverable: boolean;
+  details: Record<string, unknown>;
+  time: string;
+}
+
+export interface Progress {
+  tablesTotal: number;
+  tablesCompleted: number;
+  rowsCopied: number;
+  bytesCopied: number;
+  estimatedRows: number;
+  estimatedBytes: number;
+  percent: number;
+}
+
+/**
+ * Replication lag of a continuous job in Incremental load. Not every server sends it yet:
+ * the console shows it when present.
+ */
+export interface Replication {
+  lagSeconds?: number | null;
+  lagBytes?: number | null;
+  appliedChangesPerSecond?: number | null;
+}
+
+export interface Job {
+  id: string;
+  displayName: string;
+  type: JobType;
+  status: JobStatus;
+  statusLabel: string;
+  substatus: string | null;
+  phase: 'FULL_DUMP' | 'INCREMENTAL_LOAD' | 'PROMOTE' | null;
+  availableActions: JobAction[];
+  sourceProfileId: string;
+  sourceProfileName: string | null;
+  sourceEngine: EngineKind;
+  destinationProfileId: string;
+  destinationProfileName: string | null;
+  destinationEngine: EngineKind;
+  connectivityMethod: ConnectivityMethod;
+  selection: { include: string[]; exclude: string[] };
+  dumpParallelism: number;
+  labels: Record<string, string>;
+  createTime: string;
+  updateTime: string;
+  startTime: string | null;
+  endTime: string | null;
+  durationSeconds: number;
+  error: JobError | null;
+  progress: Progress;
+  replication?: Replication | null;
+  /** True when Promote was asked and is being carried out. */
+  promoteRequested?: boolean;
+}
+
+export type JobObjectState = 'NOT_STARTED' | 'DUMPING' | 'DUMPED' | 'REPLICATING' | 'FAILED' | 'COMPLETED';
+
+export interface JobObject {
+  name: string;
+  state: JobObjectState;
+  rowsCopied: number;
+  bytesCopied: number;
+  estimatedRows: number;
+  estimatedBytes: number;
+  error: JobError | null;
+  updateTime: string;
+}
+
+export interface JobEvent {
+  id: number;
+  time: string;
+  kind: string;
+  message: string;
+  actor: string;
+  action?: JobAction;
+  status?: JobStatus;
+  phase?: string | null;
+  details?: Record<string, unknown>;
+}
+
+export interface Profile {
+  id: string;
+  displayName: string;
+  engine: EngineKind;
+  host: string;
+  port: number;
+  database: string | null;
+  username: string;
+  passwordSet: boolean;
+  tls: { mode: TlsMode; caCertificateSet: boolean; clientCertificateSet: boolean };
+  connectivityMethod: ConnectivityMethod;
+  labels: Record<string, string>;
+  createTime: string;
+  updateTime: string;
+}
+
+export interface TlsInput {
+  mode?: TlsMode;
+  caCertificate?: string;
+  clientCertificate?: string;
+  clientKey?: string;
+}
+
+export interface CreateProfileInput {
+  id?: string;
+  displayName: string;
+  engine: EngineKind;
+  host: string;
+  port?: number;
+  database?: string | null;
+  username: string;
+  password?: string;
+  tls?: TlsInput;
+  connectivityMethod?: ConnectivityMethod;
+}
+
+export interface UpdateProfileInput {
+  displayName?: string;
+  host?: string;
+  port?: number;
+  database?: string | null;
+  username?: string;
+  /** null removes the stored password. */
+  password?: string | null;
+  tls?: TlsInput;
+  connectivityMethod?: ConnectivityMethod;
+}
+
+export interface CreateJobInput {
+  id?: string;
+  displayName: string;
+  type: JobType;
+  sourceProfileId: string;
+  destinationProfileId: string;
+  selection?: { include: string[]; exclude: string[] };
+  dumpParallelism?: number;
+}
+
+export interface UpdateJobInput {
+  displayName?: string;
+  selection?: { include: string[]; exclude: string[] };
+  dumpParallelism?: number;
+}
+
+export interface VerifyCheck {
+  code: string;
+  side: 'source' | 'destination';
+  severity: 'ok' | 'warning' | 'error';
+  message: string;
+  objects?: string[];
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  checks: VerifyCheck[];
+}
+
+export interface ConnectionTest {
+  ok: boolean;
+  serverVersion: string | null;
+  settings: Record<string, string>;
+  privileges: Record<string, boolean>;
+  checks: VerifyCheck[];
+  error: { code: string; message: string } | null;
+}
