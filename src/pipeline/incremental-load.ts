@@ -16,6 +16,7 @@ import { FerryError } from '../core/errors.js';
 import type { ConnectionParams } from '../core/connection-profile.js';
 import type { MigrationJob } from '../core/migration-job.js';
 import { qualifiedName, type DatabaseSchema, type QualifiedName } from '../core/schema.js';
+import { copiedColumns } from '../core/type-mapping.js';
 import type { ChangeApplier, ChangeReader, Engine, ReplicationSpec, RowChange } from '../engines/engine.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
@@ -78,7 +79,7 @@ export async function runIncrementalLoad(
     const name = qualifiedName(table);
     tablePositions.set(name, (await store.getCheckpoint<string>(job.id, tablePositionCheckpoint(name))) ?? replication.startPosition);
   }
-  const knownColumns = new Map(schema.tables.map((t) => [qualifiedName(t), t.columns.filter((c) => c.generatedExpression === null).map((c) => c.name)]));
+  const knownColumns = new Map(schema.tables.map((t) => [qualifiedName(t), copiedColumns(t, source.kind, destination.kind).map((c) => c.name)]));
 
   const applier: ChangeApplier = await destination.openChangeApplier(deps.destinationParams, job.id, schema.tables);
   let reader: ChangeReader | null = null;
@@ -176,8 +177,14 @@ export async function runIncrementalLoad(
           case 'heartbeat':
             if (inTransaction) break;
             if (lastCommit !== null) await flush();
-            if (compare(event.position, applied) > 0 && (untilPosition !== null || Date.now() - lastHeartbeatWrite >= HEARTBEAT_WRITE_MS)) {
+            if (compare(event.position, applied) <= 0) break;
+            if (untilPosition !== null || Date.now() - lastHeartbeatWrite >= HEARTBEAT_WRITE_MS) {
               await advanceIdle(event.position);
+            } else {
+              // Every transaction before the heartbeat is committed on the destination, so the
+              // source may free WAL up to it (and a shutting-down source stops waiting for us).
+              // A restart from the older position stored on the destination finds nothing in between.
+              (reader as ChangeReader).acknowledge(event.position);
             }
             break;
           case 'marker':

@@ -112,6 +112,9 @@ export class PostgresChangeReader implements ChangeReader {
   private delivered: Lsn;
   /** The furthest position acknowledge() was given: all the server is ever told. */
   private acknowledged = Lsn.ZERO;
+  /** The server asked for a reply that did not yet carry a new position. */
+  private replyPending = false;
+  private lastStatusSent = 0;
   private statusTimer: NodeJS.Timeout | null = null;
 
   /** Use openPostgresChangeReader. */
@@ -166,7 +169,14 @@ export class PostgresChangeReader implements ChangeReader {
 
   acknowledge(position: string): void {
     const lsn = Lsn.parse(position);
-    if (lsn.isAfter(this.acknowledged)) this.acknowledged = lsn;
+    if (!lsn.isAfter(this.acknowledged)) return;
+    this.acknowledged = lsn;
+    // A server waiting for our reply (a shutdown waits for every walsender's client to confirm)
+    // hears the new position now, not at the next interval; otherwise at most once a second.
+    if (this.replyPending || Date.now() - this.lastStatusSent >= 1_000) {
+      this.sendStatus();
+      this.replyPending = false;
+    }
   }
 
   close(): Promise<void> {
@@ -226,7 +236,10 @@ export class PostgresChangeReader implements ChangeReader {
           this.delivered = walEnd;
           this.push({ kind: 'heartbeat', position: walEnd.format() });
         }
-        if (chunk[17] === 1) this.sendStatus();
+        if (chunk[17] === 1) {
+          this.sendStatus();
+          this.replyPending = true;
+        }
       }
     } catch (error) {
       this.fail(classifyPostgresError(error, this.context));
@@ -269,6 +282,7 @@ export class PostgresChangeReader implements ChangeReader {
   /** Standby status update: write, flush and apply all at the acknowledged position. */
   private sendStatus(): void {
     if (this.streamEnded) return;
+    this.lastStatusSent = Date.now();
     const message = Buffer.alloc(34);
     message[0] = STANDBY_STATUS_UPDATE;
     this.acknowledged.write(message, 1);
