@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this machine for Ferry's tests: PostgreSQL 15 with logical replication on two
-# clusters (source-side 5432 "main", destination-side 5433 "ferrydest"), and Debian's
+# clusters (source-side 5432 "main", destination-side 5433 "ferrydest"), MariaDB with a row
+# binlog (127.0.0.1:3306), and Debian's
 # Chromium for browser tests. Idempotent; installs what is missing (Debian packages), fixes
 # settings, restarts a server only when a setting needs it. Run as root (or with sudo).
 set -euo pipefail
@@ -60,9 +61,76 @@ ensure_cluster ferrydest 5433
 ensure_cluster ferryfaultsrc 5434
 ensure_cluster ferryfaultdst 5435
 
+# MariaDB 10.11 on 127.0.0.1:3306 (root over TCP without a password) with the row binlog the
+# MySQL change reader needs and LOAD DATA LOCAL INFILE for the MySQL table writer.
+MARIADB_CNF_DIR=/etc/mysql/mariadb.conf.d
+MARIADB_CNF=$MARIADB_CNF_DIR/60-ferry-test.cnf
+MARIADB_CNF_TEXT='# Written by scripts/setup-test-env.sh: the settings Ferry'"'"'s MySQL tests need.
+[mariadbd]
+server_id = 1
+log_bin = /var/log/mysql/mariadb-bin
+binlog_format = ROW
+binlog_row_image = FULL
+local_infile = ON
+max_connections = 300'
+mariadb_ping() { mysqladmin --protocol=socket -uroot ping >/dev/null 2>&1; }
+mariadb_start() {
+  as_root install -d -o mysql -g mysql -m 0755 /run/mysqld /var/log/mysql
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  for _ in $(seq 1 120); do mariadb_ping && return 0; sleep 0.5; done
+  log "MariaDB did not answer within 60 s; see /var/log/mysql/error.log"
+  return 1
+}
+mariadb_stop() {
+  local pid
+  pid=$(as_root cat /run/mysqld/mysqld.pid 2>/dev/null || true)
+  [ -n "$pid" ] || return 0
+  as_root kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 120); do as_root kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+  log "MariaDB (pid $pid) did not stop within 60 s"
+  return 1
+}
+if ! command -v mariadbd >/dev/null 2>&1; then
+  log "installing MariaDB"
+  apt_install mariadb-server
+fi
+mariadb_restart=0
+as_root mkdir -p "$MARIADB_CNF_DIR"
+if [ "$(as_root cat "$MARIADB_CNF" 2>/dev/null || true)" != "$MARIADB_CNF_TEXT" ]; then
+  printf '%s\n' "$MARIADB_CNF_TEXT" | as_root tee "$MARIADB_CNF" >/dev/null
+  mariadb_restart=1
+fi
+# Debian's my.cnf reads mariadb.conf.d; a hand-written one may not.
+if [ -f /etc/mysql/my.cnf ] && ! as_root grep -qsE '^!includedir /etc/mysql/mariadb.conf.d/?$' /etc/mysql/my.cnf /etc/mysql/mariadb.cnf; then
+  printf '\n!includedir /etc/mysql/mariadb.conf.d/\n' | as_root tee -a /etc/mysql/my.cnf >/dev/null
+  mariadb_restart=1
+fi
+if ! mariadb_ping; then
+  log "starting MariaDB"
+  mariadb_start
+  mariadb_restart=0
+fi
+live=$(mariadb --protocol=socket -uroot -N -B -e "SELECT CONCAT_WS(',', @@log_bin + 0, @@binlog_format, @@binlog_row_image, @@server_id <> 0, @@local_infile + 0)")
+if [ "$live" != "1,ROW,FULL,1,1" ]; then mariadb_restart=1; fi
+if [ $mariadb_restart = 1 ]; then
+  log "restarting MariaDB to apply $MARIADB_CNF (live: log_bin,format,row_image,server_id,local_infile = $live)"
+  mariadb_stop
+  mariadb_start
+fi
+# Tests connect over TCP as root without a password (Debian's root@localhost uses unix_socket).
+if ! mariadb --protocol=tcp -h 127.0.0.1 -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+  log "allowing root over TCP from 127.0.0.1 without a password"
+  mariadb --protocol=socket -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; CREATE USER IF NOT EXISTS 'root'@'localhost'; ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD(''); GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION"
+fi
+live=$(mariadb --protocol=tcp -h 127.0.0.1 -uroot -N -B -e "SELECT CONCAT_WS(',', @@log_bin + 0, @@binlog_format, @@binlog_row_image, @@server_id <> 0, @@local_infile + 0)")
+if [ "$live" != "1,ROW,FULL,1,1" ]; then
+  log "MariaDB settings are not as $MARIADB_CNF sets them (log_bin,format,row_image,server_id,local_infile = $live); check /var/log/mysql/error.log"
+  exit 1
+fi
+
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing Debian's chromium (browser tests)"
   apt_install chromium || log "chromium could not be installed; browser tests will be skipped"
 fi
 
-log "ready: PostgreSQL $PGVER on 127.0.0.1:5432 (main), 5433 (ferrydest), 5434 and 5435 (fault tests), wal_level=logical"
+log "ready: PostgreSQL $PGVER on 127.0.0.1:5432 (main), 5433 (ferrydest), 5434 and 5435 (fault tests), wal_level=logical; MariaDB on 127.0.0.1:3306 with the row binlog"

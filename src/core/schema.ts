@@ -34,6 +34,16 @@ export interface IndexSchema {
   name: string;
   /** The complete CREATE INDEX statement in the source dialect. */
   definition: string;
+  /**
+   * The key columns in index order, when every key part is a plain column (MySQL sources fill
+   * it): a destination of another engine builds its index from them, not from `definition`.
+   */
+  columns?: string[];
+  /** Per key column, the indexed prefix length in characters or bytes (MySQL `KEY (c(10))`), else null. */
+  prefixLengths?: Array<number | null>;
+  unique?: boolean;
+  /** The index method when it is not an ordinary B-tree: MySQL 'FULLTEXT', 'SPATIAL', 'HASH'. */
+  method?: string;
 }
 
 export interface ForeignKeySchema {
@@ -41,6 +51,13 @@ export interface ForeignKeySchema {
   /** The constraint definition in the source dialect (`FOREIGN KEY (a) REFERENCES s.t(b) ON DELETE CASCADE`). */
   definition: string;
   referencedTable: QualifiedName;
+  /** The referencing columns, in key order (MySQL sources fill it; another engine builds the key from these fields). */
+  columns?: string[];
+  /** The referenced columns, in the same order. */
+  referencedColumns?: string[];
+  /** Referential actions as SQL spells them: 'CASCADE', 'SET NULL', 'SET DEFAULT', 'RESTRICT', 'NO ACTION'. */
+  onDelete?: string;
+  onUpdate?: string;
 }
 
 export interface CheckConstraintSchema {

@@ -74,7 +74,9 @@ export interface TableReader {
   readonly position: string | null;
   /**
    * Streams every row of the table, in the interchange format, for the columns the
-   * destination loads (generated columns left out). Back-pressure bounds memory: the
+   * destination loads: `copiedColumns(table, source engine, destinationEngine)` of
+   * core/type-mapping.ts (generated columns left out within one engine, included across
+   * engines, where they become ordinary columns). Back-pressure bounds memory: the
    * source is read only as fast as the stream is consumed. Values are written in the
    * source engine's own text form when `destinationEngine` is the same engine, and in the
    * canonical form of docs/type-mapping.md (PostgreSQL's text input syntax for the mapped
@@ -95,9 +97,11 @@ export interface TableWriter {
   /**
    * Replaces the table's contents with the rows of `rows`, in one destination transaction:
    * the table is emptied first, so loading a table again after a crash is exact. Durable when
-   * it resolves. On rejection or abort nothing of this load is visible.
+   * it resolves. On rejection or abort nothing of this load is visible. `rows` holds the
+   * columns `copiedColumns(table, sourceEngine, this engine)` lists (`sourceEngine` defaults
+   * to this engine).
    */
-  replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal): Promise<LoadResult>;
+  replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options?: { sourceEngine?: EngineKind }): Promise<LoadResult>;
   close(): Promise<void>;
 }
 
@@ -246,8 +250,17 @@ export interface Engine {
   createReplication(params: ConnectionParams, spec: ReplicationSpec, tables: QualifiedName[]): Promise<{ startPosition: string }>;
   /** Drops the job's replication objects on the source; missing ones are skipped. Waits for an active slot to be released. */
   dropReplication(params: ConnectionParams, spec: ReplicationSpec): Promise<void>;
-  /** Streams changes from `startPosition` (exclusive of transactions that ended at or before it). */
-  openChangeReader(params: ConnectionParams, spec: ReplicationSpec, startPosition: string): Promise<ChangeReader>;
+  /**
+   * Streams changes from `startPosition` (exclusive of transactions that ended at or before it).
+   * `tables` limits the stream to the job's tables and gives their columns (MySQL filters the
+   * binlog by them); `destinationEngine` picks the value form as for copyOut.
+   */
+  openChangeReader(
+    params: ConnectionParams,
+    spec: ReplicationSpec,
+    startPosition: string,
+    options?: { destinationEngine?: EngineKind; tables?: TableSchema[] },
+  ): Promise<ChangeReader>;
   /** The applier for one job on the destination. */
   openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<ChangeApplier>;
   /** The source's current position (PostgreSQL: pg_current_wal_lsn()). */

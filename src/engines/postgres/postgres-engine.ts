@@ -10,6 +10,8 @@ import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
+import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
+import type { MappedSchema } from '../../core/type-mapping.js';
 import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, ReplicationSpec, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
 import { loadSql } from './load-sql.js';
 import { Lsn } from './lsn.js';
@@ -286,8 +288,11 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  async verifyDestination(params: ConnectionParams, schema: DatabaseSchema): Promise<VerifyCheck[]> {
+  async verifyDestination(params: ConnectionParams, source: DatabaseSchema): Promise<VerifyCheck[]> {
     const side = 'destination';
+    // A MySQL/MariaDB schema is checked as PostgreSQL would create it (docs/type-mapping.md).
+    const mapped: MappedSchema | null = source.engine === 'mysql' ? mapMysqlSchemaToPostgres(source) : null;
+    const schema = mapped?.schema ?? source;
     const checks: VerifyCheck[] = [];
     let client: pg.Client;
     try {
@@ -365,7 +370,9 @@ export class PostgresEngine implements Engine {
             },
       );
 
-      if (schema.extensions.length > 0) {
+      if (mapped !== null) {
+        checks.push(...(await this.verifyMappedSchema(writer, source, mapped, grants.length === 0)));
+      } else if (schema.extensions.length > 0) {
         const available = new Map(
           ((await client.query(loadSql('available-extensions.sql'))).rows as Row[]).map((r) => [String(r.name), pgText(r.installed_version)]),
         );
@@ -392,6 +399,45 @@ export class PostgresEngine implements Engine {
     } finally {
       await endQuietly(client);
     }
+  }
+
+  /**
+   * The checks of a schema mapped from MySQL/MariaDB: columns PostgreSQL cannot hold
+   * (UNSUPPORTED_TYPE), what the mapping does not carry over (TYPE_MAPPING warnings), and a
+   * rehearsal of the creation in a rolled-back transaction (SCHEMA_ERROR), which also finds the
+   * check constraints PostgreSQL refuses.
+   */
+  private async verifyMappedSchema(writer: PostgresSchemaWriter, source: DatabaseSchema, mapped: MappedSchema, canCreate: boolean): Promise<VerifyCheck[]> {
+    const side = 'destination';
+    const checks: VerifyCheck[] = [];
+    if (mapped.unsupported.length > 0) {
+      const objects = mapped.unsupported.map((c) => `${c.table.schema}.${c.table.name}.${c.column}`);
+      checks.push({ code: 'UNSUPPORTED_TYPE', side, severity: 'error', message: mapped.unsupported.map((c) => c.message).join(' '), objects });
+    } else {
+      checks.push({ code: 'UNSUPPORTED_TYPE', side, severity: 'ok', message: 'Every column type has a PostgreSQL mapping (docs/type-mapping.md).' });
+    }
+    const warnings = [...mapped.warnings];
+    if (mapped.unsupported.length === 0 && canCreate) {
+      try {
+        const { skippedChecks } = await writer.rehearsePreDataObjects(source);
+        warnings.push(...skippedChecks);
+        checks.push({ code: 'SCHEMA_ERROR', side, severity: 'ok', message: 'The mapped tables, types and sequences can be created (rehearsed in a rolled-back transaction).' });
+      } catch (error) {
+        const classified = this.classifyError(error);
+        checks.push({
+          code: 'SCHEMA_ERROR',
+          side,
+          severity: 'error',
+          message: `Creating the mapped schema on PostgreSQL fails: ${classified.message} Exclude the table concerned from the job, or change it on the source.`,
+        });
+      }
+    }
+    checks.push(
+      warnings.length > 0
+        ? { code: 'TYPE_MAPPING', side, severity: 'warning', message: warnings.join(' ') }
+        : { code: 'TYPE_MAPPING', side, severity: 'ok', message: 'Every column, default and constraint carries over as docs/type-mapping.md describes.' },
+    );
+    return checks;
   }
 
   openSnapshot(params: ConnectionParams, options?: { alignedWithChanges?: boolean }): Promise<SourceSnapshot> {

@@ -4,6 +4,11 @@
  * transaction before the load, post-data objects (indexes, foreign keys) after it, and the
  * sequence values last. Every step is idempotent: what exists is kept, only what is missing
  * is created, so a step can run again after a crash.
+ *
+ * A MySQL/MariaDB schema is first mapped by docs/type-mapping.md (mapMysqlSchemaToPostgres);
+ * its check constraints are tried one by one, and one PostgreSQL refuses (a MySQL-only
+ * function, a comparison the mapped types do not allow) is left out: verifyDestination
+ * rehearses the creation and warns about each.
  */
 import type pg from 'pg';
 import type { ConnectionParams } from '../../core/connection-profile.js';
@@ -17,6 +22,8 @@ import type {
   SequenceSchema,
   TableSchema,
 } from '../../core/schema.js';
+import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
+import type { UnsupportedColumn } from '../../core/type-mapping.js';
 import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaWriter } from '../engine.js';
 import { loadSql } from './load-sql.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgJson, pgText, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
@@ -206,6 +213,32 @@ function extensionSchema(schema: DatabaseSchema): string {
   return candidates.size === 1 ? ([...candidates][0] ?? 'public') : 'public';
 }
 
+/** The UNSUPPORTED_TYPE error for columns PostgreSQL cannot hold, naming each and what to do. */
+export function unsupportedColumnsError(columns: UnsupportedColumn[]): FerryError {
+  return new FerryError('UNSUPPORTED_TYPE', columns.map((c) => c.message).join(' '), {
+    details: { columns: columns.map((c) => `${c.table.schema}.${c.table.name}.${c.column}`) },
+  });
+}
+
+/**
+ * The schema as this destination creates it: a PostgreSQL schema as it is, a MySQL/MariaDB
+ * schema mapped by docs/type-mapping.md. Rejects columns PostgreSQL cannot hold (UNSUPPORTED_TYPE).
+ */
+export function postgresSchemaFor(schema: DatabaseSchema): DatabaseSchema {
+  if (schema.engine !== 'mysql') return schema;
+  const mapped = mapMysqlSchemaToPostgres(schema);
+  if (mapped.unsupported.length > 0) throw unsupportedColumnsError(mapped.unsupported);
+  return mapped.schema;
+}
+
+/** How createMissing creates check constraints. */
+interface CheckCreation {
+  /** Add each check on its own, under a savepoint, leaving out the ones PostgreSQL refuses (schemas mapped from another engine). */
+  oneByOne: boolean;
+  /** Receives a sentence per check left out. */
+  skipped: string[];
+}
+
 export async function openPostgresSchemaWriter(params: ConnectionParams): Promise<PostgresSchemaWriter> {
   const context = errorContext(params, { operation: 'ddl' });
   return new PostgresSchemaWriter(await connectPostgres(params, context), context);
@@ -257,9 +290,10 @@ export class PostgresSchemaWriter implements SchemaWriter {
     return problems;
   }
 
-  async createPreDataObjects(schema: DatabaseSchema, options: CreatePreDataOptions = {}): Promise<CreatedObject[]> {
+  async createPreDataObjects(source: DatabaseSchema, options: CreatePreDataOptions = {}): Promise<CreatedObject[]> {
     const created: CreatedObject[] = [];
     try {
+      const schema = postgresSchemaFor(source);
       await this.client.query('BEGIN');
       try {
         const problems = (await this.findTableProblems(schema, options.ownedTables)).filter(
@@ -267,7 +301,7 @@ export class PostgresSchemaWriter implements SchemaWriter {
         );
         const problem = destinationTableError(problems);
         if (problem !== null) throw problem;
-        await this.createMissing(schema, created);
+        await this.createMissing(schema, created, { oneByOne: schema !== source, skipped: [] });
         await this.client.query('COMMIT');
       } catch (error) {
         await this.client.query('ROLLBACK').catch(() => undefined);
@@ -279,7 +313,28 @@ export class PostgresSchemaWriter implements SchemaWriter {
     return created;
   }
 
-  private async createMissing(schema: DatabaseSchema, created: CreatedObject[]): Promise<void> {
+  /**
+   * Creates the pre-data objects of a schema mapped from another engine inside a transaction
+   * that is rolled back, so that verify finds what PostgreSQL refuses before the job starts.
+   * Resolves with the check constraints that would be left out; rejects with what fails.
+   */
+  async rehearsePreDataObjects(schema: DatabaseSchema): Promise<{ skippedChecks: string[] }> {
+    const target = postgresSchemaFor(schema);
+    const skipped: string[] = [];
+    try {
+      await this.client.query('BEGIN');
+      try {
+        await this.createMissing(target, [], { oneByOne: target !== schema, skipped });
+      } finally {
+        await this.client.query('ROLLBACK').catch(() => undefined);
+      }
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    }
+    return { skippedChecks: skipped };
+  }
+
+  private async createMissing(schema: DatabaseSchema, created: CreatedObject[], checks: CheckCreation): Promise<void> {
     const schemaNames = [
       ...new Set([
         ...schema.schemas,
@@ -341,7 +396,12 @@ export class PostgresSchemaWriter implements SchemaWriter {
     const states = await this.inspectRelations(schema.tables);
     for (const [i, table] of schema.tables.entries()) {
       if (states[i]?.exists === true) continue;
-      await this.client.query(createTableSql(table, schema.sequences));
+      if (!checks.oneByOne) {
+        await this.client.query(createTableSql(table, schema.sequences));
+      } else {
+        await this.client.query(createTableSql({ ...table, checkConstraints: [] }, schema.sequences));
+        await this.addChecksOneByOne(table, checks.skipped);
+      }
       created.push({ kind: 'table', schema: table.schema, name: table.name });
     }
     const tables = new Set(schema.tables.map(key));
@@ -353,8 +413,25 @@ export class PostgresSchemaWriter implements SchemaWriter {
     }
   }
 
-  async createPostDataObjects(schema: DatabaseSchema, options: PostDataOptions = {}): Promise<void> {
+  /** Adds each check of a just-created table under a savepoint; the ones PostgreSQL refuses are left out and described in `skipped`. */
+  private async addChecksOneByOne(table: TableSchema, skipped: string[]): Promise<void> {
+    for (const check of table.checkConstraints) {
+      await this.client.query('SAVEPOINT ferry_check');
+      try {
+        await this.client.query(`ALTER TABLE ${quoteQualified(table)} ADD CONSTRAINT ${quoteIdent(check.name)} ${check.definition}`);
+        await this.client.query('RELEASE SAVEPOINT ferry_check');
+      } catch (error) {
+        await this.client.query('ROLLBACK TO SAVEPOINT ferry_check');
+        skipped.push(
+          `The check constraint ${check.name} of ${describe(table)} (${check.definition}) is not created on PostgreSQL, which refuses it: ${error instanceof Error ? error.message : String(error)}. Write an equivalent check on the destination if needed.`,
+        );
+      }
+    }
+  }
+
+  async createPostDataObjects(source: DatabaseSchema, options: PostDataOptions = {}): Promise<void> {
     try {
+      const schema = postgresSchemaFor(source);
       const schemaNames = [...new Set([...schema.tables.map((t) => t.schema), ...schema.tables.flatMap((t) => t.foreignKeys.map((f) => f.referencedTable.schema))])];
       const names = await this.client.query(loadSql('relation-names.sql'), [schemaNames]);
       const relations = new Set<string>();
@@ -391,9 +468,14 @@ export class PostgresSchemaWriter implements SchemaWriter {
     }
   }
 
-  async syncSequences(schema: DatabaseSchema): Promise<void> {
+  async syncSequences(source: DatabaseSchema): Promise<void> {
     try {
+      const schema = postgresSchemaFor(source);
       for (const sequence of schema.sequences) {
+        if (schema !== source && sequence.ownedBy !== null) {
+          await this.syncMappedCounter(sequence, sequence.ownedBy);
+          continue;
+        }
         let target = quoteQualified(sequence);
         if (sequence.identity && sequence.ownedBy !== null) {
           // A reused destination table may have its own name for the identity sequence.
@@ -411,6 +493,32 @@ export class PostgresSchemaWriter implements SchemaWriter {
       }
     } catch (error) {
       throw classifyPostgresError(error, this.context);
+    }
+  }
+
+  /**
+   * Sets the sequence of a column mapped from an AUTO_INCREMENT to the source's counter, and
+   * never below the largest value the destination column holds (rows a continuous job applied
+   * after the counter was read, a reused table's own rows).
+   */
+  private async syncMappedCounter(sequence: SequenceSchema, owner: { table: QualifiedName; column: string }): Promise<void> {
+    // A table the source gained after the dump (read again at promote) has no destination counterpart to sync.
+    const exists = await this.client.query('SELECT to_regclass($1) IS NOT NULL AS exists', [quoteQualified(owner.table)]);
+    if (!pgBool((exists.rows[0] as Row).exists)) return;
+    const found = await this.client.query(
+      `SELECT pg_get_serial_sequence($1, $2) AS name, (SELECT max(${quoteIdent(owner.column)})::text FROM ${quoteQualified(owner.table)}) AS max`,
+      [quoteQualified(owner.table), owner.column],
+    );
+    const row = found.rows[0] as Row;
+    const target = pgText(row.name) ?? quoteQualified(sequence);
+    const candidates = [sequence.lastValue, pgText(row.max)].filter((v): v is string => v !== null).map((v) => BigInt(v));
+    let highest = candidates.reduce<bigint | null>((a, b) => (a === null || b > a ? b : a), null);
+    // Past the sequence's range (a numeric(20,0) key above 2^63-1): the next nextval() fails, as the source's would.
+    if (highest !== null && highest > BigInt(sequence.maxValue)) highest = BigInt(sequence.maxValue);
+    if (highest === null || highest < BigInt(sequence.start)) {
+      await this.client.query('SELECT setval($1::regclass, $2::bigint, false)', [target, sequence.start]);
+    } else {
+      await this.client.query('SELECT setval($1::regclass, $2::bigint, true)', [target, highest.toString()]);
     }
   }
 

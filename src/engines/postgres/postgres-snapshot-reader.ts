@@ -11,10 +11,11 @@ import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import type { ConnectionParams } from '../../core/connection-profile.js';
+import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, TableSchema } from '../../core/schema.js';
+import { copiedColumns } from '../../core/type-mapping.js';
 import type { SourceSnapshot, TableReader } from '../engine.js';
 import { connectPostgres, endQuietly, errorContext, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
@@ -22,9 +23,15 @@ import { PostgresIntrospector } from './postgres-introspector.js';
 
 const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 
-/** The COPY statement that streams the loadable columns of a table in text format. */
-export function copyOutSql(table: TableSchema): string {
-  const columns = table.columns.filter((c) => c.generatedExpression === null).map((c) => quoteIdent(c.name));
+/**
+ * The COPY statement that streams the columns a destination of `destinationEngine` loads
+ * (copiedColumns), in text format. Another engine also gets the generated columns' values,
+ * which COPY reads only through a query.
+ */
+export function copyOutSql(table: TableSchema, destinationEngine: EngineKind = 'postgresql'): string {
+  const copied = copiedColumns(table, 'postgresql', destinationEngine);
+  const columns = copied.map((c) => quoteIdent(c.name));
+  if (copied.some((c) => c.generatedExpression !== null)) return `COPY (SELECT ${columns.join(', ')} FROM ${quoteQualified(table)}) TO STDOUT`;
   return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} TO STDOUT`;
 }
 
@@ -110,7 +117,7 @@ export class PostgresTableReader implements TableReader {
     private readonly context: ReturnType<typeof errorContext>,
   ) {}
 
-  copyOut(table: TableSchema): Readable {
+  copyOut(table: TableSchema, options: { destinationEngine?: EngineKind } = {}): Readable {
     const output = new PassThrough();
     const refusal =
       this.closing !== null
@@ -121,7 +128,7 @@ export class PostgresTableReader implements TableReader {
       return output;
     }
 
-    const source = this.client.query(copyTo(copyOutSql(table)));
+    const source = this.client.query(copyTo(copyOutSql(table, options.destinationEngine)));
     const copy = { source, output };
     this.active = copy;
     source.on('error', (error: unknown) => {

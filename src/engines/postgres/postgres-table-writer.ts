@@ -8,17 +8,18 @@ import type { Readable, TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { ConnectionParams } from '../../core/connection-profile.js';
+import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { TableSchema } from '../../core/schema.js';
+import { copiedColumns } from '../../core/type-mapping.js';
 import type { LoadResult, TableWriter } from '../engine.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
 
-/** The COPY statement that loads the columns the source sends (generated columns left out). */
-export function copyInSql(table: TableSchema): string {
-  const columns = table.columns.filter((c) => c.generatedExpression === null).map((c) => quoteIdent(c.name));
+/** The COPY statement that loads the columns the source sends (copiedColumns: generated columns left out from a PostgreSQL source). */
+export function copyInSql(table: TableSchema, sourceEngine: EngineKind = 'postgresql'): string {
+  const columns = copiedColumns(table, sourceEngine, 'postgresql').map((c) => quoteIdent(c.name));
   return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} FROM STDIN`;
 }
 
@@ -47,7 +48,7 @@ export class PostgresTableWriter implements TableWriter {
     private readonly context: PostgresErrorContext,
   ) {}
 
-  async replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal): Promise<LoadResult> {
+  async replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options: { sourceEngine?: EngineKind } = {}): Promise<LoadResult> {
     if (this.broken !== null) {
       rows.destroy();
       throw this.broken;
@@ -67,7 +68,7 @@ export class PostgresTableWriter implements TableWriter {
           await this.client.query(`TRUNCATE ${quoteQualified(table)}`);
         }
         const counter = new ByteCounter();
-        const copy = this.client.query(copyFrom(copyInSql(table)));
+        const copy = this.client.query(copyFrom(copyInSql(table, options.sourceEngine)));
         // The signal makes pipeline destroy every stream: the COPY sends CopyFail and the
         // server aborts the transaction, which the rollback below ends.
         await pipeline(rows, counter, copy, { signal });

@@ -1,0 +1,934 @@
+/**
+ * Reads a MySQL/MariaDB source's changes from its row-based binary log: @vlasky/zongji
+ * streams the binlog over a replica connection (COM_BINLOG_DUMP from a file and offset) and
+ * MysqlChangeReader turns its events into ChangeEvents.
+ *
+ * Transactions: a transaction's 'begin' is sent at its first row change of a selected table
+ * (transactions that touch no selected table are not sent at all); its `commitPosition` is
+ * where the transaction starts in the binlog, so that comparing it with a snapshot position
+ * (the binlog position after the snapshot's last transaction) says exactly whether the
+ * snapshot holds it. Its 'commit' comes at the XID (or COMMIT) event, with the binlog
+ * position after that event: the point a restart resumes from. Statements that commit
+ * implicitly (TRUNCATE, DDL) are transactions of their own: TRUNCATE of a selected table is
+ * a begin/truncate/commit; ALTER, CREATE, DROP and RENAME TABLE on a selected database send
+ * a 'relation' with the table's columns as they are now (no columns: the table is gone).
+ *
+ * Positions carry the GTID state when the start position did (`file:offset#gtid`):
+ * MariaDB's domain-server-sequence list or MySQL's executed GTID set, advanced at each
+ * commit (left out when longer than MAX_GTID_TEXT). Resuming uses the file and offset; the
+ * GTID travels along for a future failover resume (zongji's start({ gtidSet })).
+ *
+ * Heartbeats: the server is asked to send its own heartbeat every `heartbeatIntervalMs`
+ * while the binlog is idle (`@master_heartbeat_period`); each one, each binlog rotation, and
+ * (at most every `heartbeatIntervalMs`) the end of a transaction that touched no selected
+ * table, becomes a 'heartbeat' at the position after everything read so far, never inside a
+ * transaction. So the applied position keeps moving on an idle or unrelated source, and a
+ * position returned by currentPosition() is reached within one heartbeat interval.
+ *
+ * Acknowledgement: a MySQL server keeps binlogs by age (binlog_expire_logs_seconds), not by
+ * what replicas confirmed, so acknowledge() only records the position.
+ *
+ * Memory: events wait in a queue until events() hands them out; past `highWaterEvents` the
+ * binlog connection is paused (mysql2 queues nothing more than the read in flight), and it
+ * resumes when the consumer takes the queue.
+ */
+import ZongJi, { GtidSet, MariadbGtidPosition } from '@vlasky/zongji';
+import type { AnyBinlogEvent, BinlogEventByName, TableMapEntry } from '@vlasky/zongji';
+import type { Connection } from 'mysql2';
+import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
+import { FerryError } from '../../core/errors.js';
+import type { QualifiedName, TableSchema } from '../../core/schema.js';
+import type { ChangeEvent, ChangeReader, ColumnValue, RowChange } from '../engine.js';
+import { createMysqlValueConverter, shortestDouble, shortestFloat32 } from '../../core/type-mapping.js';
+import type { MysqlValue } from '../../core/type-mapping.js';
+import { BinlogPosition } from './binlog-position.js';
+import { loadSql } from './load-sql.js';
+import { buildConnectionOptions, errorContext } from './mysql-connection.js';
+import type { MysqlConnection } from './mysql-connection.js';
+import { classifyMysqlError } from './mysql-error-classifier.js';
+import { canonicalDateTime, valueKind } from './mysql-snapshot-reader.js';
+import type { MysqlErrorContext } from './mysql-error-classifier.js';
+
+/** Databases that are never a job's: their changes are not read. */
+export const SYSTEM_DATABASES = ['mysql', 'sys', 'information_schema', 'performance_schema'] as const;
+
+const HEARTBEAT_INTERVAL_MS = 2_000;
+const HIGH_WATER_EVENTS = 10_000;
+/** How long close() waits for zongji to end the stream before giving up on it. */
+const STOP_TIMEOUT_MS = 5_000;
+/**
+ * The longest GTID state a position carries. Positions are stored in the destination's
+ * position table (MySQL: varchar(512)); a MySQL GTID set of many servers can be longer, and
+ * resuming needs only the file and offset.
+ */
+const MAX_GTID_TEXT = 256;
+/** How long opening waits for the server's first event (it sends one as soon as the dump starts). */
+const START_TIMEOUT_MS = 30_000;
+
+const INCLUDED_EVENTS = ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'query', 'xid', 'gtid', 'mariadbgtid', 'mariadbgtidlist', 'heartbeat', 'xaprepare'];
+
+export interface MysqlChangeReaderOptions {
+  /**
+   * The destination's engine. Values are MySQL's own text form for a MySQL destination (the
+   * default), and the canonical form of docs/type-mapping.md for any other.
+   */
+  destinationEngine?: EngineKind;
+  /**
+   * The job's tables: only their changes are delivered, and their column types decide value
+   * conversion. Without it, every table of `params.database`, or of every non-system
+   * database when the profile names none.
+   */
+  tables?: ReadonlyArray<QualifiedName | TableSchema>;
+  /** The server heartbeat period and the longest gap between heartbeats on a busy binlog. */
+  heartbeatIntervalMs?: number;
+  highWaterEvents?: number;
+  /** The replica server id this reader announces; unique per reader (random by default). */
+  serverId?: number;
+}
+
+/**
+ * Opens a reader of the binlog from `startPosition` (a transaction boundary: a commit
+ * position, a heartbeat position or a snapshot's position): connects, starts the dump and
+ * resolves once the server streams. Rejects with a classified FerryError: a start position
+ * whose binlog file was purged (or never existed) is REPLICATION_SLOT_LOST.
+ */
+export async function openMysqlChangeReader(params: ConnectionParams, startPosition: string, options: MysqlChangeReaderOptions = {}): Promise<MysqlChangeReader> {
+  const start = BinlogPosition.parse(startPosition);
+  const reader = new MysqlChangeReader(params, start, options);
+  await reader.start();
+  return reader;
+}
+
+/** How the rows of one binlog table map are turned into changes. */
+interface TableDecoder {
+  generation: number;
+  table: QualifiedName;
+  names: string[];
+  converters: Array<(value: unknown) => string | null>;
+  /** Column-name arrays by columns-present bitmap, shared by every change of that shape. */
+  shapes: Map<string, { columns: string[]; present: boolean[] }>;
+}
+
+type GroupKind = 'none' | 'transaction' | 'standalone';
+
+export class MysqlChangeReader implements ChangeReader {
+  /** Zero or invalid dates sent as NULL to another engine, per `db.table.column`, since this reader opened. */
+  readonly nulledZeroDates = new Map<string, number>();
+  private readonly zongji: ZongJi;
+  private readonly serverId: number;
+  private readonly heartbeatMs: number;
+  private readonly highWater: number;
+  private readonly canonical: boolean;
+  private readonly context: MysqlErrorContext;
+  /** Selected tables by "db\u0000table"; null when whole databases are selected. */
+  private readonly tables: Map<string, QualifiedName> | null;
+  /** Selected databases; null means every non-system database. */
+  private readonly databases: Set<string> | null;
+  private readonly decoders = new WeakMap<TableMapEntry, TableDecoder>();
+  /** nativeType by column name per table, when known (the job's schema, or a re-read after DDL). */
+  private readonly typesByTable = new Map<string, Map<string, string>>();
+
+  private pending: ChangeEvent[] = [];
+  private wakeConsumer: (() => void) | null = null;
+  private failure: FerryError | null = null;
+  private closing: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  private iterating = false;
+  /** Bumped when DDL re-reads a table's column types: decoders built before are rebuilt. */
+  private typesGeneration = 0;
+  private started = false;
+  /** Pauses of the binlog connection that are ours: the consumer is behind, or a DDL re-read is running. */
+  private backPressured = false;
+  private ddlInFlight = 0;
+  /** zongji pauses the connection itself while it fetches a table's columns; never resume under it. */
+  private zongjiFetching = false;
+
+  private file: string;
+  private group: GroupKind = 'none';
+  private groupStart: BinlogPosition;
+  private transactionOpen = false;
+  private groupGtid: { domainId: number; serverId: number; seqNo: number | string } | string | null = null;
+  private gtidState: MariadbGtidPosition | GtidSet | null;
+  /** The position after the last complete event group read: everything before it is handled. */
+  private boundary: BinlogPosition;
+  /** The furthest commit or heartbeat handed out: a heartbeat must go beyond it. */
+  private delivered: BinlogPosition;
+  private lastHeartbeatAt = 0;
+  private acknowledgedPosition: BinlogPosition | null = null;
+
+  /** Use openMysqlChangeReader. */
+  constructor(
+    params: ConnectionParams,
+    private readonly startPosition: BinlogPosition,
+    options: MysqlChangeReaderOptions = {},
+  ) {
+    this.serverId = options.serverId ?? 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
+    this.heartbeatMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.highWater = options.highWaterEvents ?? HIGH_WATER_EVENTS;
+    this.canonical = options.destinationEngine !== undefined && options.destinationEngine !== 'mysql';
+    this.context = errorContext(params, { operation: 'replication' });
+    if (options.tables !== undefined) {
+      this.tables = new Map();
+      this.databases = new Set();
+      for (const table of options.tables) {
+        const key = tableKey(table.schema, table.name);
+        if ('columns' in table) this.typesByTable.set(key, new Map(table.columns.map((c) => [c.name, c.nativeType])));
+        this.tables.set(key, { schema: table.schema, name: table.name });
+        this.databases.add(table.schema);
+      }
+    } else {
+      this.tables = null;
+      this.databases = params.database !== null ? new Set([params.database]) : null;
+    }
+    this.file = startPosition.file;
+    this.groupStart = startPosition;
+    this.boundary = startPosition;
+    this.delivered = startPosition;
+    this.gtidState = parseGtidState(startPosition.gtid);
+    this.zongji = new ZongJi(buildConnectionOptions(params));
+  }
+
+  /** The last position acknowledge() was given (nothing is sent to the server). */
+  get acknowledged(): string | null {
+    return this.acknowledgedPosition?.format() ?? null;
+  }
+
+  /** Starts the dump; resolves at the first event the server sends, rejects with a classified error. */
+  start(): Promise<void> {
+    if (this.started) return Promise.reject(new FerryError('FAILED_PRECONDITION', 'This change reader has already started; open another reader.'));
+    this.started = true;
+    const zongji = this.zongji;
+    return new Promise<void>((resolve, reject) => {
+      let streaming = false;
+      const timer = setTimeout(() => onError(new FerryError('CONNECTION_TIMEOUT', `The source did not start streaming its binlog within ${START_TIMEOUT_MS / 1000} s; Ferry retries.`, { retryable: true })), START_TIMEOUT_MS);
+      const onError = (error: unknown) => {
+        clearTimeout(timer);
+        const classified = classifyMysqlError(error, this.context);
+        if (!streaming) {
+          streaming = true;
+          this.failure = classified;
+          void this.stopZongji().finally(() => reject(classified));
+          return;
+        }
+        this.fail(classified);
+      };
+      zongji.on('error', onError);
+      zongji.on('ready', () => {
+        // Queued before zongji's dump command on the same connection, so the server knows
+        // the period when the dump starts (nanoseconds; MySQL 8.0.26+ reads the source_ name).
+        const nanoseconds = BigInt(this.heartbeatMs) * 1_000_000n;
+        const connection = zongji.connection;
+        connection?.query(`SET @master_heartbeat_period = ${nanoseconds}, @source_heartbeat_period = ${nanoseconds}`, (error: unknown) => {
+          if (error) onError(error);
+        });
+      });
+      zongji.on('binlog', (event: AnyBinlogEvent) => {
+        if (!streaming) {
+          streaming = true;
+          clearTimeout(timer);
+          resolve();
+        }
+        if (this.closing !== null || this.failure !== null) return;
+        try {
+          this.handle(event);
+        } catch (error) {
+          this.fail(error instanceof FerryError ? error : classifyMysqlError(error, this.context));
+        }
+      });
+      this.watchTableInfoFetches();
+      zongji.start({
+        serverId: this.serverId,
+        filename: this.startPosition.file,
+        position: this.startPosition.offset,
+        includeEvents: INCLUDED_EVENTS,
+        ...this.schemaFilter(),
+      });
+    });
+  }
+
+  events(): AsyncIterable<ChangeEvent[]> {
+    if (this.iterating) {
+      throw new FerryError('FAILED_PRECONDITION', 'The events of a change reader can be iterated only once; open another reader.');
+    }
+    this.iterating = true;
+    return this.iterate();
+  }
+
+  acknowledge(position: string): void {
+    const parsed = BinlogPosition.parse(position);
+    if (this.acknowledgedPosition === null || parsed.compare(this.acknowledgedPosition) > 0) this.acknowledgedPosition = parsed;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.stop();
+    return this.closing;
+  }
+
+  private async *iterate(): AsyncGenerator<ChangeEvent[]> {
+    for (;;) {
+      if (this.closing !== null) return;
+      if (this.pending.length > 0) {
+        const chunk = this.pending;
+        this.pending = [];
+        if (this.backPressured) {
+          this.backPressured = false;
+          this.resumeIfAllowed();
+        }
+        yield chunk;
+        continue;
+      }
+      if (this.failure !== null) throw this.failure;
+      await new Promise<void>((resolve) => {
+        this.wakeConsumer = resolve;
+      });
+    }
+  }
+
+  private wake(): void {
+    const wake = this.wakeConsumer;
+    this.wakeConsumer = null;
+    wake?.();
+  }
+
+  private push(event: ChangeEvent): void {
+    this.pending.push(event);
+    if (this.pending.length >= this.highWater) {
+      // Also when already back-pressured: zongji resumes the connection after its own column
+      // fetches, and the next event pauses it again.
+      this.backPressured = true;
+      this.zongji.connection?.pause();
+    }
+    this.wake();
+  }
+
+  private resumeIfAllowed(): void {
+    if (this.backPressured || this.ddlInFlight > 0 || this.zongjiFetching || this.closing !== null || this.failure !== null) return;
+    this.zongji.connection?.resume();
+  }
+
+  /**
+   * zongji pauses the binlog connection while it reads a table's columns and resumes it once
+   * they are in its table map; resuming under it would decode rows without their columns.
+   */
+  private watchTableInfoFetches(): void {
+    const zongji = this.zongji as unknown as { _fetchTableInfo?: (event: unknown, next: () => void) => void };
+    const fetch = zongji._fetchTableInfo;
+    if (typeof fetch !== 'function') return;
+    zongji._fetchTableInfo = (event: unknown, next: () => void) => {
+      this.zongjiFetching = true;
+      fetch.call(this.zongji, event, () => {
+        this.zongjiFetching = false;
+        next();
+      });
+    };
+  }
+
+  private schemaFilter(): { includeSchema?: Record<string, string[] | true>; excludeSchema?: Record<string, string[] | true> } {
+    if (this.tables !== null) {
+      const includeSchema: Record<string, string[]> = {};
+      for (const table of this.tables.values()) (includeSchema[table.schema] ??= []).push(table.name);
+      return { includeSchema };
+    }
+    if (this.databases !== null) return { includeSchema: Object.fromEntries([...this.databases].map((d) => [d, true as const])) };
+    return { excludeSchema: Object.fromEntries(SYSTEM_DATABASES.map((d) => [d, true as const])) };
+  }
+
+  private isSelectedTable(schema: string, name: string): boolean {
+    if (this.tables !== null) return this.tables.has(tableKey(schema, name));
+    return this.isSelectedDatabase(schema);
+  }
+
+  private isSelectedDatabase(schema: string): boolean {
+    if (this.databases !== null) return this.databases.has(schema);
+    return !(SYSTEM_DATABASES as readonly string[]).includes(schema);
+  }
+
+  private handle(event: AnyBinlogEvent): void {
+    switch (event.getEventName()) {
+      case 'rotate': {
+        const rotate = event as BinlogEventByName<'rotate'>;
+        this.file = rotate.binlogName;
+        if (this.group === 'none') {
+          this.boundary = new BinlogPosition(rotate.binlogName, rotate.position, this.gtidText());
+          this.heartbeat(true);
+        }
+        break;
+      }
+      case 'heartbeat': {
+        const beat = event as BinlogEventByName<'heartbeat'>;
+        // The server beats only when it has sent everything it has: the stream is at a boundary.
+        if (this.group !== 'none') break;
+        const offset = beat.nextPosition > 0 ? beat.nextPosition : Number(beat.position ?? 0);
+        if (offset > 0) {
+          this.file = beat.binlogName;
+          const at = new BinlogPosition(beat.binlogName, offset, this.gtidText());
+          if (at.compare(this.boundary) > 0) this.boundary = at;
+        }
+        this.heartbeat(true);
+        break;
+      }
+      case 'mariadbgtid': {
+        const gtid = event as BinlogEventByName<'mariadbgtid'>;
+        this.openGroup(gtid.standalone ? 'standalone' : 'transaction');
+        this.groupGtid = { domainId: gtid.domainId, serverId: gtid.serverId, seqNo: gtid.seqNo };
+        break;
+      }
+      case 'gtid': {
+        // MySQL: a BEGIN query follows for a transaction; a DDL statement follows alone.
+        this.openGroup('standalone');
+        this.groupGtid = (event as BinlogEventByName<'gtid'>).gtid;
+        break;
+      }
+      case 'mariadbgtidlist': {
+        // At the start of a binlog file: the exact GTID state there, when we had none.
+        const list = event as BinlogEventByName<'mariadbgtidlist'>;
+        if (this.gtidState === null && this.group === 'none' && list.nextPosition > 0) {
+          this.gtidState = MariadbGtidPosition.fromGtidList(list.gtids);
+        }
+        break;
+      }
+      case 'query':
+        this.handleQuery(event as BinlogEventByName<'query'>);
+        break;
+      case 'tablemap':
+        if (this.group === 'none') this.openGroup('transaction');
+        break;
+      case 'writerows':
+      case 'updaterows':
+      case 'deleterows':
+        this.handleRows(event as BinlogEventByName<'writerows' | 'updaterows' | 'deleterows'>);
+        break;
+      case 'xid':
+        this.closeGroup(event.nextPosition, event.timestamp);
+        break;
+      case 'xaprepare':
+        throw new FerryError(
+          'DATA_ERROR',
+          `The source's binlog holds an XA transaction (XA PREPARE at ${this.file}:${event.nextPosition}), which Ferry cannot replicate: its changes would be applied before the source decides to commit them. Stop using XA transactions on the selected tables, then Restart the job.`,
+          { details: { position: `${this.file}:${event.nextPosition}` } },
+        );
+      default:
+        break;
+    }
+  }
+
+  private openGroup(kind: GroupKind): void {
+    this.group = kind;
+    this.groupStart = this.boundary;
+    this.transactionOpen = false;
+    this.groupGtid = null;
+  }
+
+  /** The end of an event group at `offset` of the current file: commit what was sent, or beat. */
+  private closeGroup(offset: number, timestampMs: number, beat = true): void {
+    this.advanceGtid();
+    this.group = 'none';
+    if (offset > 0) this.boundary = new BinlogPosition(this.file, offset, this.gtidText());
+    if (this.transactionOpen) {
+      this.transactionOpen = false;
+      this.delivered = this.boundary;
+      this.push({ kind: 'commit', position: this.boundary.format(), commitTime: isoTime(timestampMs) });
+    } else if (beat) {
+      this.heartbeat(false);
+    }
+  }
+
+  private advanceGtid(): void {
+    const gtid = this.groupGtid;
+    this.groupGtid = null;
+    if (gtid === null || this.gtidState === null) return;
+    try {
+      if (typeof gtid === 'string') {
+        if (this.gtidState instanceof GtidSet) this.gtidState.add(gtid);
+      } else if (this.gtidState instanceof MariadbGtidPosition) {
+        this.gtidState.add(gtid);
+      }
+    } catch {
+      // A GTID the model cannot hold makes the state unknown from here on, not wrong.
+      this.gtidState = null;
+    }
+  }
+
+  private gtidText(): string | null {
+    return carriedGtid(this.gtidState?.toString() ?? '');
+  }
+
+  /** A heartbeat at the boundary, when nothing is open and it moves past what was sent. */
+  private heartbeat(now: boolean): void {
+    if (this.group !== 'none' || this.boundary.compare(this.delivered) <= 0) return;
+    const time = Date.now();
+    if (!now && time - this.lastHeartbeatAt < this.heartbeatMs) return;
+    this.lastHeartbeatAt = time;
+    this.delivered = this.boundary;
+    this.push({ kind: 'heartbeat', position: this.boundary.format() });
+  }
+
+  private beginIfNeeded(timestampMs: number): void {
+    if (this.transactionOpen) return;
+    this.transactionOpen = true;
+    this.push({ kind: 'begin', commitPosition: new BinlogPosition(this.groupStart.file, this.groupStart.offset).format(), commitTime: isoTime(timestampMs) });
+  }
+
+  private handleQuery(event: BinlogEventByName<'query'>): void {
+    const statement = stripComments(event.query).trim();
+    const upper = statement.toUpperCase();
+    if (upper === 'BEGIN' || upper.startsWith('XA START')) {
+      if (this.group !== 'transaction') {
+        // MySQL: BEGIN after the transaction's GTID event, which opened the group already.
+        const gtid = this.groupGtid;
+        this.openGroup('transaction');
+        this.groupGtid = gtid;
+      }
+      return;
+    }
+    // A COMMIT event ends transactions on non-transactional tables; after a ROLLBACK their
+    // changes stay too (only a statement's transactional part is undone, and that part never
+    // reaches the binlog).
+    if (upper === 'COMMIT' || upper === 'ROLLBACK') {
+      this.closeGroup(event.nextPosition, event.timestamp);
+      return;
+    }
+    const described = parseTableDdl(statement, event.schema).filter((t) => this.isSelectedDatabase(t.schema));
+    if (this.group === 'transaction') {
+      // CREATE TABLE ... SELECT: the statement, then the rows it inserted, then the commit.
+      if (described.length > 0) this.describeTables(described);
+      else this.refuseStatementDml(statement, event.schema);
+      return;
+    }
+    // A statement that commits on its own (DDL, TRUNCATE): its own event group.
+    if (this.group === 'none') this.openGroup('standalone');
+    const truncated = parseTruncate(statement, event.schema);
+    if (truncated !== null && this.isSelectedTable(truncated.schema, truncated.name)) {
+      this.beginIfNeeded(event.timestamp);
+      this.push({ kind: 'change', change: { op: 'truncate', tables: [truncated], cascade: false, restartIdentity: false } });
+      this.closeGroup(event.nextPosition, event.timestamp);
+      return;
+    }
+    this.refuseStatementDml(statement, event.schema);
+    // No heartbeat past a DDL before its relation is out: a restart from there would never report it.
+    this.closeGroup(event.nextPosition, event.timestamp, described.length === 0);
+    if (described.length > 0) this.describeTables(described);
+  }
+
+  /**
+   * Statement-based DML (a session with binlog_format STATEMENT or MIXED) carries no row
+   * images: on a selected database its changes would be lost silently, so the stream fails.
+   */
+  private refuseStatementDml(statement: string, defaultSchema: string): void {
+    if (!/^(INSERT|UPDATE|DELETE|REPLACE|LOAD\s+DATA)\b/i.test(statement)) return;
+    const schemas = new Set<string>();
+    if (defaultSchema !== '') schemas.add(defaultSchema);
+    for (const match of statement.matchAll(/(`(?:[^`]|``)+`|[\w$]+)\s*\.\s*(?:`(?:[^`]|``)+`|[\w$]+)/g)) schemas.add(unquoteIdentifier(match[1] as string));
+    const hit = [...schemas].find((s) => this.isSelectedDatabase(s));
+    if (hit === undefined) return;
+    throw new FerryError(
+      'DATA_ERROR',
+      `The source's binlog holds a statement-based change on database ${hit} (at ${this.file}), which carries no row values Ferry could apply: "${statement.slice(0, 120)}". Set binlog_format = ROW globally and for every session (SET GLOBAL binlog_format = 'ROW'; sessions that set STATEMENT or MIXED themselves must stop), then Restart the job.`,
+      { details: { database: hit, statement: statement.slice(0, 500) } },
+    );
+  }
+
+  /**
+   * Sends a 'relation' for each table with its columns as the server has them now. The binlog
+   * connection pauses meanwhile, so the relation stays in stream order.
+   */
+  private describeTables(tables: QualifiedName[]): void {
+    const control = this.zongji.ctrlConnection;
+    if (control === null) throw new FerryError('CONNECTION_LOST', 'The control connection to the source is gone; Ferry reconnects and continues from the last applied position.', { retryable: true });
+    this.ddlInFlight++;
+    this.zongji.connection?.pause();
+    void (async () => {
+      try {
+        for (const table of tables) {
+          const rows = await queryRows(control, loadSql('binlog-table-columns.sql'), [table.schema, table.name]);
+          const types = new Map(rows.map((r) => [String(r.name), String(r.type)]));
+          const key = tableKey(table.schema, table.name);
+          if (rows.length > 0) this.typesByTable.set(key, types);
+          else this.typesByTable.delete(key);
+          this.typesGeneration++;
+          if (this.closing !== null || this.failure !== null) return;
+          this.push({
+            kind: 'relation',
+            table,
+            // Generated columns are computed on the destination, as in the dumped schema.
+            columns: rows
+              .filter((r) => !/GENERATED|VIRTUAL|PERSISTENT|STORED/i.test(String(r.extra ?? '')))
+              .map((r) => ({ name: String(r.name), nativeType: String(r.type), key: String(r.key) === 'PRI' })),
+          });
+        }
+      } catch (error) {
+        this.fail(classifyMysqlError(error, this.context));
+      } finally {
+        this.ddlInFlight--;
+        this.resumeIfAllowed();
+      }
+    })();
+  }
+
+  private handleRows(event: BinlogEventByName<'writerows' | 'updaterows' | 'deleterows'>): void {
+    const entry = event.tableMap[event.tableId];
+    if (entry === undefined || !this.isSelectedTable(entry.parentSchema, entry.tableName)) return;
+    if (this.group === 'none') this.openGroup('transaction');
+    const decoder = this.decoderFor(entry);
+    const raw = event as unknown as { columns_present_bitmap?: Buffer; columns_present_bitmap2?: Buffer };
+    this.beginIfNeeded(event.timestamp);
+    const name = event.getEventName();
+    if (name === 'writerows') {
+      const shape = shapeOf(decoder, raw.columns_present_bitmap);
+      for (const row of (event as BinlogEventByName<'writerows'>).rows) {
+        this.push({ kind: 'change', change: { op: 'insert', table: decoder.table, columns: shape.columns, values: rowValues(decoder, shape.present, row) } });
+      }
+    } else if (name === 'deleterows') {
+      const shape = shapeOf(decoder, raw.columns_present_bitmap);
+      for (const row of (event as BinlogEventByName<'deleterows'>).rows) {
+        this.push({ kind: 'change', change: { op: 'delete', table: decoder.table, oldColumns: shape.columns, oldValues: rowValues(decoder, shape.present, row) } });
+      }
+    } else {
+      const before = shapeOf(decoder, raw.columns_present_bitmap);
+      const after = shapeOf(decoder, raw.columns_present_bitmap2 ?? raw.columns_present_bitmap);
+      for (const row of (event as BinlogEventByName<'updaterows'>).rows) {
+        const change: RowChange = {
+          op: 'update',
+          table: decoder.table,
+          columns: after.columns,
+          values: rowValues(decoder, after.present, row.after),
+          // The binlog sends the whole old row (binlog_row_image = FULL): the applier finds the
+          // row by its key in it, or by all of it for a table without a key.
+          oldColumns: before.columns,
+          oldValues: rowValues(decoder, before.present, row.before),
+        };
+        this.push({ kind: 'change', change });
+      }
+    }
+  }
+
+  private decoderFor(entry: TableMapEntry): TableDecoder {
+    let decoder = this.decoders.get(entry);
+    if (decoder !== undefined && decoder.generation === this.typesGeneration) return decoder;
+    const key = tableKey(entry.parentSchema, entry.tableName);
+    const known = this.typesByTable.get(key);
+    const names = entry.columnSchemas.map((c) => c.COLUMN_NAME);
+    const converters = entry.columnSchemas.map((c) => {
+      const nativeType = known?.get(c.COLUMN_NAME) ?? c.COLUMN_TYPE;
+      if (!this.canonical) return mysqlTextConverter(nativeType);
+      const column = `${entry.parentSchema}.${entry.tableName}.${c.COLUMN_NAME}`;
+      return canonicalConverter(nativeType, column, () => this.nulledZeroDates.set(column, (this.nulledZeroDates.get(column) ?? 0) + 1));
+    });
+    const table = this.tables?.get(key) ?? { schema: entry.parentSchema, name: entry.tableName };
+    decoder = { generation: this.typesGeneration, table, names, converters, shapes: new Map() };
+    this.decoders.set(entry, decoder);
+    return decoder;
+  }
+
+  private fail(error: FerryError): void {
+    if (this.failure !== null || this.closing !== null) return;
+    this.failure = error;
+    this.wake();
+    void this.stopZongji();
+  }
+
+  private stopZongji(): Promise<void> {
+    this.stopping ??= new Promise<void>((resolve) => {
+      const zongji = this.zongji;
+      const timer = setTimeout(resolve, STOP_TIMEOUT_MS);
+      zongji.once('stopped', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      try {
+        zongji.stop();
+      } catch {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    return this.stopping;
+  }
+
+  private async stop(): Promise<void> {
+    this.pending = [];
+    this.wake();
+    await this.stopZongji();
+    this.zongji.removeAllListeners('binlog');
+    // Late errors of connections being torn down are noise now.
+    this.zongji.removeAllListeners('error');
+    this.zongji.on('error', () => undefined);
+  }
+}
+
+function tableKey(schema: string, name: string): string {
+  return `${schema}\u0000${name}`;
+}
+
+function isoTime(timestampMs: number): string {
+  return new Date(timestampMs > 0 ? timestampMs : Date.now()).toISOString();
+}
+
+function parseGtidState(text: string | null): MariadbGtidPosition | GtidSet | null {
+  if (text === null || text === '') return null;
+  try {
+    return text.includes(':') ? GtidSet.parse(text.replace(/\s/g, '')) : MariadbGtidPosition.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+function shapeOf(decoder: TableDecoder, bitmap: Buffer | undefined): { columns: string[]; present: boolean[] } {
+  const signature = bitmap === undefined ? '' : bitmap.toString('hex');
+  let shape = decoder.shapes.get(signature);
+  if (shape === undefined) {
+    const present = decoder.names.map((_, i) => bitmap === undefined || ((bitmap[i >> 3] ?? 0) & (1 << (i & 7))) !== 0);
+    shape = { columns: decoder.names.filter((_, i) => present[i]), present };
+    decoder.shapes.set(signature, shape);
+  }
+  return shape;
+}
+
+function rowValues(decoder: TableDecoder, present: boolean[], row: Record<string, unknown>): ColumnValue[] {
+  const values: ColumnValue[] = [];
+  const { names, converters } = decoder;
+  for (let i = 0; i < names.length; i++) {
+    if (!present[i]) continue;
+    values.push((converters[i] as (value: unknown) => string | null)(row[names[i] as string]));
+  }
+  return values;
+}
+
+/** Rows from a query on a mysql2 callback connection. */
+function queryRows(connection: Connection, sql: string, values: unknown[]): Promise<Array<Record<string, unknown>>> {
+  return new Promise((resolve, reject) => {
+    connection.query(sql, values, (error, rows) => {
+      if (error) reject(error);
+      else resolve(rows as Array<Record<string, unknown>>);
+    });
+  });
+}
+
+function stripComments(sql: string): string {
+  return sql.replace(/\/\*!\d*\s?([\s\S]*?)\*\//g, '$1').replace(/\/\*[\s\S]*?\*\//g, ' ').replace(/(^|\n)\s*(--\s|#)[^\n]*/g, '$1');
+}
+
+function unquoteIdentifier(text: string): string {
+  return text.startsWith('`') ? text.slice(1, -1).replace(/``/g, '`') : text;
+}
+
+const IDENTIFIER = String.raw`(?:\x60(?:[^\x60]|\x60\x60)+\x60|[\w$\u0080-\uffff]+)`;
+const TABLE_NAME = String.raw`(${IDENTIFIER})(?:\s*\.\s*(${IDENTIFIER}))?`;
+
+function qualify(first: string, second: string | undefined, defaultSchema: string): QualifiedName | null {
+  if (second !== undefined) return { schema: unquoteIdentifier(first), name: unquoteIdentifier(second) };
+  if (defaultSchema === '') return null;
+  return { schema: defaultSchema, name: unquoteIdentifier(first) };
+}
+
+/** `TRUNCATE [TABLE] [db.]t` as the binlog has it, or null for any other statement. */
+export function parseTruncate(statement: string, defaultSchema: string): QualifiedName | null {
+  const match = new RegExp(String.raw`^\s*TRUNCATE\s+(?:TABLE\s+)?${TABLE_NAME}\s*;?\s*$`, 'i').exec(stripComments(statement));
+  return match === null ? null : qualify(match[1] as string, match[2], defaultSchema);
+}
+
+/** The tables whose columns an ALTER, CREATE, DROP or RENAME TABLE statement changes; empty for any other statement. */
+export function parseTableDdl(statement: string, defaultSchema: string): QualifiedName[] {
+  const sql = stripComments(statement).trim();
+  const single = [
+    String.raw`^ALTER\s+(?:ONLINE\s+|OFFLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?${TABLE_NAME}`,
+    String.raw`^CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?${TABLE_NAME}`,
+  ];
+  for (const pattern of single) {
+    const match = new RegExp(pattern, 'i').exec(sql);
+    if (match !== null) {
+      const table = qualify(match[1] as string, match[2], defaultSchema);
+      return table === null ? [] : [table];
+    }
+  }
+  const drop = /^DROP\s+TABLES?\s+(?:IF\s+EXISTS\s+)?([\s\S]*)$/i.exec(sql);
+  if (drop !== null) return listOfTables(drop[1] as string, defaultSchema);
+  const rename = /^RENAME\s+TABLES?\s+([\s\S]*)$/i.exec(sql);
+  if (rename !== null) {
+    return listOfTables((rename[1] as string).replace(/\s+TO\s+/gi, ','), defaultSchema);
+  }
+  return [];
+}
+
+function listOfTables(text: string, defaultSchema: string): QualifiedName[] {
+  const tables: QualifiedName[] = [];
+  const pattern = new RegExp(String.raw`\s*${TABLE_NAME}\s*(?:,|$|\s+(?:RESTRICT|CASCADE|WAIT\s+\d+|NOWAIT))`, 'giy');
+  let match: RegExpExecArray | null;
+  while ((match = pattern.exec(text)) !== null) {
+    const table = qualify(match[1] as string, match[2], defaultSchema);
+    if (table !== null) tables.push(table);
+    if (pattern.lastIndex >= text.length) break;
+  }
+  return tables;
+}
+
+type Converter = (value: unknown) => string | null;
+
+/** zongji decodes YEAR as 1900 + the stored byte, so the zero year 0000 arrives as 1900 (outside YEAR's 1901-2155). */
+const ZERO_YEAR = 1900;
+
+const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
+
+function baseType(nativeType: string): string {
+  return (/^[a-z]+/i.exec(nativeType.trim())?.[0] ?? nativeType).toLowerCase();
+}
+
+/**
+ * A binlog value as the server's text protocol would print it (what the snapshot reads),
+ * where zongji differs: the zero year, and the invalid ENUM value '' (index 0).
+ */
+function serverValue(base: string): (value: unknown) => unknown {
+  if (base === 'year') return (v) => (v === ZERO_YEAR ? '0000' : v);
+  if (base === 'enum') return (v) => (v === undefined ? '' : v);
+  return (v) => v;
+}
+
+function plainText(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  return String(value);
+}
+
+function hexBytes(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  const bytes = Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8');
+  return `\\x${bytes.toString('hex')}`;
+}
+
+function floatText(value: unknown): string | null {
+  return value === null || value === undefined ? null : shortestFloat32(Number(value));
+}
+
+function doubleText(value: unknown): string | null {
+  return value === null || value === undefined ? null : shortestDouble(Number(value));
+}
+
+/**
+ * MySQL's own text form of a binlog value, for a MySQL destination: the server's text, as the
+ * snapshot copies it, except that bytes (BINARY, VARBINARY, BLOB, BIT) are `\x` + hex, since
+ * a change carries text (the snapshot passes the raw bytes). FLOAT and DOUBLE are the
+ * shortest text that reads back the same value.
+ */
+export function mysqlTextConverter(nativeType: string): Converter {
+  const base = baseType(nativeType);
+  if (base === 'float') return floatText;
+  if (base === 'double' || base === 'real') return doubleText;
+  if (base === 'bit' || BINARY_TYPES.has(base)) return hexBytes;
+  const server = serverValue(base);
+  return (v) => plainText(server(v));
+}
+
+/**
+ * The canonical form of docs/type-mapping.md, exactly as the snapshot reader writes it for
+ * another engine (the same type kinds and converters): zero and invalid dates become null
+ * and are counted through `onZeroDate`; spatial types are refused.
+ */
+export function canonicalConverter(nativeType: string, column = 'a column', onZeroDate: () => void = () => undefined): Converter {
+  const base = baseType(nativeType);
+  const server = serverValue(base);
+  switch (valueKind(nativeType, false)) {
+    case 'raw':
+      return (v) => plainText(server(v));
+    case 'float':
+      return floatText;
+    case 'double':
+      return doubleText;
+    case 'converted': {
+      const convert = createMysqlValueConverter(nativeType, { column });
+      return (v) => (v === null || v === undefined ? null : convert(server(v) as MysqlValue));
+    }
+    case 'date':
+    case 'datetime':
+    case 'timestamp': {
+      const suffix = base === 'timestamp' ? '+00' : '';
+      return (v) => {
+        const text = plainText(v);
+        if (text === null) return null;
+        const canonical = canonicalDateTime(text);
+        if (canonical === null) {
+          onZeroDate();
+          return null;
+        }
+        return `${canonical}${suffix}`;
+      };
+    }
+    case 'unsupported':
+      throw new FerryError('UNSUPPORTED_TYPE', `Column ${column} has type ${nativeType}, which Ferry cannot migrate to another engine. Exclude the table from the job, then Restart it.`, {
+        details: { column, type: nativeType },
+      });
+  }
+}
+
+/**
+ * Refuses a server whose binlog cannot feed change capture: binlog off, not row-based, or
+ * row images without every column. Rejects with REPLICATION_NOT_CONFIGURED saying what to set.
+ */
+export async function requireRowBinlog(connection: MysqlConnection): Promise<void> {
+  const [rows] = await connection.query(loadSql('server-settings.sql'));
+  const settings = new Map((rows as Array<Record<string, unknown>>).map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value ?? '')]));
+  const problems: string[] = [];
+  if ((settings.get('log_bin') ?? 'OFF').toUpperCase() !== 'ON') problems.push('the binary log is off (log_bin): set log_bin (and server_id) in the server configuration and restart it');
+  const format = (settings.get('binlog_format') ?? '').toUpperCase();
+  if (format !== 'ROW') problems.push(`binlog_format is ${format || 'unknown'}: SET GLOBAL binlog_format = 'ROW' and set it in the configuration`);
+  const image = (settings.get('binlog_row_image') ?? 'FULL').toUpperCase();
+  if (image !== 'FULL') problems.push(`binlog_row_image is ${image}: SET GLOBAL binlog_row_image = 'FULL' and set it in the configuration`);
+  if (problems.length > 0) {
+    throw new FerryError('REPLICATION_NOT_CONFIGURED', `The source cannot feed change capture: ${problems.join('; ')}. Then start the job again.`, {
+      details: { settings: Object.fromEntries(settings) },
+    });
+  }
+}
+
+/**
+ * Where the server writes next in its binlog (SHOW MASTER STATUS, or SHOW BINARY LOG STATUS
+ * on MySQL 8.4+). With `gtid`, the GTID state at that position when it can be read
+ * consistently: MySQL reports its executed GTID set in the same row; on MariaDB
+ * @@gtid_binlog_pos is read before and after, and kept only when no transaction came between.
+ */
+export async function readBinlogPosition(connection: MysqlConnection, options: { gtid?: boolean } = {}): Promise<BinlogPosition> {
+  for (let attempt = 0; ; attempt++) {
+    const before = options.gtid === true ? await readMariadbGtidPosition(connection) : null;
+    const status = await readBinlogStatus(connection);
+    const file = String(status.File ?? '');
+    const offset = Number(status.Position);
+    if (!('Executed_Gtid_Set' in status) && options.gtid === true) {
+      const after = await readMariadbGtidPosition(connection);
+      if (before === after || attempt >= 2) return new BinlogPosition(file, offset, before === after ? carriedGtid(before) : null);
+      continue;
+    }
+    const executed = options.gtid === true ? String(status.Executed_Gtid_Set ?? '').replace(/\s/g, '') : '';
+    return new BinlogPosition(file, offset, carriedGtid(executed));
+  }
+}
+
+function carriedGtid(text: string): string | null {
+  return text === '' || text.length > MAX_GTID_TEXT ? null : text;
+}
+
+async function readBinlogStatus(connection: MysqlConnection): Promise<Record<string, unknown>> {
+  let rows: unknown;
+  try {
+    [rows] = await connection.query('SHOW MASTER STATUS');
+  } catch (error) {
+    // MySQL 8.4 removed SHOW MASTER STATUS; 8.2 introduced its successor.
+    if ((error as { errno?: unknown }).errno !== 1064) throw error;
+    [rows] = await connection.query('SHOW BINARY LOG STATUS');
+  }
+  const row = (rows as Array<Record<string, unknown>>)[0];
+  if (row === undefined || row.File === undefined || row.File === null) {
+    throw new FerryError('REPLICATION_NOT_CONFIGURED', 'The source has no binary log (SHOW MASTER STATUS is empty): set log_bin and server_id in its configuration, binlog_format = ROW and binlog_row_image = FULL, and restart it.');
+  }
+  return row;
+}
+
+/** MariaDB's @@gtid_binlog_pos, or '' on MySQL (no such variable). */
+async function readMariadbGtidPosition(connection: MysqlConnection): Promise<string> {
+  try {
+    const [rows] = await connection.query('SELECT @@GLOBAL.gtid_binlog_pos AS pos');
+    return String((rows as Array<Record<string, unknown>>)[0]?.pos ?? '');
+  } catch (error) {
+    if ((error as { errno?: unknown }).errno === 1193) return '';
+    throw error;
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * Loads table data into MySQL/MariaDB: `LOAD DATA LOCAL INFILE` fed from the interchange
+ * stream (PostgreSQL text COPY format) through `mysql2`'s `infileStreamFactory`, inside one
+ * transaction that first empties the table, so a load is all or nothing and loading again
+ * after a crash is exact. Streams only: memory is bounded by the stream buffers (the driver
+ * pauses the feed when the socket is full) whatever the table size.
+ *
+ * Values: from a MySQL/MariaDB source (`sourceEngine` 'mysql', the default) they are the
+ * server's own text and load as they are (bytes raw, escaped). From a PostgreSQL source they are the canonical
+ * form of docs/type-mapping.md, converted by the LOAD DATA statement itself (`SET col =
+ * expression(@var)`, chosen by the destination column's type, so domains and reused tables
+ * are handled alike): booleans `t`/`f` to 1/0, bytea `\x..` to bytes, timestamps with an
+ * offset to UTC. Anything the server cannot store exactly raises a warning, and a load with
+ * warnings is rolled back and refused (`LOAD DATA LOCAL` turns errors into warnings).
+ */
+import { Readable, Transform } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
+import { FerryError } from '../../core/errors.js';
+import type { TableSchema } from '../../core/schema.js';
+import { copiedColumns } from '../../core/type-mapping.js';
+import type { LoadResult, TableWriter } from '../engine.js';
+import { loadSql } from './load-sql.js';
+import { connectMysql, destroyQuietly, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
+import type { MysqlConnection } from './mysql-connection.js';
+import { classifyMysqlError } from './mysql-error-classifier.js';
+import type { MysqlErrorContext } from './mysql-error-classifier.js';
+
+type Row = Record<string, unknown>;
+
+/**
+ * Session settings of a load connection. Foreign and unique checks are off for the bulk load
+ * (the rows come from a source that enforced its own keys; the table was emptied first).
+ * The sql_mode is set whole so that the statement's escapes read the same whatever the
+ * server's default (NO_BACKSLASH_ESCAPES would change `'\\'`), 0 in an AUTO_INCREMENT column
+ * stays 0, and zero or invalid dates a MySQL source holds load as they are. Notes (trailing
+ * spaces trimmed from CHAR values, ...) are not counted: only warnings refuse a load.
+ */
+export const LOAD_SESSION_SQL = [
+  "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION'",
+  'SET SESSION foreign_key_checks = 0',
+  'SET SESSION unique_checks = 0',
+  'SET SESSION sql_notes = 0',
+];
+
+/** The largest slice handed to the driver at once: each becomes one protocol packet (at most 16 MiB). */
+const MAX_PACKET_BYTES = 1024 * 1024;
+/** How many of the server's warnings a refused load quotes. */
+const QUOTED_WARNINGS = 5;
+
+/** A destination column as information_schema describes it. */
+export interface DestinationColumnType {
+  name: string;
+  /** The bare type: tinyint, varbinary, datetime, ... */
+  dataType: string;
+  /** The full type: tinyint(1), int(10) unsigned, ... */
+  columnType: string;
+}
+
+const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
+const DATETIME_TYPES = new Set(['datetime', 'timestamp']);
+/** A UTC offset at the end of a PostgreSQL timestamp with time zone: +HH, +HH:MM or +HH:MM:SS. */
+const OFFSET_PATTERN = "'[+-][0-9]{2}(:[0-9]{2}){0,2}$'";
+
+/**
+ * The SQL that turns a canonical (PostgreSQL text) value `v` into the value of a destination
+ * column of `type`, or null when the text loads as it is.
+ */
+export function canonicalConversionSql(type: DestinationColumnType, v: string): string | null {
+  if (type.dataType === 'tinyint' && /^tinyint\(1\)/.test(type.columnType)) {
+    return `CASE ${v} WHEN 't' THEN 1 WHEN 'f' THEN 0 ELSE ${v} END`;
+  }
+  if (BINARY_TYPES.has(type.dataType)) {
+    return `IF(LEFT(${v}, 2) = '\\\\x', UNHEX(SUBSTRING(${v}, 3)), CAST(${v} AS BINARY))`;
+  }
+  if (DATETIME_TYPES.has(type.dataType)) {
+    // A PostgreSQL session in UTC prints +00: cut it. Other offsets are subtracted with
+    // TIMESTAMPADD, which (unlike CONVERT_TZ) works for every year.
+    const offset = `REGEXP_SUBSTR(${v}, ${OFFSET_PATTERN})`;
+    const seconds =
+      `(IF(LEFT(${offset}, 1) = '-', -1, 1) * (SUBSTRING(${offset}, 2, 2) * 3600 + ` +
+      `IFNULL(NULLIF(SUBSTRING(${offset}, 5, 2), ''), 0) * 60 + IFNULL(NULLIF(SUBSTRING(${offset}, 8, 2), ''), 0)))`;
+    return (
+      `IF(RIGHT(${v}, 3) = '+00', LEFT(${v}, LENGTH(${v}) - 3), ` +
+      `IF(${v} REGEXP ${OFFSET_PATTERN}, TIMESTAMPADD(MICROSECOND, -1000000 * ${seconds}, ` +
+      `CAST(REGEXP_REPLACE(${v}, ${OFFSET_PATTERN}, '') AS DATETIME(6))), ${v}))`
+    );
+  }
+  return null;
+}
+
+/**
+ * The LOAD DATA statement for the columns the source sends, in the interchange order
+ * (`copiedColumns`: from MySQL, generated columns left out; from another engine, every
+ * column). `destination` gives the destination's column types when values need converting
+ * (a PostgreSQL source), else null.
+ */
+export function loadDataSql(table: TableSchema, sourceEngine: EngineKind, destination: Map<string, DestinationColumnType> | null): string {
+  const targets: string[] = [];
+  const assignments: string[] = [];
+  copiedColumns(table, sourceEngine, 'mysql').forEach((column, i) => {
+    const type = destination?.get(column.name);
+    const variable = `@v${i + 1}`;
+    const conversion = type === undefined ? null : canonicalConversionSql(type, variable);
+    if (conversion === null) {
+      targets.push(quoteIdent(column.name));
+    } else {
+      targets.push(variable);
+      assignments.push(`${quoteIdent(column.name)} = ${conversion}`);
+    }
+  });
+  return (
+    `LOAD DATA LOCAL INFILE 'ferry' INTO TABLE ${quoteQualified(table)} CHARACTER SET utf8mb4 ` +
+    `FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${targets.join(', ')})` +
+    (assignments.length === 0 ? '' : ` SET ${assignments.join(', ')}`)
+  );
+}
+
+
+const BACKSLASH = 0x5c;
+const ESCAPES: Record<number, number> = { 0x66: 0x0c, 0x76: 0x0b }; // \f form feed, \v vertical tab
+
+/**
+ * The bytes of the interchange stream as LOAD DATA reads them: counts them, cuts them into
+ * packet-sized slices, and, for PostgreSQL's COPY text, rewrites the two escapes PostgreSQL
+ * writes that MySQL does not know (`\f`, `\v`: LOAD DATA would read them as `f` and `v`)
+ * into the characters themselves. Every other escape (`\\`, `\t`, `\n`, `\r`, `\b`, `\N`)
+ * means the same in both.
+ */
+export class LoadFeed extends Transform {
+  bytes = 0;
+  /** A backslash that ended the previous chunk: its escape continues in the next one. */
+  private pendingBackslash = false;
+
+  constructor(private readonly rewriteEscapes: boolean) {
+    super();
+  }
+
+  override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    this.bytes += data.length;
+    if (this.rewriteEscapes) data = this.rewrite(data);
+    for (let at = 0; at < data.length; at += MAX_PACKET_BYTES) this.push(data.subarray(at, at + MAX_PACKET_BYTES));
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.pendingBackslash) this.push(Buffer.from([BACKSLASH]));
+    this.pendingBackslash = false;
+    callback();
+  }
+
+  private rewrite(input: Buffer): Buffer {
+    let data = input;
+    if (this.pendingBackslash) {
+      this.pendingBackslash = false;
+      data = Buffer.concat([Buffer.from([BACKSLASH]), data]);
+    }
+    let at = data.indexOf(BACKSLASH);
+    if (at === -1) return data;
+    let output: Buffer | null = null;
+    let written = 0;
+    let copied = 0;
+    while (at !== -1) {
+      if (at + 1 >= data.length) {
+        // The escape's second byte is in the next chunk.
+        this.pendingBackslash = true;
+        break;
+      }
+      const replacement = ESCAPES[data[at + 1] as number];
+      if (replacement !== undefined) {
+        output ??= Buffer.allocUnsafe(data.length);
+        written += data.copy(output, written, copied, at);
+        output[written++] = replacement;
+        copied = at + 2;
+      }
+      at = data.indexOf(BACKSLASH, at + 2);
+    }
+    const end = this.pendingBackslash ? data.length - 1 : data.length;
+    if (output === null) return data.subarray(0, end);
+    written += data.copy(output, written, copied, end);
+    return output.subarray(0, written);
+  }
+}
+
+export async function openMysqlTableWriter(params: ConnectionParams): Promise<MysqlTableWriter> {
+  const context = errorContext(params, { operation: 'write' });
+  const connection = await connectMysql(params, { context });
+  try {
+    for (const statement of LOAD_SESSION_SQL) await connection.query(statement);
+  } catch (error) {
+    await endQuietly(connection);
+    throw classifyMysqlError(error, context);
+  }
+  return new MysqlTableWriter(connection, context);
+}
+
+export class MysqlTableWriter implements TableWriter {
+  /** Set when the connection can no longer be trusted (a rollback failed): later loads refuse. */
+  private broken: FerryError | null = null;
+  private busy = false;
+
+  constructor(
+    private readonly connection: MysqlConnection,
+    private readonly context: MysqlErrorContext,
+  ) {}
+
+  async replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options: { sourceEngine?: EngineKind } = {}): Promise<LoadResult> {
+    if (this.broken !== null) {
+      rows.destroy();
+      throw this.broken;
+    }
+    if (this.busy) {
+      rows.destroy();
+      throw new FerryError('FAILED_PRECONDITION', 'This table writer is already loading a table; load one table at a time per writer.');
+    }
+    this.busy = true;
+    const name = `${table.schema}.${table.name}`;
+    const sourceEngine = options.sourceEngine ?? 'mysql';
+    const feed = new LoadFeed(sourceEngine === 'postgresql');
+    let flowing: Promise<void> | null = null;
+    try {
+      signal.throwIfAborted();
+      const destination = await this.readColumns(table, sourceEngine);
+      const sql = loadDataSql(table, sourceEngine, sourceEngine === 'mysql' ? null : destination);
+      // TRUNCATE would commit at once in MySQL, so a failed or cancelled load would leave the
+      // table empty where it held the previous complete load. DELETE inside the load's own
+      // transaction keeps the contract: on rejection or abort nothing of this load is visible
+      // (and what was there stays). It costs little: the table is nearly always empty here.
+      await this.connection.query('START TRANSACTION');
+      try {
+        const [present] = await this.connection.query(`SELECT 1 AS present FROM ${quoteQualified(table)} LIMIT 1`);
+        if ((present as Row[]).length > 0) await this.connection.query(`DELETE FROM ${quoteQualified(table)}`);
+        // The signal destroys both streams: the driver then ends the file early and the query
+        // rejects with the abort, and the rollback below removes the rows the server took.
+        flowing = pipeline(rows, feed, { signal });
+        flowing.catch(() => undefined);
+        const [result] = await this.connection.query({
+          sql,
+          infileStreamFactory: () => (feed.destroyed ? failedStream(signal.reason ?? new Error('the load was cancelled')) : feed),
+        });
+        await flowing;
+        const affected = Number((result as { affectedRows?: unknown }).affectedRows ?? 0);
+        const warnings = Number((result as { warningStatus?: unknown }).warningStatus ?? 0);
+        if (warnings > 0) throw await this.refusal(table, warnings);
+        await this.connection.query('COMMIT');
+        return { rows: affected, bytes: feed.bytes };
+      } catch (error) {
+        try {
+          await this.connection.query('ROLLBACK');
+        } catch (rollbackError) {
+          this.broken = classifyMysqlError(rollbackError, this.context);
+        }
+        throw error;
+      }
+    } catch (error) {
+      rows.destroy();
+      feed.destroy();
+      if (signal.aborted) {
+        if (signal.reason instanceof FerryError) throw signal.reason;
+        throw new FerryError('FAILED_PRECONDITION', `Loading ${name} was cancelled; nothing of this load was kept.`, {
+          cause: error,
+          details: { table: name, aborted: true },
+        });
+      }
+      if (error instanceof FerryError) throw error;
+      throw classifyMysqlError(error, this.context);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** The destination table's columns; SCHEMA_ERROR when the table is missing. */
+  private async readColumns(table: TableSchema, sourceEngine: EngineKind): Promise<Map<string, DestinationColumnType>> {
+    const [rows] = await this.connection.query(loadSql('destination-columns.sql'), [table.schema, table.name]);
+    const columns = new Map<string, DestinationColumnType>();
+    for (const row of rows as Row[]) {
+      const name = mysqlText(row.column_name) ?? '';
+      columns.set(name, { name, dataType: (mysqlText(row.data_type) ?? '').toLowerCase(), columnType: (mysqlText(row.column_type) ?? '').toLowerCase() });
+    }
+    const qualified = `${table.schema}.${table.name}`;
+    if (columns.size === 0) {
+      throw new FerryError('SCHEMA_ERROR', `Table ${qualified} does not exist on the destination, so it cannot be loaded. Restart the job so that Ferry creates it, or create it with the source's definition.`, {
+        details: { table: qualified },
+      });
+    }
+    const missing = copiedColumns(table, sourceEngine, 'mysql').filter((c) => !columns.has(c.name)).map((c) => c.name);
+    if (missing.length > 0) {
+      throw new FerryError(
+        'DESTINATION_TABLE_MISMATCH',
+        `The destination table ${qualified} lacks the column${missing.length === 1 ? '' : 's'} ${missing.join(', ')} that the source sends. Add ${missing.length === 1 ? 'it' : 'them'} on the destination (or drop the table and Restart the job).`,
+        { details: { table: qualified, columns: missing } },
+      );
+    }
+    return columns;
+  }
+
+  /** The DATA_ERROR for a load the server stored with warnings (values changed or rows skipped). */
+  private async refusal(table: TableSchema, count: number): Promise<FerryError> {
+    const [rows] = await this.connection.query(`SHOW WARNINGS LIMIT ${QUOTED_WARNINGS}`);
+    const messages = (rows as Row[]).map((r) => mysqlText(r.Message) ?? '').filter((m) => m !== '');
+    const name = `${table.schema}.${table.name}`;
+    return new FerryError(
+      'DATA_ERROR',
+      `Loading ${name} would not keep every value exactly: the server reported ${count} warning${count === 1 ? '' : 's'} (${messages.join('; ')}). Nothing of this load was kept. Fix the values on the source, change the destination column types, or exclude the table.`,
+      { details: { table: name, warnings: count, messages } },
+    );
+  }
+
+  async close(): Promise<void> {
+    await endQuietly(this.connection);
+  }
+
+  /** Drops the connection at once (a load in flight is rolled back by the server). */
+  destroy(): void {
+    destroyQuietly(this.connection);
+  }
+}
+
+/** A stream that fails at once: the file the driver sends when the load was cancelled before the server asked for it. */
+function failedStream(reason: unknown): Readable {
+  return new Readable({
+    read() {
+      this.destroy(reason instanceof Error ? reason : new Error(String(reason)));
+    },
+  });
+}
