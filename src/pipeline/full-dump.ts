@@ -225,7 +225,7 @@ async function copyTable(
     const rows = reader.copyOut(table, { destinationEngine: deps.destination.kind });
     // Source errors are classified by the source engine before they reach the destination's load.
     rows.on('error', (error) => progress.destroy(deps.source.classifyError(error)));
-    const result = await writer.replaceTableData(table, rows.pipe(progress), signal);
+    const result = await writer.replaceTableData(table, rows.pipe(progress), signal, { sourceEngine: deps.source.kind });
     // The table's changes are applied from the position it was read at; recorded before DUMPED so a DUMPED table always has one.
     const position = reader.position ?? snapshotPosition;
     if (position !== null) await store.putCheckpoint(jobId, tablePositionCheckpoint(name), position);
