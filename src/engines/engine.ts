@@ -185,13 +185,21 @@ export type RowChange =
 
 /** What the change stream delivers, in source commit order. */
 export type ChangeEvent =
+  /**
+   * `commitPosition` orders the transaction against snapshot positions: PostgreSQL its commit
+   * LSN, MySQL where it starts in the binlog. A transaction that a snapshot at S does not hold
+   * has `commitPosition >= S`.
+   */
   | { kind: 'begin'; commitPosition: string; commitTime: string }
   | { kind: 'change'; change: RowChange }
   /** The transaction ends; `position` is where a restart resumes after it (PostgreSQL: the commit's end LSN). */
   | { kind: 'commit'; position: string; commitTime: string }
   /** Everything before `position` has been delivered; safe to acknowledge once prior commits are applied. */
   | { kind: 'heartbeat'; position: string }
-  /** The source (re)described a table: sent before its first change and after DDL. */
+  /**
+   * The source (re)described a table. PostgreSQL: before a table's first change and after DDL.
+   * MySQL: after ALTER/CREATE/DROP/RENAME TABLE only; no columns when the table was dropped.
+   */
   | { kind: 'relation'; table: QualifiedName; columns: Array<{ name: string; nativeType: string; key: boolean }> }
   /** A marker the pipeline emitted on the source (emitMarker), seen at `position` in the stream. */
   | { kind: 'marker'; position: string; content: string };
@@ -265,11 +273,15 @@ export interface Engine {
   openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<ChangeApplier>;
   /** The source's current position (PostgreSQL: pg_current_wal_lsn()). */
   currentPosition(params: ConnectionParams): Promise<string>;
-  /** Writes a marker into the change stream and resolves with its position (promote waits for it). */
+  /**
+   * Writes a marker into the change stream and resolves with its position (promote waits for
+   * it). An engine without logical messages (MySQL) returns the current position and writes
+   * nothing; the stream reaches it with a commit or a heartbeat rather than a `marker`.
+   */
   emitMarker(params: ConnectionParams, content: string): Promise<string>;
   /** Negative, zero or positive as a is before, at or after b. */
   comparePositions(a: string, b: string): number;
-  /** How far apart two positions are, in bytes of log (b - a), or null when the engine cannot tell. */
+  /** How far apart two positions are, in bytes of log (b - a), or null when the engine cannot tell (MySQL: across binlog files). */
   positionDistance(a: string, b: string): number | null;
   /** Reads the selected schema outside any snapshot (for verify). */
   readSchema(params: ConnectionParams, selection: ObjectSelection): Promise<DatabaseSchema>;

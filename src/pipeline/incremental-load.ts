@@ -97,7 +97,8 @@ export async function runIncrementalLoad(
     lagTimer = setInterval(() => {
       source.currentPosition(deps.sourceParams).then((current) => {
         stats.sourcePosition = current;
-        stats.lagBytes = stats.appliedPosition === null ? null : Math.max(0, source.positionDistance(stats.appliedPosition, current) ?? 0);
+        const distance = stats.appliedPosition === null ? null : source.positionDistance(stats.appliedPosition, current);
+        stats.lagBytes = distance === null ? null : Math.max(0, distance);
       }, (error: unknown) => log.debug({ err: String(error) }, 'reading the source position failed'));
     }, LAG_POLL_MS);
     lagTimer.unref();
