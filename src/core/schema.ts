@@ -17,9 +17,13 @@ export interface ColumnSchema {
   nullable: boolean;
   /** The default expression in the source engine's dialect, or null. Identity columns have none. */
   defaultExpression: string | null;
-  /** Identity column (PostgreSQL `GENERATED ... AS IDENTITY`), or null. */
+  /** Identity column (PostgreSQL `GENERATED ... AS IDENTITY`; MySQL AUTO_INCREMENT is 'by-default'), or null. */
   identity: 'always' | 'by-default' | null;
-  /** The expression of a stored generated column, or null. Generated columns are not copied: the destination computes them. */
+  /**
+   * The expression of a generated column (PostgreSQL: stored; MySQL: virtual or stored), or null.
+   * Within one engine generated columns are not copied: the destination computes them. Across
+   * engines they are copied into ordinary columns (copiedColumns in type-mapping.ts).
+   */
   generatedExpression: string | null;
   /** Collation when it differs from the column type's default, or null. */
   collation: string | null;

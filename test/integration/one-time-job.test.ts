@@ -192,6 +192,12 @@ describe('one-time PostgreSQL to PostgreSQL jobs', () => {
     await h.service.createJob({ id: 'job-d', displayName: 'Job D', type: 'one-time', sourceProfileId: p.source, destinationProfileId: p.destination, dumpParallelism: 1, selection: { include: ['public.big'] } }, 'test');
     await h.service.applyJobAction('job-d', 'start', 'test');
     await waitFor(h.service, 'job-d', (j) => j.status === 'RUNNING');
+    // Stop while the table is being copied (its destination table exists by then).
+    const deadline = Date.now() + 30_000;
+    while (!(await h.service.listJobObjects('job-d')).some((o) => o.state === 'DUMPING')) {
+      if (Date.now() > deadline) throw new Error('the copy of public.big never started');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const stopping = await h.service.applyJobAction('job-d', 'stop', 'test');
     expect(stopping.status).toBe('STOPPING');
     const stopped = await waitFor(h.service, 'job-d', (j) => j.status === 'STOPPED' || j.status === 'COMPLETED');
