@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { EngineRegistry } from './engines/engine-registry.js';
 import { postgresEngine } from './engines/postgres/postgres-engine.js';
+import { mysqlEngine } from './engines/mysql/mysql-engine.js';
 import { systemClock } from './pipeline/clock.js';
 import { JobSupervisor } from './pipeline/job-supervisor.js';
 import type { Logger } from './pipeline/logger.js';
@@ -68,7 +69,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     );
   }
   const secrets = new SecretBox(loadSecretKey(dataDir));
-  const engines = new EngineRegistry([postgresEngine]);
+  const engines = new EngineRegistry([postgresEngine, mysqlEngine]);
   const pipelineLogger = logger as unknown as Logger;
 
   let service: MigrationService | null = null;

@@ -60,10 +60,9 @@ export interface MigrationServiceDeps {
 }
 
 /** Engine pairs and job types this build runs. Anything else is refused with NOT_IMPLEMENTED. */
-const SUPPORTED_JOBS: Array<{ source: string; destination: string; type: string }> = [
-  { source: 'postgresql', destination: 'postgresql', type: 'one-time' },
-  { source: 'postgresql', destination: 'postgresql', type: 'continuous' },
-];
+const SUPPORTED_JOBS: Array<{ source: string; destination: string; type: string }> = (['postgresql', 'mysql'] as const).flatMap(
+  (source) => (['postgresql', 'mysql'] as const).flatMap((destination) => (['one-time', 'continuous'] as const).map((type) => ({ source, destination, type }))),
+);
 
 export class MigrationService implements FerryService {
   readonly #deps: MigrationServiceDeps;

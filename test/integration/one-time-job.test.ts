@@ -215,13 +215,10 @@ describe('one-time PostgreSQL to PostgreSQL jobs', () => {
     expect(count.rows[0]).toEqual({ n: 600000, s: '180000300000' });
   });
 
-  it('refuses job kinds that are not built yet with a clear error', async () => {
-    await h.service.createProfile({ id: 'maria', displayName: 'MariaDB', engine: 'mysql', host: PG_HOST, port: 3306, username: 'root' }, 'test');
-    const error = await h.service.createJob({ displayName: 'From MariaDB', type: 'one-time', sourceProfileId: 'maria', destinationProfileId: 'dst-a' }, 'test').catch((e: unknown) => e);
+  it('refuses connectivity methods that are not built yet with a clear error', async () => {
+    const error = await h.service.createProfile({ displayName: 'Tunnel', engine: 'postgresql', host: PG_HOST, database: 'x', username: PG_USER, connectivityMethod: 'ssh-tunnel' }, 'test').catch((e: unknown) => e);
     expect((error as FerryError).code).toBe('NOT_IMPLEMENTED');
-    expect((error as FerryError).message).toContain('mysql to postgresql migrations are not built yet');
-    const test = await h.service.testProfile('maria').catch((e: unknown) => e);
-    expect((test as FerryError).code).toBe('NOT_IMPLEMENTED');
+    expect((error as FerryError).message).toContain('ssh-tunnel');
   });
 
   it('never returns a password', async () => {
