@@ -172,11 +172,12 @@ const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'medium
 
 /**
  * Writes a MySQL source's values (MySQL's own text, as the binlog reader writes it) as they
- * are, except bytes: BINARY and BLOB values come as `\x` + hex and BIT values as `b'0101'`,
+ * are, except bytes: BINARY, BLOB and BIT values come as `\x` + hex (BIT also as `b'0101'`)
  * and are sent as bytes.
  */
 export const mysqlValue: ValueConverter = (value, column) => {
-  if (BINARY_TYPES.has(column.dataType) && value.startsWith('\\x')) return Buffer.from(value.slice(2), 'hex');
+  const bytes = BINARY_TYPES.has(column.dataType) || column.dataType === 'bit';
+  if (bytes && value.startsWith('\\x')) return Buffer.from(value.slice(2), 'hex');
   if (column.dataType === 'bit' && value.startsWith("b'")) return bitBytes(value.slice(2, -1));
   return value;
 };

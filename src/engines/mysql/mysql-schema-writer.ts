@@ -254,12 +254,27 @@ function pgIdentifier(text: string): string {
 }
 
 const PG_IDENTIFIER = /"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*/y;
-const SAFE_FUNCTIONS = new Set(['lower', 'upper', 'length', 'char_length', 'character_length', 'abs', 'coalesce', 'nullif', 'greatest', 'least', 'round', 'floor', 'ceil', 'ceiling', 'trim', 'btrim', 'ltrim', 'rtrim', 'concat', 'mod']);
+/** Functions that mean the same in both dialects, by their MySQL name (PostgreSQL's length counts characters). */
+const SAFE_FUNCTIONS: Record<string, string> = {
+  lower: 'lower',
+  upper: 'upper',
+  length: 'char_length',
+  char_length: 'char_length',
+  character_length: 'char_length',
+  abs: 'abs',
+  coalesce: 'coalesce',
+  nullif: 'nullif',
+  greatest: 'greatest',
+  least: 'least',
+  floor: 'floor',
+  ceil: 'ceil',
+  ceiling: 'ceiling',
+  mod: 'mod',
+};
 const KEYWORDS = new Set(['and', 'or', 'not', 'is', 'null', 'true', 'false', 'in', 'between', 'like', 'case', 'when', 'then', 'else', 'end', 'distinct', 'from']);
 
 /**
- * Translates a simple PostgreSQL expression (a default, check or generated column) into
- * MySQL: casts (`::type`) are dropped, identifiers backquoted, `ANY (ARRAY[...])` becomes
+ * Translates a simple PostgreSQL expression (a check constraint) into MySQL: casts (`::type`) are dropped, identifiers backquoted, `ANY (ARRAY[...])` becomes
  * `IN (...)`. Returns null for anything beyond comparisons, arithmetic, boolean logic,
  * literals and a few common functions: what is not understood is not guessed.
  */
@@ -307,8 +322,9 @@ export function translatePostgresExpression(expression: string, columns: Readonl
         continue;
       }
       if (next.startsWith('(') && !word.startsWith('"')) {
-        if (!SAFE_FUNCTIONS.has(name.toLowerCase())) return null;
-        out += name.toLowerCase() === 'btrim' ? 'trim' : name.toLowerCase();
+        const mysqlName = SAFE_FUNCTIONS[name.toLowerCase()];
+        if (mysqlName === undefined) return null;
+        out += mysqlName;
         continue;
       }
       if (!columns.has(name)) return null;
@@ -324,8 +340,8 @@ export function translatePostgresExpression(expression: string, columns: Readonl
     }
     const operator = /^(<>|<=|>=|!=|\|\||[-+*/%<>=(),\s])/.exec(text.slice(i));
     if (operator === null) return null;
-    // PostgreSQL's || concatenates; MySQL's is OR.
-    if (operator[0] === '||') return null;
+    // PostgreSQL's || concatenates (MySQL's is OR); its / of integers truncates (MySQL's does not).
+    if (operator[0] === '||' || operator[0] === '/') return null;
     out += operator[0];
     i += operator[0].length;
   }
@@ -362,8 +378,30 @@ function textCollation(flavor: MysqlServerFlavor, padded: boolean): string {
   return flavor.mariadb ? 'utf8mb4_nopad_bin' : 'utf8mb4_0900_bin';
 }
 
-/** The InnoDB key limit (3072 bytes) shared among the long text columns of one key. */
+/** InnoDB's limit on the bytes of one key. */
 const KEY_BYTES = 3072;
+/** What a key part of a fixed-size type (numbers, dates, ...) is counted for. */
+const FIXED_KEY_PART_BYTES = 16;
+
+/** The most bytes a value of a MySQL type takes in a key (utf8mb4: 4 per character); Infinity for TEXT / BLOB. */
+function keyPartBytes(type: string): number {
+  if (/^(tinytext|text|mediumtext|longtext|tinyblob|blob|mediumblob|longblob|json)$/.test(type)) return Infinity;
+  const match = /^(char|varchar|binary|varbinary)\((\d+)\)/.exec(type);
+  if (match === null) return FIXED_KEY_PART_BYTES;
+  return Number(match[2]) * (match[1] === 'char' || match[1] === 'varchar' ? 4 : 1);
+}
+
+/**
+ * The bytes each text or binary part of a key may take so that the key fits InnoDB's limit,
+ * or null when the key fits as it is.
+ */
+function keyShare(types: string[]): number | null {
+  const sizes = types.map(keyPartBytes);
+  if (sizes.reduce((a, b) => a + b, 0) <= KEY_BYTES) return null;
+  const variable = types.filter((t) => /^(char|varchar|binary|varbinary)\(|^(tinytext|text|mediumtext|longtext|tinyblob|blob|mediumblob|longblob)$/.test(t)).length;
+  const fixed = sizes.length - variable;
+  return Math.max(4, Math.floor((KEY_BYTES - fixed * FIXED_KEY_PART_BYTES) / Math.max(1, variable)));
+}
 
 /**
  * Translates a PostgreSQL schema for MySQL/MariaDB. Pure: the statements, the columns that
@@ -405,19 +443,12 @@ export function planPostgresSchema(schema: DatabaseSchema, flavor: MysqlServerFl
       ...translatedIndexes.filter((t) => t.parsed?.unique === true).map((t) => (t.parsed?.columns ?? []).map((c) => c.name)),
     ];
     for (const columns of uniqueKeys) {
-      const long = columns.filter((c) => {
-        const t = types.get(c)?.type;
-        return t === 'longtext' || t === 'longblob' || (t !== undefined && /^varchar\((\d+)\)$/.test(t) && Number(/\d+/.exec(t)?.[0]) * 4 > KEY_BYTES / columns.length);
-      });
-      for (const c of long) {
+      const share = keyShare(columns.map((c) => types.get(c)?.type ?? ''));
+      for (const c of columns) {
         const current = types.get(c);
-        if (current === undefined) continue;
-        const share = Math.floor(KEY_BYTES / Math.max(1, columns.length));
+        if (share === null || current === undefined || !(current.text || current.binary) || keyPartBytes(current.type) <= share) continue;
         const narrowed = current.binary ? `varbinary(${share})` : `varchar(${Math.floor(share / 4)})`;
-        const currentLength = Number(/\((\d+)\)/.exec(current.type)?.[1] ?? Infinity);
-        const narrowedLength = Number(/\((\d+)\)/.exec(narrowed)?.[1] ?? 0);
-        if (narrowedLength >= currentLength) continue;
-        types.set(c, { ...current, type: narrowed });
+        types.set(c, { ...current, type: narrowed, padded: false });
         warnings.push({
           object: `${name}.${c}`,
           message: `part of a unique key, so it becomes ${narrowed} (InnoDB keys hold at most ${KEY_BYTES} bytes): longer values are refused at load`,
@@ -468,10 +499,12 @@ export function planPostgresSchema(schema: DatabaseSchema, flavor: MysqlServerFl
         warnings.push({ object: `${name}.${index.name}`, message: `the index ${index.definition} does not translate to MySQL (expressions, partial indexes, other methods) and is left out` });
         continue;
       }
+      // A non-unique key may index a prefix of a long value; the columns of a unique one were narrowed above.
+      const share = parsed.unique ? null : keyShare(parsed.columns.map((c) => types.get(c.name)?.type ?? ''));
       const parts = parsed.columns.map((c) => {
-        const t = types.get(c.name)?.type ?? '';
-        // A non-unique key may index a prefix of a long value; a unique one was narrowed above.
-        const prefix = !parsed.unique && (t === 'longtext' || t === 'longblob' || t === 'json') ? '(255)' : '';
+        const mapped = types.get(c.name);
+        const long = share !== null && mapped !== undefined && (mapped.text || mapped.binary) && keyPartBytes(mapped.type) > share;
+        const prefix = long && mapped !== undefined ? `(${mapped.binary ? share : Math.floor(share / 4)})` : '';
         return `${quoteIdent(c.name)}${prefix}${c.descending ? ' DESC' : ''}`;
       });
       if (parsed.columns.some((c) => types.get(c.name)?.type === 'json')) {

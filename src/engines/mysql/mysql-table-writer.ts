@@ -22,7 +22,7 @@ import type { TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
 import type { LoadResult, TableWriter } from '../engine.js';
 import { loadSql } from './load-sql.js';
-import { connectMysql, destroyQuietly, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
+import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
 import type { MysqlErrorContext } from './mysql-error-classifier.js';
@@ -46,6 +46,8 @@ export const LOAD_SESSION_SQL = [
 
 /** The largest slice handed to the driver at once: each becomes one protocol packet (at most 16 MiB). */
 const MAX_PACKET_BYTES = 1024 * 1024;
+/** Smaller chunks are gathered up to this size before they are handed on. */
+const MIN_PACKET_BYTES = 64 * 1024;
 /** How many of the server's warnings a refused load quotes. */
 const QUOTED_WARNINGS = 5;
 
@@ -117,21 +119,23 @@ export function loadDataSql(table: TableSchema, sourceEngine: EngineKind, destin
   );
 }
 
-
 const BACKSLASH = 0x5c;
 const ESCAPES: Record<number, number> = { 0x66: 0x0c, 0x76: 0x0b }; // \f form feed, \v vertical tab
 
 /**
- * The bytes of the interchange stream as LOAD DATA reads them: counts them, cuts them into
- * packet-sized slices, and, for PostgreSQL's COPY text, rewrites the two escapes PostgreSQL
- * writes that MySQL does not know (`\f`, `\v`: LOAD DATA would read them as `f` and `v`)
- * into the characters themselves. Every other escape (`\\`, `\t`, `\n`, `\r`, `\b`, `\N`)
- * means the same in both.
+ * The bytes of the interchange stream as LOAD DATA reads them: counts them, gathers small
+ * chunks and cuts large ones into packet-sized slices, and, for PostgreSQL's COPY text,
+ * rewrites the two escapes PostgreSQL writes that MySQL does not know (`\f`, `\v`: LOAD DATA
+ * would read them as `f` and `v`) into the characters themselves. Every other escape
+ * (`\\`, `\t`, `\n`, `\r`, `\b`, `\N`) means the same in both.
  */
 export class LoadFeed extends Transform {
   bytes = 0;
   /** A backslash that ended the previous chunk: its escape continues in the next one. */
   private pendingBackslash = false;
+  /** Small chunks gathered until they make a packet. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   constructor(private readonly rewriteEscapes: boolean) {
     super();
@@ -141,14 +145,33 @@ export class LoadFeed extends Transform {
     let data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     this.bytes += data.length;
     if (this.rewriteEscapes) data = this.rewrite(data);
-    for (let at = 0; at < data.length; at += MAX_PACKET_BYTES) this.push(data.subarray(at, at + MAX_PACKET_BYTES));
+    if (data.length >= MIN_PACKET_BYTES) {
+      this.pushPending();
+      for (let at = 0; at < data.length; at += MAX_PACKET_BYTES) this.push(data.subarray(at, at + MAX_PACKET_BYTES));
+    } else if (data.length > 0) {
+      // Readers often emit one row per chunk: gathered, they go out as fewer, larger packets.
+      this.pending.push(data);
+      this.pendingBytes += data.length;
+      if (this.pendingBytes >= MIN_PACKET_BYTES) this.pushPending();
+    }
     callback();
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.pendingBackslash) this.push(Buffer.from([BACKSLASH]));
+    if (this.pendingBackslash) {
+      this.pending.push(Buffer.from([BACKSLASH]));
+      this.pendingBytes++;
+    }
     this.pendingBackslash = false;
+    this.pushPending();
     callback();
+  }
+
+  private pushPending(): void {
+    if (this.pending.length === 0) return;
+    this.push(this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes));
+    this.pending = [];
+    this.pendingBytes = 0;
   }
 
   private rewrite(input: Buffer): Buffer {
@@ -216,6 +239,12 @@ export class MysqlTableWriter implements TableWriter {
       throw new FerryError('FAILED_PRECONDITION', 'This table writer is already loading a table; load one table at a time per writer.');
     }
     this.busy = true;
+    // A source failure, whenever it comes (even before the pipeline below takes the stream),
+    // is what the load reports: the driver and the pipeline only see its consequences.
+    let sourceError: unknown = rows.errored;
+    rows.on('error', (error) => {
+      sourceError ??= error;
+    });
     const name = `${table.schema}.${table.name}`;
     const sourceEngine = options.sourceEngine ?? 'mysql';
     const feed = new LoadFeed(sourceEngine === 'postgresql');
@@ -264,8 +293,9 @@ export class MysqlTableWriter implements TableWriter {
           details: { table: name, aborted: true },
         });
       }
-      if (error instanceof FerryError) throw error;
-      throw classifyMysqlError(error, this.context);
+      const cause = sourceError ?? error;
+      if (cause instanceof FerryError) throw cause;
+      throw classifyMysqlError(cause, this.context);
     } finally {
       this.busy = false;
     }
@@ -310,11 +340,6 @@ export class MysqlTableWriter implements TableWriter {
 
   async close(): Promise<void> {
     await endQuietly(this.connection);
-  }
-
-  /** Drops the connection at once (a load in flight is rolled back by the server). */
-  destroy(): void {
-    destroyQuietly(this.connection);
   }
 }
 
