@@ -253,9 +253,16 @@ export interface Engine {
   openSnapshot(params: ConnectionParams, options?: { alignedWithChanges?: boolean }): Promise<SourceSnapshot>;
   /**
    * Creates the job's replication objects on the source (publication over `tables`, slot)
-   * if missing. Resolves with the slot's start position. Idempotent.
+   * if missing. Resolves with the slot's start position. Idempotent. `insertOnlyTables`
+   * (tables whose UPDATE and DELETE the source cannot describe: no key, no replica identity)
+   * are published for INSERT and TRUNCATE only, so the source's own UPDATEs keep working.
    */
-  createReplication(params: ConnectionParams, spec: ReplicationSpec, tables: QualifiedName[]): Promise<{ startPosition: string }>;
+  createReplication(
+    params: ConnectionParams,
+    spec: ReplicationSpec,
+    tables: QualifiedName[],
+    options?: { insertOnlyTables?: QualifiedName[] },
+  ): Promise<{ startPosition: string }>;
   /** Drops the job's replication objects on the source; missing ones are skipped. Waits for an active slot to be released. */
   dropReplication(params: ConnectionParams, spec: ReplicationSpec): Promise<void>;
   /**

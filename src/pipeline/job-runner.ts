@@ -15,7 +15,7 @@ import type { JobEvent } from '../core/lifecycle.js';
 import type { MigrationJob } from '../core/migration-job.js';
 import type { QualifiedName } from '../core/schema.js';
 import type { CreatedObject, Engine, ReplicationSpec, VerifyCheck } from '../engines/engine.js';
-import type { DatabaseSchema } from '../core/schema.js';
+import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import { REPLICATION_CHECKPOINT, SOURCE_SCHEMA_CHECKPOINT, runIncrementalLoad, type ReplicationCheckpoint } from './incremental-load.js';
 import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
@@ -54,7 +54,7 @@ const PROMOTE_CAUGHT_UP_CHECKPOINT = 'promoteCaughtUp';
  */
 export function replicationSpecFor(job: Pick<MigrationJob, 'id' | 'createTime'>): ReplicationSpec {
   const hash = createHash('sha256').update(`${job.id}\n${job.createTime}`).digest('hex').slice(0, 8);
-  const name = `ferry_${job.id.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 48)}_${hash}`;
+  const name = `ferry_${job.id.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 44)}_${hash}`;
   return { slotName: name, publicationName: name };
 }
 
@@ -180,12 +180,15 @@ export class JobRunner {
     if (job.type === 'continuous' && schema !== null) {
       // The slot must exist before the dump's snapshot, so that every change after the snapshot is kept.
       // A table without a key or replica identity would make the source refuse its own UPDATEs and
-      // DELETEs once published: it is copied by the dump but left out of the change stream (verify warns).
-      const tables = schema.tables
-        .filter((t) => t.primaryKey !== null || t.replicaIdentity === 'full' || t.replicaIdentity === 'index' || schema.engine !== 'postgresql')
-        .map((t) => ({ schema: t.schema, name: t.name }));
+      // DELETEs once fully published: it is published for INSERT and TRUNCATE only (verify warns).
+      const engine = schema.engine;
+      const describable = (t: TableSchema) =>
+        t.primaryKey !== null || t.replicaIdentity === 'full' || t.replicaIdentity === 'index' || engine !== 'postgresql';
+      const name = (t: { schema: string; name: string }) => ({ schema: t.schema, name: t.name });
       const spec = replicationSpecFor(job);
-      const { startPosition } = await source.createReplication(sourceParams, spec, tables);
+      const { startPosition } = await source.createReplication(sourceParams, spec, schema.tables.filter(describable).map(name), {
+        insertOnlyTables: schema.tables.filter((t) => !describable(t)).map(name),
+      });
       const checkpoint: ReplicationCheckpoint = { spec, startPosition };
       await this.#deps.store.putCheckpoint(job.id, REPLICATION_CHECKPOINT, checkpoint);
       this.#log.info({ slot: spec.slotName, startPosition }, 'replication slot and publication ready');

@@ -39,7 +39,7 @@ import type { ConnectionParams, EngineKind } from '../../core/connection-profile
 import { FerryError } from '../../core/errors.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import type { ChangeEvent, ChangeReader, ColumnValue, RowChange } from '../engine.js';
-import { createMysqlValueConverter, shortestDouble, shortestFloat32 } from '../../core/type-mapping.js';
+import { createMysqlValueConverter, mysqlFloatText, parseMysqlStringList, shortestDouble, shortestFloat32 } from '../../core/type-mapping.js';
 import type { MysqlValue } from '../../core/type-mapping.js';
 import { BinlogPosition } from './binlog-position.js';
 import { loadSql } from './load-sql.js';
@@ -309,15 +309,17 @@ export class MysqlChangeReader implements ChangeReader {
   /**
    * zongji pauses the binlog connection while it reads a table's columns and resumes it once
    * they are in its table map; resuming under it would decode rows without their columns.
+   * Its enum and set labels are fixed here too (see fillEnumSetLabels).
    */
   private watchTableInfoFetches(): void {
-    const zongji = this.zongji as unknown as { _fetchTableInfo?: (event: unknown, next: () => void) => void };
+    const zongji = this.zongji as unknown as ZongjiTableInfo;
     const fetch = zongji._fetchTableInfo;
     if (typeof fetch !== 'function') return;
-    zongji._fetchTableInfo = (event: unknown, next: () => void) => {
+    zongji._fetchTableInfo = (event: { tableId: number }, next: () => void) => {
       this.zongjiFetching = true;
       fetch.call(this.zongji, event, () => {
         this.zongjiFetching = false;
+        fillEnumSetLabels(zongji.tableMap?.[event.tableId]);
         next();
       });
     };
@@ -764,6 +766,28 @@ function listOfTables(text: string, defaultSchema: string): QualifiedName[] {
 
 type Converter = (value: unknown) => string | null;
 
+/** The zongji internals watchTableInfoFetches wraps: its column fetch and the table map it fills. */
+interface ZongjiTableInfo {
+  _fetchTableInfo?: (event: { tableId: number }, next: () => void) => void;
+  tableMap?: Record<number, { columnSchemas?: Array<{ COLUMN_TYPE: string; ENUM_VALUES?: string[]; SET_VALUES?: string[] }> } | undefined>;
+}
+
+/**
+ * zongji takes an ENUM / SET value's label from the column's COLUMN_TYPE split on commas,
+ * without unescaping: `enum('b''q','c\\d')` gives it the labels `b''q` and `c\\d`. It uses
+ * ENUM_VALUES / SET_VALUES instead when present (binlog_row_metadata = FULL fills them): give
+ * it the labels as MySQL reads them.
+ */
+function fillEnumSetLabels(entry: { columnSchemas?: Array<{ COLUMN_TYPE: string; ENUM_VALUES?: string[]; SET_VALUES?: string[] }> } | undefined): void {
+  for (const column of entry?.columnSchemas ?? []) {
+    const definition = /^(enum|set)\((.*)\)$/is.exec(String(column.COLUMN_TYPE));
+    if (definition === null) continue;
+    const labels = parseMysqlStringList(definition[2] as string);
+    if ((definition[1] as string).toLowerCase() === 'enum') column.ENUM_VALUES ??= labels;
+    else column.SET_VALUES ??= labels;
+  }
+}
+
 /** zongji decodes YEAR as 1900 + the stored byte, so the zero year 0000 arrives as 1900 (outside YEAR's 1901-2155). */
 const ZERO_YEAR = 1900;
 
@@ -775,12 +799,30 @@ function baseType(nativeType: string): string {
 
 /**
  * A binlog value as the server's text protocol would print it (what the snapshot reads),
- * where zongji differs: the zero year, and the invalid ENUM value '' (index 0).
+ * where zongji differs: the zero year, the invalid ENUM value '' (index 0), and negative
+ * TIME values without a fraction (see negativeTime).
  */
 function serverValue(base: string): (value: unknown) => unknown {
   if (base === 'year') return (v) => (v === ZERO_YEAR ? '0000' : v);
   if (base === 'enum') return (v) => (v === undefined ? '' : v);
+  if (base === 'time') return negativeTime;
   return (v) => v;
+}
+
+/**
+ * zongji decodes a negative TIME (TIME2 format) whose fraction is zero from the packed
+ * hour/minute/second fields of the value minus one, then adds the one back to the seconds
+ * field alone: `-01:00:00` arrives as `-00:63:64`, `-12:30:05` correctly. Adds it back across
+ * the fields instead (hour << 12 | minute << 6 | second).
+ */
+function negativeTime(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const parts = /^-(\d+):(\d{2}):(\d{2})((?:\.0*)?)$/.exec(value);
+  if (parts === null) return value;
+  const packed = ((Number(parts[1]) << 12) | (Number(parts[2]) << 6) | (Number(parts[3]) - 1)) + 1;
+  const hour = packed >> 12;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `-${pad(hour)}:${pad((packed >> 6) & 63)}:${pad(packed & 63)}${parts[4] ?? ''}`;
 }
 
 function plainText(value: unknown): string | null {
@@ -808,11 +850,11 @@ function doubleText(value: unknown): string | null {
  * MySQL's own text form of a binlog value, for a MySQL destination: the server's text, as the
  * snapshot copies it, except that bytes (BINARY, VARBINARY, BLOB, BIT) are `\x` + hex, since
  * a change carries text (the snapshot passes the raw bytes). FLOAT and DOUBLE are the
- * shortest text that reads back the same value.
+ * shortest text that reads back the same value (FLOAT: one MySQL accepts, see mysqlFloatText).
  */
 export function mysqlTextConverter(nativeType: string): Converter {
   const base = baseType(nativeType);
-  if (base === 'float') return floatText;
+  if (base === 'float') return (v) => (v === null || v === undefined ? null : mysqlFloatText(Number(v)));
   if (base === 'double' || base === 'real') return doubleText;
   if (base === 'bit' || BINARY_TYPES.has(base)) return hexBytes;
   const server = serverValue(base);

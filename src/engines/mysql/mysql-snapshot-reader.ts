@@ -31,7 +31,8 @@
  * - binary, varbinary, blobs and bit(n): the raw bytes (bit(n) big-endian, as MySQL sends
  *   them), escaped as above; LOAD DATA stores the bytes as they are;
  * - float: the shortest decimal that reads back as the same 4-byte float (the server's own
- *   text keeps only 6 digits); double: the shortest decimal that reads back the same.
+ *   text keeps only 6 digits), or, where that text reads past the largest float (which MySQL
+ *   refuses), the float's exact double text; double: the shortest decimal that reads back the same.
  *
  * Values for a PostgreSQL destination: the canonical form of docs/type-mapping.md, every
  * column included (generated columns too: the destination stores their values), through
@@ -52,7 +53,7 @@ import type { ConnectionParams, EngineKind } from '../../core/connection-profile
 import { FerryError } from '../../core/errors.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { ColumnSchema, DatabaseSchema, TableSchema } from '../../core/schema.js';
-import { copiedColumns as columnsCopied, createMysqlValueConverter, shortestDouble, shortestFloat32 } from '../../core/type-mapping.js';
+import { copiedColumns as columnsCopied, createMysqlValueConverter, mysqlFloatText, shortestDouble, shortestFloat32 } from '../../core/type-mapping.js';
 import type { SourceSnapshot, TableReader } from '../engine.js';
 import { BinlogPosition } from './binlog-position.js';
 import { connectMysql, coreConnection, destroyQuietly, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
@@ -192,7 +193,7 @@ function fieldEncoder(table: TableSchema, column: ColumnSchema, sameEngine: bool
     case 'raw':
       return escapeCopyBytes;
     case 'float':
-      return (raw) => ascii(shortestFloat32(Number(raw.toString('latin1'))));
+      return sameEngine ? (raw) => ascii(mysqlFloatText(Number(raw.toString('latin1')))) : (raw) => ascii(shortestFloat32(Number(raw.toString('latin1'))));
     case 'double':
       return (raw) => ascii(shortestDouble(Number(raw.toString('latin1'))));
     case 'converted': {

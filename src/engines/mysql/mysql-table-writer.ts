@@ -76,6 +76,11 @@ export function canonicalConversionSql(type: DestinationColumnType, v: string): 
   if (BINARY_TYPES.has(type.dataType)) {
     return `IF(LEFT(${v}, 2) = '\\\\x', UNHEX(SUBSTRING(${v}, 3)), CAST(${v} AS BINARY))`;
   }
+  if (type.dataType === 'float') {
+    // PostgreSQL prints the largest real as 3.4028235e+38, which MySQL refuses as out of range
+    // (it reads it as a double past the largest float, although it rounds to it).
+    return `IF(ABS(${v}) > 3.4028234663852886e38 AND ABS(${v}) < 3.4028235677973366e38, IF(${v} < 0, '-3.4028234663852886e38', '3.4028234663852886e38'), ${v})`;
+  }
   if (DATETIME_TYPES.has(type.dataType)) {
     // A PostgreSQL session in UTC prints +00: cut it. Other offsets are subtracted with
     // TIMESTAMPADD, which (unlike CONVERT_TZ) works for every year.

@@ -13,6 +13,7 @@
  */
 import pg from 'pg';
 import type { ClientConfig } from 'pg';
+import { insertOnlyPublicationName } from './postgres-replication.js';
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { ChangeEvent, ChangeReader, ReplicationSpec } from '../engine.js';
@@ -81,16 +82,22 @@ export async function openPostgresChangeReader(
   const start = Lsn.parse(startPosition);
   const context = errorContext(params, { operation: 'read' });
   const client = await connectReplicationClient(params, context);
+  let publications: string[];
   try {
     // The walsender runs the type output functions: the same settings as the snapshot's COPY
     // make a changed value read exactly as the copied one (time zone, bytea, float digits).
     await client.query(SESSION_SETUP_SQL);
+    // Tables without a key or replica identity are published for INSERT and TRUNCATE only, in a
+    // second publication that exists only when the job has such tables.
+    const insertOnly = insertOnlyPublicationName(spec.publicationName);
+    const found = await client.query(`SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = ${quoteLiteral(insertOnly)}`);
+    publications = found.rows.length > 0 ? [spec.publicationName, insertOnly] : [spec.publicationName];
   } catch (error) {
     await endQuietly(client);
     throw classifyPostgresError(error, context);
   }
   const reader = new PostgresChangeReader(client, context, start, options);
-  await reader.start(spec);
+  await reader.start(spec, publications);
   return reader;
 }
 
@@ -131,10 +138,10 @@ export class PostgresChangeReader implements ChangeReader {
   }
 
   /** Sends START_REPLICATION; resolves when the server answers with CopyBoth. */
-  start(spec: ReplicationSpec): Promise<void> {
+  start(spec: ReplicationSpec, publications: string[] = [spec.publicationName]): Promise<void> {
     const sql =
       `START_REPLICATION SLOT ${quoteIdent(spec.slotName)} LOGICAL ${this.startPosition.format()} ` +
-      `(proto_version '1', publication_names ${quoteLiteral(quoteIdent(spec.publicationName))}, messages 'true')`;
+      `(proto_version '1', publication_names ${quoteLiteral(publications.map((p) => quoteIdent(p)).join(','))}, messages 'true')`;
     return new Promise<void>((resolve, reject) => {
       let started = false;
       const onStart = () => {

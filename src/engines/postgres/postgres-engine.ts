@@ -174,7 +174,7 @@ export class PostgresEngine implements Engine {
         const message =
           jobType === 'continuous'
             ? uncovered.length > 0
-              ? `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key. ${list(names(uncovered))}: copied by the full dump only; later changes are NOT replicated (they stay out of the publication, so the source's own UPDATEs and DELETEs keep working). To replicate them, add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL before starting.${uncovered.length < noKey.length ? ' The others replicate through their replica identity.' : ''}`
+              ? `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key. ${list(names(uncovered))}: INSERTs and TRUNCATEs are replicated, UPDATEs and DELETEs are NOT (these tables are published for inserts only, so the source's own UPDATEs and DELETEs keep working). To replicate every change, add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL before starting.${uncovered.length < noKey.length ? ' The others replicate fully through their replica identity.' : ''}`
               : `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key; ${noKey.length === 1 ? 'it replicates' : 'they replicate'} through REPLICA IDENTITY FULL or a unique index (an UPDATE or DELETE is applied by matching the whole old row).`
             : `${list(names(noKey))} ${noKey.length === 1 ? 'has' : 'have'} no primary key. A one-time job copies them as they are; a continuous job would need a primary key or REPLICA IDENTITY FULL.`;
         checks.push({ code: 'TABLE_WITHOUT_PRIMARY_KEY', side, severity: 'warning', message, objects: names(noKey) });
@@ -470,8 +470,13 @@ export class PostgresEngine implements Engine {
     return classifyPostgresError(error);
   }
 
-  createReplication(params: ConnectionParams, spec: ReplicationSpec, tables: QualifiedName[]): Promise<{ startPosition: string }> {
-    return new PostgresReplication(params).create(spec, tables);
+  createReplication(
+    params: ConnectionParams,
+    spec: ReplicationSpec,
+    tables: QualifiedName[],
+    options: { insertOnlyTables?: QualifiedName[] } = {},
+  ): Promise<{ startPosition: string }> {
+    return new PostgresReplication(params).create(spec, tables, options.insertOnlyTables ?? []);
   }
 
   dropReplication(params: ConnectionParams, spec: ReplicationSpec): Promise<void> {

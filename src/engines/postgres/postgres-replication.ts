@@ -44,8 +44,8 @@ export class PostgresReplication {
    * Resolves with the slot's start position: its confirmed_flush_lsn, where a reader that
    * has applied nothing yet starts. Idempotent.
    */
-  async create(spec: ReplicationSpec, tables: QualifiedName[]): Promise<{ startPosition: string }> {
-    if (tables.length === 0) {
+  async create(spec: ReplicationSpec, tables: QualifiedName[], insertOnlyTables: QualifiedName[] = []): Promise<{ startPosition: string }> {
+    if (tables.length === 0 && insertOnlyTables.length === 0) {
       throw new FerryError('NO_TABLES_SELECTED', 'A publication needs at least one table; change the job\'s include/exclude lists so that it selects tables.');
     }
     const context = errorContext(this.params, { operation: 'ddl' });
@@ -58,7 +58,13 @@ export class PostgresReplication {
           details: { wal_level: walLevel },
         });
       }
-      await this.syncPublication(client, spec.publicationName, tables);
+      await this.syncPublication(client, spec.publicationName, tables, '');
+      const insertOnly = insertOnlyPublicationName(spec.publicationName);
+      if (insertOnlyTables.length > 0) {
+        await this.syncPublication(client, insertOnly, insertOnlyTables, " WITH (publish = 'insert, truncate')");
+      } else {
+        await client.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(insertOnly)}`);
+      }
       return { startPosition: (await this.ensureSlot(client, spec.slotName)).format() };
     } catch (error) {
       throw classifyPostgresError(error, context);
@@ -78,6 +84,7 @@ export class PostgresReplication {
       await this.releaseSlot(client, spec.slotName);
       await client.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [spec.slotName]);
       await client.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(spec.publicationName)}`);
+      await client.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(insertOnlyPublicationName(spec.publicationName))}`);
     } catch (error) {
       throw classifyPostgresError(error, context);
     } finally {
@@ -160,12 +167,18 @@ export class PostgresReplication {
     }
   }
 
-  private async syncPublication(client: pg.Client, publication: string, tables: QualifiedName[]): Promise<void> {
+  private async syncPublication(client: pg.Client, publication: string, tables: QualifiedName[], withClause: string): Promise<void> {
     const list = tables.map((t) => quoteQualified(t)).join(', ');
     const exists = (await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication])).rows.length > 0;
+    if (tables.length === 0) {
+      // Every table is insert-only: the main publication stays, empty, so the stream has it.
+      if (exists) await client.query(`DROP PUBLICATION ${quoteIdent(publication)}`);
+      await client.query(`CREATE PUBLICATION ${quoteIdent(publication)}${withClause}`);
+      return;
+    }
     if (!exists) {
       try {
-        await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list}`);
+        await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list}${withClause}`);
         return;
       } catch (error) {
         // Created concurrently by another attempt: make it list the tables below.
@@ -282,4 +295,9 @@ export class PostgresAlignedSnapshot implements SourceSnapshot {
     })();
     return this.closing;
   }
+}
+
+/** The publication of a job's tables whose UPDATEs and DELETEs cannot be replicated (no key, no replica identity). */
+export function insertOnlyPublicationName(publicationName: string): string {
+  return `${publicationName.slice(0, 59)}_ins`;
 }
