@@ -1070,6 +1070,20 @@ export function shortestFloat32(value: number): string {
   return String(f);
 }
 
+/** The largest finite 32-bit float, as a double. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * The text of a 32-bit float that MySQL stores as that float: the shortest text, unless it
+ * reads as a double beyond the largest float (`3.4028235e+38`): MySQL refuses such a FLOAT
+ * value as out of range although it rounds to that float, so it gets the float's exact
+ * double text instead (`3.4028234663852886e+38`).
+ */
+export function mysqlFloatText(value: number): string {
+  const text = shortestFloat32(value);
+  return Math.abs(Number(text)) > FLOAT32_MAX && Number.isFinite(Math.fround(value)) ? shortestDouble(Math.fround(value)) : text;
+}
+
 /** The shortest decimal text that reads back as the same double. */
 export function shortestDouble(value: number): string {
   if (!Number.isFinite(value)) return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
@@ -1378,6 +1392,7 @@ function canonicalToMysqlText(pgNativeType: string, text: string, column: string
   if (t === 'real' || t === 'double precision' || /^numeric(\(|$)/.test(t)) {
     if (/^-?infinity$/i.test(text) || text === 'NaN') throw dataError(column, text, 'MySQL has no NaN or infinity');
   }
+  if (t === 'real') return mysqlFloatText(Number(text));
   return text;
 }
 

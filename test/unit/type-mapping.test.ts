@@ -505,6 +505,10 @@ describe('PostgreSQL to MySQL / MariaDB, one test per row of docs/type-mapping.m
     expect(toMysql('real').nativeType).toBe('float');
     expect(toMysql('double precision').nativeType).toBe('double');
     expect(canonicalToMysqlValue('real', '3.40282e+38')).toBe('3.40282e+38');
+    // PostgreSQL prints the largest real as 3.4028235e+38, a double past it that MySQL refuses for a FLOAT.
+    expect(canonicalToMysqlValue('real', '3.4028235e+38')).toBe('3.4028234663852886e+38');
+    expect(canonicalToMysqlValue('real', '-3.4028235e+38')).toBe('-3.4028234663852886e+38');
+    expect(canonicalToMysqlValue('real', '-0')).toBe('-0');
     expect(canonicalToMysqlValue('double precision', '0.30000000000000004')).toBe('0.30000000000000004');
     for (const v of ['NaN', 'Infinity', '-Infinity']) dataError(() => canonicalToMysqlValue('double precision', v, 'public.t.c'));
     dataError(() => canonicalToMysqlValue('real', 'Infinity'));

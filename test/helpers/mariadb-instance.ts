@@ -1,0 +1,168 @@
+/**
+ * A private MariaDB server for one test file: `mariadb-install-db` into a temporary data
+ * directory, then `mariadbd` on a free loopback port (row binlog, full images, local_infile),
+ * stopped by its PID. Tests that must not share the main server use it: a MySQL to MySQL job
+ * (the destination needs database names the source already uses) and the binlog purge test
+ * (purging the main server's binlog would break the continuous jobs of other test files).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import type { Connection } from 'mysql2/promise';
+import type { ConnectionParams } from '../../src/core/connection-profile.js';
+import { freePort } from './ferry-server.js';
+
+const INSTALL_DB = ['/usr/bin/mariadb-install-db', '/usr/bin/mysql_install_db'].find((p) => existsSync(p)) ?? 'mariadb-install-db';
+const MARIADBD = ['/usr/sbin/mariadbd', '/usr/sbin/mysqld'].find((p) => existsSync(p)) ?? 'mariadbd';
+
+export interface MariadbInstance {
+  host: string;
+  port: number;
+  pid: number;
+  dataDir: string;
+  /** Params for this server as root (no password); `database` null unless given. */
+  params(database?: string | null): ConnectionParams;
+  /** A root connection with the options Ferry uses for exact values, in UTC, multiple statements allowed. */
+  connect(database?: string): Promise<Connection>;
+  /** The server's error log so far (for failure messages). */
+  log(): string;
+  /** SIGTERM by PID, waits for the exit (SIGKILL after `graceMs`), removes the data directory. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Starts a fresh MariaDB server; resolves once it accepts connections. */
+export async function startMariadbInstance(options: { serverId?: number } = {}): Promise<MariadbInstance> {
+  const root = mkdtempSync(join(tmpdir(), 'ferry-mariadb-'));
+  const dataDir = join(root, 'data');
+  const asRoot = process.getuid?.() === 0;
+  // --no-defaults: the system server's my.cnf (user, log paths, port) must not leak in.
+  const install = spawnSync(
+    INSTALL_DB,
+    ['--no-defaults', `--datadir=${dataDir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...(asRoot ? ['--user=root'] : [])],
+    { encoding: 'utf8' },
+  );
+  if (install.status !== 0) {
+    rmSync(root, { recursive: true, force: true });
+    throw new Error(`${INSTALL_DB} failed (exit ${install.status}): ${install.stdout}\n${install.stderr}`);
+  }
+  const port = await freePort();
+  const errorLog = join(root, 'error.log');
+  const child = spawn(
+    MARIADBD,
+    [
+      '--no-defaults',
+      ...(asRoot ? ['--user=root'] : []),
+      `--datadir=${dataDir}`,
+      `--port=${port}`,
+      '--bind-address=127.0.0.1',
+      `--socket=${join(root, 'mysqld.sock')}`,
+      `--pid-file=${join(root, 'mysqld.pid')}`,
+      `--log-error=${errorLog}`,
+      `--log-bin=${join(dataDir, 'mariadb-bin')}`,
+      `--server-id=${options.serverId ?? 2}`,
+      '--binlog-format=ROW',
+      '--binlog-row-image=FULL',
+      '--local-infile=1',
+      '--character-set-server=utf8mb4',
+      '--collation-server=utf8mb4_general_ci',
+      '--innodb-buffer-pool-size=128M',
+      '--innodb-log-file-size=64M',
+      '--max-connections=200',
+    ],
+    { stdio: 'ignore' },
+  );
+  if (child.pid === undefined) throw new Error(`spawning ${MARIADBD} failed`);
+  const pid = child.pid;
+  let exited = false;
+  const exit = new Promise<void>((resolveExit) => {
+    child.on('exit', () => {
+      exited = true;
+      resolveExit();
+    });
+  });
+  const log = () => (existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '');
+
+  const connect = async (database?: string): Promise<Connection> => {
+    const connection = await mysql.createConnection({
+      host: '127.0.0.1',
+      port,
+      user: 'root',
+      database,
+      charset: 'utf8mb4_general_ci',
+      timezone: 'Z',
+      dateStrings: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      jsonStrings: true,
+      multipleStatements: true,
+    });
+    connection.on('error', () => undefined);
+    await connection.query("SET time_zone = '+00:00'");
+    return connection;
+  };
+
+  const stop = async (graceMs = 20_000): Promise<void> => {
+    if (!exited) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
+      const timedOut = await Promise.race([exit.then(() => false), sleep(graceMs).then(() => true)]);
+      if (timedOut && !exited) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        await exit;
+      }
+    }
+    rmSync(root, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited) {
+      const text = log();
+      rmSync(root, { recursive: true, force: true });
+      throw new Error(`${MARIADBD} exited during startup:\n${text}`);
+    }
+    try {
+      const probe = await connect();
+      await probe.end();
+      break;
+    } catch {
+      // not accepting connections yet
+    }
+    if (Date.now() > deadline) {
+      const text = log();
+      await stop(5_000);
+      throw new Error(`${MARIADBD} did not accept connections on port ${port} within 60 s:\n${text}`);
+    }
+    await sleep(100);
+  }
+
+  return {
+    host: '127.0.0.1',
+    port,
+    pid,
+    dataDir,
+    params: (database = null) => ({
+      engine: 'mysql',
+      host: '127.0.0.1',
+      port,
+      database,
+      username: 'root',
+      password: null,
+      tls: { mode: 'none' },
+    }),
+    connect,
+    log,
+    stop,
+  };
+}
