@@ -218,13 +218,20 @@ async function copyTable(
   };
 
   await save({ state: 'DUMPING', rowsCopied: 0, bytesCopied: 0, error: null });
+  let sourceError: FerryError | null = null;
   const progress = new CopyProgress(deps.progressIntervalMs ?? 1000, (rows, bytes) => {
     void save({ state: 'DUMPING', rowsCopied: rows, bytesCopied: bytes, error: null }).catch(() => undefined);
   });
   try {
     const rows = reader.copyOut(table, { destinationEngine: deps.destination.kind });
     // Source errors are classified by the source engine before they reach the destination's load.
-    rows.on('error', (error) => progress.destroy(deps.source.classifyError(error)));
+    rows.on('error', (error) => {
+      sourceError = deps.source.classifyError(error);
+      progress.destroy(sourceError);
+    });
+    // The writer may not be reading yet (it opens its transaction first): an early source error
+    // must reach it through the destroyed stream, never as an unhandled 'error' event.
+    progress.on('error', () => undefined);
     const result = await writer.replaceTableData(table, rows.pipe(progress), signal, { sourceEngine: deps.source.kind });
     // The table's changes are applied from the position it was read at; recorded before DUMPED so a DUMPED table always has one.
     const position = reader.position ?? snapshotPosition;
@@ -236,7 +243,7 @@ async function copyTable(
       await save({ state: 'NOT_STARTED', rowsCopied: 0, bytesCopied: 0, error: null }).catch(() => undefined);
       throw signal.reason;
     }
-    const classified = error instanceof FerryError ? error : deps.destination.classifyError(error);
+    const classified = sourceError ?? (error instanceof FerryError ? error : deps.destination.classifyError(error));
     failures.push({ table: name, error: classified });
     await save({ state: 'FAILED', rowsCopied: 0, bytesCopied: 0, error: toJobError(classified, clock.now()) });
     return false;

@@ -16,6 +16,7 @@ import type { MigrationJob } from '../core/migration-job.js';
 import type { QualifiedName } from '../core/schema.js';
 import type { CreatedObject, Engine, ReplicationSpec, VerifyCheck } from '../engines/engine.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
+import { pairChecks } from '../core/job-checks.js';
 import { REPLICATION_CHECKPOINT, SOURCE_SCHEMA_CHECKPOINT, runIncrementalLoad, type ReplicationCheckpoint } from './incremental-load.js';
 import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
@@ -172,6 +173,7 @@ export class JobRunner {
     let schema: DatabaseSchema | null = null;
     if (!checks.some((c) => c.severity === 'error')) {
       schema = await source.readSchema(sourceParams, job.selection);
+      checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
       checks.push(...(await destination.verifyDestination(destinationParams, schema)));
     }
     signal.throwIfAborted();

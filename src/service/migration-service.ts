@@ -15,6 +15,7 @@ import {
 } from '../core/lifecycle.js';
 import { runningMillisAt, withStatus, type JobObject, type MigrationJob } from '../core/migration-job.js';
 import { validateSelection } from '../core/object-selection.js';
+import { pairChecks } from '../core/job-checks.js';
 import type { ConnectionReport, VerifyCheck } from '../engines/engine.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { Clock } from '../pipeline/clock.js';
@@ -326,6 +327,7 @@ export class MigrationService implements FerryService {
     checks.push(...(await source.verifySource(sourceParams, job.selection, job.type)));
     if (!checks.some((c) => c.severity === 'error')) {
       const schema = await source.readSchema(sourceParams, job.selection);
+      checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
       checks.push(...(await destination.verifyDestination(destinationParams, schema)));
     } else {
       const report = await destination.testConnection(destinationParams);
