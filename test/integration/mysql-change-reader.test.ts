@@ -5,6 +5,7 @@
  * and the decode throughput. Other test files write to the same server at the same time, so
  * assertions never depend on the binlog holding only this file's transactions.
  */
+import { startMariadbInstance } from '../helpers/mariadb-instance.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent, ChangeReader, RowChange } from '../../src/engines/engine.js';
 import { FerryError } from '../../src/core/errors.js';
@@ -370,28 +371,41 @@ describe('MySQL binlog change capture', () => {
   });
 
   it('refuses a position whose binlog was purged: REPLICATION_SLOT_LOST, saying Restart', async () => {
-    const admin = await connectMysqlAdmin();
+    // On a private server: purging the shared server's binlog could break other test files' jobs.
+    const server = await startMariadbInstance();
     try {
-      const before = BinlogPosition.parse(await position());
-      await admin.query('FLUSH BINARY LOGS');
-      const current = BinlogPosition.parse(await position());
-      // PURGE stops at a binlog another reader still reads; then ask for one older than any left.
-      await admin.query(`PURGE BINARY LOGS TO '${current.file}'`).catch(() => undefined);
-      const [logs] = (await admin.query('SHOW BINARY LOGS')) as unknown as [Array<{ Log_name: string }>];
-      const oldest = BinlogPosition.parse(`${(logs[0] as { Log_name: string }).Log_name}:4`);
-      const gone = logs.some((l) => l.Log_name === before.file)
-        ? new BinlogPosition(oldest.file.replace(/\d+$/, (n) => String(Number(n) - 1).padStart(n.length, '0')), 4)
-        : before;
-      const error = await expectRejection(openMysqlChangeReader(db.params, gone.format(), { tables: [table('items')] }));
-      expect(error.code).toBe('REPLICATION_SLOT_LOST');
-      expect(error.retryable).toBe(false);
-      expect(error.message).toMatch(/Restart/);
-      const viaEngine = await expectRejection(mysqlEngine.openChangeReader(db.params, SPEC, gone.format()));
-      expect(viaEngine.code).toBe('REPLICATION_SLOT_LOST');
+      const admin = await server.connect();
+      try {
+        await admin.query('CREATE DATABASE purged; CREATE TABLE purged.items (id int PRIMARY KEY, name varchar(20))');
+        const params = server.params('purged');
+        const before = BinlogPosition.parse(await mysqlEngine.currentPosition(params));
+        await admin.query("INSERT INTO purged.items VALUES (1, 'a')");
+        await admin.query('FLUSH BINARY LOGS');
+        const current = BinlogPosition.parse(await mysqlEngine.currentPosition(params));
+        expect(current.file).not.toBe(before.file);
+        // MariaDB keeps a binlog until its checkpoint (InnoDB durability) has moved past it: retry.
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          await admin.query(`PURGE BINARY LOGS TO '${current.file}'`);
+          const [logs] = (await admin.query('SHOW BINARY LOGS')) as unknown as [Array<{ Log_name: string }>];
+          if (!logs.some((l) => l.Log_name === before.file)) break;
+          if (Date.now() > deadline) throw new Error(`${before.file} was never purged: ${JSON.stringify(logs)}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const { tables } = await mysqlEngine.readSchema(params, { include: ['purged'], exclude: [] });
+        const error = await expectRejection(openMysqlChangeReader(params, before.format(), { tables }));
+        expect(error.code).toBe('REPLICATION_SLOT_LOST');
+        expect(error.retryable).toBe(false);
+        expect(error.message).toMatch(/Restart/);
+        const viaEngine = await expectRejection(mysqlEngine.openChangeReader(params, SPEC, before.format(), { tables }));
+        expect(viaEngine.code).toBe('REPLICATION_SLOT_LOST');
+      } finally {
+        await admin.end();
+      }
     } finally {
-      await admin.end();
+      await server.stop();
     }
-  });
+  }, 120_000);
 
   it('decodes 200k row changes', async () => {
     const c = db.connection;
