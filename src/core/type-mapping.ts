@@ -1421,3 +1421,12 @@ export function canonicalToMysqlValue(pgNativeType: string, text: string | null,
 export function copiedColumns(table: TableSchema, sourceEngine: EngineKind, destinationEngine: EngineKind): ColumnSchema[] {
   return sourceEngine === destinationEngine ? table.columns.filter((c) => c.generatedExpression === null) : table.columns;
 }
+
+/** Sentences for the zero dates written as NULL since the last call; clears the counts. */
+export function takeZeroDateWarnings(counts: Map<string, number>): string[] {
+  const warnings = [...counts].map(
+    ([column, n]) => `${column}: ${n} zero or invalid date${n === 1 ? '' : 's'} (e.g. '0000-00-00') written as NULL, because the destination has no such date.`,
+  );
+  counts.clear();
+  return warnings;
+}

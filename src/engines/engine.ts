@@ -83,6 +83,12 @@ export interface TableReader {
    * type) when it is another.
    */
   copyOut(table: TableSchema, options?: { destinationEngine?: EngineKind }): Readable;
+  /**
+   * Values the reader had to change to fit the destination since the last call (MySQL zero
+   * dates written as NULL), as sentences naming the column; the pipeline records them in the
+   * job's history. Optional: engines that never change a value leave it out.
+   */
+  takeWarnings?(): string[];
   close(): Promise<void>;
 }
 
@@ -216,6 +222,8 @@ export interface ChangeReader {
    * or binlog. Call only after the destination committed it.
    */
   acknowledge(position: string): void;
+  /** As TableReader.takeWarnings, for the changes read since the last call. */
+  takeWarnings?(): string[];
   close(): Promise<void>;
 }
 

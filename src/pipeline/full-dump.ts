@@ -237,6 +237,9 @@ async function copyTable(
     const position = reader.position ?? snapshotPosition;
     if (position !== null) await store.putCheckpoint(jobId, tablePositionCheckpoint(name), position);
     await save({ state: 'DUMPED', rowsCopied: result.rows, bytesCopied: progress.bytes, error: null });
+    for (const warning of reader.takeWarnings?.() ?? []) {
+      await store.appendJobEvent({ jobId, time: clock.now(), kind: 'info', actor: 'system', message: `Warning: ${warning}`, details: { code: 'VALUE_CHANGED', table: name } });
+    }
     return true;
   } catch (error) {
     if (signal.aborted) {

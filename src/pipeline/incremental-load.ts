@@ -114,6 +114,7 @@ export async function runIncrementalLoad(
     let lastCommitTime: string | null = null;
     let lastHeartbeatWrite = 0;
     let perTable = new Map<string, number>();
+    const warned = new Set<string>();
 
     const markHealthy = async () => {
       if (healthy) return;
@@ -129,6 +130,13 @@ export async function runIncrementalLoad(
       (reader as ChangeReader).acknowledge(position);
       applied = position;
       stats.recordBatch(position, batchChanges, batchTransactions, lastCommitTime, perTable);
+      for (const warning of (reader as ChangeReader).takeWarnings?.() ?? []) {
+        // Once per column and run: a stream of such values must not flood the history.
+        const subject = warning.slice(0, warning.indexOf(':'));
+        if (warned.has(subject)) continue;
+        warned.add(subject);
+        await store.appendJobEvent({ jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system', message: `Warning: ${warning} (later ones in this column are not repeated here)`, details: { code: 'VALUE_CHANGED' } });
+      }
       batchTransactions = 0;
       batchChanges = 0;
       perTable = new Map();

@@ -32,6 +32,7 @@
  * binlog connection is paused (mysql2 queues nothing more than the read in flight), and it
  * resumes when the consumer takes the queue.
  */
+import { takeZeroDateWarnings } from '../../core/type-mapping.js';
 import ZongJi, { GtidSet, MariadbGtidPosition } from '@vlasky/zongji';
 import type { AnyBinlogEvent, BinlogEventByName, TableMapEntry } from '@vlasky/zongji';
 import type { Connection } from 'mysql2';
@@ -114,6 +115,10 @@ type GroupKind = 'none' | 'transaction' | 'standalone';
 export class MysqlChangeReader implements ChangeReader {
   /** Zero or invalid dates sent as NULL to another engine, per `db.table.column`, since this reader opened. */
   readonly nulledZeroDates = new Map<string, number>();
+
+  takeWarnings(): string[] {
+    return takeZeroDateWarnings(this.nulledZeroDates);
+  }
   private readonly zongji: ZongJi;
   private readonly serverId: number;
   private readonly heartbeatMs: number;

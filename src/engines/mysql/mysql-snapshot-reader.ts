@@ -47,6 +47,7 @@
  * - everything else (integers, decimal, year, time, text, enum, json) is already canonical
  *   and passed on as bytes.
  */
+import { takeZeroDateWarnings } from '../../core/type-mapping.js';
 import { Transform } from 'node:stream';
 import type { Readable, TransformCallback } from 'node:stream';
 import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
@@ -382,6 +383,10 @@ export class MysqlSnapshotReader implements SourceSnapshot {
 export class MysqlTableReader implements TableReader {
   /** Zero or invalid dates written as NULL for a PostgreSQL destination, per `db.table.column`, since this reader opened. */
   readonly nulledZeroDates = new Map<string, number>();
+
+  takeWarnings(): string[] {
+    return takeZeroDateWarnings(this.nulledZeroDates);
+  }
   private active: { rows: Readable; output: RowEncoder } | null = null;
   private broken: FerryError | null = null;
   private closing: Promise<void> | null = null;
