@@ -450,6 +450,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--include <pattern>', 'schema or schema.table to migrate (repeatable; default: everything)', collect)
     .option('--exclude <pattern>', 'schema or schema.table to leave out (repeatable)', collect)
     .option('--dump-parallelism <n>', 'tables copied at the same time during the full dump (default 4)', parseInteger(1, 64))
+    .addOption(new Option('--zero-date-policy <policy>', 'MySQL zero dates bound for PostgreSQL: null writes NULL and warns (default); refuse fails the job').choices(['null', 'refuse']))
     .option('--label <key=value>', 'label (repeatable)', collectLabel)
     .action(
       run(
@@ -463,10 +464,12 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             include?: string[];
             exclude?: string[];
             dumpParallelism?: number;
+            zeroDatePolicy?: 'null' | 'refuse';
             label?: Record<string, string>;
           },
         ) => {
           const input: CreateJobInput = {
+            ...(options.zeroDatePolicy !== undefined ? { zeroDatePolicy: options.zeroDatePolicy } : {}),
             ...(options.id !== undefined ? { id: options.id } : {}),
             displayName: options.displayName ?? options.id ?? `${options.source} to ${options.destination}`,
             type: options.type,

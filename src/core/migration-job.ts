@@ -4,6 +4,9 @@ import type { JobAction, JobPhase, JobStatus, JobType } from './lifecycle.js';
 import type { JobError } from './errors.js';
 import type { ObjectSelection } from './object-selection.js';
 
+export const ZERO_DATE_POLICIES = ['null', 'refuse'] as const;
+export type ZeroDatePolicy = (typeof ZERO_DATE_POLICIES)[number];
+
 export interface MigrationJob {
   id: string;
   displayName: string;
@@ -15,6 +18,11 @@ export interface MigrationJob {
   connectivityMethod: ConnectivityMethod;
   selection: ObjectSelection;
   dumpParallelism: number;
+  /**
+   * What to do with MySQL zero dates ('0000-00-00') going to an engine that has none:
+   * write NULL and warn (absent or 'null', the default), or fail the job ('refuse').
+   */
+  zeroDatePolicy?: ZeroDatePolicy;
   labels: Record<string, string>;
   status: JobStatus;
   /** The phase the job is in, or was in when it stopped or failed; null before the first start. */

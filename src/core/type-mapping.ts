@@ -1422,6 +1422,15 @@ export function copiedColumns(table: TableSchema, sourceEngine: EngineKind, dest
   return sourceEngine === destinationEngine ? table.columns.filter((c) => c.generatedExpression === null) : table.columns;
 }
 
+/** The job's zero-date policy said 'refuse' and the column holds one. */
+export function zeroDateRefused(column: string): FerryError {
+  return new FerryError(
+    'DATA_ERROR',
+    `${column} holds a zero or invalid date (e.g. '0000-00-00') that the destination cannot store, and the job's zeroDatePolicy is "refuse". Fix the dates on the source (or set zeroDatePolicy to "null" in a new job to write NULL and be warned), then Restart.`,
+    { details: { column } },
+  );
+}
+
 /** Sentences for the zero dates written as NULL since the last call; clears the counts. */
 export function takeZeroDateWarnings(counts: Map<string, number>): string[] {
   const warnings = [...counts].map(

@@ -65,6 +65,13 @@ export interface SourceSnapshot {
   close(): Promise<void>;
 }
 
+/** How a source writes values for a destination. */
+export interface CopyOptions {
+  destinationEngine?: EngineKind;
+  /** MySQL zero dates bound for an engine without them: 'null' (default, counted for takeWarnings) or 'refuse' (DATA_ERROR). */
+  zeroDatePolicy?: 'null' | 'refuse';
+}
+
 export interface TableReader {
   /**
    * The source position of this reader's own snapshot, when it has one (MySQL/MariaDB: each
@@ -82,7 +89,7 @@ export interface TableReader {
    * canonical form of docs/type-mapping.md (PostgreSQL's text input syntax for the mapped
    * type) when it is another.
    */
-  copyOut(table: TableSchema, options?: { destinationEngine?: EngineKind }): Readable;
+  copyOut(table: TableSchema, options?: CopyOptions): Readable;
   /**
    * Values the reader had to change to fit the destination since the last call (MySQL zero
    * dates written as NULL), as sentences naming the column; the pipeline records them in the
@@ -282,7 +289,7 @@ export interface Engine {
     params: ConnectionParams,
     spec: ReplicationSpec,
     startPosition: string,
-    options?: { destinationEngine?: EngineKind; tables?: TableSchema[] },
+    options?: CopyOptions & { tables?: TableSchema[] },
   ): Promise<ChangeReader>;
   /** The applier for one job on the destination. */
   openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<ChangeApplier>;

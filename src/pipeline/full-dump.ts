@@ -169,7 +169,7 @@ async function copyTables(
       writer = await deps.destination.openTableWriter(deps.destinationParams);
       for (let table = queue.shift(); table !== undefined; table = queue.shift()) {
         signal.throwIfAborted();
-        const ok = await copyTable(deps, job.id, table, reader, writer, objects, failures, signal, snapshot.position);
+        const ok = await copyTable(deps, job.id, table, reader, writer, objects, failures, signal, snapshot.position, job.zeroDatePolicy);
         // A failed table may have left this worker's connections unusable: take fresh ones.
         if (!ok && queue.length > 0) {
           await Promise.allSettled([reader.close(), writer.close()]);
@@ -204,6 +204,7 @@ async function copyTable(
   failures: DumpFailure[],
   signal: AbortSignal,
   snapshotPosition: string | null,
+  zeroDatePolicy: MigrationJob['zeroDatePolicy'],
 ): Promise<boolean> {
   const { store, clock } = deps;
   const name = qualifiedName(table);
@@ -223,7 +224,7 @@ async function copyTable(
     void save({ state: 'DUMPING', rowsCopied: rows, bytesCopied: bytes, error: null }).catch(() => undefined);
   });
   try {
-    const rows = reader.copyOut(table, { destinationEngine: deps.destination.kind });
+    const rows = reader.copyOut(table, { destinationEngine: deps.destination.kind, zeroDatePolicy: zeroDatePolicy ?? 'null' });
     // Source errors are classified by the source engine before they reach the destination's load.
     rows.on('error', (error) => {
       sourceError = deps.source.classifyError(error);

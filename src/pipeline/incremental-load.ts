@@ -92,7 +92,7 @@ export async function runIncrementalLoad(
     stats.appliedPosition = applied;
     if (untilPosition !== null && compare(applied, untilPosition) >= 0) return;
     signal.throwIfAborted();
-    reader = await source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, tables: schema.tables });
+    reader = await source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', tables: schema.tables });
     signal.addEventListener('abort', onAbort, { once: true });
     lagTimer = setInterval(() => {
       source.currentPosition(deps.sourceParams).then((current) => {

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { CONNECTIVITY_METHODS, ENGINE_KINDS, TLS_MODES } from '../core/connection-profile.js';
 import { JOB_ACTIONS, JOB_PHASES, JOB_STATUSES } from '../core/lifecycle.js';
-import { JOB_EVENT_KINDS, JOB_OBJECT_STATES } from '../core/migration-job.js';
+import { JOB_EVENT_KINDS, JOB_OBJECT_STATES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
 import { ERROR_CODES } from '../core/errors.js';
 
 const labels = z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'label keys are lowercase letters, digits, _ and -'), z.string().max(63));
@@ -60,6 +60,8 @@ export const CreateJobInput = z.object({
   destinationProfileId: z.string().min(1),
   selection: ObjectSelectionInput.default({ include: [], exclude: [] }),
   dumpParallelism: z.number().int().min(1).max(64).default(4),
+  /** MySQL zero dates bound for PostgreSQL: 'null' writes NULL and warns (default); 'refuse' fails the job. */
+  zeroDatePolicy: z.enum(ZERO_DATE_POLICIES).default('null'),
   labels: labels.default({}),
 });
 export type CreateJobInput = z.input<typeof CreateJobInput>;
@@ -169,6 +171,7 @@ export const JobView = z.object({
   connectivityMethod: z.enum(CONNECTIVITY_METHODS),
   selection: z.object({ include: z.array(z.string()), exclude: z.array(z.string()) }),
   dumpParallelism: z.number(),
+  zeroDatePolicy: z.enum(ZERO_DATE_POLICIES),
   labels: z.record(z.string(), z.string()),
   createTime: z.string(),
   updateTime: z.string(),

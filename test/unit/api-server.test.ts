@@ -63,6 +63,7 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     connectivityMethod: 'direct',
     selection: { include: [], exclude: [] },
     dumpParallelism: 4,
+    zeroDatePolicy: 'null',
     labels: {},
     createTime: TIME,
     updateTime: TIME,

@@ -42,6 +42,7 @@ function job(overrides: Partial<JobView> = {}): JobView {
     connectivityMethod: 'direct',
     selection: { include: ['public'], exclude: ['public.audit_log'] },
     dumpParallelism: 8,
+    zeroDatePolicy: 'null',
     labels: { env: 'prod', team: 'payments' },
     createTime: TIME,
     updateTime: TIME,

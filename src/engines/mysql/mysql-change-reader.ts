@@ -32,7 +32,7 @@
  * binlog connection is paused (mysql2 queues nothing more than the read in flight), and it
  * resumes when the consumer takes the queue.
  */
-import { takeZeroDateWarnings } from '../../core/type-mapping.js';
+import { takeZeroDateWarnings, zeroDateRefused } from '../../core/type-mapping.js';
 import ZongJi, { GtidSet, MariadbGtidPosition } from '@vlasky/zongji';
 import type { AnyBinlogEvent, BinlogEventByName, TableMapEntry } from '@vlasky/zongji';
 import type { Connection } from 'mysql2';
@@ -69,6 +69,8 @@ const START_TIMEOUT_MS = 30_000;
 const INCLUDED_EVENTS = ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'query', 'xid', 'gtid', 'mariadbgtid', 'mariadbgtidlist', 'heartbeat', 'xaprepare'];
 
 export interface MysqlChangeReaderOptions {
+  /** 'refuse': a zero date bound for another engine fails the stream (DATA_ERROR) instead of becoming NULL. */
+  zeroDatePolicy?: 'null' | 'refuse';
   /**
    * The destination's engine. Values are MySQL's own text form for a MySQL destination (the
    * default), and the canonical form of docs/type-mapping.md for any other.
@@ -124,6 +126,7 @@ export class MysqlChangeReader implements ChangeReader {
   private readonly heartbeatMs: number;
   private readonly highWater: number;
   private readonly canonical: boolean;
+  private readonly refuseZeroDates: boolean;
   private readonly context: MysqlErrorContext;
   /** Selected tables by "db\u0000table"; null when whole databases are selected. */
   private readonly tables: Map<string, QualifiedName> | null;
@@ -171,6 +174,7 @@ export class MysqlChangeReader implements ChangeReader {
     this.heartbeatMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     this.highWater = options.highWaterEvents ?? HIGH_WATER_EVENTS;
     this.canonical = options.destinationEngine !== undefined && options.destinationEngine !== 'mysql';
+    this.refuseZeroDates = options.zeroDatePolicy === 'refuse';
     this.context = errorContext(params, { operation: 'replication' });
     if (options.tables !== undefined) {
       this.tables = new Map();
@@ -619,7 +623,10 @@ export class MysqlChangeReader implements ChangeReader {
       const nativeType = known?.get(c.COLUMN_NAME) ?? c.COLUMN_TYPE;
       if (!this.canonical) return mysqlTextConverter(nativeType);
       const column = `${entry.parentSchema}.${entry.tableName}.${c.COLUMN_NAME}`;
-      return canonicalConverter(nativeType, column, () => this.nulledZeroDates.set(column, (this.nulledZeroDates.get(column) ?? 0) + 1));
+      return canonicalConverter(nativeType, column, () => {
+        if (this.refuseZeroDates) throw zeroDateRefused(column);
+        this.nulledZeroDates.set(column, (this.nulledZeroDates.get(column) ?? 0) + 1);
+      });
     });
     const table = this.tables?.get(key) ?? { schema: entry.parentSchema, name: entry.tableName };
     decoder = { generation: this.typesGeneration, table, names, converters, shapes: new Map() };

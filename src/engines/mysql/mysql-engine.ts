@@ -8,7 +8,7 @@ import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
-import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, ReplicationSpec, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import type { ChangeApplier, ChangeReader, ConnectionReport, CopyOptions, Engine, ReplicationSpec, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
 import { BinlogPosition } from './binlog-position.js';
 import { openMysqlChangeApplier } from './mysql-change-applier.js';
 import { openMysqlChangeReader, readBinlogPosition, requireRowBinlog } from './mysql-change-reader.js';
@@ -97,7 +97,7 @@ export class MysqlEngine implements Engine {
     params: ConnectionParams,
     _spec: ReplicationSpec,
     startPosition: string,
-    options: { destinationEngine?: EngineKind; tables?: TableSchema[] } = {},
+    options: CopyOptions & { tables?: TableSchema[] } = {},
   ): Promise<ChangeReader> {
     return openMysqlChangeReader(params, startPosition, options);
   }

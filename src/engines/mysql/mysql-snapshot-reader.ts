@@ -47,7 +47,8 @@
  * - everything else (integers, decimal, year, time, text, enum, json) is already canonical
  *   and passed on as bytes.
  */
-import { takeZeroDateWarnings } from '../../core/type-mapping.js';
+import { takeZeroDateWarnings, zeroDateRefused } from '../../core/type-mapping.js';
+import type { CopyOptions } from '../engine.js';
 import { Transform } from 'node:stream';
 import type { Readable, TransformCallback } from 'node:stream';
 import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
@@ -398,7 +399,7 @@ export class MysqlTableReader implements TableReader {
     readonly position: string | null,
   ) {}
 
-  copyOut(table: TableSchema, options: { destinationEngine?: EngineKind } = {}): Readable {
+  copyOut(table: TableSchema, options: CopyOptions = {}): Readable {
     const destinationEngine = options.destinationEngine ?? 'mysql';
     const sameEngine = destinationEngine === 'mysql';
     const columns = copiedColumns(table, destinationEngine);
@@ -412,6 +413,7 @@ export class MysqlTableReader implements TableReader {
         encoders = columns.map((column) =>
           fieldEncoder(table, column, sameEngine, () => {
             const name = `${table.schema}.${table.name}.${column.name}`;
+            if (options.zeroDatePolicy === 'refuse') throw zeroDateRefused(name);
             this.nulledZeroDates.set(name, (this.nulledZeroDates.get(name) ?? 0) + 1);
           }),
         );

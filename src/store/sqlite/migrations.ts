@@ -120,6 +120,14 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       CREATE INDEX api_tokens_create_time_id ON api_tokens (create_time, id);
     `,
   },
+  {
+    version: 3,
+    name: 'zero date policy',
+    sql: `
+      -- How a job treats MySQL zero dates bound for an engine without them: 'null' (warn) or 'refuse'.
+      ALTER TABLE migration_jobs ADD COLUMN zero_date_policy TEXT NOT NULL DEFAULT 'null';
+    `,
+  },
 ];
 
 /**

@@ -50,6 +50,7 @@ interface JobRow {
   connectivity_method: string;
   selection: string;
   dump_parallelism: number;
+  zero_date_policy: string;
   labels: string;
   status: string;
   phase: string | null;
@@ -106,7 +107,7 @@ const PROFILE_COLUMNS = [
 
 const JOB_COLUMNS = [
   'id', 'display_name', 'type', 'source_profile_id', 'destination_profile_id', 'source_engine',
-  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'labels', 'status', 'phase',
+  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'labels', 'status', 'phase',
   'error', 'promote_requested', 'create_time', 'update_time', 'start_time', 'end_time', 'running_millis',
   'run_start_time',
 ] as const satisfies readonly (keyof JobRow)[];
@@ -653,6 +654,7 @@ function jobToRow(job: MigrationJob): JobRow {
     connectivity_method: job.connectivityMethod,
     selection: JSON.stringify(job.selection),
     dump_parallelism: job.dumpParallelism,
+    zero_date_policy: job.zeroDatePolicy ?? 'null',
     labels: JSON.stringify(job.labels),
     status: job.status,
     phase: job.phase,
@@ -679,6 +681,8 @@ function rowToJob(row: JobRow): MigrationJob {
     connectivityMethod: row.connectivity_method as ConnectivityMethod,
     selection: JSON.parse(row.selection) as ObjectSelection,
     dumpParallelism: row.dump_parallelism,
+    // The default stays implicit, so jobs written before the policy existed read back unchanged.
+    ...(row.zero_date_policy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
     labels: JSON.parse(row.labels) as Record<string, string>,
     status: row.status as JobStatus,
     phase: row.phase as JobPhase | null,
