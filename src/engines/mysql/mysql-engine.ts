@@ -3,7 +3,7 @@
  * of the parts that move a MySQL or MariaDB database (introspector, snapshot reader, schema
  * writer, table writer, binlog change reader, change applier, error classifier).
  */
-import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
+import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
@@ -20,10 +20,6 @@ import { openMysqlSchemaWriter } from './mysql-schema-writer.js';
 import { openMysqlSnapshot } from './mysql-snapshot-reader.js';
 import { openMysqlTableWriter } from './mysql-table-writer.js';
 import { testMysqlConnection, verifyMysqlDestination, verifyMysqlSource } from './mysql-verifier.js';
-
-function notImplemented(what: string): Promise<never> {
-  return Promise.reject(new FerryError('NOT_IMPLEMENTED', `${what} is not built yet for MySQL/MariaDB.`));
-}
 
 export class MysqlEngine implements Engine {
   readonly kind = 'mysql' as const;
