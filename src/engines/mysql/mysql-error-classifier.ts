@@ -6,6 +6,7 @@
  * Server errors are recognised by their MySQL/MariaDB error number (`errno`), which both
  * servers share for everything classified here.
  */
+import { NODE_TLS_ERROR_CODES } from '../node-tls-errors.js';
 import { FerryError } from '../../core/errors.js';
 import type { ErrorCode, FerryErrorOptions } from '../../core/errors.js';
 
@@ -34,22 +35,7 @@ interface DriverErrorFields {
   hostname?: string;
 }
 
-const TLS_CODES = new Set([
-  'HANDSHAKE_NO_SSL_SUPPORT',
-  'HANDSHAKE_SSL_ERROR',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-  'EPROTO',
-]);
+const TLS_CODES = new Set([...NODE_TLS_ERROR_CODES, 'HANDSHAKE_NO_SSL_SUPPORT', 'HANDSHAKE_SSL_ERROR']);
 
 const LOST_CODES = new Set([
   'PROTOCOL_CONNECTION_LOST',

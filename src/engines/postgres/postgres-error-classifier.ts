@@ -3,6 +3,7 @@
  * stable code, retryability and a message that says what to do. The only place outside the
  * engine's own files that reads driver error fields.
  */
+import { NODE_TLS_ERROR_CODES } from '../node-tls-errors.js';
 import pg from 'pg';
 import { FerryError } from '../../core/errors.js';
 import type { ErrorCode, FerryErrorOptions } from '../../core/errors.js';
@@ -40,20 +41,7 @@ interface DriverErrorFields {
   severity?: string;
 }
 
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-  'EPROTO',
-]);
+const TLS_CODES = NODE_TLS_ERROR_CODES;
 
 function fieldsOf(error: unknown): DriverErrorFields {
   if (error instanceof AggregateError && error.errors.length > 0) {
