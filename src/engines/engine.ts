@@ -166,6 +166,40 @@ export interface SchemaWriter {
   close(): Promise<void>;
 }
 
+/**
+ * A schema object other than a table's columns and rows (a view, routine, trigger, event,
+ * index, constraint, partition, grant, ...), as the source engine lists it for verify and
+ * for the job's object report. `kind` is lower-case words, the same across engines where
+ * the concept is the same: 'schema', 'extension', 'type', 'domain', 'collation', 'sequence',
+ * 'table', 'partitioned table', 'partition', 'view', 'materialized view', 'function',
+ * 'procedure', 'aggregate', 'trigger', 'event trigger', 'rule', 'policy', 'event', 'index',
+ * 'constraint', 'foreign key', 'statistics', 'comment', 'grant', 'default'.
+ */
+export interface SchemaObjectInfo {
+  kind: string;
+  /** The schema (PostgreSQL) or database (MySQL) that holds it; null for database-wide objects. */
+  schema: string | null;
+  /** The object's name; routines carry their argument types, triggers and constraints their table ("t_audit on public.orders"). */
+  name: string;
+  /** Its definition in the source dialect (a complete CREATE statement) when it has one, else null. */
+  definition: string | null;
+}
+
+/** What a job does with one schema object. */
+export type SchemaObjectDisposition = 'carried' | 'translated' | 'left-out';
+
+/** When a carried object is created on the destination. */
+export type SchemaObjectPhase = 'pre-data' | 'post-data' | 'promote';
+
+/** One line of a job's object report: the object, what happens to it, and why. */
+export interface SchemaObjectPlan extends SchemaObjectInfo {
+  disposition: SchemaObjectDisposition;
+  /** For carried and translated objects: the phase that creates it; null for left-out ones. */
+  phase: SchemaObjectPhase | null;
+  /** Why it is translated or left out, and what the user can do; null when carried as is. */
+  reason: string | null;
+}
+
 /** Names of the replication objects a continuous job owns on the source. */
 export interface ReplicationSpec {
   /** PostgreSQL: the logical replication slot. */
@@ -305,6 +339,12 @@ export interface Engine {
   comparePositions(a: string, b: string): number;
   /** How far apart two positions are, in bytes of log (b - a), or null when the engine cannot tell (MySQL: across binlog files). */
   positionDistance(a: string, b: string): number | null;
+  /**
+   * Lists the schema objects of the selection beyond table columns (views, routines,
+   * triggers, partitions, indexes, ...), outside any snapshot, for verify and the job's object
+   * report. Optional while an engine cannot list them.
+   */
+  listSchemaObjects?(params: ConnectionParams, selection: ObjectSelection): Promise<SchemaObjectInfo[]>;
   /** Reads the selected schema outside any snapshot (for verify). */
   readSchema(params: ConnectionParams, selection: ObjectSelection): Promise<DatabaseSchema>;
   openSchemaWriter(params: ConnectionParams): Promise<SchemaWriter>;
