@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   REPLICATION_NOT_CONFIGURED: { http: 422 },
   CANCELLED: { http: 409 },
   SCHEMA_ERROR: { http: 422 },
+  PG_DUMP_UNAVAILABLE: { http: 422 },
   DATA_ERROR: { http: 422 },
   INTERNAL: { http: 500 },
 } as const;
