@@ -390,6 +390,20 @@ export class PostgresEngine implements Engine {
             },
       );
 
+      const grantRoles = source.grantRoles ?? [];
+      if (source.engine === 'postgresql' && grantRoles.length > 0) {
+        const present = new Set(((await client.query('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [grantRoles])).rows as Row[]).map((r) => String(r.rolname)));
+        const missingRoles = grantRoles.filter((r) => !present.has(r));
+        checks.push(
+          missingRoles.length > 0
+            ? {
+                code: 'MISSING_ROLES', side, severity: 'warning', objects: missingRoles,
+                message: `The source grants privileges to roles that do not exist on the destination: ${list(missingRoles)}. Those GRANTs are left out (everything else is carried); create the roles on the destination before starting to keep them.`,
+              }
+            : { code: 'MISSING_ROLES', side, severity: 'ok', objects: grantRoles, message: `Every role the source grants privileges to exists on the destination (${list(grantRoles)}).` },
+        );
+      }
+
       if (mapped !== null) {
         checks.push(...(await this.verifyMappedSchema(writer, source, mapped, grants.length === 0)));
       } else if (schema.extensions.length > 0) {
