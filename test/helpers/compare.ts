@@ -257,8 +257,8 @@ async function compareSchemaObjects(
       tables: tables.map(onDestination),
       schemas: [...new Set(tables.map((t) => onDestination(t).schema))],
       rename: (k: string) => {
-        const dot = k.indexOf('.');
-        return `${back.get(k.slice(0, dot)) ?? k.slice(0, dot)}${k.slice(dot)}`;
+        for (const [destinationSchema, sourceSchema] of back) if (k.startsWith(`${destinationSchema}.`)) return `${sourceSchema}${k.slice(destinationSchema.length)}`;
+        return k;
       },
     },
   ];
