@@ -169,7 +169,7 @@ export class JobRunner {
     const { sourceParams, destinationParams } = await this.#connections(job);
     await this.#requireReachable(source, sourceParams, destination, destinationParams);
     signal.throwIfAborted();
-    const checks: VerifyCheck[] = await source.verifySource(sourceParams, job.selection, job.type);
+    const checks: VerifyCheck[] = await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine });
     let schema: DatabaseSchema | null = null;
     if (!checks.some((c) => c.severity === 'error')) {
       schema = await source.readSchema(sourceParams, job.selection);
