@@ -145,6 +145,7 @@ export class PostgresChangeReader implements ChangeReader {
    * messages (the promote marker) arrive with PostgreSQL 14. Before 14 the marker is not sent,
    * but the transaction emitMarker commits after it is (pgoutput sends empty transactions
    * before 15), so the stream still reaches the marker's position with a commit.
+   * openPostgresChangeReader passes the server's version; the default is a server with messages.
    */
   start(spec: ReplicationSpec, publications: string[] = [spec.publicationName], serverVersionNum = 140_000): Promise<void> {
     const options = [`proto_version '1'`, `publication_names ${quoteLiteral(publications.map((p) => quoteIdent(p)).join(','))}`];
