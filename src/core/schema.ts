@@ -88,6 +88,8 @@ export interface TableSchema extends QualifiedName {
    * through a query, replicated through the root. Absent for ordinary tables and leaf partitions.
    */
   partitioned?: boolean;
+  /** A PostgreSQL UNLOGGED table: copied by the dump, but its changes never reach the change stream. */
+  unlogged?: boolean;
   /**
    * The source engine's own complete table definition (MySQL: SHOW CREATE TABLE), for a
    * destination of the same engine; absent when the engine does not provide one.

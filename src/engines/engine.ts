@@ -352,8 +352,18 @@ export interface Engine {
    * for migration. Never rejects for a server problem: `ok` is false and `error` says why.
    */
   testConnection(params: ConnectionParams): Promise<ConnectionReport>;
-  /** Checks this server as the source of a job of `jobType` over the selection. Never rejects for a server problem. */
-  verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType, options?: { destinationEngine?: EngineKind }): Promise<VerifyCheck[]>;
+  /**
+   * Checks this server as the source of a job of `jobType` over the selection. Never rejects for
+   * a server problem. `destinationEngine`, when given, adds the checks that only a job to that
+   * engine needs (PostgreSQL to PostgreSQL: a local pg_dump able to read this server); callers
+   * that run a job always pass it.
+   */
+  verifySource(
+    params: ConnectionParams,
+    selection: ObjectSelection,
+    jobType: JobType,
+    options?: { destinationEngine?: EngineKind },
+  ): Promise<VerifyCheck[]>;
   /** Checks this server as the destination of `schema`. Never rejects for a server problem. */
   verifyDestination(params: ConnectionParams, schema: DatabaseSchema): Promise<VerifyCheck[]>;
   /**

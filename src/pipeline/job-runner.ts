@@ -192,8 +192,10 @@ export class JobRunner {
         t.primaryKey !== null || t.replicaIdentity === 'full' || t.replicaIdentity === 'index' || engine !== 'postgresql';
       const name = (t: { schema: string; name: string }) => ({ schema: t.schema, name: t.name });
       const spec = replicationSpecFor(job);
-      const { startPosition } = await source.createReplication(sourceParams, spec, schema.tables.filter(describable).map(name), {
-        insertOnlyTables: schema.tables.filter((t) => !describable(t)).map(name),
+      // An unlogged table writes no WAL: no publication may list it (verify warns that its changes do not replicate).
+      const logged = schema.tables.filter((t) => t.unlogged !== true);
+      const { startPosition } = await source.createReplication(sourceParams, spec, logged.filter(describable).map(name), {
+        insertOnlyTables: logged.filter((t) => !describable(t)).map(name),
       });
       const checkpoint: ReplicationCheckpoint = { spec, startPosition };
       await this.#deps.store.putCheckpoint(job.id, REPLICATION_CHECKPOINT, checkpoint);
