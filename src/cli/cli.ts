@@ -87,6 +87,10 @@ function parseSeconds(value: string): number {
   return number;
 }
 
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
@@ -171,7 +175,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           return;
         }
         if (isFerryError(error)) {
-          // Commands that work on the data directory directly (tokens, serve).
+          // Commands that work on the data directory directly (tokens, keys, set-password --data-dir, serve).
           io.stderr(`error: ${error.code}: ${error.message}\n`);
         } else if (error instanceof ApiClientError) {
           io.stderr(`error: ${error.code}: ${error.message}\n`);
@@ -760,8 +764,8 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
         if (options.output === 'json') return printJson({ ...result, ...(newKey === null ? {} : { newKey }) });
         print(
           result.keyFile === null
-            ? `Rotated: ${result.secretsReencrypted} secrets re-encrypted with the new key (key id ${result.newKeyId}; the old key ${result.oldKeyId} no longer decrypts them). Set FERRY_SECRET_KEY to the new key printed above before starting Ferry, and replace your backup of the key.`
-            : `Rotated: ${result.secretsReencrypted} secrets re-encrypted with a new key (key id ${result.newKeyId}), now in ${result.keyFile}; the old key (${result.oldKeyId}) no longer decrypts them. Replace your backup of the key file.`,
+            ? `Rotated: ${plural(result.secretsReencrypted, 'secret')} re-encrypted with the new key (key id ${result.newKeyId}; the old key ${result.oldKeyId} no longer decrypts them). Set FERRY_SECRET_KEY to the new key printed above before starting Ferry, and replace your backup of the key.`
+            : `Rotated: ${plural(result.secretsReencrypted, 'secret')} re-encrypted with a new key (key id ${result.newKeyId}), now in ${result.keyFile}; the old key (${result.oldKeyId}) no longer decrypts them. Replace your backup of the key file.`,
         );
       }),
     );

@@ -332,7 +332,9 @@ export class SecretKeyService {
     } else {
       const ids = census?.otherKeyIds ?? [];
       problem = `The secret key from ${describeKeySource(load.source)} (key id ${keyIdOf(load.key)}) is not the key that encrypted the secrets: ${held}, encrypted with ${ids.length === 0 ? 'another key' : `the key whose id is ${ids.join(' or ')}`}.`;
-      restore = `use that key: restore its secret.key to ${keyFile} (mode 0600), or set ${KEY_ENV} to it`;
+      restore = load.source.kind === 'environment'
+        ? `set ${KEY_ENV} to that key (or unset it to use ${keyFile})`
+        : `use that key: restore its secret.key to ${keyFile} (mode 0600), or set ${KEY_ENV} to it`;
     }
     const profiles = unique(secrets.filter((s) => s.field === 'password').map((s) => s.ownerId));
     const others = secrets.filter((s) => s.field !== 'password');
