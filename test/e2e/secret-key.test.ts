@@ -221,6 +221,8 @@ describe('secret key life cycle (real ferry serve, PostgreSQL 5432 -> 5433)', ()
     expect(done.error).toBeNull();
     const { rows } = await destination2.client.query('SELECT count(*)::int AS n FROM public.items');
     expect(rows[0].n).toBe(103);
+    const events = (await client().getOk<{ events: { kind: string; message: string }[] }>('/v1/migrationJobs/once/events')).events;
+    expect(events.some((e) => e.message.includes('The cause of SECRET_UNREADABLE is gone'))).toBe(true);
   }, 240_000);
 
   it('(d) keys rotate re-encrypts every secret: every profile still works, the jobs go on, and the old key decrypts nothing', async () => {
