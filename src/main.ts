@@ -14,7 +14,7 @@ import { JobSupervisor } from './pipeline/job-supervisor.js';
 import type { Logger } from './pipeline/logger.js';
 import { retryPolicyFromEnv } from './pipeline/retry-policy.js';
 import { MigrationService } from './service/migration-service.js';
-import { SecretKeyService } from './service/secret-keys.js';
+import { SecretKeyService, type ServerKey } from './service/secret-keys.js';
 import { removeServerPidFile, writeServerPidFile } from './service/server-pid-file.js';
 import { TokenService } from './service/token-service.js';
 import { SqliteMetadataStore } from './store/sqlite/sqlite-metadata-store.js';
@@ -68,7 +68,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
       'every API request needs a token and none exists yet: create one with `ferry tokens create --name NAME --data-dir DIR` (works while the server runs), or set FERRY_API_TOKEN',
     );
   }
-  let serverKey: Awaited<ReturnType<SecretKeyService['openForServer']>>;
+  let serverKey: ServerKey;
   try {
     serverKey = await new SecretKeyService({ store, clock: systemClock, dataDir, env: process.env }).openForServer();
   } catch (error) {
