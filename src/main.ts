@@ -2,8 +2,7 @@
  * The one place that wires concrete parts together: the metadata store, the engines, the
  * job supervisor, the service and the HTTP API.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -15,7 +14,8 @@ import { JobSupervisor } from './pipeline/job-supervisor.js';
 import type { Logger } from './pipeline/logger.js';
 import { retryPolicyFromEnv } from './pipeline/retry-policy.js';
 import { MigrationService } from './service/migration-service.js';
-import { SecretBox } from './service/secret-box.js';
+import { SecretKeyService, type ServerKey } from './service/secret-keys.js';
+import { removeServerPidFile, writeServerPidFile } from './service/server-pid-file.js';
 import { TokenService } from './service/token-service.js';
 import { SqliteMetadataStore } from './store/sqlite/sqlite-metadata-store.js';
 import { buildApiServer } from './api/api-server.js';
@@ -68,7 +68,25 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
       'every API request needs a token and none exists yet: create one with `ferry tokens create --name NAME --data-dir DIR` (works while the server runs), or set FERRY_API_TOKEN',
     );
   }
-  const secrets = new SecretBox(loadSecretKey(dataDir));
+  let serverKey: ServerKey;
+  try {
+    serverKey = await new SecretKeyService({ store, clock: systemClock, dataDir, env: process.env }).openForServer();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const secrets = serverKey.box;
+  if (serverKey.createdKey) {
+    logger.info({ keyFile: join(dataDir, 'secret.key'), keyId: secrets.keyId }, 'created the secret key that encrypts passwords at rest: back it up (without it, stored passwords cannot be read)');
+  }
+  if (serverKey.finishedRotation) logger.info({ keyId: secrets.keyId }, 'finished a key rotation that was interrupted: the new key is in place');
+  const unreadable = [...serverKey.census.wrongKey, ...serverKey.census.damaged];
+  if (unreadable.length > 0) {
+    logger.warn(
+      { keyId: secrets.keyId, profiles: unreadable.map((s) => s.ownerId) },
+      `${unreadable.length} stored secrets cannot be decrypted with the current key; jobs that use their profiles fail until the key that encrypted them is back or the secrets are re-entered (\`ferry profiles set-password ID\`)`,
+    );
+  }
   const engines = new EngineRegistry([postgresEngine, mysqlEngine]);
   const pipelineLogger = logger as unknown as Logger;
 
@@ -89,8 +107,9 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     extraRoutes: (server) => registerConsoleAssets(server),
   });
   const url = await app.listen({ host: config.host, port: config.port });
+  writeServerPidFile(dataDir);
   await supervisor.start();
-  logger.info({ url, dataDir, apiAccess: tokensRequired ? 'bearer token required' : 'open (loopback only)' }, 'ferry is serving');
+  logger.info({ url, dataDir, keyId: secrets.keyId, apiAccess: tokensRequired ? 'bearer token required' : 'open (loopback only)' }, 'ferry is serving');
 
   let closing: Promise<void> | null = null;
   return {
@@ -100,6 +119,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
         await app.close();
         await supervisor.close();
         await store.close();
+        removeServerPidFile(dataDir);
         logger.info({}, 'ferry stopped');
       })();
       return closing;
@@ -124,12 +144,20 @@ export async function openTokenService(dataDirectory: string): Promise<{ tokens:
   return { tokens: new TokenService({ store, clock: systemClock }), close: () => store.close() };
 }
 
-/** The 32-byte key that encrypts secrets at rest: FERRY_SECRET_KEY (base64), or a 0600 file in the data directory. */
-function loadSecretKey(dataDir: string): Buffer {
-  const fromEnv = process.env.FERRY_SECRET_KEY;
-  if (fromEnv !== undefined && fromEnv !== '') return Buffer.from(fromEnv, 'base64');
-  const path = join(dataDir, 'secret.key');
-  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
-  chmodSync(path, 0o600);
-  return Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+/**
+ * The secret key service on a data directory's metadata store, for `ferry keys rotate` and
+ * `ferry profiles set-password --data-dir`: works while no server runs (both refuse
+ * otherwise), in particular when the server refuses to start for want of its key. Close it when done.
+ */
+export async function openSecretKeyService(dataDirectory: string): Promise<{ keys: SecretKeyService; close(): Promise<void> }> {
+  const dataDir = resolve(dataDirectory);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = SqliteMetadataStore.open(join(dataDir, 'ferry.db'));
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return { keys: new SecretKeyService({ store, clock: systemClock, dataDir, env: process.env }), close: () => store.close() };
 }

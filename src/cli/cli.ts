@@ -87,6 +87,10 @@ function parseSeconds(value: string): number {
   return number;
 }
 
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
@@ -180,7 +184,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           return;
         }
         if (isFerryError(error)) {
-          // Commands that work on the data directory directly (tokens, serve).
+          // Commands that work on the data directory directly (tokens, keys, set-password --data-dir, serve).
           io.stderr(`error: ${error.code}: ${error.message}\n`);
         } else if (error instanceof ApiClientError) {
           io.stderr(`error: ${error.code}: ${error.message}\n`);
@@ -407,6 +411,41 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
         const profile = await clientOf(options).updateProfile(id, input);
         if (options.output === 'json') return printJson(profile);
         print(`Updated connection profile ${profile.id}.\n\n${renderProfileDetails(profile)}`);
+      }),
+    );
+
+  clientCommand(profiles, 'set-password', 'Set the password of a connection profile: through the server, or with --data-dir on the data directory itself when the server cannot start (its secret key is lost or damaged).')
+    .argument('<id>', 'profile id')
+    .option('--password <password>', 'password (visible to other users of this machine: prefer --password-stdin or FERRY_PASSWORD)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--data-dir <dir>', 'work on this data directory instead of calling the server (only while no server runs on it)')
+    .action(
+      run(async (id: string, options: ClientOptions & { password?: string; passwordStdin?: boolean; dataDir?: string }) => {
+        const password = await passwordOf(options);
+        if (password === undefined) throw new UsageError('give the password with --password-stdin, --password or FERRY_PASSWORD.');
+        if (options.dataDir === undefined) {
+          const profile = await clientOf(options).updateProfile(id, { password });
+          if (options.output === 'json') return printJson(profile);
+          return print(`Set the password of connection profile ${profile.id}. Jobs that failed because its password could not be read resume by themselves.`);
+        }
+        if (options.server !== undefined) throw new UsageError('use either --server or --data-dir, not both.');
+        const { openSecretKeyService } = await import('../main.js');
+        const opened = await openSecretKeyService(options.dataDir);
+        let result;
+        try {
+          result = await opened.keys.setPassword(id, password);
+        } finally {
+          await opened.close();
+        }
+        if (options.output === 'json') return printJson(result);
+        const lines = [`Set the password of connection profile ${id} in ${path.resolve(options.dataDir)} (key id ${result.keyId}).`];
+        if (result.damagedKeyMovedTo !== null) lines.push(`The damaged key file was moved to ${result.damagedKeyMovedTo}.`);
+        if (result.createdKey) lines.push(`No usable secret key existed: a new one was made (${path.join(path.resolve(options.dataDir), 'secret.key')}). Back it up.`);
+        if (result.stillUnreadable.length > 0) {
+          lines.push('', 'These secrets were encrypted with another key and stay unreadable until they are re-entered (their jobs fail until then):');
+          for (const s of result.stillUnreadable) lines.push(`  ${s.description}: ${s.command}`);
+        }
+        print(lines.join('\n'));
       }),
     );
 
@@ -707,6 +746,39 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
         const token = await withTokens(options.dataDir, (service) => service.revoke(id));
         if (options.output === 'json') return printJson(token);
         print(`Revoked API token ${token.id} (${token.name}) at ${formatTime(token.revokeTime)}.`);
+      }),
+    );
+
+  // ---------------------------------------------------------------------------------
+  // keys: the key that encrypts secrets at rest, on the data directory while no server runs.
+
+  const keys = program.command('keys').description('Manage the secret key that encrypts stored passwords and client keys.');
+  keys
+    .command('rotate')
+    .description('Re-encrypt every stored secret with a new key, atomically, and replace the key file (with FERRY_SECRET_KEY: print the new key instead). Stop the server first.')
+    .addOption(new Option('--data-dir <dir>', 'the data directory of the server').env('FERRY_DATA_DIR').default('./.ferry'))
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(
+      run(async (options: { dataDir: string; output: OutputFormat }) => {
+        const { openSecretKeyService } = await import('../main.js');
+        const opened = await openSecretKeyService(options.dataDir);
+        let newKey: string | null = null;
+        let result;
+        try {
+          result = await opened.keys.rotate((encoded) => {
+            newKey = encoded;
+            // Printed before the store changes, so that a crash cannot lose the only copy.
+            if (options.output !== 'json') io.stderr(`New secret key (set FERRY_SECRET_KEY to it once this command reports success):\n\n  ${encoded}\n\n`);
+          });
+        } finally {
+          await opened.close();
+        }
+        if (options.output === 'json') return printJson({ ...result, ...(newKey === null ? {} : { newKey }) });
+        print(
+          result.keyFile === null
+            ? `Rotated: ${plural(result.secretsReencrypted, 'secret')} re-encrypted with the new key (key id ${result.newKeyId}; the old key ${result.oldKeyId} no longer decrypts them). Set FERRY_SECRET_KEY to the new key printed above before starting Ferry, and replace your backup of the key.`
+            : `Rotated: ${plural(result.secretsReencrypted, 'secret')} re-encrypted with a new key (key id ${result.newKeyId}), now in ${result.keyFile}; the old key (${result.oldKeyId}) no longer decrypts them. Replace your backup of the key file.`,
+        );
       }),
     );
 

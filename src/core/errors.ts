@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   FAILED_PRECONDITION: { http: 409 },
   ACTION_NOT_ALLOWED: { http: 409 },
   PROFILE_IN_USE: { http: 409 },
+  /** A stored secret (password, client key) does not decrypt: wrong key or damaged; the message says how to fix it. */
+  SECRET_UNREADABLE: { http: 409 },
   UNAUTHENTICATED: { http: 401 },
   NOT_IMPLEMENTED: { http: 501 },
   // Reaching and using a database.

@@ -49,6 +49,13 @@ class Interrupted extends Error {
 const WAITS_FOR_USER_FIX = new Set<string>(['SCHEMA_CHANGED']);
 
 const PROMOTE_CAUGHT_UP_CHECKPOINT = 'promoteCaughtUp';
+/**
+ * True from the beginning of the start's checks until they passed. A job that failed while
+ * Starting (a secret that cannot be read, a password refused) and then resumed by itself
+ * lands in Running (Full dump): the checks and, for a continuous job, the replication slot
+ * are done there first.
+ */
+const START_PENDING_CHECKPOINT = 'startPending';
 
 /**
  * The names of a job's replication objects on the source (63 characters at most). Slots are
@@ -132,6 +139,10 @@ export class JobRunner {
             return true;
           case 'FULL_DUMP':
           case null:
+            if ((await this.#deps.store.getCheckpoint<boolean>(job.id, START_PENDING_CHECKPOINT)) === true) {
+              await this.#prepareStart(job, signal);
+              await this.#deps.store.putCheckpoint(job.id, START_PENDING_CHECKPOINT, false);
+            }
             await this.#fullDump(job, signal);
             return true;
         }
@@ -167,6 +178,16 @@ export class JobRunner {
 
   /** Verifies prerequisites; on success the job is Running (Full dump in progress). */
   async #start(job: MigrationJob, signal: AbortSignal): Promise<void> {
+    await this.#deps.store.putCheckpoint(job.id, START_PENDING_CHECKPOINT, true);
+    await this.#prepareStart(job, signal);
+    // Cleared before the move: a crash in between leaves the job Starting, which checks again anyway.
+    await this.#deps.store.putCheckpoint(job.id, START_PENDING_CHECKPOINT, false);
+    this.#succeeded();
+    await this.#event('started', { message: 'Prerequisites verified; full dump in progress' });
+  }
+
+  /** The start's checks, and for a continuous job its slot and publication; throws what blocks the start. */
+  async #prepareStart(job: MigrationJob, signal: AbortSignal): Promise<void> {
     const { source, destination } = this.#engines(job);
     const { sourceParams, destinationParams } = await this.#connections(job);
     await this.#requireReachable(source, sourceParams, destination, destinationParams);
@@ -207,8 +228,6 @@ export class JobRunner {
         message: `Warning ${warning.code}: ${warning.message}`, details: { code: warning.code, objects: warning.objects ?? [] },
       });
     }
-    this.#succeeded();
-    await this.#event('started', { message: 'Prerequisites verified; full dump in progress' });
   }
 
   async #requireReachable(source: Engine, sourceParams: ConnectionParams, destination: Engine, destinationParams: ConnectionParams): Promise<void> {

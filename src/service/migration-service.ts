@@ -38,6 +38,7 @@ import {
   type VerifyReportView,
 } from './inputs.js';
 import type { SecretBox } from './secret-box.js';
+import { openSecret } from './secret-keys.js';
 import type { ReplicationSnapshot } from '../pipeline/replication-stats.js';
 import { REPLICATION_CHECKPOINT, type ReplicationCheckpoint } from '../pipeline/incremental-load.js';
 import { parseInput } from './parse-input.js';
@@ -177,7 +178,10 @@ export class MigrationService implements FerryService {
     return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
   }
 
-  /** The profile's connection parameters with secrets decrypted. For the pipeline; never returned by the API. */
+  /**
+   * The profile's connection parameters with secrets decrypted. For the pipeline; never returned by the API.
+   * A secret that cannot be decrypted rejects with SECRET_UNREADABLE (recoverable), naming the profile and the fix.
+   */
   async resolveConnection(profileId: string): Promise<ConnectionParams> {
     return this.#connectionParams(await this.#profile(profileId));
   }
@@ -403,12 +407,12 @@ export class MigrationService implements FerryService {
       port: profile.port,
       database: profile.database,
       username: profile.username,
-      password: profile.encryptedPassword === null ? null : secrets.decrypt(profile.encryptedPassword),
+      password: profile.encryptedPassword === null ? null : openSecret(secrets, { ownerId: profile.id, field: 'password', value: profile.encryptedPassword }),
       tls: {
         mode: profile.tlsMode,
         caCertificate: profile.caCertificate ?? undefined,
         clientCertificate: profile.clientCertificate ?? undefined,
-        clientKey: profile.encryptedClientKey === null ? undefined : secrets.decrypt(profile.encryptedClientKey),
+        clientKey: profile.encryptedClientKey === null ? undefined : openSecret(secrets, { ownerId: profile.id, field: 'clientKey', value: profile.encryptedClientKey }),
       },
     };
   }

@@ -23,6 +23,28 @@ export interface StoredProfile extends Omit<ConnectionProfile, 'passwordSet' | '
   encryptedClientKey: string | null;
 }
 
+/**
+ * Every kind of encrypted value the store holds, by owner and field. A new kind of secret
+ * (an SSH private key, ...) is one more entry here and one more column in the store's
+ * secret-column list: key checks and rotation then cover it.
+ */
+export type SecretField = 'password' | 'clientKey';
+
+/** One encrypted value, wherever it lives in the store. */
+export interface StoredSecret {
+  /** What owns it; today every secret belongs to a connection profile. */
+  owner: 'connectionProfile';
+  ownerId: string;
+  field: SecretField;
+  /** The encrypted value (opaque string from the service's secret box). */
+  value: string;
+}
+
+export interface SecretReplacement extends StoredSecret {
+  /** The value the secret must still hold, for the replacement to apply. */
+  previous: string;
+}
+
 export interface Page<T> {
   items: T[];
   /** Opaque token for the next page, null on the last page. */
@@ -65,6 +87,15 @@ export interface MetadataStore {
   /** Ordered by createTime, then id. */
   listProfiles(options?: ListOptions): Promise<Page<StoredProfile>>;
   deleteProfile(id: string): Promise<void>;
+
+  /** Every encrypted secret the store holds, of every kind, ordered by owner, ownerId, field. */
+  listSecrets(): Promise<StoredSecret[]>;
+  /**
+   * Replaces secrets in one transaction (key rotation): every one applies, or none. Rejects
+   * with FAILED_PRECONDITION, changing nothing, when a secret no longer holds its `previous`
+   * value (someone wrote it meanwhile).
+   */
+  replaceSecrets(replacements: SecretReplacement[]): Promise<void>;
 
   insertJob(job: MigrationJob): Promise<void>;
   /**

@@ -13,7 +13,9 @@ import type {
 } from '../../core/migration-job.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { SchemaMapping } from '../../core/schema-mapping.js';
-import type { JobListOptions, ListOptions, MetadataStore, Page, StoredApiToken, StoredProfile } from '../metadata-store.js';
+import type {
+  JobListOptions, ListOptions, MetadataStore, Page, SecretField, SecretReplacement, StoredApiToken, StoredProfile, StoredSecret,
+} from '../metadata-store.js';
 import { migrate } from './migrations.js';
 
 const DEFAULT_PAGE_SIZE = 100;
@@ -226,6 +228,34 @@ export class SqliteMetadataStore implements MetadataStore {
       const result = this.statement('DELETE FROM connection_profiles WHERE id = ?').run(id);
       if (result.changes === 0) throw profileNotFound(id);
     });
+  }
+
+  async listSecrets(): Promise<StoredSecret[]> {
+    return this.guard(() =>
+      SECRET_COLUMNS.flatMap(({ owner, table, column, field }) =>
+        (this.statement(`SELECT id, ${column} AS value FROM ${table} WHERE ${column} IS NOT NULL ORDER BY id`).all() as { id: string; value: string }[])
+          .map((row): StoredSecret => ({ owner, ownerId: row.id, field, value: row.value })),
+      ).sort((a, b) => (a.ownerId < b.ownerId ? -1 : a.ownerId > b.ownerId ? 1 : a.field < b.field ? -1 : a.field > b.field ? 1 : 0)),
+    );
+  }
+
+  async replaceSecrets(replacements: SecretReplacement[]): Promise<void> {
+    this.guard(() =>
+      this.db
+        .transaction(() => {
+          for (const r of replacements) {
+            const place = SECRET_COLUMNS.find((c) => c.owner === r.owner && c.field === r.field);
+            if (place === undefined) throw new FerryError('INTERNAL', `No store column holds the ${r.field} of a ${r.owner}; add it to SECRET_COLUMNS`);
+            const result = this.statement(`UPDATE ${place.table} SET ${place.column} = ? WHERE id = ? AND ${place.column} = ?`).run(r.value, r.ownerId, r.previous);
+            if (result.changes !== 1) {
+              throw new FerryError('FAILED_PRECONDITION', `The ${r.field} of ${r.owner} "${r.ownerId}" changed or vanished while secrets were being replaced; nothing was changed, run the command again`, {
+                details: { owner: r.owner, ownerId: r.ownerId, field: r.field },
+              });
+            }
+          }
+        })
+        .immediate(),
+    );
   }
 
   async insertJob(job: MigrationJob): Promise<void> {
@@ -508,6 +538,12 @@ function storeError(error: unknown): FerryError {
 function sqliteCode(error: unknown): string | undefined {
   return error instanceof Database.SqliteError ? error.code : undefined;
 }
+
+/** Where each kind of secret lives (see StoredSecret): listSecrets and replaceSecrets cover every entry. */
+const SECRET_COLUMNS: ReadonlyArray<{ owner: StoredSecret['owner']; field: SecretField; table: string; column: string }> = [
+  { owner: 'connectionProfile', field: 'password', table: 'connection_profiles', column: 'encrypted_password' },
+  { owner: 'connectionProfile', field: 'clientKey', table: 'connection_profiles', column: 'encrypted_client_key' },
+];
 
 function profileNotFound(id: string): FerryError {
   return new FerryError('NOT_FOUND', `Connection profile "${id}" does not exist; list profiles to find the right id`, {
