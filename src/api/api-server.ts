@@ -127,9 +127,10 @@ function editDistance(a: string, b: string): number {
 
 /** 'is not a field of this request; did you mean "password"?' */
 function unknownFieldMessage(key: string, known: readonly string[]): string {
+  const lower = key.toLowerCase();
   const close = known
     .map((name) => ({ name, distance: editDistance(key.slice(0, 100), name) }))
-    .filter(({ distance, name }) => distance <= Math.max(2, Math.floor(name.length / 3)))
+    .filter(({ distance, name }) => distance <= Math.max(2, Math.floor(name.length / 3)) || (lower.length >= 3 && name.toLowerCase().startsWith(lower)))
     .sort((x, y) => x.distance - y.distance)[0];
   const hint = close
     ? `did you mean "${close.name}"?`
