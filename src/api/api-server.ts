@@ -467,6 +467,9 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
     // Each request is logged once, at debug, by the onResponse hook below.
     disableRequestLogging: true,
     routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
+    // Node answers a request without Host with a bare 400 of its own; let it through, so the
+    // Host rule refuses it in the error shape.
+    http: { requireHostHeader: false },
     frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => sendError(reply, frameworkError(error)),
     clientErrorHandler,
   };
