@@ -147,14 +147,16 @@ export class ApiClient {
     }
     const headers: Record<string, string> = { accept: 'application/json', 'x-ferry-actor': this.actor };
     if (this.token) headers['authorization'] = `Bearer ${this.token}`;
-    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    // The server takes a POST or PATCH only as JSON: custom methods without input send {}.
+    const body = options.body ?? (method === 'POST' || method === 'PATCH' ? {} : undefined);
+    if (body !== undefined) headers['content-type'] = 'application/json';
 
     let response: Response;
     try {
       response = await this.fetchImpl(url, {
         method,
         headers,
-        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (error) {

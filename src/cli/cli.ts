@@ -218,12 +218,27 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', parseInteger(0, 65535), 8080)
     .addOption(new Option('--data-dir <dir>', 'where Ferry keeps its metadata').env('FERRY_DATA_DIR').default('./.ferry'))
+    .option(
+      '--allowed-host <name>',
+      'another host name the API answers to, e.g. behind a reverse proxy (repeatable; also FERRY_ALLOWED_HOSTS, comma-separated)',
+      collect,
+    )
     .action(
-      run(async (options: { host: string; port: number; dataDir: string }) => {
+      run(async (options: { host: string; port: number; dataDir: string; allowedHost?: string[] }) => {
         // Loaded on demand so that client commands do not load the server.
         const { startFerryServer } = await import('../main.js');
         const dataDir = path.resolve(options.dataDir);
-        const server = await startFerryServer({ host: options.host, port: options.port, dataDir });
+        const allowedHosts = [...(io.env['FERRY_ALLOWED_HOSTS'] ?? '').split(','), ...(options.allowedHost ?? [])].filter((h) => h.trim() !== '');
+        const server = await startFerryServer({
+          host: options.host,
+          port: options.port,
+          dataDir,
+          allowedHosts,
+          onFatalError: (error) => {
+            io.stderr(`error: ${error.code}: ${error.message}\n`);
+            io.exit(1);
+          },
+        });
         io.stderr(`Ferry is serving at ${server.url} (data in ${dataDir}). Press Ctrl-C to stop.\n`);
         const shutdown = (signal: NodeJS.Signals) => {
           io.stderr(`Received ${signal}: stopping (running jobs save their checkpoint and resume on the next start)...\n`);

@@ -14,6 +14,13 @@ export const ERROR_CODES = {
   /** A stored secret (password, client key) does not decrypt: wrong key or damaged; the message says how to fix it. */
   SECRET_UNREADABLE: { http: 409 },
   UNAUTHENTICATED: { http: 401 },
+  /** A cross-site request or a Host this server does not answer to (DNS rebinding). */
+  PERMISSION_DENIED: { http: 403 },
+  METHOD_NOT_ALLOWED: { http: 405 },
+  REQUEST_TIMEOUT: { http: 408 },
+  PAYLOAD_TOO_LARGE: { http: 413 },
+  UNSUPPORTED_MEDIA_TYPE: { http: 415 },
+  REQUEST_HEADERS_TOO_LARGE: { http: 431 },
   NOT_IMPLEMENTED: { http: 501 },
   // Reaching and using a database.
   CONNECTION_REFUSED: { http: 422 },

@@ -8,24 +8,35 @@ import { JOB_ACTIONS, JOB_PHASES, JOB_STATUSES } from '../core/lifecycle.js';
 import { JOB_EVENT_KINDS, JOB_OBJECT_STATES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
 import { ERROR_CODES } from '../core/errors.js';
 
+/** A name people read: not empty and not only white space. */
+const displayName = z.string().min(1).max(200).regex(/\S/, 'must contain a character other than white space');
+
+/** A host name, user or database name: no NUL or other control characters (they cannot reach a server intact). */
+const connectionText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain NUL or other control characters');
+
 const labels = z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'label keys are lowercase letters, digits, _ and -'), z.string().max(63));
 
-export const TlsInput = z.object({
+export const TlsInput = z.strictObject({
   mode: z.enum(TLS_MODES).default('none'),
   caCertificate: z.string().optional(),
   clientCertificate: z.string().optional(),
   clientKey: z.string().optional(),
 });
 
-export const CreateProfileInput = z.object({
+export const CreateProfileInput = z.strictObject({
   /** Optional id; generated when absent. */
   id: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'ids are lowercase letters, digits and -, starting with a letter').optional(),
-  displayName: z.string().min(1).max(200),
+  displayName,
   engine: z.enum(ENGINE_KINDS),
-  host: z.string().min(1).max(255),
+  host: connectionText(255),
   port: z.number().int().min(1).max(65535).optional(),
-  database: z.string().min(1).max(63).nullable().optional(),
-  username: z.string().min(1).max(128),
+  database: connectionText(63).nullable().optional(),
+  username: connectionText(128),
   password: z.string().max(1024).optional(),
   tls: TlsInput.optional(),
   connectivityMethod: z.enum(CONNECTIVITY_METHODS).default('direct'),
@@ -33,12 +44,12 @@ export const CreateProfileInput = z.object({
 });
 export type CreateProfileInput = z.input<typeof CreateProfileInput>;
 
-export const UpdateProfileInput = z.object({
-  displayName: z.string().min(1).max(200).optional(),
-  host: z.string().min(1).max(255).optional(),
+export const UpdateProfileInput = z.strictObject({
+  displayName: displayName.optional(),
+  host: connectionText(255).optional(),
   port: z.number().int().min(1).max(65535).optional(),
-  database: z.string().min(1).max(63).nullable().optional(),
-  username: z.string().min(1).max(128).optional(),
+  database: connectionText(63).nullable().optional(),
+  username: connectionText(128).optional(),
   /** null clears the password. */
   password: z.string().max(1024).nullable().optional(),
   tls: TlsInput.partial().optional(),
@@ -47,14 +58,14 @@ export const UpdateProfileInput = z.object({
 });
 export type UpdateProfileInput = z.input<typeof UpdateProfileInput>;
 
-export const ObjectSelectionInput = z.object({
+export const ObjectSelectionInput = z.strictObject({
   include: z.array(z.string().min(1)).default([]),
   exclude: z.array(z.string().min(1)).default([]),
 });
 
-export const CreateJobInput = z.object({
+export const CreateJobInput = z.strictObject({
   id: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'ids are lowercase letters, digits and -, starting with a letter').optional(),
-  displayName: z.string().min(1).max(200),
+  displayName,
   type: z.enum(['one-time', 'continuous']),
   sourceProfileId: z.string().min(1),
   destinationProfileId: z.string().min(1),
@@ -68,8 +79,8 @@ export const CreateJobInput = z.object({
 });
 export type CreateJobInput = z.input<typeof CreateJobInput>;
 
-export const UpdateJobInput = z.object({
-  displayName: z.string().min(1).max(200).optional(),
+export const UpdateJobInput = z.strictObject({
+  displayName: displayName.optional(),
   labels: labels.optional(),
   /** Only while Not started. */
   selection: ObjectSelectionInput.optional(),
@@ -77,7 +88,7 @@ export const UpdateJobInput = z.object({
 });
 export type UpdateJobInput = z.input<typeof UpdateJobInput>;
 
-export const ListQuery = z.object({
+export const ListQuery = z.strictObject({
   pageSize: z.coerce.number().int().min(1).max(1000).default(100),
   pageToken: z.string().optional(),
 });
