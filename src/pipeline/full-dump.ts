@@ -13,7 +13,7 @@ import { FerryError, toJobError } from '../core/errors.js';
 import type { ConnectionParams } from '../core/connection-profile.js';
 import type { JobObject, MigrationJob } from '../core/migration-job.js';
 import { qualifiedName, type DatabaseSchema, type TableSchema } from '../core/schema.js';
-import type { CreatedObject, Engine, SourceSnapshot, TableReader, TableWriter } from '../engines/engine.js';
+import type { CreatedObject, Engine, SchemaObjectOptions, SourceSnapshot, TableReader, TableWriter } from '../engines/engine.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
@@ -91,7 +91,7 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
     if (continuous) await store.putCheckpoint(job.id, SOURCE_SCHEMA_CHECKPOINT, schema);
     log.info({ snapshot: snapshot.id, tables: schema.tables.length }, 'snapshot opened');
 
-    const schemaWriter = await destination.openSchemaWriter(deps.destinationParams);
+    const schemaWriter = await destination.openSchemaWriter(deps.destinationParams, schemaObjectOptions(job));
     try {
       const created = await schemaWriter.createPreDataObjects(schema);
       await recordCreatedObjects(store, job.id, created);
@@ -103,7 +103,9 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
 
       // Indexes and foreign keys are built once the data is in: faster, and FKs cannot fail on load order.
       // A continuous job adds its foreign keys at promote: replayed changes may pass through states they refuse.
-      await schemaWriter.createPostDataObjects(schema, { foreignKeys: !continuous });
+      // Triggers and events too: the change stream already holds the rows a source trigger wrote.
+      const postData = await schemaWriter.createPostDataObjects(schema, { foreignKeys: !continuous, triggers: !continuous });
+      await recordCreatedObjects(store, job.id, postData ?? []);
       await schemaWriter.syncSequences(schema);
       await store.putCheckpoint(job.id, POST_DATA_CHECKPOINT, true);
     } finally {
@@ -138,7 +140,13 @@ async function syncJobObjects(store: MetadataStore, clock: Clock, jobId: string,
   return new Map(objects.map((o) => [o.name, o]));
 }
 
-async function recordCreatedObjects(store: MetadataStore, jobId: string, created: CreatedObject[]): Promise<void> {
+/** How the job's destination creates schema objects. */
+export function schemaObjectOptions(job: MigrationJob): SchemaObjectOptions {
+  return job.definerPolicy === undefined ? {} : { definerPolicy: job.definerPolicy };
+}
+
+/** Adds objects to the job's record of what it created on the destination (Restart drops them). */
+export async function recordCreatedObjects(store: MetadataStore, jobId: string, created: CreatedObject[]): Promise<void> {
   if (created.length === 0) return;
   const known = (await store.getCheckpoint<CreatedObject[]>(jobId, CREATED_OBJECTS_CHECKPOINT)) ?? [];
   const key = (o: CreatedObject) => `${o.kind}:${o.schema ?? ''}:${o.name}`;

@@ -22,7 +22,7 @@ import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
-import { CREATED_OBJECTS_CHECKPOINT, runFullDumpAttempt, type DumpFailure } from './full-dump.js';
+import { CREATED_OBJECTS_CHECKPOINT, recordCreatedObjects, runFullDumpAttempt, schemaObjectOptions, type DumpFailure } from './full-dump.js';
 import { recordJobEvent, type EventOptions } from './job-transitions.js';
 import type { Logger } from './logger.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
@@ -174,7 +174,7 @@ export class JobRunner {
     if (!checks.some((c) => c.severity === 'error')) {
       schema = await source.readSchema(sourceParams, job.selection);
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
-      checks.push(...(await destination.verifyDestination(destinationParams, schema)));
+      checks.push(...(await destination.verifyDestination(destinationParams, schema, schemaObjectOptions(job))));
     }
     signal.throwIfAborted();
     const blocking = checks.filter((c) => c.severity === 'error');
@@ -270,9 +270,11 @@ export class JobRunner {
     const dumped = await this.#deps.store.getCheckpoint<DatabaseSchema>(job.id, SOURCE_SCHEMA_CHECKPOINT);
     // Sequence values as the source has them now, not as the snapshot saw them.
     const current = await source.readSchema(sourceParams, job.selection);
-    const writer = await destination.openSchemaWriter(destinationParams);
+    const writer = await destination.openSchemaWriter(destinationParams, schemaObjectOptions(job));
     try {
-      await writer.createPostDataObjects(dumped ?? current);
+      // Foreign keys, then the triggers and events held back during the stream (PostDataOptions.triggers).
+      const created = await writer.createPostDataObjects(dumped ?? current);
+      await recordCreatedObjects(this.#deps.store, job.id, created ?? []);
       await writer.syncSequences(current);
     } finally {
       await writer.close();

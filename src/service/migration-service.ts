@@ -16,7 +16,9 @@ import {
 import { runningMillisAt, withStatus, type JobObject, type MigrationJob } from '../core/migration-job.js';
 import { validateSelection } from '../core/object-selection.js';
 import { pairChecks } from '../core/job-checks.js';
-import type { ConnectionReport, VerifyCheck } from '../engines/engine.js';
+import { qualifiedName, type DatabaseSchema } from '../core/schema.js';
+import { planSchemaObjects, schemaObjectsCheck } from '../core/schema-object-plan.js';
+import type { ConnectionReport, Engine, SchemaObjectPlan, VerifyCheck } from '../engines/engine.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { Clock } from '../pipeline/clock.js';
 import type { Logger } from '../pipeline/logger.js';
@@ -34,6 +36,7 @@ import {
   type JobObjectView,
   type JobView,
   type ProfileView,
+  type SchemaObjectReportView,
   type VerifyReportView,
 } from './inputs.js';
 import type { SecretBox } from './secret-box.js';
@@ -197,6 +200,9 @@ export class MigrationService implements FerryService {
       throw new FerryError('INVALID_ARGUMENT', 'sourceProfileId and destinationProfileId are the same profile; a job copies from one database to another.');
     }
     requireSupported(source.engine, destination.engine, input.type);
+    if (input.definerPolicy !== 'keep' && (source.engine !== 'mysql' || destination.engine !== 'mysql')) {
+      throw new FerryError('INVALID_ARGUMENT', `definerPolicy "${input.definerPolicy}" applies to MySQL/MariaDB to MySQL/MariaDB jobs only (views, routines, triggers and events carried with their DEFINER); leave it out for a ${source.engine} to ${destination.engine} job.`, { details: { fields: [{ path: 'definerPolicy', message: 'MySQL to MySQL only' }] } });
+    }
     const id = input.id ?? generateId(input.displayName);
     if (await this.#deps.store.getJob(id)) {
       throw new FerryError('ALREADY_EXISTS', `A migration job with id "${id}" exists already; choose another id.`);
@@ -214,6 +220,7 @@ export class MigrationService implements FerryService {
       selection: input.selection,
       dumpParallelism: input.dumpParallelism,
       ...(input.zeroDatePolicy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
+      ...(input.definerPolicy !== 'keep' ? { definerPolicy: input.definerPolicy } : {}),
       labels: input.labels,
       status: 'NOT_STARTED',
       phase: null,
@@ -329,12 +336,35 @@ export class MigrationService implements FerryService {
     if (!checks.some((c) => c.severity === 'error')) {
       const schema = await source.readSchema(sourceParams, job.selection);
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
-      checks.push(...(await destination.verifyDestination(destinationParams, schema)));
+      checks.push(...(await destination.verifyDestination(destinationParams, schema, job.definerPolicy === undefined ? {} : { definerPolicy: job.definerPolicy })));
+      checks.push(schemaObjectsCheck(await this.#planSchemaObjects(job, source, sourceParams, schema)));
     } else {
       const report = await destination.testConnection(destinationParams);
       checks.push(...connectivityChecks(report, 'destination'));
     }
     return { ok: !checks.some((c) => c.severity === 'error'), checks };
+  }
+
+  async listJobSchemaObjects(id: string): Promise<SchemaObjectReportView> {
+    const job = await this.#job(id);
+    const source = this.#deps.engines.get(job.sourceEngine);
+    const sourceParams = await this.resolveConnection(job.sourceProfileId);
+    const schema = await source.readSchema(sourceParams, job.selection);
+    return { objects: await this.#planSchemaObjects(job, source, sourceParams, schema) };
+  }
+
+  /**
+   * The plan of the source's objects for this job: those the schema carries (MySQL reads them
+   * with it), else what the engine lists; an engine that cannot list them gives none.
+   */
+  async #planSchemaObjects(job: MigrationJob, source: Engine, sourceParams: ConnectionParams, schema: DatabaseSchema): Promise<SchemaObjectPlan[]> {
+    const objects = schema.objects ?? (await source.listSchemaObjects?.(sourceParams, job.selection)) ?? [];
+    return planSchemaObjects(objects, {
+      sourceEngine: job.sourceEngine,
+      destinationEngine: job.destinationEngine,
+      jobType: job.type,
+      tables: schema.tables.map(qualifiedName),
+    });
   }
 
   async listJobObjects(id: string): Promise<JobObjectView[]> {
@@ -430,6 +460,7 @@ export class MigrationService implements FerryService {
       selection: job.selection,
       dumpParallelism: job.dumpParallelism,
       zeroDatePolicy: job.zeroDatePolicy ?? 'null',
+      definerPolicy: job.definerPolicy ?? 'keep',
       labels: job.labels,
       createTime: job.createTime,
       updateTime: job.updateTime,

@@ -51,6 +51,7 @@ interface JobRow {
   selection: string;
   dump_parallelism: number;
   zero_date_policy: string;
+  definer_policy: string;
   labels: string;
   status: string;
   phase: string | null;
@@ -107,7 +108,7 @@ const PROFILE_COLUMNS = [
 
 const JOB_COLUMNS = [
   'id', 'display_name', 'type', 'source_profile_id', 'destination_profile_id', 'source_engine',
-  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'labels', 'status', 'phase',
+  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'definer_policy', 'labels', 'status', 'phase',
   'error', 'promote_requested', 'create_time', 'update_time', 'start_time', 'end_time', 'running_millis',
   'run_start_time',
 ] as const satisfies readonly (keyof JobRow)[];
@@ -655,6 +656,7 @@ function jobToRow(job: MigrationJob): JobRow {
     selection: JSON.stringify(job.selection),
     dump_parallelism: job.dumpParallelism,
     zero_date_policy: job.zeroDatePolicy ?? 'null',
+    definer_policy: job.definerPolicy ?? 'keep',
     labels: JSON.stringify(job.labels),
     status: job.status,
     phase: job.phase,
@@ -683,6 +685,7 @@ function rowToJob(row: JobRow): MigrationJob {
     dumpParallelism: row.dump_parallelism,
     // The default stays implicit, so jobs written before the policy existed read back unchanged.
     ...(row.zero_date_policy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
+    ...(row.definer_policy !== 'keep' ? { definerPolicy: row.definer_policy } : {}),
     labels: JSON.parse(row.labels) as Record<string, string>,
     status: row.status as JobStatus,
     phase: row.phase as JobPhase | null,
