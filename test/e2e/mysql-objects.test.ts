@@ -66,7 +66,9 @@ async function objectDefinitions(connection: Connection, database: string): Prom
       const [rows] = await connection.query(`SHOW CREATE ${show} \`${String(n)}\``);
       const text = String((rows as Row[])[0]?.[column] ?? '')
         .replace(/DEFINER=`[^`]*`@`[^`]*` /, '')
-        .replace(/SQL SECURITY (DEFINER|INVOKER) ?\n?\s*/g, '');
+        // A routine's characteristic line, a view's inline clause.
+        .replace(/\n\s*SQL SECURITY (DEFINER|INVOKER)(?=\n)/g, '')
+        .replace(/SQL SECURITY (DEFINER|INVOKER) /g, '');
       definitions.set(`${kind} ${String(n)}`, text);
     }
   }
