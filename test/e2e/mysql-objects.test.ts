@@ -20,6 +20,7 @@ import { compareAcrossEngines, formatCrossDifferences } from '../helpers/compare
 import { createProfile, jobOf, sleep, waitForJob } from '../helpers/e2e-jobs.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
 import { startMariadbInstance, type MariadbInstance } from '../helpers/mariadb-instance.js';
+import { mysqlEngine } from '../../src/engines/mysql/mysql-engine.js';
 import { connectMysqlAdmin, createMysqlTestDatabase, mysqlConnectionParams, type MysqlTestDatabase } from '../helpers/mysql.js';
 
 type Row = Record<string, unknown>;
@@ -271,4 +272,27 @@ describe('MySQL to MySQL with views, routines, triggers, events and partitions',
       await target.end();
     }
   }, 600_000);
+
+  it('Restart drops what the job created: views, routines, triggers, events, tables and the database', async () => {
+    const source = await createMysqlTestDatabase('ferry_mobj3');
+    databases.push(source);
+    await buildSource(source.connection, null);
+    const schema = await mysqlEngine.readSchema(source.params, { include: [source.name], exclude: [] });
+    const writer = await mysqlEngine.openSchemaWriter(destination.params(null));
+    const target = await destination.connect();
+    try {
+      const created = [...(await writer.createPreDataObjects(schema)), ...((await writer.createPostDataObjects(schema)) ?? [])];
+      expect(created.map((o) => `${o.kind} ${o.name}`).sort()).toEqual(
+        [`schema ${source.name}`, 'table audit', 'table orders', 'table readings', 'function with_tax', 'procedure add_order', 'view big_orders', 'view big_order_count', 'trigger orders_stamp', 'trigger orders_audit', 'event purge_audit'].sort(),
+      );
+      // Idempotent: a second run creates nothing.
+      expect([...(await writer.createPreDataObjects(schema)), ...((await writer.createPostDataObjects(schema)) ?? [])]).toEqual([]);
+      await writer.dropObjects(created);
+      expect(await count(target, 'SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [source.name])).toBe(0);
+      expect(await count(target, 'SELECT COUNT(*) AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?', [source.name])).toBe(0);
+    } finally {
+      await writer.close();
+      await target.end();
+    }
+  }, 120_000);
 });
