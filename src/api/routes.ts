@@ -19,6 +19,8 @@ import {
   ProfileView,
   UpdateJobInput,
   UpdateProfileInput,
+  SchemaObjectPlanView,
+  SchemaObjectReportView,
   VerifyReportView,
 } from '../service/inputs.js';
 
@@ -154,6 +156,8 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [JobEventView, 'MigrationJobEvent'],
   [JobEventListView, 'ListMigrationJobEventsResponse'],
   [VerifyReportView, 'VerifyReport'],
+  [SchemaObjectPlanView, 'SchemaObjectPlan'],
+  [SchemaObjectReportView, 'ListMigrationJobSchemaObjectsResponse'],
 ]);
 
 // ---------------------------------------------------------------------------------------
@@ -374,6 +378,19 @@ export const API_ROUTES: readonly ApiRoute[] = [
     response: JobObjectListView,
     status: 200,
     handler: async (service, { params }) => ({ objects: await service.listJobObjects(params.id) }),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs/{id}/schemaObjects',
+    operationId: 'listMigrationJobSchemaObjects',
+    summary: "The job's object report: views, routines, triggers, events and other objects beyond tables",
+    description:
+      "Reads the source's schema objects beyond tables as they are now and says, for each, what the job does with it: carried (created as on the source), translated, or left out, the phase that creates it (pre-data, post-data, promote) and why. Definitions are in the source's dialect, so the user can adapt the left-out ones.",
+    tag: JOBS,
+    params: IdParams,
+    response: SchemaObjectReportView,
+    status: 200,
+    handler: (service, { params }) => service.listJobSchemaObjects(params.id),
   }),
   defineRoute({
     method: 'GET',

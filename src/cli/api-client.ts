@@ -17,6 +17,7 @@ import type {
   ProfileView,
   UpdateJobInput,
   UpdateProfileInput,
+  SchemaObjectReportView,
   VerifyReportView,
 } from '../service/inputs.js';
 
@@ -131,6 +132,9 @@ export class ApiClient {
   }
   listJobObjects(id: string): Promise<JobObjectListView> {
     return this.request('GET', `/v1/migrationJobs/${segment(id)}/objects`);
+  }
+  listJobSchemaObjects(id: string): Promise<SchemaObjectReportView> {
+    return this.request('GET', `/v1/migrationJobs/${segment(id)}/schemaObjects`);
   }
   listJobEvents(id: string, afterId?: number): Promise<JobEventListView> {
     return this.request('GET', `/v1/migrationJobs/${segment(id)}/events`, { query: { afterId } });

@@ -6,11 +6,12 @@
  * "error: <CODE>: <message>"); 2 the command line itself is wrong.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isFerryError } from '../core/errors.js';
+import { leftOutDefinitionsSql } from '../core/schema-object-plan.js';
 import { JOB_STATUSES } from '../core/lifecycle.js';
 import type { JobAction } from '../core/lifecycle.js';
 import type { CreateJobInput, CreateProfileInput, JobView, UpdateProfileInput } from '../service/inputs.js';
@@ -23,6 +24,7 @@ import {
   renderJobsTable,
   renderProfileDetails,
   renderProfilesTable,
+  renderSchemaObjects,
   renderTable,
   renderVerifyReport,
   renderWatchFrame,
@@ -515,6 +517,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--dump-parallelism <n>', 'tables copied at the same time during the full dump (default 4)', parseInteger(1, 64))
     .option('--map-schema <src=dst>', 'put the source schema (PostgreSQL) or database (MySQL) SRC under the name DST on the destination (repeatable)', collectSchemaPair)
     .addOption(new Option('--zero-date-policy <policy>', 'MySQL zero dates bound for PostgreSQL: null writes NULL and warns (default); refuse fails the job').choices(['null', 'refuse']))
+    .option('--definer-policy <policy>', 'MySQL to MySQL: who views, routines, triggers and events run as on the destination: keep (default: the source DEFINER), invoker (SQL SECURITY INVOKER, the destination user as definer) or user@host')
     .option('--label <key=value>', 'label (repeatable)', collectLabel)
     .action(
       run(
@@ -530,12 +533,14 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             dumpParallelism?: number;
             zeroDatePolicy?: 'null' | 'refuse';
             mapSchema?: Record<string, string>;
+            definerPolicy?: string;
             label?: Record<string, string>;
           },
         ) => {
           const input: CreateJobInput = {
             ...(options.mapSchema !== undefined ? { schemaMapping: options.mapSchema } : {}),
             ...(options.zeroDatePolicy !== undefined ? { zeroDatePolicy: options.zeroDatePolicy } : {}),
+            ...(options.definerPolicy !== undefined ? { definerPolicy: options.definerPolicy } : {}),
             ...(options.id !== undefined ? { id: options.id } : {}),
             displayName: options.displayName ?? options.id ?? `${options.source} to ${options.destination}`,
             type: options.type,
@@ -575,9 +580,26 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
 
   clientCommand(jobs, 'describe', 'Show every field of a migration job, its error, progress, tables and recent events.')
     .argument('<id>', 'job id')
+    .option('--objects', "show the job's object report instead: the source's views, routines, triggers, events and other objects beyond tables, and what the job does with each (--output json adds their definitions)")
+    .option('--definitions-file <file>', 'with --objects: write the definitions of the objects the job leaves out to FILE, as one SQL file to adapt')
     .action(
-      run(async (id: string, options: ClientOptions) => {
+      run(async (id: string, options: ClientOptions & { objects?: boolean; definitionsFile?: string }) => {
         const client = clientOf(options);
+        if (options.definitionsFile !== undefined && options.objects !== true) {
+          throw new UsageError('--definitions-file goes with --objects: ferry jobs describe ID --objects --definitions-file FILE');
+        }
+        if (options.objects === true) {
+          const report = await client.listJobSchemaObjects(id);
+          if (options.definitionsFile !== undefined) {
+            await writeFile(options.definitionsFile, leftOutDefinitionsSql(report.objects, `Ferry job ${id}: schema objects left out, from the source's definitions`));
+          }
+          if (options.output === 'json') return printJson(report);
+          print(renderSchemaObjects(report.objects));
+          const leftOut = report.objects.filter((o) => o.disposition === 'left-out').length;
+          if (options.definitionsFile !== undefined) print(`\nWrote the definitions of ${leftOut} object(s) left out to ${options.definitionsFile}.`);
+          else if (leftOut > 0) print(`\n${leftOut} object(s) left out: --definitions-file FILE writes their definitions to adapt.`);
+          return;
+        }
         const job = await client.getJob(id);
         const [{ objects }, { events }] = await Promise.all([client.listJobObjects(id), client.listJobEvents(id)]);
         if (options.output === 'json') return printJson({ ...job, objects });

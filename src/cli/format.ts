@@ -9,6 +9,7 @@ import type {
   JobObjectView,
   JobView,
   ProfileView,
+  SchemaObjectReportView,
   VerifyReportView,
 } from '../service/inputs.js';
 
@@ -402,4 +403,13 @@ export function renderWatchFrame(job: JobView, options: WatchFrameOptions): stri
   ];
   if (options.now) lines.push('', `Updated ${formatTime(options.now.toISOString())}. Ctrl-C stops watching; the job keeps running.`);
   return lines.join('\n');
+}
+
+/** The object report: kind, name, disposition, phase, reason (definitions only in --output json). */
+export function renderSchemaObjects(objects: SchemaObjectReportView['objects']): string {
+  if (objects.length === 0) return 'The source has no views, routines, triggers, events or other objects beyond the selected tables.';
+  return renderTable(
+    ['kind', 'name', 'disposition', 'phase', 'reason'],
+    objects.map((o) => [o.kind, o.schema === null ? o.name : `${o.schema}.${o.name}`, o.disposition, o.phase ?? '-', o.reason ?? '']),
+  );
 }

@@ -24,7 +24,7 @@ import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
-import { CREATED_OBJECTS_CHECKPOINT, SCHEMA_SCRIPT_CHECKPOINT, runFullDumpAttempt, type DumpFailure } from './full-dump.js';
+import { CREATED_OBJECTS_CHECKPOINT, SCHEMA_SCRIPT_CHECKPOINT, recordCreatedObjects, runFullDumpAttempt, schemaObjectOptions, type DumpFailure } from './full-dump.js';
 import { recordJobEvent, type EventOptions } from './job-transitions.js';
 import type { Logger } from './logger.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
@@ -199,7 +199,7 @@ export class JobRunner {
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
       const mapping = resolveSchemaMapping({ explicit: job.schemaMapping ?? {}, sourceSchemas: schema.schemas, destinationEngine: job.destinationEngine, destinationDatabase: destinationParams.database });
       checks.push(...mapping.checks.filter((c) => c.severity !== 'ok'));
-      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping))));
+      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping), schemaObjectOptions(job))));
     }
     signal.throwIfAborted();
     const blocking = checks.filter((c) => c.severity === 'error');
@@ -297,13 +297,15 @@ export class JobRunner {
     const current = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
     const mapping = await recordedSchemaMapping(this.#deps.store, job.id);
     const script = await this.#deps.store.getCheckpoint<SchemaScript>(job.id, SCHEMA_SCRIPT_CHECKPOINT);
-    const writer = await destination.openSchemaWriter(destinationParams);
+    const writer = await destination.openSchemaWriter(destinationParams, schemaObjectOptions(job));
     try {
       if (script !== null && writer.applySchemaScript !== undefined) {
         // Foreign keys, triggers, rules and policies wait until no change is applied any more.
         await writer.applySchemaScript(script, 'promote', { refreshMaterializedViews: true, schemaMapping: mapping });
       } else {
-        await writer.createPostDataObjects(mapDatabaseSchema(dumped ?? current, mapping));
+        // Foreign keys, then the triggers and events held back during the stream (PostDataOptions.triggers).
+        const created = await writer.createPostDataObjects(mapDatabaseSchema(dumped ?? current, mapping));
+        await recordCreatedObjects(this.#deps.store, job.id, created ?? []);
       }
       await writer.syncSequences(mapDatabaseSchema(current, mapping));
     } finally {

@@ -75,6 +75,16 @@ export const CreateJobInput = z.strictObject({
   zeroDatePolicy: z.enum(ZERO_DATE_POLICIES).default('null'),
   /** Source schema (PostgreSQL) or database (MySQL) → its name on the destination, e.g. {"public": "app"}. */
   schemaMapping: z.record(z.string(), z.string()).default({}).describe('Source schema (PostgreSQL) or database (MySQL) -> its name on the destination, e.g. {"public": "app"}. Without it names are kept, except that a MySQL destination profile naming a database receives the one selected source schema.'),
+  /**
+   * MySQL to MySQL: who the views, routines, triggers and events run as on the destination:
+   * 'keep' (default: the source's DEFINER), 'invoker' (SQL SECURITY INVOKER, the destination user
+   * as definer) or an account 'user@host'.
+   */
+  definerPolicy: z
+    .string()
+    .max(300)
+    .regex(/^(keep|invoker|[^@\s]+@[^@\s]+)$/, 'definerPolicy is keep, invoker, or an account as user@host (e.g. app@%)')
+    .default('keep'),
   labels: labels.default({}),
 });
 export type CreateJobInput = z.input<typeof CreateJobInput>;
@@ -187,6 +197,7 @@ export const JobView = z.object({
   zeroDatePolicy: z.enum(ZERO_DATE_POLICIES),
   /** The explicit pairs: source schema or database → destination name ({} keeps every name; verify shows what applies). */
   schemaMapping: z.record(z.string(), z.string()),
+  definerPolicy: z.string(),
   labels: z.record(z.string(), z.string()),
   createTime: z.string(),
   updateTime: z.string(),
@@ -236,6 +247,8 @@ export const VerifyCheckView = z.object({
   severity: z.enum(['ok', 'warning', 'error']),
   message: z.string(),
   objects: z.array(z.string()).optional(),
+  /** The definitions of the objects concerned, by "kind schema.name" (SCHEMA_OBJECTS: the objects left out). */
+  definitions: z.record(z.string(), z.string()).optional(),
 });
 
 export const VerifyReportView = z.object({
@@ -244,6 +257,29 @@ export const VerifyReportView = z.object({
   checks: z.array(VerifyCheckView),
 });
 export type VerifyReportView = z.infer<typeof VerifyReportView>;
+
+export const SchemaObjectPlanView = z.object({
+  kind: z.string(),
+  schema: z.string().nullable(),
+  name: z.string(),
+  /** Its definition in the source dialect (a complete CREATE statement), or null. */
+  definition: z.string().nullable(),
+  /** MySQL: its DEFINER on the source. */
+  definer: z.string().optional(),
+  /** Tables and views it depends on ("schema.name"), when the source engine knows them. */
+  dependsOn: z.array(z.string()).optional(),
+  disposition: z.enum(['carried', 'translated', 'left-out']),
+  /** When a carried or translated object is created: 'pre-data', 'post-data' or 'promote'; null when left out. */
+  phase: z.enum(['pre-data', 'post-data', 'promote']).nullable(),
+  /** Why it is translated or left out and what to do; null when carried as is. */
+  reason: z.string().nullable(),
+});
+
+export const SchemaObjectReportView = z.object({
+  /** The source objects beyond tables, in creation order, with what the job does with each. */
+  objects: z.array(SchemaObjectPlanView),
+});
+export type SchemaObjectReportView = z.infer<typeof SchemaObjectReportView>;
 
 export const ConnectionTestView = z.object({
   ok: z.boolean(),

@@ -17,7 +17,9 @@ import { runningMillisAt, withStatus, type JobObject, type MigrationJob } from '
 import { validateSelection } from '../core/object-selection.js';
 import { resolveSchemaMapping, mapDatabaseSchema, validateSchemaMapping } from '../core/schema-mapping.js';
 import { pairChecks } from '../core/job-checks.js';
-import type { ConnectionReport, VerifyCheck } from '../engines/engine.js';
+import { qualifiedName, type DatabaseSchema } from '../core/schema.js';
+import { planSchemaObjects, schemaObjectsCheck } from '../core/schema-object-plan.js';
+import type { ConnectionReport, Engine, SchemaObjectPlan, VerifyCheck } from '../engines/engine.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { Clock } from '../pipeline/clock.js';
 import type { Logger } from '../pipeline/logger.js';
@@ -35,6 +37,7 @@ import {
   type JobObjectView,
   type JobView,
   type ProfileView,
+  type SchemaObjectReportView,
   type VerifyReportView,
 } from './inputs.js';
 import type { SecretBox } from './secret-box.js';
@@ -206,6 +209,9 @@ export class MigrationService implements FerryService {
     if (mappingProblems.length > 0) {
       throw new FerryError('INVALID_ARGUMENT', mappingProblems.map((p) => `${p.path}: ${p.message}`).join('; '), { details: { fields: mappingProblems } });
     }
+    if (input.definerPolicy !== 'keep' && (source.engine !== 'mysql' || destination.engine !== 'mysql')) {
+      throw new FerryError('INVALID_ARGUMENT', `definerPolicy "${input.definerPolicy}" applies to MySQL/MariaDB to MySQL/MariaDB jobs only (views, routines, triggers and events carried with their DEFINER); leave it out for a ${source.engine} to ${destination.engine} job.`, { details: { fields: [{ path: 'definerPolicy', message: 'MySQL to MySQL only' }] } });
+    }
     const id = input.id ?? generateId(input.displayName);
     if (await this.#deps.store.getJob(id)) {
       throw new FerryError('ALREADY_EXISTS', `A migration job with id "${id}" exists already; choose another id.`);
@@ -224,6 +230,7 @@ export class MigrationService implements FerryService {
       dumpParallelism: input.dumpParallelism,
       ...(input.zeroDatePolicy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
       ...(Object.keys(input.schemaMapping).length > 0 ? { schemaMapping: input.schemaMapping } : {}),
+      ...(input.definerPolicy !== 'keep' ? { definerPolicy: input.definerPolicy } : {}),
       labels: input.labels,
       status: 'NOT_STARTED',
       phase: null,
@@ -341,12 +348,40 @@ export class MigrationService implements FerryService {
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
       const mapping = resolveSchemaMapping({ explicit: job.schemaMapping ?? {}, sourceSchemas: schema.schemas, destinationEngine: job.destinationEngine, destinationDatabase: destinationParams.database });
       checks.push(...mapping.checks);
-      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping))));
+      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping), job.definerPolicy === undefined ? {} : { definerPolicy: job.definerPolicy })));
+      try {
+        checks.push(schemaObjectsCheck(await this.#planSchemaObjects(job, source, sourceParams, schema)));
+      } catch (error) {
+        const message = error instanceof FerryError ? error.message : String(error);
+        checks.push({ code: 'SCHEMA_OBJECTS', side: 'source', severity: 'warning', message: `The source's schema objects could not be listed: ${message}` });
+      }
     } else {
       const report = await destination.testConnection(destinationParams);
       checks.push(...connectivityChecks(report, 'destination'));
     }
     return { ok: !checks.some((c) => c.severity === 'error'), checks };
+  }
+
+  async listJobSchemaObjects(id: string): Promise<SchemaObjectReportView> {
+    const job = await this.#job(id);
+    const source = this.#deps.engines.get(job.sourceEngine);
+    const sourceParams = await this.resolveConnection(job.sourceProfileId);
+    const schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
+    return { objects: await this.#planSchemaObjects(job, source, sourceParams, schema) };
+  }
+
+  /**
+   * The plan of the source's objects for this job: those the schema carries (MySQL reads them
+   * with it), else what the engine lists; an engine that cannot list them gives none.
+   */
+  async #planSchemaObjects(job: MigrationJob, source: Engine, sourceParams: ConnectionParams, schema: DatabaseSchema): Promise<SchemaObjectPlan[]> {
+    const objects = schema.objects ?? (await source.listSchemaObjects?.(sourceParams, job.selection)) ?? [];
+    return planSchemaObjects(objects, {
+      sourceEngine: job.sourceEngine,
+      destinationEngine: job.destinationEngine,
+      jobType: job.type,
+      tables: schema.tables.map(qualifiedName),
+    });
   }
 
   async listJobObjects(id: string): Promise<JobObjectView[]> {
@@ -443,6 +478,7 @@ export class MigrationService implements FerryService {
       dumpParallelism: job.dumpParallelism,
       zeroDatePolicy: job.zeroDatePolicy ?? 'null',
       schemaMapping: job.schemaMapping ?? {},
+      definerPolicy: job.definerPolicy ?? 'keep',
       labels: job.labels,
       createTime: job.createTime,
       updateTime: job.updateTime,

@@ -65,6 +65,7 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     dumpParallelism: 4,
     zeroDatePolicy: 'null',
     schemaMapping: {},
+    definerPolicy: 'keep',
     labels: {},
     createTime: TIME,
     updateTime: TIME,
@@ -241,6 +242,15 @@ class InMemoryFerryService implements FerryService {
       { name: 'public.orders', destination: 'public.orders', state: 'DUMPING', rowsCopied: 10, bytesCopied: 1000, estimatedRows: 100, estimatedBytes: 10000, error: null, updateTime: TIME },
     ];
   }
+  async listJobSchemaObjects(id: string): ReturnType<FerryService['listJobSchemaObjects']> {
+    this.record('listJobSchemaObjects', id);
+    this.job(id);
+    return {
+      objects: [
+        { kind: 'view', schema: 'public', name: 'v', definition: 'CREATE VIEW public.v AS SELECT 1', disposition: 'carried', phase: 'pre-data', reason: null },
+      ],
+    };
+  }
   async listJobEvents(id: string, afterId?: number): ReturnType<FerryService['listJobEvents']> {
     this.record('listJobEvents', id, afterId);
     this.job(id);
@@ -327,6 +337,7 @@ describe('routing', () => {
     promoteMigrationJob: { method: 'POST', url: '/v1/migrationJobs/incremental:promote', body: {}, status: 200, call: { method: 'applyJobAction', args: ['incremental', 'promote', 'api'] } },
     verifyMigrationJob: { method: 'POST', url: '/v1/migrationJobs/job-1:verify', body: {}, status: 200, call: { method: 'verifyJob', args: ['job-1'] } },
     listMigrationJobObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/objects', status: 200, call: { method: 'listJobObjects', args: ['job-1'] } },
+    listMigrationJobSchemaObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/schemaObjects', status: 200, call: { method: 'listJobSchemaObjects', args: ['job-1'] } },
     listMigrationJobEvents: { method: 'GET', url: '/v1/migrationJobs/job-1/events?afterId=1', status: 200, call: { method: 'listJobEvents', args: ['job-1', 1] } },
   };
 

@@ -209,10 +209,11 @@ describe('SqliteMetadataStore.open', () => {
 });
 
 describe('schema migrations', () => {
-  it('numbers MIGRATIONS 1, 2, 3, ... with a name and SQL each', () => {
+  it('numbers MIGRATIONS 1, 2, 3, ... (strictly increasing) with a name and SQL each', () => {
     expect(MIGRATIONS.length).toBeGreaterThan(0);
+    expect(MIGRATIONS[0]?.version).toBe(1);
     MIGRATIONS.forEach((migration, index) => {
-      expect(migration.version).toBe(index + 1);
+      expect(migration.version).toBeGreaterThan(index === 0 ? 0 : (MIGRATIONS[index - 1]?.version ?? 0));
       expect(migration.name.length).toBeGreaterThan(0);
       expect(migration.sql.length).toBeGreaterThan(0);
     });

@@ -55,6 +55,7 @@ interface JobRow {
   dump_parallelism: number;
   zero_date_policy: string;
   schema_mapping: string;
+  definer_policy: string;
   labels: string;
   status: string;
   phase: string | null;
@@ -112,7 +113,7 @@ const PROFILE_COLUMNS = [
 
 const JOB_COLUMNS = [
   'id', 'display_name', 'type', 'source_profile_id', 'destination_profile_id', 'source_engine',
-  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'schema_mapping', 'labels', 'status', 'phase',
+  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'schema_mapping', 'definer_policy', 'labels', 'status', 'phase',
   'error', 'promote_requested', 'create_time', 'update_time', 'start_time', 'end_time', 'running_millis',
   'run_start_time',
 ] as const satisfies readonly (keyof JobRow)[];
@@ -695,6 +696,7 @@ function jobToRow(job: MigrationJob): JobRow {
     dump_parallelism: job.dumpParallelism,
     zero_date_policy: job.zeroDatePolicy ?? 'null',
     schema_mapping: JSON.stringify(job.schemaMapping ?? {}),
+    definer_policy: job.definerPolicy ?? 'keep',
     labels: JSON.stringify(job.labels),
     status: job.status,
     phase: job.phase,
@@ -724,6 +726,7 @@ function rowToJob(row: JobRow): MigrationJob {
     // The default stays implicit, so jobs written before the policy existed read back unchanged.
     ...(row.zero_date_policy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
     ...(row.schema_mapping === '{}' ? {} : { schemaMapping: JSON.parse(row.schema_mapping) as SchemaMapping }),
+    ...(row.definer_policy !== 'keep' ? { definerPolicy: row.definer_policy } : {}),
     labels: JSON.parse(row.labels) as Record<string, string>,
     status: row.status as JobStatus,
     phase: row.phase as JobPhase | null,
