@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { EngineRegistry } from './engines/engine-registry.js';
 import { postgresEngine } from './engines/postgres/postgres-engine.js';
 import { mysqlEngine } from './engines/mysql/mysql-engine.js';
+import { SshTunnelManager } from './engines/ssh-tunnel.js';
 import { systemClock } from './pipeline/clock.js';
 import { JobSupervisor } from './pipeline/job-supervisor.js';
 import type { Logger } from './pipeline/logger.js';
@@ -50,7 +51,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const logger = pino({
     level: config.logLevel ?? process.env.FERRY_LOG_LEVEL ?? 'info',
     base: { service: 'ferry' },
-    redact: { paths: ['password', '*.password', 'params.password', 'req.headers.authorization', 'clientKey', '*.clientKey'], censor: '[redacted]' },
+    redact: { paths: ['password', '*.password', 'params.password', 'req.headers.authorization', 'clientKey', '*.clientKey', 'privateKey', '*.privateKey'], censor: '[redacted]' },
   });
 
   const apiToken = process.env.FERRY_API_TOKEN;
@@ -71,6 +72,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const secrets = new SecretBox(loadSecretKey(dataDir));
   const engines = new EngineRegistry([postgresEngine, mysqlEngine]);
   const pipelineLogger = logger as unknown as Logger;
+  const tunnels = new SshTunnelManager();
 
   let service: MigrationService | null = null;
   const supervisor = new JobSupervisor({
@@ -81,7 +83,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     retryPolicy: retryPolicyFromEnv(process.env),
     resolveConnection: (profileId) => (service as MigrationService).resolveConnection(profileId),
   });
-  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger });
+  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger, tunnels });
 
   const app = buildApiServer(service, {
     logger: logger.child({ component: 'api' }),
@@ -99,6 +101,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
       closing ??= (async () => {
         await app.close();
         await supervisor.close();
+        await tunnels.close();
         await store.close();
         logger.info({}, 'ferry stopped');
       })();

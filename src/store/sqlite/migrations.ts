@@ -128,6 +128,16 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       ALTER TABLE migration_jobs ADD COLUMN zero_date_policy TEXT NOT NULL DEFAULT 'null';
     `,
   },
+  {
+    version: 4,
+    name: 'ssh tunnel',
+    sql: `
+      -- connectivityMethod 'ssh-tunnel': the SSH server as JSON (host, port, username,
+      -- hostKeyFingerprint) and its private key, encrypted like the password.
+      ALTER TABLE connection_profiles ADD COLUMN ssh_tunnel TEXT;
+      ALTER TABLE connection_profiles ADD COLUMN encrypted_ssh_private_key TEXT;
+    `,
+  },
 ];
 
 /**
