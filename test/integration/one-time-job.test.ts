@@ -216,10 +216,10 @@ describe('one-time PostgreSQL to PostgreSQL jobs', () => {
     expect(count.rows[0]).toEqual({ n: 600000, s: '180000300000' });
   });
 
-  it('refuses connectivity methods that are not built yet with a clear error', async () => {
+  it('refuses an ssh-tunnel profile without its SSH server and key, naming what is missing', async () => {
     const error = await h.service.createProfile({ displayName: 'Tunnel', engine: 'postgresql', host: PG_HOST, database: 'x', username: PG_USER, connectivityMethod: 'ssh-tunnel' }, 'test').catch((e: unknown) => e);
-    expect((error as FerryError).code).toBe('NOT_IMPLEMENTED');
-    expect((error as FerryError).message).toContain('ssh-tunnel');
+    expect((error as FerryError).code).toBe('INVALID_ARGUMENT');
+    expect((error as FerryError).message).toContain('sshTunnel: host, username and privateKey are required');
   });
 
   it('never returns a password', async () => {
