@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { EngineRegistry } from './engines/engine-registry.js';
 import { postgresEngine } from './engines/postgres/postgres-engine.js';
 import { mysqlEngine } from './engines/mysql/mysql-engine.js';
+import { SshTunnelManager } from './engines/ssh-tunnel.js';
 import { systemClock } from './pipeline/clock.js';
 import { JobSupervisor } from './pipeline/job-supervisor.js';
 import type { Logger } from './pipeline/logger.js';
@@ -62,7 +63,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const logger = pino({
     level: config.logLevel ?? process.env.FERRY_LOG_LEVEL ?? 'info',
     base: { service: 'ferry' },
-    redact: { paths: ['password', '*.password', 'params.password', 'req.headers.authorization', 'clientKey', '*.clientKey'], censor: '[redacted]' },
+    redact: { paths: ['password', '*.password', 'params.password', 'req.headers.authorization', 'clientKey', '*.clientKey', 'privateKey', '*.privateKey'], censor: '[redacted]' },
   });
 
   const apiToken = process.env.FERRY_API_TOKEN;
@@ -102,6 +103,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   }
   const engines = new EngineRegistry([postgresEngine, mysqlEngine]);
   const pipelineLogger = logger as unknown as Logger;
+  const tunnels = new SshTunnelManager();
 
   let service: MigrationService | null = null;
   const supervisor = new JobSupervisor({
@@ -112,7 +114,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     retryPolicy: retryPolicyFromEnv(process.env),
     resolveConnection: (profileId) => (service as MigrationService).resolveConnection(profileId),
   });
-  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger });
+  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger, tunnels });
 
   let watch: DataDirectoryWatch | null = null;
   const app = buildApiServer(service, {
@@ -133,6 +135,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
       watch?.stop();
       await app.close();
       await supervisor.close();
+      await tunnels.close();
       await store.close();
       removeServerPidFile(dataDir);
       logger.info({}, 'ferry stopped');

@@ -301,6 +301,25 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     };
   };
 
+  interface SshOptions {
+    sshHost?: string;
+    sshPort?: number;
+    sshUser?: string;
+    sshPrivateKeyFile?: string;
+    sshHostKeyFingerprint?: string;
+  }
+  /** --ssh-* options as the profile's sshTunnel (connectivityMethod ssh-tunnel), or undefined when none is given. */
+  const sshOf = async (options: SshOptions): Promise<NonNullable<UpdateProfileInput['sshTunnel']> | undefined> => {
+    if ([options.sshHost, options.sshPort, options.sshUser, options.sshPrivateKeyFile, options.sshHostKeyFingerprint].every((v) => v === undefined)) return undefined;
+    return {
+      ...(options.sshHost !== undefined ? { host: options.sshHost } : {}),
+      ...(options.sshPort !== undefined ? { port: options.sshPort } : {}),
+      ...(options.sshUser !== undefined ? { username: options.sshUser } : {}),
+      ...(options.sshPrivateKeyFile !== undefined ? { privateKey: await readPem(options.sshPrivateKeyFile, 'SSH private key') } : {}),
+      ...(options.sshHostKeyFingerprint !== undefined ? { hostKeyFingerprint: options.sshHostKeyFingerprint } : {}),
+    };
+  };
+
   const addConnectionOptions = (command: Command, required: boolean): Command => {
     const option = (flags: string, description: string) => (required ? command.requiredOption(flags, description) : command.option(flags, description));
     command.addOption(
@@ -317,10 +336,15 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
       .addOption(new Option('--tls-mode <mode>', 'TLS to the database').choices(['none', 'required', 'server-only', 'server-client']))
       .option('--ca-certificate <file>', "PEM file of the CA that signed the server's certificate (server-only, server-client)")
       .option('--client-certificate <file>', 'PEM file of the client certificate (server-client)')
-      .option('--client-key <file>', 'PEM file of the client key (server-client)');
+      .option('--client-key <file>', 'PEM file of the client key (server-client)')
+      .option('--ssh-host <host>', 'connect through an SSH tunnel via this SSH server (connectivity method ssh-tunnel)')
+      .option('--ssh-port <port>', 'SSH server port (default: 22)', parseInteger(1, 65535))
+      .option('--ssh-user <name>', 'user to log in to the SSH server as')
+      .option('--ssh-private-key-file <file>', 'unencrypted private key file to log in with (stored encrypted, never shown)')
+      .option('--ssh-host-key-fingerprint <SHA256:...>', "the SSH server's host key (ssh-keygen -lf); when absent, the first key seen is recorded");
   };
 
-  interface ConnectionOptions extends TlsOptions, ClientOptions {
+  interface ConnectionOptions extends TlsOptions, SshOptions, ClientOptions {
     engine?: string;
     host?: string;
     port?: number;
@@ -339,6 +363,10 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     }
     const password = await passwordOf(options);
     const tls = await tlsOf(options, false);
+    const ssh = await sshOf(options);
+    if (ssh !== undefined && (ssh.host === undefined || ssh.username === undefined || ssh.privateKey === undefined)) {
+      throw new UsageError('an SSH tunnel needs --ssh-host, --ssh-user and --ssh-private-key-file.');
+    }
     return {
       ...(options.id !== undefined ? { id: options.id } : {}),
       displayName: options.displayName ?? options.id ?? `${options.engine} ${options.host}`,
@@ -349,6 +377,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
       username: options.username!,
       ...(password !== undefined ? { password } : {}),
       ...(tls !== undefined ? { tls } : {}),
+      ...(ssh !== undefined ? { connectivityMethod: 'ssh-tunnel' as const, sshTunnel: { ...ssh, host: ssh.host!, username: ssh.username! } } : {}),
       ...(options.label !== undefined ? { labels: options.label } : {}),
     };
   };
@@ -414,6 +443,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           throw new UsageError('use either --clear-password or a new password, not both.');
         }
         const tls = await tlsOf(options, true);
+        const ssh = await sshOf(options);
         const input: UpdateProfileInput = {
           ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
           ...(options.host !== undefined ? { host: options.host } : {}),
@@ -422,6 +452,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           ...(options.username !== undefined ? { username: options.username } : {}),
           ...(password !== undefined ? { password } : {}),
           ...(tls !== undefined ? { tls } : {}),
+          ...(ssh !== undefined ? { connectivityMethod: 'ssh-tunnel' as const, sshTunnel: ssh } : {}),
           ...(options.label !== undefined ? { labels: options.label } : {}),
         };
         if (Object.keys(input).length === 0) throw new UsageError('nothing to update: give at least one option, e.g. --host or --password-stdin.');

@@ -145,7 +145,12 @@ export function renderProfileDetails(profile: ProfileView): string {
       'TLS',
       `${profile.tls.mode}${profile.tls.caCertificateSet ? ', CA certificate set' : ''}${profile.tls.clientCertificateSet ? ', client certificate set' : ''}`,
     ],
-    ['Connectivity', profile.connectivityMethod],
+    [
+      'Connectivity',
+      profile.sshTunnel === null
+        ? profile.connectivityMethod
+        : `${profile.connectivityMethod} via ${profile.sshTunnel.username}@${profile.sshTunnel.host}:${profile.sshTunnel.port} (private key ${profile.sshTunnel.privateKeySet ? 'set' : 'not set'}, host key ${profile.sshTunnel.hostKeyFingerprint ?? 'recorded at first connection'})`,
+    ],
     ['Labels', labelsText(profile.labels)],
     ['Created', formatTime(profile.createTime)],
     ['Updated', formatTime(profile.updateTime)],

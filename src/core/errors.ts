@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   AUTHENTICATION_FAILED: { http: 422 },
   DATABASE_NOT_FOUND: { http: 422 },
   TLS_ERROR: { http: 422 },
+  SSH_TUNNEL_FAILED: { http: 422 },
   INSUFFICIENT_PRIVILEGE: { http: 422 },
   SERVER_SHUTTING_DOWN: { http: 422 },
   CONNECTION_LOST: { http: 422 },

@@ -28,6 +28,30 @@ export const TlsInput = z.strictObject({
   clientKey: z.string().optional(),
 });
 
+const sshFingerprint = z
+  .string()
+  .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a host key fingerprint as OpenSSH prints it: SHA256: and 43 base64 characters (ssh-keygen -lf KEY.pub)');
+
+/** The SSH server of connectivityMethod "ssh-tunnel". The private key is write-only. */
+export const SshTunnelInput = z.strictObject({
+  host: z.string().min(1).max(255),
+  port: z.number().int().min(1).max(65535).default(22),
+  username: z.string().min(1).max(128),
+  /** OpenSSH or PEM private key, unencrypted. Stored encrypted; never returned. */
+  privateKey: z.string().min(1).max(16_384).optional(),
+  /** Expected host key; when absent, the first key seen is recorded and a different one later refused. */
+  hostKeyFingerprint: sshFingerprint.nullable().optional(),
+});
+
+export const UpdateSshTunnelInput = z.strictObject({
+  host: z.string().min(1).max(255).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  username: z.string().min(1).max(128).optional(),
+  privateKey: z.string().min(1).max(16_384).optional(),
+  /** null forgets the recorded key: the next one seen is recorded. */
+  hostKeyFingerprint: sshFingerprint.nullable().optional(),
+});
+
 export const CreateProfileInput = z.strictObject({
   /** Optional id; generated when absent. */
   id: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'ids are lowercase letters, digits and -, starting with a letter').optional(),
@@ -40,6 +64,8 @@ export const CreateProfileInput = z.strictObject({
   password: z.string().max(1024).optional(),
   tls: TlsInput.optional(),
   connectivityMethod: z.enum(CONNECTIVITY_METHODS).default('direct'),
+  /** Required with connectivityMethod "ssh-tunnel". */
+  sshTunnel: SshTunnelInput.optional(),
   labels: labels.default({}),
 });
 export type CreateProfileInput = z.input<typeof CreateProfileInput>;
@@ -54,6 +80,8 @@ export const UpdateProfileInput = z.strictObject({
   password: z.string().max(1024).nullable().optional(),
   tls: TlsInput.partial().optional(),
   connectivityMethod: z.enum(CONNECTIVITY_METHODS).optional(),
+  /** Fields given replace the stored ones; null removes the SSH settings (with connectivityMethod "direct"). */
+  sshTunnel: UpdateSshTunnelInput.nullable().optional(),
   labels: labels.optional(),
 });
 export type UpdateProfileInput = z.input<typeof UpdateProfileInput>;
@@ -141,6 +169,9 @@ export const ProfileView = z.object({
   passwordSet: z.boolean(),
   tls: z.object({ mode: z.enum(TLS_MODES), caCertificateSet: z.boolean(), clientCertificateSet: z.boolean() }),
   connectivityMethod: z.enum(CONNECTIVITY_METHODS),
+  sshTunnel: z
+    .object({ host: z.string(), port: z.number(), username: z.string(), privateKeySet: z.boolean(), hostKeyFingerprint: z.string().nullable() })
+    .nullable(),
   labels: z.record(z.string(), z.string()),
   createTime: z.string(),
   updateTime: z.string(),

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
-import { DEFAULT_PORTS, type ConnectionParams } from '../core/connection-profile.js';
+import { DEFAULT_PORTS, type ConnectionParams, type SshTunnelSettings } from '../core/connection-profile.js';
 import { FerryError } from '../core/errors.js';
 import {
   STATUS_LABELS,
@@ -21,6 +21,7 @@ import { qualifiedName, type DatabaseSchema } from '../core/schema.js';
 import { planSchemaObjects, schemaObjectsCheck } from '../core/schema-object-plan.js';
 import type { ConnectionReport, Engine, SchemaObjectPlan, VerifyCheck } from '../engines/engine.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
+import type { ConnectionTunnels } from '../engines/ssh-tunnel.js';
 import type { Clock } from '../pipeline/clock.js';
 import type { Logger } from '../pipeline/logger.js';
 import type { MetadataStore, StoredProfile } from '../store/metadata-store.js';
@@ -63,6 +64,8 @@ export interface MigrationServiceDeps {
   clock: Clock;
   secrets: SecretBox;
   logger: Logger;
+  /** Opens the SSH tunnels of profiles with connectivityMethod "ssh-tunnel". */
+  tunnels: ConnectionTunnels;
 }
 
 /** Engine pairs and job types this build runs. Anything else is refused with NOT_IMPLEMENTED. */
@@ -103,7 +106,12 @@ export class MigrationService implements FerryService {
       caCertificate: input.tls?.caCertificate ?? null,
       clientCertificate: input.tls?.clientCertificate ?? null,
       encryptedClientKey: input.tls?.clientKey === undefined ? null : this.#deps.secrets.encrypt(input.tls.clientKey),
+      sshTunnel: input.sshTunnel === undefined ? null : { host: input.sshTunnel.host, port: input.sshTunnel.port, username: input.sshTunnel.username, hostKeyFingerprint: input.sshTunnel.hostKeyFingerprint ?? null },
+      encryptedSshPrivateKey: input.sshTunnel?.privateKey === undefined ? null : this.#deps.secrets.encrypt(this.#checkedPrivateKey(input.sshTunnel.privateKey)),
     };
+    if (profile.connectivityMethod === 'direct' && profile.sshTunnel !== null) {
+      throw new FerryError('INVALID_ARGUMENT', 'sshTunnel: given, but connectivityMethod is "direct"; set connectivityMethod to "ssh-tunnel" to connect through it.', { details: { fields: [{ path: 'sshTunnel', message: 'only with connectivityMethod ssh-tunnel' }] } });
+    }
     validateProfile(profile);
     await this.#deps.store.insertProfile(profile);
     this.#deps.logger.info({ profileId: id, actor }, 'connection profile created');
@@ -139,10 +147,17 @@ export class MigrationService implements FerryService {
       encryptedClientKey: input.tls?.clientKey === undefined ? current.encryptedClientKey : secrets.encrypt(input.tls.clientKey),
       encryptedPassword:
         input.password === undefined ? current.encryptedPassword : input.password === null ? null : secrets.encrypt(input.password),
+      ...this.#updatedSsh(current, input.sshTunnel),
       updateTime: this.#deps.clock.now(),
     };
+    if (updated.connectivityMethod === 'direct' && input.connectivityMethod === 'direct') {
+      // Switching to direct forgets the SSH server and its key.
+      updated.sshTunnel = null;
+      updated.encryptedSshPrivateKey = null;
+    }
     validateProfile(updated);
     await this.#deps.store.updateProfile(updated);
+    await this.#deps.tunnels.release(id);
     this.#deps.logger.info({ profileId: id, actor }, 'connection profile updated');
     // A job probing after an authentication failure picks the new password up at its next probe.
     return toProfileView(updated);
@@ -159,11 +174,18 @@ export class MigrationService implements FerryService {
       );
     }
     await this.#deps.store.deleteProfile(id);
+    await this.#deps.tunnels.release(id);
     this.#deps.logger.info({ profileId: id, actor }, 'connection profile deleted');
   }
 
   async testProfile(id: string): Promise<ConnectionTestView> {
-    const params = this.#connectionParams(await this.#profile(id));
+    const profile = await this.#profile(id);
+    let params: ConnectionParams;
+    try {
+      params = await this.#routedParams(profile);
+    } catch (error) {
+      return tunnelFailureView(error);
+    }
     return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
   }
 
@@ -178,15 +200,37 @@ export class MigrationService implements FerryService {
       password: input.password ?? null,
       tls: { mode: input.tls?.mode ?? 'none', caCertificate: input.tls?.caCertificate, clientCertificate: input.tls?.clientCertificate, clientKey: input.tls?.clientKey },
     };
-    return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
+    if (input.connectivityMethod === 'direct') {
+      return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
+    }
+    const ssh = input.sshTunnel;
+    if (ssh === undefined || ssh.privateKey === undefined) {
+      throw new FerryError('INVALID_ARGUMENT', 'sshTunnel: host, username and privateKey are required with connectivityMethod "ssh-tunnel".', { details: { fields: [{ path: 'sshTunnel', message: 'required' }] } });
+    }
+    // A tunnel of its own, closed after the test: the profile does not exist, so no host key is recorded.
+    const key = `test-${randomBytes(6).toString('hex')}`;
+    try {
+      const route = await this.#deps.tunnels.open({
+        key,
+        ssh: { host: ssh.host, port: ssh.port, username: ssh.username, hostKeyFingerprint: ssh.hostKeyFingerprint ?? null },
+        privateKey: this.#checkedPrivateKey(ssh.privateKey),
+        target: { host: params.host, port: params.port },
+      });
+      return toTestView(await this.#deps.engines.get(params.engine).testConnection({ ...params, route }));
+    } catch (error) {
+      return tunnelFailureView(error);
+    } finally {
+      await this.#deps.tunnels.release(key);
+    }
   }
 
   /**
-   * The profile's connection parameters with secrets decrypted. For the pipeline; never returned by the API.
+   * The profile's connection parameters with secrets decrypted, through its SSH tunnel when
+   * it has one (opened, or logged in again, here). For the pipeline; never returned by the API.
    * A secret that cannot be decrypted rejects with SECRET_UNREADABLE (recoverable), naming the profile and the fix.
    */
   async resolveConnection(profileId: string): Promise<ConnectionParams> {
-    return this.#connectionParams(await this.#profile(profileId));
+    return this.#routedParams(await this.#profile(profileId));
   }
 
   // Migration jobs
@@ -434,6 +478,59 @@ export class MigrationService implements FerryService {
     );
   }
 
+  async #routedParams(profile: StoredProfile): Promise<ConnectionParams> {
+    const params = this.#connectionParams(profile);
+    if (profile.connectivityMethod !== 'ssh-tunnel') return params;
+    const ssh = profile.sshTunnel;
+    if (ssh === null || profile.encryptedSshPrivateKey === null) {
+      throw new FerryError('FAILED_PRECONDITION', `Connection profile "${profile.id}" uses an SSH tunnel but has no SSH server or private key; set them with \`ferry profiles update ${profile.id} --ssh-host ... --ssh-user ... --ssh-private-key-file ...\`.`);
+    }
+    const route = await this.#deps.tunnels.open({
+      key: profile.id,
+      ssh,
+      privateKey: this.#deps.secrets.decrypt(profile.encryptedSshPrivateKey),
+      target: { host: profile.host, port: profile.port },
+      onHostKeyLearned: (fingerprint) => this.#recordHostKey(profile.id, ssh, fingerprint),
+    });
+    return { ...params, route };
+  }
+
+  /** Trust on first use: the first host key seen is written to the profile, so a different one is refused later. */
+  async #recordHostKey(profileId: string, ssh: SshTunnelSettings, fingerprint: string): Promise<void> {
+    const current = await this.#deps.store.getProfile(profileId);
+    const now = current?.sshTunnel;
+    if (current === null || now === null || now === undefined || now.hostKeyFingerprint !== null || now.host !== ssh.host || now.port !== ssh.port) return;
+    await this.#deps.store.updateProfile({ ...current, sshTunnel: { ...now, hostKeyFingerprint: fingerprint }, updateTime: this.#deps.clock.now() });
+    this.#deps.logger.info({ profileId, sshHost: ssh.host, sshPort: ssh.port, fingerprint }, 'recorded the SSH server host key (first use)');
+  }
+
+  #checkedPrivateKey(privateKey: string): string {
+    const problem = this.#deps.tunnels.checkPrivateKey(privateKey);
+    if (problem !== null) {
+      throw new FerryError('INVALID_ARGUMENT', `sshTunnel.privateKey: cannot be read (${problem}). Give an unencrypted OpenSSH or PEM private key, e.g. the file ssh-keygen -t ed25519 -N '' wrote.`, { details: { fields: [{ path: 'sshTunnel.privateKey', message: problem }] } });
+    }
+    return privateKey;
+  }
+
+  #updatedSsh(current: StoredProfile, input: z.output<typeof UpdateProfileInput>['sshTunnel']): Pick<StoredProfile, 'sshTunnel' | 'encryptedSshPrivateKey'> {
+    if (input === undefined) return { sshTunnel: current.sshTunnel, encryptedSshPrivateKey: current.encryptedSshPrivateKey };
+    if (input === null) return { sshTunnel: null, encryptedSshPrivateKey: null };
+    const before = current.sshTunnel;
+    const host = input.host ?? before?.host;
+    const username = input.username ?? before?.username;
+    if (host === undefined || username === undefined) {
+      throw new FerryError('INVALID_ARGUMENT', 'sshTunnel: host and username are required when the profile has no SSH server yet.', { details: { fields: [{ path: 'sshTunnel', message: 'host and username required' }] } });
+    }
+    const port = input.port ?? before?.port ?? 22;
+    const sameServer = before !== null && before.host === host && before.port === port;
+    // Another SSH server has another host key: forget the recorded one unless a new one is given.
+    const hostKeyFingerprint = input.hostKeyFingerprint !== undefined ? input.hostKeyFingerprint : sameServer ? before.hostKeyFingerprint : null;
+    return {
+      sshTunnel: { host, port, username, hostKeyFingerprint },
+      encryptedSshPrivateKey: input.privateKey === undefined ? current.encryptedSshPrivateKey : this.#deps.secrets.encrypt(this.#checkedPrivateKey(input.privateKey)),
+    };
+  }
+
   #connectionParams(profile: StoredProfile): ConnectionParams {
     const { secrets } = this.#deps;
     return {
@@ -535,6 +632,7 @@ function toProfileView(p: StoredProfile): ProfileView {
     passwordSet: p.encryptedPassword !== null,
     tls: { mode: p.tlsMode, caCertificateSet: p.caCertificate !== null, clientCertificateSet: p.clientCertificate !== null },
     connectivityMethod: p.connectivityMethod,
+    sshTunnel: p.sshTunnel === null ? null : { ...p.sshTunnel, privateKeySet: p.encryptedSshPrivateKey !== null },
     labels: p.labels,
     createTime: p.createTime,
     updateTime: p.updateTime,
@@ -552,6 +650,12 @@ function toTestView(report: ConnectionReport): ConnectionTestView {
   };
 }
 
+/** A test whose SSH tunnel could not open: reported like a failed connection. */
+function tunnelFailureView(error: unknown): ConnectionTestView {
+  if (!(error instanceof FerryError) || error.code === 'INVALID_ARGUMENT') throw error;
+  return { ok: false, serverVersion: null, settings: {}, privileges: {}, checks: [], error: { code: error.code, message: error.message } };
+}
+
 function connectivityChecks(report: ConnectionReport, side: 'source' | 'destination'): VerifyCheck[] {
   if (report.ok) return [{ code: 'CONNECTIVITY', side, severity: 'ok', message: `Connected to ${report.serverVersion ?? 'the server'}.` }];
   return [{ code: report.error?.code ?? 'CONNECTIVITY', side, severity: 'error', message: report.error?.message ?? 'The server could not be reached.' }];
@@ -567,8 +671,8 @@ function validateProfile(p: StoredProfile): void {
   if (p.tlsMode === 'server-client' && (p.clientCertificate === null || p.encryptedClientKey === null)) {
     throw new FerryError('INVALID_ARGUMENT', 'tls.clientCertificate and tls.clientKey: required with tls.mode "server-client".', { details: { fields: [{ path: 'tls.clientCertificate', message: 'required' }] } });
   }
-  if (p.connectivityMethod === 'ssh-tunnel') {
-    throw new FerryError('NOT_IMPLEMENTED', 'connectivityMethod "ssh-tunnel" is not built yet; use "direct" (open a tunnel yourself with `ssh -L` and point the profile at it).');
+  if (p.connectivityMethod === 'ssh-tunnel' && (p.sshTunnel === null || p.encryptedSshPrivateKey === null)) {
+    throw new FerryError('INVALID_ARGUMENT', 'sshTunnel: host, username and privateKey are required with connectivityMethod "ssh-tunnel" (the SSH server to tunnel through and the key to log in with).', { details: { fields: [{ path: 'sshTunnel', message: 'required' }] } });
   }
 }
 

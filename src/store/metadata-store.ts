@@ -9,13 +9,17 @@
  * - Secrets (passwords, client keys) are stored as given: the service encrypts them before
  *   they reach the store.
  */
-import type { ConnectionProfile } from '../core/connection-profile.js';
+import type { ConnectionProfile, SshTunnelSettings } from '../core/connection-profile.js';
 import type { JobStatus } from '../core/lifecycle.js';
 import type { JobHistoryEvent, JobObject, MigrationJob, NewJobHistoryEvent } from '../core/migration-job.js';
 
 /** A profile as stored: the public fields plus encrypted secrets. */
-export interface StoredProfile extends Omit<ConnectionProfile, 'passwordSet' | 'tls'> {
+export interface StoredProfile extends Omit<ConnectionProfile, 'passwordSet' | 'tls' | 'sshTunnel'> {
   tlsMode: ConnectionProfile['tls']['mode'];
+  /** The SSH server to tunnel through (connectivityMethod "ssh-tunnel"), null otherwise. */
+  sshTunnel: SshTunnelSettings | null;
+  /** The SSH private key, encrypted like the password; null when unset. */
+  encryptedSshPrivateKey: string | null;
   /** Encrypted secrets (opaque strings from the service's secret box), null when unset. */
   encryptedPassword: string | null;
   caCertificate: string | null;

@@ -36,6 +36,7 @@ function profileView(id: string, overrides: Partial<ProfileView> = {}): ProfileV
     passwordSet: true,
     tls: { mode: 'none', caCertificateSet: false, clientCertificateSet: false },
     connectivityMethod: 'direct',
+    sshTunnel: null,
     labels: {},
     createTime: TIME,
     updateTime: TIME,

@@ -139,11 +139,21 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       `,
     },
     {
-    version: 5,
+      version: 5,
     name: 'definer policy',
     sql: `
       -- Who a MySQL to MySQL job's views, routines, triggers and events run as: 'keep', 'invoker' or 'user@host'.
       ALTER TABLE migration_jobs ADD COLUMN definer_policy TEXT NOT NULL DEFAULT 'keep';
+      `,
+    },
+    {
+      version: 6,
+    name: 'ssh tunnel',
+    sql: `
+      -- connectivityMethod 'ssh-tunnel': the SSH server as JSON (host, port, username,
+      -- hostKeyFingerprint) and its private key, encrypted like the password.
+      ALTER TABLE connection_profiles ADD COLUMN ssh_tunnel TEXT;
+      ALTER TABLE connection_profiles ADD COLUMN encrypted_ssh_private_key TEXT;
     `,
   },
 ];

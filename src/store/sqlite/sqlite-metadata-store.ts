@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { ConnectivityMethod, EngineKind, TlsMode } from '../../core/connection-profile.js';
+import type { ConnectivityMethod, EngineKind, SshTunnelSettings, TlsMode } from '../../core/connection-profile.js';
 import { FerryError, toFerryError } from '../../core/errors.js';
 import type { JobError } from '../../core/errors.js';
 import type { JobAction, JobPhase, JobStatus, JobType } from '../../core/lifecycle.js';
@@ -40,6 +40,8 @@ interface ProfileRow {
   encrypted_client_key: string | null;
   create_time: string;
   update_time: string;
+  ssh_tunnel: string | null;
+  encrypted_ssh_private_key: string | null;
 }
 
 interface JobRow {
@@ -108,7 +110,7 @@ interface ApiTokenRow {
 const PROFILE_COLUMNS = [
   'id', 'display_name', 'engine', 'host', 'port', 'database', 'username', 'tls_mode', 'connectivity_method',
   'labels', 'encrypted_password', 'ca_certificate', 'client_certificate', 'encrypted_client_key',
-  'create_time', 'update_time',
+  'create_time', 'update_time', 'ssh_tunnel', 'encrypted_ssh_private_key',
 ] as const satisfies readonly (keyof ProfileRow)[];
 
 const JOB_COLUMNS = [
@@ -634,6 +636,8 @@ function profileToRow(profile: StoredProfile): ProfileRow {
     ca_certificate: profile.caCertificate,
     client_certificate: profile.clientCertificate,
     encrypted_client_key: profile.encryptedClientKey,
+    ssh_tunnel: jsonOrNull(profile.sshTunnel),
+    encrypted_ssh_private_key: profile.encryptedSshPrivateKey,
     create_time: profile.createTime,
     update_time: profile.updateTime,
   };
@@ -655,6 +659,8 @@ function rowToProfile(row: ProfileRow): StoredProfile {
     caCertificate: row.ca_certificate,
     clientCertificate: row.client_certificate,
     encryptedClientKey: row.encrypted_client_key,
+    sshTunnel: parseOrNull<SshTunnelSettings>(row.ssh_tunnel),
+    encryptedSshPrivateKey: row.encrypted_ssh_private_key,
     createTime: row.create_time,
     updateTime: row.update_time,
   };
