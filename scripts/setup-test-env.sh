@@ -207,7 +207,7 @@ fi
 
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing Debian's chromium (browser tests)"
-  apt_install chromium || log "chromium could not be installed; browser tests will be skipped"
+  apt_install chromium || { log "chromium could not be installed (apt-get install chromium): the console's browser tests need it"; exit 1; }
 fi
 
 # SSH tunnel tests start their own sshd (own config, host key and port) from Debian's openssh-server.
