@@ -5,7 +5,7 @@
  */
 import { collectMetrics } from './metrics.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { FerryError, isFerryError } from '../core/errors.js';
@@ -251,11 +251,19 @@ function actorOf(request: FastifyRequest): string {
  */
 export function buildApiServer(service: FerryService, options: ApiServerOptions = {}): FastifyInstance {
   const logger = options.logger ?? false;
+  // Requests are logged at debug, one line each (fastify's own two lines at info cost a
+  // busy server more than answering a list); failures still log at error.
   const app = (
     typeof logger === 'boolean'
-      ? Fastify({ logger, bodyLimit: MAX_BODY_BYTES })
-      : Fastify({ loggerInstance: logger, bodyLimit: MAX_BODY_BYTES })
+      ? Fastify({ logger, bodyLimit: MAX_BODY_BYTES, logController: new LogController({ disableRequestLogging: true }) })
+      : Fastify({ loggerInstance: logger, bodyLimit: MAX_BODY_BYTES, logController: new LogController({ disableRequestLogging: true }) })
   ) as unknown as FastifyInstance;
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug(
+      { method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime },
+      'request completed',
+    );
+  });
 
   // JSON bodies: an empty body is no body (custom methods may be sent without one), and
   // malformed JSON is a 400 that says so. Fastify's parser guards against prototype poisoning.
@@ -328,6 +336,7 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
     });
   }
 
+  const serializedResults = new WeakMap<object, string>();
   const runRoute = async (compiled: CompiledRoute, rawParams: Record<string, string>, request: FastifyRequest, reply: FastifyReply) => {
     const { route } = compiled;
     const actor = actorOf(request);
@@ -346,13 +355,19 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
     });
 
     if (route.response === null) return reply.code(route.status).send();
+    // The service hands the same object to many callers (a memoized job list): check and
+    // serialize it once.
+    const memoized = typeof result === 'object' && result !== null ? serializedResults.get(result) : undefined;
+    if (memoized !== undefined) return reply.code(route.status).type('application/json; charset=utf-8').send(memoized);
     const checked = route.response.safeParse(result);
     if (!checked.success) {
       // The service broke the contract the OpenAPI document promises: a bug, not the caller's fault.
       request.log.error({ operationId: route.operationId, issues: checked.error.issues }, 'response does not match its schema');
       throw new Error(`The ${route.operationId} response does not match its schema`);
     }
-    return reply.code(route.status).send(checked.data);
+    const text = JSON.stringify(checked.data);
+    if (typeof result === 'object' && result !== null) serializedResults.set(result, text);
+    return reply.code(route.status).type('application/json; charset=utf-8').send(text);
   };
 
   for (const group of groupRoutes(API_ROUTES)) {

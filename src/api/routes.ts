@@ -110,6 +110,8 @@ export type ProfileListView = z.infer<typeof ProfileListView>;
 export const JobListView = z.object({
   migrationJobs: z.array(JobView),
   nextPageToken: z.string().nullable(),
+  /** How many jobs match the filters over all pages. */
+  totalSize: z.number().int().describe('How many jobs match status and search, over all pages.'),
 });
 export type JobListView = z.infer<typeof JobListView>;
 
@@ -271,7 +273,8 @@ export const API_ROUTES: readonly ApiRoute[] = [
     path: '/v1/migrationJobs',
     operationId: 'listMigrationJobs',
     summary: 'List migration jobs',
-    description: 'Filter with status=RUNNING,FAILED (comma-separated statuses).',
+    description:
+      'One page of jobs, filtered and ordered on the server: status=RUNNING,FAILED (comma-separated statuses), search=TEXT (in the id or display name), orderBy="createTime desc". Follow nextPageToken with the same filters and order for the next page; totalSize counts every matching job.',
     tag: JOBS,
     query: JobListQuery,
     response: JobListView,
@@ -281,8 +284,10 @@ export const API_ROUTES: readonly ApiRoute[] = [
         pageSize: query.pageSize,
         pageToken: query.pageToken,
         status: query.status?.join(','),
+        search: query.search,
+        orderBy: query.orderBy,
       });
-      return { migrationJobs: page.items, nextPageToken: page.nextPageToken };
+      return { migrationJobs: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize ?? page.items.length };
     },
   }),
   defineRoute({

@@ -128,6 +128,15 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       ALTER TABLE migration_jobs ADD COLUMN zero_date_policy TEXT NOT NULL DEFAULT 'null';
     `,
   },
+  {
+    version: 4,
+    name: 'job list orders',
+    sql: `
+      -- The jobs list pages in these orders too (createTime has its index since version 1).
+      CREATE INDEX migration_jobs_update_time_id ON migration_jobs (update_time, id);
+      CREATE INDEX migration_jobs_display_name_id ON migration_jobs (display_name COLLATE NOCASE, id);
+    `,
+  },
 ];
 
 /**
