@@ -112,7 +112,8 @@ export interface MetadataStore {
    * One page of jobs matching the filters, in `orderBy` order (then id), with `totalSize`:
    * the number of jobs matching the filters. Pages are keyset pages: a job is listed once
    * across the pages of one walk even while jobs are created or deleted meanwhile (jobs
-   * created behind the walk's position are not seen by it).
+   * created behind the walk's position are not seen by it). A job whose sort key changes
+   * during the walk (updateTime, displayName) may move across the walk's position.
    */
   listJobs(options?: JobListOptions): Promise<Page<MigrationJob>>;
   /** Jobs that use the profile as source or destination. */

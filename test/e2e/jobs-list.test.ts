@@ -8,6 +8,7 @@
  * written through the metadata store of the server's data directory (another SQLite
  * connection), which the server's list must see at once.
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,8 @@ import { REPO_ROOT, api, spawnFerryServer, stopAllFerryServers, waitFor, type Ap
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
 
 const JOBS = 1000;
+/** The console refreshes every 2 s and this machine may be busy: wait up to 30 s for what it shows. */
+const POLL = { timeout: 30_000, interval: 200 };
 const WORDS = ['orders', 'billing', 'inventory', 'users', 'events', 'payments', 'catalog', 'search', 'audit', 'reports'];
 const ORDERS = ['createTime', 'createTime desc', 'updateTime', 'updateTime desc', 'displayName', 'displayName desc'] as const;
 
@@ -181,12 +184,14 @@ describe('jobs list with 1,000 jobs', () => {
     const rowIds = () => page.locator('[data-testid=jobs-table] tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-job-id')));
 
     await page.goto(`${server.url}/jobs`);
-    await expect.poll(rowIds).toEqual(firstPage.migrationJobs.map((job) => job.id));
-    await expect.poll(() => page.getByTestId('jobs-range').textContent()).toBe(`1–50 of ${firstPage.totalSize}`);
+    await expect.poll(rowIds, POLL).toEqual(firstPage.migrationJobs.map((job) => job.id));
+    await expect.poll(() => page.getByTestId('jobs-range').textContent(), POLL).toBe(`1–50 of ${firstPage.totalSize}`);
 
     await page.getByRole('button', { name: 'Next' }).click();
-    await expect.poll(rowIds).toEqual(secondPage.migrationJobs.map((job) => job.id));
-    await expect.poll(() => page.getByTestId('jobs-range').textContent()).toBe(`51–100 of ${firstPage.totalSize}`);
+    await expect.poll(rowIds, POLL).toEqual(secondPage.migrationJobs.map((job) => job.id));
+    await expect.poll(() => page.getByTestId('jobs-range').textContent(), POLL).toBe(`51–100 of ${firstPage.totalSize}`);
+    mkdirSync(join(REPO_ROOT, 'test-artifacts', 'screenshots'), { recursive: true });
+    await page.screenshot({ path: join(REPO_ROOT, 'test-artifacts', 'screenshots', 'jobs-list-page-2.png'), fullPage: false });
     // Polling asks for the page on screen only: page 2's token, never every job.
     const refreshesFrom = listRequests.length;
     await waitFor('a refresh of page 2', async () => (listRequests.length > refreshesFrom + 1 ? true : undefined), { timeoutMs: 20_000 });
@@ -195,15 +200,15 @@ describe('jobs list with 1,000 jobs', () => {
       expect(url.searchParams.get('pageSize')).toBe('50');
     }
     await page.getByRole('button', { name: 'Previous' }).click();
-    await expect.poll(rowIds).toEqual(firstPage.migrationJobs.map((job) => job.id));
+    await expect.poll(rowIds, POLL).toEqual(firstPage.migrationJobs.map((job) => job.id));
 
     // Search: typed key by key, sent to the server, starting again on page 1.
     await page.getByRole('button', { name: 'Next' }).click();
-    await expect.poll(rowIds).toEqual(secondPage.migrationJobs.map((job) => job.id));
+    await expect.poll(rowIds, POLL).toEqual(secondPage.migrationJobs.map((job) => job.id));
     const expected = await list('pageSize=50&search=billing');
     await page.getByLabel('Search by name').pressSequentially('billing');
-    await expect.poll(rowIds).toEqual(expected.migrationJobs.map((job) => job.id));
-    await expect.poll(() => page.getByTestId('jobs-range').textContent()).toBe(`1–50 of ${expected.totalSize}`);
+    await expect.poll(rowIds, POLL).toEqual(expected.migrationJobs.map((job) => job.id));
+    await expect.poll(() => page.getByTestId('jobs-range').textContent(), POLL).toBe(`1–50 of ${expected.totalSize}`);
     expect(listRequests.some((url) => url.searchParams.get('search') === 'billing' && !url.searchParams.has('pageToken'))).toBe(true);
     expect(listRequests.every((url) => url.searchParams.get('pageSize') === '50')).toBe(true);
 
@@ -212,7 +217,7 @@ describe('jobs list with 1,000 jobs', () => {
     await page.getByLabel('Search by name').fill('orders');
     const failedOrders = await list('pageSize=50&status=FAILED&search=orders');
     expect(failedOrders.migrationJobs.length).toBe(JOBS / 20);
-    await expect.poll(rowIds).toEqual(failedOrders.migrationJobs.map((job) => job.id));
+    await expect.poll(rowIds, POLL).toEqual(failedOrders.migrationJobs.map((job) => job.id));
     expect(listRequests.some((url) => url.searchParams.get('status') === 'FAILED' && url.searchParams.get('search') === 'orders')).toBe(true);
     expect(errors).toEqual([]);
   }, 180_000);
