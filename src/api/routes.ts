@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { JobAction } from '../core/lifecycle.js';
-import type { Actor, FerryService } from '../service/ferry-service.js';
+import type { Actor, FerryService, PageView } from '../service/ferry-service.js';
 import {
   ConnectionTestView,
   CreateJobInput,
@@ -179,6 +179,8 @@ function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
   });
 }
 
+const jobListViews = new WeakMap<PageView<JobView>, JobListView>();
+
 /** Every route of the REST API. */
 export const API_ROUTES: readonly ApiRoute[] = [
   defineRoute({
@@ -287,7 +289,14 @@ export const API_ROUTES: readonly ApiRoute[] = [
         search: query.search,
         orderBy: query.orderBy,
       });
-      return { migrationJobs: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize ?? page.items.length };
+      // The service answers identical queries with the same page: answer with the same view,
+      // so that the server checks and serializes it once.
+      let view = jobListViews.get(page);
+      if (view === undefined) {
+        view = { migrationJobs: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize ?? page.items.length };
+        jobListViews.set(page, view);
+      }
+      return view;
     },
   }),
   defineRoute({
