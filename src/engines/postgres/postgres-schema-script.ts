@@ -464,5 +464,15 @@ export async function applySchemaPhase(
   } finally {
     await client.query('SET search_path = pg_catalog, pg_temp').catch(() => undefined);
   }
-  return { created, skipped, missingRoles };
+  return { created: [...created].sort((x, y) => DROP_ORDER.indexOf(x.kind) - DROP_ORDER.indexOf(y.kind)), skipped, missingRoles };
 }
+
+/**
+ * Created objects are dropped newest first (Restart): listed so that a table goes before the
+ * sequences, types and routines it uses, and views before the tables they read. An identity
+ * column's sequence cannot be dropped before its table.
+ */
+const DROP_ORDER: Array<CreatedObject['kind']> = [
+  'schema', 'extension', 'collation', 'type', 'domain', 'function', 'procedure', 'aggregate', 'sequence', 'table',
+  'view', 'materialized view', 'event trigger', 'trigger', 'event',
+];
