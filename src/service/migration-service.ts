@@ -200,6 +200,8 @@ export class MigrationService implements FerryService {
     try {
       params = await this.#routedParams(profile);
     } catch (error) {
+      // A tunnel that cannot be opened is a test result; a secret that cannot be read is the caller's to fix (409).
+      if (error instanceof FerryError && error.code !== 'SSH_TUNNEL_FAILED') throw error;
       return tunnelFailureView(error);
     }
     return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
