@@ -531,7 +531,7 @@ export class MigrationService implements FerryService {
     const route = await this.#deps.tunnels.open({
       key: profile.id,
       ssh,
-      privateKey: this.#deps.secrets.decrypt(profile.encryptedSshPrivateKey),
+      privateKey: openSecret(this.#deps.secrets, { ownerId: profile.id, field: 'sshPrivateKey', value: profile.encryptedSshPrivateKey }),
       target: { host: profile.host, port: profile.port },
       onHostKeyLearned: (fingerprint) => this.#recordHostKey(profile.id, ssh, fingerprint),
     });

@@ -38,6 +38,10 @@ const SECRET_FIELDS: Record<SecretField, { label: string; reenter(profileId: str
     label: 'password',
     reenter: (id, dataDir) => `ferry profiles set-password ${id}${dataDir === null ? '' : ` --data-dir ${dataDir}`} --password-stdin`,
   },
+  sshPrivateKey: {
+    label: 'SSH private key',
+    reenter: (id) => `ferry profiles update ${id} --ssh-private-key-file FILE`,
+  },
   clientKey: {
     label: 'TLS client key',
     reenter: (id) => `ferry profiles update ${id} --tls-mode server-client --ca-certificate FILE --client-certificate FILE --client-key FILE`,

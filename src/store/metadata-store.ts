@@ -39,7 +39,7 @@ export interface StoredProfile extends Omit<ConnectionProfile, 'passwordSet' | '
  * (an SSH private key, ...) is one more entry here and one more column in the store's
  * secret-column list: key checks and rotation then cover it.
  */
-export type SecretField = 'password' | 'clientKey';
+export type SecretField = 'password' | 'clientKey' | 'sshPrivateKey';
 
 /** One encrypted value, wherever it lives in the store. */
 export interface StoredSecret {

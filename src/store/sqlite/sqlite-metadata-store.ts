@@ -635,6 +635,7 @@ function sqliteCode(error: unknown): string | undefined {
 const SECRET_COLUMNS: ReadonlyArray<{ owner: StoredSecret['owner']; field: SecretField; table: string; column: string }> = [
   { owner: 'connectionProfile', field: 'password', table: 'connection_profiles', column: 'encrypted_password' },
   { owner: 'connectionProfile', field: 'clientKey', table: 'connection_profiles', column: 'encrypted_client_key' },
+  { owner: 'connectionProfile', field: 'sshPrivateKey', table: 'connection_profiles', column: 'encrypted_ssh_private_key' },
 ];
 
 function profileNotFound(id: string): FerryError {
