@@ -277,7 +277,8 @@ export class PostgresEngine implements Engine {
         checks.push({ code: 'UNSUPPORTED_TYPE', side, severity: 'ok', message: 'Every column type can be created on the destination.' });
       }
 
-      const selected = new Set(names(tables));
+      // A partitioned table counts as selected with its partitions (foreign keys may reference the parent).
+      const selected = new Set([...names(tables), ...names(found.partitioned)]);
       const dangling = schema.tables.flatMap((t) =>
         t.foreignKeys.filter((f) => !selected.has(`${f.referencedTable.schema}.${f.referencedTable.name}`)).map((f) => `${t.schema}.${t.name}.${f.name}`),
       );
