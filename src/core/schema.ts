@@ -84,6 +84,11 @@ export interface TableSchema extends QualifiedName {
   /** PostgreSQL replica identity: 'default' | 'full' | 'index' | 'nothing'. */
   replicaIdentity: string | null;
   /**
+   * A PostgreSQL partitioned table seen whole (its rows are all its partitions' rows): read
+   * through a query, replicated through the root. Absent for ordinary tables and leaf partitions.
+   */
+  partitioned?: boolean;
+  /**
    * The source engine's own complete table definition (MySQL: SHOW CREATE TABLE), for a
    * destination of the same engine; absent when the engine does not provide one.
    */

@@ -55,7 +55,14 @@ export interface SourceSnapshot {
    * Reads the schema of the selected tables as it is in the snapshot.
    * Tables are ordered by schema then name.
    */
-  readSchema(selection: ObjectSelection): Promise<DatabaseSchema>;
+  readSchema(selection: ObjectSelection, options?: SchemaReadOptions): Promise<DatabaseSchema>;
+  /**
+   * The source's own script of every schema object of the selection (PostgreSQL:
+   * `pg_dump --schema-only` at this snapshot), for a destination of the same engine, whose
+   * SchemaWriter.applySchemaScript creates it phase by phase. Optional: an engine without one
+   * leaves it out and the pipeline creates the schema from the DatabaseSchema.
+   */
+  readSchemaScript?(selection: ObjectSelection, schema: DatabaseSchema): Promise<SchemaScript>;
   /**
    * Opens a reader bound to the snapshot. Each reader holds one connection; readers work in
    * parallel. Cancellation: close() ends any copy in flight.
@@ -63,6 +70,46 @@ export interface SourceSnapshot {
   openTableReader(): Promise<TableReader>;
   /** Releases the snapshot. Readers already open keep reading from it. Idempotent. */
   close(): Promise<void>;
+}
+
+/** What reading a schema should know of the job. */
+export interface SchemaReadOptions {
+  /**
+   * The destination's engine (default: the source's own). A PostgreSQL source lists leaf
+   * partitions as tables for a PostgreSQL destination, and each partitioned table whole
+   * (`TableSchema.partitioned`) for another engine.
+   */
+  destinationEngine?: EngineKind;
+}
+
+/** One statement group of a SchemaScript: one object's DDL, and the phase that creates it. */
+export interface SchemaScriptEntry {
+  /** The source tool's object type (PostgreSQL: pg_dump's, e.g. 'TABLE', 'FK CONSTRAINT', 'ACL'). */
+  type: string;
+  schema: string | null;
+  name: string;
+  phase: SchemaObjectPhase;
+  sql: string;
+}
+
+/** A source's own schema DDL, split into entries with phases; stored as a job checkpoint (JSON). */
+export interface SchemaScript {
+  engine: EngineKind;
+  /** The program that wrote it, e.g. "pg_dump (PostgreSQL) 15.20". */
+  tool: string;
+  /** Session settings to run before any entry. */
+  prologue: string;
+  entries: SchemaScriptEntry[];
+}
+
+/** What applying one phase of a SchemaScript did. */
+export interface SchemaScriptResult {
+  /** Objects it created (Restart drops them). */
+  created: CreatedObject[];
+  /** Entries skipped because their object already existed on the destination. */
+  skipped: number;
+  /** Roles named by the source's grants that the destination lacks: those grants were left out. */
+  missingRoles: string[];
 }
 
 /** How a source writes values for a destination. */
@@ -120,7 +167,9 @@ export interface TableWriter {
 
 /** An object a job created on the destination, so that Restart can remove exactly those. */
 export interface CreatedObject {
-  kind: 'schema' | 'type' | 'domain' | 'sequence' | 'table' | 'extension';
+  kind:
+    | 'schema' | 'type' | 'domain' | 'sequence' | 'table' | 'extension'
+    | 'view' | 'materialized view' | 'function' | 'procedure' | 'aggregate' | 'collation' | 'event trigger';
   schema: string | null;
   name: string;
 }
@@ -157,6 +206,13 @@ export interface SchemaWriter {
    * Idempotent: objects that exist already are skipped.
    */
   createPostDataObjects(schema: DatabaseSchema, options?: PostDataOptions): Promise<void>;
+  /**
+   * Creates the entries of `phase` of a script from a source of the same engine, in one
+   * destination transaction; objects that exist already are skipped, so a phase can run again
+   * after a crash. `refreshMaterializedViews` fills every materialized view of the script at
+   * the end (after the data; again at promote). Optional: engines without scripts leave it out.
+   */
+  applySchemaScript?(script: SchemaScript, phase: SchemaObjectPhase, options?: { refreshMaterializedViews?: boolean }): Promise<SchemaScriptResult>;
   /** Sets every sequence (and identity) to the source's value, so new rows do not collide. */
   syncSequences(schema: DatabaseSchema): Promise<void>;
   /** Empties the tables (tables the job loaded but did not create). Missing ones are skipped. */
@@ -291,7 +347,7 @@ export interface Engine {
    */
   testConnection(params: ConnectionParams): Promise<ConnectionReport>;
   /** Checks this server as the source of a job of `jobType` over the selection. Never rejects for a server problem. */
-  verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType): Promise<VerifyCheck[]>;
+  verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType, options?: { destinationEngine?: EngineKind }): Promise<VerifyCheck[]>;
   /** Checks this server as the destination of `schema`. Never rejects for a server problem. */
   verifyDestination(params: ConnectionParams, schema: DatabaseSchema): Promise<VerifyCheck[]>;
   /**
@@ -346,7 +402,7 @@ export interface Engine {
    */
   listSchemaObjects?(params: ConnectionParams, selection: ObjectSelection): Promise<SchemaObjectInfo[]>;
   /** Reads the selected schema outside any snapshot (for verify). */
-  readSchema(params: ConnectionParams, selection: ObjectSelection): Promise<DatabaseSchema>;
+  readSchema(params: ConnectionParams, selection: ObjectSelection, options?: SchemaReadOptions): Promise<DatabaseSchema>;
   openSchemaWriter(params: ConnectionParams): Promise<SchemaWriter>;
   openTableWriter(params: ConnectionParams): Promise<TableWriter>;
   /** Turns anything a driver throws into a FerryError with a code, retryability and a message that says what to do. */

@@ -38,6 +38,8 @@ export interface DumpFailure {
 }
 
 export const CREATED_OBJECTS_CHECKPOINT = 'createdObjects';
+/** The source's schema script (pg_dump), kept for the phases that come later (post-data, promote). */
+export const SCHEMA_SCRIPT_CHECKPOINT = 'schemaScript';
 export const POST_DATA_CHECKPOINT = 'postDataDone';
 
 /** Counts bytes and rows (one per newline in the interchange format) as they pass. */
@@ -80,7 +82,7 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
     // A continuous job's snapshot must say where it meets the change stream.
     snapshot = await source.openSnapshot(deps.sourceParams, { alignedWithChanges: continuous });
     signal.throwIfAborted();
-    const schema = await snapshot.readSchema(job.selection);
+    const schema = await snapshot.readSchema(job.selection, { destinationEngine: destination.kind });
     if (schema.tables.length === 0) {
       return [{
         table: null,
@@ -93,8 +95,21 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
 
     const schemaWriter = await destination.openSchemaWriter(deps.destinationParams);
     try {
-      const created = await schemaWriter.createPreDataObjects(schema);
-      await recordCreatedObjects(store, job.id, created);
+      // Within one engine the source's own tool writes the schema (PostgreSQL: pg_dump at this
+      // snapshot): every object it knows, not only tables. Across engines, the mapped model.
+      const applyScript = source.kind === destination.kind ? schemaWriter.applySchemaScript?.bind(schemaWriter) : undefined;
+      const script = applyScript !== undefined && snapshot.readSchemaScript !== undefined
+        ? await snapshot.readSchemaScript(job.selection, schema)
+        : null;
+      signal.throwIfAborted();
+      if (script !== null && applyScript !== undefined) {
+        await store.putCheckpoint(job.id, SCHEMA_SCRIPT_CHECKPOINT, script);
+        const result = await applyScript(script, 'pre-data');
+        await recordCreatedObjects(store, job.id, result.created);
+        await warnMissingRoles(deps, job.id, result.missingRoles);
+      } else {
+        await recordCreatedObjects(store, job.id, await schemaWriter.createPreDataObjects(schema));
+      }
       signal.throwIfAborted();
 
       const pending = schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED');
@@ -103,7 +118,14 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
 
       // Indexes and foreign keys are built once the data is in: faster, and FKs cannot fail on load order.
       // A continuous job adds its foreign keys at promote: replayed changes may pass through states they refuse.
-      await schemaWriter.createPostDataObjects(schema, { foreignKeys: !continuous });
+      if (script !== null && applyScript !== undefined) {
+        await applyScript(script, 'post-data', { refreshMaterializedViews: true });
+        // Triggers, rules, policies and foreign keys: now for a one-time job, at promote for a
+        // continuous one (they would fire on, or refuse, the changes applied until then).
+        if (!continuous) await applyScript(script, 'promote');
+      } else {
+        await schemaWriter.createPostDataObjects(schema, { foreignKeys: !continuous });
+      }
       await schemaWriter.syncSequences(schema);
       await store.putCheckpoint(job.id, POST_DATA_CHECKPOINT, true);
     } finally {
@@ -136,6 +158,16 @@ async function syncJobObjects(store: MetadataStore, clock: Clock, jobId: string,
   if (existing.size !== objects.length || objects.some((o) => !existing.has(o.name))) await store.deleteJobObjects(jobId);
   await store.upsertJobObjects(objects);
   return new Map(objects.map((o) => [o.name, o]));
+}
+
+/** Grants to roles the destination lacks are left out; the history says which. */
+async function warnMissingRoles(deps: FullDumpDeps, jobId: string, roles: string[]): Promise<void> {
+  if (roles.length === 0) return;
+  await deps.store.appendJobEvent({
+    jobId, time: deps.clock.now(), kind: 'info', actor: 'system',
+    message: `Warning: the source grants privileges to roles that do not exist on the destination (${roles.join(', ')}); those GRANTs were left out. Create the roles on the destination and re-run the GRANTs, if they are needed.`,
+    details: { code: 'MISSING_ROLES', roles },
+  });
 }
 
 async function recordCreatedObjects(store: MetadataStore, jobId: string, created: CreatedObject[]): Promise<void> {

@@ -14,7 +14,7 @@ import { ERROR_CODES, FerryError, type ErrorCode } from '../core/errors.js';
 import type { JobEvent } from '../core/lifecycle.js';
 import type { MigrationJob } from '../core/migration-job.js';
 import type { QualifiedName } from '../core/schema.js';
-import type { CreatedObject, Engine, ReplicationSpec, VerifyCheck } from '../engines/engine.js';
+import type { CreatedObject, Engine, ReplicationSpec, SchemaScript, VerifyCheck } from '../engines/engine.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import { pairChecks } from '../core/job-checks.js';
 import { REPLICATION_CHECKPOINT, SOURCE_SCHEMA_CHECKPOINT, runIncrementalLoad, type ReplicationCheckpoint } from './incremental-load.js';
@@ -22,7 +22,7 @@ import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
-import { CREATED_OBJECTS_CHECKPOINT, runFullDumpAttempt, type DumpFailure } from './full-dump.js';
+import { CREATED_OBJECTS_CHECKPOINT, SCHEMA_SCRIPT_CHECKPOINT, runFullDumpAttempt, type DumpFailure } from './full-dump.js';
 import { recordJobEvent, type EventOptions } from './job-transitions.js';
 import type { Logger } from './logger.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
@@ -169,10 +169,10 @@ export class JobRunner {
     const { sourceParams, destinationParams } = await this.#connections(job);
     await this.#requireReachable(source, sourceParams, destination, destinationParams);
     signal.throwIfAborted();
-    const checks: VerifyCheck[] = await source.verifySource(sourceParams, job.selection, job.type);
+    const checks: VerifyCheck[] = await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine });
     let schema: DatabaseSchema | null = null;
     if (!checks.some((c) => c.severity === 'error')) {
-      schema = await source.readSchema(sourceParams, job.selection);
+      schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
       checks.push(...(await destination.verifyDestination(destinationParams, schema)));
     }
@@ -269,10 +269,16 @@ export class JobRunner {
     signal.throwIfAborted();
     const dumped = await this.#deps.store.getCheckpoint<DatabaseSchema>(job.id, SOURCE_SCHEMA_CHECKPOINT);
     // Sequence values as the source has them now, not as the snapshot saw them.
-    const current = await source.readSchema(sourceParams, job.selection);
+    const current = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
+    const script = await this.#deps.store.getCheckpoint<SchemaScript>(job.id, SCHEMA_SCRIPT_CHECKPOINT);
     const writer = await destination.openSchemaWriter(destinationParams);
     try {
-      await writer.createPostDataObjects(dumped ?? current);
+      if (script !== null && writer.applySchemaScript !== undefined) {
+        // Foreign keys, triggers, rules and policies wait until no change is applied any more.
+        await writer.applySchemaScript(script, 'promote', { refreshMaterializedViews: true });
+      } else {
+        await writer.createPostDataObjects(dumped ?? current);
+      }
       await writer.syncSequences(current);
     } finally {
       await writer.close();

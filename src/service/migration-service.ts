@@ -325,9 +325,9 @@ export class MigrationService implements FerryService {
       this.resolveConnection(job.sourceProfileId),
       this.resolveConnection(job.destinationProfileId),
     ]);
-    checks.push(...(await source.verifySource(sourceParams, job.selection, job.type)));
+    checks.push(...(await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine })));
     if (!checks.some((c) => c.severity === 'error')) {
-      const schema = await source.readSchema(sourceParams, job.selection);
+      const schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
       checks.push(...(await destination.verifyDestination(destinationParams, schema)));
     } else {

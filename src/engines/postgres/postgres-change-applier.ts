@@ -483,7 +483,8 @@ export class PostgresChangeApplier implements ChangeApplier {
     const names: string[] = [];
     for (const table of change.tables) {
       const entry = await this.destinationOf(table);
-      names.push(entry.quoted);
+      // ONLY: the source lists every table its TRUNCATE emptied, inheritance children included.
+      names.push(`ONLY ${entry.quoted}`);
     }
     if (names.length === 0) return;
     await this.client.query(`TRUNCATE TABLE ${names.join(', ')}${change.restartIdentity ? ' RESTART IDENTITY' : ''}${change.cascade ? ' CASCADE' : ''}`);
@@ -767,7 +768,7 @@ function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => s
    * UPDATE may set them.
    */
   const rewrite = (compared: DestinationColumn[], keyExpression: (c: DestinationColumn) => string, comparedExpression: (c: DestinationColumn) => string) =>
-    `WITH d AS (DELETE FROM ${target} AS t USING ${source()} WHERE ${keyColumns.map((c) => `t.${c.quoted} = ${keyExpression(c)}`).join(' AND ')}` +
+    `WITH d AS (DELETE FROM ONLY ${target} AS t USING ${source()} WHERE ${keyColumns.map((c) => `t.${c.quoted} = ${keyExpression(c)}`).join(' AND ')}` +
     ` AND ROW(${compared.map((c) => `t.${c.quoted}`).join(', ')}) IS DISTINCT FROM ROW(${compared.map(comparedExpression).join(', ')})` +
     ` RETURNING ${[...written.map((_, i) => `v.p${i + 1}`), ...unwritten.map((c, i) => `t.${c.quoted} AS x${i + 1}`)].join(', ')})` +
     ` INSERT INTO ${target} (${columnList([...written, ...unwritten])}) OVERRIDING SYSTEM VALUE` +
@@ -804,10 +805,10 @@ function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => s
         statements.push(
           `INSERT INTO ${target} (${columnList([...written, ...unwritten])})${overriding([...written, ...unwritten])}` +
             ` SELECT ${[...written.map(writtenAlias), ...unwritten.map((c) => `o.${c.quoted}`)].join(', ')}` +
-            ` FROM ${source(true)} JOIN ${target} AS o ON ${keyMatch('o', 'n')} ORDER BY v.ord ${upsertTail()}`,
+            ` FROM ${source(true)} JOIN ONLY ${target} AS o ON ${keyMatch('o', 'n')} ORDER BY v.ord ${upsertTail()}`,
         );
       } else if (settable.length > 0) {
-        statements.push(`UPDATE ${target} AS t SET ${assignments(settable.map((c) => [c, writtenAlias(c)]))} FROM ${source()} WHERE ${keyMatch('t', 'n')}`);
+        statements.push(`UPDATE ONLY ${target} AS t SET ${assignments(settable.map((c) => [c, writtenAlias(c)]))} FROM ${source()} WHERE ${keyMatch('t', 'n')}`);
       }
       keyGroups = [range(written.length, keyColumns.length)];
       break;
@@ -815,11 +816,11 @@ function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => s
     case 'move': {
       keyColumns.forEach((c, i) => sources.push({ alias: `n${i + 1}`, type: c.type }));
       keyColumns.forEach((c, i) => sources.push({ alias: `o${i + 1}`, type: c.type }));
-      const oldRowExists = `EXISTS (SELECT 1 FROM ${target} AS o WHERE ${keyColumns.map((c, i) => `o.${c.quoted} = ${keyAlias('o', i)}`).join(' AND ')})`;
+      const oldRowExists = `EXISTS (SELECT 1 FROM ONLY ${target} AS o WHERE ${keyColumns.map((c, i) => `o.${c.quoted} = ${keyAlias('o', i)}`).join(' AND ')})`;
       // Applied again after a crash, the old row may be gone: the whole new row is upserted instead.
       if (layout.fullRow) statements.push(`${insertSelect(` WHERE NOT ${oldRowExists}`)} ${upsertTail()}`);
       // A row already at the new key (a replay) gives way to the moved one.
-      statements.push(`DELETE FROM ${target} AS t USING ${source()} WHERE ${keyMatch('t', 'n')} AND ${oldRowExists}`);
+      statements.push(`DELETE FROM ONLY ${target} AS t USING ${source()} WHERE ${keyMatch('t', 'n')} AND ${oldRowExists}`);
       const identities = written.filter((c) => c.identityAlways);
       if (identities.length > 0 || keyColumns.some((c) => c.identityAlways)) {
         const compared = [...keyColumns, ...identities.filter((c) => !isKey(c))];
@@ -828,7 +829,7 @@ function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => s
       const moves = [...keyColumns.filter((c) => !c.identityAlways), ...settable];
       const movesExpression = (c: DestinationColumn) => (isKey(c) ? newKeyAlias(c) : writtenAlias(c));
       if (moves.length > 0) {
-        statements.push(`UPDATE ${target} AS t SET ${assignments(moves.map((c) => [c, movesExpression(c)]))} FROM ${source()} WHERE ${keyMatch('t', 'o')}`);
+        statements.push(`UPDATE ONLY ${target} AS t SET ${assignments(moves.map((c) => [c, movesExpression(c)]))} FROM ${source()} WHERE ${keyMatch('t', 'o')}`);
       }
       keyGroups = [range(written.length, keyColumns.length), range(written.length + keyColumns.length, keyColumns.length)];
       if (table.hasOtherUniqueIndex) maxRows = 1;
@@ -836,7 +837,7 @@ function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => s
     }
     case 'delete':
       keyColumns.forEach((c, i) => sources.push({ alias: `o${i + 1}`, type: c.type }));
-      statements.push(`DELETE FROM ${target} AS t USING ${source()} WHERE ${keyMatch('t', 'o')}`);
+      statements.push(`DELETE FROM ONLY ${target} AS t USING ${source()} WHERE ${keyMatch('t', 'o')}`);
       keyGroups = [range(0, keyColumns.length)];
       break;
     case 'row-update':
@@ -854,17 +855,17 @@ function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => s
           conditions.push(c.comparable ? `o.${c.quoted} = ${param}::${c.type}` : `o.${c.quoted}::text = ${param}::${c.type}::text`);
         }
       });
-      const row = `t.ctid = (SELECT o.ctid FROM ${target} AS o${conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`} LIMIT 1)`;
+      const row = `t.ctid = (SELECT o.ctid FROM ONLY ${target} AS o${conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`} LIMIT 1)`;
       if (kind === 'row-delete') {
-        statements.push(`DELETE FROM ${target} AS t WHERE ${row}`);
+        statements.push(`DELETE FROM ONLY ${target} AS t WHERE ${row}`);
       } else if (written.some((c) => c.identityAlways)) {
         statements.push(
-          `WITH d AS (DELETE FROM ${target} AS t WHERE ${row} RETURNING ${unwritten.length === 0 ? '1' : unwritten.map((c, i) => `t.${c.quoted} AS x${i + 1}`).join(', ')})` +
+          `WITH d AS (DELETE FROM ONLY ${target} AS t WHERE ${row} RETURNING ${unwritten.length === 0 ? '1' : unwritten.map((c, i) => `t.${c.quoted} AS x${i + 1}`).join(', ')})` +
             ` INSERT INTO ${target} (${columnList([...written, ...unwritten])}) OVERRIDING SYSTEM VALUE` +
             ` SELECT ${[...written.map((c, i) => `$${i + 1}::${c.writeType}`), ...unwritten.map((_, i) => `d.x${i + 1}`)].join(', ')} FROM d`,
         );
       } else if (written.length > 0) {
-        statements.push(`UPDATE ${target} AS t SET ${assignments(written.map((c, i) => [c, `$${i + 1}::${c.writeType}`]))} WHERE ${row}`);
+        statements.push(`UPDATE ONLY ${target} AS t SET ${assignments(written.map((c, i) => [c, `$${i + 1}::${c.writeType}`]))} WHERE ${row}`);
       }
       break;
     }

@@ -4,7 +4,7 @@
  * table writer, replication objects, change reader, error classifier).
  */
 import type pg from 'pg';
-import type { ConnectionParams } from '../../core/connection-profile.js';
+import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
 import { describeEndpoint } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
@@ -12,7 +12,8 @@ import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
 import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
 import type { MappedSchema } from '../../core/type-mapping.js';
-import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, ReplicationSpec, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, ReplicationSpec, SchemaObjectInfo, SchemaReadOptions, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import { schemaObjectsOf } from './postgres-schema-script.js';
 import { loadSql } from './load-sql.js';
 import { Lsn } from './lsn.js';
 import { openPostgresChangeApplier } from './postgres-change-applier.js';
@@ -22,7 +23,7 @@ import { classifyPostgresError } from './postgres-error-classifier.js';
 import { PostgresIntrospector } from './postgres-introspector.js';
 import { PostgresReplication } from './postgres-replication.js';
 import { PostgresSchemaWriter, openPostgresSchemaWriter } from './postgres-schema-writer.js';
-import { openPostgresSnapshot } from './postgres-snapshot-reader.js';
+import { introspectOptionsFor, openPostgresSnapshot } from './postgres-snapshot-reader.js';
 import { openPostgresTableWriter } from './postgres-table-writer.js';
 
 type Row = Record<string, unknown>;
@@ -38,7 +39,7 @@ interface ServerFacts {
   walSendersUsed: number;
 }
 
-const SETTING_NAMES = ['wal_level', 'max_replication_slots', 'max_wal_senders', 'max_slot_wal_keep_size', 'server_encoding'] as const;
+const SETTING_NAMES = ['server_version_num', 'wal_level', 'max_replication_slots', 'max_wal_senders', 'max_slot_wal_keep_size', 'server_encoding'] as const;
 
 function names(objects: QualifiedName[]): string[] {
   return objects.map((o) => `${o.schema}.${o.name}`);
@@ -110,7 +111,7 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  async verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType): Promise<VerifyCheck[]> {
+  async verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType, options: { destinationEngine?: EngineKind } = {}): Promise<VerifyCheck[]> {
     const side = 'source';
     const checks: VerifyCheck[] = [];
     let client: pg.Client;
@@ -124,7 +125,7 @@ export class PostgresEngine implements Engine {
       checks.push({ code: 'CONNECTIVITY', side, severity: 'ok', message: `Connected to ${facts.serverVersion} at ${describeEndpoint(params)}.` });
 
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const found = await new PostgresIntrospector(client).introspect(selection, { readSequenceValues: false });
+      const found = await new PostgresIntrospector(client).introspect(selection, { readSequenceValues: false, ...introspectOptionsFor(options) });
       await client.query('COMMIT');
       const tables = found.tables;
       const schema = found.schema;
@@ -182,16 +183,35 @@ export class PostgresEngine implements Engine {
         checks.push({ code: 'TABLE_WITHOUT_PRIMARY_KEY', side, severity: 'ok', message: 'Every selected table has a primary key.' });
       }
 
-      if (found.partitioned.length > 0) {
+      const partitionedRoots = found.tables.filter((t) => t.kind === 'p');
+      const sameEngine = (options.destinationEngine ?? 'postgresql') === 'postgresql';
+      checks.push(
+        sameEngine
+          ? {
+              code: 'PARTITIONED_TABLE', side, severity: 'ok', objects: names(found.partitioned),
+              message: found.partitioned.length > 0
+                ? `Partitioned tables are created as on the source, and their data is copied and replicated per leaf partition: ${list(names(found.partitioned))}.`
+                : 'No partitioned table is selected.',
+            }
+          : {
+              code: 'PARTITIONED_TABLE', side, severity: 'ok', objects: names(partitionedRoots),
+              message: partitionedRoots.length > 0
+                ? `These partitioned tables arrive whole, as one table each, with every partition's rows (their changes are published through the root): ${list(names(partitionedRoots))}.`
+                : 'No partitioned table is selected.',
+            },
+      );
+      if (!sameEngine && partitionedRoots.length > 0 && jobType === 'continuous' && Number(facts.settings.server_version_num ?? '0') < 130_000 && Number(facts.settings.server_version_num ?? '0') > 0) {
         checks.push({
-          code: 'PARTITIONED_TABLE',
-          side,
-          severity: 'warning',
-          message: `Partitioned tables and partitions are not supported yet and will not be copied: ${list(names(found.partitioned))}. Exclude them from the job, or migrate them separately.`,
-          objects: names(found.partitioned),
+          code: 'PARTITIONED_TABLE', side, severity: 'error', objects: names(partitionedRoots),
+          message: `PostgreSQL before 13 cannot publish a partitioned table through its root, which a continuous job to another engine needs for ${list(names(partitionedRoots))}. Upgrade the source, run a one-time job, or exclude these tables.`,
         });
-      } else {
-        checks.push({ code: 'PARTITIONED_TABLE', side, severity: 'ok', message: 'No partitioned table is selected.' });
+      }
+      const unlogged = found.tables.filter((t) => t.unlogged === true);
+      if (jobType === 'continuous' && unlogged.length > 0) {
+        checks.push({
+          code: 'UNLOGGED_TABLE', side, severity: 'warning', objects: names(unlogged),
+          message: `${list(names(unlogged))} ${unlogged.length === 1 ? 'is' : 'are'} UNLOGGED: the full dump copies ${unlogged.length === 1 ? 'it' : 'them'}, but PostgreSQL writes no WAL for unlogged tables, so their later changes are not replicated. Make them logged (ALTER TABLE ... SET LOGGED) before starting if their changes matter.`,
+        });
       }
 
       if (found.unsupportedColumns.length > 0) {
@@ -444,17 +464,37 @@ export class PostgresEngine implements Engine {
     return options?.alignedWithChanges === true ? new PostgresReplication(params).openAlignedSnapshot() : openPostgresSnapshot(params);
   }
 
-  async readSchema(params: ConnectionParams, selection: ObjectSelection): Promise<DatabaseSchema> {
+  async readSchema(params: ConnectionParams, selection: ObjectSelection, options: SchemaReadOptions = {}): Promise<DatabaseSchema> {
     const client = await connectPostgres(params, { operation: 'read' });
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const schema = await new PostgresIntrospector(client).readSchema(selection);
+      const schema = await new PostgresIntrospector(client).readSchema(selection, introspectOptionsFor(options));
       await client.query('COMMIT');
       return schema;
     } catch (error) {
       throw classifyPostgresError(error, errorContext(params, { operation: 'read' }));
     } finally {
       await endQuietly(client);
+    }
+  }
+
+  /** Every object pg_dump would carry for the selection, read now (not at a snapshot). */
+  async listSchemaObjects(params: ConnectionParams, selection: ObjectSelection): Promise<SchemaObjectInfo[]> {
+    const snapshot = await openPostgresSnapshot(params);
+    try {
+      const schema = await snapshot.readSchema(selection);
+      const script = await snapshot.readSchemaScript(selection, schema);
+      const client = await connectPostgres(params, { operation: 'read' });
+      let partitioned: Set<string>;
+      try {
+        const rows = (await client.query("SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'p'")).rows as Row[];
+        partitioned = new Set(rows.map((r) => `${String(r.schema)}.${String(r.name)}`));
+      } finally {
+        await endQuietly(client);
+      }
+      return schemaObjectsOf(script, partitioned);
+    } finally {
+      await snapshot.close();
     }
   }
 

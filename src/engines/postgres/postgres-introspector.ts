@@ -4,12 +4,16 @@
  * pg_catalog, so that every printed name is schema-qualified), inside whatever transaction
  * the caller holds: the snapshot's, for a consistent copy.
  *
- * Scope: ordinary tables. Partitioned tables and their partitions are left out and reported
- * (not supported yet); so are tables that belong to an extension.
+ * Scope: ordinary tables and partitioned tables, seen one of two ways (`partitions`): as
+ * their leaf partitions (a PostgreSQL destination: data is copied and replicated per leaf,
+ * the destination gets the same partitions from the schema script), or as their root tables
+ * (another engine: one table whose rows are every partition's, replicated through the root).
+ * Tables that belong to an extension are left out.
  */
 import type pg from 'pg';
 import { isTableSelected } from '../../core/object-selection.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
+import type { EngineKind } from '../../core/connection-profile.js';
 import type {
   CheckConstraintSchema,
   ColumnSchema,
@@ -30,6 +34,8 @@ export interface CatalogTable extends QualifiedName {
   oid: string;
   kind: 'r' | 'p';
   isPartition: boolean;
+  /** UNLOGGED: copied, but its changes never reach the WAL. */
+  unlogged: boolean;
   estimatedRows: number;
   estimatedBytes: number;
   replicaIdentity: string | null;
@@ -53,7 +59,7 @@ export interface Introspection {
   schema: DatabaseSchema;
   /** The selected tables as the catalog lists them (ordinary tables only). */
   tables: CatalogTable[];
-  /** Selected partitioned tables and partitions, which are not copied. */
+  /** Selected partitioned tables and partitions that are not data units in this view (roots in 'leaves', leaves in 'roots'). */
   partitioned: QualifiedName[];
   unsupportedColumns: UnsupportedColumn[];
   /** Sequences in the schema the current role may not read. */
@@ -63,6 +69,17 @@ export interface Introspection {
 export interface IntrospectOptions {
   /** Read each sequence's current value (needs SELECT on it). Default true. */
   readSequenceValues?: boolean;
+  /**
+   * How partitioned tables are seen: 'leaves' (default; a PostgreSQL destination) lists every
+   * leaf partition as a table and no partitioned parent; 'roots' (another engine) lists each
+   * top-level partitioned table as one table (`partitioned: true`) and none of its partitions.
+   */
+  partitions?: 'leaves' | 'roots';
+  /**
+   * The destination's engine. Within PostgreSQL the schema script creates every user type
+   * (composite, range, base types), so only pseudo-types are unsupported.
+   */
+  destinationEngine?: EngineKind;
 }
 
 interface TypeRow {
@@ -111,6 +128,7 @@ export class PostgresIntrospector {
       name: str(row.name),
       kind: row.kind === 'p' ? 'p' : 'r',
       isPartition: pgBool(row.is_partition),
+      unlogged: pgBool(row.unlogged),
       estimatedRows: num(row.estimated_rows),
       estimatedBytes: -1,
       replicaIdentity: pgText(row.replica_identity),
@@ -129,8 +147,11 @@ export class PostgresIntrospector {
   async introspect(selection: ObjectSelection, options: IntrospectOptions = {}): Promise<Introspection> {
     const all = await this.listTables();
     const matching = all.filter((t) => isTableSelected(selection, t.schema, t.name));
-    const tables = matching.filter((t) => t.kind === 'r' && !t.isPartition);
-    const partitioned = matching.filter((t) => t.kind === 'p' || t.isPartition).map(({ schema, name }) => ({ schema, name }));
+    const roots = options.partitions === 'roots';
+    const isUnit = (t: CatalogTable) => (roots ? !t.isPartition : t.kind === 'r');
+    const tables = matching.filter(isUnit);
+    const partitioned = matching.filter((t) => !isUnit(t)).map(({ schema, name }) => ({ schema, name }));
+    const sameEngine = (options.destinationEngine ?? 'postgresql') === 'postgresql';
     const oids = tables.map((t) => t.oid);
 
     // One query at a time: a pg client does not pipeline, and queueing is deprecated in pg 9.
@@ -157,6 +178,7 @@ export class PostgresIntrospector {
         estimatedRows: t.estimatedRows,
         estimatedBytes: t.estimatedBytes,
         replicaIdentity: t.replicaIdentity,
+        ...(t.kind === 'p' ? { partitioned: true } : {}),
       };
       byOid.set(t.oid, table);
       return table;
@@ -222,7 +244,7 @@ export class PostgresIntrospector {
 
     const unsupportedColumns: UnsupportedColumn[] = [];
     for (const { table, column, typeOid } of columnTypes) {
-      const problem = findUnsupportedType(typeOid, typesByOid);
+      const problem = findUnsupportedType(typeOid, typesByOid, sameEngine);
       if (problem !== null) {
         unsupportedColumns.push({
           table: { schema: table.schema, name: table.name },
@@ -347,7 +369,7 @@ function orderDomains(domains: TypeRow[], typesByOid: Map<string, TypeRow>): Dom
 }
 
 /** The first user type under `oid` that cannot be created on the destination, if any. */
-function findUnsupportedType(oid: string, typesByOid: Map<string, TypeRow>): { type: TypeRow; reason: string } | null {
+function findUnsupportedType(oid: string, typesByOid: Map<string, TypeRow>, sameEngine: boolean): { type: TypeRow; reason: string } | null {
   const seen = new Set<string>();
   const walk = (current: string): { type: TypeRow; reason: string } | null => {
     if (seen.has(current)) return null;
@@ -355,7 +377,7 @@ function findUnsupportedType(oid: string, typesByOid: Map<string, TypeRow>): { t
     const type = typesByOid.get(current);
     // Built-in types are not in the map: nothing to create.
     if (type === undefined || type.extension !== null) return null;
-    if (type.elementOid === null && UNSUPPORTED_KINDS[type.kind] !== undefined) {
+    if (type.elementOid === null && UNSUPPORTED_KINDS[type.kind] !== undefined && (!sameEngine || type.kind === 'p')) {
       return { type, reason: UNSUPPORTED_KINDS[type.kind] ?? 'not supported' };
     }
     for (const part of partsOf(type)) {

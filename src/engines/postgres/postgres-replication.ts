@@ -15,7 +15,7 @@ import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName } from '../../core/schema.js';
-import type { ReplicationSpec, SourceSnapshot, TableReader } from '../engine.js';
+import type { ReplicationSpec, SchemaReadOptions, SchemaScript, SourceSnapshot, TableReader } from '../engine.js';
 import { Lsn } from './lsn.js';
 import { connectReplicationClient, MARKER_PREFIX } from './postgres-change-reader.js';
 import { connectPostgres, endQuietly, errorContext, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
@@ -176,6 +176,13 @@ export class PostgresReplication {
       await client.query(`CREATE PUBLICATION ${quoteIdent(publication)}${withClause}`);
       return;
     }
+    // A partitioned table (a job to another engine sees it whole) publishes its partitions'
+    // changes under its own name; a job to PostgreSQL publishes leaf partitions themselves.
+    const partitioned = (await client.query(
+      "SELECT 1 FROM pg_class WHERE oid = ANY($1::text[]::regclass[]) AND relkind = 'p'",
+      [tables.map((t) => quoteQualified(t))],
+    )).rows.length > 0;
+    if (partitioned) withClause = withClause === '' ? ' WITH (publish_via_partition_root = true)' : withClause.replace(/\)$/, ', publish_via_partition_root = true)');
     if (!exists) {
       try {
         await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list}${withClause}`);
@@ -277,8 +284,12 @@ export class PostgresAlignedSnapshot implements SourceSnapshot {
     return this.snapshot.position;
   }
 
-  readSchema(selection: ObjectSelection): Promise<DatabaseSchema> {
-    return this.snapshot.readSchema(selection);
+  readSchema(selection: ObjectSelection, options?: SchemaReadOptions): Promise<DatabaseSchema> {
+    return this.snapshot.readSchema(selection, options);
+  }
+
+  readSchemaScript(selection: ObjectSelection, schema: DatabaseSchema): Promise<SchemaScript> {
+    return this.snapshot.readSchemaScript(selection, schema);
   }
 
   openTableReader(): Promise<TableReader> {

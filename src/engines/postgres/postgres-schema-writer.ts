@@ -24,7 +24,8 @@ import type {
 } from '../../core/schema.js';
 import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
 import type { UnsupportedColumn } from '../../core/type-mapping.js';
-import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaWriter } from '../engine.js';
+import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaObjectPhase, SchemaScript, SchemaScriptResult, SchemaWriter } from '../engine.js';
+import { applySchemaPhase } from './postgres-schema-script.js';
 import { loadSql } from './load-sql.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgJson, pgText, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
@@ -534,6 +535,20 @@ export class PostgresSchemaWriter implements SchemaWriter {
     }
   }
 
+  async applySchemaScript(script: SchemaScript, phase: SchemaObjectPhase, options: { refreshMaterializedViews?: boolean } = {}): Promise<SchemaScriptResult> {
+    if (script.engine !== 'postgresql') {
+      throw new FerryError('INTERNAL', `A ${script.engine} schema script cannot be applied on PostgreSQL; the pipeline must create this schema from its model.`);
+    }
+    try {
+      return await applySchemaPhase(this.client, script, phase, options);
+    } catch (error) {
+      const classified = classifyPostgresError(error, this.context);
+      throw new FerryError(classified.code === 'INTERNAL' ? 'SCHEMA_ERROR' : classified.code, `Creating the ${phase} objects of the source's schema (from ${script.tool}) failed on the destination: ${classified.message}`, {
+        retryable: classified.retryable, recoverable: classified.recoverable, details: { ...classified.details, phase }, cause: error,
+      });
+    }
+  }
+
   async dropObjects(objects: CreatedObject[]): Promise<void> {
     try {
       for (const object of [...objects].reverse()) {
@@ -556,6 +571,27 @@ export class PostgresSchemaWriter implements SchemaWriter {
             break;
           case 'schema':
             await this.dropUnlessUsed(`DROP SCHEMA IF EXISTS ${name}`);
+            break;
+          case 'view':
+            await this.client.query(`DROP VIEW IF EXISTS ${name} CASCADE`);
+            break;
+          case 'materialized view':
+            await this.client.query(`DROP MATERIALIZED VIEW IF EXISTS ${name} CASCADE`);
+            break;
+          case 'function':
+          case 'procedure':
+          case 'aggregate': {
+            // pg_dump names routines with their argument types: "f(integer, text)".
+            const paren = object.name.indexOf('(');
+            const routine = paren < 0 ? name : `${object.schema === null ? '' : `${quoteIdent(object.schema)}.`}${quoteIdent(object.name.slice(0, paren))}${object.name.slice(paren)}`;
+            await this.client.query(`DROP ${object.kind.toUpperCase()} IF EXISTS ${routine} CASCADE`);
+            break;
+          }
+          case 'collation':
+            await this.dropUnlessUsed(`DROP COLLATION IF EXISTS ${name}`);
+            break;
+          case 'event trigger':
+            await this.client.query(`DROP EVENT TRIGGER IF EXISTS ${quoteIdent(object.name)}`);
             break;
         }
       }

@@ -13,13 +13,16 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
+import { isTableSelected } from '../../core/object-selection.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
-import type { DatabaseSchema, TableSchema } from '../../core/schema.js';
+import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
-import type { SourceSnapshot, TableReader } from '../engine.js';
+import type { SchemaReadOptions, SchemaScript, SourceSnapshot, TableReader } from '../engine.js';
 import { connectPostgres, endQuietly, errorContext, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
 import { PostgresIntrospector } from './postgres-introspector.js';
+import type { IntrospectOptions } from './postgres-introspector.js';
+import { dumpPostgresSchema } from './postgres-schema-script.js';
 
 const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 
@@ -31,8 +34,15 @@ const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 export function copyOutSql(table: TableSchema, destinationEngine: EngineKind = 'postgresql'): string {
   const copied = copiedColumns(table, 'postgresql', destinationEngine);
   const columns = copied.map((c) => quoteIdent(c.name));
-  if (copied.some((c) => c.generatedExpression !== null)) return `COPY (SELECT ${columns.join(', ')} FROM ${quoteQualified(table)}) TO STDOUT`;
+  // A partitioned table seen whole is read through a query over all its partitions.
+  if (copied.some((c) => c.generatedExpression !== null) || table.partitioned === true) return `COPY (SELECT ${columns.join(', ')} FROM ${quoteQualified(table)}) TO STDOUT`;
   return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} TO STDOUT`;
+}
+
+/** Partitions as leaves for a PostgreSQL destination, as whole tables for another engine. */
+export function introspectOptionsFor(options: SchemaReadOptions): IntrospectOptions {
+  const destinationEngine = options.destinationEngine ?? 'postgresql';
+  return { destinationEngine, partitions: destinationEngine === 'postgresql' ? 'leaves' : 'roots' };
 }
 
 /** Opens a snapshot of the source: connects, begins the transaction, exports the snapshot. */
@@ -59,15 +69,33 @@ export class PostgresSnapshotReader implements SourceSnapshot {
     readonly position: string | null = null,
   ) {}
 
-  async readSchema(selection: ObjectSelection): Promise<DatabaseSchema> {
+  async readSchema(selection: ObjectSelection, options: SchemaReadOptions = {}): Promise<DatabaseSchema> {
     if (this.closing !== null) {
       throw new FerryError('FAILED_PRECONDITION', 'The source snapshot is closed; open a new one to read the schema.');
     }
     try {
-      return await new PostgresIntrospector(this.coordinator).readSchema(selection);
+      return await new PostgresIntrospector(this.coordinator).readSchema(selection, introspectOptionsFor(options));
     } catch (error) {
       throw classifyPostgresError(error, errorContext(this.params, { operation: 'read', snapshotId: this.id }));
     }
+  }
+
+  /** pg_dump --schema-only of the selection, at this snapshot. */
+  async readSchemaScript(selection: ObjectSelection, schema: DatabaseSchema): Promise<SchemaScript> {
+    if (this.closing !== null) {
+      throw new FerryError('FAILED_PRECONDITION', 'The source snapshot is closed; open a new one to read the schema.');
+    }
+    let versionNum: number;
+    let excludedTables: QualifiedName[];
+    try {
+      versionNum = Number(((await this.coordinator.query('SHOW server_version_num')).rows[0] as { server_version_num: unknown }).server_version_num);
+      excludedTables = (await new PostgresIntrospector(this.coordinator).listTables())
+        .filter((t) => !isTableSelected(selection, t.schema, t.name))
+        .map(({ schema: s, name }) => ({ schema: s, name }));
+    } catch (error) {
+      throw classifyPostgresError(error, errorContext(this.params, { operation: 'read', snapshotId: this.id }));
+    }
+    return dumpPostgresSchema(this.params, { snapshotId: this.id, selection, tables: schema.tables, excludedTables, serverVersionNum: versionNum });
   }
 
   async openTableReader(): Promise<TableReader> {

@@ -63,9 +63,10 @@ export class PostgresTableWriter implements TableWriter {
       await this.client.query('BEGIN');
       try {
         // An empty table needs no TRUNCATE, which foreign keys pointing at it would refuse.
-        const current = await this.client.query(`SELECT EXISTS (SELECT 1 FROM ${quoteQualified(table)}) AS has_rows`);
+        // ONLY: an inheritance parent's children are tables of their own, loaded on their own.
+        const current = await this.client.query(`SELECT EXISTS (SELECT 1 FROM ONLY ${quoteQualified(table)}) AS has_rows`);
         if (pgBool((current.rows[0] as { has_rows: unknown }).has_rows)) {
-          await this.client.query(`TRUNCATE ${quoteQualified(table)}`);
+          await this.client.query(`TRUNCATE ONLY ${quoteQualified(table)}`);
         }
         const counter = new ByteCounter();
         const copy = this.client.query(copyFrom(copyInSql(table, options.sourceEngine)));

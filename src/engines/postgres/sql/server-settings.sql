@@ -1,6 +1,7 @@
 -- The server version and the settings that matter for migration, and what the current
 -- role may do.
 SELECT current_setting('server_version') AS server_version,
+       current_setting('server_version_num') AS server_version_num,
        current_setting('wal_level') AS wal_level,
        current_setting('max_replication_slots') AS max_replication_slots,
        current_setting('max_wal_senders') AS max_wal_senders,

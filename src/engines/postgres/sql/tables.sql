@@ -7,6 +7,7 @@ SELECT c.oid AS oid,
        c.relname AS name,
        c.relkind AS kind,
        c.relispartition AS is_partition,
+       c.relpersistence = 'u' AS unlogged,
        c.reltuples::bigint AS estimated_rows,
        CASE c.relreplident
          WHEN 'd' THEN 'default'
