@@ -290,7 +290,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     path: '/v1/migrationJobs',
     operationId: 'createMigrationJob',
     summary: 'Create a migration job',
-    description: 'The job is created Not started; verify it, then start it.',
+    description: 'The job is created Not started; verify it, then start it. `schemaMapping` puts a source schema (PostgreSQL) or database (MySQL) under another name on the destination; verify shows the mapping it will apply.',
     tag: JOBS,
     body: CreateJobInput,
     response: JobView,

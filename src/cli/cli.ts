@@ -97,6 +97,15 @@ function collectLabel(value: string, previous: Record<string, string> | undefine
   return { ...(previous ?? {}), [value.slice(0, equals)]: value.slice(equals + 1) };
 }
 
+/** `--map-schema SRC=DST`, split at the first "=". */
+function collectSchemaPair(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const equals = value.indexOf('=');
+  if (equals <= 0 || equals === value.length - 1) throw new InvalidArgumentError('expected SRC=DST with both names, e.g. --map-schema public=app.');
+  const source = value.slice(0, equals);
+  if (previous !== undefined && Object.hasOwn(previous, source)) throw new InvalidArgumentError(`"${source}" is mapped twice; give each source schema one --map-schema.`);
+  return { ...(previous ?? {}), [source]: value.slice(equals + 1) };
+}
+
 const ENGINE_ALIASES: Record<string, CreateProfileInput['engine']> = {
   postgresql: 'postgresql',
   postgres: 'postgresql',
@@ -450,6 +459,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--include <pattern>', 'schema or schema.table to migrate (repeatable; default: everything)', collect)
     .option('--exclude <pattern>', 'schema or schema.table to leave out (repeatable)', collect)
     .option('--dump-parallelism <n>', 'tables copied at the same time during the full dump (default 4)', parseInteger(1, 64))
+    .option('--map-schema <src=dst>', 'put the source schema (PostgreSQL) or database (MySQL) SRC under the name DST on the destination (repeatable)', collectSchemaPair)
     .addOption(new Option('--zero-date-policy <policy>', 'MySQL zero dates bound for PostgreSQL: null writes NULL and warns (default); refuse fails the job').choices(['null', 'refuse']))
     .option('--label <key=value>', 'label (repeatable)', collectLabel)
     .action(
@@ -465,10 +475,12 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             exclude?: string[];
             dumpParallelism?: number;
             zeroDatePolicy?: 'null' | 'refuse';
+            mapSchema?: Record<string, string>;
             label?: Record<string, string>;
           },
         ) => {
           const input: CreateJobInput = {
+            ...(options.mapSchema !== undefined ? { schemaMapping: options.mapSchema } : {}),
             ...(options.zeroDatePolicy !== undefined ? { zeroDatePolicy: options.zeroDatePolicy } : {}),
             ...(options.id !== undefined ? { id: options.id } : {}),
             displayName: options.displayName ?? options.id ?? `${options.source} to ${options.destination}`,

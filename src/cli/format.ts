@@ -198,6 +198,12 @@ export function statusText(job: Pick<JobView, 'statusLabel' | 'substatus'>): str
   return job.substatus ? `${job.statusLabel} (${job.substatus})` : job.statusLabel;
 }
 
+function schemaMappingText(mapping: JobView['schemaMapping']): string {
+  const pairs = Object.entries(mapping);
+  if (pairs.length === 0) return 'names kept (verify shows what applies)';
+  return pairs.map(([source, destination]) => `${source} -> ${destination}`).join(', ');
+}
+
 function selectionText(selection: JobView['selection']): string {
   if (selection.include.length === 0 && selection.exclude.length === 0) return 'all tables';
   const parts: string[] = [];
@@ -269,7 +275,10 @@ export function renderObjectsTable(objects: JobObjectView[], options: ObjectsTab
     const progress = barWidth > 0 ? `${progressBar(fraction, barWidth, options.ascii)} ${formatPercent(fraction).padStart(4)}` : formatPercent(fraction);
     return [o.name, OBJECT_STATE_LABELS[o.state], progress, ofEstimate(o.rowsCopied, o.estimatedRows, formatCount), ofEstimate(o.bytesCopied, o.estimatedBytes, formatBytes)];
   });
-  const table = renderTable(['table', 'state', 'progress', 'rows', 'bytes'], rows);
+  // The destination's name, when the schema mapping renames any table.
+  const renamed = objects.some((o) => o.destination !== o.name);
+  if (renamed) rows.forEach((row, i) => row.splice(1, 0, objects[i]?.destination ?? ''));
+  const table = renderTable(renamed ? ['table', 'destination', 'state', 'progress', 'rows', 'bytes'] : ['table', 'state', 'progress', 'rows', 'bytes'], rows);
   const failed = objects.filter((o) => o.error !== null);
   if (failed.length === 0) return table;
   return `${table}\n${failed.map((o) => `  ${o.name}: ${o.error!.code}: ${o.error!.message}`).join('\n')}`;
@@ -335,6 +344,7 @@ export function renderJobDetails(job: JobView, options: JobDetailsOptions = {}):
       ['Destination', profileText(job.destinationProfileName, job.destinationProfileId, job.destinationEngine)],
       ['Connectivity', job.connectivityMethod],
       ['Objects', selectionText(job.selection)],
+      ['Schema mapping', schemaMappingText(job.schemaMapping)],
       ['Dump parallelism', String(job.dumpParallelism)],
       ['Labels', labelsText(job.labels)],
       ['Created', formatTime(job.createTime)],

@@ -3,6 +3,7 @@ import type { EngineKind, ConnectivityMethod } from './connection-profile.js';
 import type { JobAction, JobPhase, JobStatus, JobType } from './lifecycle.js';
 import type { JobError } from './errors.js';
 import type { ObjectSelection } from './object-selection.js';
+import type { SchemaMapping } from './schema-mapping.js';
 
 export const ZERO_DATE_POLICIES = ['null', 'refuse'] as const;
 export type ZeroDatePolicy = (typeof ZERO_DATE_POLICIES)[number];
@@ -23,6 +24,12 @@ export interface MigrationJob {
    * write NULL and warn (absent or 'null', the default), or fail the job ('refuse').
    */
   zeroDatePolicy?: ZeroDatePolicy;
+  /**
+   * Source schema (PostgreSQL) or database (MySQL) → the name it gets on the destination
+   * (core/schema-mapping.ts). Absent or empty: names are kept (a MySQL destination profile's
+   * database still receives a single selected schema).
+   */
+  schemaMapping?: SchemaMapping;
   labels: Record<string, string>;
   status: JobStatus;
   /** The phase the job is in, or was in when it stopped or failed; null before the first start. */
@@ -48,8 +55,10 @@ export type JobObjectState = (typeof JOB_OBJECT_STATES)[number];
 /** One migrated table. */
 export interface JobObject {
   jobId: string;
-  /** "schema.table" */
+  /** "schema.table", as on the source. */
   name: string;
+  /** "schema.table" on the destination when the job's schema mapping renames it; absent when it is `name`. */
+  destinationName?: string;
   state: JobObjectState;
   rowsCopied: number;
   bytesCopied: number;

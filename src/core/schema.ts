@@ -130,6 +130,8 @@ export interface DatabaseSchema {
   sequences: SequenceSchema[];
   enums: EnumTypeSchema[];
   domains: DomainTypeSchema[];
+  /** PostgreSQL: the roles the selected schemas' objects grant privileges to (a destination lacking one gets those GRANTs left out). */
+  grantRoles?: string[];
   /** Extensions the selected tables' types come from (PostgreSQL), e.g. ["citext"]. */
   extensions: string[];
 }

@@ -102,6 +102,13 @@ export interface SchemaScript {
   entries: SchemaScriptEntry[];
 }
 
+export interface SchemaScriptOptions {
+  /** Fill every materialized view of the script at the end (after the data; again at promote). */
+  refreshMaterializedViews?: boolean;
+  /** Source schema -> destination schema, for the schemas that land under another name. */
+  schemaMapping?: Record<string, string>;
+}
+
 /** What applying one phase of a SchemaScript did. */
 export interface SchemaScriptResult {
   /** Objects it created (Restart drops them). */
@@ -209,10 +216,9 @@ export interface SchemaWriter {
   /**
    * Creates the entries of `phase` of a script from a source of the same engine, in one
    * destination transaction; objects that exist already are skipped, so a phase can run again
-   * after a crash. `refreshMaterializedViews` fills every materialized view of the script at
-   * the end (after the data; again at promote). Optional: engines without scripts leave it out.
+   * after a crash. Optional: engines without scripts leave it out.
    */
-  applySchemaScript?(script: SchemaScript, phase: SchemaObjectPhase, options?: { refreshMaterializedViews?: boolean }): Promise<SchemaScriptResult>;
+  applySchemaScript?(script: SchemaScript, phase: SchemaObjectPhase, options?: SchemaScriptOptions): Promise<SchemaScriptResult>;
   /** Sets every sequence (and identity) to the source's value, so new rows do not collide. */
   syncSequences(schema: DatabaseSchema): Promise<void>;
   /** Empties the tables (tables the job loaded but did not create). Missing ones are skipped. */

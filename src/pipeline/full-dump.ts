@@ -18,6 +18,8 @@ import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import { SOURCE_SCHEMA_CHECKPOINT, tablePositionCheckpoint } from './incremental-load.js';
+import { mapDatabaseSchema, mapQualifiedName, type SchemaMapping } from '../core/schema-mapping.js';
+import { fixSchemaMapping } from './destination-names.js';
 
 export interface FullDumpDeps {
   store: MetadataStore;
@@ -89,7 +91,11 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
         error: new FerryError('NO_TABLES_SELECTED', 'No table of the source matches the job\'s selection; change the include/exclude lists (or the source database) and Restart.'),
       }];
     }
-    const objects = await syncJobObjects(store, clock, job.id, schema);
+    // The destination's names: the source schema model renamed by the job's schema mapping (tables[i] ↔ tables[i]).
+    const mapping = await fixSchemaMapping(store, job, schema, destination.kind, deps.destinationParams);
+    const target = mapDatabaseSchema(schema, mapping);
+    const destinationTables = new Map(schema.tables.map((t, i) => [t, target.tables[i] as TableSchema]));
+    const objects = await syncJobObjects(store, clock, job.id, schema, mapping);
     if (continuous) await store.putCheckpoint(job.id, SOURCE_SCHEMA_CHECKPOINT, schema);
     log.info({ snapshot: snapshot.id, tables: schema.tables.length }, 'snapshot opened');
 
@@ -104,29 +110,29 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       signal.throwIfAborted();
       if (script !== null && applyScript !== undefined) {
         await store.putCheckpoint(job.id, SCHEMA_SCRIPT_CHECKPOINT, script);
-        const result = await applyScript(script, 'pre-data');
+        const result = await applyScript(script, 'pre-data', { schemaMapping: mapping });
         await recordCreatedObjects(store, job.id, result.created);
         await warnMissingRoles(deps, job.id, result.missingRoles);
       } else {
-        await recordCreatedObjects(store, job.id, await schemaWriter.createPreDataObjects(schema));
+        await recordCreatedObjects(store, job.id, await schemaWriter.createPreDataObjects(target));
       }
       signal.throwIfAborted();
 
       const pending = schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED');
-      await copyTables(job, deps, snapshot, pending, objects, failures, signal, log);
+      await copyTables(job, deps, snapshot, pending, objects, failures, signal, log, (t) => destinationTables.get(t) ?? t);
       if (failures.length > 0) return failures;
 
       // Indexes and foreign keys are built once the data is in: faster, and FKs cannot fail on load order.
       // A continuous job adds its foreign keys at promote: replayed changes may pass through states they refuse.
       if (script !== null && applyScript !== undefined) {
-        await applyScript(script, 'post-data', { refreshMaterializedViews: true });
+        await applyScript(script, 'post-data', { refreshMaterializedViews: true, schemaMapping: mapping });
         // Triggers, rules, policies and foreign keys: now for a one-time job, at promote for a
         // continuous one (they would fire on, or refuse, the changes applied until then).
-        if (!continuous) await applyScript(script, 'promote');
+        if (!continuous) await applyScript(script, 'promote', { schemaMapping: mapping });
       } else {
-        await schemaWriter.createPostDataObjects(schema, { foreignKeys: !continuous });
+        await schemaWriter.createPostDataObjects(target, { foreignKeys: !continuous });
       }
-      await schemaWriter.syncSequences(schema);
+      await schemaWriter.syncSequences(target);
       await store.putCheckpoint(job.id, POST_DATA_CHECKPOINT, true);
     } finally {
       await schemaWriter.close().catch((error: unknown) => log.warn({ err: String(error) }, 'closing the schema writer failed'));
@@ -142,15 +148,17 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
 }
 
 /** Makes the job's objects match the snapshot's tables, keeping what earlier attempts copied. */
-async function syncJobObjects(store: MetadataStore, clock: Clock, jobId: string, schema: DatabaseSchema): Promise<Map<string, JobObject>> {
+async function syncJobObjects(store: MetadataStore, clock: Clock, jobId: string, schema: DatabaseSchema, mapping: SchemaMapping): Promise<Map<string, JobObject>> {
   const existing = new Map((await store.listJobObjects(jobId)).map((o) => [o.name, o]));
   const now = clock.now();
   const objects = schema.tables.map((table): JobObject => {
     const name = qualifiedName(table);
+    const destinationName = qualifiedName(mapQualifiedName(mapping, table));
+    const renamed = destinationName === name ? {} : { destinationName };
     const previous = existing.get(name);
-    if (previous?.state === 'DUMPED') return { ...previous, estimatedRows: table.estimatedRows, estimatedBytes: table.estimatedBytes };
+    if (previous?.state === 'DUMPED') return { ...previous, ...renamed, estimatedRows: table.estimatedRows, estimatedBytes: table.estimatedBytes };
     return {
-      jobId, name, state: 'NOT_STARTED', rowsCopied: 0, bytesCopied: 0,
+      jobId, name, ...renamed, state: 'NOT_STARTED', rowsCopied: 0, bytesCopied: 0,
       estimatedRows: table.estimatedRows, estimatedBytes: table.estimatedBytes,
       error: previous?.error ?? null, updateTime: now,
     };
@@ -188,6 +196,7 @@ async function copyTables(
   failures: DumpFailure[],
   signal: AbortSignal,
   log: Logger,
+  toDestination: (table: TableSchema) => TableSchema,
 ): Promise<void> {
   // Largest first: the longest copies start early and the tail of the dump stays short.
   const queue = [...tables].sort((a, b) => b.estimatedBytes - a.estimatedBytes);
@@ -201,7 +210,7 @@ async function copyTables(
       writer = await deps.destination.openTableWriter(deps.destinationParams);
       for (let table = queue.shift(); table !== undefined; table = queue.shift()) {
         signal.throwIfAborted();
-        const ok = await copyTable(deps, job.id, table, reader, writer, objects, failures, signal, snapshot.position, job.zeroDatePolicy);
+        const ok = await copyTable(deps, job.id, table, toDestination(table), reader, writer, objects, failures, signal, snapshot.position, job.zeroDatePolicy);
         // A failed table may have left this worker's connections unusable: take fresh ones.
         if (!ok && queue.length > 0) {
           await Promise.allSettled([reader.close(), writer.close()]);
@@ -230,6 +239,7 @@ async function copyTable(
   deps: FullDumpDeps,
   jobId: string,
   table: TableSchema,
+  destinationTable: TableSchema,
   reader: TableReader,
   writer: TableWriter,
   objects: Map<string, JobObject>,
@@ -265,7 +275,7 @@ async function copyTable(
     // The writer may not be reading yet (it opens its transaction first): an early source error
     // must reach it through the destroyed stream, never as an unhandled 'error' event.
     progress.on('error', () => undefined);
-    const result = await writer.replaceTableData(table, rows.pipe(progress), signal, { sourceEngine: deps.source.kind });
+    const result = await writer.replaceTableData(destinationTable, rows.pipe(progress), signal, { sourceEngine: deps.source.kind });
     // The table's changes are applied from the position it was read at; recorded before DUMPED so a DUMPED table always has one.
     const position = reader.position ?? snapshotPosition;
     if (position !== null) await store.putCheckpoint(jobId, tablePositionCheckpoint(name), position);

@@ -22,6 +22,8 @@ import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { ReplicationStats } from './replication-stats.js';
+import { mapDatabaseSchema } from '../core/schema-mapping.js';
+import { mapRowChange, recordedSchemaMapping } from './destination-names.js';
 
 export const REPLICATION_CHECKPOINT = 'replication';
 export const SOURCE_SCHEMA_CHECKPOINT = 'sourceSchema';
@@ -81,7 +83,9 @@ export async function runIncrementalLoad(
   }
   const knownColumns = new Map(schema.tables.map((t) => [qualifiedName(t), copiedColumns(t, source.kind, destination.kind).map((c) => c.name)]));
 
-  const applier: ChangeApplier = await destination.openChangeApplier(deps.destinationParams, job.id, schema.tables);
+  // Changes arrive with the source's names; the applier knows the tables by their destination names.
+  const mapping = await recordedSchemaMapping(store, job.id);
+  const applier: ChangeApplier = await destination.openChangeApplier(deps.destinationParams, job.id, mapDatabaseSchema(schema, mapping).tables);
   let reader: ChangeReader | null = null;
   let lagTimer: NodeJS.Timeout | null = null;
   const onAbort = () => {
@@ -166,7 +170,7 @@ export async function runIncrementalLoad(
           case 'change': {
             const change = filterChange(event.change, wanted);
             if (change === null) break;
-            pending.push(change);
+            pending.push(mapRowChange(change, mapping));
             batchChanges++;
             const name = change.op === 'truncate' ? 'truncate' : qualifiedName(change.table);
             perTable.set(name, (perTable.get(name) ?? 0) + 1);

@@ -17,6 +17,8 @@ import type { QualifiedName } from '../core/schema.js';
 import type { CreatedObject, Engine, ReplicationSpec, SchemaScript, VerifyCheck } from '../engines/engine.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import { pairChecks } from '../core/job-checks.js';
+import { mapDatabaseSchema, mapQualifiedName, resolveSchemaMapping } from '../core/schema-mapping.js';
+import { recordedSchemaMapping } from './destination-names.js';
 import { REPLICATION_CHECKPOINT, SOURCE_SCHEMA_CHECKPOINT, runIncrementalLoad, type ReplicationCheckpoint } from './incremental-load.js';
 import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
@@ -174,7 +176,9 @@ export class JobRunner {
     if (!checks.some((c) => c.severity === 'error')) {
       schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
-      checks.push(...(await destination.verifyDestination(destinationParams, schema)));
+      const mapping = resolveSchemaMapping({ explicit: job.schemaMapping ?? {}, sourceSchemas: schema.schemas, destinationEngine: job.destinationEngine, destinationDatabase: destinationParams.database });
+      checks.push(...mapping.checks.filter((c) => c.severity !== 'ok'));
+      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping))));
     }
     signal.throwIfAborted();
     const blocking = checks.filter((c) => c.severity === 'error');
@@ -270,16 +274,17 @@ export class JobRunner {
     const dumped = await this.#deps.store.getCheckpoint<DatabaseSchema>(job.id, SOURCE_SCHEMA_CHECKPOINT);
     // Sequence values as the source has them now, not as the snapshot saw them.
     const current = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
+    const mapping = await recordedSchemaMapping(this.#deps.store, job.id);
     const script = await this.#deps.store.getCheckpoint<SchemaScript>(job.id, SCHEMA_SCRIPT_CHECKPOINT);
     const writer = await destination.openSchemaWriter(destinationParams);
     try {
       if (script !== null && writer.applySchemaScript !== undefined) {
         // Foreign keys, triggers, rules and policies wait until no change is applied any more.
-        await writer.applySchemaScript(script, 'promote', { refreshMaterializedViews: true });
+        await writer.applySchemaScript(script, 'promote', { refreshMaterializedViews: true, schemaMapping: mapping });
       } else {
-        await writer.createPostDataObjects(dumped ?? current);
+        await writer.createPostDataObjects(mapDatabaseSchema(dumped ?? current, mapping));
       }
-      await writer.syncSequences(current);
+      await writer.syncSequences(mapDatabaseSchema(current, mapping));
     } finally {
       await writer.close();
     }
@@ -307,10 +312,13 @@ export class JobRunner {
     const { destination } = this.#engines(job);
     const { destinationParams } = await this.#connections(job);
     const created = (await this.#deps.store.getCheckpoint<CreatedObject[]>(job.id, CREATED_OBJECTS_CHECKPOINT)) ?? [];
+    // Job objects carry source names; the tables it loaded are under the destination's.
+    const mapping = await recordedSchemaMapping(this.#deps.store, job.id);
     const createdTables = new Set(created.filter((o) => o.kind === 'table').map((o) => `${o.schema ?? ''}.${o.name}`));
     const loadedTables: QualifiedName[] = (await this.#deps.store.listJobObjects(job.id))
-      .filter((o) => o.state !== 'NOT_STARTED' && !createdTables.has(o.name))
-      .map((o) => splitQualifiedName(o.name));
+      .filter((o) => o.state !== 'NOT_STARTED')
+      .map((o) => mapQualifiedName(mapping, splitQualifiedName(o.name)))
+      .filter((t) => !createdTables.has(`${t.schema}.${t.name}`));
     signal.throwIfAborted();
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
     if (replication !== null) {

@@ -62,6 +62,8 @@ export const CreateJobInput = z.object({
   dumpParallelism: z.number().int().min(1).max(64).default(4),
   /** MySQL zero dates bound for PostgreSQL: 'null' writes NULL and warns (default); 'refuse' fails the job. */
   zeroDatePolicy: z.enum(ZERO_DATE_POLICIES).default('null'),
+  /** Source schema (PostgreSQL) or database (MySQL) → its name on the destination, e.g. {"public": "app"}. */
+  schemaMapping: z.record(z.string(), z.string()).default({}).describe('Source schema (PostgreSQL) or database (MySQL) -> its name on the destination, e.g. {"public": "app"}. Without it names are kept, except that a MySQL destination profile naming a database receives the one selected source schema.'),
   labels: labels.default({}),
 });
 export type CreateJobInput = z.input<typeof CreateJobInput>;
@@ -172,6 +174,8 @@ export const JobView = z.object({
   selection: z.object({ include: z.array(z.string()), exclude: z.array(z.string()) }),
   dumpParallelism: z.number(),
   zeroDatePolicy: z.enum(ZERO_DATE_POLICIES),
+  /** The explicit pairs: source schema or database → destination name ({} keeps every name; verify shows what applies). */
+  schemaMapping: z.record(z.string(), z.string()),
   labels: z.record(z.string(), z.string()),
   createTime: z.string(),
   updateTime: z.string(),
@@ -189,7 +193,10 @@ export const JobView = z.object({
 export type JobView = z.infer<typeof JobView>;
 
 export const JobObjectView = z.object({
+  /** "schema.table" on the source. */
   name: z.string(),
+  /** "schema.table" on the destination (differs from name when the schema mapping renames the schema). */
+  destination: z.string().describe('"schema.table" on the destination (differs from name when the schema mapping renames the schema)'),
   state: z.enum(JOB_OBJECT_STATES),
   rowsCopied: z.number(),
   bytesCopied: z.number(),

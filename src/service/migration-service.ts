@@ -15,6 +15,7 @@ import {
 } from '../core/lifecycle.js';
 import { runningMillisAt, withStatus, type JobObject, type MigrationJob } from '../core/migration-job.js';
 import { validateSelection } from '../core/object-selection.js';
+import { resolveSchemaMapping, mapDatabaseSchema, validateSchemaMapping } from '../core/schema-mapping.js';
 import { pairChecks } from '../core/job-checks.js';
 import type { ConnectionReport, VerifyCheck } from '../engines/engine.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
@@ -197,6 +198,10 @@ export class MigrationService implements FerryService {
       throw new FerryError('INVALID_ARGUMENT', 'sourceProfileId and destinationProfileId are the same profile; a job copies from one database to another.');
     }
     requireSupported(source.engine, destination.engine, input.type);
+    const mappingProblems = validateSchemaMapping(input.schemaMapping, destination.engine);
+    if (mappingProblems.length > 0) {
+      throw new FerryError('INVALID_ARGUMENT', mappingProblems.map((p) => `${p.path}: ${p.message}`).join('; '), { details: { fields: mappingProblems } });
+    }
     const id = input.id ?? generateId(input.displayName);
     if (await this.#deps.store.getJob(id)) {
       throw new FerryError('ALREADY_EXISTS', `A migration job with id "${id}" exists already; choose another id.`);
@@ -214,6 +219,7 @@ export class MigrationService implements FerryService {
       selection: input.selection,
       dumpParallelism: input.dumpParallelism,
       ...(input.zeroDatePolicy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
+      ...(Object.keys(input.schemaMapping).length > 0 ? { schemaMapping: input.schemaMapping } : {}),
       labels: input.labels,
       status: 'NOT_STARTED',
       phase: null,
@@ -329,7 +335,9 @@ export class MigrationService implements FerryService {
     if (!checks.some((c) => c.severity === 'error')) {
       const schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
-      checks.push(...(await destination.verifyDestination(destinationParams, schema)));
+      const mapping = resolveSchemaMapping({ explicit: job.schemaMapping ?? {}, sourceSchemas: schema.schemas, destinationEngine: job.destinationEngine, destinationDatabase: destinationParams.database });
+      checks.push(...mapping.checks);
+      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping))));
     } else {
       const report = await destination.testConnection(destinationParams);
       checks.push(...connectivityChecks(report, 'destination'));
@@ -430,6 +438,7 @@ export class MigrationService implements FerryService {
       selection: job.selection,
       dumpParallelism: job.dumpParallelism,
       zeroDatePolicy: job.zeroDatePolicy ?? 'null',
+      schemaMapping: job.schemaMapping ?? {},
       labels: job.labels,
       createTime: job.createTime,
       updateTime: job.updateTime,
@@ -469,7 +478,7 @@ function summarizeProgress(objects: JobObject[]): JobView['progress'] {
 
 function toObjectView(o: JobObject): JobObjectView {
   return {
-    name: o.name, state: o.state, rowsCopied: o.rowsCopied, bytesCopied: o.bytesCopied,
+    name: o.name, destination: o.destinationName ?? o.name, state: o.state, rowsCopied: o.rowsCopied, bytesCopied: o.bytesCopied,
     estimatedRows: o.estimatedRows, estimatedBytes: o.estimatedBytes, error: o.error, updateTime: o.updateTime,
   };
 }

@@ -53,6 +53,12 @@ export interface CompareOptions {
   dataOnly?: boolean;
   /** Stop after this many differences. Default 100. */
   maxDifferences?: number;
+  /**
+   * Source schema → the schema that holds it on the destination (a job's schema mapping). The
+   * destination's objects are looked up under the mapped names, and names inside definitions
+   * are printed unqualified on both sides (search_path set to the compared schemas).
+   */
+  schemaMapping?: Record<string, string>;
   /** Also compare materialized views: populated or not, and their rows. Default false. */
   materializedViews?: boolean;
 }
@@ -181,9 +187,9 @@ async function closeRowCursor(client: Client): Promise<void> {
 }
 
 /** Compares the rows of one table; returns the first difference or null. */
-async function compareRows(source: Client, destination: Client, t: TableRef, chunkSize: number): Promise<Difference | null> {
+async function compareRows(source: Client, destination: Client, t: TableRef, d: TableRef, chunkSize: number): Promise<Difference | null> {
   const object = `${t.schema}.${t.name}`;
-  await Promise.all([openRowCursor(source, t), openRowCursor(destination, t)]);
+  await Promise.all([openRowCursor(source, t), openRowCursor(destination, d)]);
   try {
     let index = 0;
     let a: string[] = [];
@@ -259,53 +265,95 @@ function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
-async function compareSchemaObjects(source: Client, destination: Client, tables: TableRef[], options: CompareOptions, out: Difference[]): Promise<void> {
-  const schemaList = [...new Set(tables.map((t) => t.schema))];
-  const schemaFilter = (alias: string) =>
-    schemaList.length === 0 ? 'false' : `${alias}.nspname IN (${schemaList.map(literal).join(', ')})`;
-  const onBoth = async (sql: string) => Promise.all([keyedQuery(source, sql), keyedQuery(destination, sql)]);
+async function compareSchemaObjects(
+  source: Client,
+  destination: Client,
+  tables: TableRef[],
+  options: CompareOptions,
+  out: Difference[],
+  onDestination: (t: TableRef) => TableRef,
+): Promise<void> {
+  // Each side's queries name its own schemas; destination keys and index definitions are read back under the source's names.
+  const back = new Map(tables.map((t) => [onDestination(t).schema, t.schema]));
+  const sides = [
+    { client: source, tables, schemas: [...new Set(tables.map((t) => t.schema))], rename: (k: string) => k },
+    {
+      client: destination,
+      tables: tables.map(onDestination),
+      schemas: [...new Set(tables.map((t) => onDestination(t).schema))],
+      rename: (k: string) => {
+        for (const [destinationSchema, sourceSchema] of back) if (k.startsWith(`${destinationSchema}.`)) return `${sourceSchema}${k.slice(destinationSchema.length)}`;
+        return k;
+      },
+    },
+  ];
+  const onBoth = async (build: (side: (typeof sides)[number]) => string) =>
+    Promise.all(
+      sides.map(async (side) => {
+        const values = await keyedQuery(side.client, build(side));
+        return new Map([...values].map(([k, v]) => [side.rename(k), side === sides[0] ? v : unqualifyIndexTable(v, back)]));
+      }),
+    );
+  const schemaFilterOf = (side: (typeof sides)[number]) => (alias: string) =>
+    side.schemas.length === 0 ? 'false' : `${alias}.nspname IN (${side.schemas.map(literal).join(', ')})`;
 
   // Indexes of the compared tables, by name, with their definitions.
-  const indexSql = `SELECT n.nspname || '.' || t.relname || '.' || i.relname AS k, pg_get_indexdef(i.oid) AS v
+  const indexSql = (side: (typeof sides)[number]) => `SELECT n.nspname || '.' || t.relname || '.' || i.relname AS k, pg_get_indexdef(i.oid) AS v
       FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
-      JOIN pg_namespace n ON n.oid = t.relnamespace WHERE ${tableFilterSql(tables, 't', 'n')}`;
+      JOIN pg_namespace n ON n.oid = t.relnamespace WHERE ${tableFilterSql(side.tables, 't', 'n')}`;
   const [srcIdx, dstIdx] = await onBoth(indexSql);
   diffMaps('index', 'index', srcIdx, dstIdx, out);
 
   // Table constraints (primary keys, unique, check, foreign keys, exclusion) by name.
-  const constraintSql = `SELECT n.nspname || '.' || t.relname || '.' || c.conname AS k, c.contype::text || ' ' || pg_get_constraintdef(c.oid) AS v
+  const constraintSql = (side: (typeof sides)[number]) => `SELECT n.nspname || '.' || t.relname || '.' || c.conname AS k, c.contype::text || ' ' || pg_get_constraintdef(c.oid) AS v
       FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
-      WHERE ${tableFilterSql(tables, 't', 'n')}`;
+      WHERE ${tableFilterSql(side.tables, 't', 'n')}`;
   const [srcCon, dstCon] = await onBoth(constraintSql);
   diffMaps('constraint', 'constraint', srcCon, dstCon, out);
 
   if (options.tables !== undefined) return; // sequences and types are per schema: only for whole-schema comparisons
 
   // Sequences: settings and the value the next nextval() continues from.
-  const sequenceSql = `SELECT schemaname || '.' || sequencename AS k,
+  const sequenceSql = (side: (typeof sides)[number]) => `SELECT schemaname || '.' || sequencename AS k,
       concat_ws(' ', data_type::text, 'start', start_value, 'increment', increment_by, 'min', min_value, 'max', max_value, 'cycle', cycle,
                 'last_value', coalesce(last_value::text, 'never used')) AS v
-      FROM pg_sequences s JOIN pg_namespace n ON n.nspname = s.schemaname WHERE ${schemaFilter('n')}`;
+      FROM pg_sequences s JOIN pg_namespace n ON n.nspname = s.schemaname WHERE ${schemaFilterOf(side)('n')}`;
   const [srcSeq, dstSeq] = await onBoth(sequenceSql);
   diffMaps('sequence', 'sequence', srcSeq, dstSeq, out);
 
   // Enum labels in order, and domains with their constraints.
-  const enumSql = `SELECT n.nspname || '.' || t.typname AS k, string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) AS v
+  const enumSql = (side: (typeof sides)[number]) => `SELECT n.nspname || '.' || t.typname AS k, string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) AS v
       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
-      WHERE ${schemaFilter('n')} GROUP BY 1`;
+      WHERE ${schemaFilterOf(side)('n')} GROUP BY 1`;
   const [srcEnum, dstEnum] = await onBoth(enumSql);
   diffMaps('type', 'enum type', srcEnum, dstEnum, out);
 
-  const domainSql = `SELECT n.nspname || '.' || t.typname AS k,
+  const domainSql = (side: (typeof sides)[number]) => `SELECT n.nspname || '.' || t.typname AS k,
       format_type(t.typbasetype, t.typtypmod) || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END ||
       coalesce(' DEFAULT ' || t.typdefault, '') ||
       coalesce((SELECT ' ' || string_agg(c.conname || ' ' || pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname) FROM pg_constraint c WHERE c.contypid = t.oid), '') AS v
-      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype = 'd' AND ${schemaFilter('n')}`;
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype = 'd' AND ${schemaFilterOf(side)('n')}`;
   const [srcDom, dstDom] = await onBoth(domainSql);
   diffMaps('type', 'domain', srcDom, dstDom, out);
 }
 
 export async function compareDatabases(source: Client, destination: Client, options: CompareOptions = {}): Promise<Difference[]> {
+  const mapping = options.schemaMapping ?? {};
+  if (Object.keys(mapping).length === 0) return compareUnmapped(source, destination, options, (t) => t);
+  const schemas = options.schemas ?? [...new Set((await listTables(source, options)).map((t) => t.schema))];
+  const paths = await Promise.all([source, destination].map(async (c) => (await c.query<{ search_path: string }>('SHOW search_path')).rows[0]!.search_path));
+  const pathOf = (names: string[]) => names.map(quoteIdent).join(', ') || 'pg_catalog';
+  await source.query(`SET search_path = ${pathOf(schemas)}`);
+  await destination.query(`SET search_path = ${pathOf(schemas.map((s) => mapping[s] ?? s))}`);
+  try {
+    return await compareUnmapped(source, destination, options, (t) => ({ ...t, schema: mapping[t.schema] ?? t.schema }));
+  } finally {
+    await source.query(`SET search_path = ${paths[0]}`);
+    await destination.query(`SET search_path = ${paths[1]}`);
+  }
+}
+
+async function compareUnmapped(source: Client, destination: Client, options: CompareOptions, onDestination: (t: TableRef) => TableRef): Promise<Difference[]> {
   const chunkSize = options.chunkSize ?? 50_000;
   const max = options.maxDifferences ?? 100;
   const out: Difference[] = [];
@@ -314,8 +362,9 @@ export async function compareDatabases(source: Client, destination: Client, opti
   for (const t of tables) {
     if (out.length >= max) break;
     const object = `${t.schema}.${t.name}`;
+    const d = onDestination(t);
     const what = KIND_NAMES[t.kind] ?? 'table';
-    const destinationKind = await relationKind(destination, t);
+    const destinationKind = await relationKind(destination, d);
     if (destinationKind === null) {
       out.push({ kind: 'missing-table', object, message: `${what} ${object} is missing on the destination` });
       continue;
@@ -326,31 +375,44 @@ export async function compareDatabases(source: Client, destination: Client, opti
     }
     present.push(t);
     if (t.kind === 'm') {
-      const [pa, pb] = await Promise.all([isPopulated(source, t), isPopulated(destination, t)]);
+      const [pa, pb] = await Promise.all([isPopulated(source, t), isPopulated(destination, d)]);
       if (pa !== pb) {
         out.push({ kind: 'row-count', object, message: `materialized view ${object} is ${pa ? '' : 'not '}populated on the source and ${pb ? '' : 'not '}populated on the destination`, source: pa, destination: pb });
         continue;
       }
       if (!pa) continue;
     }
-    const [srcCols, dstCols] = await Promise.all([columns(source, t), columns(destination, t)]);
+    const [srcCols, dstCols] = await Promise.all([columns(source, t), columns(destination, d)]);
     const a = describeColumns(srcCols);
     const b = describeColumns(dstCols);
     if (a.join('\n') !== b.join('\n')) {
       out.push({ kind: 'columns', object, message: `columns of ${object} differ`, source: a, destination: b });
     }
-    const [na, nb] = await Promise.all([count(source, t), count(destination, t)]);
+    const [na, nb] = await Promise.all([count(source, t), count(destination, d)]);
     if (na !== nb) {
       out.push({ kind: 'row-count', object, message: `${object} has ${na} rows on the source and ${nb} on the destination`, source: na, destination: nb });
     }
     // Row text depends on the column list: compare rows only when the columns agree.
     if (srcCols.map((c) => c.name).join('\n') === dstCols.map((c) => c.name).join('\n')) {
-      const rowDiff = await compareRows(source, destination, t, chunkSize);
+      const rowDiff = await compareRows(source, destination, t, d, chunkSize);
       if (rowDiff !== null) out.push(rowDiff);
     }
   }
-  if (!options.dataOnly && out.length < max) await compareSchemaObjects(source, destination, present, options, out);
+  if (!options.dataOnly && out.length < max) await compareSchemaObjects(source, destination, present, options, out, onDestination);
   return out.slice(0, max);
+}
+
+/** pg_get_indexdef names the table qualified whatever the search path: the destination's schema read back as the source's. */
+function unqualifyIndexTable(definition: string, back: Map<string, string>): string {
+  for (const [destination, source] of back) {
+    if (destination === source) continue;
+    definition = definition.replace(` ON ${pgIdent(destination)}.`, ` ON ${pgIdent(source)}.`).replace(` ON ONLY ${pgIdent(destination)}.`, ` ON ONLY ${pgIdent(source)}.`);
+  }
+  return definition;
+}
+
+function pgIdent(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
 }
 
 /** A readable summary for assertion messages. */

@@ -69,6 +69,7 @@ const SOURCE_SCHEMA_SQL = `
 `;
 
 const SOURCE_DATA_SQL = `
+  INSERT INTO public.parted VALUES (1, '2024-05-01'), (2, '2024-12-31');
   INSERT INTO public.customers (email, name, mood, moods, cheer, created_at)
   SELECT 'User' || g || '@Example.com', 'näme ' || g, (ARRAY['sad','ok','happy'])[1 + g % 3]::public.mood,
          ARRAY['ok','happy']::public.mood[], CASE WHEN g % 2 = 0 THEN 'happy' END::public.mood_not_sad,
@@ -217,7 +218,7 @@ describe('PostgresEngine', () => {
     expect(report.error).toBeNull();
     expect(report.serverVersion).toMatch(/^PostgreSQL \d+\.\d+/);
     expect(report.settings).toMatchObject({ wal_level: 'logical', server_encoding: 'UTF8' });
-    expect(Object.keys(report.settings).sort()).toEqual(['max_replication_slots', 'max_slot_wal_keep_size', 'max_wal_senders', 'server_encoding', 'wal_level']);
+    expect(Object.keys(report.settings).sort()).toEqual(['max_replication_slots', 'max_slot_wal_keep_size', 'max_wal_senders', 'server_encoding', 'server_version_num', 'wal_level']);
     expect(report.privileges).toEqual({ superuser: true, replication: true, createdb: true });
     expect(report.checks).toEqual([]);
   });
@@ -226,9 +227,10 @@ describe('PostgresEngine', () => {
     schema = await postgresEngine.readSchema(source.params, SELECTION);
     expect(schema.engine).toBe('postgresql');
     expect(schema.schemas).toEqual(['public', 'sales']);
-    // Ordered by schema then name; partitioned tables and the excluded schema are left out.
+    // Ordered by schema then name; a partitioned table is seen as its leaf partitions (a PostgreSQL
+    // destination), and the excluded schema is left out.
     expect(schema.tables.map((t) => `${t.schema}.${t.name}`)).toEqual([
-      'public.customers', 'public.kitchen_sink', 'public.logs', 'sales.Order "Items"', 'sales.invoices',
+      'public.customers', 'public.kitchen_sink', 'public.logs', 'public.parted_2024', 'sales.Order "Items"', 'sales.invoices',
     ]);
     const table = (name: string): TableSchema => schema.tables.find((t) => t.name === name) as TableSchema;
 
@@ -293,8 +295,12 @@ describe('PostgresEngine', () => {
     const checks = await postgresEngine.verifySource(source.params, SELECTION, 'one-time');
     expect(codes(checks, 'error')).toEqual([]);
     expect(codes(checks, 'ok')).toEqual(expect.arrayContaining(['CONNECTIVITY', 'NO_TABLES_SELECTED', 'PRIVILEGES', 'UNSUPPORTED_TYPE']));
-    expect(check(checks, 'TABLE_WITHOUT_PRIMARY_KEY')).toMatchObject({ severity: 'warning', objects: ['public.logs'] });
-    expect(check(checks, 'PARTITIONED_TABLE')).toMatchObject({ severity: 'warning', objects: ['public.parted', 'public.parted_2024'] });
+    expect(check(checks, 'TABLE_WITHOUT_PRIMARY_KEY')).toMatchObject({ severity: 'warning', objects: ['public.logs', 'public.parted_2024'] });
+    expect(check(checks, 'PARTITIONED_TABLE')).toMatchObject({ severity: 'ok', objects: ['public.parted'] });
+    // Seen from another engine, the partitioned table is one table with every partition's rows.
+    const toMysql = await postgresEngine.verifySource(source.params, SELECTION, 'one-time', { destinationEngine: 'mysql' });
+    expect(check(toMysql, 'PARTITIONED_TABLE')).toMatchObject({ severity: 'ok', objects: ['public.parted'] });
+    expect(check(toMysql, 'PARTITIONED_TABLE').message).toContain('arrive whole');
 
     const continuous = await postgresEngine.verifySource(source.params, SELECTION, 'continuous');
     expect(codes(continuous, 'error')).toEqual([]);
@@ -304,8 +310,11 @@ describe('PostgresEngine', () => {
     const nothing = await postgresEngine.verifySource(source.params, { include: ['no_such_schema'], exclude: [] }, 'one-time');
     expect(check(nothing, 'NO_TABLES_SELECTED').severity).toBe('error');
 
+    // A composite type is created by the schema script on a PostgreSQL destination; another engine cannot hold it.
     const odd = await postgresEngine.verifySource(source.params, { include: ['odd'], exclude: [] }, 'one-time');
-    expect(check(odd, 'UNSUPPORTED_TYPE')).toMatchObject({ severity: 'error', objects: ['odd.pairs.p'] });
+    expect(check(odd, 'UNSUPPORTED_TYPE')).toMatchObject({ severity: 'ok' });
+    const oddToMysql = await postgresEngine.verifySource(source.params, { include: ['odd'], exclude: [] }, 'one-time', { destinationEngine: 'mysql' });
+    expect(check(oddToMysql, 'UNSUPPORTED_TYPE')).toMatchObject({ severity: 'error', objects: ['odd.pairs.p'] });
 
     const limited = await postgresEngine.verifySource({ ...source.params, username: limitedRole }, SELECTION, 'continuous');
     const privileges = check(limited, 'PRIVILEGES');
@@ -322,7 +331,7 @@ describe('PostgresEngine', () => {
   it('verifies an empty destination as ready', async () => {
     const checks = await postgresEngine.verifyDestination(destination.params, schema);
     expect(codes(checks, 'error')).toEqual([]);
-    expect(codes(checks, 'ok')).toEqual(['CONNECTIVITY', 'PRIVILEGES', 'DESTINATION_NOT_EMPTY', 'DESTINATION_TABLE_MISMATCH', 'UNSUPPORTED_TYPE']);
+    expect(codes(checks, 'ok')).toEqual(['CONNECTIVITY', 'PRIVILEGES', 'DESTINATION_NOT_EMPTY', 'DESTINATION_TABLE_MISMATCH', 'MISSING_ROLES', 'UNSUPPORTED_TYPE']);
   });
 
   it('copies schema and data exactly from a consistent snapshot', async () => {
@@ -349,6 +358,7 @@ describe('PostgresEngine', () => {
         { kind: 'table', schema: 'public', name: 'customers' },
         { kind: 'table', schema: 'public', name: 'kitchen_sink' },
         { kind: 'table', schema: 'public', name: 'logs' },
+        { kind: 'table', schema: 'public', name: 'parted_2024' },
         { kind: 'table', schema: 'sales', name: 'Order "Items"' },
         { kind: 'table', schema: 'sales', name: 'invoices' },
       ]);
@@ -358,7 +368,7 @@ describe('PostgresEngine', () => {
       await snapshot.close();
       await snapshot.close();
       expect(Object.fromEntries(counts)).toEqual({
-        'public.customers': 500, 'public.kitchen_sink': 2003, 'public.logs': 4, 'sales.Order "Items"': 3000, 'sales.invoices': 25,
+        'public.customers': 500, 'public.kitchen_sink': 2003, 'public.logs': 4, 'public.parted_2024': 2, 'sales.Order "Items"': 3000, 'sales.invoices': 25,
       });
       await writer.createPostDataObjects(snapSchema);
       await writer.syncSequences(snapSchema);
@@ -430,7 +440,7 @@ describe('PostgresEngine', () => {
     const checks = await postgresEngine.verifyDestination(destination.params, schema);
     const notEmpty = check(checks, 'DESTINATION_NOT_EMPTY');
     expect(notEmpty.severity).toBe('error');
-    expect(notEmpty.objects).toEqual(['public.customers', 'public.kitchen_sink', 'public.logs', 'sales.Order "Items"', 'sales.invoices']);
+    expect(notEmpty.objects).toEqual(['public.customers', 'public.kitchen_sink', 'public.logs', 'public.parted_2024', 'sales.Order "Items"', 'sales.invoices']);
     expect(notEmpty.message).toContain('exclude them from the job');
 
     const renamed: DatabaseSchema = structuredClone(schema);

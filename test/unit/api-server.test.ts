@@ -64,6 +64,7 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     selection: { include: [], exclude: [] },
     dumpParallelism: 4,
     zeroDatePolicy: 'null',
+    schemaMapping: {},
     labels: {},
     createTime: TIME,
     updateTime: TIME,
@@ -237,7 +238,7 @@ class InMemoryFerryService implements FerryService {
     this.record('listJobObjects', id);
     this.job(id);
     return [
-      { name: 'public.orders', state: 'DUMPING', rowsCopied: 10, bytesCopied: 1000, estimatedRows: 100, estimatedBytes: 10000, error: null, updateTime: TIME },
+      { name: 'public.orders', destination: 'public.orders', state: 'DUMPING', rowsCopied: 10, bytesCopied: 1000, estimatedRows: 100, estimatedBytes: 10000, error: null, updateTime: TIME },
     ];
   }
   async listJobEvents(id: string, afterId?: number): ReturnType<FerryService['listJobEvents']> {

@@ -43,6 +43,7 @@ function job(overrides: Partial<JobView> = {}): JobView {
     selection: { include: ['public'], exclude: ['public.audit_log'] },
     dumpParallelism: 8,
     zeroDatePolicy: 'null',
+    schemaMapping: {},
     labels: { env: 'prod', team: 'payments' },
     createTime: TIME,
     updateTime: TIME,
@@ -60,6 +61,7 @@ function job(overrides: Partial<JobView> = {}): JobView {
 function object(overrides: Partial<JobObjectView> = {}): JobObjectView {
   return {
     name: 'public.orders',
+    destination: overrides.name ?? 'public.orders',
     state: 'DUMPING',
     rowsCopied: 250_000,
     bytesCopied: 256 * 1024 ** 2,
@@ -213,6 +215,10 @@ describe('job views', () => {
     expect(lines[1]).toMatch(/public\.orders\s+dumping\s+###------- {2}25%\s+250,000 \/ 1,000,000\s+256 MiB \/ 1\.0 GiB/);
     expect(lines[2]).toMatch(/public\.items\s+completed\s+########## 100%\s+10\s+2\.0 KiB/);
     expect(text).toContain('public.bad: DATA_ERROR: invalid byte sequence in row 12');
+    // A renamed schema adds the destination's name.
+    const renamed = renderObjectsTable([object({ destination: 'app.orders' }), object({ name: 'public.items', destination: 'app.items' })], { barWidth: 0 }).split('\n');
+    expect(renamed[0]).toMatch(/^TABLE\s+DESTINATION\s+STATE\s+PROGRESS/);
+    expect(renamed[1]).toMatch(/^public\.orders\s+app\.orders\s+dumping/);
     expect(renderObjectsTable([])).toContain('No tables yet');
   });
 

@@ -8,6 +8,7 @@ import type { ConnectionParams, EngineKind } from '../../core/connection-profile
 import { describeEndpoint } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
+import { isTableSelected } from '../../core/object-selection.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
 import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
@@ -206,6 +207,28 @@ export class PostgresEngine implements Engine {
           message: `PostgreSQL before 13 cannot publish a partitioned table through its root, which a continuous job to another engine needs for ${list(names(partitionedRoots))}. Upgrade the source, run a one-time job, or exclude these tables.`,
         });
       }
+      if (sameEngine && (selection.include.length > 0 || selection.exclude.length > 0)) {
+        // The schema script carries every view of the selected schemas: one that reads a table
+        // the job leaves out cannot be created on the destination.
+        const schemas = [...new Set(found.tables.map((t) => t.schema))];
+        const rows = (await client.query(loadSql('view-dependencies.sql'), [schemas])).rows as Row[];
+        const broken = rows.filter((r) => {
+          const schemaName = String(r.table_schema);
+          const tableName = String(r.table_name);
+          if (r.table_kind === 'v' || r.table_kind === 'm') return !schemas.includes(schemaName);
+          return !isTableSelected(selection, schemaName, tableName) && !found.partitioned.some((p) => p.schema === schemaName && p.name === tableName);
+        });
+        checks.push(
+          broken.length > 0
+            ? {
+                code: 'DEPENDS_ON_UNSELECTED', side, severity: 'error',
+                objects: broken.map((r) => `${String(r.view_schema)}.${String(r.view_name)}`),
+                message: `These views read tables the job leaves out, so they cannot be created on the destination: ${list(broken.map((r) => `${String(r.view_schema)}.${String(r.view_name)} reads ${String(r.table_schema)}.${String(r.table_name)}`))}. Include those tables, or exclude the views' schemas from the job.`,
+              }
+            : { code: 'DEPENDS_ON_UNSELECTED', side, severity: 'ok', message: 'No view of the selected schemas reads a table the job leaves out.' },
+        );
+      }
+
       const unlogged = found.tables.filter((t) => t.unlogged === true);
       if (jobType === 'continuous' && unlogged.length > 0) {
         checks.push({
@@ -389,6 +412,20 @@ export class PostgresEngine implements Engine {
               message: `${toCreate.length} table(s) to create; ${schema.tables.length - toCreate.length} existing empty table(s) with matching columns to reuse.`,
             },
       );
+
+      const grantRoles = source.grantRoles ?? [];
+      if (source.engine === 'postgresql' && grantRoles.length > 0) {
+        const present = new Set(((await client.query('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [grantRoles])).rows as Row[]).map((r) => String(r.rolname)));
+        const missingRoles = grantRoles.filter((r) => !present.has(r));
+        checks.push(
+          missingRoles.length > 0
+            ? {
+                code: 'MISSING_ROLES', side, severity: 'warning', objects: missingRoles,
+                message: `The source grants privileges to roles that do not exist on the destination: ${list(missingRoles)}. Those GRANTs are left out (everything else is carried); create the roles on the destination before starting to keep them.`,
+              }
+            : { code: 'MISSING_ROLES', side, severity: 'ok', objects: grantRoles, message: `Every role the source grants privileges to exists on the destination (${list(grantRoles)}).` },
+        );
+      }
 
       if (mapped !== null) {
         checks.push(...(await this.verifyMappedSchema(writer, source, mapped, grants.length === 0)));

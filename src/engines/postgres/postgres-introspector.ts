@@ -285,10 +285,12 @@ export class PostgresIntrospector {
     if (options.readSequenceValues !== false) await this.readSequenceValues(sequences);
 
     const schemas = [...new Set(tableSchemas.map((t) => t.schema))];
+    const grantRoles = ((await this.client.query(loadSql('grant-roles.sql'), [schemas])).rows as Row[]).map((r) => str(r.role));
     return {
       schema: {
         engine: 'postgresql',
         schemas,
+        grantRoles,
         tables: tableSchemas,
         sequences,
         enums,

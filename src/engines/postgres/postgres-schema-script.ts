@@ -317,6 +317,13 @@ async function exists(client: pg.Client, entry: SchemaScriptEntry): Promise<bool
   }
 }
 
+/** True when the table a foreign key's REFERENCES clause names exists (pg_dump writes it schema-qualified). */
+async function referencedTableExists(client: pg.Client, sql: string): Promise<boolean> {
+  const match = /\bREFERENCES\s+((?:"(?:[^"]|"")*"|[^\s("]+)\.(?:"(?:[^"]|"")*"|[^\s("]+))\s*\(/.exec(sql);
+  if (match === null) return true;
+  return (await client.query(`SELECT to_regclass(${quoteLiteral(match[1] as string)}) IS NOT NULL AS present`)).rows[0]?.present === true;
+}
+
 /** "f(integer, text)" with the function name quoted, for to_regprocedure. */
 function quoteFunctionName(tag: string): string {
   const paren = tag.indexOf('(');
@@ -386,48 +393,72 @@ const CREATED_KINDS: Record<string, CreatedObject['kind']> = {
  * Applies the entries of one phase in one destination transaction, skipping what exists
  * already. `refreshMaterializedViews` refreshes every materialized view of the script at the
  * end (after the data, and again at promote).
+ *
+ * `schemaMapping` (source schema -> destination schema) is applied by renaming inside the
+ * transaction: a destination schema already named like a source schema is set aside, each
+ * mapped schema takes its source name while the script runs (pg_dump's SQL names the source's
+ * schemas), then every name is put back. Objects that refer to a schema by name in their text
+ * (function bodies, search_path settings) keep the source's name: verify says so.
  */
 export async function applySchemaPhase(
   client: pg.Client,
   script: PostgresSchemaScript,
   phase: SchemaObjectPhase,
-  options: { refreshMaterializedViews?: boolean } = {},
+  options: { refreshMaterializedViews?: boolean; schemaMapping?: Record<string, string> } = {},
 ): Promise<SchemaScriptResult> {
   const entries = script.entries.filter((e) => e.phase === phase);
+  const renames = Object.entries(options.schemaMapping ?? {}).filter(([from, to]) => from !== to);
+  const toDestination = (schema: string | null) => (schema === null ? null : (options.schemaMapping?.[schema] ?? schema));
   const missingRoles = await missingGrantRoles(client, script);
   const missing = new Set(missingRoles);
   const skippedKeys = new Set<string>();
-  const statements: string[] = [];
   const created: CreatedObject[] = [];
   let skipped = 0;
-  for (const entry of entries) {
-    const owner = ownerKey(entry);
-    if ((owner !== null && skippedKeys.has(owner)) || (await exists(client, entry))) {
-      skippedKeys.add(keyOf(entry));
-      skipped++;
-      continue;
-    }
-    const sql = entry.type === 'ACL' || entry.type === 'DEFAULT ACL' ? withoutMissingRoles(entry.sql, missing) : entry.sql;
-    if (sql.trim() !== '') statements.push(sql);
-    const kind = CREATED_KINDS[entry.type];
-    if (kind !== undefined) created.push({ kind, schema: entry.schema, name: entry.name });
-  }
-  if (options.refreshMaterializedViews === true) {
-    for (const entry of script.entries) {
-      if (entry.type === 'MATERIALIZED VIEW' && entry.schema !== null) statements.push(`REFRESH MATERIALIZED VIEW ${quoteIdent(entry.schema)}.${quoteIdent(entry.name)};`);
-    }
-  }
-  if (statements.length === 0) return { created, skipped, missingRoles };
+  const schemaExists = async (name: string) => (await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [name])).rows.length > 0;
   await client.query('BEGIN');
   try {
-    await client.query(script.prologue);
+    const held: Array<[string, string]> = [];
+    for (const [index, [from, to]] of renames.entries()) {
+      if (await schemaExists(from)) {
+        const aside = `_ferry_aside_${index}_${Date.now().toString(36)}`;
+        await client.query(`ALTER SCHEMA ${quoteIdent(from)} RENAME TO ${quoteIdent(aside)}`);
+        held.push([aside, from]);
+      }
+      if (await schemaExists(to)) await client.query(`ALTER SCHEMA ${quoteIdent(to)} RENAME TO ${quoteIdent(from)}`);
+      else if (!entries.some((e) => e.type === 'SCHEMA' && e.name === from)) await client.query(`CREATE SCHEMA ${quoteIdent(from)}`);
+    }
+    const statements: string[] = [script.prologue];
+    for (const entry of entries) {
+      const owner = ownerKey(entry);
+      if ((owner !== null && skippedKeys.has(owner)) || (await exists(client, entry))) {
+        skippedKeys.add(keyOf(entry));
+        skipped++;
+        continue;
+      }
+      if (entry.type === 'FK CONSTRAINT' && !(await referencedTableExists(client, entry.sql))) {
+        // A foreign key to a table the job left out: kept only where the destination has that table (verify warns).
+        skipped++;
+        continue;
+      }
+      const sql = entry.type === 'ACL' || entry.type === 'DEFAULT ACL' ? withoutMissingRoles(entry.sql, missing) : entry.sql;
+      if (sql.trim() !== '') statements.push(sql);
+      const kind = CREATED_KINDS[entry.type];
+      if (kind !== undefined) created.push({ kind, schema: toDestination(entry.schema), name: kind === 'schema' ? (toDestination(entry.name) ?? entry.name) : entry.name });
+    }
+    if (options.refreshMaterializedViews === true) {
+      for (const entry of script.entries) {
+        if (entry.type === 'MATERIALIZED VIEW' && entry.schema !== null) statements.push(`REFRESH MATERIALIZED VIEW ${quoteIdent(entry.schema)}.${quoteIdent(entry.name)};`);
+      }
+    }
     for (const statement of statements) await client.query(statement);
+    // pg_dump's prologue empties the search path; the renames below need none.
+    for (const [from, to] of renames) if (await schemaExists(from)) await client.query(`ALTER SCHEMA ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
+    for (const [aside, original] of held) await client.query(`ALTER SCHEMA ${quoteIdent(aside)} RENAME TO ${quoteIdent(original)}`);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    // pg_dump's prologue empties the search path; Ferry's session setting comes back.
     await client.query('SET search_path = pg_catalog, pg_temp').catch(() => undefined);
   }
   return { created, skipped, missingRoles };

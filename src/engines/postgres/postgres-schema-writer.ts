@@ -24,7 +24,7 @@ import type {
 } from '../../core/schema.js';
 import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
 import type { UnsupportedColumn } from '../../core/type-mapping.js';
-import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaObjectPhase, SchemaScript, SchemaScriptResult, SchemaWriter } from '../engine.js';
+import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaObjectPhase, SchemaScript, SchemaScriptOptions, SchemaScriptResult, SchemaWriter } from '../engine.js';
 import { applySchemaPhase } from './postgres-schema-script.js';
 import { loadSql } from './load-sql.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgJson, pgText, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
@@ -535,7 +535,7 @@ export class PostgresSchemaWriter implements SchemaWriter {
     }
   }
 
-  async applySchemaScript(script: SchemaScript, phase: SchemaObjectPhase, options: { refreshMaterializedViews?: boolean } = {}): Promise<SchemaScriptResult> {
+  async applySchemaScript(script: SchemaScript, phase: SchemaObjectPhase, options: SchemaScriptOptions = {}): Promise<SchemaScriptResult> {
     if (script.engine !== 'postgresql') {
       throw new FerryError('INTERNAL', `A ${script.engine} schema script cannot be applied on PostgreSQL; the pipeline must create this schema from its model.`);
     }

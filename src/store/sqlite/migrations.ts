@@ -128,6 +128,16 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       ALTER TABLE migration_jobs ADD COLUMN zero_date_policy TEXT NOT NULL DEFAULT 'null';
     `,
   },
+  {
+    version: 4,
+    name: 'schema mapping',
+    sql: `
+      -- Source schema / database -> destination name, as a JSON object ('{}' keeps every name).
+      ALTER TABLE migration_jobs ADD COLUMN schema_mapping TEXT NOT NULL DEFAULT '{}';
+      -- A job object's "schema.table" on the destination when the mapping renames it, else NULL.
+      ALTER TABLE job_objects ADD COLUMN destination_name TEXT;
+    `,
+  },
 ];
 
 /**

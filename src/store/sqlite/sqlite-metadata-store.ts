@@ -12,6 +12,7 @@ import type {
   NewJobHistoryEvent,
 } from '../../core/migration-job.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
+import type { SchemaMapping } from '../../core/schema-mapping.js';
 import type { JobListOptions, ListOptions, MetadataStore, Page, StoredApiToken, StoredProfile } from '../metadata-store.js';
 import { migrate } from './migrations.js';
 
@@ -51,6 +52,7 @@ interface JobRow {
   selection: string;
   dump_parallelism: number;
   zero_date_policy: string;
+  schema_mapping: string;
   labels: string;
   status: string;
   phase: string | null;
@@ -74,6 +76,7 @@ interface JobObjectRow {
   estimated_bytes: number;
   error: string | null;
   update_time: string;
+  destination_name: string | null;
 }
 
 interface JobEventRow {
@@ -107,14 +110,14 @@ const PROFILE_COLUMNS = [
 
 const JOB_COLUMNS = [
   'id', 'display_name', 'type', 'source_profile_id', 'destination_profile_id', 'source_engine',
-  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'labels', 'status', 'phase',
+  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'schema_mapping', 'labels', 'status', 'phase',
   'error', 'promote_requested', 'create_time', 'update_time', 'start_time', 'end_time', 'running_millis',
   'run_start_time',
 ] as const satisfies readonly (keyof JobRow)[];
 
 const JOB_OBJECT_COLUMNS = [
   'job_id', 'name', 'state', 'rows_copied', 'bytes_copied', 'estimated_rows', 'estimated_bytes', 'error',
-  'update_time',
+  'update_time', 'destination_name',
 ] as const satisfies readonly (keyof JobObjectRow)[];
 
 const JOB_EVENT_COLUMNS = [
@@ -655,6 +658,7 @@ function jobToRow(job: MigrationJob): JobRow {
     selection: JSON.stringify(job.selection),
     dump_parallelism: job.dumpParallelism,
     zero_date_policy: job.zeroDatePolicy ?? 'null',
+    schema_mapping: JSON.stringify(job.schemaMapping ?? {}),
     labels: JSON.stringify(job.labels),
     status: job.status,
     phase: job.phase,
@@ -683,6 +687,7 @@ function rowToJob(row: JobRow): MigrationJob {
     dumpParallelism: row.dump_parallelism,
     // The default stays implicit, so jobs written before the policy existed read back unchanged.
     ...(row.zero_date_policy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
+    ...(row.schema_mapping === '{}' ? {} : { schemaMapping: JSON.parse(row.schema_mapping) as SchemaMapping }),
     labels: JSON.parse(row.labels) as Record<string, string>,
     status: row.status as JobStatus,
     phase: row.phase as JobPhase | null,
@@ -708,6 +713,7 @@ function jobObjectToRow(object: JobObject): JobObjectRow {
     estimated_bytes: object.estimatedBytes,
     error: jsonOrNull(object.error),
     update_time: object.updateTime,
+    destination_name: object.destinationName ?? null,
   };
 }
 
@@ -722,6 +728,7 @@ function rowToJobObject(row: JobObjectRow): JobObject {
     estimatedBytes: row.estimated_bytes,
     error: parseOrNull<JobError>(row.error),
     updateTime: row.update_time,
+    ...(row.destination_name === null ? {} : { destinationName: row.destination_name }),
   };
 }
 
