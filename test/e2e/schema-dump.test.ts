@@ -50,6 +50,8 @@ describe('normalizeSchemaDump / diffSchemaDumps', () => {
     const reordered = diffSchemaDumps(['a', 'b'], ['b', 'a']);
     expect(reordered.equal).toBe(false);
     expect(reordered.onlyInSource).toEqual([]);
+    expect(reordered.report).toContain('the same lines in another order');
+    expect(diff.report).not.toContain('another order');
   });
 });
 

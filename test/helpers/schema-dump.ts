@@ -100,8 +100,11 @@ export function diffSchemaDumps(source: string[], destination: string[], maxLine
       .slice(Math.max(0, first - 3), first + 4)
       .map((l, k) => `${Math.max(0, first - 3) + k === first ? '>' : ' '} ${l}`)
       .join('\n');
+  const reordered = onlyInSource.length === 0 && onlyInDestination.length === 0;
   const list = (lines: string[]) =>
-    lines.length === 0 ? '  (none: the same lines in another order)' : lines.slice(0, maxLines).map((l) => `  ${l}`).join('\n') + (lines.length > maxLines ? `\n  ... ${lines.length - maxLines} more` : '');
+    lines.length === 0
+      ? reordered ? '  (none: both dumps hold the same lines in another order)' : '  (none)'
+      : lines.slice(0, maxLines).map((l) => `  ${l}`).join('\n') + (lines.length > maxLines ? `\n  ... ${lines.length - maxLines} more` : '');
   const report = [
     `the normalized schema dumps differ from line ${first + 1} on (source ${source.length} lines, destination ${destination.length} lines)`,
     `source line ${first + 1}:      ${source[first] ?? '<end of dump>'}`,
