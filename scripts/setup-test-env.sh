@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares this machine for Ferry's tests: PostgreSQL 15 with logical replication on two
 # clusters (source-side 5432 "main", destination-side 5433 "ferrydest"), MariaDB with a row
-# binlog (127.0.0.1:3306), and Debian's
+# binlog (127.0.0.1:3306), a TLS-only cluster (5436 "ferrytls") with test certificates,
+# openssh-server for SSH tunnel tests, and Debian's
 # Chromium for browser tests. Idempotent; installs what is missing (Debian packages), fixes
 # settings, restarts a server only when a setting needs it. Run as root (or with sudo).
 set -euo pipefail
@@ -60,6 +61,82 @@ ensure_cluster ferrydest 5433
 # Fault tests stop and start these two; nothing else uses them.
 ensure_cluster ferryfaultsrc 5434
 ensure_cluster ferryfaultdst 5435
+
+# TLS tests: a CA, a server certificate for localhost/127.0.0.1, a client certificate for the
+# role ferry_tls_cert, and a second, unrelated CA (the "wrong CA" case). The PostgreSQL cluster
+# ferrytls (5436) accepts only TLS over TCP (hostssl lines; trust over the Unix socket for
+# setup); ferry_tls_cert must also present a client certificate (clientcert=verify-full).
+# Test files read the certificates from here (the private MariaDB of test/e2e/tls.test.ts too).
+TLS_DIR=/var/lib/postgresql/ferry-tls
+ensure_tls_certificates() {
+  if ! command -v openssl >/dev/null 2>&1; then apt_install openssl; fi
+  if as_root test -s "$TLS_DIR/client.key" && as_root test -s "$TLS_DIR/other-ca.crt"; then return 0; fi
+  log "making test certificates in $TLS_DIR"
+  as_root install -d -o postgres -g postgres -m 0755 "$TLS_DIR"
+  local work
+  work=$(mktemp -d)
+  (
+    cd "$work"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=Ferry test CA' -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=Unrelated test CA' -keyout other-ca.key -out other-ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\nextendedKeyUsage = serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile server.ext -out server.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj '/CN=ferry_tls_cert' -keyout client.key -out client.csr 2>/dev/null
+    printf 'extendedKeyUsage = clientAuth\n' > client.ext
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile client.ext -out client.crt 2>/dev/null
+  )
+  as_root install -o postgres -g postgres -m 0644 "$work/ca.crt" "$work/other-ca.crt" "$work/server.crt" "$work/client.crt" "$TLS_DIR/"
+  as_root install -o postgres -g postgres -m 0600 "$work/server.key" "$work/client.key" "$TLS_DIR/"
+  rm -rf "$work"
+}
+ensure_tls_certificates
+
+ensure_tls_cluster() { # name port
+  local name=$1 port=$2 conf_dir
+  conf_dir="/etc/postgresql/$PGVER/$name"
+  if [ ! -d "$conf_dir" ]; then
+    log "creating TLS cluster $PGVER/$name on port $port"
+    as_root pg_createcluster "$PGVER" "$name" --port "$port" -- --auth-local=trust --auth-host=reject >/dev/null
+  fi
+  local hba_text='# Written by scripts/setup-test-env.sh: TCP only over TLS.
+local   all          all                          trust
+hostssl all          ferry_tls_cert 127.0.0.0/8   trust clientcert=verify-full
+hostssl replication  ferry_tls_cert 127.0.0.0/8   trust clientcert=verify-full
+hostssl all          all            127.0.0.0/8   trust
+hostssl replication  all            127.0.0.0/8   trust'
+  local conf_text="# Written by scripts/setup-test-env.sh: TLS on, listening on 127.0.0.1 and 127.0.0.2 (the wrong-host-name case).
+ssl = on
+ssl_cert_file = '$TLS_DIR/server.crt'
+ssl_key_file = '$TLS_DIR/server.key'
+ssl_ca_file = '$TLS_DIR/ca.crt'
+listen_addresses = '127.0.0.1,127.0.0.2'
+wal_level = logical
+max_replication_slots = 40
+max_wal_senders = 40"
+  local changed=0
+  if [ "$(as_root cat "$conf_dir/pg_hba.conf")" != "$hba_text" ]; then
+    printf '%s\n' "$hba_text" | as_root tee "$conf_dir/pg_hba.conf" >/dev/null; changed=1
+  fi
+  as_root install -d -o postgres -g postgres "$conf_dir/conf.d"
+  if [ "$(as_root cat "$conf_dir/conf.d/ferry-tls.conf" 2>/dev/null || true)" != "$conf_text" ]; then
+    printf '%s\n' "$conf_text" | as_root tee "$conf_dir/conf.d/ferry-tls.conf" >/dev/null; changed=1
+  fi
+  if ! pg_lsclusters -h | awk -v n="$name" '$2==n {print $4}' | grep -q online; then
+    log "starting cluster $name"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$PGVER" "$name" start
+  elif [ $changed = 1 ]; then
+    log "restarting cluster $name to apply its TLS settings"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$PGVER" "$name" restart
+  fi
+  local psqls=(runuser -u postgres -- psql -h /var/run/postgresql -p "$port" -d postgres -Atq)
+  "${psqls[@]}" -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ferry_tls_cert') THEN CREATE ROLE ferry_tls_cert LOGIN SUPERUSER REPLICATION; END IF; END \$\$"
+  if [ "$("${psqls[@]}" -c 'SHOW ssl')" != on ] || [ "$("${psqls[@]}" -c 'SHOW wal_level')" != logical ]; then
+    log "cluster $name does not have ssl = on and wal_level = logical; see /var/log/postgresql/postgresql-$PGVER-$name.log"
+    exit 1
+  fi
+}
+ensure_tls_cluster ferrytls 5436
 
 # MariaDB 10.11 on 127.0.0.1:3306 (root over TCP without a password) with the row binlog the
 # MySQL change reader needs and LOAD DATA LOCAL INFILE for the MySQL table writer.
@@ -147,7 +224,14 @@ fi
 
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing Debian's chromium (browser tests)"
-  apt_install chromium || log "chromium could not be installed; browser tests will be skipped"
+  apt_install chromium || { log "chromium could not be installed (apt-get install chromium): the console's browser tests need it"; exit 1; }
 fi
 
-log "ready: PostgreSQL $PGVER on 127.0.0.1:5432 (main), 5433 (ferrydest), 5434 and 5435 (fault tests), wal_level=logical; MariaDB on 127.0.0.1:3306 with the row binlog"
+# SSH tunnel tests start their own sshd (own config, host key and port) from Debian's openssh-server.
+if [ ! -x /usr/sbin/sshd ]; then
+  log "installing openssh-server (SSH tunnel tests)"
+  apt_install openssh-server
+fi
+if [ ! -x /usr/sbin/sshd ]; then log "openssh-server could not be installed: /usr/sbin/sshd is missing"; exit 1; fi
+
+log "ready: PostgreSQL $PGVER on 127.0.0.1:5432 (main), 5433 (ferrydest), 5434 and 5435 (fault tests), wal_level=logical; 5436 (ferrytls, TLS only, certificates in $TLS_DIR); MariaDB on 127.0.0.1:3306 with the row binlog; sshd for tunnel tests"

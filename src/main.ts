@@ -2,24 +2,27 @@
  * The one place that wires concrete parts together: the metadata store, the engines, the
  * job supervisor, the service and the HTTP API.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { EngineRegistry } from './engines/engine-registry.js';
 import { postgresEngine } from './engines/postgres/postgres-engine.js';
 import { mysqlEngine } from './engines/mysql/mysql-engine.js';
+import { SshTunnelManager } from './engines/ssh-tunnel.js';
 import { systemClock } from './pipeline/clock.js';
 import { JobSupervisor } from './pipeline/job-supervisor.js';
 import type { Logger } from './pipeline/logger.js';
 import { retryPolicyFromEnv } from './pipeline/retry-policy.js';
 import { MigrationService } from './service/migration-service.js';
-import { SecretBox } from './service/secret-box.js';
+import { SecretKeyService, type ServerKey } from './service/secret-keys.js';
+import { removeServerPidFile, writeServerPidFile } from './service/server-pid-file.js';
 import { TokenService } from './service/token-service.js';
 import { SqliteMetadataStore } from './store/sqlite/sqlite-metadata-store.js';
 import { buildApiServer } from './api/api-server.js';
 import { registerConsoleAssets } from './api/console-assets.js';
+import { parseAllowedHosts } from './api/request-guard.js';
+import { FerryError } from './core/errors.js';
 
 export interface ServerConfig {
   host: string;
@@ -28,6 +31,16 @@ export interface ServerConfig {
   dataDir: string;
   /** pino level; default "info", or FERRY_LOG_LEVEL. */
   logLevel?: string;
+  /**
+   * Host names the API answers to besides the listen address and loopback (`--allowed-host`,
+   * FERRY_ALLOWED_HOSTS): "name" on any port, or "name:port".
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Called once the server has stopped by itself because it cannot go on (its data directory
+   * vanished or was replaced); the error says what happened and what to do. `ferry serve` exits non-zero.
+   */
+  onFatalError?: (error: FerryError) => void;
 }
 
 export interface RunningServer {
@@ -50,7 +63,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const logger = pino({
     level: config.logLevel ?? process.env.FERRY_LOG_LEVEL ?? 'info',
     base: { service: 'ferry' },
-    redact: { paths: ['password', '*.password', 'params.password', 'req.headers.authorization', 'clientKey', '*.clientKey'], censor: '[redacted]' },
+    redact: { paths: ['password', '*.password', 'params.password', 'req.headers.authorization', 'clientKey', '*.clientKey', 'privateKey', '*.privateKey'], censor: '[redacted]' },
   });
 
   const apiToken = process.env.FERRY_API_TOKEN;
@@ -59,7 +72,8 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   // loopback it stays open unless FERRY_API_TOKEN asks for tokens anyway.
   const tokensRequired = !isLoopbackHost(config.host) || bootstrapToken !== undefined;
 
-  const store = SqliteMetadataStore.open(join(dataDir, 'ferry.db'));
+  const allowedHosts = parseAllowedHosts(config.allowedHosts ?? []);
+  const store = openMetadataStore(dataDir);
   await store.migrate();
   const tokens = new TokenService({ store, clock: systemClock, ...(bootstrapToken !== undefined ? { bootstrapToken } : {}) });
   if (tokensRequired && !(await tokens.hasUsableTokens())) {
@@ -68,9 +82,28 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
       'every API request needs a token and none exists yet: create one with `ferry tokens create --name NAME --data-dir DIR` (works while the server runs), or set FERRY_API_TOKEN',
     );
   }
-  const secrets = new SecretBox(loadSecretKey(dataDir));
+  let serverKey: ServerKey;
+  try {
+    serverKey = await new SecretKeyService({ store, clock: systemClock, dataDir, env: process.env }).openForServer();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const secrets = serverKey.box;
+  if (serverKey.createdKey) {
+    logger.info({ keyFile: join(dataDir, 'secret.key'), keyId: secrets.keyId }, 'created the secret key that encrypts passwords at rest: back it up (without it, stored passwords cannot be read)');
+  }
+  if (serverKey.finishedRotation) logger.info({ keyId: secrets.keyId }, 'finished a key rotation that was interrupted: the new key is in place');
+  const unreadable = [...serverKey.census.wrongKey, ...serverKey.census.damaged];
+  if (unreadable.length > 0) {
+    logger.warn(
+      { keyId: secrets.keyId, profiles: unreadable.map((s) => s.ownerId) },
+      `${unreadable.length} stored secrets cannot be decrypted with the current key; jobs that use their profiles fail until the key that encrypted them is back or the secrets are re-entered (\`ferry profiles set-password ID\`)`,
+    );
+  }
   const engines = new EngineRegistry([postgresEngine, mysqlEngine]);
   const pipelineLogger = logger as unknown as Logger;
+  const tunnels = new SshTunnelManager();
 
   let service: MigrationService | null = null;
   const supervisor = new JobSupervisor({
@@ -81,30 +114,133 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     retryPolicy: retryPolicyFromEnv(process.env),
     resolveConnection: (profileId) => (service as MigrationService).resolveConnection(profileId),
   });
-  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger });
+  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger, tunnels });
 
+  let watch: DataDirectoryWatch | null = null;
   const app = buildApiServer(service, {
     logger: logger.child({ component: 'api' }),
     ...(tokensRequired ? { authenticate: (token: string) => tokens.authenticate(token) } : {}),
+    hostRule: { listenHost: config.host, allowedHosts },
+    // A failing store is often a vanished data directory: look at once rather than at the next tick.
+    onServerError: () => watch?.check(),
     extraRoutes: (server) => registerConsoleAssets(server),
   });
   const url = await app.listen({ host: config.host, port: config.port });
+  writeServerPidFile(dataDir);
   await supervisor.start();
-  logger.info({ url, dataDir, apiAccess: tokensRequired ? 'bearer token required' : 'open (loopback only)' }, 'ferry is serving');
 
   let closing: Promise<void> | null = null;
-  return {
-    url,
-    close() {
-      closing ??= (async () => {
-        await app.close();
-        await supervisor.close();
-        await store.close();
-        logger.info({}, 'ferry stopped');
-      })();
-      return closing;
-    },
+  const close = () => {
+    closing ??= (async () => {
+      watch?.stop();
+      await app.close();
+      await supervisor.close();
+      await tunnels.close();
+      await store.close();
+      removeServerPidFile(dataDir);
+      logger.info({}, 'ferry stopped');
+    })();
+    return closing;
   };
+  watch = watchDataDirectory(dataDir, (error) => {
+    logger.fatal({ dataDir, code: error.code }, error.message);
+    close().then(
+      () => config.onFatalError?.(error),
+      (closeError: unknown) => {
+        logger.error({ err: closeError }, 'stopping after the data directory was lost failed');
+        config.onFatalError?.(error);
+      },
+    );
+  });
+  logger.info(
+    { url, dataDir, keyId: secrets.keyId, apiAccess: tokensRequired ? 'bearer token required' : 'open (loopback only)', allowedHosts },
+    'ferry is serving',
+  );
+  return { url, close };
+}
+
+/**
+ * Opens `<dataDir>/ferry.db` readable by its owner only. SQLite gives the -wal and -shm files
+ * the mode of the database file, so a 0600 database keeps them 0600 too; files of an older
+ * install are brought down to 0600.
+ */
+function openMetadataStore(dataDir: string): SqliteMetadataStore {
+  const path = join(dataDir, 'ferry.db');
+  const previousUmask = process.umask(0o077);
+  let store: SqliteMetadataStore;
+  try {
+    store = SqliteMetadataStore.open(path);
+  } finally {
+    process.umask(previousUmask);
+  }
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    if (existsSync(file)) chmodSync(file, 0o600);
+  }
+  return store;
+}
+
+interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+function identityOf(path: string): FileIdentity | null {
+  try {
+    const stat = statSync(path);
+    return { dev: stat.dev, ino: stat.ino };
+  } catch {
+    return null;
+  }
+}
+
+export interface DataDirectoryWatch {
+  /** Looks now; calls onLost (once) when the directory or ferry.db is gone or another file. */
+  check(): void;
+  stop(): void;
+}
+
+/** How often the server makes sure its data directory is still the one it opened. */
+export const DATA_DIRECTORY_CHECK_MS = 2_000;
+
+/**
+ * Watches the data directory and its ferry.db by device and inode: removed or replaced, the
+ * server would go on writing to files nobody can open again (SQLite keeps the deleted file
+ * open), so the caller stops it.
+ */
+export function watchDataDirectory(dataDir: string, onLost: (error: FerryError) => void, intervalMs = DATA_DIRECTORY_CHECK_MS): DataDirectoryWatch {
+  const dbPath = join(dataDir, 'ferry.db');
+  const directory = identityOf(dataDir);
+  const database = identityOf(dbPath);
+  let lost = false;
+  const same = (a: FileIdentity | null, b: FileIdentity | null) => a !== null && b !== null && a.dev === b.dev && a.ino === b.ino;
+  const check = () => {
+    if (lost) return;
+    const nowDirectory = identityOf(dataDir);
+    const nowDatabase = identityOf(dbPath);
+    if (same(directory, nowDirectory) && same(database, nowDatabase)) return;
+    lost = true;
+    clearInterval(timer);
+    const what =
+      nowDirectory === null
+        ? 'the directory is gone'
+        : !same(directory, nowDirectory)
+          ? 'the directory was replaced by another one'
+          : nowDatabase === null
+            ? 'ferry.db is gone'
+            : 'ferry.db was replaced by another file';
+    onLost(
+      new FerryError(
+        'FAILED_PRECONDITION',
+        `The data directory ${dataDir} changed under the running server (${what}): Ferry's metadata (profiles, jobs, tokens) is no longer in the file this server opened, ` +
+          `and anything written now would be lost, so Ferry stopped. Put the directory back (from a backup, with its ferry.db and secret.key) and start \`ferry serve --data-dir ${dataDir}\` again; ` +
+          'starting on an empty directory begins with no profiles, jobs or tokens.',
+        { details: { dataDir, reason: what } },
+      ),
+    );
+  };
+  const timer = setInterval(check, intervalMs);
+  timer.unref();
+  return { check, stop: () => clearInterval(timer) };
 }
 
 /**
@@ -114,7 +250,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
 export async function openTokenService(dataDirectory: string): Promise<{ tokens: TokenService; close(): Promise<void> }> {
   const dataDir = resolve(dataDirectory);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = SqliteMetadataStore.open(join(dataDir, 'ferry.db'));
+  const store = openMetadataStore(dataDir);
   try {
     await store.migrate();
   } catch (error) {
@@ -124,12 +260,20 @@ export async function openTokenService(dataDirectory: string): Promise<{ tokens:
   return { tokens: new TokenService({ store, clock: systemClock }), close: () => store.close() };
 }
 
-/** The 32-byte key that encrypts secrets at rest: FERRY_SECRET_KEY (base64), or a 0600 file in the data directory. */
-function loadSecretKey(dataDir: string): Buffer {
-  const fromEnv = process.env.FERRY_SECRET_KEY;
-  if (fromEnv !== undefined && fromEnv !== '') return Buffer.from(fromEnv, 'base64');
-  const path = join(dataDir, 'secret.key');
-  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
-  chmodSync(path, 0o600);
-  return Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+/**
+ * The secret key service on a data directory's metadata store, for `ferry keys rotate` and
+ * `ferry profiles set-password --data-dir`: works while no server runs (both refuse
+ * otherwise), in particular when the server refuses to start for want of its key. Close it when done.
+ */
+export async function openSecretKeyService(dataDirectory: string): Promise<{ keys: SecretKeyService; close(): Promise<void> }> {
+  const dataDir = resolve(dataDirectory);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = SqliteMetadataStore.open(join(dataDir, 'ferry.db'));
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return { keys: new SecretKeyService({ store, clock: systemClock, dataDir, env: process.env }), close: () => store.close() };
 }

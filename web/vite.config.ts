@@ -18,10 +18,21 @@ export default defineConfig({
     emptyOutDir: true,
   },
   server: {
-    proxy: {
-      '/v1': apiServer,
-      '/openapi.json': apiServer,
-      '/healthz': apiServer,
-    },
+    // Ferry answers only to its own Host and refuses state-changing requests from other
+    // origins: the proxy presents the dev server's own pages as Ferry's (and no other page).
+    proxy: Object.fromEntries(
+      ['/v1', '/openapi.json', '/healthz'].map((path) => [
+        path,
+        {
+          target: apiServer,
+          changeOrigin: true,
+          configure: (proxy) => {
+            proxy.on('proxyReq', (proxyReq, req) => {
+              if (req.headers.origin === `http://${req.headers.host}`) proxyReq.setHeader('origin', new URL(apiServer).origin);
+            });
+          },
+        },
+      ]),
+    ),
   },
 });

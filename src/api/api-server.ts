@@ -5,18 +5,29 @@
  */
 import { collectMetrics } from './metrics.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { z } from 'zod';
-import { FerryError, isFerryError } from '../core/errors.js';
+import { z } from 'zod';
+import { ERROR_CODES, FerryError, isFerryError } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { FerryService } from '../service/ferry-service.js';
 import { buildOpenApiDocument } from './openapi.js';
 import type { ApiRoute } from './routes.js';
-import { API_ROUTES } from './routes.js';
+import { API_ROUTES, MAX_ID_LENGTH } from './routes.js';
+import { checkContentType, checkHost, checkOrigin } from './request-guard.js';
+import type { HostRule } from './request-guard.js';
 
 /** Request bodies larger than this are refused with 413. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * The longest path segment the router takes: an id of MAX_ID_LENGTH characters, each
+ * %-encoded, plus a custom method (':restart'). Longer ones get a 400 that names the limit;
+ * ids up to MAX_ID_LENGTH reach the schema, which has the last word.
+ */
+export const MAX_PATH_SEGMENT = MAX_ID_LENGTH * 3 + 32;
 
 /** The header the CLI sets so that a job's history says who acted ('cli'). */
 export const ACTOR_HEADER = 'x-ferry-actor';
@@ -38,6 +49,14 @@ export interface ApiServerOptions {
    * static files stay open. Takes precedence over apiToken.
    */
   authenticate?: (token: string) => Promise<boolean>;
+  /**
+   * When set, every request whose Host header does not name this server is refused with 403
+   * PERMISSION_DENIED (DNS rebinding; request-guard.ts). The port defaults to the one the
+   * server listens on.
+   */
+  hostRule?: Omit<HostRule, 'port'> & { port?: number };
+  /** Called with every error that becomes a 5xx (main.ts checks the data directory then). */
+  onServerError?: (error: Error) => void;
 }
 
 /** One field that failed validation, as listed in error.details.fields. */
@@ -70,12 +89,64 @@ function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
   return current;
 }
 
+/** The object schema inside optional/default/nullable wrappers, or null. */
+function objectSchemaOf(schema: z.ZodType | undefined): z.ZodObject | null {
+  let current: unknown = schema;
+  for (let depth = 0; depth < 10 && current !== undefined; depth++) {
+    if (current instanceof z.ZodObject) return current;
+    const inner = (current as { _zod?: { def?: { innerType?: unknown } } })._zod?.def?.innerType;
+    if (inner === undefined) return null;
+    current = inner;
+  }
+  return null;
+}
+
+/** The fields an object schema takes at a path inside it ([] when unknown). */
+function fieldsAt(schema: z.ZodType | undefined, path: readonly PropertyKey[]): string[] {
+  let object = objectSchemaOf(schema);
+  for (const key of path) {
+    if (object === null) return [];
+    object = objectSchemaOf(object.shape[String(key)] as z.ZodType | undefined);
+  }
+  return object === null ? [] : Object.keys(object.shape);
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** 'is not a field of this request; did you mean "password"?' */
+function unknownFieldMessage(key: string, known: readonly string[]): string {
+  const lower = key.toLowerCase();
+  const close = known
+    .map((name) => ({ name, distance: editDistance(key.slice(0, 100), name) }))
+    .filter(({ distance, name }) => distance <= Math.max(2, Math.floor(name.length / 3)) || (lower.length >= 3 && name.toLowerCase().startsWith(lower)))
+    .sort((x, y) => x.distance - y.distance)[0];
+  const hint = close
+    ? `did you mean "${close.name}"?`
+    : known.length > 0
+      ? `the fields here are ${known.join(', ')}`
+      : 'remove it';
+  return `is not a field of this request (nothing was changed); ${hint}`;
+}
+
 /** Flattens zod issues into field violations with messages a person can act on. */
 function violationsOf(
   issues: readonly z.core.$ZodIssue[],
   location: FieldViolation['in'],
   input: unknown,
   nested = false,
+  schema?: z.ZodType,
 ): FieldViolation[] {
   const out: FieldViolation[] = [];
   if (!nested && location === 'body' && input === undefined && issues.some((issue) => issue.path.length === 0)) {
@@ -83,6 +154,14 @@ function violationsOf(
   }
   for (const issue of issues) {
     const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      // A strict schema: an unknown field (a typo such as "pasword") is refused, never dropped.
+      const known = fieldsAt(schema, issue.path);
+      for (const key of issue.keys) {
+        out.push({ path: [...issue.path.map(String), key.slice(0, 100)].join('.'), in: location, message: unknownFieldMessage(key, known) });
+      }
+      continue;
+    }
     if (issue.code === 'invalid_key' || issue.code === 'invalid_element') {
       // A record key or map element: the nested issues say what is wrong with it.
       const inner = violationsOf(issue.issues, location, undefined, true);
@@ -124,7 +203,7 @@ function validate(schema: z.ZodType | undefined, value: unknown, location: Field
   if (schema === undefined) return { value: undefined, violations: [] };
   const result = schema.safeParse(value);
   if (result.success) return { value: result.data, violations: [] };
-  return { value: undefined, violations: violationsOf(result.error.issues, location, value) };
+  return { value: undefined, violations: violationsOf(result.error.issues, location, value, false, schema) };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -202,11 +281,143 @@ function pick(group: RouteGroup, rawParams: Record<string, string>): { compiled:
   return plain ? { compiled: plain, params: rawParams } : null;
 }
 
-function notFoundError(method: string, url: string): FerryError {
-  const path = url.split('?')[0] ?? url;
+/** Paths besides the route table that the server answers (GET only). */
+const PLAIN_GET_PATHS = ['/openapi.json', '/healthz', '/metrics'];
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** Does one segment of a route's OpenAPI path ('{id}:start', '{id}', 'v1') match a request's? */
+function segmentMatches(pattern: string, segment: string): boolean {
+  const param = /^\{[A-Za-z_][A-Za-z0-9_]*\}(?::([A-Za-z][A-Za-z0-9]*))?$/.exec(pattern);
+  if (!param) return pattern === segment;
+  if (param[1] === undefined) return segment !== '';
+  return segment.endsWith(`:${param[1]}`) && segment.length > param[1].length + 1;
+}
+
+/** The routes of the table whose path matches a request path, whatever their method. */
+function routesAt(path: string): ApiRoute[] {
+  const segments = path.split('/').map(decodeSegment);
+  return API_ROUTES.filter((route) => {
+    const parts = route.path.split('/');
+    return parts.length === segments.length && parts.every((part, index) => segmentMatches(part, segments[index]!));
+  });
+}
+
+/**
+ * The error for a request no route takes: 405 with the methods the path takes, 404 naming
+ * the custom methods for an unknown one, or 404 for a path the server does not have.
+ */
+function routeMissError(method: string, url: string): FerryError {
+  const path = (url.split('?')[0] ?? url).slice(0, 500);
+  const atPath = routesAt(path);
+  const lastSegment = decodeSegment(path.split('/').at(-1) ?? '');
+  const colon = lastSegment.lastIndexOf(':');
+  if (method === 'POST' && colon > 0) {
+    // Same shape as a custom method route: '/v1/migrationJobs/{id}:verb' with another verb.
+    const prefix = path.split('/').slice(0, -1).join('/');
+    const verbs = API_ROUTES.filter((route) => route.method === 'POST' && /:[A-Za-z]+$/.test(route.path))
+      .filter((route) => routesAtShape(route, `${prefix}/${lastSegment.slice(0, colon)}`))
+      .map((route) => `:${route.path.slice(route.path.lastIndexOf(':') + 1)}`);
+    if (verbs.length > 0) {
+      return new FerryError(
+        'NOT_FOUND',
+        `No custom method "${lastSegment.slice(colon)}" on ${path}: this resource takes ${verbs.join(', ')} (POST). GET /openapi.json lists every route of this API.`,
+        { details: { method, path, customMethods: verbs } },
+      );
+    }
+  }
+  const allowed = new Set(atPath.map((route) => route.method as string));
+  if (PLAIN_GET_PATHS.includes(path)) allowed.add('GET');
+  if (allowed.has('GET')) allowed.add('HEAD');
+  if (allowed.size > 0 && !allowed.has(method)) {
+    const allow = [...allowed];
+    return new FerryError('METHOD_NOT_ALLOWED', `${path} does not take ${method}; it takes ${allow.join(', ')}. GET /openapi.json lists every route of this API.`, {
+      details: { method, path, allow },
+    });
+  }
   return new FerryError('NOT_FOUND', `No route ${method} ${path}. GET /openapi.json lists every route of this API.`, {
     details: { method, path },
   });
+}
+
+/** Would `route` (a custom method route) match `path` + ':' + its verb? */
+function routesAtShape(route: ApiRoute, pathWithoutVerb: string): boolean {
+  const verb = route.path.slice(route.path.lastIndexOf(':'));
+  return routesAt(`${pathWithoutVerb}${verb}`).includes(route);
+}
+
+/** Sends a FerryError in the error shape with the status its code stands for. */
+function sendError(reply: FastifyReply, error: FerryError): FastifyReply {
+  if (error.code === 'UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer realm="ferry"');
+  if (error.code === 'METHOD_NOT_ALLOWED' && Array.isArray(error.details['allow'])) void reply.header('allow', (error.details['allow'] as string[]).join(', '));
+  return reply.code(error.httpStatus).send(errorBody(error));
+}
+
+/** The router's refusals (fastify's frameworkErrors): a bad %-escape, an overlong path segment. */
+function frameworkError(error: FastifyError): FerryError {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return invalidArgument([
+      { path: 'id', in: 'path', message: `is longer than ${MAX_ID_LENGTH} characters; ids are at most ${MAX_ID_LENGTH} characters` },
+    ]);
+  }
+  if (error.code === 'FST_ERR_BAD_URL') {
+    return new FerryError(
+      'INVALID_ARGUMENT',
+      'The URL path is not valid: each %-escape must be % followed by two hex digits of valid UTF-8 (write % itself as %25). Encode the path and send the request again.',
+      { details: { fields: [{ path: '', in: 'path', message: 'has a malformed %-escape' }] } },
+    );
+  }
+  return new FerryError('INVALID_ARGUMENT', `The request could not be routed (${error.message}). Fix the URL and send it again.`);
+}
+
+const REFUSAL_CODES: Record<number, keyof typeof ERROR_CODES> = {
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  408: 'REQUEST_TIMEOUT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  431: 'REQUEST_HEADERS_TOO_LARGE',
+};
+
+/** Fastify's own 4xx refusals (body too large, unsupported media type, bad Content-Length, ...) in the error shape. */
+function fastifyRefusal(error: FastifyError, status: number, request: FastifyRequest): FerryError {
+  if (status === 413) return new FerryError('PAYLOAD_TOO_LARGE', `The request body is larger than ${MAX_BODY_BYTES / 1024 / 1024} MB. Send a smaller body.`);
+  if (status === 415) {
+    return checkContentType('POST', request.headers['content-type']) ??
+      new FerryError('UNSUPPORTED_MEDIA_TYPE', 'Send JSON with "Content-Type: application/json".');
+  }
+  return new FerryError(REFUSAL_CODES[status] ?? 'INVALID_ARGUMENT', `${error.message.replace(/\.$/, '')}. Fix the request and send it again.`);
+}
+
+/**
+ * Requests Node's HTTP parser refuses before fastify sees them (a header with characters HTTP
+ * does not allow, headers over 16 KB, a bad Content-Length): answered in the error shape too.
+ */
+function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const refusal =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new FerryError('REQUEST_HEADERS_TOO_LARGE', 'The request headers are larger than this server accepts (16 KB). Send fewer or shorter headers.')
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new FerryError('REQUEST_TIMEOUT', 'The request did not arrive in time. Send it again.')
+        : new FerryError(
+            'INVALID_ARGUMENT',
+            `The request is not valid HTTP/1.1 (${error.code ?? 'parse error'}): check the request line and the headers (names and values with characters HTTP does not allow, Content-Length, Transfer-Encoding).`,
+          );
+  const body = JSON.stringify(errorBody(refusal));
+  const status = refusal.httpStatus;
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -251,10 +462,19 @@ function actorOf(request: FastifyRequest): string {
  */
 export function buildApiServer(service: FerryService, options: ApiServerOptions = {}): FastifyInstance {
   const logger = options.logger ?? false;
+  const common = {
+    bodyLimit: MAX_BODY_BYTES,
+    // Each request is logged once, at debug, by the onResponse hook below.
+    disableRequestLogging: true,
+    routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
+    // Node answers a request without Host with a bare 400 of its own; let it through, so the
+    // Host rule refuses it in the error shape.
+    http: { requireHostHeader: false },
+    frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => sendError(reply, frameworkError(error)),
+    clientErrorHandler,
+  };
   const app = (
-    typeof logger === 'boolean'
-      ? Fastify({ logger, bodyLimit: MAX_BODY_BYTES })
-      : Fastify({ loggerInstance: logger, bodyLimit: MAX_BODY_BYTES })
+    typeof logger === 'boolean' ? Fastify({ logger, ...common }) : Fastify({ loggerInstance: logger, ...common })
   ) as unknown as FastifyInstance;
 
   // JSON bodies: an empty body is no body (custom methods may be sent without one), and
@@ -285,32 +505,49 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
 
   app.setErrorHandler((error: FastifyError | FerryError | Error, request, reply) => {
     if (isFerryError(error)) {
-      if (error.httpStatus >= 500) request.log.error({ err: error }, 'request failed');
-      if (error.code === 'UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer realm="ferry"');
-      return reply.code(error.httpStatus).send(errorBody(error));
+      if (error.httpStatus >= 500) {
+        request.log.error({ err: error }, 'request failed');
+        options.onServerError?.(error);
+      }
+      if (error.code === 'PERMISSION_DENIED') request.log.warn({ method: request.method, url: request.url.slice(0, 300), details: error.details }, 'refused a request');
+      return sendError(reply, error);
     }
     const status = (error as FastifyError).statusCode;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      // Fastify's own refusals: body too large, unsupported media type, ...
-      const message =
-        status === 413
-          ? `The request body is larger than ${MAX_BODY_BYTES / 1024 / 1024} MB. Send a smaller body.`
-          : status === 415
-            ? `Unsupported Content-Type "${request.headers['content-type'] ?? ''}". Send JSON with "Content-Type: application/json".`
-            : `${error.message}. Fix the request and send it again.`;
-      return reply.code(status).send(errorBody(new FerryError('INVALID_ARGUMENT', message)));
+      // Fastify's own refusals: body too large, unsupported media type, bad Content-Length, ...
+      return sendError(reply, fastifyRefusal(error as FastifyError, status, request));
     }
     request.log.error({ err: error }, 'unexpected error while handling the request');
-    return reply
-      .code(500)
-      .send(
-        errorBody(
-          new FerryError('INTERNAL', `Internal error while handling ${request.method} ${request.url.split('?')[0]}; the server log has the details (request ${request.id}).`),
-        ),
-      );
+    options.onServerError?.(error);
+    return sendError(
+      reply,
+      new FerryError('INTERNAL', `Internal error while handling ${request.method} ${request.url.split('?')[0]}; the server log has the details (request ${request.id}).`),
+    );
   });
 
-  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(notFoundError(request.method, request.url))));
+  app.setNotFoundHandler((request, reply) => sendError(reply, routeMissError(request.method, request.url)));
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug(
+      { method: request.method, url: request.url.slice(0, 300), statusCode: reply.statusCode, responseTime: Math.round(reply.elapsedTime) },
+      'request completed',
+    );
+  });
+
+  // Before anything else, for every path: a Host that does not name this server (DNS
+  // rebinding), then a state-changing request from another origin's page.
+  const hostRule = options.hostRule;
+  if (hostRule !== undefined) {
+    const portOf = () => hostRule.port ?? (app.server.address() as AddressInfo | null)?.port ?? 80;
+    app.addHook('onRequest', async (request) => {
+      const refusal = checkHost(request.headers.host, { ...hostRule, port: portOf() });
+      if (refusal) throw refusal;
+    });
+  }
+  app.addHook('onRequest', async (request) => {
+    const refusal = checkOrigin(request.method, request.headers);
+    if (refusal) throw refusal;
+  });
 
   const apiToken = options.apiToken;
   const authenticate =
@@ -330,6 +567,10 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
 
   const runRoute = async (compiled: CompiledRoute, rawParams: Record<string, string>, request: FastifyRequest, reply: FastifyReply) => {
     const { route } = compiled;
+    // A body-less POST without a content type is what another page can send (no-cors fetch,
+    // sendBeacon, a form): refused, whatever its Origin says.
+    const mediaRefusal = checkContentType(request.method, request.headers['content-type']);
+    if (mediaRefusal) throw mediaRefusal;
     const actor = actorOf(request);
     const params = validate(route.params, rawParams, 'path');
     const query = validate(route.query, request.query ?? {}, 'query');
@@ -361,7 +602,7 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
       url: group.url,
       handler: async (request, reply) => {
         const picked = pick(group, (request.params ?? {}) as Record<string, string>);
-        if (!picked) throw notFoundError(request.method, request.url);
+        if (!picked) throw routeMissError(request.method, request.url);
         return runRoute(picked.compiled, picked.params, request, reply);
       },
     });

@@ -29,11 +29,22 @@ const COMPONENTS = '#/components/schemas/';
 const ERROR_RESPONSES: Record<string, { name: string; description: string }> = {
   '400': { name: 'InvalidArgument', description: 'The request is malformed: error.details.fields says which field is wrong and how (INVALID_ARGUMENT).' },
   '401': { name: 'Unauthenticated', description: 'The server requires an API token: send Authorization: Bearer <token> (UNAUTHENTICATED).' },
+  '403': {
+    name: 'PermissionDenied',
+    description:
+      'Refused before anything ran (PERMISSION_DENIED): the Host header is not one this server answers to (DNS rebinding; see --allowed-host), or a POST, PATCH, PUT or DELETE came from a page of another origin (Origin, Sec-Fetch-Site).',
+  },
   '404': { name: 'NotFound', description: 'The resource or route does not exist (NOT_FOUND).' },
+  '405': { name: 'MethodNotAllowed', description: 'The path exists but not with this method; the Allow header lists the methods it takes (METHOD_NOT_ALLOWED).' },
   '409': {
     name: 'Conflict',
     description:
       'The action conflicts with the current state: ACTION_NOT_ALLOWED (the message names the status and the allowed actions), ALREADY_EXISTS, PROFILE_IN_USE, FAILED_PRECONDITION.',
+  },
+  '413': { name: 'PayloadTooLarge', description: 'The request body is larger than 1 MB (PAYLOAD_TOO_LARGE).' },
+  '415': {
+    name: 'UnsupportedMediaType',
+    description: 'A POST, PATCH or PUT without "Content-Type: application/json" (UNSUPPORTED_MEDIA_TYPE); send {} when the operation takes no input.',
   },
   '422': { name: 'Unprocessable', description: 'A database could not be reached or used, or a migration check failed; the code and message say what to fix.' },
   '500': { name: 'Internal', description: 'An unexpected error on the server; its log has the details (INTERNAL).' },
@@ -102,7 +113,7 @@ function operationOf(route: ApiRoute, names: { input: Map<z.ZodType, string>; ou
     ...(route.body
       ? {
           requestBody: {
-            required: true,
+            required: !route.body.safeParse(undefined).success,
             content: { 'application/json': { schema: { $ref: `${COMPONENTS}${names.input.get(route.body)}` } } },
           },
         }
@@ -152,7 +163,9 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[] = API_ROUTES, v
       version,
       description:
         'Self-hosted database migration: a consistent full dump, then change data capture until you promote the destination. ' +
-        'Errors are {"error": {"code", "message", "details"}}; custom methods are POST <resource>:<verb>.',
+        'Errors are {"error": {"code", "message", "details"}}; custom methods are POST <resource>:<verb>. ' +
+        'Every POST, PATCH and PUT sends "Content-Type: application/json" (custom methods without input send {}); ' +
+        'state-changing requests from a web page of another origin and requests whose Host is not one the server answers to are refused with 403.',
     },
     tags: [
       { name: 'Connection profiles', description: 'Named, reusable ways to reach one database.' },

@@ -19,6 +19,8 @@ import {
   ProfileView,
   UpdateJobInput,
   UpdateProfileInput,
+  SchemaObjectPlanView,
+  SchemaObjectReportView,
   VerifyReportView,
 } from '../service/inputs.js';
 
@@ -96,9 +98,18 @@ function defineRoute<
 // ---------------------------------------------------------------------------------------
 // Shapes that exist only on the wire.
 
+/** The longest id a path may carry; the server's router admits path segments of this length (and their %-encoding). */
+export const MAX_ID_LENGTH = 200;
+
 const IdParams = z.object({
-  id: z.string().min(1, 'the id in the path is empty').max(200).describe('The resource id.'),
+  id: z.string().min(1, 'the id in the path is empty').max(MAX_ID_LENGTH).describe('The resource id.'),
 });
+
+/**
+ * The body of a custom method that takes no input: {} (or nothing). It is still sent with
+ * "Content-Type: application/json", which other web pages cannot send without the server's consent.
+ */
+export const EmptyRequest = z.strictObject({}).optional().describe('Send {} with "Content-Type: application/json".');
 
 export const ProfileListView = z.object({
   connectionProfiles: z.array(ProfileView),
@@ -119,7 +130,7 @@ export type JobObjectListView = z.infer<typeof JobObjectListView>;
 export const JobEventListView = z.object({ events: z.array(JobEventView) });
 export type JobEventListView = z.infer<typeof JobEventListView>;
 
-export const JobEventsQuery = z.object({
+export const JobEventsQuery = z.strictObject({
   afterId: z.coerce
     .number()
     .int()
@@ -134,6 +145,7 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [UpdateProfileInput, 'UpdateConnectionProfileRequest'],
   [CreateJobInput, 'CreateMigrationJobRequest'],
   [UpdateJobInput, 'UpdateMigrationJobRequest'],
+  [EmptyRequest, 'EmptyRequest'],
   [ProfileView, 'ConnectionProfile'],
   [ProfileListView, 'ListConnectionProfilesResponse'],
   [ConnectionTestView, 'ConnectionTestResult'],
@@ -144,6 +156,8 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [JobEventView, 'MigrationJobEvent'],
   [JobEventListView, 'ListMigrationJobEventsResponse'],
   [VerifyReportView, 'VerifyReport'],
+  [SchemaObjectPlanView, 'SchemaObjectPlan'],
+  [SchemaObjectReportView, 'ListMigrationJobSchemaObjectsResponse'],
 ]);
 
 // ---------------------------------------------------------------------------------------
@@ -171,6 +185,7 @@ function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
     description: `${ACTION_DESCRIPTIONS[action]} Refused with 409 ACTION_NOT_ALLOWED when the job's status does not allow it (see availableActions).`,
     tag: JOBS,
     params: IdParams,
+    body: EmptyRequest,
     response: JobView,
     status: 200,
     handler: (service, { params, actor }) => service.applyJobAction(params.id, action, actor),
@@ -261,6 +276,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     description: 'Connects with the stored profile and reports the server version, settings, privileges and problems.',
     tag: PROFILES,
     params: IdParams,
+    body: EmptyRequest,
     response: ConnectionTestView,
     status: 200,
     handler: (service, { params }) => service.testProfile(params.id),
@@ -347,6 +363,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     description: 'Runs every check that would make the job fail (connectivity, privileges, settings, tables, destination) without changing anything.',
     tag: JOBS,
     params: IdParams,
+    body: EmptyRequest,
     response: VerifyReportView,
     status: 200,
     handler: (service, { params }) => service.verifyJob(params.id),
@@ -361,6 +378,19 @@ export const API_ROUTES: readonly ApiRoute[] = [
     response: JobObjectListView,
     status: 200,
     handler: async (service, { params }) => ({ objects: await service.listJobObjects(params.id) }),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs/{id}/schemaObjects',
+    operationId: 'listMigrationJobSchemaObjects',
+    summary: "The job's object report: views, routines, triggers, events and other objects beyond tables",
+    description:
+      "Reads the source's schema objects beyond tables as they are now and says, for each, what the job does with it: carried (created as on the source), translated, or left out, the phase that creates it (pre-data, post-data, promote) and why. Definitions are in the source's dialect, so the user can adapt the left-out ones.",
+    tag: JOBS,
+    params: IdParams,
+    response: SchemaObjectReportView,
+    status: 200,
+    handler: (service, { params }) => service.listJobSchemaObjects(params.id),
   }),
   defineRoute({
     method: 'GET',

@@ -17,6 +17,7 @@ import type {
   ProfileView,
   UpdateJobInput,
   UpdateProfileInput,
+  SchemaObjectReportView,
   VerifyReportView,
 } from '../service/inputs.js';
 
@@ -132,6 +133,9 @@ export class ApiClient {
   listJobObjects(id: string): Promise<JobObjectListView> {
     return this.request('GET', `/v1/migrationJobs/${segment(id)}/objects`);
   }
+  listJobSchemaObjects(id: string): Promise<SchemaObjectReportView> {
+    return this.request('GET', `/v1/migrationJobs/${segment(id)}/schemaObjects`);
+  }
   listJobEvents(id: string, afterId?: number): Promise<JobEventListView> {
     return this.request('GET', `/v1/migrationJobs/${segment(id)}/events`, { query: { afterId } });
   }
@@ -147,14 +151,16 @@ export class ApiClient {
     }
     const headers: Record<string, string> = { accept: 'application/json', 'x-ferry-actor': this.actor };
     if (this.token) headers['authorization'] = `Bearer ${this.token}`;
-    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    // The server takes a POST or PATCH only as JSON: custom methods without input send {}.
+    const body = options.body ?? (method === 'POST' || method === 'PATCH' ? {} : undefined);
+    if (body !== undefined) headers['content-type'] = 'application/json';
 
     let response: Response;
     try {
       response = await this.fetchImpl(url, {
         method,
         headers,
-        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (error) {

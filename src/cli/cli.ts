@@ -6,11 +6,12 @@
  * "error: <CODE>: <message>"); 2 the command line itself is wrong.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isFerryError } from '../core/errors.js';
+import { leftOutDefinitionsSql } from '../core/schema-object-plan.js';
 import { JOB_STATUSES } from '../core/lifecycle.js';
 import type { JobAction } from '../core/lifecycle.js';
 import type { CreateJobInput, CreateProfileInput, JobView, UpdateProfileInput } from '../service/inputs.js';
@@ -23,6 +24,7 @@ import {
   renderJobsTable,
   renderProfileDetails,
   renderProfilesTable,
+  renderSchemaObjects,
   renderTable,
   renderVerifyReport,
   renderWatchFrame,
@@ -85,6 +87,10 @@ function parseSeconds(value: string): number {
   const number = Number(value);
   if (!Number.isFinite(number) || number < 0.2 || number > 3600) throw new InvalidArgumentError('expected seconds from 0.2 to 3600.');
   return number;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -180,7 +186,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           return;
         }
         if (isFerryError(error)) {
-          // Commands that work on the data directory directly (tokens, serve).
+          // Commands that work on the data directory directly (tokens, keys, set-password --data-dir, serve).
           io.stderr(`error: ${error.code}: ${error.message}\n`);
         } else if (error instanceof ApiClientError) {
           io.stderr(`error: ${error.code}: ${error.message}\n`);
@@ -214,12 +220,27 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', parseInteger(0, 65535), 8080)
     .addOption(new Option('--data-dir <dir>', 'where Ferry keeps its metadata').env('FERRY_DATA_DIR').default('./.ferry'))
+    .option(
+      '--allowed-host <name>',
+      'another host name the API answers to, e.g. behind a reverse proxy (repeatable; also FERRY_ALLOWED_HOSTS, comma-separated)',
+      collect,
+    )
     .action(
-      run(async (options: { host: string; port: number; dataDir: string }) => {
+      run(async (options: { host: string; port: number; dataDir: string; allowedHost?: string[] }) => {
         // Loaded on demand so that client commands do not load the server.
         const { startFerryServer } = await import('../main.js');
         const dataDir = path.resolve(options.dataDir);
-        const server = await startFerryServer({ host: options.host, port: options.port, dataDir });
+        const allowedHosts = [...(io.env['FERRY_ALLOWED_HOSTS'] ?? '').split(','), ...(options.allowedHost ?? [])].filter((h) => h.trim() !== '');
+        const server = await startFerryServer({
+          host: options.host,
+          port: options.port,
+          dataDir,
+          allowedHosts,
+          onFatalError: (error) => {
+            io.stderr(`error: ${error.code}: ${error.message}\n`);
+            io.exit(1);
+          },
+        });
         io.stderr(`Ferry is serving at ${server.url} (data in ${dataDir}). Press Ctrl-C to stop.\n`);
         const shutdown = (signal: NodeJS.Signals) => {
           io.stderr(`Received ${signal}: stopping (running jobs save their checkpoint and resume on the next start)...\n`);
@@ -280,6 +301,25 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     };
   };
 
+  interface SshOptions {
+    sshHost?: string;
+    sshPort?: number;
+    sshUser?: string;
+    sshPrivateKeyFile?: string;
+    sshHostKeyFingerprint?: string;
+  }
+  /** --ssh-* options as the profile's sshTunnel (connectivityMethod ssh-tunnel), or undefined when none is given. */
+  const sshOf = async (options: SshOptions): Promise<NonNullable<UpdateProfileInput['sshTunnel']> | undefined> => {
+    if ([options.sshHost, options.sshPort, options.sshUser, options.sshPrivateKeyFile, options.sshHostKeyFingerprint].every((v) => v === undefined)) return undefined;
+    return {
+      ...(options.sshHost !== undefined ? { host: options.sshHost } : {}),
+      ...(options.sshPort !== undefined ? { port: options.sshPort } : {}),
+      ...(options.sshUser !== undefined ? { username: options.sshUser } : {}),
+      ...(options.sshPrivateKeyFile !== undefined ? { privateKey: await readPem(options.sshPrivateKeyFile, 'SSH private key') } : {}),
+      ...(options.sshHostKeyFingerprint !== undefined ? { hostKeyFingerprint: options.sshHostKeyFingerprint } : {}),
+    };
+  };
+
   const addConnectionOptions = (command: Command, required: boolean): Command => {
     const option = (flags: string, description: string) => (required ? command.requiredOption(flags, description) : command.option(flags, description));
     command.addOption(
@@ -296,10 +336,15 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
       .addOption(new Option('--tls-mode <mode>', 'TLS to the database').choices(['none', 'required', 'server-only', 'server-client']))
       .option('--ca-certificate <file>', "PEM file of the CA that signed the server's certificate (server-only, server-client)")
       .option('--client-certificate <file>', 'PEM file of the client certificate (server-client)')
-      .option('--client-key <file>', 'PEM file of the client key (server-client)');
+      .option('--client-key <file>', 'PEM file of the client key (server-client)')
+      .option('--ssh-host <host>', 'connect through an SSH tunnel via this SSH server (connectivity method ssh-tunnel)')
+      .option('--ssh-port <port>', 'SSH server port (default: 22)', parseInteger(1, 65535))
+      .option('--ssh-user <name>', 'user to log in to the SSH server as')
+      .option('--ssh-private-key-file <file>', 'unencrypted private key file to log in with (stored encrypted, never shown)')
+      .option('--ssh-host-key-fingerprint <SHA256:...>', "the SSH server's host key (ssh-keygen -lf); when absent, the first key seen is recorded");
   };
 
-  interface ConnectionOptions extends TlsOptions, ClientOptions {
+  interface ConnectionOptions extends TlsOptions, SshOptions, ClientOptions {
     engine?: string;
     host?: string;
     port?: number;
@@ -318,6 +363,10 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     }
     const password = await passwordOf(options);
     const tls = await tlsOf(options, false);
+    const ssh = await sshOf(options);
+    if (ssh !== undefined && (ssh.host === undefined || ssh.username === undefined || ssh.privateKey === undefined)) {
+      throw new UsageError('an SSH tunnel needs --ssh-host, --ssh-user and --ssh-private-key-file.');
+    }
     return {
       ...(options.id !== undefined ? { id: options.id } : {}),
       displayName: options.displayName ?? options.id ?? `${options.engine} ${options.host}`,
@@ -328,6 +377,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
       username: options.username!,
       ...(password !== undefined ? { password } : {}),
       ...(tls !== undefined ? { tls } : {}),
+      ...(ssh !== undefined ? { connectivityMethod: 'ssh-tunnel' as const, sshTunnel: { ...ssh, host: ssh.host!, username: ssh.username! } } : {}),
       ...(options.label !== undefined ? { labels: options.label } : {}),
     };
   };
@@ -393,6 +443,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           throw new UsageError('use either --clear-password or a new password, not both.');
         }
         const tls = await tlsOf(options, true);
+        const ssh = await sshOf(options);
         const input: UpdateProfileInput = {
           ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
           ...(options.host !== undefined ? { host: options.host } : {}),
@@ -401,12 +452,48 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           ...(options.username !== undefined ? { username: options.username } : {}),
           ...(password !== undefined ? { password } : {}),
           ...(tls !== undefined ? { tls } : {}),
+          ...(ssh !== undefined ? { connectivityMethod: 'ssh-tunnel' as const, sshTunnel: ssh } : {}),
           ...(options.label !== undefined ? { labels: options.label } : {}),
         };
         if (Object.keys(input).length === 0) throw new UsageError('nothing to update: give at least one option, e.g. --host or --password-stdin.');
         const profile = await clientOf(options).updateProfile(id, input);
         if (options.output === 'json') return printJson(profile);
         print(`Updated connection profile ${profile.id}.\n\n${renderProfileDetails(profile)}`);
+      }),
+    );
+
+  clientCommand(profiles, 'set-password', 'Set the password of a connection profile: through the server, or with --data-dir on the data directory itself when the server cannot start (its secret key is lost or damaged).')
+    .argument('<id>', 'profile id')
+    .option('--password <password>', 'password (visible to other users of this machine: prefer --password-stdin or FERRY_PASSWORD)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--data-dir <dir>', 'work on this data directory instead of calling the server (only while no server runs on it)')
+    .action(
+      run(async (id: string, options: ClientOptions & { password?: string; passwordStdin?: boolean; dataDir?: string }) => {
+        const password = await passwordOf(options);
+        if (password === undefined) throw new UsageError('give the password with --password-stdin, --password or FERRY_PASSWORD.');
+        if (options.dataDir === undefined) {
+          const profile = await clientOf(options).updateProfile(id, { password });
+          if (options.output === 'json') return printJson(profile);
+          return print(`Set the password of connection profile ${profile.id}. Jobs that failed because its password could not be read resume by themselves.`);
+        }
+        if (options.server !== undefined) throw new UsageError('use either --server or --data-dir, not both.');
+        const { openSecretKeyService } = await import('../main.js');
+        const opened = await openSecretKeyService(options.dataDir);
+        let result;
+        try {
+          result = await opened.keys.setPassword(id, password);
+        } finally {
+          await opened.close();
+        }
+        if (options.output === 'json') return printJson(result);
+        const lines = [`Set the password of connection profile ${id} in ${path.resolve(options.dataDir)} (key id ${result.keyId}).`];
+        if (result.damagedKeyMovedTo !== null) lines.push(`The damaged key file was moved to ${result.damagedKeyMovedTo}.`);
+        if (result.createdKey) lines.push(`No usable secret key existed: a new one was made (${path.join(path.resolve(options.dataDir), 'secret.key')}). Back it up.`);
+        if (result.stillUnreadable.length > 0) {
+          lines.push('', 'These secrets were encrypted with another key and stay unreadable until they are re-entered (their jobs fail until then):');
+          for (const s of result.stillUnreadable) lines.push(`  ${s.description}: ${s.command}`);
+        }
+        print(lines.join('\n'));
       }),
     );
 
@@ -461,6 +548,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--dump-parallelism <n>', 'tables copied at the same time during the full dump (default 4)', parseInteger(1, 64))
     .option('--map-schema <src=dst>', 'put the source schema (PostgreSQL) or database (MySQL) SRC under the name DST on the destination (repeatable)', collectSchemaPair)
     .addOption(new Option('--zero-date-policy <policy>', 'MySQL zero dates bound for PostgreSQL: null writes NULL and warns (default); refuse fails the job').choices(['null', 'refuse']))
+    .option('--definer-policy <policy>', 'MySQL to MySQL: who views, routines, triggers and events run as on the destination: keep (default: the source DEFINER), invoker (SQL SECURITY INVOKER, the destination user as definer) or user@host')
     .option('--label <key=value>', 'label (repeatable)', collectLabel)
     .action(
       run(
@@ -476,12 +564,14 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             dumpParallelism?: number;
             zeroDatePolicy?: 'null' | 'refuse';
             mapSchema?: Record<string, string>;
+            definerPolicy?: string;
             label?: Record<string, string>;
           },
         ) => {
           const input: CreateJobInput = {
             ...(options.mapSchema !== undefined ? { schemaMapping: options.mapSchema } : {}),
             ...(options.zeroDatePolicy !== undefined ? { zeroDatePolicy: options.zeroDatePolicy } : {}),
+            ...(options.definerPolicy !== undefined ? { definerPolicy: options.definerPolicy } : {}),
             ...(options.id !== undefined ? { id: options.id } : {}),
             displayName: options.displayName ?? options.id ?? `${options.source} to ${options.destination}`,
             type: options.type,
@@ -521,9 +611,26 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
 
   clientCommand(jobs, 'describe', 'Show every field of a migration job, its error, progress, tables and recent events.')
     .argument('<id>', 'job id')
+    .option('--objects', "show the job's object report instead: the source's views, routines, triggers, events and other objects beyond tables, and what the job does with each (--output json adds their definitions)")
+    .option('--definitions-file <file>', 'with --objects: write the definitions of the objects the job leaves out to FILE, as one SQL file to adapt')
     .action(
-      run(async (id: string, options: ClientOptions) => {
+      run(async (id: string, options: ClientOptions & { objects?: boolean; definitionsFile?: string }) => {
         const client = clientOf(options);
+        if (options.definitionsFile !== undefined && options.objects !== true) {
+          throw new UsageError('--definitions-file goes with --objects: ferry jobs describe ID --objects --definitions-file FILE');
+        }
+        if (options.objects === true) {
+          const report = await client.listJobSchemaObjects(id);
+          if (options.definitionsFile !== undefined) {
+            await writeFile(options.definitionsFile, leftOutDefinitionsSql(report.objects, `Ferry job ${id}: schema objects left out, from the source's definitions`));
+          }
+          if (options.output === 'json') return printJson(report);
+          print(renderSchemaObjects(report.objects));
+          const leftOut = report.objects.filter((o) => o.disposition === 'left-out').length;
+          if (options.definitionsFile !== undefined) print(`\nWrote the definitions of ${leftOut} object(s) left out to ${options.definitionsFile}.`);
+          else if (leftOut > 0) print(`\n${leftOut} object(s) left out: --definitions-file FILE writes their definitions to adapt.`);
+          return;
+        }
         const job = await client.getJob(id);
         const [{ objects }, { events }] = await Promise.all([client.listJobObjects(id), client.listJobEvents(id)]);
         if (options.output === 'json') return printJson({ ...job, objects });
@@ -707,6 +814,39 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
         const token = await withTokens(options.dataDir, (service) => service.revoke(id));
         if (options.output === 'json') return printJson(token);
         print(`Revoked API token ${token.id} (${token.name}) at ${formatTime(token.revokeTime)}.`);
+      }),
+    );
+
+  // ---------------------------------------------------------------------------------
+  // keys: the key that encrypts secrets at rest, on the data directory while no server runs.
+
+  const keys = program.command('keys').description('Manage the secret key that encrypts stored passwords and client keys.');
+  keys
+    .command('rotate')
+    .description('Re-encrypt every stored secret with a new key, atomically, and replace the key file (with FERRY_SECRET_KEY: print the new key instead). Stop the server first.')
+    .addOption(new Option('--data-dir <dir>', 'the data directory of the server').env('FERRY_DATA_DIR').default('./.ferry'))
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(
+      run(async (options: { dataDir: string; output: OutputFormat }) => {
+        const { openSecretKeyService } = await import('../main.js');
+        const opened = await openSecretKeyService(options.dataDir);
+        let newKey: string | null = null;
+        let result;
+        try {
+          result = await opened.keys.rotate((encoded) => {
+            newKey = encoded;
+            // Printed before the store changes, so that a crash cannot lose the only copy.
+            if (options.output !== 'json') io.stderr(`New secret key (set FERRY_SECRET_KEY to it once this command reports success):\n\n  ${encoded}\n\n`);
+          });
+        } finally {
+          await opened.close();
+        }
+        if (options.output === 'json') return printJson({ ...result, ...(newKey === null ? {} : { newKey }) });
+        print(
+          result.keyFile === null
+            ? `Rotated: ${plural(result.secretsReencrypted, 'secret')} re-encrypted with the new key (key id ${result.newKeyId}; the old key ${result.oldKeyId} no longer decrypts them). Set FERRY_SECRET_KEY to the new key printed above before starting Ferry, and replace your backup of the key.`
+            : `Rotated: ${plural(result.secretsReencrypted, 'secret')} re-encrypted with a new key (key id ${result.newKeyId}), now in ${result.keyFile}; the old key (${result.oldKeyId}) no longer decrypts them. Replace your backup of the key file.`,
+        );
       }),
     );
 

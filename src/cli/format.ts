@@ -9,6 +9,7 @@ import type {
   JobObjectView,
   JobView,
   ProfileView,
+  SchemaObjectReportView,
   VerifyReportView,
 } from '../service/inputs.js';
 
@@ -144,7 +145,12 @@ export function renderProfileDetails(profile: ProfileView): string {
       'TLS',
       `${profile.tls.mode}${profile.tls.caCertificateSet ? ', CA certificate set' : ''}${profile.tls.clientCertificateSet ? ', client certificate set' : ''}`,
     ],
-    ['Connectivity', profile.connectivityMethod],
+    [
+      'Connectivity',
+      profile.sshTunnel === null
+        ? profile.connectivityMethod
+        : `${profile.connectivityMethod} via ${profile.sshTunnel.username}@${profile.sshTunnel.host}:${profile.sshTunnel.port} (private key ${profile.sshTunnel.privateKeySet ? 'set' : 'not set'}, host key ${profile.sshTunnel.hostKeyFingerprint ?? 'recorded at first connection'})`,
+    ],
     ['Labels', labelsText(profile.labels)],
     ['Created', formatTime(profile.createTime)],
     ['Updated', formatTime(profile.updateTime)],
@@ -402,4 +408,13 @@ export function renderWatchFrame(job: JobView, options: WatchFrameOptions): stri
   ];
   if (options.now) lines.push('', `Updated ${formatTime(options.now.toISOString())}. Ctrl-C stops watching; the job keeps running.`);
   return lines.join('\n');
+}
+
+/** The object report: kind, name, disposition, phase, reason (definitions only in --output json). */
+export function renderSchemaObjects(objects: SchemaObjectReportView['objects']): string {
+  if (objects.length === 0) return 'The source has no views, routines, triggers, events or other objects beyond the selected tables.';
+  return renderTable(
+    ['kind', 'name', 'disposition', 'phase', 'reason'],
+    objects.map((o) => [o.kind, o.schema === null ? o.name : `${o.schema}.${o.name}`, o.disposition, o.phase ?? '-', o.reason ?? '']),
+  );
 }

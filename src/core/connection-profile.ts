@@ -18,6 +18,22 @@ export interface TlsSettings {
   clientKey?: string;
 }
 
+/**
+ * How to reach the database through an SSH server (connectivityMethod "ssh-tunnel"): Ferry
+ * logs in with the private key (a secret, stored encrypted) and forwards each database
+ * connection from there to the profile's host and port.
+ */
+export interface SshTunnelSettings {
+  host: string;
+  port: number;
+  username: string;
+  /**
+   * The SSH server's host key as OpenSSH prints it (`SHA256:...`). When null, the first key
+   * seen is accepted and recorded; a different key later is refused.
+   */
+  hostKeyFingerprint: string | null;
+}
+
 /** A profile as the API shows it: never the password or the client key. */
 export interface ConnectionProfile {
   id: string;
@@ -31,6 +47,8 @@ export interface ConnectionProfile {
   passwordSet: boolean;
   tls: { mode: TlsMode; caCertificateSet: boolean; clientCertificateSet: boolean };
   connectivityMethod: ConnectivityMethod;
+  /** Set when connectivityMethod is "ssh-tunnel"; never the private key. */
+  sshTunnel: (SshTunnelSettings & { privateKeySet: boolean }) | null;
   labels: Record<string, string>;
   createTime: string;
   updateTime: string;
@@ -45,6 +63,20 @@ export interface ConnectionParams {
   username: string;
   password: string | null;
   tls: TlsSettings;
+  /**
+   * Set when the database is reached through a local forwarding port (an SSH tunnel):
+   * drivers open their sockets here, while `host` and `port` stay the database's own, for
+   * TLS host name checks and messages.
+   */
+  route?: ConnectionRoute;
+}
+
+/** A local address that forwards to the database, and what it goes through. */
+export interface ConnectionRoute {
+  host: string;
+  port: number;
+  /** For messages: "SSH tunnel ferry@bastion:22". */
+  via: string;
 }
 
 export const DEFAULT_PORTS: { [E in EngineKind]: number } = { postgresql: 5432, mysql: 3306 };
@@ -53,4 +85,9 @@ export const DEFAULT_PORTS: { [E in EngineKind]: number } = { postgresql: 5432, 
 export function describeEndpoint(params: Pick<ConnectionParams, 'engine' | 'host' | 'port' | 'database' | 'username'>): string {
   const scheme = params.engine === 'postgresql' ? 'postgresql' : 'mysql';
   return `${scheme}://${params.username}@${params.host}:${params.port}/${params.database ?? ''}`;
+}
+
+/** "SSH tunnel ferry@bastion:22", for messages. */
+export function describeSshTunnel(ssh: Pick<SshTunnelSettings, 'host' | 'port' | 'username'>): string {
+  return `SSH tunnel ${ssh.username}@${ssh.host}:${ssh.port}`;
 }

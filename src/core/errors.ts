@@ -11,7 +11,16 @@ export const ERROR_CODES = {
   FAILED_PRECONDITION: { http: 409 },
   ACTION_NOT_ALLOWED: { http: 409 },
   PROFILE_IN_USE: { http: 409 },
+  /** A stored secret (password, client key) does not decrypt: wrong key or damaged; the message says how to fix it. */
+  SECRET_UNREADABLE: { http: 409 },
   UNAUTHENTICATED: { http: 401 },
+  /** A cross-site request or a Host this server does not answer to (DNS rebinding). */
+  PERMISSION_DENIED: { http: 403 },
+  METHOD_NOT_ALLOWED: { http: 405 },
+  REQUEST_TIMEOUT: { http: 408 },
+  PAYLOAD_TOO_LARGE: { http: 413 },
+  UNSUPPORTED_MEDIA_TYPE: { http: 415 },
+  REQUEST_HEADERS_TOO_LARGE: { http: 431 },
   NOT_IMPLEMENTED: { http: 501 },
   // Reaching and using a database.
   CONNECTION_REFUSED: { http: 422 },
@@ -20,6 +29,7 @@ export const ERROR_CODES = {
   AUTHENTICATION_FAILED: { http: 422 },
   DATABASE_NOT_FOUND: { http: 422 },
   TLS_ERROR: { http: 422 },
+  SSH_TUNNEL_FAILED: { http: 422 },
   INSUFFICIENT_PRIVILEGE: { http: 422 },
   SERVER_SHUTTING_DOWN: { http: 422 },
   CONNECTION_LOST: { http: 422 },

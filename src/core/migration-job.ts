@@ -30,6 +30,12 @@ export interface MigrationJob {
    * database still receives a single selected schema).
    */
   schemaMapping?: SchemaMapping;
+  /**
+   * MySQL to MySQL: who the carried views, routines, triggers and events run as on the
+   * destination: 'keep' (absent: the source's DEFINER), 'invoker' (SQL SECURITY INVOKER, the
+   * destination user as definer) or an account 'user@host'. See SchemaObjectOptions.
+   */
+  definerPolicy?: string;
   labels: Record<string, string>;
   status: JobStatus;
   /** The phase the job is in, or was in when it stopped or failed; null before the first start. */

@@ -88,6 +88,8 @@ export interface TableSchema extends QualifiedName {
    * through a query, replicated through the root. Absent for ordinary tables and leaf partitions.
    */
   partitioned?: boolean;
+  /** A PostgreSQL UNLOGGED table: copied by the dump, but its changes never reach the change stream. */
+  unlogged?: boolean;
   /**
    * The source engine's own complete table definition (MySQL: SHOW CREATE TABLE), for a
    * destination of the same engine; absent when the engine does not provide one.
@@ -134,8 +136,59 @@ export interface DatabaseSchema {
   grantRoles?: string[];
   /** Extensions the selected tables' types come from (PostgreSQL), e.g. ["citext"]. */
   extensions: string[];
+  /**
+   * The selection's schema objects beyond tables (views, routines, triggers, events, ...), in
+   * the order the source may create them (a view after the views it reads), with their native
+   * definitions, when the source engine reads them with the schema (MySQL). The destination's
+   * schema writer creates those the plan (core/schema-object-plan.ts) carries, in their phase.
+   */
+  objects?: SchemaObjectInfo[];
 }
 
 export function qualifiedName(object: QualifiedName): string {
   return `${object.schema}.${object.name}`;
+}
+
+/**
+ * A schema object other than a table's columns and rows (a view, routine, trigger, event,
+ * index, constraint, partition, grant, ...), as the source engine lists it for verify and
+ * for the job's object report. `kind` is lower-case words, the same across engines where
+ * the concept is the same: 'schema', 'extension', 'type', 'domain', 'collation', 'sequence',
+ * 'table', 'partitioned table', 'partition', 'view', 'materialized view', 'function',
+ * 'procedure', 'aggregate', 'trigger', 'event trigger', 'rule', 'policy', 'event', 'index',
+ * 'constraint', 'foreign key', 'statistics', 'comment', 'grant', 'default'.
+ */
+export interface SchemaObjectInfo {
+  kind: string;
+  /** The schema (PostgreSQL) or database (MySQL) that holds it; null for database-wide objects. */
+  schema: string | null;
+  /** The object's name; routines carry their argument types, triggers and constraints their table ("t_audit on public.orders"). */
+  name: string;
+  /** Its definition in the source dialect (a complete CREATE statement) when it has one, else null. */
+  definition: string | null;
+  /** MySQL: the account it runs as, as SHOW CREATE prints it (`user`@`host`), when it has a DEFINER. */
+  definer?: string;
+  /**
+   * The tables and views it reads or is attached to ("schema.name"), when the engine knows them
+   * (MySQL: a view's tables and views, a trigger's table). The planner leaves out an object that
+   * depends on something the job does not carry.
+   */
+  dependsOn?: string[];
+  /** Session settings its definition must be created under (MySQL: sql_mode, time_zone of an event). */
+  settings?: Record<string, string>;
+}
+
+/** What a job does with one schema object. */
+export type SchemaObjectDisposition = 'carried' | 'translated' | 'left-out';
+
+/** When a carried object is created on the destination. */
+export type SchemaObjectPhase = 'pre-data' | 'post-data' | 'promote';
+
+/** One line of a job's object report: the object, what happens to it, and why. */
+export interface SchemaObjectPlan extends SchemaObjectInfo {
+  disposition: SchemaObjectDisposition;
+  /** For carried and translated objects: the phase that creates it; null for left-out ones. */
+  phase: SchemaObjectPhase | null;
+  /** Why it is translated or left out, and what the user can do; null when carried as is. */
+  reason: string | null;
 }

@@ -12,6 +12,10 @@ import type { ConnectionParams, EngineKind } from '../core/connection-profile.js
 import type { FerryError } from '../core/errors.js';
 import type { ObjectSelection } from '../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../core/schema.js';
+import type { SchemaObjectInfo, SchemaObjectPhase } from '../core/schema.js';
+
+// The schema object model lives in core (the object planner and DatabaseSchema.objects use it); engines speak it.
+export type { SchemaObjectDisposition, SchemaObjectInfo, SchemaObjectPhase, SchemaObjectPlan } from '../core/schema.js';
 import type { JobType } from '../core/lifecycle.js';
 
 /** One result of a check. `error` blocks a start; `warning` does not. */
@@ -176,7 +180,8 @@ export interface TableWriter {
 export interface CreatedObject {
   kind:
     | 'schema' | 'type' | 'domain' | 'sequence' | 'table' | 'extension'
-    | 'view' | 'materialized view' | 'function' | 'procedure' | 'aggregate' | 'collation' | 'event trigger';
+    | 'view' | 'materialized view' | 'function' | 'procedure' | 'aggregate' | 'collation' | 'event trigger'
+    | 'trigger' | 'event';
   schema: string | null;
   name: string;
 }
@@ -194,6 +199,27 @@ export interface DestinationTableState {
 export interface PostDataOptions {
   /** Default true. */
   foreignKeys?: boolean;
+  /**
+   * Default true: also create the objects that act on writes (MySQL triggers and events, the
+   * objects of `DatabaseSchema.objects` that the plan puts in the 'promote' phase of a continuous
+   * job). Continuous jobs pass false after the dump and create them at promote (a later call with
+   * the default): the change stream already holds the rows a source trigger wrote, so a
+   * destination trigger firing on Ferry's writes would write them twice, and an event running on
+   * the destination during the migration would write data of its own.
+   */
+  triggers?: boolean;
+}
+
+/** How a job creates schema objects on the destination (openSchemaWriter, verifyDestination). */
+export interface SchemaObjectOptions {
+  /**
+   * MySQL/MariaDB: who views, routines, triggers and events run as on the destination.
+   * 'keep' (default): the source's DEFINER as is (verify names the definers the destination lacks);
+   * 'invoker': views and routines become SQL SECURITY INVOKER and every DEFINER clause is removed,
+   * so the destination user that creates them becomes their definer; 'user@host': that account
+   * becomes the definer of every object.
+   */
+  definerPolicy?: string;
 }
 
 export interface SchemaWriter {
@@ -202,17 +228,20 @@ export interface SchemaWriter {
   /**
    * Creates what the data needs before loading: schemas, extensions, enums, domains,
    * sequences, tables with columns, defaults, identity, primary keys, unique and check
-   * constraints. Objects that already exist are kept (an empty table with matching
-   * columns is reused). Resolves with the objects it created. Idempotent.
+   * constraints; then the objects of `schema.objects` whose plan phase is 'pre-data' (MySQL:
+   * routines, then views in dependency order). Objects that already exist are kept (an empty
+   * table with matching columns is reused). Resolves with the objects it created. Idempotent.
    */
   createPreDataObjects(schema: DatabaseSchema): Promise<CreatedObject[]>;
   /**
    * Creates what is better built after the data: secondary indexes, then foreign keys
    * (unless `foreignKeys` is false: continuous jobs add them at promote, because change
-   * replay may pass through states a foreign key would refuse).
-   * Idempotent: objects that exist already are skipped.
+   * replay may pass through states a foreign key would refuse), then the objects of
+   * `schema.objects` planned for 'post-data' or 'promote' (unless `triggers` is false).
+   * Idempotent: objects that exist already are skipped. Resolves with the objects it created
+   * that Restart must drop (an engine that creates none may resolve with nothing).
    */
-  createPostDataObjects(schema: DatabaseSchema, options?: PostDataOptions): Promise<void>;
+  createPostDataObjects(schema: DatabaseSchema, options?: PostDataOptions): Promise<CreatedObject[] | void>;
   /**
    * Creates the entries of `phase` of a script from a source of the same engine, in one
    * destination transaction; objects that exist already are skipped, so a phase can run again
@@ -226,40 +255,6 @@ export interface SchemaWriter {
   /** Drops the objects, newest first (tables with CASCADE). Missing ones are skipped. */
   dropObjects(objects: CreatedObject[]): Promise<void>;
   close(): Promise<void>;
-}
-
-/**
- * A schema object other than a table's columns and rows (a view, routine, trigger, event,
- * index, constraint, partition, grant, ...), as the source engine lists it for verify and
- * for the job's object report. `kind` is lower-case words, the same across engines where
- * the concept is the same: 'schema', 'extension', 'type', 'domain', 'collation', 'sequence',
- * 'table', 'partitioned table', 'partition', 'view', 'materialized view', 'function',
- * 'procedure', 'aggregate', 'trigger', 'event trigger', 'rule', 'policy', 'event', 'index',
- * 'constraint', 'foreign key', 'statistics', 'comment', 'grant', 'default'.
- */
-export interface SchemaObjectInfo {
-  kind: string;
-  /** The schema (PostgreSQL) or database (MySQL) that holds it; null for database-wide objects. */
-  schema: string | null;
-  /** The object's name; routines carry their argument types, triggers and constraints their table ("t_audit on public.orders"). */
-  name: string;
-  /** Its definition in the source dialect (a complete CREATE statement) when it has one, else null. */
-  definition: string | null;
-}
-
-/** What a job does with one schema object. */
-export type SchemaObjectDisposition = 'carried' | 'translated' | 'left-out';
-
-/** When a carried object is created on the destination. */
-export type SchemaObjectPhase = 'pre-data' | 'post-data' | 'promote';
-
-/** One line of a job's object report: the object, what happens to it, and why. */
-export interface SchemaObjectPlan extends SchemaObjectInfo {
-  disposition: SchemaObjectDisposition;
-  /** For carried and translated objects: the phase that creates it; null for left-out ones. */
-  phase: SchemaObjectPhase | null;
-  /** Why it is translated or left out, and what the user can do; null when carried as is. */
-  reason: string | null;
 }
 
 /** Names of the replication objects a continuous job owns on the source. */
@@ -352,10 +347,24 @@ export interface Engine {
    * for migration. Never rejects for a server problem: `ok` is false and `error` says why.
    */
   testConnection(params: ConnectionParams): Promise<ConnectionReport>;
-  /** Checks this server as the source of a job of `jobType` over the selection. Never rejects for a server problem. */
-  verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType, options?: { destinationEngine?: EngineKind }): Promise<VerifyCheck[]>;
-  /** Checks this server as the destination of `schema`. Never rejects for a server problem. */
-  verifyDestination(params: ConnectionParams, schema: DatabaseSchema): Promise<VerifyCheck[]>;
+  /**
+   * Checks this server as the source of a job of `jobType` over the selection. Never rejects for
+   * a server problem. `destinationEngine`, when given, adds the checks that only a job to that
+   * engine needs (PostgreSQL to PostgreSQL: a local pg_dump able to read this server); callers
+   * that run a job always pass it.
+   */
+  verifySource(
+    params: ConnectionParams,
+    selection: ObjectSelection,
+    jobType: JobType,
+    options?: { destinationEngine?: EngineKind },
+  ): Promise<VerifyCheck[]>;
+  /**
+   * Checks this server as the destination of `schema` (and of its `objects` under `options`:
+   * MySQL names the definers it lacks and what the definer policy does). Never rejects for a
+   * server problem.
+   */
+  verifyDestination(params: ConnectionParams, schema: DatabaseSchema, options?: SchemaObjectOptions): Promise<VerifyCheck[]>;
   /**
    * Opens a consistent snapshot of the source. With `alignedWithChanges`, the snapshot's
    * `position` tells where it meets the change stream (PostgreSQL: a temporary slot's
@@ -409,7 +418,8 @@ export interface Engine {
   listSchemaObjects?(params: ConnectionParams, selection: ObjectSelection): Promise<SchemaObjectInfo[]>;
   /** Reads the selected schema outside any snapshot (for verify). */
   readSchema(params: ConnectionParams, selection: ObjectSelection, options?: SchemaReadOptions): Promise<DatabaseSchema>;
-  openSchemaWriter(params: ConnectionParams): Promise<SchemaWriter>;
+  /** A schema writer; `options` say how it creates schema objects (the job's definer policy). */
+  openSchemaWriter(params: ConnectionParams, options?: SchemaObjectOptions): Promise<SchemaWriter>;
   openTableWriter(params: ConnectionParams): Promise<TableWriter>;
   /** Turns anything a driver throws into a FerryError with a code, retryability and a message that says what to do. */
   classifyError(error: unknown): FerryError;

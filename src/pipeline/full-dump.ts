@@ -13,7 +13,7 @@ import { FerryError, toJobError } from '../core/errors.js';
 import type { ConnectionParams } from '../core/connection-profile.js';
 import type { JobObject, MigrationJob } from '../core/migration-job.js';
 import { qualifiedName, type DatabaseSchema, type TableSchema } from '../core/schema.js';
-import type { CreatedObject, Engine, SourceSnapshot, TableReader, TableWriter } from '../engines/engine.js';
+import type { CreatedObject, Engine, SchemaObjectOptions, SourceSnapshot, TableReader, TableWriter } from '../engines/engine.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
@@ -99,7 +99,7 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
     if (continuous) await store.putCheckpoint(job.id, SOURCE_SCHEMA_CHECKPOINT, schema);
     log.info({ snapshot: snapshot.id, tables: schema.tables.length }, 'snapshot opened');
 
-    const schemaWriter = await destination.openSchemaWriter(deps.destinationParams);
+    const schemaWriter = await destination.openSchemaWriter(deps.destinationParams, schemaObjectOptions(job));
     try {
       // Within one engine the source's own tool writes the schema (PostgreSQL: pg_dump at this
       // snapshot): every object it knows, not only tables. Across engines, the mapped model.
@@ -130,7 +130,9 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
         // continuous one (they would fire on, or refuse, the changes applied until then).
         if (!continuous) await applyScript(script, 'promote', { schemaMapping: mapping });
       } else {
-        await schemaWriter.createPostDataObjects(target, { foreignKeys: !continuous });
+        // Triggers and events too: the change stream already holds the rows a source trigger wrote.
+        const postData = await schemaWriter.createPostDataObjects(target, { foreignKeys: !continuous, triggers: !continuous });
+        await recordCreatedObjects(store, job.id, postData ?? []);
       }
       await schemaWriter.syncSequences(target);
       await store.putCheckpoint(job.id, POST_DATA_CHECKPOINT, true);
@@ -178,7 +180,13 @@ async function warnMissingRoles(deps: FullDumpDeps, jobId: string, roles: string
   });
 }
 
-async function recordCreatedObjects(store: MetadataStore, jobId: string, created: CreatedObject[]): Promise<void> {
+/** How the job's destination creates schema objects. */
+export function schemaObjectOptions(job: MigrationJob): SchemaObjectOptions {
+  return job.definerPolicy === undefined ? {} : { definerPolicy: job.definerPolicy };
+}
+
+/** Adds objects to the job's record of what it created on the destination (Restart drops them). */
+export async function recordCreatedObjects(store: MetadataStore, jobId: string, created: CreatedObject[]): Promise<void> {
   if (created.length === 0) return;
   const known = (await store.getCheckpoint<CreatedObject[]>(jobId, CREATED_OBJECTS_CHECKPOINT)) ?? [];
   const key = (o: CreatedObject) => `${o.kind}:${o.schema ?? ''}:${o.name}`;

@@ -24,7 +24,7 @@ import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
-import { CREATED_OBJECTS_CHECKPOINT, SCHEMA_SCRIPT_CHECKPOINT, runFullDumpAttempt, type DumpFailure } from './full-dump.js';
+import { CREATED_OBJECTS_CHECKPOINT, SCHEMA_SCRIPT_CHECKPOINT, recordCreatedObjects, runFullDumpAttempt, schemaObjectOptions, type DumpFailure } from './full-dump.js';
 import { recordJobEvent, type EventOptions } from './job-transitions.js';
 import type { Logger } from './logger.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
@@ -49,6 +49,13 @@ class Interrupted extends Error {
 const WAITS_FOR_USER_FIX = new Set<string>(['SCHEMA_CHANGED']);
 
 const PROMOTE_CAUGHT_UP_CHECKPOINT = 'promoteCaughtUp';
+/**
+ * True from the beginning of the start's checks until they passed. A job that failed while
+ * Starting (a secret that cannot be read, a password refused) and then resumed by itself
+ * lands in Running (Full dump): the checks and, for a continuous job, the replication slot
+ * are done there first.
+ */
+const START_PENDING_CHECKPOINT = 'startPending';
 
 /**
  * The names of a job's replication objects on the source (63 characters at most). Slots are
@@ -132,6 +139,10 @@ export class JobRunner {
             return true;
           case 'FULL_DUMP':
           case null:
+            if ((await this.#deps.store.getCheckpoint<boolean>(job.id, START_PENDING_CHECKPOINT)) === true) {
+              await this.#prepareStart(job, signal);
+              await this.#deps.store.putCheckpoint(job.id, START_PENDING_CHECKPOINT, false);
+            }
             await this.#fullDump(job, signal);
             return true;
         }
@@ -167,6 +178,16 @@ export class JobRunner {
 
   /** Verifies prerequisites; on success the job is Running (Full dump in progress). */
   async #start(job: MigrationJob, signal: AbortSignal): Promise<void> {
+    await this.#deps.store.putCheckpoint(job.id, START_PENDING_CHECKPOINT, true);
+    await this.#prepareStart(job, signal);
+    // Cleared before the move: a crash in between leaves the job Starting, which checks again anyway.
+    await this.#deps.store.putCheckpoint(job.id, START_PENDING_CHECKPOINT, false);
+    this.#succeeded();
+    await this.#event('started', { message: 'Prerequisites verified; full dump in progress' });
+  }
+
+  /** The start's checks, and for a continuous job its slot and publication; throws what blocks the start. */
+  async #prepareStart(job: MigrationJob, signal: AbortSignal): Promise<void> {
     const { source, destination } = this.#engines(job);
     const { sourceParams, destinationParams } = await this.#connections(job);
     await this.#requireReachable(source, sourceParams, destination, destinationParams);
@@ -178,7 +199,7 @@ export class JobRunner {
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
       const mapping = resolveSchemaMapping({ explicit: job.schemaMapping ?? {}, sourceSchemas: schema.schemas, destinationEngine: job.destinationEngine, destinationDatabase: destinationParams.database });
       checks.push(...mapping.checks.filter((c) => c.severity !== 'ok'));
-      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping))));
+      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping), schemaObjectOptions(job))));
     }
     signal.throwIfAborted();
     const blocking = checks.filter((c) => c.severity === 'error');
@@ -192,8 +213,10 @@ export class JobRunner {
         t.primaryKey !== null || t.replicaIdentity === 'full' || t.replicaIdentity === 'index' || engine !== 'postgresql';
       const name = (t: { schema: string; name: string }) => ({ schema: t.schema, name: t.name });
       const spec = replicationSpecFor(job);
-      const { startPosition } = await source.createReplication(sourceParams, spec, schema.tables.filter(describable).map(name), {
-        insertOnlyTables: schema.tables.filter((t) => !describable(t)).map(name),
+      // An unlogged table writes no WAL: no publication may list it (verify warns that its changes do not replicate).
+      const logged = schema.tables.filter((t) => t.unlogged !== true);
+      const { startPosition } = await source.createReplication(sourceParams, spec, logged.filter(describable).map(name), {
+        insertOnlyTables: logged.filter((t) => !describable(t)).map(name),
       });
       const checkpoint: ReplicationCheckpoint = { spec, startPosition };
       await this.#deps.store.putCheckpoint(job.id, REPLICATION_CHECKPOINT, checkpoint);
@@ -205,8 +228,6 @@ export class JobRunner {
         message: `Warning ${warning.code}: ${warning.message}`, details: { code: warning.code, objects: warning.objects ?? [] },
       });
     }
-    this.#succeeded();
-    await this.#event('started', { message: 'Prerequisites verified; full dump in progress' });
   }
 
   async #requireReachable(source: Engine, sourceParams: ConnectionParams, destination: Engine, destinationParams: ConnectionParams): Promise<void> {
@@ -276,13 +297,15 @@ export class JobRunner {
     const current = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
     const mapping = await recordedSchemaMapping(this.#deps.store, job.id);
     const script = await this.#deps.store.getCheckpoint<SchemaScript>(job.id, SCHEMA_SCRIPT_CHECKPOINT);
-    const writer = await destination.openSchemaWriter(destinationParams);
+    const writer = await destination.openSchemaWriter(destinationParams, schemaObjectOptions(job));
     try {
       if (script !== null && writer.applySchemaScript !== undefined) {
         // Foreign keys, triggers, rules and policies wait until no change is applied any more.
         await writer.applySchemaScript(script, 'promote', { refreshMaterializedViews: true, schemaMapping: mapping });
       } else {
-        await writer.createPostDataObjects(mapDatabaseSchema(dumped ?? current, mapping));
+        // Foreign keys, then the triggers and events held back during the stream (PostDataOptions.triggers).
+        const created = await writer.createPostDataObjects(mapDatabaseSchema(dumped ?? current, mapping));
+        await recordCreatedObjects(this.#deps.store, job.id, created ?? []);
       }
       await writer.syncSequences(mapDatabaseSchema(current, mapping));
     } finally {

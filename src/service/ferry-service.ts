@@ -17,6 +17,7 @@ import type {
   ProfileView,
   UpdateJobInput,
   UpdateProfileInput,
+  SchemaObjectReportView,
   VerifyReportView,
 } from './inputs.js';
 
@@ -55,5 +56,11 @@ export interface FerryService {
   /** Runs every check that would make the job fail, without changing anything. */
   verifyJob(id: string): Promise<VerifyReportView>;
   listJobObjects(id: string): Promise<JobObjectView[]>;
+  /**
+   * The job's object report: the source's schema objects beyond tables (views, routines,
+   * triggers, events, partitioned tables, ...) as they are now, each with what the job does
+   * with it (carried, translated, left out), in which phase, and why, with its definition.
+   */
+  listJobSchemaObjects(id: string): Promise<SchemaObjectReportView>;
   listJobEvents(id: string, afterId?: number): Promise<z.infer<typeof JobEventView>[]>;
 }

@@ -8,53 +8,92 @@ import { JOB_ACTIONS, JOB_PHASES, JOB_STATUSES } from '../core/lifecycle.js';
 import { JOB_EVENT_KINDS, JOB_OBJECT_STATES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
 import { ERROR_CODES } from '../core/errors.js';
 
+/** A name people read: not empty and not only white space. */
+const displayName = z.string().min(1).max(200).regex(/\S/, 'must contain a character other than white space');
+
+/** A host name, user or database name: no NUL or other control characters (they cannot reach a server intact). */
+const connectionText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain NUL or other control characters');
+
 const labels = z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'label keys are lowercase letters, digits, _ and -'), z.string().max(63));
 
-export const TlsInput = z.object({
+export const TlsInput = z.strictObject({
   mode: z.enum(TLS_MODES).default('none'),
   caCertificate: z.string().optional(),
   clientCertificate: z.string().optional(),
   clientKey: z.string().optional(),
 });
 
-export const CreateProfileInput = z.object({
+const sshFingerprint = z
+  .string()
+  .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a host key fingerprint as OpenSSH prints it: SHA256: and 43 base64 characters (ssh-keygen -lf KEY.pub)');
+
+/** The SSH server of connectivityMethod "ssh-tunnel". The private key is write-only. */
+export const SshTunnelInput = z.strictObject({
+  host: z.string().min(1).max(255),
+  port: z.number().int().min(1).max(65535).default(22),
+  username: z.string().min(1).max(128),
+  /** OpenSSH or PEM private key, unencrypted. Stored encrypted; never returned. */
+  privateKey: z.string().min(1).max(16_384).optional(),
+  /** Expected host key; when absent, the first key seen is recorded and a different one later refused. */
+  hostKeyFingerprint: sshFingerprint.nullable().optional(),
+});
+
+export const UpdateSshTunnelInput = z.strictObject({
+  host: z.string().min(1).max(255).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  username: z.string().min(1).max(128).optional(),
+  privateKey: z.string().min(1).max(16_384).optional(),
+  /** null forgets the recorded key: the next one seen is recorded. */
+  hostKeyFingerprint: sshFingerprint.nullable().optional(),
+});
+
+export const CreateProfileInput = z.strictObject({
   /** Optional id; generated when absent. */
   id: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'ids are lowercase letters, digits and -, starting with a letter').optional(),
-  displayName: z.string().min(1).max(200),
+  displayName,
   engine: z.enum(ENGINE_KINDS),
-  host: z.string().min(1).max(255),
+  host: connectionText(255),
   port: z.number().int().min(1).max(65535).optional(),
-  database: z.string().min(1).max(63).nullable().optional(),
-  username: z.string().min(1).max(128),
+  database: connectionText(63).nullable().optional(),
+  username: connectionText(128),
   password: z.string().max(1024).optional(),
   tls: TlsInput.optional(),
   connectivityMethod: z.enum(CONNECTIVITY_METHODS).default('direct'),
+  /** Required with connectivityMethod "ssh-tunnel". */
+  sshTunnel: SshTunnelInput.optional(),
   labels: labels.default({}),
 });
 export type CreateProfileInput = z.input<typeof CreateProfileInput>;
 
-export const UpdateProfileInput = z.object({
-  displayName: z.string().min(1).max(200).optional(),
-  host: z.string().min(1).max(255).optional(),
+export const UpdateProfileInput = z.strictObject({
+  displayName: displayName.optional(),
+  host: connectionText(255).optional(),
   port: z.number().int().min(1).max(65535).optional(),
-  database: z.string().min(1).max(63).nullable().optional(),
-  username: z.string().min(1).max(128).optional(),
+  database: connectionText(63).nullable().optional(),
+  username: connectionText(128).optional(),
   /** null clears the password. */
   password: z.string().max(1024).nullable().optional(),
   tls: TlsInput.partial().optional(),
   connectivityMethod: z.enum(CONNECTIVITY_METHODS).optional(),
+  /** Fields given replace the stored ones; null removes the SSH settings (with connectivityMethod "direct"). */
+  sshTunnel: UpdateSshTunnelInput.nullable().optional(),
   labels: labels.optional(),
 });
 export type UpdateProfileInput = z.input<typeof UpdateProfileInput>;
 
-export const ObjectSelectionInput = z.object({
+export const ObjectSelectionInput = z.strictObject({
   include: z.array(z.string().min(1)).default([]),
   exclude: z.array(z.string().min(1)).default([]),
 });
 
-export const CreateJobInput = z.object({
+export const CreateJobInput = z.strictObject({
   id: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'ids are lowercase letters, digits and -, starting with a letter').optional(),
-  displayName: z.string().min(1).max(200),
+  displayName,
   type: z.enum(['one-time', 'continuous']),
   sourceProfileId: z.string().min(1),
   destinationProfileId: z.string().min(1),
@@ -64,12 +103,22 @@ export const CreateJobInput = z.object({
   zeroDatePolicy: z.enum(ZERO_DATE_POLICIES).default('null'),
   /** Source schema (PostgreSQL) or database (MySQL) → its name on the destination, e.g. {"public": "app"}. */
   schemaMapping: z.record(z.string(), z.string()).default({}).describe('Source schema (PostgreSQL) or database (MySQL) -> its name on the destination, e.g. {"public": "app"}. Without it names are kept, except that a MySQL destination profile naming a database receives the one selected source schema.'),
+  /**
+   * MySQL to MySQL: who the views, routines, triggers and events run as on the destination:
+   * 'keep' (default: the source's DEFINER), 'invoker' (SQL SECURITY INVOKER, the destination user
+   * as definer) or an account 'user@host'.
+   */
+  definerPolicy: z
+    .string()
+    .max(300)
+    .regex(/^(keep|invoker|[^@\s]+@[^@\s]+)$/, 'definerPolicy is keep, invoker, or an account as user@host (e.g. app@%)')
+    .default('keep'),
   labels: labels.default({}),
 });
 export type CreateJobInput = z.input<typeof CreateJobInput>;
 
-export const UpdateJobInput = z.object({
-  displayName: z.string().min(1).max(200).optional(),
+export const UpdateJobInput = z.strictObject({
+  displayName: displayName.optional(),
   labels: labels.optional(),
   /** Only while Not started. */
   selection: ObjectSelectionInput.optional(),
@@ -77,7 +126,7 @@ export const UpdateJobInput = z.object({
 });
 export type UpdateJobInput = z.input<typeof UpdateJobInput>;
 
-export const ListQuery = z.object({
+export const ListQuery = z.strictObject({
   pageSize: z.coerce.number().int().min(1).max(1000).default(100),
   pageToken: z.string().optional(),
 });
@@ -120,6 +169,9 @@ export const ProfileView = z.object({
   passwordSet: z.boolean(),
   tls: z.object({ mode: z.enum(TLS_MODES), caCertificateSet: z.boolean(), clientCertificateSet: z.boolean() }),
   connectivityMethod: z.enum(CONNECTIVITY_METHODS),
+  sshTunnel: z
+    .object({ host: z.string(), port: z.number(), username: z.string(), privateKeySet: z.boolean(), hostKeyFingerprint: z.string().nullable() })
+    .nullable(),
   labels: z.record(z.string(), z.string()),
   createTime: z.string(),
   updateTime: z.string(),
@@ -176,6 +228,7 @@ export const JobView = z.object({
   zeroDatePolicy: z.enum(ZERO_DATE_POLICIES),
   /** The explicit pairs: source schema or database → destination name ({} keeps every name; verify shows what applies). */
   schemaMapping: z.record(z.string(), z.string()),
+  definerPolicy: z.string(),
   labels: z.record(z.string(), z.string()),
   createTime: z.string(),
   updateTime: z.string(),
@@ -225,6 +278,8 @@ export const VerifyCheckView = z.object({
   severity: z.enum(['ok', 'warning', 'error']),
   message: z.string(),
   objects: z.array(z.string()).optional(),
+  /** The definitions of the objects concerned, by "kind schema.name" (SCHEMA_OBJECTS: the objects left out). */
+  definitions: z.record(z.string(), z.string()).optional(),
 });
 
 export const VerifyReportView = z.object({
@@ -233,6 +288,29 @@ export const VerifyReportView = z.object({
   checks: z.array(VerifyCheckView),
 });
 export type VerifyReportView = z.infer<typeof VerifyReportView>;
+
+export const SchemaObjectPlanView = z.object({
+  kind: z.string(),
+  schema: z.string().nullable(),
+  name: z.string(),
+  /** Its definition in the source dialect (a complete CREATE statement), or null. */
+  definition: z.string().nullable(),
+  /** MySQL: its DEFINER on the source. */
+  definer: z.string().optional(),
+  /** Tables and views it depends on ("schema.name"), when the source engine knows them. */
+  dependsOn: z.array(z.string()).optional(),
+  disposition: z.enum(['carried', 'translated', 'left-out']),
+  /** When a carried or translated object is created: 'pre-data', 'post-data' or 'promote'; null when left out. */
+  phase: z.enum(['pre-data', 'post-data', 'promote']).nullable(),
+  /** Why it is translated or left out and what to do; null when carried as is. */
+  reason: z.string().nullable(),
+});
+
+export const SchemaObjectReportView = z.object({
+  /** The source objects beyond tables, in creation order, with what the job does with each. */
+  objects: z.array(SchemaObjectPlanView),
+});
+export type SchemaObjectReportView = z.infer<typeof SchemaObjectReportView>;
 
 export const ConnectionTestView = z.object({
   ok: z.boolean(),

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
-import { DEFAULT_PORTS, type ConnectionParams } from '../core/connection-profile.js';
+import { DEFAULT_PORTS, type ConnectionParams, type SshTunnelSettings } from '../core/connection-profile.js';
 import { FerryError } from '../core/errors.js';
 import {
   STATUS_LABELS,
@@ -17,8 +17,11 @@ import { runningMillisAt, withStatus, type JobObject, type MigrationJob } from '
 import { validateSelection } from '../core/object-selection.js';
 import { resolveSchemaMapping, mapDatabaseSchema, validateSchemaMapping } from '../core/schema-mapping.js';
 import { pairChecks } from '../core/job-checks.js';
-import type { ConnectionReport, VerifyCheck } from '../engines/engine.js';
+import { qualifiedName, type DatabaseSchema } from '../core/schema.js';
+import { planSchemaObjects, schemaObjectsCheck } from '../core/schema-object-plan.js';
+import type { ConnectionReport, Engine, SchemaObjectPlan, VerifyCheck } from '../engines/engine.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
+import type { ConnectionTunnels } from '../engines/ssh-tunnel.js';
 import type { Clock } from '../pipeline/clock.js';
 import type { Logger } from '../pipeline/logger.js';
 import type { MetadataStore, StoredProfile } from '../store/metadata-store.js';
@@ -35,9 +38,11 @@ import {
   type JobObjectView,
   type JobView,
   type ProfileView,
+  type SchemaObjectReportView,
   type VerifyReportView,
 } from './inputs.js';
 import type { SecretBox } from './secret-box.js';
+import { openSecret } from './secret-keys.js';
 import type { ReplicationSnapshot } from '../pipeline/replication-stats.js';
 import { REPLICATION_CHECKPOINT, type ReplicationCheckpoint } from '../pipeline/incremental-load.js';
 import { parseInput } from './parse-input.js';
@@ -59,6 +64,8 @@ export interface MigrationServiceDeps {
   clock: Clock;
   secrets: SecretBox;
   logger: Logger;
+  /** Opens the SSH tunnels of profiles with connectivityMethod "ssh-tunnel". */
+  tunnels: ConnectionTunnels;
 }
 
 /** Engine pairs and job types this build runs. Anything else is refused with NOT_IMPLEMENTED. */
@@ -99,7 +106,12 @@ export class MigrationService implements FerryService {
       caCertificate: input.tls?.caCertificate ?? null,
       clientCertificate: input.tls?.clientCertificate ?? null,
       encryptedClientKey: input.tls?.clientKey === undefined ? null : this.#deps.secrets.encrypt(input.tls.clientKey),
+      sshTunnel: input.sshTunnel === undefined ? null : { host: input.sshTunnel.host, port: input.sshTunnel.port, username: input.sshTunnel.username, hostKeyFingerprint: input.sshTunnel.hostKeyFingerprint ?? null },
+      encryptedSshPrivateKey: input.sshTunnel?.privateKey === undefined ? null : this.#deps.secrets.encrypt(this.#checkedPrivateKey(input.sshTunnel.privateKey)),
     };
+    if (profile.connectivityMethod === 'direct' && profile.sshTunnel !== null) {
+      throw new FerryError('INVALID_ARGUMENT', 'sshTunnel: given, but connectivityMethod is "direct"; set connectivityMethod to "ssh-tunnel" to connect through it.', { details: { fields: [{ path: 'sshTunnel', message: 'only with connectivityMethod ssh-tunnel' }] } });
+    }
     validateProfile(profile);
     await this.#deps.store.insertProfile(profile);
     this.#deps.logger.info({ profileId: id, actor }, 'connection profile created');
@@ -135,10 +147,17 @@ export class MigrationService implements FerryService {
       encryptedClientKey: input.tls?.clientKey === undefined ? current.encryptedClientKey : secrets.encrypt(input.tls.clientKey),
       encryptedPassword:
         input.password === undefined ? current.encryptedPassword : input.password === null ? null : secrets.encrypt(input.password),
+      ...this.#updatedSsh(current, input.sshTunnel),
       updateTime: this.#deps.clock.now(),
     };
+    if (updated.connectivityMethod === 'direct' && input.connectivityMethod === 'direct') {
+      // Switching to direct forgets the SSH server and its key.
+      updated.sshTunnel = null;
+      updated.encryptedSshPrivateKey = null;
+    }
     validateProfile(updated);
     await this.#deps.store.updateProfile(updated);
+    await this.#deps.tunnels.release(id);
     this.#deps.logger.info({ profileId: id, actor }, 'connection profile updated');
     // A job probing after an authentication failure picks the new password up at its next probe.
     return toProfileView(updated);
@@ -155,11 +174,18 @@ export class MigrationService implements FerryService {
       );
     }
     await this.#deps.store.deleteProfile(id);
+    await this.#deps.tunnels.release(id);
     this.#deps.logger.info({ profileId: id, actor }, 'connection profile deleted');
   }
 
   async testProfile(id: string): Promise<ConnectionTestView> {
-    const params = this.#connectionParams(await this.#profile(id));
+    const profile = await this.#profile(id);
+    let params: ConnectionParams;
+    try {
+      params = await this.#routedParams(profile);
+    } catch (error) {
+      return tunnelFailureView(error);
+    }
     return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
   }
 
@@ -174,12 +200,37 @@ export class MigrationService implements FerryService {
       password: input.password ?? null,
       tls: { mode: input.tls?.mode ?? 'none', caCertificate: input.tls?.caCertificate, clientCertificate: input.tls?.clientCertificate, clientKey: input.tls?.clientKey },
     };
-    return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
+    if (input.connectivityMethod === 'direct') {
+      return toTestView(await this.#deps.engines.get(params.engine).testConnection(params));
+    }
+    const ssh = input.sshTunnel;
+    if (ssh === undefined || ssh.privateKey === undefined) {
+      throw new FerryError('INVALID_ARGUMENT', 'sshTunnel: host, username and privateKey are required with connectivityMethod "ssh-tunnel".', { details: { fields: [{ path: 'sshTunnel', message: 'required' }] } });
+    }
+    // A tunnel of its own, closed after the test: the profile does not exist, so no host key is recorded.
+    const key = `test-${randomBytes(6).toString('hex')}`;
+    try {
+      const route = await this.#deps.tunnels.open({
+        key,
+        ssh: { host: ssh.host, port: ssh.port, username: ssh.username, hostKeyFingerprint: ssh.hostKeyFingerprint ?? null },
+        privateKey: this.#checkedPrivateKey(ssh.privateKey),
+        target: { host: params.host, port: params.port },
+      });
+      return toTestView(await this.#deps.engines.get(params.engine).testConnection({ ...params, route }));
+    } catch (error) {
+      return tunnelFailureView(error);
+    } finally {
+      await this.#deps.tunnels.release(key);
+    }
   }
 
-  /** The profile's connection parameters with secrets decrypted. For the pipeline; never returned by the API. */
+  /**
+   * The profile's connection parameters with secrets decrypted, through its SSH tunnel when
+   * it has one (opened, or logged in again, here). For the pipeline; never returned by the API.
+   * A secret that cannot be decrypted rejects with SECRET_UNREADABLE (recoverable), naming the profile and the fix.
+   */
   async resolveConnection(profileId: string): Promise<ConnectionParams> {
-    return this.#connectionParams(await this.#profile(profileId));
+    return this.#routedParams(await this.#profile(profileId));
   }
 
   // Migration jobs
@@ -202,6 +253,9 @@ export class MigrationService implements FerryService {
     if (mappingProblems.length > 0) {
       throw new FerryError('INVALID_ARGUMENT', mappingProblems.map((p) => `${p.path}: ${p.message}`).join('; '), { details: { fields: mappingProblems } });
     }
+    if (input.definerPolicy !== 'keep' && (source.engine !== 'mysql' || destination.engine !== 'mysql')) {
+      throw new FerryError('INVALID_ARGUMENT', `definerPolicy "${input.definerPolicy}" applies to MySQL/MariaDB to MySQL/MariaDB jobs only (views, routines, triggers and events carried with their DEFINER); leave it out for a ${source.engine} to ${destination.engine} job.`, { details: { fields: [{ path: 'definerPolicy', message: 'MySQL to MySQL only' }] } });
+    }
     const id = input.id ?? generateId(input.displayName);
     if (await this.#deps.store.getJob(id)) {
       throw new FerryError('ALREADY_EXISTS', `A migration job with id "${id}" exists already; choose another id.`);
@@ -220,6 +274,7 @@ export class MigrationService implements FerryService {
       dumpParallelism: input.dumpParallelism,
       ...(input.zeroDatePolicy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
       ...(Object.keys(input.schemaMapping).length > 0 ? { schemaMapping: input.schemaMapping } : {}),
+      ...(input.definerPolicy !== 'keep' ? { definerPolicy: input.definerPolicy } : {}),
       labels: input.labels,
       status: 'NOT_STARTED',
       phase: null,
@@ -337,12 +392,40 @@ export class MigrationService implements FerryService {
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
       const mapping = resolveSchemaMapping({ explicit: job.schemaMapping ?? {}, sourceSchemas: schema.schemas, destinationEngine: job.destinationEngine, destinationDatabase: destinationParams.database });
       checks.push(...mapping.checks);
-      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping))));
+      if (!mapping.checks.some((c) => c.severity === 'error')) checks.push(...(await destination.verifyDestination(destinationParams, mapDatabaseSchema(schema, mapping.mapping), job.definerPolicy === undefined ? {} : { definerPolicy: job.definerPolicy })));
+      try {
+        checks.push(schemaObjectsCheck(await this.#planSchemaObjects(job, source, sourceParams, schema)));
+      } catch (error) {
+        const message = error instanceof FerryError ? error.message : String(error);
+        checks.push({ code: 'SCHEMA_OBJECTS', side: 'source', severity: 'warning', message: `The source's schema objects could not be listed: ${message}` });
+      }
     } else {
       const report = await destination.testConnection(destinationParams);
       checks.push(...connectivityChecks(report, 'destination'));
     }
     return { ok: !checks.some((c) => c.severity === 'error'), checks };
+  }
+
+  async listJobSchemaObjects(id: string): Promise<SchemaObjectReportView> {
+    const job = await this.#job(id);
+    const source = this.#deps.engines.get(job.sourceEngine);
+    const sourceParams = await this.resolveConnection(job.sourceProfileId);
+    const schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
+    return { objects: await this.#planSchemaObjects(job, source, sourceParams, schema) };
+  }
+
+  /**
+   * The plan of the source's objects for this job: those the schema carries (MySQL reads them
+   * with it), else what the engine lists; an engine that cannot list them gives none.
+   */
+  async #planSchemaObjects(job: MigrationJob, source: Engine, sourceParams: ConnectionParams, schema: DatabaseSchema): Promise<SchemaObjectPlan[]> {
+    const objects = schema.objects ?? (await source.listSchemaObjects?.(sourceParams, job.selection)) ?? [];
+    return planSchemaObjects(objects, {
+      sourceEngine: job.sourceEngine,
+      destinationEngine: job.destinationEngine,
+      jobType: job.type,
+      tables: schema.tables.map(qualifiedName),
+    });
   }
 
   async listJobObjects(id: string): Promise<JobObjectView[]> {
@@ -395,6 +478,59 @@ export class MigrationService implements FerryService {
     );
   }
 
+  async #routedParams(profile: StoredProfile): Promise<ConnectionParams> {
+    const params = this.#connectionParams(profile);
+    if (profile.connectivityMethod !== 'ssh-tunnel') return params;
+    const ssh = profile.sshTunnel;
+    if (ssh === null || profile.encryptedSshPrivateKey === null) {
+      throw new FerryError('FAILED_PRECONDITION', `Connection profile "${profile.id}" uses an SSH tunnel but has no SSH server or private key; set them with \`ferry profiles update ${profile.id} --ssh-host ... --ssh-user ... --ssh-private-key-file ...\`.`);
+    }
+    const route = await this.#deps.tunnels.open({
+      key: profile.id,
+      ssh,
+      privateKey: this.#deps.secrets.decrypt(profile.encryptedSshPrivateKey),
+      target: { host: profile.host, port: profile.port },
+      onHostKeyLearned: (fingerprint) => this.#recordHostKey(profile.id, ssh, fingerprint),
+    });
+    return { ...params, route };
+  }
+
+  /** Trust on first use: the first host key seen is written to the profile, so a different one is refused later. */
+  async #recordHostKey(profileId: string, ssh: SshTunnelSettings, fingerprint: string): Promise<void> {
+    const current = await this.#deps.store.getProfile(profileId);
+    const now = current?.sshTunnel;
+    if (current === null || now === null || now === undefined || now.hostKeyFingerprint !== null || now.host !== ssh.host || now.port !== ssh.port) return;
+    await this.#deps.store.updateProfile({ ...current, sshTunnel: { ...now, hostKeyFingerprint: fingerprint }, updateTime: this.#deps.clock.now() });
+    this.#deps.logger.info({ profileId, sshHost: ssh.host, sshPort: ssh.port, fingerprint }, 'recorded the SSH server host key (first use)');
+  }
+
+  #checkedPrivateKey(privateKey: string): string {
+    const problem = this.#deps.tunnels.checkPrivateKey(privateKey);
+    if (problem !== null) {
+      throw new FerryError('INVALID_ARGUMENT', `sshTunnel.privateKey: cannot be read (${problem}). Give an unencrypted OpenSSH or PEM private key, e.g. the file ssh-keygen -t ed25519 -N '' wrote.`, { details: { fields: [{ path: 'sshTunnel.privateKey', message: problem }] } });
+    }
+    return privateKey;
+  }
+
+  #updatedSsh(current: StoredProfile, input: z.output<typeof UpdateProfileInput>['sshTunnel']): Pick<StoredProfile, 'sshTunnel' | 'encryptedSshPrivateKey'> {
+    if (input === undefined) return { sshTunnel: current.sshTunnel, encryptedSshPrivateKey: current.encryptedSshPrivateKey };
+    if (input === null) return { sshTunnel: null, encryptedSshPrivateKey: null };
+    const before = current.sshTunnel;
+    const host = input.host ?? before?.host;
+    const username = input.username ?? before?.username;
+    if (host === undefined || username === undefined) {
+      throw new FerryError('INVALID_ARGUMENT', 'sshTunnel: host and username are required when the profile has no SSH server yet.', { details: { fields: [{ path: 'sshTunnel', message: 'host and username required' }] } });
+    }
+    const port = input.port ?? before?.port ?? 22;
+    const sameServer = before !== null && before.host === host && before.port === port;
+    // Another SSH server has another host key: forget the recorded one unless a new one is given.
+    const hostKeyFingerprint = input.hostKeyFingerprint !== undefined ? input.hostKeyFingerprint : sameServer ? before.hostKeyFingerprint : null;
+    return {
+      sshTunnel: { host, port, username, hostKeyFingerprint },
+      encryptedSshPrivateKey: input.privateKey === undefined ? current.encryptedSshPrivateKey : this.#deps.secrets.encrypt(this.#checkedPrivateKey(input.privateKey)),
+    };
+  }
+
   #connectionParams(profile: StoredProfile): ConnectionParams {
     const { secrets } = this.#deps;
     return {
@@ -403,12 +539,12 @@ export class MigrationService implements FerryService {
       port: profile.port,
       database: profile.database,
       username: profile.username,
-      password: profile.encryptedPassword === null ? null : secrets.decrypt(profile.encryptedPassword),
+      password: profile.encryptedPassword === null ? null : openSecret(secrets, { ownerId: profile.id, field: 'password', value: profile.encryptedPassword }),
       tls: {
         mode: profile.tlsMode,
         caCertificate: profile.caCertificate ?? undefined,
         clientCertificate: profile.clientCertificate ?? undefined,
-        clientKey: profile.encryptedClientKey === null ? undefined : secrets.decrypt(profile.encryptedClientKey),
+        clientKey: profile.encryptedClientKey === null ? undefined : openSecret(secrets, { ownerId: profile.id, field: 'clientKey', value: profile.encryptedClientKey }),
       },
     };
   }
@@ -439,6 +575,7 @@ export class MigrationService implements FerryService {
       dumpParallelism: job.dumpParallelism,
       zeroDatePolicy: job.zeroDatePolicy ?? 'null',
       schemaMapping: job.schemaMapping ?? {},
+      definerPolicy: job.definerPolicy ?? 'keep',
       labels: job.labels,
       createTime: job.createTime,
       updateTime: job.updateTime,
@@ -495,6 +632,7 @@ function toProfileView(p: StoredProfile): ProfileView {
     passwordSet: p.encryptedPassword !== null,
     tls: { mode: p.tlsMode, caCertificateSet: p.caCertificate !== null, clientCertificateSet: p.clientCertificate !== null },
     connectivityMethod: p.connectivityMethod,
+    sshTunnel: p.sshTunnel === null ? null : { ...p.sshTunnel, privateKeySet: p.encryptedSshPrivateKey !== null },
     labels: p.labels,
     createTime: p.createTime,
     updateTime: p.updateTime,
@@ -512,6 +650,12 @@ function toTestView(report: ConnectionReport): ConnectionTestView {
   };
 }
 
+/** A test whose SSH tunnel could not open: reported like a failed connection. */
+function tunnelFailureView(error: unknown): ConnectionTestView {
+  if (!(error instanceof FerryError) || error.code === 'INVALID_ARGUMENT') throw error;
+  return { ok: false, serverVersion: null, settings: {}, privileges: {}, checks: [], error: { code: error.code, message: error.message } };
+}
+
 function connectivityChecks(report: ConnectionReport, side: 'source' | 'destination'): VerifyCheck[] {
   if (report.ok) return [{ code: 'CONNECTIVITY', side, severity: 'ok', message: `Connected to ${report.serverVersion ?? 'the server'}.` }];
   return [{ code: report.error?.code ?? 'CONNECTIVITY', side, severity: 'error', message: report.error?.message ?? 'The server could not be reached.' }];
@@ -527,8 +671,8 @@ function validateProfile(p: StoredProfile): void {
   if (p.tlsMode === 'server-client' && (p.clientCertificate === null || p.encryptedClientKey === null)) {
     throw new FerryError('INVALID_ARGUMENT', 'tls.clientCertificate and tls.clientKey: required with tls.mode "server-client".', { details: { fields: [{ path: 'tls.clientCertificate', message: 'required' }] } });
   }
-  if (p.connectivityMethod === 'ssh-tunnel') {
-    throw new FerryError('NOT_IMPLEMENTED', 'connectivityMethod "ssh-tunnel" is not built yet; use "direct" (open a tunnel yourself with `ssh -L` and point the profile at it).');
+  if (p.connectivityMethod === 'ssh-tunnel' && (p.sshTunnel === null || p.encryptedSshPrivateKey === null)) {
+    throw new FerryError('INVALID_ARGUMENT', 'sshTunnel: host, username and privateKey are required with connectivityMethod "ssh-tunnel" (the SSH server to tunnel through and the key to log in with).', { details: { fields: [{ path: 'sshTunnel', message: 'required' }] } });
   }
 }
 

@@ -9,18 +9,44 @@
  * - Secrets (passwords, client keys) are stored as given: the service encrypts them before
  *   they reach the store.
  */
-import type { ConnectionProfile } from '../core/connection-profile.js';
+import type { ConnectionProfile, SshTunnelSettings } from '../core/connection-profile.js';
 import type { JobStatus } from '../core/lifecycle.js';
 import type { JobHistoryEvent, JobObject, MigrationJob, NewJobHistoryEvent } from '../core/migration-job.js';
 
 /** A profile as stored: the public fields plus encrypted secrets. */
-export interface StoredProfile extends Omit<ConnectionProfile, 'passwordSet' | 'tls'> {
+export interface StoredProfile extends Omit<ConnectionProfile, 'passwordSet' | 'tls' | 'sshTunnel'> {
   tlsMode: ConnectionProfile['tls']['mode'];
+  /** The SSH server to tunnel through (connectivityMethod "ssh-tunnel"), null otherwise. */
+  sshTunnel: SshTunnelSettings | null;
+  /** The SSH private key, encrypted like the password; null when unset. */
+  encryptedSshPrivateKey: string | null;
   /** Encrypted secrets (opaque strings from the service's secret box), null when unset. */
   encryptedPassword: string | null;
   caCertificate: string | null;
   clientCertificate: string | null;
   encryptedClientKey: string | null;
+}
+
+/**
+ * Every kind of encrypted value the store holds, by owner and field. A new kind of secret
+ * (an SSH private key, ...) is one more entry here and one more column in the store's
+ * secret-column list: key checks and rotation then cover it.
+ */
+export type SecretField = 'password' | 'clientKey';
+
+/** One encrypted value, wherever it lives in the store. */
+export interface StoredSecret {
+  /** What owns it; today every secret belongs to a connection profile. */
+  owner: 'connectionProfile';
+  ownerId: string;
+  field: SecretField;
+  /** The encrypted value (opaque string from the service's secret box). */
+  value: string;
+}
+
+export interface SecretReplacement extends StoredSecret {
+  /** The value the secret must still hold, for the replacement to apply. */
+  previous: string;
 }
 
 export interface Page<T> {
@@ -65,6 +91,15 @@ export interface MetadataStore {
   /** Ordered by createTime, then id. */
   listProfiles(options?: ListOptions): Promise<Page<StoredProfile>>;
   deleteProfile(id: string): Promise<void>;
+
+  /** Every encrypted secret the store holds, of every kind, ordered by owner, ownerId, field. */
+  listSecrets(): Promise<StoredSecret[]>;
+  /**
+   * Replaces secrets in one transaction (key rotation): every one applies, or none. Rejects
+   * with FAILED_PRECONDITION, changing nothing, when a secret no longer holds its `previous`
+   * value (someone wrote it meanwhile).
+   */
+  replaceSecrets(replacements: SecretReplacement[]): Promise<void>;
 
   insertJob(job: MigrationJob): Promise<void>;
   /**

@@ -304,10 +304,12 @@ async function compareSchemaObjects(
   const [srcIdx, dstIdx] = await onBoth(indexSql);
   diffMaps('index', 'index', srcIdx, dstIdx, out);
 
-  // Table constraints (primary keys, unique, check, foreign keys, exclusion) by name.
+  // Table constraints (primary keys, unique, check, foreign keys, exclusion) by name. PostgreSQL
+  // 18 also lists NOT NULL as constraints (contype 'n'): nullability is compared with the
+  // columns, so that a source older than 18 compares with an 18 destination.
   const constraintSql = (side: (typeof sides)[number]) => `SELECT n.nspname || '.' || t.relname || '.' || c.conname AS k, c.contype::text || ' ' || pg_get_constraintdef(c.oid) AS v
       FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
-      WHERE ${tableFilterSql(side.tables, 't', 'n')}`;
+      WHERE ${tableFilterSql(side.tables, 't', 'n')} AND c.contype <> 'n'`;
   const [srcCon, dstCon] = await onBoth(constraintSql);
   diffMaps('constraint', 'constraint', srcCon, dstCon, out);
 

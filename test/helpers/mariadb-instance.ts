@@ -35,7 +35,7 @@ export interface MariadbInstance {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Starts a fresh MariaDB server; resolves once it accepts connections. */
-export async function startMariadbInstance(options: { serverId?: number } = {}): Promise<MariadbInstance> {
+export async function startMariadbInstance(options: { serverId?: number; extraArgs?: string[] } = {}): Promise<MariadbInstance> {
   const root = mkdtempSync(join(tmpdir(), 'ferry-mariadb-'));
   const dataDir = join(root, 'data');
   const asRoot = process.getuid?.() === 0;
@@ -72,6 +72,8 @@ export async function startMariadbInstance(options: { serverId?: number } = {}):
       '--innodb-buffer-pool-size=128M',
       '--innodb-log-file-size=64M',
       '--max-connections=200',
+      // Later options win: a test may listen elsewhere or turn TLS on (--ssl-ca, --ssl-cert, --ssl-key).
+      ...(options.extraArgs ?? []),
     ],
     { stdio: 'ignore' },
   );

@@ -60,11 +60,13 @@ describe('access control beyond loopback', () => {
   async function call(method: string, path: string, options: { token?: string | null; body?: unknown; headers?: Record<string, string> } = {}) {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers['authorization'] = `Bearer ${options.token}`;
-    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    // As the CLI and the console do: a POST or PATCH is JSON, {} when it has nothing to say.
+    const body = options.body ?? (method === 'POST' || method === 'PATCH' ? {} : undefined);
+    if (body !== undefined) headers['content-type'] = 'application/json';
     const response = await fetch(`${server.url}${path}`, {
       method,
       headers,
-      body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       signal: AbortSignal.timeout(60_000),
     });
     const text = await response.text();

@@ -265,13 +265,16 @@ describe('MySQL engine (MariaDB)', () => {
     expect(report.checks).toEqual([]);
   });
 
-  it('verifies the source: binlog settings, tables without keys, DEFINER objects', async () => {
+  it('verifies the source: binlog settings, tables without keys; lists the schema objects', async () => {
     const checks = await mysqlEngine.verifySource(db.params, selection, 'continuous');
     for (const code of ['CONNECTIVITY', 'NO_TABLES_SELECTED', 'PRIVILEGES', 'UNSUPPORTED_TYPE', 'NON_TRANSACTIONAL_TABLE', 'LOG_BIN', 'BINLOG_FORMAT', 'BINLOG_ROW_IMAGE', 'SERVER_ID', 'BINLOG_RETENTION', 'REPLICATION_PRIVILEGE', 'FOREIGN_KEY_TO_UNSELECTED_TABLE']) {
       expect(check(checks, code).severity, code).toBe('ok');
     }
     expect(check(checks, 'TABLE_WITHOUT_PRIMARY_KEY')).toMatchObject({ severity: 'warning', objects: [`${db.name}.nopk`] });
-    expect(check(checks, 'DEFINER_OBJECTS')).toMatchObject({ severity: 'warning', objects: [`${db.name}.parent_names`] });
+    expect(checks.some((c) => c.code === 'DEFINER_OBJECTS')).toBe(false);
+    const objects = await mysqlEngine.listSchemaObjects(db.params, selection);
+    expect(objects).toEqual([expect.objectContaining({ kind: 'view', schema: db.name, name: 'parent_names', dependsOn: [`${db.name}.parent`] })]);
+    expect(objects[0]?.definition).toMatch(/^CREATE ALGORITHM=UNDEFINED DEFINER=`[^`]+`@`[^`]+` SQL SECURITY DEFINER VIEW `parent_names` AS select/);
 
     const oneTime = await mysqlEngine.verifySource(db.params, selection, 'one-time');
     expect(oneTime.some((c) => c.code === 'LOG_BIN')).toBe(false);

@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/pipeline/logger.js';
 import type { JobView } from '../../src/service/inputs.js';
 import { MigrationService } from '../../src/service/migration-service.js';
 import { SecretBox } from '../../src/service/secret-box.js';
+import { SshTunnelManager } from '../../src/engines/ssh-tunnel.js';
 import { SqliteMetadataStore } from '../../src/store/sqlite/sqlite-metadata-store.js';
 import { createDatabasePair, PG_DEST_PORT, PG_HOST, PG_SOURCE_PORT, PG_USER, type TestDatabase } from '../helpers/postgres.js';
 
@@ -32,7 +33,7 @@ async function harness(): Promise<Harness> {
     retryPolicy: { initialDelayMs: 100, maxDelayMs: 300, budgetMs: 1_500, probeIntervalMs: 300 },
     resolveConnection: (id) => (service as MigrationService).resolveConnection(id),
   }, 500);
-  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets: new SecretBox(randomBytes(32)), logger: silentLogger });
+  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets: new SecretBox(randomBytes(32)), logger: silentLogger, tunnels: new SshTunnelManager() });
   await supervisor.start();
   return { store, supervisor, service };
 }
@@ -215,10 +216,10 @@ describe('one-time PostgreSQL to PostgreSQL jobs', () => {
     expect(count.rows[0]).toEqual({ n: 600000, s: '180000300000' });
   });
 
-  it('refuses connectivity methods that are not built yet with a clear error', async () => {
+  it('refuses an ssh-tunnel profile without its SSH server and key, naming what is missing', async () => {
     const error = await h.service.createProfile({ displayName: 'Tunnel', engine: 'postgresql', host: PG_HOST, database: 'x', username: PG_USER, connectivityMethod: 'ssh-tunnel' }, 'test').catch((e: unknown) => e);
-    expect((error as FerryError).code).toBe('NOT_IMPLEMENTED');
-    expect((error as FerryError).message).toContain('ssh-tunnel');
+    expect((error as FerryError).code).toBe('INVALID_ARGUMENT');
+    expect((error as FerryError).message).toContain('sshTunnel: host, username and privateKey are required');
   });
 
   it('never returns a password', async () => {

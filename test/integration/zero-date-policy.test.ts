@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/pipeline/logger.js';
 import type { JobView } from '../../src/service/inputs.js';
 import { MigrationService } from '../../src/service/migration-service.js';
 import { SecretBox } from '../../src/service/secret-box.js';
+import { SshTunnelManager } from '../../src/engines/ssh-tunnel.js';
 import { SqliteMetadataStore } from '../../src/store/sqlite/sqlite-metadata-store.js';
 import { createMysqlTestDatabase } from '../helpers/mysql.js';
 import { createTestDatabase, PG_DEST_PORT, PG_HOST, PG_USER } from '../helpers/postgres.js';
@@ -43,7 +44,7 @@ describe('zero date policy (MySQL to PostgreSQL)', () => {
       retryPolicy: { initialDelayMs: 100, maxDelayMs: 500, budgetMs: 5_000, probeIntervalMs: 500 },
       resolveConnection: (id) => service.resolveConnection(id),
     }, 500);
-    service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets: new SecretBox(randomBytes(32)), logger: silentLogger });
+    service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets: new SecretBox(randomBytes(32)), logger: silentLogger, tunnels: new SshTunnelManager() });
     await supervisor.start();
   });
 

@@ -36,6 +36,7 @@ function profileView(id: string, overrides: Partial<ProfileView> = {}): ProfileV
     passwordSet: true,
     tls: { mode: 'none', caCertificateSet: false, clientCertificateSet: false },
     connectivityMethod: 'direct',
+    sshTunnel: null,
     labels: {},
     createTime: TIME,
     updateTime: TIME,
@@ -65,6 +66,7 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     dumpParallelism: 4,
     zeroDatePolicy: 'null',
     schemaMapping: {},
+    definerPolicy: 'keep',
     labels: {},
     createTime: TIME,
     updateTime: TIME,
@@ -241,6 +243,15 @@ class InMemoryFerryService implements FerryService {
       { name: 'public.orders', destination: 'public.orders', state: 'DUMPING', rowsCopied: 10, bytesCopied: 1000, estimatedRows: 100, estimatedBytes: 10000, error: null, updateTime: TIME },
     ];
   }
+  async listJobSchemaObjects(id: string): ReturnType<FerryService['listJobSchemaObjects']> {
+    this.record('listJobSchemaObjects', id);
+    this.job(id);
+    return {
+      objects: [
+        { kind: 'view', schema: 'public', name: 'v', definition: 'CREATE VIEW public.v AS SELECT 1', disposition: 'carried', phase: 'pre-data', reason: null },
+      ],
+    };
+  }
   async listJobEvents(id: string, afterId?: number): ReturnType<FerryService['listJobEvents']> {
     this.record('listJobEvents', id, afterId);
     this.job(id);
@@ -297,7 +308,7 @@ describe('routing', () => {
       call: { method: 'updateProfile', args: ['src', { displayName: 'Renamed' }, 'api'] },
     },
     deleteConnectionProfile: { method: 'DELETE', url: '/v1/connectionProfiles/dst', status: 204, call: { method: 'deleteProfile', args: ['dst', 'api'] } },
-    testConnectionProfile: { method: 'POST', url: '/v1/connectionProfiles/src:test', status: 200, call: { method: 'testProfile', args: ['src'] } },
+    testConnectionProfile: { method: 'POST', url: '/v1/connectionProfiles/src:test', body: {}, status: 200, call: { method: 'testProfile', args: ['src'] } },
     listMigrationJobs: {
       method: 'GET',
       url: '/v1/migrationJobs?status=RUNNING,FAILED',
@@ -320,13 +331,14 @@ describe('routing', () => {
       call: { method: 'updateJob', args: ['job-1', { displayName: 'New name' }, 'api'] },
     },
     deleteMigrationJob: { method: 'DELETE', url: '/v1/migrationJobs/job-1', status: 204, call: { method: 'deleteJob', args: ['job-1', 'api'] } },
-    startMigrationJob: { method: 'POST', url: '/v1/migrationJobs/job-1:start', status: 200, call: { method: 'applyJobAction', args: ['job-1', 'start', 'api'] } },
-    stopMigrationJob: { method: 'POST', url: '/v1/migrationJobs/running:stop', status: 200, call: { method: 'applyJobAction', args: ['running', 'stop', 'api'] } },
-    resumeMigrationJob: { method: 'POST', url: '/v1/migrationJobs/stopped-il:resume', status: 200, call: { method: 'applyJobAction', args: ['stopped-il', 'resume', 'api'] } },
-    restartMigrationJob: { method: 'POST', url: '/v1/migrationJobs/failed:restart', status: 200, call: { method: 'applyJobAction', args: ['failed', 'restart', 'api'] } },
-    promoteMigrationJob: { method: 'POST', url: '/v1/migrationJobs/incremental:promote', status: 200, call: { method: 'applyJobAction', args: ['incremental', 'promote', 'api'] } },
-    verifyMigrationJob: { method: 'POST', url: '/v1/migrationJobs/job-1:verify', status: 200, call: { method: 'verifyJob', args: ['job-1'] } },
+    startMigrationJob: { method: 'POST', url: '/v1/migrationJobs/job-1:start', body: {}, status: 200, call: { method: 'applyJobAction', args: ['job-1', 'start', 'api'] } },
+    stopMigrationJob: { method: 'POST', url: '/v1/migrationJobs/running:stop', body: {}, status: 200, call: { method: 'applyJobAction', args: ['running', 'stop', 'api'] } },
+    resumeMigrationJob: { method: 'POST', url: '/v1/migrationJobs/stopped-il:resume', body: {}, status: 200, call: { method: 'applyJobAction', args: ['stopped-il', 'resume', 'api'] } },
+    restartMigrationJob: { method: 'POST', url: '/v1/migrationJobs/failed:restart', body: {}, status: 200, call: { method: 'applyJobAction', args: ['failed', 'restart', 'api'] } },
+    promoteMigrationJob: { method: 'POST', url: '/v1/migrationJobs/incremental:promote', body: {}, status: 200, call: { method: 'applyJobAction', args: ['incremental', 'promote', 'api'] } },
+    verifyMigrationJob: { method: 'POST', url: '/v1/migrationJobs/job-1:verify', body: {}, status: 200, call: { method: 'verifyJob', args: ['job-1'] } },
     listMigrationJobObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/objects', status: 200, call: { method: 'listJobObjects', args: ['job-1'] } },
+    listMigrationJobSchemaObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/schemaObjects', status: 200, call: { method: 'listJobSchemaObjects', args: ['job-1'] } },
     listMigrationJobEvents: { method: 'GET', url: '/v1/migrationJobs/job-1/events?afterId=1', status: 200, call: { method: 'listJobEvents', args: ['job-1', 1] } },
   };
 
@@ -373,7 +385,7 @@ describe('routing', () => {
   });
 
   it('tells custom methods apart and keeps ids that contain a colon intact', async () => {
-    const response = await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:start' });
+    const response = await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:start', payload: {} });
     expect(response.json().status).toBe('STARTING');
     expect(lastCall()).toEqual({ method: 'applyJobAction', args: ['job-1', 'start', 'api'] });
 
@@ -383,11 +395,11 @@ describe('routing', () => {
   });
 
   it('records the X-Ferry-Actor header as the actor, and refuses a malformed one', async () => {
-    await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:start', headers: { 'x-ferry-actor': 'cli' } });
+    await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:start', headers: { 'x-ferry-actor': 'cli' }, payload: {} });
     expect(lastCall()).toEqual({ method: 'applyJobAction', args: ['job-1', 'start', 'cli'] });
 
     const callsBefore = service.calls.length;
-    const bad = await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:start', headers: { 'x-ferry-actor': 'two words' } });
+    const bad = await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:start', headers: { 'x-ferry-actor': 'two words' }, payload: {} });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.details.fields).toEqual([expect.objectContaining({ path: 'X-Ferry-Actor', in: 'header' })]);
     expect(service.calls.length).toBe(callsBefore);
@@ -397,17 +409,42 @@ describe('routing', () => {
     for (const [method, url] of [
       ['GET', '/v1/nothing'],
       ['POST', '/v1/migrationJobs/job-1:explode'],
-      ['POST', '/v1/migrationJobs/job-1'],
-      ['PUT', '/v1/migrationJobs/job-1'],
       ['POST', '/v1/connectionProfiles:bogus'],
+      ['DELETE', '/v1/nothing/at/all'],
     ] as const) {
-      const response = await app.inject({ method, url });
+      const response = await app.inject({ method, url, ...(method === 'POST' ? { payload: {} } : {}) });
       expect(response.statusCode, `${method} ${url}`).toBe(404);
       const body = response.json();
       expect(Object.keys(body)).toEqual(['error']);
       expect(body.error.code).toBe('NOT_FOUND');
       expect(body.error.message).toContain(url.split('?')[0]);
       expect(body.error.message).toContain('/openapi.json');
+    }
+    const verb = await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:explode', payload: {} });
+    expect(verb.json().error.message).toContain(':start, :stop, :resume, :restart, :promote, :verify');
+    expect(service.calls).toEqual([]);
+  });
+
+  it('answers 405 with the Allow header for a path that does not take the method', async () => {
+    for (const [method, url, allow] of [
+      ['POST', '/v1/migrationJobs/job-1', 'GET, PATCH, DELETE, HEAD'],
+      ['PUT', '/v1/migrationJobs/job-1', 'GET, PATCH, DELETE, HEAD'],
+      ['DELETE', '/v1/migrationJobs', 'GET, POST, HEAD'],
+      ['PATCH', '/v1/connectionProfiles/src/whatever', null],
+      ['POST', '/healthz', 'GET, HEAD'],
+    ] as const) {
+      const response = await app.inject({ method, url, payload: {} });
+      if (allow === null) {
+        expect(response.statusCode, `${method} ${url}`).toBe(404);
+        continue;
+      }
+      expect(response.statusCode, `${method} ${url}`).toBe(405);
+      expect(response.headers['allow']).toBe(allow);
+      expect(response.json().error).toEqual({
+        code: 'METHOD_NOT_ALLOWED',
+        message: `${url} does not take ${method}; it takes ${allow}. GET /openapi.json lists every route of this API.`,
+        details: { method, path: url, allow: allow.split(', ') },
+      });
     }
     expect(service.calls).toEqual([]);
   });
@@ -459,7 +496,7 @@ describe('request validation', () => {
     expect(malformed.json().error.code).toBe('INVALID_ARGUMENT');
     expect(malformed.json().error.message).toContain('not valid JSON');
 
-    const missing = await app.inject({ method: 'POST', url: '/v1/migrationJobs' });
+    const missing = await app.inject({ method: 'POST', url: '/v1/migrationJobs', headers: { 'content-type': 'application/json' } });
     expect(missing.statusCode).toBe(400);
     expect(missing.json().error.message).toContain('request body is missing');
 
@@ -469,7 +506,7 @@ describe('request validation', () => {
 
     const text = await app.inject({ method: 'POST', url: '/v1/migrationJobs', headers: { 'content-type': 'text/plain' }, payload: 'hello' });
     expect(text.statusCode).toBe(415);
-    expect(text.json().error).toEqual({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('application/json'), details: {} });
+    expect(text.json().error).toEqual({ code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('application/json'), details: { contentType: 'text/plain' } });
 
     expect(service.calls).toEqual([]);
   });
@@ -497,7 +534,7 @@ describe('request validation', () => {
       payload: { ...PROFILE_BODY, displayName: 'x'.repeat(1024 * 1024 + 10) },
     });
     expect(response.statusCode).toBe(413);
-    expect(response.json().error.code).toBe('INVALID_ARGUMENT');
+    expect(response.json().error.code).toBe('PAYLOAD_TOO_LARGE');
     expect(response.json().error.message).toContain('1 MB');
   });
 
@@ -525,7 +562,7 @@ describe('request validation', () => {
   });
 
   it('passes a PATCH body to the service exactly as sent: no defaults added', async () => {
-    const response = await app.inject({ method: 'PATCH', url: '/v1/connectionProfiles/src', payload: { displayName: 'Renamed', unknownField: 1 } });
+    const response = await app.inject({ method: 'PATCH', url: '/v1/connectionProfiles/src', payload: { displayName: 'Renamed' } });
     expect(response.statusCode).toBe(200);
     // Schema defaults (labels: {}, connectivityMethod: 'direct') would wipe stored values.
     expect(lastCall()!.args[1]).not.toHaveProperty('labels');
@@ -535,7 +572,7 @@ describe('request validation', () => {
 
 describe('error mapping', () => {
   it('passes ACTION_NOT_ALLOWED through as 409 with its message and details', async () => {
-    const response = await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:stop' });
+    const response = await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:stop', payload: {} });
     expect(response.statusCode).toBe(409);
     expect(response.json()).toEqual({
       error: {
@@ -556,7 +593,7 @@ describe('error mapping', () => {
     expect(dup.json().error.code).toBe('ALREADY_EXISTS');
 
     service.failNext = new FerryError('AUTHENTICATION_FAILED', 'Password authentication failed for user "u"; fix the password.', { retryable: true });
-    const unreachable = await app.inject({ method: 'POST', url: '/v1/connectionProfiles/src:test' });
+    const unreachable = await app.inject({ method: 'POST', url: '/v1/connectionProfiles/src:test', payload: {} });
     expect(unreachable.statusCode).toBe(422);
     expect(unreachable.json()).toEqual({
       error: { code: 'AUTHENTICATION_FAILED', message: 'Password authentication failed for user "u"; fix the password.', details: {} },

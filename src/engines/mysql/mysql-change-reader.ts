@@ -44,7 +44,7 @@ import { createMysqlValueConverter, mysqlFloatText, parseMysqlStringList, shorte
 import type { MysqlValue } from '../../core/type-mapping.js';
 import { BinlogPosition } from './binlog-position.js';
 import { loadSql } from './load-sql.js';
-import { buildConnectionOptions, errorContext } from './mysql-connection.js';
+import { buildConnectionOptions, errorContext, verifyServerAddress } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
 import { canonicalDateTime, valueKind } from './mysql-snapshot-reader.js';
@@ -166,7 +166,7 @@ export class MysqlChangeReader implements ChangeReader {
 
   /** Use openMysqlChangeReader. */
   constructor(
-    params: ConnectionParams,
+    private readonly params: ConnectionParams,
     private readonly startPosition: BinlogPosition,
     options: MysqlChangeReaderOptions = {},
   ) {
@@ -223,6 +223,14 @@ export class MysqlChangeReader implements ChangeReader {
       };
       zongji.on('error', onError);
       zongji.on('ready', () => {
+        try {
+          for (const connection of [zongji.ctrlConnection, zongji.connection]) {
+            if (connection !== null) verifyServerAddress(connection as unknown as Parameters<typeof verifyServerAddress>[0], this.params);
+          }
+        } catch (error) {
+          onError(error);
+          return;
+        }
         // Queued before zongji's dump command on the same connection, so the server knows
         // the period when the dump starts (nanoseconds; MySQL 8.0.26+ reads the source_ name).
         const nanoseconds = BigInt(this.heartbeatMs) * 1_000_000n;

@@ -12,6 +12,8 @@
  * with utf8mb4, so TIMESTAMP values read on one server load unchanged on another whatever
  * either server's own time zone is.
  */
+import { connect as connectTcp, isIP } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { createConnection } from 'mysql2';
 import type { Connection as CoreConnection, ConnectionOptions } from 'mysql2';
 import type { Connection } from 'mysql2/promise';
@@ -42,6 +44,9 @@ export const SESSION_SETUP_SQL = [
 /**
  * The `mysql2` connection options for a profile: TLS mode, timeouts, exact value handling.
  * `extra` is merged last (e.g. the table writer's `flags` and `infileStreamFactory`).
+ * server-only and server-client verify the host name too (`verifyIdentity`). Through a
+ * route (an SSH tunnel's local port) the socket goes to the route, while `host` stays the
+ * database's, which mysql2 checks the certificate against.
  */
 export function buildConnectionOptions(params: ConnectionParams, extra: ConnectionOptions = {}): ConnectionOptions {
   const options: ConnectionOptions = {
@@ -69,18 +74,36 @@ export function buildConnectionOptions(params: ConnectionParams, extra: Connecti
       options.ssl = { rejectUnauthorized: false };
       break;
     case 'server-only':
-      options.ssl = { ca: tls.caCertificate, rejectUnauthorized: true };
+      options.ssl = { ca: tls.caCertificate, rejectUnauthorized: true, verifyIdentity: true };
       break;
     case 'server-client':
-      options.ssl = { ca: tls.caCertificate, cert: tls.clientCertificate, key: tls.clientKey, rejectUnauthorized: true };
+      options.ssl = { ca: tls.caCertificate, cert: tls.clientCertificate, key: tls.clientKey, rejectUnauthorized: true, verifyIdentity: true };
       break;
+  }
+  const route = params.route;
+  if (route !== undefined) {
+    options.stream = () => {
+      const socket = connectTcp(route.port, route.host);
+      // Node checks a certificate against the socket's host when no SNI name is set (an IP
+      // address): that must be the database's address, not the tunnel's 127.0.0.1.
+      (socket as unknown as { _host: string })._host = params.host;
+      return socket;
+    };
   }
   return { ...options, ...extra };
 }
 
 /** The context the error classifier needs to name the endpoint in its messages. */
 export function errorContext(params: ConnectionParams, extra: MysqlErrorContext = {}): MysqlErrorContext {
-  return { host: params.host, port: params.port, database: params.database, username: params.username, ...extra };
+  return {
+    host: params.host,
+    port: params.port,
+    database: params.database,
+    username: params.username,
+    tlsMode: params.tls.mode,
+    ...(params.route === undefined ? {} : { via: params.route.via }),
+    ...extra,
+  };
 }
 
 export interface ConnectMysqlOptions {
@@ -111,12 +134,29 @@ export async function connectMysql(params: ConnectionParams, options: ConnectMys
     throw classifyMysqlError(error, { ...context, connecting: true, timedOut: Date.now() - started >= CONNECT_TIMEOUT_MS });
   }
   try {
+    verifyServerAddress(core, params);
     for (const statement of SESSION_SETUP_SQL) await connection.query(statement);
   } catch (error) {
     destroyQuietly(connection);
     throw classifyMysqlError(error, context);
   }
   return connection;
+}
+
+/**
+ * mysql2 checks the certificate's names only when the host is a name: for an IP address Node
+ * checks "localhost" instead. So with server-only and server-client, a connection to an IP
+ * address is checked here, against that address, once connected (throws
+ * ERR_TLS_CERT_ALTNAME_INVALID). The change reader calls it for its binlog connections.
+ */
+export function verifyServerAddress(core: CoreConnection, params: ConnectionParams): void {
+  if ((params.tls.mode !== 'server-only' && params.tls.mode !== 'server-client') || isIP(params.host) === 0) return;
+  const socket = (core as unknown as { stream?: { getPeerCertificate?: () => PeerCertificate } }).stream;
+  if (typeof socket?.getPeerCertificate !== 'function') {
+    throw new Error(`TLS was not negotiated with ${params.host}:${params.port} although the profile's TLS mode is ${params.tls.mode}`);
+  }
+  const mismatch = checkServerIdentity(params.host, socket.getPeerCertificate());
+  if (mismatch !== undefined) throw mismatch;
 }
 
 /** The callback-API connection under a promise connection (streaming queries need it). */

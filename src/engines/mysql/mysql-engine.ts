@@ -8,7 +8,7 @@ import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
-import type { ChangeApplier, ChangeReader, ConnectionReport, CopyOptions, Engine, ReplicationSpec, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import type { ChangeApplier, ChangeReader, ConnectionReport, CopyOptions, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
 import { BinlogPosition } from './binlog-position.js';
 import { openMysqlChangeApplier } from './mysql-change-applier.js';
 import { openMysqlChangeReader, readBinlogPosition, requireRowBinlog } from './mysql-change-reader.js';
@@ -32,8 +32,8 @@ export class MysqlEngine implements Engine {
     return verifyMysqlSource(params, selection, jobType);
   }
 
-  verifyDestination(params: ConnectionParams, schema: DatabaseSchema): Promise<VerifyCheck[]> {
-    return verifyMysqlDestination(params, schema);
+  verifyDestination(params: ConnectionParams, schema: DatabaseSchema, options?: SchemaObjectOptions): Promise<VerifyCheck[]> {
+    return verifyMysqlDestination(params, schema, options);
   }
 
   /**
@@ -58,8 +58,13 @@ export class MysqlEngine implements Engine {
     }
   }
 
-  openSchemaWriter(params: ConnectionParams): Promise<SchemaWriter> {
-    return openMysqlSchemaWriter(params);
+  /** The views, routines, triggers, events and partitioned tables of the selection (readSchema reads them too, as `objects`). */
+  async listSchemaObjects(params: ConnectionParams, selection: ObjectSelection): Promise<SchemaObjectInfo[]> {
+    return (await this.readSchema(params, selection)).objects ?? [];
+  }
+
+  openSchemaWriter(params: ConnectionParams, options?: SchemaObjectOptions): Promise<SchemaWriter> {
+    return openMysqlSchemaWriter(params, options);
   }
 
   openTableWriter(params: ConnectionParams): Promise<TableWriter> {

@@ -6,7 +6,7 @@
  * Server errors are recognised by their MySQL/MariaDB error number (`errno`), which both
  * servers share for everything classified here.
  */
-import { NODE_TLS_ERROR_CODES } from '../node-tls-errors.js';
+import { NODE_TLS_ERROR_CODES, describeTlsFailure } from '../node-tls-errors.js';
 import { FerryError } from '../../core/errors.js';
 import type { ErrorCode, FerryErrorOptions } from '../../core/errors.js';
 
@@ -22,6 +22,10 @@ export interface MysqlErrorContext {
   timedOut?: boolean;
   /** What the connection was doing, for privilege advice. */
   operation?: 'read' | 'write' | 'ddl' | 'replication';
+  /** The profile's TLS mode, for advice when an account requires TLS or a certificate. */
+  tlsMode?: string;
+  /** What the connection goes through ("SSH tunnel ferry@bastion:22"), when not direct. */
+  via?: string;
 }
 
 interface DriverErrorFields {
@@ -72,7 +76,8 @@ function fieldsOf(error: unknown): DriverErrorFields {
 function endpoint(fields: DriverErrorFields, context: MysqlErrorContext): string {
   const host = context.host ?? fields.address ?? fields.hostname ?? 'the server';
   const port = context.port ?? fields.port;
-  return port === undefined ? host : `${host}:${port}`;
+  const through = context.via === undefined ? '' : ` (through ${context.via})`;
+  return `${port === undefined ? host : `${host}:${port}`}${through}`;
 }
 
 /** `'user'@'client host'` as the server's message names the connecting client, else from the profile. */
@@ -121,6 +126,22 @@ function privilegeAdvice(errno: number, serverMessage: string, context: MysqlErr
   return `Run: GRANT ${privileges} ON \`${database.replace(/`/g, '``')}\`.* TO ${who};`;
 }
 
+/**
+ * MySQL answers "access denied" also when the account requires TLS (REQUIRE SSL) or a client
+ * certificate (REQUIRE X509) the connection did not give: say so, per TLS mode.
+ */
+function tlsAccountAdvice(context: MysqlErrorContext): string {
+  switch (context.tlsMode) {
+    case undefined:
+    case 'server-client':
+      return '';
+    case 'none':
+      return ` If the account requires TLS or a client certificate (SHOW CREATE USER shows REQUIRE SSL or REQUIRE X509), set the profile's TLS mode to required or server-only (REQUIRE SSL), or server-client with a client certificate and key (REQUIRE X509).`;
+    default:
+      return ` If the account requires a client certificate (SHOW CREATE USER shows REQUIRE X509 or ISSUER/SUBJECT), set the profile's TLS mode to server-client with a client certificate and key signed by a CA the server trusts.`;
+  }
+}
+
 /** Appended to privilege advice: which account the GRANT must name. */
 const GRANTEE_NOTE = " (if the account was created for another host than '%', name that host: SELECT CURRENT_USER();)";
 
@@ -163,12 +184,12 @@ function classifyNodeError(error: unknown, fields: DriverErrorFields, context: M
       { retryable: true, details, cause: error },
     );
   }
-  if (TLS_CODES.has(code) || /^ERR_SSL_|^ERR_TLS_/.test(code) || /\bSSL\b|\bTLS\b|certificate|secure connection/i.test(message)) {
-    const advice =
+  if (TLS_CODES.has(code) || /^ERR_SSL_|^ERR_TLS_|^ERR_OSSL_/.test(code) || /\bSSL\b|\bTLS\b|certificate|secure connection|PEM/i.test(message)) {
+    const described =
       code === 'HANDSHAKE_NO_SSL_SUPPORT' || /does not support secure connection/i.test(message)
-        ? 'Enable TLS on the server (ssl_cert, ssl_key), or set the profile TLS mode to none.'
-        : 'Check the CA certificate in the connection profile, that the host name matches the server certificate, and the client certificate and key if used.';
-    return make('TLS_ERROR', `TLS connection to ${where} failed: ${message}. ${advice}`, { recoverable: true, details, cause: error });
+        ? { problem: 'server-without-tls', advice: `The server does not accept TLS connections (${message}): turn TLS on in the server (ssl_cert, ssl_key, ssl_ca) and restart it, or set the profile's TLS mode to none.` }
+        : describeTlsFailure(code, message, context.host ?? fields.address ?? 'the host');
+    return make('TLS_ERROR', `TLS connection to ${where} failed. ${described.advice}`, { recoverable: true, details: { ...details, tlsProblem: described.problem }, cause: error });
   }
   if (code === 'AUTH_SWITCH_PLUGIN_ERROR' || /authentication using unknown plugin|auth(entication)? plugin/i.test(message)) {
     return make(
@@ -225,7 +246,7 @@ function classifyServerError(error: unknown, fields: DriverErrorFields, context:
     case 1045:
       return make(
         'AUTHENTICATION_FAILED',
-        `Authentication to ${where} failed: ${serverMessage}. Check the username and password in the connection profile${/using password: NO/.test(serverMessage) ? ' (no password was sent)' : ''}, and that an account ${account(serverMessage, context)} exists for the host Ferry connects from (SELECT user, host FROM mysql.user).`,
+        `Authentication to ${where} failed: ${serverMessage}. Check the username and password in the connection profile${/using password: NO/.test(serverMessage) ? ' (no password was sent)' : ''}, and that an account ${account(serverMessage, context)} exists for the host Ferry connects from (SELECT user, host FROM mysql.user).${tlsAccountAdvice(context)}`,
         options(false, true),
       );
     case 1698:

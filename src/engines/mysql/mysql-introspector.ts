@@ -19,6 +19,7 @@
  *   (`current_timestamp(3) ON UPDATE current_timestamp(3)`), as src/core/type-mapping.ts reads it.
  */
 import { isTableSelected } from '../../core/object-selection.js';
+import { readMysqlSchemaObjects } from './mysql-schema-objects.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type {
   CheckConstraintSchema,
@@ -76,6 +77,8 @@ export interface MysqlIntrospection {
 export interface IntrospectOptions {
   /** Read SHOW CREATE TABLE for every selected table (one round trip each). Default true. */
   nativeDefinitions?: boolean;
+  /** Read the views, routines, triggers and events too (readSchema only; needs nativeDefinitions). Default true. */
+  objects?: boolean;
 }
 
 const SPATIAL_TYPES = new Set(['geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon', 'geometrycollection', 'geomcollection']);
@@ -248,7 +251,11 @@ export class MysqlIntrospector {
 
   /** The schema of the selected tables, ordered by database then name. */
   async readSchema(selection: ObjectSelection, options: IntrospectOptions = {}): Promise<DatabaseSchema> {
-    return (await this.introspect(selection, options)).schema;
+    const schema = (await this.introspect(selection, options)).schema;
+    if (options.objects !== false && options.nativeDefinitions !== false && schema.tables.length > 0) {
+      schema.objects = await readMysqlSchemaObjects(this.connection, selection, schema.tables);
+    }
+    return schema;
   }
 
   /** The schema plus what verify needs to report (unsupported types, generated columns). */

@@ -19,6 +19,11 @@
  * Long text and bytea columns in a unique key become varchar / varbinary that fit InnoDB's
  * key limit. A generated column is an ordinary column holding the source's values.
  *
+ * Views, routines, triggers and events of a MySQL source (`schema.objects`) are created by
+ * mysql-schema-objects.ts in the phase core/schema-object-plan.ts gives them: routines and views
+ * after the tables in pre-data, triggers and events in post-data (`triggers: false` defers them
+ * to promote), under the job's definer policy.
+ *
  * DDL commits at once in MySQL, so unlike PostgreSQL the steps are not transactions: each is
  * idempotent instead (what exists is kept, only what is missing is created), so a step can
  * run again after a crash. A table created just before a crash, before the job recorded it,
@@ -26,9 +31,13 @@
  */
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
-import type { DatabaseSchema, QualifiedName, SequenceSchema, TableSchema } from '../../core/schema.js';
+import type { DatabaseSchema, QualifiedName, SchemaObjectPlan, SequenceSchema, TableSchema } from '../../core/schema.js';
+import { qualifiedName } from '../../core/schema.js';
+import { planSchemaObjects } from '../../core/schema-object-plan.js';
 import { isRefused, mapPostgresColumnToMysql } from '../../core/type-mapping.js';
-import type { CreatedObject, DestinationTableState, PostDataOptions, SchemaWriter, VerifyCheck } from '../engine.js';
+import type { CreatedObject, DestinationTableState, PostDataOptions, SchemaObjectOptions, SchemaWriter, VerifyCheck } from '../engine.js';
+import { createMysqlSchemaObjects, dropMysqlSchemaObject, parseDefinerPolicy } from './mysql-schema-objects.js';
+import type { DefinerPolicy } from './mysql-schema-objects.js';
 import { loadSql } from './load-sql.js';
 import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
@@ -568,14 +577,23 @@ export function describePostgresSchemaForMysql(schema: DatabaseSchema, flavor: M
 
 // ---------------------------------------------------------------------------------------
 
-export async function openMysqlSchemaWriter(params: ConnectionParams): Promise<MysqlSchemaWriter> {
+/**
+ * The plan of the schema's objects for a MySQL/MariaDB destination, with the one-time phases
+ * (the caller decides when the 'post-data' ones run: after the data, or at promote).
+ */
+export function planObjectsForMysql(schema: DatabaseSchema): SchemaObjectPlan[] {
+  return planSchemaObjects(schema.objects ?? [], { sourceEngine: schema.engine, destinationEngine: 'mysql', jobType: 'one-time', tables: schema.tables.map(qualifiedName) });
+}
+
+export async function openMysqlSchemaWriter(params: ConnectionParams, options: SchemaObjectOptions = {}): Promise<MysqlSchemaWriter> {
+  const definerPolicy = parseDefinerPolicy(options.definerPolicy);
   const context = errorContext(params, { operation: 'ddl' });
   const connection = await connectMysql(params, { context });
   try {
     for (const statement of SCHEMA_SESSION_SQL) await connection.query(statement);
     const [rows] = await connection.query('SELECT VERSION() AS version');
     const version = mysqlText((rows as Row[])[0]?.version) ?? '';
-    return new MysqlSchemaWriter(connection, context, { mariadb: /mariadb/i.test(version) });
+    return new MysqlSchemaWriter(connection, context, { mariadb: /mariadb/i.test(version) }, definerPolicy);
   } catch (error) {
     await endQuietly(connection);
     throw classifyMysqlError(error, context);
@@ -587,6 +605,7 @@ export class MysqlSchemaWriter implements SchemaWriter {
     private readonly connection: MysqlConnection,
     private readonly context: MysqlErrorContext,
     readonly flavor: MysqlServerFlavor,
+    private readonly definerPolicy: DefinerPolicy = { kind: 'keep' },
   ) {}
 
   async inspectTables(tables: QualifiedName[]): Promise<DestinationTableState[]> {
@@ -679,10 +698,13 @@ export class MysqlSchemaWriter implements SchemaWriter {
         await this.connection.query(sql);
         created.push({ kind: 'table', schema: table.schema, name: table.name });
       }
+      // Routines first (a view may call a function), then views in dependency order: the plan keeps the source's order.
+      const objects = planObjectsForMysql(schema).filter((p) => p.phase === 'pre-data');
+      created.push(...(await createMysqlSchemaObjects(this.connection, this.context, objects, this.definerPolicy)));
     } catch (error) {
       // What was created stays (DDL commits at once); the pipeline records it only on success,
       // and the next attempt reuses it.
-      throw classifyMysqlError(error, this.context);
+      throw error instanceof FerryError ? error : classifyMysqlError(error, this.context);
     }
     return created;
   }
@@ -700,7 +722,15 @@ export class MysqlSchemaWriter implements SchemaWriter {
     return `CHARACTER SET utf8mb4 COLLATE ${textCollation(this.flavor, false)}`;
   }
 
-  async createPostDataObjects(schema: DatabaseSchema, options: PostDataOptions = {}): Promise<void> {
+  async createPostDataObjects(schema: DatabaseSchema, options: PostDataOptions = {}): Promise<CreatedObject[]> {
+    await this.createIndexesAndForeignKeys(schema, options);
+    if (options.triggers === false) return [];
+    // Triggers and events last: they must not fire on the rows the load wrote.
+    const objects = planObjectsForMysql(schema).filter((p) => p.phase === 'post-data');
+    return createMysqlSchemaObjects(this.connection, this.context, objects, this.definerPolicy);
+  }
+
+  private async createIndexesAndForeignKeys(schema: DatabaseSchema, options: PostDataOptions): Promise<void> {
     try {
       const databases = [...new Set([...schema.tables.map((t) => t.schema), ...schema.tables.flatMap((t) => t.foreignKeys.map((f) => f.referencedTable.schema))])];
       if (databases.length === 0) return;
@@ -785,13 +815,16 @@ export class MysqlSchemaWriter implements SchemaWriter {
   async dropObjects(objects: CreatedObject[]): Promise<void> {
     try {
       for (const object of [...objects].reverse()) {
-        if (object.kind === 'table' && object.schema !== null) {
+        if (object.kind !== 'table' && object.kind !== 'schema') {
+          await dropMysqlSchemaObject(this.connection, object);
+        } else if (object.kind === 'table' && object.schema !== null) {
           await this.connection.query(`DROP TABLE IF EXISTS ${quoteQualified({ schema: object.schema, name: object.name })}`);
         } else if (object.kind === 'schema') {
           // A database that now holds something the job did not create (a user's table, a routine) is kept.
           const [tables] = await this.connection.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [object.name]);
           const [routines] = await this.connection.query('SELECT COUNT(*) AS n FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?', [object.name]);
-          if (Number((tables as Row[])[0]?.n ?? 0) === 0 && Number((routines as Row[])[0]?.n ?? 0) === 0) {
+          const [events] = await this.connection.query('SELECT COUNT(*) AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?', [object.name]);
+          if ([tables, routines, events].every((rows) => Number((rows as Row[])[0]?.n ?? 0) === 0)) {
             await this.connection.query(`DROP DATABASE IF EXISTS ${quoteIdent(object.name)}`);
           }
         }

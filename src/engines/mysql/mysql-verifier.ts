@@ -6,18 +6,21 @@
  */
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { describeEndpoint } from '../../core/connection-profile.js';
-import type { FerryError } from '../../core/errors.js';
+import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
-import type { ConnectionReport, VerifyCheck } from '../engine.js';
+import type { ConnectionReport, SchemaObjectOptions, VerifyCheck } from '../engine.js';
 import { loadSql } from './load-sql.js';
 import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
 import { MysqlIntrospector } from './mysql-introspector.js';
-import { describePostgresSchemaForMysql } from './mysql-schema-writer.js';
+import { describePostgresSchemaForMysql, planObjectsForMysql } from './mysql-schema-writer.js';
+import { MYSQL_CREATED_KINDS, parseDefinerPolicy, plainAccount, readAccounts } from './mysql-schema-objects.js';
+import type { DefinerPolicy } from './mysql-schema-objects.js';
+import { schemaObjectName } from '../../core/schema-object-plan.js';
 import type { MysqlFlavor } from './mysql-introspector.js';
 
 type Row = Record<string, unknown>;
@@ -383,20 +386,6 @@ export async function verifyMysqlSource(params: ConnectionParams, selection: Obj
     );
 
     const databases = schema.schemas;
-    const definerRows = databases.length === 0 ? [] : ((await connection.query(loadSql('definer-objects.sql'), [databases, databases, databases, databases]))[0] as Row[]);
-    const definerObjects = definerRows.map((r) => `${mysqlText(r.kind) ?? ''} ${mysqlText(r.schema) ?? ''}.${mysqlText(r.name) ?? ''} (DEFINER ${mysqlText(r.definer) ?? '?'})`);
-    checks.push(
-      definerObjects.length > 0
-        ? {
-            code: 'DEFINER_OBJECTS',
-            side,
-            severity: 'warning',
-            message: `Ferry migrates tables only; these views, routines, triggers and events of the selected databases are not migrated and run as their DEFINER: ${list(definerObjects)}. Recreate them on the destination after the migration (with a DEFINER that exists there).`,
-            objects: definerRows.map((r) => `${mysqlText(r.schema) ?? ''}.${mysqlText(r.name) ?? ''}`),
-          }
-        : { code: 'DEFINER_OBJECTS', side, severity: 'ok', message: 'The selected databases have no views, routines, triggers or events.' },
-    );
-
     if (jobType === 'continuous') {
       checks.push(...binlogChecks(facts, 'error'));
       const missing = missingReplicationPrivileges(facts);
@@ -428,7 +417,7 @@ function loadedColumns(table: DatabaseSchema['tables'][number], sourceEngine: Da
   return copiedColumns(table, sourceEngine, 'mysql').map((c) => c.name);
 }
 
-export async function verifyMysqlDestination(params: ConnectionParams, schema: DatabaseSchema): Promise<VerifyCheck[]> {
+export async function verifyMysqlDestination(params: ConnectionParams, schema: DatabaseSchema, options: SchemaObjectOptions = {}): Promise<VerifyCheck[]> {
   const side = 'destination';
   const checks: VerifyCheck[] = [];
   const context = errorContext(params, { operation: 'ddl' });
@@ -545,6 +534,7 @@ export async function verifyMysqlDestination(params: ConnectionParams, schema: D
     );
     // A PostgreSQL schema: columns MySQL cannot hold (error) and objects that change or are left out (warning).
     checks.push(...describePostgresSchemaForMysql(schema, { mariadb: facts.flavor === 'mariadb' }));
+    checks.push(...(await definerChecks(connection, schema, options, facts.account)));
     return checks;
   } catch (error) {
     const classified: FerryError = classifyMysqlError(error, context);
@@ -553,4 +543,61 @@ export async function verifyMysqlDestination(params: ConnectionParams, schema: D
   } finally {
     await endQuietly(connection);
   }
+}
+
+/**
+ * DEFINERS: who the carried views, routines, triggers and events will run as on the destination
+ * under the job's definer policy, naming the source definers the destination lacks.
+ */
+async function definerChecks(connection: MysqlConnection, schema: DatabaseSchema, options: SchemaObjectOptions, account: string): Promise<VerifyCheck[]> {
+  const side = 'destination';
+  const objects = planObjectsForMysql(schema).filter((p) => p.disposition !== 'left-out' && (MYSQL_CREATED_KINDS as readonly string[]).includes(p.kind));
+  let policy: DefinerPolicy;
+  try {
+    policy = parseDefinerPolicy(options.definerPolicy);
+  } catch (error) {
+    return [{ code: 'DEFINERS', side, severity: 'error', message: error instanceof FerryError ? error.message : String(error) }];
+  }
+  if (objects.length === 0) return [];
+  const accounts = await readAccounts(connection);
+  const describeObjects = (list: typeof objects) => list.map((o) => `${o.kind} ${schemaObjectName(o)}`).join(', ');
+  if (policy.kind === 'invoker') {
+    return [{
+      code: 'DEFINERS', side, severity: 'ok',
+      message: `definerPolicy invoker: the views and routines are created with SQL SECURITY INVOKER (they check the caller's privileges) and without their source DEFINER, so ${account}, which creates them, becomes the definer of every object; triggers and events run as ${account}.`,
+    }];
+  }
+  if (policy.kind === 'user') {
+    const wanted = `${policy.user}@${policy.host}`;
+    if (accounts !== null && !accounts.has(wanted)) {
+      return [{
+        code: 'DEFINERS', side, severity: 'error',
+        message: `definerPolicy names ${wanted}, which does not exist on the destination; create it (CREATE USER ${policy.quoted} ...) and grant it what the objects need, or choose keep, invoker or another account.`,
+        objects: [wanted],
+      }];
+    }
+    return [{ code: 'DEFINERS', side, severity: 'ok', message: `definerPolicy ${wanted}: every view, routine, trigger and event is created with DEFINER ${policy.quoted} (${objects.length} objects).` }];
+  }
+  const byDefiner = new Map<string, typeof objects>();
+  for (const object of objects) {
+    if (object.definer === undefined) continue;
+    const name = plainAccount(object.definer);
+    byDefiner.set(name, [...(byDefiner.get(name) ?? []), object]);
+  }
+  if (accounts === null) {
+    return [{
+      code: 'DEFINERS', side, severity: 'warning',
+      message: `definerPolicy keep: the objects keep their source definers (${[...byDefiner.keys()].join(', ')}), but ${account} may not read mysql.user to check that they exist on the destination. An object whose definer is missing fails with error 1449 when used.`,
+      objects: [...byDefiner.keys()],
+    }];
+  }
+  const missing = [...byDefiner.keys()].filter((name) => !accounts.has(name));
+  if (missing.length === 0) {
+    return [{ code: 'DEFINERS', side, severity: 'ok', message: `definerPolicy keep: every definer of the ${objects.length} objects exists on the destination (${[...byDefiner.keys()].join(', ')}).` }];
+  }
+  return [{
+    code: 'DEFINERS', side, severity: 'warning',
+    message: `definerPolicy keep: these definers do not exist on the destination: ${missing.map((name) => `${name} (${describeObjects(byDefiner.get(name) ?? [])})`).join('; ')}. The objects are created with them as DEFINER but fail with error 1449 when used until the accounts exist. Create the accounts on the destination before promote, or set definerPolicy to invoker (views and routines run with the caller's privileges, ${account} becomes the definer) or to an existing account user@host.`,
+    objects: missing,
+  }];
 }

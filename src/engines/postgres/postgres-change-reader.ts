@@ -83,7 +83,9 @@ export async function openPostgresChangeReader(
   const context = errorContext(params, { operation: 'read' });
   const client = await connectReplicationClient(params, context);
   let publications: string[];
+  let serverVersionNum: number;
   try {
+    serverVersionNum = Number((await client.query("SELECT current_setting('server_version_num') AS v")).rows[0]?.v);
     // The walsender runs the type output functions: the same settings as the snapshot's COPY
     // make a changed value read exactly as the copied one (time zone, bytea, float digits).
     await client.query(SESSION_SETUP_SQL);
@@ -97,7 +99,7 @@ export async function openPostgresChangeReader(
     throw classifyPostgresError(error, context);
   }
   const reader = new PostgresChangeReader(client, context, start, options);
-  await reader.start(spec, publications);
+  await reader.start(spec, publications, serverVersionNum);
   return reader;
 }
 
@@ -137,11 +139,18 @@ export class PostgresChangeReader implements ChangeReader {
     this.statusIntervalMs = options.statusIntervalMs ?? STATUS_INTERVAL_MS;
   }
 
-  /** Sends START_REPLICATION; resolves when the server answers with CopyBoth. */
-  start(spec: ReplicationSpec, publications: string[] = [spec.publicationName]): Promise<void> {
-    const sql =
-      `START_REPLICATION SLOT ${quoteIdent(spec.slotName)} LOGICAL ${this.startPosition.format()} ` +
-      `(proto_version '1', publication_names ${quoteLiteral(publications.map((p) => quoteIdent(p)).join(','))}, messages 'true')`;
+  /**
+   * Sends START_REPLICATION; resolves when the server answers with CopyBoth. pgoutput refuses
+   * options it does not know, so only what `serverVersionNum` has is asked for: logical
+   * messages (the promote marker) arrive with PostgreSQL 14. Before 14 the marker is not sent,
+   * but the transaction emitMarker commits after it is (pgoutput sends empty transactions
+   * before 15), so the stream still reaches the marker's position with a commit.
+   * openPostgresChangeReader passes the server's version; the default is a server with messages.
+   */
+  start(spec: ReplicationSpec, publications: string[] = [spec.publicationName], serverVersionNum = 140_000): Promise<void> {
+    const options = [`proto_version '1'`, `publication_names ${quoteLiteral(publications.map((p) => quoteIdent(p)).join(','))}`];
+    if (serverVersionNum >= 140_000) options.push(`messages 'true'`);
+    const sql = `START_REPLICATION SLOT ${quoteIdent(spec.slotName)} LOGICAL ${this.startPosition.format()} (${options.join(', ')})`;
     return new Promise<void>((resolve, reject) => {
       let started = false;
       const onStart = () => {

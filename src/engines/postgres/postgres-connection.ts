@@ -6,8 +6,10 @@
  * text the server sent (timestamptz microseconds, BC dates, big numerics and jsonb pass
  * through unchanged). The process-wide `pg.types` parsers are left alone.
  */
+import { isIP } from 'node:net';
 import pg from 'pg';
 import type { ClientConfig, CustomTypesConfig } from 'pg';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import type { QualifiedName } from '../../core/schema.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
@@ -45,11 +47,15 @@ export const SESSION_SETUP_SQL = [
   'SET idle_in_transaction_session_timeout = 0',
 ].join('; ');
 
-/** The `pg` client configuration for a profile: TLS mode, timeouts, raw-text values. */
+/**
+ * The `pg` client configuration for a profile: TLS mode, timeouts, raw-text values. Through
+ * a route (an SSH tunnel's local port) the socket goes to the route, while the server
+ * certificate is still checked against the database's own host name.
+ */
 export function buildClientConfig(params: ConnectionParams): ClientConfig {
   const config: ClientConfig = {
-    host: params.host,
-    port: params.port,
+    host: params.route?.host ?? params.host,
+    port: params.route?.port ?? params.port,
     database: params.database ?? 'postgres',
     user: params.username,
     password: params.password ?? undefined,
@@ -59,6 +65,9 @@ export function buildClientConfig(params: ConnectionParams): ClientConfig {
     types: rawTextTypes(),
   };
   const tls = params.tls;
+  // pg checks the certificate against `host` (and sends it as SNI when it is a name); both
+  // must be the database's name, not the tunnel's 127.0.0.1.
+  const identity: TlsConnectionOptions = { host: params.host, ...(isIP(params.host) === 0 ? { servername: params.host } : {}) };
   switch (tls.mode) {
     case 'none':
       config.ssl = false;
@@ -67,10 +76,10 @@ export function buildClientConfig(params: ConnectionParams): ClientConfig {
       config.ssl = { rejectUnauthorized: false };
       break;
     case 'server-only':
-      config.ssl = { ca: tls.caCertificate, rejectUnauthorized: true };
+      config.ssl = { ...identity, ca: tls.caCertificate, rejectUnauthorized: true };
       break;
     case 'server-client':
-      config.ssl = { ca: tls.caCertificate, cert: tls.clientCertificate, key: tls.clientKey, rejectUnauthorized: true };
+      config.ssl = { ...identity, ca: tls.caCertificate, cert: tls.clientCertificate, key: tls.clientKey, rejectUnauthorized: true };
       break;
   }
   return config;
@@ -78,7 +87,15 @@ export function buildClientConfig(params: ConnectionParams): ClientConfig {
 
 /** The context the error classifier needs to name the endpoint in its messages. */
 export function errorContext(params: ConnectionParams, extra: PostgresErrorContext = {}): PostgresErrorContext {
-  return { host: params.host, port: params.port, database: params.database ?? 'postgres', username: params.username, ...extra };
+  return {
+    host: params.host,
+    port: params.port,
+    database: params.database ?? 'postgres',
+    username: params.username,
+    tlsMode: params.tls.mode,
+    ...(params.route === undefined ? {} : { via: params.route.via }),
+    ...extra,
+  };
 }
 
 /**

@@ -17,6 +17,7 @@ import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, Replication
 import { schemaObjectsOf } from './postgres-schema-script.js';
 import { loadSql } from './load-sql.js';
 import { Lsn } from './lsn.js';
+import { pgDumpToolsFor } from './pg-dump-tools.js';
 import { openPostgresChangeApplier } from './postgres-change-applier.js';
 import { openPostgresChangeReader } from './postgres-change-reader.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
@@ -32,6 +33,8 @@ type Row = Record<string, unknown>;
 /** What server-settings.sql reports. */
 interface ServerFacts {
   serverVersion: string;
+  /** e.g. 120022 */
+  serverVersionNum: number;
   settings: Record<string, string>;
   privileges: { superuser: boolean; replication: boolean; createdb: boolean };
   currentUser: string;
@@ -56,9 +59,11 @@ async function readServerFacts(client: pg.Client): Promise<ServerFacts> {
     throw new FerryError('INTERNAL', 'The server did not describe the current role (pg_roles has no row for current_user); check that this is a PostgreSQL server.');
   }
   const settings: Record<string, string> = {};
-  for (const name of SETTING_NAMES) settings[name] = String(row[name]);
+  // A setting this server does not have (max_slot_wal_keep_size before 13) is left out.
+  for (const name of SETTING_NAMES) if (row[name] !== null && row[name] !== undefined) settings[name] = String(row[name]);
   return {
     serverVersion: `PostgreSQL ${String(row.server_version).split(' ')[0] ?? ''}`,
+    serverVersionNum: Number(row.server_version_num),
     settings,
     privileges: { superuser: pgBool(row.superuser), replication: pgBool(row.replication), createdb: pgBool(row.createdb) },
     currentUser: String(row.current_user),
@@ -66,6 +71,20 @@ async function readServerFacts(client: pg.Client): Promise<ServerFacts> {
     replicationSlotsUsed: Number(row.replication_slots_used),
     walSendersUsed: Number(row.wal_senders_used),
   };
+}
+
+/**
+ * A PostgreSQL-to-PostgreSQL job takes the schema with the local pg_dump, which refuses
+ * servers of a newer major version than its own: the source must not be newer.
+ */
+function pgDumpCheck(facts: ServerFacts): VerifyCheck {
+  try {
+    const tools = pgDumpToolsFor(facts.serverVersionNum);
+    return { code: 'PG_DUMP_UNAVAILABLE', side: 'source', severity: 'ok', message: `${tools.versionText} (${tools.pgDump}) can read ${facts.serverVersion}.`, objects: [tools.pgDump] };
+  } catch (error) {
+    if (!(error instanceof FerryError)) throw error;
+    return { code: error.code, side: 'source', severity: 'error', message: error.message };
+  }
 }
 
 function walLevelCheck(side: VerifyCheck['side'], walLevel: string, severity: 'warning' | 'error'): VerifyCheck {
@@ -112,7 +131,12 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  async verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType, options: { destinationEngine?: EngineKind } = {}): Promise<VerifyCheck[]> {
+  async verifySource(
+    params: ConnectionParams,
+    selection: ObjectSelection,
+    jobType: JobType,
+    options: { destinationEngine?: EngineKind } = {},
+  ): Promise<VerifyCheck[]> {
     const side = 'source';
     const checks: VerifyCheck[] = [];
     let client: pg.Client;
@@ -124,6 +148,7 @@ export class PostgresEngine implements Engine {
     try {
       const facts = await readServerFacts(client);
       checks.push({ code: 'CONNECTIVITY', side, severity: 'ok', message: `Connected to ${facts.serverVersion} at ${describeEndpoint(params)}.` });
+      if (options.destinationEngine === 'postgresql') checks.push(pgDumpCheck(facts));
 
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const found = await new PostgresIntrospector(client).introspect(selection, { readSequenceValues: false, ...introspectOptionsFor(options) });
@@ -296,9 +321,14 @@ export class PostgresEngine implements Engine {
                 objects: ['max_wal_senders'],
               },
         );
-        const keep = facts.settings.max_slot_wal_keep_size ?? '-1';
+        const keep = facts.settings.max_slot_wal_keep_size;
         checks.push(
-          keep === '-1'
+          keep === undefined
+            ? {
+                code: 'MAX_SLOT_WAL_KEEP_SIZE', side, severity: 'warning', objects: ['max_slot_wal_keep_size'],
+                message: `${facts.serverVersion} has no max_slot_wal_keep_size (it arrives in PostgreSQL 13): while the job is stopped or failing, the slot keeps WAL on the source without limit and can fill its disk. Watch the source's disk, and Delete or promote the job rather than leave it stopped.`,
+              }
+            : keep === '-1'
             ? {
                 code: 'MAX_SLOT_WAL_KEEP_SIZE', side, severity: 'warning', objects: ['max_slot_wal_keep_size'],
                 message: 'max_slot_wal_keep_size is -1 (unlimited): while the job is stopped or failing, the slot keeps WAL on the source without limit and can fill its disk. Consider a limit (e.g. max_slot_wal_keep_size = 50GB); a slot that exceeds it is invalidated and the job must be restarted.',

@@ -3,7 +3,7 @@
  * stable code, retryability and a message that says what to do. The only place outside the
  * engine's own files that reads driver error fields.
  */
-import { NODE_TLS_ERROR_CODES } from '../node-tls-errors.js';
+import { NODE_TLS_ERROR_CODES, describeTlsFailure } from '../node-tls-errors.js';
 import pg from 'pg';
 import { FerryError } from '../../core/errors.js';
 import type { ErrorCode, FerryErrorOptions } from '../../core/errors.js';
@@ -22,6 +22,10 @@ export interface PostgresErrorContext {
   operation?: 'read' | 'write' | 'ddl';
   /** The snapshot being imported, when any. */
   snapshotId?: string;
+  /** The profile's TLS mode, for advice on pg_hba.conf and certificate failures. */
+  tlsMode?: string;
+  /** What the connection goes through ("SSH tunnel ferry@bastion:22"), when not direct. */
+  via?: string;
 }
 
 interface DriverErrorFields {
@@ -73,7 +77,8 @@ function fieldsOf(error: unknown): DriverErrorFields {
 function endpoint(fields: DriverErrorFields, context: PostgresErrorContext): string {
   const host = context.host ?? fields.address ?? fields.hostname ?? 'the server';
   const port = context.port ?? fields.port;
-  return port === undefined ? host : `${host}:${port}`;
+  const through = context.via === undefined ? '' : ` (through ${context.via})`;
+  return `${port === undefined ? host : `${host}:${port}`}${through}`;
 }
 
 function who(context: PostgresErrorContext): string {
@@ -165,13 +170,13 @@ function classifyNodeError(error: unknown, fields: DriverErrorFields, context: P
       { retryable: true, details, cause: error },
     );
   }
-  if (TLS_CODES.has(code) || /^ERR_SSL_|^ERR_TLS_/.test(code) || /SSL|TLS|certificate/i.test(message)) {
-    const advice = /does not support SSL/.test(message)
-      ? 'Enable ssl on the server, or set the profile TLS mode to none.'
-      : 'Check the CA certificate in the connection profile, that the host name matches the server certificate, and the client certificate and key if used.';
-    return make('TLS_ERROR', `TLS connection to ${where} failed: ${message}. ${advice}`, {
+  if (TLS_CODES.has(code) || /^ERR_SSL_|^ERR_TLS_|^ERR_OSSL_/.test(code) || /SSL|TLS|certificate|PEM/i.test(message)) {
+    const described = /does not support SSL/.test(message)
+      ? { problem: 'server-without-tls', advice: `The server does not accept TLS connections (${message}): turn ssl on in postgresql.conf (ssl_cert_file, ssl_key_file) and reload, or set the profile's TLS mode to none.` }
+      : describeTlsFailure(code, message, context.host ?? fields.address ?? 'the host');
+    return make('TLS_ERROR', `TLS connection to ${where} failed. ${described.advice}`, {
       recoverable: true,
-      details,
+      details: { ...details, tlsProblem: described.problem },
       cause: error,
     });
   }
@@ -258,6 +263,21 @@ function classifyServerError(error: unknown, fields: DriverErrorFields, context:
   const replication = classifyReplicationError(sqlstate, serverMessage, where, options);
   if (replication !== null) return replication;
 
+  if (sqlstate === '28000' && /requires a valid client certificate|certificate authentication failed/.test(serverMessage)) {
+    const mode = context.tlsMode ?? 'none';
+    const advice =
+      mode === 'server-client'
+        ? `The server did not accept the client certificate: its CN must be the user name "${who(context)}" (or be mapped in pg_ident.conf) and it must be signed by a CA in the server's ssl_ca_file.`
+        : `pg_hba.conf requires a client certificate for this user: set the profile's TLS mode to server-client with a client certificate (CN "${who(context)}") and key signed by a CA the server trusts (its ssl_ca_file).`;
+    return make('TLS_ERROR', `Connection to ${where} refused: ${serverMessage}. ${advice}`, { ...options(false, true), details: { ...details, tlsProblem: 'client-certificate-required' } });
+  }
+  if (sqlstate === '28000' && /no pg_hba\.conf entry/.test(serverMessage) && /no encryption/.test(serverMessage)) {
+    return make(
+      'TLS_ERROR',
+      `Connection to ${where} refused: ${serverMessage}. The server accepts this user only over TLS (hostssl in pg_hba.conf): set the profile's TLS mode to required, server-only or server-client.`,
+      { ...options(false, true), details: { ...details, tlsProblem: 'tls-required-by-server' } },
+    );
+  }
   if (sqlstate === '28P01' || sqlstate === '28000') {
     const hba = /pg_hba\.conf/.test(serverMessage)
       ? 'Add a pg_hba.conf entry for this user, database and client address (with TLS if the entry requires it), then reload PostgreSQL.'

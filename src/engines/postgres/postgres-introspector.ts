@@ -179,6 +179,7 @@ export class PostgresIntrospector {
         estimatedBytes: t.estimatedBytes,
         replicaIdentity: t.replicaIdentity,
         ...(t.kind === 'p' ? { partitioned: true } : {}),
+        ...(t.unlogged ? { unlogged: true } : {}),
       };
       byOid.set(t.oid, table);
       return table;

@@ -16,6 +16,7 @@ import { FerryError } from '../../core/errors.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName } from '../../core/schema.js';
 import type { ReplicationSpec, SchemaReadOptions, SchemaScript, SourceSnapshot, TableReader } from '../engine.js';
+import { loadSql } from './load-sql.js';
 import { Lsn } from './lsn.js';
 import { connectReplicationClient, MARKER_PREFIX } from './postgres-change-reader.js';
 import { connectPostgres, endQuietly, errorContext, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
@@ -215,14 +216,7 @@ export class PostgresReplication {
 
   /** The slot's confirmed position, or null when it does not exist. Rejects when it cannot serve this job. */
   private async readSlot(client: pg.Client, slot: string): Promise<Lsn | null> {
-    const row = (
-      await client.query(
-        `SELECT slot_type, plugin, database, database = current_database() AS same_database, wal_status,
-                confirmed_flush_lsn::text AS confirmed_flush_lsn
-           FROM pg_replication_slots WHERE slot_name = $1`,
-        [slot],
-      )
-    ).rows[0] as Row | undefined;
+    const row = (await client.query(loadSql('replication-slot.sql'), [slot])).rows[0] as Row | undefined;
     if (row === undefined) return null;
     if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput' || row.same_database !== 't') {
       throw new FerryError(

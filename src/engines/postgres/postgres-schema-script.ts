@@ -112,13 +112,16 @@ function libpqEnvironment(params: ConnectionParams, directory: string): NodeJS.P
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PGHOST: params.host,
-    PGPORT: String(params.port),
+    PGPORT: String(params.route?.port ?? params.port),
     PGDATABASE: params.database ?? 'postgres',
     PGUSER: params.username,
     PGAPPNAME: 'ferry',
     PGCONNECT_TIMEOUT: '10',
   };
   delete env.PGSERVICE;
+  // Through an SSH tunnel the socket goes to its local port; TLS still checks the real host name.
+  if (params.route !== undefined) env.PGHOSTADDR = params.route.host;
+  else delete env.PGHOSTADDR;
   if (params.password !== null) env.PGPASSWORD = params.password;
   else delete env.PGPASSWORD;
   const file = (name: string, content: string | undefined) => {

@@ -136,6 +136,24 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       ALTER TABLE migration_jobs ADD COLUMN schema_mapping TEXT NOT NULL DEFAULT '{}';
       -- A job object's "schema.table" on the destination when the mapping renames it, else NULL.
       ALTER TABLE job_objects ADD COLUMN destination_name TEXT;
+      `,
+    },
+    {
+      version: 5,
+    name: 'definer policy',
+    sql: `
+      -- Who a MySQL to MySQL job's views, routines, triggers and events run as: 'keep', 'invoker' or 'user@host'.
+      ALTER TABLE migration_jobs ADD COLUMN definer_policy TEXT NOT NULL DEFAULT 'keep';
+      `,
+    },
+    {
+      version: 6,
+    name: 'ssh tunnel',
+    sql: `
+      -- connectivityMethod 'ssh-tunnel': the SSH server as JSON (host, port, username,
+      -- hostKeyFingerprint) and its private key, encrypted like the password.
+      ALTER TABLE connection_profiles ADD COLUMN ssh_tunnel TEXT;
+      ALTER TABLE connection_profiles ADD COLUMN encrypted_ssh_private_key TEXT;
     `,
   },
 ];
@@ -209,10 +227,12 @@ export function currentVersion(db: BetterSqlite3.Database): number {
 
 function checkOrder(migrations: readonly SchemaMigration[]): void {
   migrations.forEach((migration, index) => {
-    if (migration.version !== index + 1) {
+    // Strictly increasing (branches reserve numbers: a gap is allowed until they merge).
+    const previous = index === 0 ? 0 : (migrations[index - 1] as SchemaMigration).version;
+    if (index === 0 ? migration.version !== 1 : migration.version <= previous) {
       throw new FerryError(
         'INTERNAL',
-        `Schema migration "${migration.name}" has version ${migration.version} at position ${index + 1}; number migrations 1, 2, 3, ... in order`,
+        `Schema migration "${migration.name}" has version ${migration.version} at position ${index + 1}, not above the previous one's ${previous}; number migrations 1, 2, 3, ... in order`,
       );
     }
   });

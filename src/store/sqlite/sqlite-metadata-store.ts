@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { ConnectivityMethod, EngineKind, TlsMode } from '../../core/connection-profile.js';
+import type { ConnectivityMethod, EngineKind, SshTunnelSettings, TlsMode } from '../../core/connection-profile.js';
 import { FerryError, toFerryError } from '../../core/errors.js';
 import type { JobError } from '../../core/errors.js';
 import type { JobAction, JobPhase, JobStatus, JobType } from '../../core/lifecycle.js';
@@ -13,7 +13,9 @@ import type {
 } from '../../core/migration-job.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { SchemaMapping } from '../../core/schema-mapping.js';
-import type { JobListOptions, ListOptions, MetadataStore, Page, StoredApiToken, StoredProfile } from '../metadata-store.js';
+import type {
+  JobListOptions, ListOptions, MetadataStore, Page, SecretField, SecretReplacement, StoredApiToken, StoredProfile, StoredSecret,
+} from '../metadata-store.js';
 import { migrate } from './migrations.js';
 
 const DEFAULT_PAGE_SIZE = 100;
@@ -38,6 +40,8 @@ interface ProfileRow {
   encrypted_client_key: string | null;
   create_time: string;
   update_time: string;
+  ssh_tunnel: string | null;
+  encrypted_ssh_private_key: string | null;
 }
 
 interface JobRow {
@@ -53,6 +57,7 @@ interface JobRow {
   dump_parallelism: number;
   zero_date_policy: string;
   schema_mapping: string;
+  definer_policy: string;
   labels: string;
   status: string;
   phase: string | null;
@@ -105,12 +110,12 @@ interface ApiTokenRow {
 const PROFILE_COLUMNS = [
   'id', 'display_name', 'engine', 'host', 'port', 'database', 'username', 'tls_mode', 'connectivity_method',
   'labels', 'encrypted_password', 'ca_certificate', 'client_certificate', 'encrypted_client_key',
-  'create_time', 'update_time',
+  'create_time', 'update_time', 'ssh_tunnel', 'encrypted_ssh_private_key',
 ] as const satisfies readonly (keyof ProfileRow)[];
 
 const JOB_COLUMNS = [
   'id', 'display_name', 'type', 'source_profile_id', 'destination_profile_id', 'source_engine',
-  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'schema_mapping', 'labels', 'status', 'phase',
+  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'schema_mapping', 'definer_policy', 'labels', 'status', 'phase',
   'error', 'promote_requested', 'create_time', 'update_time', 'start_time', 'end_time', 'running_millis',
   'run_start_time',
 ] as const satisfies readonly (keyof JobRow)[];
@@ -226,6 +231,34 @@ export class SqliteMetadataStore implements MetadataStore {
       const result = this.statement('DELETE FROM connection_profiles WHERE id = ?').run(id);
       if (result.changes === 0) throw profileNotFound(id);
     });
+  }
+
+  async listSecrets(): Promise<StoredSecret[]> {
+    return this.guard(() =>
+      SECRET_COLUMNS.flatMap(({ owner, table, column, field }) =>
+        (this.statement(`SELECT id, ${column} AS value FROM ${table} WHERE ${column} IS NOT NULL ORDER BY id`).all() as { id: string; value: string }[])
+          .map((row): StoredSecret => ({ owner, ownerId: row.id, field, value: row.value })),
+      ).sort((a, b) => (a.ownerId < b.ownerId ? -1 : a.ownerId > b.ownerId ? 1 : a.field < b.field ? -1 : a.field > b.field ? 1 : 0)),
+    );
+  }
+
+  async replaceSecrets(replacements: SecretReplacement[]): Promise<void> {
+    this.guard(() =>
+      this.db
+        .transaction(() => {
+          for (const r of replacements) {
+            const place = SECRET_COLUMNS.find((c) => c.owner === r.owner && c.field === r.field);
+            if (place === undefined) throw new FerryError('INTERNAL', `No store column holds the ${r.field} of a ${r.owner}; add it to SECRET_COLUMNS`);
+            const result = this.statement(`UPDATE ${place.table} SET ${place.column} = ? WHERE id = ? AND ${place.column} = ?`).run(r.value, r.ownerId, r.previous);
+            if (result.changes !== 1) {
+              throw new FerryError('FAILED_PRECONDITION', `The ${r.field} of ${r.owner} "${r.ownerId}" changed or vanished while secrets were being replaced; nothing was changed, run the command again`, {
+                details: { owner: r.owner, ownerId: r.ownerId, field: r.field },
+              });
+            }
+          }
+        })
+        .immediate(),
+    );
   }
 
   async insertJob(job: MigrationJob): Promise<void> {
@@ -509,6 +542,12 @@ function sqliteCode(error: unknown): string | undefined {
   return error instanceof Database.SqliteError ? error.code : undefined;
 }
 
+/** Where each kind of secret lives (see StoredSecret): listSecrets and replaceSecrets cover every entry. */
+const SECRET_COLUMNS: ReadonlyArray<{ owner: StoredSecret['owner']; field: SecretField; table: string; column: string }> = [
+  { owner: 'connectionProfile', field: 'password', table: 'connection_profiles', column: 'encrypted_password' },
+  { owner: 'connectionProfile', field: 'clientKey', table: 'connection_profiles', column: 'encrypted_client_key' },
+];
+
 function profileNotFound(id: string): FerryError {
   return new FerryError('NOT_FOUND', `Connection profile "${id}" does not exist; list profiles to find the right id`, {
     details: { profileId: id },
@@ -597,6 +636,8 @@ function profileToRow(profile: StoredProfile): ProfileRow {
     ca_certificate: profile.caCertificate,
     client_certificate: profile.clientCertificate,
     encrypted_client_key: profile.encryptedClientKey,
+    ssh_tunnel: jsonOrNull(profile.sshTunnel),
+    encrypted_ssh_private_key: profile.encryptedSshPrivateKey,
     create_time: profile.createTime,
     update_time: profile.updateTime,
   };
@@ -618,6 +659,8 @@ function rowToProfile(row: ProfileRow): StoredProfile {
     caCertificate: row.ca_certificate,
     clientCertificate: row.client_certificate,
     encryptedClientKey: row.encrypted_client_key,
+    sshTunnel: parseOrNull<SshTunnelSettings>(row.ssh_tunnel),
+    encryptedSshPrivateKey: row.encrypted_ssh_private_key,
     createTime: row.create_time,
     updateTime: row.update_time,
   };
@@ -659,6 +702,7 @@ function jobToRow(job: MigrationJob): JobRow {
     dump_parallelism: job.dumpParallelism,
     zero_date_policy: job.zeroDatePolicy ?? 'null',
     schema_mapping: JSON.stringify(job.schemaMapping ?? {}),
+    definer_policy: job.definerPolicy ?? 'keep',
     labels: JSON.stringify(job.labels),
     status: job.status,
     phase: job.phase,
@@ -688,6 +732,7 @@ function rowToJob(row: JobRow): MigrationJob {
     // The default stays implicit, so jobs written before the policy existed read back unchanged.
     ...(row.zero_date_policy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
     ...(row.schema_mapping === '{}' ? {} : { schemaMapping: JSON.parse(row.schema_mapping) as SchemaMapping }),
+    ...(row.definer_policy !== 'keep' ? { definerPolicy: row.definer_policy } : {}),
     labels: JSON.parse(row.labels) as Record<string, string>,
     status: row.status as JobStatus,
     phase: row.phase as JobPhase | null,

@@ -74,14 +74,16 @@ async function request<T>(method: string, path: string, options: RequestOptions 
   const headers: Record<string, string> = { accept: 'application/json', 'x-ferry-actor': 'console' };
   const token = storedToken();
   if (token) headers['authorization'] = `Bearer ${token}`;
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  // The server takes a POST or PATCH only as JSON: custom methods without input send {}.
+  const body = options.body ?? (method === 'POST' || method === 'PATCH' ? {} : undefined);
+  if (body !== undefined) headers['content-type'] = 'application/json';
 
   let response: Response;
   try {
     response = await fetch(url, {
       method,
       headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal: options.signal,
       cache: 'no-store',
     });

@@ -136,6 +136,7 @@ export interface Profile {
   passwordSet: boolean;
   tls: { mode: TlsMode; caCertificateSet: boolean; clientCertificateSet: boolean };
   connectivityMethod: ConnectivityMethod;
+  sshTunnel: { host: string; port: number; username: string; privateKeySet: boolean; hostKeyFingerprint: string | null } | null;
   labels: Record<string, string>;
   createTime: string;
   updateTime: string;
@@ -159,6 +160,16 @@ export interface CreateProfileInput {
   password?: string;
   tls?: TlsInput;
   connectivityMethod?: ConnectivityMethod;
+  sshTunnel?: SshTunnelInput;
+}
+
+export interface SshTunnelInput {
+  host?: string;
+  port?: number;
+  username?: string;
+  /** Write-only. */
+  privateKey?: string;
+  hostKeyFingerprint?: string | null;
 }
 
 export interface UpdateProfileInput {
@@ -171,6 +182,7 @@ export interface UpdateProfileInput {
   password?: string | null;
   tls?: TlsInput;
   connectivityMethod?: ConnectivityMethod;
+  sshTunnel?: SshTunnelInput;
 }
 
 export interface CreateJobInput {

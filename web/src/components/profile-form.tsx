@@ -25,6 +25,11 @@ interface FormState {
   clientCertificate: string;
   clientKey: string;
   connectivityMethod: ConnectivityMethod;
+  sshHost: string;
+  sshPort: string;
+  sshUser: string;
+  sshPrivateKey: string;
+  sshHostKeyFingerprint: string;
 }
 
 function initialState(profile: Profile | undefined): FormState {
@@ -43,6 +48,11 @@ function initialState(profile: Profile | undefined): FormState {
     clientCertificate: '',
     clientKey: '',
     connectivityMethod: profile?.connectivityMethod ?? 'direct',
+    sshHost: profile?.sshTunnel?.host ?? '',
+    sshPort: profile?.sshTunnel ? String(profile.sshTunnel.port) : '',
+    sshUser: profile?.sshTunnel?.username ?? '',
+    sshPrivateKey: '',
+    sshHostKeyFingerprint: profile?.sshTunnel?.hostKeyFingerprint ?? '',
   };
 }
 
@@ -52,6 +62,16 @@ function tlsOf(state: FormState): CreateProfileInput['tls'] {
     ...(state.caCertificate.trim() ? { caCertificate: state.caCertificate } : {}),
     ...(state.clientCertificate.trim() ? { clientCertificate: state.clientCertificate } : {}),
     ...(state.clientKey.trim() ? { clientKey: state.clientKey } : {}),
+  };
+}
+
+function sshOf(state: FormState): NonNullable<CreateProfileInput['sshTunnel']> {
+  return {
+    host: state.sshHost.trim(),
+    ...(state.sshPort.trim() ? { port: Number(state.sshPort) } : {}),
+    username: state.sshUser.trim(),
+    ...(state.sshPrivateKey.trim() ? { privateKey: state.sshPrivateKey } : {}),
+    ...(state.sshHostKeyFingerprint.trim() ? { hostKeyFingerprint: state.sshHostKeyFingerprint.trim() } : {}),
   };
 }
 
@@ -67,6 +87,7 @@ function createInput(state: FormState): CreateProfileInput {
     ...(state.password !== '' ? { password: state.password } : {}),
     tls: tlsOf(state),
     connectivityMethod: state.connectivityMethod,
+    ...(state.connectivityMethod === 'ssh-tunnel' ? { sshTunnel: sshOf(state) } : {}),
   };
 }
 
@@ -85,6 +106,17 @@ function updateInput(state: FormState, profile: Profile): UpdateProfileInput {
     input.tls = tlsOf(state);
   }
   if (state.connectivityMethod !== profile.connectivityMethod) input.connectivityMethod = state.connectivityMethod;
+  if (state.connectivityMethod === 'ssh-tunnel') {
+    const ssh = profile.sshTunnel;
+    const changed =
+      ssh === null ||
+      state.sshHost.trim() !== ssh.host ||
+      (state.sshPort.trim() !== '' && Number(state.sshPort) !== ssh.port) ||
+      state.sshUser.trim() !== ssh.username ||
+      state.sshPrivateKey.trim() !== '' ||
+      state.sshHostKeyFingerprint.trim() !== (ssh.hostKeyFingerprint ?? '');
+    if (changed) input.sshTunnel = sshOf(state);
+  }
   return input;
 }
 
@@ -238,6 +270,19 @@ export function ProfileForm({
             </select>
           )}
         </Field>
+        {state.connectivityMethod === 'ssh-tunnel' && (
+          <>
+            <Field label="SSH host">{(id) => <input id={id} value={state.sshHost} onChange={(e) => set('sshHost', e.target.value)} />}</Field>
+            <Field label="SSH port" hint="Default 22.">{(id) => <input id={id} inputMode="numeric" value={state.sshPort} onChange={(e) => set('sshPort', e.target.value)} />}</Field>
+            <Field label="SSH user">{(id) => <input id={id} value={state.sshUser} onChange={(e) => set('sshUser', e.target.value)} />}</Field>
+            <Field label="SSH private key" hint={editing && profile.sshTunnel?.privateKeySet ? 'A key is stored (encrypted, never shown). Paste a new one to replace it.' : 'Unencrypted OpenSSH or PEM key. Write-only: stored encrypted, never shown.'}>
+              {(id) => <textarea id={id} rows={4} autoComplete="off" value={state.sshPrivateKey} onChange={(e) => set('sshPrivateKey', e.target.value)} />}
+            </Field>
+            <Field label="SSH host key fingerprint" hint="SHA256:... (ssh-keygen -lf). Empty: the first key seen is recorded and a different one refused later.">
+              {(id) => <input id={id} value={state.sshHostKeyFingerprint} onChange={(e) => set('sshHostKeyFingerprint', e.target.value)} />}
+            </Field>
+          </>
+        )}
         {needsCa && (
           <Field label="CA certificate (PEM)" hint={editing && profile.tls.caCertificateSet ? 'A CA certificate is stored. Paste a new one to replace it.' : undefined}>
             {(id) => <textarea id={id} rows={4} value={state.caCertificate} onChange={(e) => set('caCertificate', e.target.value)} />}
