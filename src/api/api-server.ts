@@ -565,6 +565,7 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
     });
   }
 
+  const serializedResults = new WeakMap<object, string>();
   const runRoute = async (compiled: CompiledRoute, rawParams: Record<string, string>, request: FastifyRequest, reply: FastifyReply) => {
     const { route } = compiled;
     // A body-less POST without a content type is what another page can send (no-cors fetch,
@@ -587,13 +588,19 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
     });
 
     if (route.response === null) return reply.code(route.status).send();
+    // The service hands the same object to many callers (a memoized job list): check and
+    // serialize it once.
+    const memoized = typeof result === 'object' && result !== null ? serializedResults.get(result) : undefined;
+    if (memoized !== undefined) return reply.code(route.status).type('application/json; charset=utf-8').send(memoized);
     const checked = route.response.safeParse(result);
     if (!checked.success) {
       // The service broke the contract the OpenAPI document promises: a bug, not the caller's fault.
       request.log.error({ operationId: route.operationId, issues: checked.error.issues }, 'response does not match its schema');
       throw new Error(`The ${route.operationId} response does not match its schema`);
     }
-    return reply.code(route.status).send(checked.data);
+    const text = JSON.stringify(checked.data);
+    if (typeof result === 'object' && result !== null) serializedResults.set(result, text);
+    return reply.code(route.status).type('application/json; charset=utf-8').send(text);
   };
 
   for (const group of groupRoutes(API_ROUTES)) {

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { JobAction } from '../core/lifecycle.js';
-import type { Actor, FerryService } from '../service/ferry-service.js';
+import type { Actor, FerryService, PageView } from '../service/ferry-service.js';
 import {
   ConnectionTestView,
   CreateJobInput,
@@ -121,6 +121,8 @@ export type ProfileListView = z.infer<typeof ProfileListView>;
 export const JobListView = z.object({
   migrationJobs: z.array(JobView),
   nextPageToken: z.string().nullable(),
+  /** How many jobs match the filters over all pages. */
+  totalSize: z.number().int().describe('How many jobs match status and search, over all pages.'),
 });
 export type JobListView = z.infer<typeof JobListView>;
 
@@ -191,6 +193,8 @@ function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
     handler: (service, { params, actor }) => service.applyJobAction(params.id, action, actor),
   });
 }
+
+const jobListViews = new WeakMap<PageView<JobView>, JobListView>();
 
 /** Every route of the REST API. */
 export const API_ROUTES: readonly ApiRoute[] = [
@@ -287,7 +291,8 @@ export const API_ROUTES: readonly ApiRoute[] = [
     path: '/v1/migrationJobs',
     operationId: 'listMigrationJobs',
     summary: 'List migration jobs',
-    description: 'Filter with status=RUNNING,FAILED (comma-separated statuses).',
+    description:
+      'One page of jobs, filtered and ordered on the server: status=RUNNING,FAILED (comma-separated statuses), search=TEXT (in the id or display name), orderBy="createTime desc". Follow nextPageToken with the same filters and order for the next page; totalSize counts every matching job.',
     tag: JOBS,
     query: JobListQuery,
     response: JobListView,
@@ -297,8 +302,17 @@ export const API_ROUTES: readonly ApiRoute[] = [
         pageSize: query.pageSize,
         pageToken: query.pageToken,
         status: query.status?.join(','),
+        search: query.search,
+        orderBy: query.orderBy,
       });
-      return { migrationJobs: page.items, nextPageToken: page.nextPageToken };
+      // The service answers identical queries with the same page: answer with the same view,
+      // so that the server checks and serializes it once.
+      let view = jobListViews.get(page);
+      if (view === undefined) {
+        view = { migrationJobs: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize ?? page.items.length };
+        jobListViews.set(page, view);
+      }
+      return view;
     },
   }),
   defineRoute({

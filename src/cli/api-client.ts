@@ -54,7 +54,7 @@ export class ApiClientError extends Error {
   }
 }
 
-export type JobListOptions = { status?: string | string[]; pageSize?: number; pageToken?: string };
+export type JobListOptions = { status?: string | string[]; pageSize?: number; pageToken?: string; search?: string; orderBy?: string };
 export type ProfileListOptions = { pageSize?: number; pageToken?: string };
 
 function networkCode(error: unknown): string | undefined {

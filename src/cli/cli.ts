@@ -592,14 +592,17 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--status <statuses>', 'only these statuses, comma-separated (e.g. RUNNING,FAILED)', parseStatuses)
     .option('--page-size <n>', 'one page of this many jobs (default: every job)', parseInteger(1, 1000))
     .option('--page-token <token>', 'the page to show (from the previous page)')
+    .option('--search <text>', 'only jobs whose id or name contains this text')
+    .option('--order-by <order>', 'createTime, updateTime or displayName, with " desc" to reverse (default: createTime)')
     .action(
-      run(async (options: ClientOptions & { status?: string[]; pageSize?: number; pageToken?: string }) => {
+      run(async (options: ClientOptions & { status?: string[]; pageSize?: number; pageToken?: string; search?: string; orderBy?: string }) => {
         const client = clientOf(options);
         const paged = options.pageSize !== undefined || options.pageToken !== undefined;
-        let page = await client.listJobs({ status: options.status, pageSize: options.pageSize, pageToken: options.pageToken });
+        const filters = { status: options.status, search: options.search, orderBy: options.orderBy };
+        let page = await client.listJobs({ ...filters, pageSize: options.pageSize, pageToken: options.pageToken });
         const all = [...page.migrationJobs];
         while (!paged && page.nextPageToken) {
-          page = await client.listJobs({ status: options.status, pageToken: page.nextPageToken });
+          page = await client.listJobs({ ...filters, pageToken: page.nextPageToken });
           all.push(...page.migrationJobs);
         }
         const nextPageToken = paged ? page.nextPageToken : null;

@@ -55,6 +55,13 @@ export interface MigrationJob {
   runStartTime: string | null;
 }
 
+/**
+ * The orders a job list can have: a field, ascending unless followed by " desc". Ties are
+ * broken by id in the same direction, so every order is total and pages never overlap.
+ */
+export const JOB_LIST_ORDERS = ['createTime', 'createTime desc', 'updateTime', 'updateTime desc', 'displayName', 'displayName desc'] as const;
+export type JobListOrder = (typeof JOB_LIST_ORDERS)[number];
+
 export const JOB_OBJECT_STATES = ['NOT_STARTED', 'DUMPING', 'DUMPED', 'REPLICATING', 'FAILED', 'COMPLETED'] as const;
 export type JobObjectState = (typeof JOB_OBJECT_STATES)[number];
 

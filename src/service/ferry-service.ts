@@ -24,6 +24,8 @@ import type {
 export interface PageView<T> {
   items: T[];
   nextPageToken: string | null;
+  /** How many items match the query over all pages, where the list counts them (jobs). */
+  totalSize?: number;
 }
 
 /** Who asked: recorded in the job's history. */

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { CONNECTIVITY_METHODS, ENGINE_KINDS, TLS_MODES } from '../core/connection-profile.js';
 import { JOB_ACTIONS, JOB_PHASES, JOB_STATUSES } from '../core/lifecycle.js';
-import { JOB_EVENT_KINDS, JOB_OBJECT_STATES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
+import { JOB_EVENT_KINDS, JOB_LIST_ORDERS, JOB_OBJECT_STATES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
 import { ERROR_CODES } from '../core/errors.js';
 
 /** A name people read: not empty and not only white space. */
@@ -147,6 +147,15 @@ export const JobListQuery = ListQuery.extend({
       }
       return parts as (typeof JOB_STATUSES)[number][];
     }),
+  search: z
+    .string()
+    .max(200)
+    .optional()
+    .describe('Only jobs whose id or display name contains this text (ASCII letters in any case).'),
+  orderBy: z
+    .enum(JOB_LIST_ORDERS)
+    .default('createTime')
+    .describe('The order of the list, then by id. A pageToken continues only the order it came from.'),
 });
 
 const errorView = z.object({

@@ -24,7 +24,7 @@ import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { ConnectionTunnels } from '../engines/ssh-tunnel.js';
 import type { Clock } from '../pipeline/clock.js';
 import type { Logger } from '../pipeline/logger.js';
-import type { MetadataStore, StoredProfile } from '../store/metadata-store.js';
+import type { JobObjectTotals, MetadataStore, StoredProfile } from '../store/metadata-store.js';
 import type { Actor, FerryService, PageView } from './ferry-service.js';
 import {
   CreateJobInput,
@@ -73,8 +73,24 @@ const SUPPORTED_JOBS: Array<{ source: string; destination: string; type: string 
   (source) => (['postgresql', 'mysql'] as const).flatMap((destination) => (['one-time', 'continuous'] as const).map((type) => ({ source, destination, type }))),
 );
 
+/** How many distinct job list queries keep their last answer (the console's pages and filters). */
+const JOB_LIST_MEMO_SIZE = 64;
+
+interface JobListMemo {
+  dataVersion: string;
+  /** The clock's second it was computed in: durations and replication numbers move with time. */
+  second: string;
+  page: PageView<JobView>;
+}
+
 export class MigrationService implements FerryService {
   readonly #deps: MigrationServiceDeps;
+  /**
+   * The last answer per list query. Many clients polling the same page share one computation:
+   * it is reused while the store's data version and the clock's second are unchanged, so a
+   * write shows in the next list, and time-derived numbers are at most a second old.
+   */
+  readonly #jobLists = new Map<string, JobListMemo>();
 
   constructor(deps: MigrationServiceDeps) {
     this.#deps = deps;
@@ -296,10 +312,35 @@ export class MigrationService implements FerryService {
     return this.#toJobView(await this.#job(id));
   }
 
+  /**
+   * Identical queries within the same second and data version get the same object back
+   * (callers must not change it): the API serializes it once for all of them.
+   */
   async listJobs(raw: z.input<typeof JobListQuery>): Promise<PageView<JobView>> {
     const query = parseInput(JobListQuery, raw);
-    const page = await this.#deps.store.listJobs({ pageSize: query.pageSize, pageToken: query.pageToken ?? null, status: query.status });
-    return { items: await Promise.all(page.items.map((job) => this.#toJobView(job))), nextPageToken: page.nextPageToken };
+    const options = {
+      pageSize: query.pageSize,
+      pageToken: query.pageToken ?? null,
+      status: query.status ?? [],
+      search: query.search?.trim() ?? '',
+      orderBy: query.orderBy,
+    };
+    const key = JSON.stringify(options);
+    const [dataVersion, second] = [await this.#deps.store.dataVersion(), this.#deps.clock.now().slice(0, 19)];
+    const memo = this.#jobLists.get(key);
+    if (memo !== undefined && memo.dataVersion === dataVersion && memo.second === second) return memo.page;
+
+    const stored = await this.#deps.store.listJobs(options);
+    const page: PageView<JobView> = {
+      items: await this.#toJobViews(stored.items),
+      nextPageToken: stored.nextPageToken,
+      totalSize: stored.totalSize ?? stored.items.length,
+    };
+    // Map order is insertion order: re-inserting keeps the most recent last, the oldest first.
+    this.#jobLists.delete(key);
+    this.#jobLists.set(key, { dataVersion, second, page });
+    if (this.#jobLists.size > JOB_LIST_MEMO_SIZE) this.#jobLists.delete(this.#jobLists.keys().next().value!);
+    return page;
   }
 
   async updateJob(id: string, raw: z.input<typeof UpdateJobInput>, actor: Actor): Promise<JobView> {
@@ -550,11 +591,32 @@ export class MigrationService implements FerryService {
   }
 
   async #toJobView(job: MigrationJob): Promise<JobView> {
-    const [objects, source, destination] = await Promise.all([
-      this.#deps.store.listJobObjects(job.id),
-      this.#deps.store.getProfile(job.sourceProfileId),
-      this.#deps.store.getProfile(job.destinationProfileId),
+    return (await this.#toJobViews([job]))[0]!;
+  }
+
+  /**
+   * Views of many jobs from two more reads, whatever their number: the tables' totals of
+   * every job and the names of every profile they use. (One read per job made a page of
+   * 100 jobs 300 reads, and 200 clients listing queued behind each other.)
+   */
+  async #toJobViews(jobs: readonly MigrationJob[]): Promise<JobView[]> {
+    if (jobs.length === 0) return [];
+    const profileIds = [...new Set(jobs.flatMap((job) => [job.sourceProfileId, job.destinationProfileId]))];
+    const [totals, names] = await Promise.all([
+      this.#deps.store.totalJobObjects(jobs.map((job) => job.id)),
+      this.#deps.store.getProfileNames(profileIds),
     ]);
+    const totalsByJob = new Map<string, JobObjectTotals[]>();
+    for (const row of totals) {
+      const list = totalsByJob.get(row.jobId);
+      if (list) list.push(row);
+      else totalsByJob.set(row.jobId, [row]);
+    }
+    const now = this.#deps.clock.now();
+    return jobs.map((job) => this.#jobView(job, totalsByJob.get(job.id) ?? [], names, now));
+  }
+
+  #jobView(job: MigrationJob, totals: JobObjectTotals[], profileNames: Map<string, string>, now: string): JobView {
     return {
       id: job.id,
       displayName: job.displayName,
@@ -565,10 +627,10 @@ export class MigrationService implements FerryService {
       phase: job.phase,
       availableActions: availableActions(job),
       sourceProfileId: job.sourceProfileId,
-      sourceProfileName: source?.displayName ?? null,
+      sourceProfileName: profileNames.get(job.sourceProfileId) ?? null,
       sourceEngine: job.sourceEngine,
       destinationProfileId: job.destinationProfileId,
-      destinationProfileName: destination?.displayName ?? null,
+      destinationProfileName: profileNames.get(job.destinationProfileId) ?? null,
       destinationEngine: job.destinationEngine,
       connectivityMethod: job.connectivityMethod,
       selection: job.selection,
@@ -581,34 +643,36 @@ export class MigrationService implements FerryService {
       updateTime: job.updateTime,
       startTime: job.startTime,
       endTime: job.endTime,
-      durationSeconds: Math.round(runningMillisAt(job, this.#deps.clock.now()) / 1000),
+      durationSeconds: Math.round(runningMillisAt(job, now) / 1000),
       error: job.error,
-      progress: summarizeProgress(objects),
+      progress: summarizeProgress(totals),
       replication: this.#deps.workers.replicationStats(job.id),
       promoteRequested: job.promoteRequested,
     };
   }
 }
 
-function summarizeProgress(objects: JobObject[]): JobView['progress'] {
+function summarizeProgress(totals: JobObjectTotals[]): JobView['progress'] {
+  let tablesTotal = 0;
   let rowsCopied = 0;
   let bytesCopied = 0;
   let estimatedRows = 0;
   let estimatedBytes = 0;
   let tablesCompleted = 0;
-  for (const o of objects) {
-    rowsCopied += o.rowsCopied;
-    bytesCopied += o.bytesCopied;
-    estimatedRows += Math.max(0, o.estimatedRows);
-    estimatedBytes += Math.max(0, o.estimatedBytes);
-    if (o.state === 'DUMPED' || o.state === 'COMPLETED' || o.state === 'REPLICATING') tablesCompleted++;
+  for (const t of totals) {
+    tablesTotal += t.tables;
+    rowsCopied += t.rowsCopied;
+    bytesCopied += t.bytesCopied;
+    estimatedRows += t.estimatedRows;
+    estimatedBytes += t.estimatedBytes;
+    if (t.state === 'DUMPED' || t.state === 'COMPLETED' || t.state === 'REPLICATING') tablesCompleted += t.tables;
   }
-  const byTables = objects.length === 0 ? 0 : tablesCompleted / objects.length;
+  const byTables = tablesTotal === 0 ? 0 : tablesCompleted / tablesTotal;
   const byRows = estimatedRows > 0 ? Math.min(1, rowsCopied / estimatedRows) : byTables;
   // Rows copied of the estimate, but never more than the tables finished allow (estimates drift).
-  const fraction = tablesCompleted === objects.length && objects.length > 0 ? 1 : Math.min(byRows, 0.99);
+  const fraction = tablesCompleted === tablesTotal && tablesTotal > 0 ? 1 : Math.min(byRows, 0.99);
   return {
-    tablesTotal: objects.length, tablesCompleted, rowsCopied, bytesCopied, estimatedRows, estimatedBytes,
+    tablesTotal, tablesCompleted, rowsCopied, bytesCopied, estimatedRows, estimatedBytes,
     percent: Math.round(fraction * 1000) / 10,
   };
 }

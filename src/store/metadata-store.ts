@@ -11,7 +11,14 @@
  */
 import type { ConnectionProfile, SshTunnelSettings } from '../core/connection-profile.js';
 import type { JobStatus } from '../core/lifecycle.js';
-import type { JobHistoryEvent, JobObject, MigrationJob, NewJobHistoryEvent } from '../core/migration-job.js';
+import type {
+  JobHistoryEvent,
+  JobListOrder,
+  JobObject,
+  JobObjectState,
+  MigrationJob,
+  NewJobHistoryEvent,
+} from '../core/migration-job.js';
 
 /** A profile as stored: the public fields plus encrypted secrets. */
 export interface StoredProfile extends Omit<ConnectionProfile, 'passwordSet' | 'tls' | 'sshTunnel'> {
@@ -53,6 +60,8 @@ export interface Page<T> {
   items: T[];
   /** Opaque token for the next page, null on the last page. */
   nextPageToken: string | null;
+  /** How many items match the filters over all pages, when the list counts them (jobs do). */
+  totalSize?: number;
 }
 
 export interface ListOptions {
@@ -62,7 +71,25 @@ export interface ListOptions {
 }
 
 export interface JobListOptions extends ListOptions {
+  /** Only jobs in one of these statuses; empty or absent: any status. */
   status?: JobStatus[];
+  /** Only jobs whose id or display name contains this text, ignoring ASCII case; empty: all. */
+  search?: string;
+  /** Default 'createTime'. A page token only continues the order it was made for. */
+  orderBy?: JobListOrder;
+}
+
+/** A job's tables in one state, counted and summed: what the job's progress is computed from. */
+export interface JobObjectTotals {
+  jobId: string;
+  state: JobObjectState;
+  /** How many of the job's tables are in this state. */
+  tables: number;
+  rowsCopied: number;
+  bytesCopied: number;
+  /** Sum of the estimates that are known (negative estimates, meaning unknown, count as 0). */
+  estimatedRows: number;
+  estimatedBytes: number;
 }
 
 /** An API token as stored: never the secret, only its SHA-256. */
@@ -83,11 +110,19 @@ export interface MetadataStore {
   /** Creates or upgrades the schema (versioned migrations, each in its own transaction). */
   migrate(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * A value that changes whenever a write commits, through this store or any other
+   * connection to the same database: while it stays equal, what was read stays true, so a
+   * reader may reuse what it derived (the service's jobs list does).
+   */
+  dataVersion(): Promise<string>;
 
   insertProfile(profile: StoredProfile): Promise<void>;
   /** Replaces the row; rejects with NOT_FOUND when it does not exist. */
   updateProfile(profile: StoredProfile): Promise<void>;
   getProfile(id: string): Promise<StoredProfile | null>;
+  /** The display names of those of these profiles that exist, by id (one read for a page of jobs). */
+  getProfileNames(ids: readonly string[]): Promise<Map<string, string>>;
   /** Ordered by createTime, then id. */
   listProfiles(options?: ListOptions): Promise<Page<StoredProfile>>;
   deleteProfile(id: string): Promise<void>;
@@ -108,7 +143,13 @@ export interface MetadataStore {
    */
   updateJob(job: MigrationJob, expectedStatus?: JobStatus): Promise<boolean>;
   getJob(id: string): Promise<MigrationJob | null>;
-  /** Ordered by createTime, then id. */
+  /**
+   * One page of jobs matching the filters, in `orderBy` order (then id), with `totalSize`:
+   * the number of jobs matching the filters. Pages are keyset pages: a job is listed once
+   * across the pages of one walk even while jobs are created or deleted meanwhile (jobs
+   * created behind the walk's position are not seen by it). A job whose sort key changes
+   * during the walk (updateTime, displayName) may move across the walk's position.
+   */
   listJobs(options?: JobListOptions): Promise<Page<MigrationJob>>;
   /** Jobs that use the profile as source or destination. */
   listJobsUsingProfile(profileId: string): Promise<MigrationJob[]>;
@@ -119,6 +160,11 @@ export interface MetadataStore {
   upsertJobObjects(objects: JobObject[]): Promise<void>;
   /** Ordered by name. */
   listJobObjects(jobId: string): Promise<JobObject[]>;
+  /**
+   * For each of these jobs, its tables grouped by state (one read for a whole page of jobs).
+   * Jobs without tables have no entry. In no particular order.
+   */
+  totalJobObjects(jobIds: readonly string[]): Promise<JobObjectTotals[]>;
   deleteJobObjects(jobId: string): Promise<void>;
 
   appendJobEvent(event: NewJobHistoryEvent): Promise<JobHistoryEvent>;

@@ -311,9 +311,12 @@ describe('routing', () => {
     testConnectionProfile: { method: 'POST', url: '/v1/connectionProfiles/src:test', body: {}, status: 200, call: { method: 'testProfile', args: ['src'] } },
     listMigrationJobs: {
       method: 'GET',
-      url: '/v1/migrationJobs?status=RUNNING,FAILED',
+      url: '/v1/migrationJobs?status=RUNNING,FAILED&search=orders&orderBy=updateTime%20desc',
       status: 200,
-      call: { method: 'listJobs', args: [{ pageSize: 100, pageToken: undefined, status: 'RUNNING,FAILED' }] },
+      call: {
+        method: 'listJobs',
+        args: [{ pageSize: 100, pageToken: undefined, status: 'RUNNING,FAILED', search: 'orders', orderBy: 'updateTime desc' }],
+      },
     },
     createMigrationJob: {
       method: 'POST',
@@ -690,7 +693,7 @@ describe('OpenAPI document', () => {
     expect(operationIds.size).toBe(API_ROUTES.length);
 
     const listJobs = document.paths['/v1/migrationJobs']!['get'] as Record<string, any>;
-    expect(listJobs.parameters.map((p: any) => p.name).sort()).toEqual(['pageSize', 'pageToken', 'status']);
+    expect(listJobs.parameters.map((p: any) => p.name).sort()).toEqual(['orderBy', 'pageSize', 'pageToken', 'search', 'status']);
   });
 
   it('has only $refs that resolve, and describes the error body', () => {

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FerryError } from '../../src/core/errors.js';
 import type { JobError } from '../../src/core/errors.js';
 import type { JobStatus } from '../../src/core/lifecycle.js';
+import { JOB_LIST_ORDERS } from '../../src/core/migration-job.js';
 import type { JobObject, MigrationJob, NewJobHistoryEvent } from '../../src/core/migration-job.js';
 import type { StoredProfile } from '../../src/store/metadata-store.js';
 import { MIGRATIONS, currentVersion, migrate } from '../../src/store/sqlite/migrations.js';
@@ -244,7 +245,9 @@ describe('schema migrations', () => {
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'migration_jobs' ORDER BY name")
         .pluck()
         .all() as string[];
-      expect(jobIndexes).toEqual(expect.arrayContaining(['migration_jobs_create_time_id', 'migration_jobs_status']));
+      expect(jobIndexes).toEqual(
+        expect.arrayContaining(['migration_jobs_create_time_id', 'migration_jobs_status', 'migration_jobs_update_time_id', 'migration_jobs_display_name_id']),
+      );
       const recorded = db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all();
       expect(recorded).toEqual(MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
       expect(currentVersion(db)).toBe(MIGRATIONS[MIGRATIONS.length - 1].version);
@@ -662,6 +665,119 @@ describe('migration jobs', () => {
     await store.insertJob(makeNewJob({ id: 'b' }));
     const token = (await store.listJobs({ pageSize: 1 })).nextPageToken;
     expect(token).toMatch(/^[A-Za-z0-9_-]+$/);
+  });
+
+  it('searches the id and display name, ignoring ASCII case, with % and _ as plain characters', async () => {
+    const store = await openStore();
+    const names: Array<[string, string]> = [
+      ['orders-eu', 'Orders EU'], ['billing', 'Billing to new cluster'], ['misc', 'Keep ORDERS history'],
+      ['pct', '100% done'], ['under', 'a_b'], ['plain', 'ab'],
+    ];
+    for (const [i, [id, displayName]] of names.entries()) {
+      await store.insertJob(makeNewJob({ id, displayName, createTime: `2024-01-0${i + 1}T00:00:00.000Z`, status: i % 2 === 0 ? 'RUNNING' : 'FAILED' }));
+    }
+    const ids = async (search: string, status?: JobStatus[]) => (await store.listJobs({ search, status })).items.map((j) => j.id);
+    expect(await ids('orders')).toEqual(['orders-eu', 'misc']);
+    expect(await ids('ORDERS-E')).toEqual(['orders-eu']);
+    expect(await ids('bill')).toEqual(['billing']);
+    expect(await ids('%')).toEqual(['pct']);
+    expect(await ids('a_b')).toEqual(['under']);
+    expect(await ids('_')).toEqual(['under']);
+    expect(await ids('  ')).toEqual(names.map(([id]) => id));
+    expect(await ids('orders', ['FAILED'])).toEqual([]);
+    expect(await ids('orders', ['RUNNING'])).toEqual(['orders-eu', 'misc']);
+    const page = await store.listJobs({ search: 'orders', pageSize: 1 });
+    expect(page.totalSize).toBe(2);
+    expect(await collectPages((pageToken) => store.listJobs({ search: 'o', pageSize: 2, pageToken }))).toEqual([['orders-eu', 'billing'], ['misc', 'pct']]);
+    expect((await rejection(store.listJobs({ search: 'x'.repeat(201) }))).code).toBe('INVALID_ARGUMENT');
+  });
+
+  it('lists in every order across pages, ties broken by id, and counts what matches', async () => {
+    const store = await openStore();
+    const rows = [
+      { id: 'a', displayName: 'delta', createTime: '2024-01-03', updateTime: '2024-02-01' },
+      { id: 'b', displayName: 'Alpha', createTime: '2024-01-01', updateTime: '2024-02-03' },
+      { id: 'c', displayName: 'charlie', createTime: '2024-01-02', updateTime: '2024-02-01' },
+      { id: 'd', displayName: 'alpha', createTime: '2024-01-02', updateTime: '2024-02-02' },
+      { id: 'e', displayName: 'Bravo', createTime: '2024-01-05', updateTime: '2024-02-04' },
+    ];
+    for (const row of rows) {
+      await store.insertJob(makeNewJob({ ...row, createTime: `${row.createTime}T00:00:00.000Z`, updateTime: `${row.updateTime}T00:00:00.000Z` }));
+    }
+    const expected: Record<string, string[]> = {
+      createTime: ['b', 'c', 'd', 'a', 'e'],
+      'createTime desc': ['e', 'a', 'd', 'c', 'b'],
+      updateTime: ['a', 'c', 'd', 'b', 'e'],
+      'updateTime desc': ['e', 'b', 'd', 'c', 'a'],
+      displayName: ['b', 'd', 'e', 'c', 'a'],
+      'displayName desc': ['a', 'c', 'e', 'd', 'b'],
+    };
+    for (const orderBy of JOB_LIST_ORDERS) {
+      expect((await store.listJobs({ orderBy })).items.map((j) => j.id), orderBy).toEqual(expected[orderBy]);
+      const pages = await collectPages((pageToken) => store.listJobs({ orderBy, pageSize: 2, pageToken }));
+      expect(pages.flat(), orderBy).toEqual(expected[orderBy]);
+      expect(pages.map((p) => p.length), orderBy).toEqual([2, 2, 1]);
+      expect((await store.listJobs({ orderBy, pageSize: 2 })).totalSize).toBe(5);
+    }
+    expect((await store.listJobs({ status: ['FAILED'] })).totalSize).toBe(0);
+  });
+
+  it('a page token continues only its own order', async () => {
+    const store = await openStore();
+    for (const id of ['a', 'b', 'c']) await store.insertJob(makeNewJob({ id, displayName: id }));
+    const byName = await store.listJobs({ orderBy: 'displayName', pageSize: 1 });
+    const error = await rejection(store.listJobs({ pageSize: 1, pageToken: byName.nextPageToken }));
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toContain('ordered by "displayName"');
+    const byCreate = await store.listJobs({ pageSize: 1 });
+    expect((await rejection(store.listJobs({ orderBy: 'createTime desc', pageToken: byCreate.nextPageToken }))).code).toBe('INVALID_ARGUMENT');
+    expect((await rejection(store.listJobs({ orderBy: 'size' as never }))).code).toBe('INVALID_ARGUMENT');
+  });
+
+  it('totals the tables of many jobs by state in one call', async () => {
+    const store = await openStore();
+    for (const id of ['j1', 'j2', 'j3']) await store.insertJob(makeNewJob({ id }));
+    await store.upsertJobObjects([
+      makeObject({ jobId: 'j1', name: 'a', state: 'DUMPED', rowsCopied: 10, bytesCopied: 100, estimatedRows: 10, estimatedBytes: 100 }),
+      makeObject({ jobId: 'j1', name: 'b', state: 'DUMPED', rowsCopied: 5, bytesCopied: 50, estimatedRows: -1, estimatedBytes: -1 }),
+      makeObject({ jobId: 'j1', name: 'c', state: 'DUMPING', rowsCopied: 1, bytesCopied: 2, estimatedRows: 30, estimatedBytes: 300 }),
+      makeObject({ jobId: 'j2', name: 'a', state: 'NOT_STARTED', rowsCopied: 0, bytesCopied: 0, estimatedRows: 7, estimatedBytes: 70 }),
+    ]);
+    const totals = await store.totalJobObjects(['j1', 'j2', 'j3', 'ghost']);
+    const sorted = [...totals].sort((x, y) => `${x.jobId}${x.state}`.localeCompare(`${y.jobId}${y.state}`));
+    expect(sorted).toEqual([
+      { jobId: 'j1', state: 'DUMPED', tables: 2, rowsCopied: 15, bytesCopied: 150, estimatedRows: 10, estimatedBytes: 100 },
+      { jobId: 'j1', state: 'DUMPING', tables: 1, rowsCopied: 1, bytesCopied: 2, estimatedRows: 30, estimatedBytes: 300 },
+      { jobId: 'j2', state: 'NOT_STARTED', tables: 1, rowsCopied: 0, bytesCopied: 0, estimatedRows: 7, estimatedBytes: 70 },
+    ]);
+    expect(await store.totalJobObjects(['j2'])).toHaveLength(1);
+    expect(await store.totalJobObjects([])).toEqual([]);
+  });
+
+  it('getProfileNames answers for the profiles that exist', async () => {
+    const store = await openStore();
+    await store.insertProfile(makeProfile({ id: 'p1', displayName: 'One' }));
+    await store.insertProfile(makeProfile({ id: 'p2', displayName: 'Two' }));
+    expect(await store.getProfileNames(['p2', 'p1', 'nope'])).toEqual(new Map([['p2', 'Two'], ['p1', 'One']]));
+    expect(await store.getProfileNames([])).toEqual(new Map());
+  });
+
+  it('dataVersion changes with every write, its own or another connection\'s, and only then', async () => {
+    const file = path.join(tempDir(), 'ferry.db');
+    const store = await openStore(file);
+    const other = await openStore(file);
+    const v0 = await store.dataVersion();
+    expect(await store.dataVersion()).toBe(v0);
+    await store.listJobs();
+    expect(await store.dataVersion()).toBe(v0);
+    await store.insertJob(makeNewJob({ id: 'a' }));
+    const v1 = await store.dataVersion();
+    expect(v1).not.toBe(v0);
+    await other.updateJob(makeNewJob({ id: 'a', displayName: 'renamed' }));
+    const v2 = await store.dataVersion();
+    expect(v2).not.toBe(v1);
+    await other.upsertJobObjects([makeObject({ jobId: 'a' })]);
+    expect(await store.dataVersion()).not.toBe(v2);
   });
 
   it('listJobsUsingProfile finds jobs using the profile as source or destination', async () => {

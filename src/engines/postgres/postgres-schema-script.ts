@@ -324,7 +324,7 @@ async function exists(client: pg.Client, entry: SchemaScriptEntry): Promise<bool
 async function referencedTableExists(client: pg.Client, sql: string): Promise<boolean> {
   const match = /\bREFERENCES\s+((?:"(?:[^"]|"")*"|[^\s("]+)\.(?:"(?:[^"]|"")*"|[^\s("]+))\s*\(/.exec(sql);
   if (match === null) return true;
-  return (await client.query(`SELECT to_regclass(${quoteLiteral(match[1] as string)}) IS NOT NULL AS present`)).rows[0]?.present === true;
+  return (await client.query(`SELECT 1 WHERE to_regclass(${quoteLiteral(match[1] as string)}) IS NOT NULL`)).rows.length > 0;
 }
 
 /** "f(integer, text)" with the function name quoted, for to_regprocedure. */

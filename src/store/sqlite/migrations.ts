@@ -154,6 +154,15 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       -- hostKeyFingerprint) and its private key, encrypted like the password.
       ALTER TABLE connection_profiles ADD COLUMN ssh_tunnel TEXT;
       ALTER TABLE connection_profiles ADD COLUMN encrypted_ssh_private_key TEXT;
+      `,
+    },
+    {
+      version: 7,
+    name: 'job list orders',
+    sql: `
+      -- The jobs list pages in these orders too (createTime has its index since version 1).
+      CREATE INDEX migration_jobs_update_time_id ON migration_jobs (update_time, id);
+      CREATE INDEX migration_jobs_display_name_id ON migration_jobs (display_name COLLATE NOCASE, id);
     `,
   },
 ];

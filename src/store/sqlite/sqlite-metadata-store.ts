@@ -3,9 +3,11 @@ import type { ConnectivityMethod, EngineKind, SshTunnelSettings, TlsMode } from 
 import { FerryError, toFerryError } from '../../core/errors.js';
 import type { JobError } from '../../core/errors.js';
 import type { JobAction, JobPhase, JobStatus, JobType } from '../../core/lifecycle.js';
+import { JOB_LIST_ORDERS } from '../../core/migration-job.js';
 import type {
   JobEventKind,
   JobHistoryEvent,
+  JobListOrder,
   JobObject,
   JobObjectState,
   MigrationJob,
@@ -14,7 +16,7 @@ import type {
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { SchemaMapping } from '../../core/schema-mapping.js';
 import type {
-  JobListOptions, ListOptions, MetadataStore, Page, SecretField, SecretReplacement, StoredApiToken, StoredProfile, StoredSecret,
+  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretField, SecretReplacement, StoredApiToken, StoredProfile, StoredSecret,
 } from '../metadata-store.js';
 import { migrate } from './migrations.js';
 
@@ -22,6 +24,18 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 const BUSY_TIMEOUT_MILLIS = 5000;
 const INVALID_PAGE_TOKEN = 'pageToken is not valid; pass the nextPageToken of a previous response';
+const MAX_SEARCH_LENGTH = 200;
+
+/** How each job list order sorts, in SQL: the key column (with its collation) and the direction. */
+const JOB_ORDER_SQL: { [O in JobListOrder]: { column: string; key: keyof JobRow; descending: boolean } } = {
+  createTime: { column: 'create_time', key: 'create_time', descending: false },
+  'createTime desc': { column: 'create_time', key: 'create_time', descending: true },
+  updateTime: { column: 'update_time', key: 'update_time', descending: false },
+  'updateTime desc': { column: 'update_time', key: 'update_time', descending: true },
+  // NOCASE: "alpha", "Beta", "gamma" in that order. Indexed with the same collation (migration 4).
+  displayName: { column: 'display_name COLLATE NOCASE', key: 'display_name', descending: false },
+  'displayName desc': { column: 'display_name COLLATE NOCASE', key: 'display_name', descending: true },
+};
 
 interface ProfileRow {
   id: string;
@@ -191,6 +205,17 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.close();
   }
 
+  async dataVersion(): Promise<string> {
+    return this.guard(() => {
+      // total_changes(): rows this connection changed since it opened; data_version: changes
+      // when another connection commits. Together they change with every write.
+      const [changes, version] = this.statement(
+        'SELECT total_changes(), (SELECT data_version FROM pragma_data_version)',
+      ).raw().get() as [number, number];
+      return `${changes}.${version}`;
+    });
+  }
+
   async insertProfile(profile: StoredProfile): Promise<void> {
     this.guard(() => {
       try {
@@ -219,6 +244,17 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.guard(() => {
       const row = this.statement('SELECT * FROM connection_profiles WHERE id = ?').get(id) as ProfileRow | undefined;
       return row === undefined ? null : rowToProfile(row);
+    });
+  }
+
+  async getProfileNames(ids: readonly string[]): Promise<Map<string, string>> {
+    return this.guard(() => {
+      if (ids.length === 0) return new Map<string, string>();
+      // One statement for any number of ids: the ids travel as one JSON array.
+      const rows = this.statement(
+        'SELECT id, display_name FROM connection_profiles WHERE id IN (SELECT value FROM json_each(?))',
+      ).all(JSON.stringify(ids)) as Array<{ id: string; display_name: string }>;
+      return new Map(rows.map((row) => [row.id, row.display_name]));
     });
   }
 
@@ -305,9 +341,32 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async listJobs(options: JobListOptions = {}): Promise<Page<MigrationJob>> {
     return this.guard(() => {
+      const filters: string[] = [];
+      const params: unknown[] = [];
       const statuses = options.status ?? [];
-      const filters = statuses.length === 0 ? [] : [`status IN (${statuses.map(() => '?').join(', ')})`];
-      return this.page('migration_jobs', filters, statuses, options, rowToJob);
+      if (statuses.length > 0) {
+        filters.push('status IN (SELECT value FROM json_each(?))');
+        params.push(JSON.stringify(statuses));
+      }
+      const search = options.search?.trim() ?? '';
+      if (search.length > MAX_SEARCH_LENGTH) {
+        throw new FerryError('INVALID_ARGUMENT', `search is ${search.length} characters long; search with at most ${MAX_SEARCH_LENGTH}`);
+      }
+      if (search !== '') {
+        // A substring anywhere cannot use an index: this scans the jobs table, which is small
+        // next to everything else a job stores (no objects, events or checkpoints are read).
+        filters.push("(display_name LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\')");
+        const pattern = `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        params.push(pattern, pattern);
+      }
+      const orderBy = options.orderBy ?? 'createTime';
+      if (!(JOB_LIST_ORDERS as readonly string[]).includes(orderBy)) {
+        throw new FerryError('INVALID_ARGUMENT', `orderBy "${String(orderBy)}" is not valid; use one of ${JOB_LIST_ORDERS.map((o) => `"${o}"`).join(', ')}`);
+      }
+      const page = this.page('migration_jobs', filters, params, options, rowToJob, orderBy);
+      const whereSql = filters.length === 0 ? '' : ` WHERE ${filters.join(' AND ')}`;
+      const totalSize = this.statement(`SELECT count(*) FROM migration_jobs${whereSql}`, true).get(...params) as number;
+      return { ...page, totalSize };
     });
   }
 
@@ -348,6 +407,28 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.guard(() => {
       const rows = this.statement('SELECT * FROM job_objects WHERE job_id = ? ORDER BY name').all(jobId) as JobObjectRow[];
       return rows.map(rowToJobObject);
+    });
+  }
+
+  async totalJobObjects(jobIds: readonly string[]): Promise<JobObjectTotals[]> {
+    return this.guard(() => {
+      if (jobIds.length === 0) return [];
+      const rows = this.statement(
+        `SELECT job_id, state, count(*) AS tables, sum(rows_copied) AS rows_copied, sum(bytes_copied) AS bytes_copied,
+                sum(max(0, estimated_rows)) AS estimated_rows, sum(max(0, estimated_bytes)) AS estimated_bytes
+           FROM job_objects WHERE job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id, state`,
+      ).all(JSON.stringify(jobIds)) as Array<{
+        job_id: string; state: string; tables: number; rows_copied: number; bytes_copied: number; estimated_rows: number; estimated_bytes: number;
+      }>;
+      return rows.map((row) => ({
+        jobId: row.job_id,
+        state: row.state as JobObjectState,
+        tables: row.tables,
+        rowsCopied: row.rows_copied,
+        bytesCopied: row.bytes_copied,
+        estimatedRows: row.estimated_rows,
+        estimatedBytes: row.estimated_bytes,
+      }));
     });
   }
 
@@ -466,30 +547,38 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  /**
+   * A keyset page: rows after the token's (key, id) in the order, so that rows added or
+   * removed before that position never shift a page. Tables other than migration_jobs are
+   * listed by createTime only.
+   */
   private page<R, T>(
     table: string,
     filters: string[],
     params: unknown[],
     options: ListOptions,
     map: (row: R) => T,
+    orderBy: JobListOrder = 'createTime',
   ): Page<T> {
     const pageSize = resolvePageSize(options.pageSize);
+    const order = JOB_ORDER_SQL[orderBy];
     const where = [...filters];
     const bound = [...params];
     if (options.pageToken !== undefined && options.pageToken !== null && options.pageToken !== '') {
-      const [createTime, id] = decodePageToken(options.pageToken);
-      where.push('(create_time, id) > (?, ?)');
-      bound.push(createTime, id);
+      const [key, id] = decodePageToken(options.pageToken, orderBy);
+      where.push(`(${order.column}, id) ${order.descending ? '<' : '>'} (?, ?)`);
+      bound.push(key, id);
     }
     const whereSql = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
+    const direction = order.descending ? ' DESC' : '';
     // One row more than asked tells whether another page follows.
-    const rows = this.statement(`SELECT * FROM ${table}${whereSql} ORDER BY create_time, id LIMIT ?`).all(
+    const rows = this.statement(`SELECT * FROM ${table}${whereSql} ORDER BY ${order.column}${direction}, id${direction} LIMIT ?`).all(
       ...bound,
       pageSize + 1,
-    ) as (R & { create_time: string; id: string })[];
+    ) as (R & Record<string, string>)[];
     const items = rows.slice(0, pageSize);
     const last = items[items.length - 1];
-    const nextPageToken = rows.length > pageSize && last !== undefined ? encodePageToken(last.create_time, last.id) : null;
+    const nextPageToken = rows.length > pageSize && last !== undefined ? encodePageToken(last[order.key]!, last['id']!, orderBy) : null;
     return { items: items.map(map), nextPageToken };
   }
 
@@ -568,11 +657,13 @@ function resolvePageSize(pageSize: number | undefined): number {
   return Math.min(pageSize, MAX_PAGE_SIZE);
 }
 
-function encodePageToken(createTime: string, id: string): string {
-  return Buffer.from(JSON.stringify([createTime, id]), 'utf8').toString('base64url');
+/** [key, id] for the default order (as tokens always were), [key, id, order] for the others. */
+function encodePageToken(key: string, id: string, orderBy: JobListOrder): string {
+  const parts = orderBy === 'createTime' ? [key, id] : [key, id, orderBy];
+  return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url');
 }
 
-function decodePageToken(token: string): [string, string] {
+function decodePageToken(token: string, orderBy: JobListOrder): [string, string] {
   // Buffer's decoder skips characters it does not know: check the alphabet first.
   if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new FerryError('INVALID_ARGUMENT', INVALID_PAGE_TOKEN);
   let decoded: unknown;
@@ -583,11 +674,19 @@ function decodePageToken(token: string): [string, string] {
   }
   if (
     !Array.isArray(decoded) ||
-    decoded.length !== 2 ||
+    (decoded.length !== 2 && decoded.length !== 3) ||
     typeof decoded[0] !== 'string' ||
-    typeof decoded[1] !== 'string'
+    typeof decoded[1] !== 'string' ||
+    (decoded.length === 3 && !(JOB_LIST_ORDERS as readonly unknown[]).includes(decoded[2]))
   ) {
     throw new FerryError('INVALID_ARGUMENT', INVALID_PAGE_TOKEN);
+  }
+  const tokenOrder = (decoded[2] as JobListOrder | undefined) ?? 'createTime';
+  if (tokenOrder !== orderBy) {
+    throw new FerryError(
+      'INVALID_ARGUMENT',
+      `pageToken continues a list ordered by "${tokenOrder}", not by "${orderBy}"; pass the same orderBy as the request that returned it, or start again without pageToken`,
+    );
   }
   return [decoded[0], decoded[1]];
 }

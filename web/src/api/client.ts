@@ -10,6 +10,7 @@ import type {
   Job,
   JobAction,
   JobEvent,
+  JobListOrder,
   JobObject,
   JobStatus,
   Profile,
@@ -125,7 +126,39 @@ async function listAll<T>(fetchPage: (pageToken: string | undefined) => Promise<
   return items;
 }
 
+/** One page of the jobs list, filtered and ordered by the server. */
+export interface JobListQuery {
+  pageSize: number;
+  /** The nextPageToken of the previous page; absent for the first. */
+  pageToken?: string;
+  status?: JobStatus[];
+  /** Text in the id or display name. */
+  search?: string;
+  orderBy?: JobListOrder;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  nextPageToken: string | null;
+  /** Jobs matching the filters over all pages. */
+  totalSize: number;
+}
+
 export const api = {
+  async listJobPage(query: JobListQuery, signal?: AbortSignal): Promise<JobPage> {
+    const page = await request<{ migrationJobs: Job[]; nextPageToken: string | null; totalSize: number }>('GET', '/v1/migrationJobs', {
+      query: {
+        pageSize: query.pageSize,
+        pageToken: query.pageToken,
+        status: query.status?.join(','),
+        search: query.search?.trim(),
+        orderBy: query.orderBy,
+      },
+      signal,
+    });
+    return { jobs: page.migrationJobs, nextPageToken: page.nextPageToken, totalSize: page.totalSize };
+  },
+  /** Every job, all pages: for views that need them all (profiles and the jobs that use them). */
   listJobs(status: JobStatus[] = [], signal?: AbortSignal): Promise<Job[]> {
     return listAll(async (pageToken) => {
       const page = await request<{ migrationJobs: Job[]; nextPageToken: string | null }>('GET', '/v1/migrationJobs', {

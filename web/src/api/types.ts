@@ -32,6 +32,10 @@ export const STATUS_LABELS: Record<JobStatus, string> = {
   STOPPING: 'Stopping...',
 };
 
+/** The orders the jobs list can be asked for (then by id). */
+export const JOB_LIST_ORDERS = ['createTime', 'createTime desc', 'updateTime', 'updateTime desc', 'displayName', 'displayName desc'] as const;
+export type JobListOrder = (typeof JOB_LIST_ORDERS)[number];
+
 export const JOB_ACTIONS = ['start', 'stop', 'resume', 'restart', 'promote', 'delete'] as const;
 export type JobAction = (typeof JOB_ACTIONS)[number];
 

@@ -1,8 +1,11 @@
 /**
  * Loads data now and again every `intervalMs` while the component is shown: the console's
  * live refresh. One request at a time; a slow answer delays the next one instead of piling up.
+ * An answer equal to the last one keeps the last one's objects (shareUnchanged), so an
+ * unchanged poll renders nothing.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
+import { shareUnchanged } from './share-unchanged';
 
 export interface Polled<T> {
   data: T | undefined;
@@ -38,9 +41,9 @@ export function usePolling<T>(load: (signal: AbortSignal) => Promise<T>, interva
       const current = new AbortController();
       controller = current;
       try {
-        const value = await loadRef.current(current.signal);
+        const value: T = await loadRef.current(current.signal);
         if (!unmounted && !current.signal.aborted) {
-          setData(value);
+          setData((previous) => (previous === undefined ? value : shareUnchanged<T>(previous, value)));
           setError(null);
         }
       } catch (caught) {

@@ -1,11 +1,12 @@
 /**
- * Migration jobs: every job with its status, refreshed every 2 s; filter by status, search by
- * name, and act on several jobs at once when they share a status.
+ * Migration jobs: one page of jobs at a time, filtered, searched and ordered by the server,
+ * and only that page refreshed every 2 s; act on several jobs at once when they share a
+ * status. The search box asks the server once typing pauses.
  */
-import { useMemo, useState } from 'react';
+import { memo, useCallback, useEffect, useState } from 'react';
 import { api } from '../api/client';
-import type { Job, JobStatus } from '../api/types';
-import { JOB_STATUSES, STATUS_LABELS } from '../api/types';
+import type { Job, JobListOrder, JobStatus } from '../api/types';
+import { JOB_LIST_ORDERS, JOB_STATUSES, STATUS_LABELS } from '../api/types';
 import { ErrorAlert } from '../components/alert';
 import { JobActionButtons } from '../components/job-action-buttons';
 import { StatusBadge } from '../components/status-badge';
@@ -14,6 +15,18 @@ import { Link, navigate, paths, useLocation } from '../lib/router';
 import { usePolling } from '../lib/use-polling';
 
 const REFRESH_MILLIS = 2000;
+const PAGE_SIZE = 50;
+/** How long typing must pause before the search goes to the server. */
+const SEARCH_DEBOUNCE_MILLIS = 300;
+
+const ORDER_LABELS: Record<JobListOrder, string> = {
+  createTime: 'Oldest first',
+  'createTime desc': 'Newest first',
+  updateTime: 'Least recently updated',
+  'updateTime desc': 'Recently updated',
+  displayName: 'Name (A to Z)',
+  'displayName desc': 'Name (Z to A)',
+};
 
 function setQueryParam(search: string, key: string, value: string): string {
   const params = new URLSearchParams(search);
@@ -27,29 +40,52 @@ export function JobsListPage() {
   const { search } = useLocation();
   const params = new URLSearchParams(search);
   const status = (JOB_STATUSES as readonly string[]).includes(params.get('status') ?? '') ? (params.get('status') as JobStatus) : null;
+  const orderBy = (JOB_LIST_ORDERS as readonly string[]).includes(params.get('order') ?? '') ? (params.get('order') as JobListOrder) : 'createTime';
   const query = params.get('q') ?? '';
 
-  const polled = usePolling((signal) => api.listJobs(status ? [status] : [], signal), REFRESH_MILLIS, [status]);
+  // What the box shows follows every keystroke; the URL (and so the server) once typing pauses.
+  const [searchText, setSearchText] = useState(query);
+  useEffect(() => setSearchText(query), [query]);
+  useEffect(() => {
+    if (searchText === query) return;
+    const timer = setTimeout(() => navigate(setQueryParam(window.location.search, 'q', searchText), { replace: true }), SEARCH_DEBOUNCE_MILLIS);
+    return () => clearTimeout(timer);
+  }, [searchText, query]);
+
+  // The tokens of the pages walked so far: tokens[i] opens page i (undefined: the first).
+  // They belong to one filter and order: another filter starts again on page 1.
+  const filterKey = `${status ?? ''}|${query.trim()}|${orderBy}`;
+  const [paging, setPaging] = useState<{ filterKey: string; tokens: Array<string | undefined> }>({ filterKey, tokens: [undefined] });
+  const pageTokens = paging.filterKey === filterKey ? paging.tokens : [undefined];
+  const setPageTokens = (change: (tokens: Array<string | undefined>) => Array<string | undefined>) =>
+    setPaging({ filterKey, tokens: change(pageTokens) });
+  const pageIndex = pageTokens.length - 1;
+  const pageToken = pageTokens[pageIndex];
+
+  const polled = usePolling(
+    (signal) => api.listJobPage({ pageSize: PAGE_SIZE, pageToken, status: status ? [status] : [], search: query, orderBy }, signal),
+    REFRESH_MILLIS,
+    [filterKey, pageToken],
+  );
   const [selectedIds, setSelectedIds] = useState<ReadonlySet<string>>(new Set());
   const [notice, setNotice] = useState<string | null>(null);
 
-  const jobs = useMemo(() => {
-    const needle = query.trim().toLowerCase();
-    const all = polled.data ?? [];
-    return needle === '' ? all : all.filter((job) => job.displayName.toLowerCase().includes(needle) || job.id.includes(needle));
-  }, [polled.data, query]);
+  const jobs = polled.data?.jobs ?? [];
+  const totalSize = polled.data?.totalSize ?? 0;
+  const nextPageToken = polled.data?.nextPageToken ?? null;
   // Selected jobs that are still listed (a refresh may have removed some).
   const selected = jobs.filter((job) => selectedIds.has(job.id));
   const sharedStatus = selected.length > 0 && selected.every((job) => job.status === selected[0]!.status) ? selected[0]!.status : null;
 
-  const toggle = (id: string, on: boolean) => {
+  // Stable, so that memoized rows are not rendered again for a new function.
+  const toggle = useCallback((id: string, on: boolean) => {
     setSelectedIds((current) => {
       const next = new Set(current);
       if (on) next.add(id);
       else next.delete(id);
       return next;
     });
-  };
+  }, []);
   const allVisibleSelected = jobs.length > 0 && jobs.every((job) => selectedIds.has(job.id));
 
   const onBulkDone = (action: string, failed: Job[]) => {
@@ -58,6 +94,26 @@ export function JobsListPage() {
     setSelectedIds(new Set(failed.map((job) => job.id)));
     polled.reload();
   };
+
+  const first = pageIndex * PAGE_SIZE + 1;
+  const pager = (
+    <nav className="pager" aria-label="Pages of jobs" data-testid="jobs-pager">
+      <button type="button" className="button" disabled={pageIndex === 0} onClick={() => setPageTokens((tokens) => tokens.slice(0, -1))}>
+        Previous
+      </button>
+      <span className="muted small" data-testid="jobs-range">
+        {jobs.length === 0 ? `0 of ${totalSize}` : `${first}–${first + jobs.length - 1} of ${totalSize}`}
+      </span>
+      <button
+        type="button"
+        className="button"
+        disabled={nextPageToken === null}
+        onClick={() => nextPageToken !== null && setPageTokens((tokens) => [...tokens, nextPageToken])}
+      >
+        Next
+      </button>
+    </nav>
+  );
 
   return (
     <section className="page">
@@ -88,11 +144,21 @@ export function JobsListPage() {
           Search
           <input
             type="search"
-            aria-label="Search by name"
-            placeholder="Job name"
-            value={query}
-            onChange={(e) => navigate(setQueryParam(search, 'q', e.target.value), { replace: true })}
+            aria-label="Search by name or id"
+            placeholder="Job name or id"
+            value={searchText}
+            onChange={(e) => setSearchText(e.target.value)}
           />
+        </label>
+        <label className="inline-field">
+          Order
+          <select aria-label="Order" value={orderBy} onChange={(e) => navigate(setQueryParam(search, 'order', e.target.value === 'createTime' ? '' : e.target.value), { replace: true })}>
+            {JOB_LIST_ORDERS.map((order) => (
+              <option key={order} value={order}>
+                {ORDER_LABELS[order]}
+              </option>
+            ))}
+          </select>
         </label>
         <span className="muted small">Refreshes every 2 s</span>
       </div>
@@ -119,7 +185,7 @@ export function JobsListPage() {
         <p className="muted">Loading…</p>
       ) : jobs.length === 0 ? (
         <div className="empty">
-          {(polled.data?.length ?? 0) > 0 || status || query ? (
+          {status || query || pageIndex > 0 ? (
             <p>No migration job matches the filter.</p>
           ) : (
             <>
@@ -155,41 +221,44 @@ export function JobsListPage() {
           </thead>
           <tbody>
             {jobs.map((job) => (
-              <tr key={job.id} data-job-id={job.id} className={selectedIds.has(job.id) ? 'selected' : undefined}>
-                <td className="select-cell">
-                  <input
-                    type="checkbox"
-                    aria-label={`Select ${job.displayName}`}
-                    checked={selectedIds.has(job.id)}
-                    onChange={(e) => toggle(job.id, e.target.checked)}
-                  />
-                </td>
-                <td>
-                  <Link to={paths.job(job.id)}>{job.displayName}</Link>
-                </td>
-                <td>
-                  <code>{job.id}</code>
-                </td>
-                <td>
-                  <StatusBadge status={job.status} label={job.statusLabel} />
-                </td>
-                <td>{job.substatus ?? '—'}</td>
-                <td>{typeName(job.type)}</td>
-                <td>
-                  {job.sourceProfileName ?? job.sourceProfileId}
-                  <div className="muted small">{engineName(job.sourceEngine)}</div>
-                </td>
-                <td>
-                  {job.destinationProfileName ?? job.destinationProfileId}
-                  <div className="muted small">{engineName(job.destinationEngine)}</div>
-                </td>
-                <td className="nowrap">{formatTime(job.createTime)}</td>
-                <td className="nowrap">{formatDuration(job.durationSeconds)}</td>
-              </tr>
+              <JobRow key={job.id} job={job} selected={selectedIds.has(job.id)} onToggle={toggle} />
             ))}
           </tbody>
         </table>
       )}
+      {polled.data !== undefined && (pageIndex > 0 || nextPageToken !== null || jobs.length > 0) && pager}
     </section>
   );
 }
+
+/** One job's row; memoized: a refresh that changed nothing in this job does not render it. */
+const JobRow = memo(function JobRow({ job, selected, onToggle }: { job: Job; selected: boolean; onToggle: (id: string, on: boolean) => void }) {
+  return (
+    <tr data-job-id={job.id} className={selected ? 'selected' : undefined}>
+      <td className="select-cell">
+        <input type="checkbox" aria-label={`Select ${job.displayName}`} checked={selected} onChange={(e) => onToggle(job.id, e.target.checked)} />
+      </td>
+      <td>
+        <Link to={paths.job(job.id)}>{job.displayName}</Link>
+      </td>
+      <td>
+        <code>{job.id}</code>
+      </td>
+      <td>
+        <StatusBadge status={job.status} label={job.statusLabel} />
+      </td>
+      <td>{job.substatus ?? '—'}</td>
+      <td>{typeName(job.type)}</td>
+      <td>
+        {job.sourceProfileName ?? job.sourceProfileId}
+        <div className="muted small">{engineName(job.sourceEngine)}</div>
+      </td>
+      <td>
+        {job.destinationProfileName ?? job.destinationProfileId}
+        <div className="muted small">{engineName(job.destinationEngine)}</div>
+      </td>
+      <td className="nowrap">{formatTime(job.createTime)}</td>
+      <td className="nowrap">{formatDuration(job.durationSeconds)}</td>
+    </tr>
+  );
+});
