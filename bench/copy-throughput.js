@@ -8,20 +8,8 @@
 // Each repetition copies into a fresh, empty destination database. The source table is built
 // once per run and read by both methods (equally warm in the cache). Databases, the Ferry
 // server (stopped by its PID) and its data directory are removed at the end.
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { DST_PORT, HOST, SRC_PORT, bash, created, createDatabase, dropAllDatabases, dropDatabase, log, median, psqlCmd, runFerryOneTime, startFerry, uid, withClient } from './lib.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const HOST = process.env.FERRY_TEST_PG_HOST ?? '127.0.0.1';
-const SRC_PORT = Number(process.env.FERRY_TEST_PG_SOURCE_PORT ?? 5432);
-const DST_PORT = Number(process.env.FERRY_TEST_PG_DEST_PORT ?? 5433);
-const USER = process.env.FERRY_TEST_PG_USER ?? 'postgres';
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 
@@ -43,113 +31,8 @@ const FILL_SQL = `
          jsonb_build_object('k', g % 100, 'tag', 'x' || (g % 7), 'ok', g % 2 = 0)
     FROM generate_series(1, $1::bigint) g`;
 
-const log = (message) => process.stderr.write(`[bench] ${message}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const uid = () => randomBytes(4).toString('hex');
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
-async function withClient(port, database, fn) {
-  const client = new pg.Client({ host: HOST, port, user: USER, database });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-const created = []; // [port, name]
-async function createDatabase(port, name) {
-  await withClient(port, 'postgres', (c) => c.query(`CREATE DATABASE ${name}`));
-  created.push([port, name]);
-}
-async function dropDatabase(port, name) {
-  await withClient(port, 'postgres', (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-  const i = created.findIndex(([p, n]) => p === port && n === name);
-  if (i >= 0) created.splice(i, 1);
-}
 async function countRows(port, database) {
   return withClient(port, database, async (c) => Number((await c.query('SELECT count(*) AS n FROM public.t')).rows[0].n));
-}
-
-function bash(script) {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGUSER: USER } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolveRun(stdout) : reject(new Error(`bash -c ${JSON.stringify(script)} exited ${code}: ${stderr}`))));
-  });
-}
-
-const psqlCmd = (port, db, sql) => `psql -X -q -v ON_ERROR_STOP=1 -h ${HOST} -p ${port} -U ${USER} -d ${db} -c "${sql}"`;
-
-async function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** `ferry serve` from the compiled code, stopped by PID. */
-async function startFerry() {
-  const dataDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'ferry.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
-    cwd: ROOT,
-    env: { ...process.env, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let output = '';
-  child.stderr.on('data', (d) => (output += d));
-  let exited = false;
-  const exit = new Promise((r) => child.on('exit', () => ((exited = true), r())));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exited) throw new Error(`ferry serve exited: ${output}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`ferry serve did not start: ${output}`);
-    await sleep(100);
-  }
-  return {
-    url,
-    async stop() {
-      if (!exited) {
-        process.kill(child.pid, 'SIGTERM');
-        const timer = setTimeout(() => !exited && process.kill(child.pid, 'SIGKILL'), 10_000);
-        await exit;
-        clearTimeout(timer);
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function call(url, method, path, body) {
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  const parsed = text === '' ? null : JSON.parse(text);
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return parsed;
 }
 
 async function runPsqlPipe(sourceDb, rep) {
@@ -172,26 +55,8 @@ async function runPsqlPipe(sourceDb, rep) {
 async function runFerry(ferry, sourceDb, rep) {
   const dst = `bench_dst_ferry_${uid()}`;
   await createDatabase(DST_PORT, dst);
-  const id = uid();
-  const srcId = `src-${id}`;
-  const dstId = `dst-${id}`;
-  const jobId = `bench-${id}`;
   try {
-    await call(ferry.url, 'POST', '/v1/connectionProfiles', { id: srcId, displayName: 'bench source', engine: 'postgresql', host: HOST, port: SRC_PORT, database: sourceDb, username: USER });
-    await call(ferry.url, 'POST', '/v1/connectionProfiles', { id: dstId, displayName: 'bench destination', engine: 'postgresql', host: HOST, port: DST_PORT, database: dst, username: USER });
-    await call(ferry.url, 'POST', '/v1/migrationJobs', { id: jobId, displayName: 'bench', type: 'one-time', sourceProfileId: srcId, destinationProfileId: dstId });
-    const started = process.hrtime.bigint();
-    await call(ferry.url, 'POST', `/v1/migrationJobs/${jobId}:start`, {});
-    let job;
-    for (;;) {
-      job = await call(ferry.url, 'GET', `/v1/migrationJobs/${jobId}`);
-      if (job.status === 'COMPLETED') break;
-      if (job.status === 'FAILED') throw new Error(`Ferry job failed: ${JSON.stringify(job.error)}`);
-      await sleep(50);
-    }
-    const wall = Number(process.hrtime.bigint() - started) / 1e9;
-    const { objects } = await call(ferry.url, 'GET', `/v1/migrationJobs/${jobId}/objects`);
-    const { events } = await call(ferry.url, 'GET', `/v1/migrationJobs/${jobId}/events`);
+    const { wall, job, objects, events } = await runFerryOneTime(ferry, sourceDb, dst);
     const running = events.find((e) => e.status === 'RUNNING');
     const completed = [...events].reverse().find((e) => e.status === 'COMPLETED');
     const dumpSeconds = running && completed ? (Date.parse(completed.time) - Date.parse(running.time)) / 1000 : null;
@@ -200,9 +65,6 @@ async function runFerry(ferry, sourceDb, rep) {
     const rows = await countRows(DST_PORT, dst);
     if (rows !== ROWS) throw new Error(`Ferry copied ${rows} rows, expected ${ROWS}`);
     log(`run ${rep}: Ferry ${wall.toFixed(2)} s start to Completed (full dump phase ${dumpSeconds?.toFixed(2)} s, job duration ${job.durationSeconds} s, bytesCopied ${table.bytesCopied})`);
-    await call(ferry.url, 'DELETE', `/v1/migrationJobs/${jobId}`);
-    await call(ferry.url, 'DELETE', `/v1/connectionProfiles/${srcId}`);
-    await call(ferry.url, 'DELETE', `/v1/connectionProfiles/${dstId}`);
     return { wall, dumpSeconds, durationSeconds: job.durationSeconds, bytesCopied: table.bytesCopied };
   } finally {
     await dropDatabase(DST_PORT, dst);
@@ -262,7 +124,7 @@ async function main() {
     process.stdout.write(lines.join('\n'));
   } finally {
     if (ferry) await ferry.stop().catch((e) => log(`stopping Ferry failed: ${e.message}`));
-    for (const [port, name] of [...created]) await dropDatabase(port, name).catch((e) => log(`dropping ${name} failed: ${e.message}`));
+    await dropAllDatabases();
     if (created.length === 0) log('cleaned up');
   }
 }

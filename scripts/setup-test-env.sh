@@ -205,6 +205,23 @@ if [ "$live" != "1,ROW,FULL,1,1" ]; then
   exit 1
 fi
 
+# The whole-database tests (issue 11) load the contrib extensions citext and btree_gist; the
+# whole-database benchmark (npm run bench:whole-db) runs pgcopydb next to Ferry.
+for ext in citext btree_gist; do
+  if [ ! -f "/usr/share/postgresql/$PGVER/extension/$ext.control" ]; then
+    log "installing postgresql-contrib (the $ext extension)"
+    apt_install "postgresql-contrib-$PGVER" || apt_install postgresql-contrib || true
+  fi
+  if [ ! -f "/usr/share/postgresql/$PGVER/extension/$ext.control" ]; then
+    log "the $ext extension is missing from /usr/share/postgresql/$PGVER/extension: install Debian's postgresql-contrib"
+    exit 1
+  fi
+done
+if ! command -v pgcopydb >/dev/null 2>&1; then
+  log "installing pgcopydb (the whole-database benchmark)"
+  apt_install pgcopydb || { log "pgcopydb could not be installed (apt-get install pgcopydb): npm run bench:whole-db needs it"; exit 1; }
+fi
+
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing Debian's chromium (browser tests)"
   apt_install chromium || { log "chromium could not be installed (apt-get install chromium): the console's browser tests need it"; exit 1; }

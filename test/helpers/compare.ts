@@ -12,6 +12,12 @@
  * Also sequences (settings and last_value), indexes and constraints by name and definition,
  * enum labels and domain constraints.
  *
+ * Partitioned parents (relkind p) are compared whole (their rows are their partitions' rows) and
+ * every partition on its own, so a row in the wrong partition shows. Ordinary tables are read
+ * with ONLY: an inheritance parent's own rows, not its children's. Tables without a key, and
+ * columns of composite, range, domain and enum types compare by the row's text. With
+ * `materializedViews`, materialized views are compared too (populated or not, then their rows).
+ *
  * Returns the differences; an empty list means equal.
  */
 import type pg from 'pg';
@@ -24,7 +30,8 @@ export type DifferenceKind =
   | 'sequence'
   | 'index'
   | 'constraint'
-  | 'type';
+  | 'type'
+  | 'relation-kind';
 
 export interface Difference {
   kind: DifferenceKind;
@@ -52,6 +59,8 @@ export interface CompareOptions {
    * are printed unqualified on both sides (search_path set to the compared schemas).
    */
   schemaMapping?: Record<string, string>;
+  /** Also compare materialized views: populated or not, and their rows. Default false. */
+  materializedViews?: boolean;
 }
 
 type Client = pg.ClientBase;
@@ -69,13 +78,23 @@ function qualified(schema: string, name: string): string {
 interface TableRef {
   schema: string;
   name: string;
+  /** pg_class.relkind: 'r' ordinary table (or partition), 'p' partitioned table, 'm' materialized view. */
+  kind: string;
+}
+
+const KIND_NAMES: Record<string, string> = { r: 'table', p: 'partitioned table', m: 'materialized view' };
+
+/** The FROM item that reads a relation's own rows: ONLY for ordinary tables (not an inheritance parent's children). */
+function fromItem(t: TableRef): string {
+  return `${t.kind === 'r' ? 'ONLY ' : ''}${qualified(t.schema, t.name)}`;
 }
 
 async function listTables(client: Client, options: CompareOptions): Promise<TableRef[]> {
-  const { rows } = await client.query<{ schema: string; name: string }>(
-    `SELECT n.nspname AS schema, c.relname AS name
+  const kinds = options.materializedViews ? `('r', 'p', 'm')` : `('r', 'p')`;
+  const { rows } = await client.query<{ schema: string; name: string; kind: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
+      WHERE c.relkind IN ${kinds} AND ${SYSTEM_SCHEMA_FILTER}
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
       ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
   );
@@ -86,13 +105,19 @@ async function listTables(client: Client, options: CompareOptions): Promise<Tabl
   );
 }
 
-async function tableExists(client: Client, t: TableRef): Promise<boolean> {
-  const { rows } = await client.query(
-    `SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
+/** The relation's relkind on `client` ('r', 'p', 'm'), or null when it has no relation of these kinds by that name. */
+async function relationKind(client: Client, t: TableRef): Promise<string | null> {
+  const { rows } = await client.query<{ kind: string }>(
+    `SELECT c.relkind::text AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'm')`,
     [t.schema, t.name],
   );
-  return rows.length > 0;
+  return rows[0]?.kind ?? null;
+}
+
+async function isPopulated(client: Client, t: TableRef): Promise<boolean> {
+  const { rows } = await client.query<{ p: boolean }>(`SELECT relispopulated AS p FROM pg_class WHERE oid = $1::regclass`, [qualified(t.schema, t.name)]);
+  return rows[0]!.p;
 }
 
 interface ColumnInfo {
@@ -126,7 +151,7 @@ function describeColumns(cols: ColumnInfo[]): string[] {
 }
 
 async function count(client: Client, t: TableRef): Promise<number> {
-  const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${qualified(t.schema, t.name)}`);
+  const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${fromItem(t)}`);
   return Number(rows[0]!.n);
 }
 
@@ -148,7 +173,7 @@ async function openRowCursor(client: Client, t: TableRef): Promise<void> {
   for (const s of SESSION_SETTINGS) await client.query(s);
   // The whole row's text, ordered in byte order: identical on both sides for identical data,
   // whatever the databases' collations.
-  await client.query(`DECLARE ferry_compare_rows NO SCROLL CURSOR FOR SELECT r FROM (SELECT t::text AS r FROM ${qualified(t.schema, t.name)} t) s ORDER BY r COLLATE "C"`);
+  await client.query(`DECLARE ferry_compare_rows NO SCROLL CURSOR FOR SELECT r FROM (SELECT t::text AS r FROM ${fromItem(t)} t) s ORDER BY r COLLATE "C"`);
 }
 
 async function fetchRows(client: Client, chunkSize: number): Promise<string[]> {
@@ -323,7 +348,7 @@ export async function compareDatabases(source: Client, destination: Client, opti
   await source.query(`SET search_path = ${pathOf(schemas)}`);
   await destination.query(`SET search_path = ${pathOf(schemas.map((s) => mapping[s] ?? s))}`);
   try {
-    return await compareUnmapped(source, destination, options, (t) => ({ schema: mapping[t.schema] ?? t.schema, name: t.name }));
+    return await compareUnmapped(source, destination, options, (t) => ({ ...t, schema: mapping[t.schema] ?? t.schema }));
   } finally {
     await source.query(`SET search_path = ${paths[0]}`);
     await destination.query(`SET search_path = ${paths[1]}`);
@@ -340,11 +365,25 @@ async function compareUnmapped(source: Client, destination: Client, options: Com
     if (out.length >= max) break;
     const object = `${t.schema}.${t.name}`;
     const d = onDestination(t);
-    if (!(await tableExists(destination, d))) {
-      out.push({ kind: 'missing-table', object, message: `table ${object} is missing on the destination` });
+    const what = KIND_NAMES[t.kind] ?? 'table';
+    const destinationKind = await relationKind(destination, d);
+    if (destinationKind === null) {
+      out.push({ kind: 'missing-table', object, message: `${what} ${object} is missing on the destination` });
+      continue;
+    }
+    if (destinationKind !== t.kind) {
+      out.push({ kind: 'relation-kind', object, message: `${object} is a ${what} on the source and a ${KIND_NAMES[destinationKind] ?? destinationKind} on the destination`, source: t.kind, destination: destinationKind });
       continue;
     }
     present.push(t);
+    if (t.kind === 'm') {
+      const [pa, pb] = await Promise.all([isPopulated(source, t), isPopulated(destination, d)]);
+      if (pa !== pb) {
+        out.push({ kind: 'row-count', object, message: `materialized view ${object} is ${pa ? '' : 'not '}populated on the source and ${pb ? '' : 'not '}populated on the destination`, source: pa, destination: pb });
+        continue;
+      }
+      if (!pa) continue;
+    }
     const [srcCols, dstCols] = await Promise.all([columns(source, t), columns(destination, d)]);
     const a = describeColumns(srcCols);
     const b = describeColumns(dstCols);
