@@ -14,13 +14,12 @@
  * (`runuser -u postgres --`) and the directory belongs to it. Every wait is bounded.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort, REPO_ROOT } from './ferry-server.js';
-import { PG_HOST, PG_USER, connectionParams, type TestDatabase } from './postgres.js';
+import { PG_HOST, PG_USER, connectionParams, createTestDatabase, type TestDatabase } from './postgres.js';
 
 /** The major versions installed as npm aliases (15 is the machine's own: the shared clusters). */
 export const EMBEDDED_MAJORS = [12, 13, 14, 16, 17, 18] as const;
@@ -148,7 +147,7 @@ export async function startEmbeddedPostgres(major: EmbeddedMajor): Promise<Embed
       dataDir,
       pid,
       params: (database) => connectionParams(port, database),
-      createTestDatabase: (prefix = 'ferry_test') => createDatabaseOn(port, prefix),
+      createTestDatabase: (prefix = 'ferry_test') => createTestDatabase(port, prefix),
       stop() {
         stopping ??= (async () => {
           running.delete(cluster);
@@ -211,30 +210,3 @@ function postgresIds(): { uid: number; gid: number } {
   return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }
 
-/** Like createTestDatabase of postgres.ts, for any port; drops without WITH (FORCE) (PostgreSQL 12 lacks it). */
-async function createDatabaseOn(port: number, prefix: string): Promise<TestDatabase> {
-  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
-  const admin = await adminClient(port);
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const client = new pg.Client({ host: PG_HOST, port, user: PG_USER, database: name });
-  await client.connect();
-  return {
-    params: connectionParams(port, name),
-    client,
-    async drop() {
-      await client.end().catch(() => undefined);
-      const a = await adminClient(port);
-      try {
-        await a.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, [name]);
-        await a.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [name]);
-        await a.query(`DROP DATABASE IF EXISTS ${name}`);
-      } finally {
-        await a.end();
-      }
-    },
-  };
-}

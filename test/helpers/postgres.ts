@@ -52,7 +52,14 @@ export async function createTestDatabase(port: number, prefix = 'ferry_test'): P
           `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`,
           [name],
         );
-        await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        // WITH (FORCE) arrives in PostgreSQL 13; older servers (test/helpers/embedded-pg.ts) end the sessions first.
+        const version = Number(((await a.query('SHOW server_version_num')).rows[0] as { server_version_num: string }).server_version_num);
+        if (version >= 130_000) {
+          await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        } else {
+          await a.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [name]);
+          await a.query(`DROP DATABASE IF EXISTS ${name}`);
+        }
       } finally {
         await a.end();
       }
