@@ -7,7 +7,7 @@ import { collectMetrics } from './metrics.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ERROR_CODES, FerryError, isFerryError } from '../core/errors.js';
@@ -465,7 +465,7 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
   const common = {
     bodyLimit: MAX_BODY_BYTES,
     // Each request is logged once, at debug, by the onResponse hook below.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
     // Node answers a request without Host with a bare 400 of its own; let it through, so the
     // Host rule refuses it in the error shape.
