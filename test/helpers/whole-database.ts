@@ -160,12 +160,14 @@ export class WholeDatabaseWorkload {
           const region = ['eu', 'us', 'apac'][pick(3)]!;
           // The application's sequence, until a key of this worker's own comes (n calls on average).
           let id = '';
-          for (let k = 0; k < 20 * n; k++) {
-            const { rows } = await client.query<{ id: string }>(`SELECT nextval('shop.orders_order_id_seq')::text AS id`);
-            if (BigInt(rows[0]!.id) % BigInt(n) === BigInt(w)) {
-              id = rows[0]!.id;
-              break;
-            }
+          // Draws come in batches: single draws of workers running in step can keep landing on
+          // the other workers' residues.
+          for (let k = 0; k < 20 && id === ''; k++) {
+            const { rows } = await client.query<{ id: string }>(
+              `SELECT id::text FROM (SELECT nextval('shop.orders_order_id_seq') AS id FROM generate_series(1, $1)) d WHERE id % $2 = $3 ORDER BY id LIMIT 1`,
+              [2 * n + pick(n), n, w],
+            );
+            id = rows[0]?.id ?? '';
           }
           if (id === '') throw new Error('no key of this worker from the sequence');
           maxOrder = Math.max(maxOrder, Number(id));
