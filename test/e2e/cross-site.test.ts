@@ -10,7 +10,8 @@
  */
 import { request as httpRequest } from 'node:http';
 import { createServer, type Server } from 'node:http';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   api,
@@ -25,18 +26,6 @@ import {
 } from '../helpers/ferry-server.js';
 import { PG_DEST_PORT, PG_HOST, PG_SOURCE_PORT, PG_USER, createDatabasePair, type TestDatabase } from '../helpers/postgres.js';
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-component-update',
-  '--disable-sync',
-  // DNS rebinding without DNS: evil.example answers 127.0.0.1, as a rebinding name would.
-  '--host-resolver-rules=MAP evil.example 127.0.0.1',
-];
 
 interface Job {
   id: string;
@@ -78,7 +67,8 @@ describe('cross-site requests and DNS rebinding', () => {
       res.end('<!doctype html><title>A page on another origin</title><iframe name="sink"></iframe>');
     });
     await new Promise<void>((resolveListen) => attacker.listen(attackerPort, '127.0.0.1', resolveListen));
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    // DNS rebinding without DNS: evil.example answers 127.0.0.1, as a rebinding name would.
+    browser = await launchChromium(['--host-resolver-rules=MAP evil.example 127.0.0.1']);
 
     // Profiles and jobs through the CLI: it sends JSON (and {} on custom methods) and keeps working.
     for (const [id, port, database] of [

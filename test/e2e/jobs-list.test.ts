@@ -10,11 +10,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, api, spawnFerryServer, stopAllFerryServers, waitFor, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
 
 const JOBS = 1000;
 /** The console refreshes every 2 s and this machine may be busy: wait up to 30 s for what it shows. */
@@ -168,7 +168,7 @@ describe('jobs list with 1,000 jobs', () => {
   }, 120_000);
 
   it('the console shows one page at a time, page 2 on Next, and searches through the server', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const page: Page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 } })).newPage();
     page.setDefaultTimeout(30_000);
     const errors: string[] = [];

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   makeDataDir,
@@ -21,7 +22,6 @@ import {
 } from '../helpers/ferry-server.js';
 import { PG_DEST_PORT, PG_HOST, PG_SOURCE_PORT, PG_USER, createDatabasePair, type TestDatabase } from '../helpers/postgres.js';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
 
 /** An address of this machine that is not loopback; 0.0.0.0 (reached at 127.0.0.1) when there is none. */
 function nonLoopbackAddress(): string {
@@ -209,7 +209,7 @@ describe('access control beyond loopback', () => {
     await call('GET', '/metrics', { token });
 
     // The console: the login page takes the token; no page shows a password.
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const page = await browser.newPage();
     await page.goto(`${server.url}/profiles/secret-source`);
     await page.getByRole('heading', { name: 'Sign in to Ferry' }).waitFor();
