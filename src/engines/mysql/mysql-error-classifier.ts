@@ -382,6 +382,15 @@ export function classifyMysqlError(error: unknown, context: MysqlErrorContext = 
   }
   const nodeError = classifyNodeError(error, fields, context);
   if (nodeError !== null) return nodeError;
+  // The server's own file operations (mysys EE_* errors: a temporary file it could not create,
+  // write or delete) fail the statement, not the data: the step is retried.
+  if (/^EE_/.test(fields.code ?? '')) {
+    return new FerryError('INTERNAL', `MySQL at ${endpoint(fields, context)} failed a file operation of its own: ${fields.message}. Ferry retries; if it lasts, check the server's tmpdir (free space, permissions, nothing cleaning it).`, {
+      retryable: true,
+      cause: error,
+      details: { errno: fields.code },
+    });
+  }
   return new FerryError('INTERNAL', `Unexpected error while using MySQL at ${endpoint(fields, context)}: ${fields.message}`, {
     cause: error,
     details: fields.code === undefined ? {} : { errno: fields.code },
