@@ -260,6 +260,7 @@ const OBJECT_STATE_LABELS: Record<JobObjectView['state'], string> = {
   REPLICATING: 'replicating',
   FAILED: 'FAILED',
   COMPLETED: 'completed',
+  ERROR: 'ERROR (parked)',
 };
 
 function ofEstimate(copied: number, estimated: number, format: (n: number) => string): string {

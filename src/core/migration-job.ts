@@ -8,6 +8,9 @@ import type { SchemaMapping } from './schema-mapping.js';
 export const ZERO_DATE_POLICIES = ['null', 'refuse'] as const;
 export type ZeroDatePolicy = (typeof ZERO_DATE_POLICIES)[number];
 
+/** The default of MigrationJob.maxParkedChanges. */
+export const DEFAULT_MAX_PARKED_CHANGES = 1_000_000;
+
 export interface MigrationJob {
   id: string;
   displayName: string;
@@ -36,6 +39,12 @@ export interface MigrationJob {
    * destination user as definer) or an account 'user@host'. See SchemaObjectOptions.
    */
   definerPolicy?: string;
+  /**
+   * Continuous jobs: how many changes may wait for tables the destination refuses (parked
+   * tables, Running with errors) before the job is Failed. Absent: DEFAULT_MAX_PARKED_CHANGES.
+   * A warning is recorded at 80 %.
+   */
+  maxParkedChanges?: number;
   labels: Record<string, string>;
   status: JobStatus;
   /** The phase the job is in, or was in when it stopped or failed; null before the first start. */
@@ -62,7 +71,12 @@ export interface MigrationJob {
 export const JOB_LIST_ORDERS = ['createTime', 'createTime desc', 'updateTime', 'updateTime desc', 'displayName', 'displayName desc'] as const;
 export type JobListOrder = (typeof JOB_LIST_ORDERS)[number];
 
-export const JOB_OBJECT_STATES = ['NOT_STARTED', 'DUMPING', 'DUMPED', 'REPLICATING', 'FAILED', 'COMPLETED'] as const;
+/**
+ * FAILED: the table's copy failed during the full dump (Restart with `objects` copies it again).
+ * ERROR: during the incremental load the destination refuses the table's changes; they are
+ * parked on the destination, retried with backoff, and the table rejoins the stream by itself.
+ */
+export const JOB_OBJECT_STATES = ['NOT_STARTED', 'DUMPING', 'DUMPED', 'REPLICATING', 'FAILED', 'COMPLETED', 'ERROR'] as const;
 export type JobObjectState = (typeof JOB_OBJECT_STATES)[number];
 
 /** One migrated table. */
@@ -78,6 +92,10 @@ export interface JobObject {
   estimatedRows: number;
   estimatedBytes: number;
   error: JobError | null;
+  /** State ERROR: changes of the table kept (parked) on the destination, waiting to apply. Absent: 0. */
+  parkedChanges?: number;
+  /** State ERROR: when applying the parked changes was last tried. */
+  lastRetryTime?: string;
   updateTime: string;
 }
 

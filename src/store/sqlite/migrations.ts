@@ -165,6 +165,17 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       CREATE INDEX migration_jobs_display_name_id ON migration_jobs (display_name COLLATE NOCASE, id);
     `,
   },
+  {
+    version: 8,
+    name: 'parked tables',
+    sql: `
+      -- Running with errors per table: changes the destination refused wait (parked) on the destination.
+      ALTER TABLE job_objects ADD COLUMN parked_changes INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE job_objects ADD COLUMN last_retry_time TEXT;
+      -- NULL: the default limit (DEFAULT_MAX_PARKED_CHANGES).
+      ALTER TABLE migration_jobs ADD COLUMN max_parked_changes INTEGER;
+    `,
+  },
 ];
 
 /**

@@ -72,6 +72,7 @@ interface JobRow {
   zero_date_policy: string;
   schema_mapping: string;
   definer_policy: string;
+  max_parked_changes: number | null;
   labels: string;
   status: string;
   phase: string | null;
@@ -96,6 +97,8 @@ interface JobObjectRow {
   error: string | null;
   update_time: string;
   destination_name: string | null;
+  parked_changes: number;
+  last_retry_time: string | null;
 }
 
 interface JobEventRow {
@@ -129,14 +132,14 @@ const PROFILE_COLUMNS = [
 
 const JOB_COLUMNS = [
   'id', 'display_name', 'type', 'source_profile_id', 'destination_profile_id', 'source_engine',
-  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'schema_mapping', 'definer_policy', 'labels', 'status', 'phase',
+  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'schema_mapping', 'definer_policy', 'max_parked_changes', 'labels', 'status', 'phase',
   'error', 'promote_requested', 'create_time', 'update_time', 'start_time', 'end_time', 'running_millis',
   'run_start_time',
 ] as const satisfies readonly (keyof JobRow)[];
 
 const JOB_OBJECT_COLUMNS = [
   'job_id', 'name', 'state', 'rows_copied', 'bytes_copied', 'estimated_rows', 'estimated_bytes', 'error',
-  'update_time', 'destination_name',
+  'update_time', 'destination_name', 'parked_changes', 'last_retry_time',
 ] as const satisfies readonly (keyof JobObjectRow)[];
 
 const JOB_EVENT_COLUMNS = [
@@ -803,6 +806,7 @@ function jobToRow(job: MigrationJob): JobRow {
     zero_date_policy: job.zeroDatePolicy ?? 'null',
     schema_mapping: JSON.stringify(job.schemaMapping ?? {}),
     definer_policy: job.definerPolicy ?? 'keep',
+    max_parked_changes: job.maxParkedChanges ?? null,
     labels: JSON.stringify(job.labels),
     status: job.status,
     phase: job.phase,
@@ -833,6 +837,7 @@ function rowToJob(row: JobRow): MigrationJob {
     ...(row.zero_date_policy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
     ...(row.schema_mapping === '{}' ? {} : { schemaMapping: JSON.parse(row.schema_mapping) as SchemaMapping }),
     ...(row.definer_policy !== 'keep' ? { definerPolicy: row.definer_policy } : {}),
+    ...(row.max_parked_changes === null ? {} : { maxParkedChanges: row.max_parked_changes }),
     labels: JSON.parse(row.labels) as Record<string, string>,
     status: row.status as JobStatus,
     phase: row.phase as JobPhase | null,
@@ -859,6 +864,8 @@ function jobObjectToRow(object: JobObject): JobObjectRow {
     error: jsonOrNull(object.error),
     update_time: object.updateTime,
     destination_name: object.destinationName ?? null,
+    parked_changes: object.parkedChanges ?? 0,
+    last_retry_time: object.lastRetryTime ?? null,
   };
 }
 
@@ -874,6 +881,8 @@ function rowToJobObject(row: JobObjectRow): JobObject {
     error: parseOrNull<JobError>(row.error),
     updateTime: row.update_time,
     ...(row.destination_name === null ? {} : { destinationName: row.destination_name }),
+    ...(row.parked_changes === 0 ? {} : { parkedChanges: row.parked_changes }),
+    ...(row.last_retry_time === null ? {} : { lastRetryTime: row.last_retry_time }),
   };
 }
 

@@ -104,7 +104,7 @@ export interface Job {
   promoteRequested?: boolean;
 }
 
-export type JobObjectState = 'NOT_STARTED' | 'DUMPING' | 'DUMPED' | 'REPLICATING' | 'FAILED' | 'COMPLETED';
+export type JobObjectState = 'NOT_STARTED' | 'DUMPING' | 'DUMPED' | 'REPLICATING' | 'FAILED' | 'COMPLETED' | 'ERROR';
 
 export interface JobObject {
   name: string;
@@ -114,6 +114,8 @@ export interface JobObject {
   estimatedRows: number;
   estimatedBytes: number;
   error: JobError | null;
+  parkedChanges?: number;
+  lastRetryTime?: string;
   updateTime: string;
 }
 

@@ -11,6 +11,7 @@ const OBJECT_STATE_NAMES: Record<JobObjectState, string> = {
   REPLICATING: 'Replicating',
   FAILED: 'Failed',
   COMPLETED: 'Completed',
+  ERROR: 'Error (changes parked)',
 };
 
 export const engineName = (engine: EngineKind) => ENGINE_NAMES[engine] ?? engine;
