@@ -252,6 +252,9 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
           return null;
         }),
       ]);
+      // null would mean the race ended without the job reaching either state: that is a failure too.
+      expect(reached, 'the job reached neither Incremental load nor Failed').not.toBeNull();
+      expect(reached?.phase).toBe('INCREMENTAL_LOAD');
       expect(reached?.error ?? null).toBeNull();
       await runCliJson(['jobs', 'promote', 'trunc'], { server: server.url });
       await waitForJob(() => client, 'trunc', 'Completed', (j) => j.status === 'COMPLETED', 60_000);

@@ -233,7 +233,10 @@ interface Ctx {
   hi: Map<string, number>;
   /** Keys this worker moved with a key change, per table (for later updates of moved rows). */
   moved: Map<string, number[]>;
+  /** Notes an operation of the open transaction: it is counted only once the transaction commits. */
   count(op: string): void;
+  /** What count() noted in the open transaction. */
+  pending: string[];
   seq: { value: number };
 }
 
@@ -587,6 +590,12 @@ export class Workload {
     this.#stats.ops[op] = (this.#stats.ops[op] ?? 0) + 1;
   }
 
+  /** A transaction committed: its operations count now. */
+  #committed(pending: string[]): void {
+    this.#stats.committed++;
+    for (const op of pending.splice(0)) this.#count(op);
+  }
+
   #budgetLeft(): boolean {
     return this.#options.maxTransactions === null || this.#stats.transactions < this.#options.maxTransactions;
   }
@@ -606,9 +615,12 @@ export class Workload {
       return;
     }
     ready();
+    // Operations of the open transaction: counted when it commits, dropped when it does not.
+    const pending: string[] = [];
     const ctx: Ctx = {
       client, rng, worker: index, workers: this.#options.workers, hi, moved: new Map(), seq: { value: 0 },
-      count: (op) => this.#count(op),
+      count: (op) => pending.push(op),
+      pending,
     };
     let sinceTruncate = 0;
     try {
@@ -660,27 +672,29 @@ export class Workload {
   async #transaction(ctx: Ctx, kind: string, truncateDue: boolean): Promise<void> {
     const { client, rng } = ctx;
     const runOp = async (op: string) => {
-      this.#count(op);
+      ctx.count(op);
       await (ops[op] as (c: Ctx) => Promise<void>)(ctx);
     };
     const randomOp = () => DATA_OPS[int(rng, 0, DATA_OPS.length - 1)] as string;
+    ctx.pending.length = 0;
     await client.query('BEGIN');
     switch (kind) {
       case 'multi': {
         // Several operations on several tables in one transaction.
         const n = int(rng, 2, 6);
         for (let i = 0; i < n; i++) await runOp(randomOp());
-        this.#count('multiTableTransaction');
+        ctx.count('multiTableTransaction');
         await client.query('COMMIT');
-        this.#stats.committed++;
+        this.#committed(ctx.pending);
         return;
       }
       case 'rollback': {
         const n = int(rng, 1, 4);
         for (let i = 0; i < n; i++) await runOp(randomOp());
         await runOp('nextval');
-        this.#count('rolledBackTransaction');
         await client.query('ROLLBACK');
+        ctx.pending.length = 0;
+        this.#count('rolledBackTransaction');
         this.#stats.rolledBack++;
         return;
       }
@@ -691,9 +705,9 @@ export class Workload {
         await runOp('updateDocumentBody');
         await client.query('ROLLBACK TO SAVEPOINT sp');
         await runOp('insertAudit');
-        this.#count('rolledBackSavepoint');
+        ctx.count('rolledBackSavepoint');
         await client.query('COMMIT');
-        this.#stats.committed++;
+        this.#committed(ctx.pending);
         return;
       }
       case 'truncate': {
@@ -701,18 +715,18 @@ export class Workload {
           const generation = int(rng, 1, 1_000_000);
           await client.query('TRUNCATE public.lookup_codes');
           await client.query(`INSERT INTO public.lookup_codes SELECT 'C' || g, 'label ' || g || ' gen ' || $1::int, $1::int FROM generate_series(1, $2::int) g`, [generation, int(rng, 5, 25)]);
-          this.#count('truncate');
+          ctx.count('truncate');
         } else {
           await runOp('updateLookup');
         }
         await client.query('COMMIT');
-        this.#stats.committed++;
+        this.#committed(ctx.pending);
         return;
       }
       default:
         await runOp(kind);
         await client.query('COMMIT');
-        this.#stats.committed++;
+        this.#committed(ctx.pending);
     }
   }
 }
