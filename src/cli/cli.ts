@@ -31,6 +31,24 @@ import {
   statusText,
 } from './format.js';
 
+/**
+ * Commander reports the first missing required option only; a user who left out three would
+ * need three attempts. This command names them all at once.
+ */
+class FerryCommand extends Command {
+  override createCommand(name?: string): FerryCommand {
+    return new FerryCommand(name);
+  }
+
+  missingMandatoryOptionValue(): never {
+    const missing = this.options
+      .filter((option) => option.mandatory && this.getOptionValue(option.attributeName()) === undefined)
+      .map((option) => `'${option.flags}'`);
+    const list = missing.length <= 1 ? missing.join('') : `${missing.slice(0, -1).join(', ')} and ${missing[missing.length - 1]}`;
+    this.error(`error: required option${missing.length > 1 ? 's' : ''} ${list} not specified`, { code: 'commander.missingMandatoryOptionValue' });
+  }
+}
+
 /** Where the CLI reads and writes; the real process by default, replaceable in tests. */
 export interface CliIo {
   stdout: (text: string) => void;
@@ -159,7 +177,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
   const print = (text: string) => io.stdout(text.endsWith('\n') ? text : `${text}\n`);
   const printJson = (value: unknown) => print(JSON.stringify(value ?? {}, null, 2));
 
-  const program = new Command('ferry');
+  const program = new FerryCommand('ferry');
   program
     .version(packageVersion(), '-V, --version', 'print the version of Ferry')
     .description('Ferry: move a live database to a new server with a consistent full dump and change data capture.')
@@ -526,6 +544,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
       if (options.output === 'json') printJson(result);
       else print(renderConnectionTest(result));
       if (!result.ok) {
+        // Said once, on stderr (the report above has the settings, privileges and checks).
         io.stderr(`error: ${result.error?.code ?? 'CONNECTION_TEST_FAILED'}: ${result.error?.message ?? 'the connection test found problems (see the checks above).'}\n`);
         return 1;
       }

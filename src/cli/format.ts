@@ -159,24 +159,67 @@ export function renderProfileDetails(profile: ProfileView): string {
 
 const SEVERITY_MARK = { ok: 'ok', warning: 'WARNING', error: 'ERROR' } as const;
 
+/** Longest message shown whole in a table cell; longer ones get a short form there and a block below. */
+const CHECK_CELL_WIDTH = 110;
+/** Objects named in a table cell; a check with more lists them indented below the table. */
+const CHECK_CELL_OBJECTS = 5;
+/** Objects listed below the table; the rest are counted (`-o json` has them all). */
+const CHECK_LISTED_OBJECTS = 50;
+
 function renderChecks(checks: VerifyReportView['checks']): string {
-  return renderTable(
+  const long = (c: VerifyReportView['checks'][number]) => c.message.length > CHECK_CELL_WIDTH || (c.objects?.length ?? 0) > CHECK_CELL_OBJECTS;
+  const table = renderTable(
     ['result', 'side', 'check', 'message'],
     checks.map((c) => [
       SEVERITY_MARK[c.severity],
       c.side,
       c.code,
-      c.objects && c.objects.length > 0 ? `${c.message} (${c.objects.slice(0, 5).join(', ')}${c.objects.length > 5 ? `, +${c.objects.length - 5} more` : ''})` : c.message,
+      long(c) ? (c.severity === 'ok' ? firstSentence(c.message) : `${firstSentence(c.message)} (details below)`) : c.objects && c.objects.length > 0 ? `${c.message} (${c.objects.join(', ')})` : c.message,
     ]),
   );
+  // Passed checks keep their short form; what needs reading is a warning or an error.
+  const details = checks.filter((c) => long(c) && c.severity !== 'ok').map((c) => {
+    const lines = [`${SEVERITY_MARK[c.severity]} ${c.side} ${c.code}`, ...wrapText(c.message, 100).map((line) => `    ${line}`)];
+    const objects = c.objects ?? [];
+    if (objects.length > 0) {
+      lines.push(`    ${objects.length} object${objects.length === 1 ? '' : 's'}:`);
+      for (const o of objects.slice(0, CHECK_LISTED_OBJECTS)) lines.push(`      ${o}`);
+      if (objects.length > CHECK_LISTED_OBJECTS) lines.push(`      ... and ${objects.length - CHECK_LISTED_OBJECTS} more (-o json lists them all)`);
+    }
+    return lines.join('\n');
+  });
+  return details.length === 0 ? table : `${table}\n\n${details.join('\n\n')}`;
+}
+
+/** The message's first sentence, cut to the cell width. */
+function firstSentence(message: string): string {
+  const end = message.search(/[.:;](\s|$)/);
+  const sentence = end > 0 ? message.slice(0, end) : message;
+  return sentence.length > CHECK_CELL_WIDTH - 20 ? `${sentence.slice(0, CHECK_CELL_WIDTH - 21)}…` : sentence;
+}
+
+/** Words wrapped at `width` characters (a longer word gets a line of its own). */
+export function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((w) => w !== '')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
 }
 
 export function renderConnectionTest(result: ConnectionTestView): string {
   const parts = [
     renderFields([
       ['Result', result.ok ? 'Connected' : 'FAILED'],
+      // The connection error itself goes to stderr once, as every CLI error does.
       ['Server version', result.serverVersion ?? '-'],
-      ...(result.error ? ([['Error', `${result.error.code}: ${result.error.message}`]] as [string, string][]) : []),
     ]),
   ];
   const settings = Object.entries(result.settings);
@@ -241,7 +284,7 @@ export function renderJobsTable(jobs: JobView[]): string {
 
 /** How far one table is, 0..1: from bytes when estimated, else rows, else its state. */
 export function objectFraction(object: JobObjectView): number {
-  if (object.state === 'COMPLETED' || object.state === 'DUMPED' || object.state === 'REPLICATING') return 1;
+  if (copyFinished(object)) return 1;
   if (object.estimatedBytes > 0) return Math.min(object.bytesCopied / object.estimatedBytes, 0.999);
   if (object.estimatedRows > 0) return Math.min(object.rowsCopied / object.estimatedRows, 0.999);
   return 0;
@@ -263,8 +306,14 @@ const OBJECT_STATE_LABELS: Record<JobObjectView['state'], string> = {
   ERROR: 'ERROR (parked)',
 };
 
-function ofEstimate(copied: number, estimated: number, format: (n: number) => string): string {
-  return estimated > 0 ? `${format(copied)} / ${format(estimated)}` : format(copied);
+/** "1,200 / ~5,000" while the total is an estimate; the copied amount alone once it is exact. */
+function ofEstimate(copied: number, estimated: number, format: (n: number) => string, exact = false): string {
+  return !exact && estimated > 0 ? `${format(copied)} / ~${format(estimated)}` : format(copied);
+}
+
+/** A table whose copy is finished: what it copied is its total. */
+function copyFinished(object: JobObjectView): boolean {
+  return object.state === 'COMPLETED' || object.state === 'DUMPED' || object.state === 'REPLICATING' || object.state === 'ERROR';
 }
 
 export interface ObjectsTableOptions {
@@ -280,7 +329,7 @@ export function renderObjectsTable(objects: JobObjectView[], options: ObjectsTab
   const rows = objects.map((o) => {
     const fraction = objectFraction(o);
     const progress = barWidth > 0 ? `${progressBar(fraction, barWidth, options.ascii)} ${formatPercent(fraction).padStart(4)}` : formatPercent(fraction);
-    return [o.name, OBJECT_STATE_LABELS[o.state], progress, ofEstimate(o.rowsCopied, o.estimatedRows, formatCount), ofEstimate(o.bytesCopied, o.estimatedBytes, formatBytes)];
+    return [o.name, OBJECT_STATE_LABELS[o.state], progress, ofEstimate(o.rowsCopied, o.estimatedRows, formatCount, copyFinished(o)), ofEstimate(o.bytesCopied, o.estimatedBytes, formatBytes, copyFinished(o))];
   });
   // The destination's name, when the schema mapping renames any table.
   const renamed = objects.some((o) => o.destination !== o.name);
@@ -311,8 +360,8 @@ function progressSummary(job: JobView, ascii: boolean): string {
   return [
     `${progressBar(fraction, 30, ascii)} ${formatPercent(fraction)}`,
     `tables ${p.tablesCompleted} / ${p.tablesTotal}`,
-    `rows ${ofEstimate(p.rowsCopied, p.estimatedRows, formatCount)}`,
-    `bytes ${ofEstimate(p.bytesCopied, p.estimatedBytes, formatBytes)}`,
+    `rows ${ofEstimate(p.rowsCopied, p.estimatedRows, formatCount, !p.totalsEstimated)}`,
+    `bytes ${ofEstimate(p.bytesCopied, p.estimatedBytes, formatBytes, !p.totalsEstimated)}`,
   ].join('  ');
 }
 

@@ -192,8 +192,12 @@ export const ProgressView = z.object({
   tablesCompleted: z.number(),
   rowsCopied: z.number(),
   bytesCopied: z.number(),
+  /** The rows to copy: what finished tables copied, plus the planner's estimate of the others (at least what they copied). */
   estimatedRows: z.number(),
+  /** As estimatedRows, in bytes of the copy stream. */
   estimatedBytes: z.number(),
+  /** True while a table is unfinished: the totals include estimates. False: they are exact. */
+  totalsEstimated: z.boolean(),
   /** 0..100, from bytes when estimates exist, else from tables. */
   percent: z.number(),
 });

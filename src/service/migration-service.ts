@@ -654,27 +654,37 @@ export class MigrationService implements FerryService {
   }
 }
 
+/** Tables whose copy is finished: their totals are what was copied, not an estimate. */
+const COPIED_STATES = new Set<JobObjectTotals['state']>(['DUMPED', 'COMPLETED', 'REPLICATING', 'ERROR']);
+
 function summarizeProgress(totals: JobObjectTotals[]): JobView['progress'] {
   let tablesTotal = 0;
   let rowsCopied = 0;
   let bytesCopied = 0;
-  let estimatedRows = 0;
-  let estimatedBytes = 0;
+  let totalRows = 0;
+  let totalBytes = 0;
   let tablesCompleted = 0;
   for (const t of totals) {
     tablesTotal += t.tables;
     rowsCopied += t.rowsCopied;
     bytesCopied += t.bytesCopied;
-    estimatedRows += t.estimatedRows;
-    estimatedBytes += t.estimatedBytes;
-    if (t.state === 'DUMPED' || t.state === 'COMPLETED' || t.state === 'REPLICATING') tablesCompleted += t.tables;
+    if (COPIED_STATES.has(t.state)) {
+      tablesCompleted += t.tables;
+      totalRows += t.rowsCopied;
+      totalBytes += t.bytesCopied;
+    } else {
+      // The planner's estimate, but never less than what is already copied.
+      totalRows += Math.max(t.estimatedRows, t.rowsCopied);
+      totalBytes += Math.max(t.estimatedBytes, t.bytesCopied);
+    }
   }
   const byTables = tablesTotal === 0 ? 0 : tablesCompleted / tablesTotal;
-  const byRows = estimatedRows > 0 ? Math.min(1, rowsCopied / estimatedRows) : byTables;
+  const byRows = totalRows > 0 ? Math.min(1, rowsCopied / totalRows) : byTables;
   // Rows copied of the estimate, but never more than the tables finished allow (estimates drift).
   const fraction = tablesCompleted === tablesTotal && tablesTotal > 0 ? 1 : Math.min(byRows, 0.99);
   return {
-    tablesTotal, tablesCompleted, rowsCopied, bytesCopied, estimatedRows, estimatedBytes,
+    tablesTotal, tablesCompleted, rowsCopied, bytesCopied, estimatedRows: totalRows, estimatedBytes: totalBytes,
+    totalsEstimated: tablesCompleted < tablesTotal,
     percent: Math.round(fraction * 1000) / 10,
   };
 }

@@ -233,6 +233,13 @@ describe('one-time migration through the CLI', () => {
     expect(job.progress.tablesCompleted).toBe(job.progress.tablesTotal);
     expect(job.progress.rowsCopied).toBe(sourceTables.reduce((sum, t) => sum + t.rows, 0));
     expect(job.progress.percent).toBe(100);
+    // Finished: the totals are what was copied, not the planner's estimates.
+    expect(job.progress.totalsEstimated).toBe(false);
+    expect(job.progress.estimatedRows).toBe(job.progress.rowsCopied);
+    expect(job.progress.estimatedBytes).toBe(job.progress.bytesCopied);
+    const described = await runCli(['jobs', 'describe', 'job-one'], { server: server.url });
+    expect(described.stdout).toContain(`rows ${job.progress.rowsCopied.toLocaleString('en-US')} `);
+    expect(described.stdout).not.toMatch(/rows [\d,]+ \/ /);
     expect(job.endTime).not.toBeNull();
     expect(job.durationSeconds).toBeGreaterThan(0);
 

@@ -51,7 +51,7 @@ function job(overrides: Partial<JobView> = {}): JobView {
     endTime: null,
     durationSeconds: 185,
     error: null,
-    progress: { tablesTotal: 3, tablesCompleted: 1, rowsCopied: 1_500_000, bytesCopied: 1.5 * 1024 ** 3, estimatedRows: 3_000_000, estimatedBytes: 3 * 1024 ** 3, percent: 50 },
+    progress: { tablesTotal: 3, tablesCompleted: 1, rowsCopied: 1_500_000, bytesCopied: 1.5 * 1024 ** 3, estimatedRows: 3_000_000, estimatedBytes: 3 * 1024 ** 3, totalsEstimated: true, percent: 50 },
     replication: null,
     promoteRequested: false,
     ...overrides,
@@ -212,7 +212,7 @@ describe('job views', () => {
     );
     const lines = text.split('\n');
     expect(lines[0]).toMatch(/^TABLE\s+STATE\s+PROGRESS\s+ROWS\s+BYTES$/);
-    expect(lines[1]).toMatch(/public\.orders\s+dumping\s+###------- {2}25%\s+250,000 \/ 1,000,000\s+256 MiB \/ 1\.0 GiB/);
+    expect(lines[1]).toMatch(/public\.orders\s+dumping\s+###------- {2}25%\s+250,000 \/ ~1,000,000\s+256 MiB \/ ~1\.0 GiB/);
     expect(lines[2]).toMatch(/public\.items\s+completed\s+########## 100%\s+10\s+2\.0 KiB/);
     expect(text).toContain('public.bad: DATA_ERROR: invalid byte sequence in row 12');
     // A renamed schema adds the destination's name.
@@ -258,7 +258,7 @@ describe('job views', () => {
       'Started:', '2024-05-01 12:00:03 UTC',
       'Ended:', 'Duration:', '3m 05s',
       'AUTHENTICATION_FAILED', 'fix the password of profile old-pg', 'recoverable: the job retries by itself',
-      'tables 1 / 3', 'rows 1,500,000 / 3,000,000', 'bytes 1.5 GiB / 3.0 GiB', '50%',
+      'tables 1 / 3', 'rows 1,500,000 / ~3,000,000', 'bytes 1.5 GiB / ~3.0 GiB', '50%',
       'public.orders',
       'Start requested',
     ]) {
@@ -304,6 +304,13 @@ describe('job views', () => {
     expect(test).toMatch(/wal_level\s+replica/);
     expect(test).toMatch(/replication\s+NO/);
     expect(test).toMatch(/ERROR\s+source\s+WAL_LEVEL\s+wal_level is replica/);
+    // The connection error is printed once, on stderr by the command, not in the report too.
+    const refused = renderConnectionTest({
+      ok: false, serverVersion: null, settings: {}, privileges: {}, checks: [],
+      error: { code: 'AUTHENTICATION_FAILED', message: 'password authentication failed for user "x"', retryable: false, recoverable: false, details: {} },
+    } as Parameters<typeof renderConnectionTest>[0]);
+    expect(refused).toMatch(/Result:\s+FAILED/);
+    expect(refused).not.toContain('password authentication failed');
 
     const report = renderVerifyReport({
       ok: false,
@@ -312,7 +319,20 @@ describe('job views', () => {
         { code: 'DESTINATION_NOT_EMPTY', side: 'destination', severity: 'error', message: 'the destination has tables' },
       ],
     });
-    expect(report).toContain('tables without a primary key (a, b, c, d, e, +2 more)');
+    // More objects than a cell holds: a short form in the table, then every object indented below it.
+    expect(report).toMatch(/WARN(ING)?\s+source\s+PRIMARY_KEY\s+tables without a primary key \(details below\)/);
+    expect(report).toContain('    7 objects:\n      a\n      b\n');
+    expect(report.split('\n').every((line) => line.length <= 140)).toBe(true);
+    const many = renderVerifyReport({
+      ok: false,
+      checks: [{
+        code: 'FOREIGN_KEY_ACTIONS', side: 'source', severity: 'error',
+        message: `Foreign keys with actions: ${Array.from({ length: 80 }, (_, i) => `shop.t${i}.fk_${i} ON UPDATE CASCADE`).join(', ')}. Remove them.`,
+        objects: Array.from({ length: 80 }, (_, i) => `shop.t${i}.fk_${i}`),
+      }],
+    });
+    expect(many.split('\n').every((line) => line.length <= 140), many).toBe(true);
+    expect(many).toContain('      shop.t49.fk_49\n      ... and 30 more (-o json lists them all)');
     expect(report).toContain('Verification failed: 1 error, 1 warning. Fix the errors before starting the job.');
     expect(renderVerifyReport({ ok: true, checks: [] })).toBe('Verification passed.');
   });

@@ -32,7 +32,7 @@ function job(overrides: Partial<Job> = {}): Job {
     endTime: null,
     durationSeconds: 0,
     error: null,
-    progress: { tablesTotal: 0, tablesCompleted: 0, rowsCopied: 0, bytesCopied: 0, estimatedRows: 0, estimatedBytes: 0, percent: 0 },
+    progress: { tablesTotal: 0, tablesCompleted: 0, rowsCopied: 0, bytesCopied: 0, estimatedRows: 0, estimatedBytes: 0, totalsEstimated: false, percent: 0 },
     replication: null,
     ...overrides,
   };

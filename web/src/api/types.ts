@@ -60,6 +60,8 @@ export interface Progress {
   bytesCopied: number;
   estimatedRows: number;
   estimatedBytes: number;
+  /** True while a table is unfinished: the totals include estimates. */
+  totalsEstimated: boolean;
   percent: number;
 }
 

@@ -55,8 +55,13 @@ function rateSeries(samples: Sample[], pick: (s: Sample) => number): ChartPoint[
   return points;
 }
 
+/** A table whose copy is finished: what it copied is its total, not an estimate. */
+function copyFinished(object: JobObject): boolean {
+  return object.state === 'DUMPED' || object.state === 'COMPLETED' || object.state === 'REPLICATING' || object.state === 'ERROR';
+}
+
 function objectFraction(object: JobObject): number {
-  if (object.state === 'DUMPED' || object.state === 'COMPLETED' || object.state === 'REPLICATING') return 1;
+  if (copyFinished(object)) return 1;
   if (object.estimatedRows > 0) return Math.min(1, object.rowsCopied / object.estimatedRows);
   if (object.estimatedBytes > 0) return Math.min(1, object.bytesCopied / object.estimatedBytes);
   return 0;
@@ -194,7 +199,9 @@ function ObjectsTable({ objects }: { objects: JobObject[] }) {
               <div className="progress-cell">
                 <ProgressBar fraction={objectFraction(object)} label={`${object.name} progress`} />
                 <span className="small nowrap">
-                  {formatCount(object.rowsCopied)} of {object.estimatedRows > 0 ? `~${formatCount(object.estimatedRows)}` : 'unknown'}
+                  {copyFinished(object)
+                    ? `${formatCount(object.rowsCopied)} rows`
+                    : `${formatCount(object.rowsCopied)} of ${object.estimatedRows > 0 ? `~${formatCount(object.estimatedRows)} (estimate)` : 'unknown'}`}
                 </span>
               </div>
             </td>
@@ -400,9 +407,9 @@ export function JobDetailsPage({ id }: { id: string }) {
           <div className="stat">
             <span className="stat-value">
               {formatCount(progress.rowsCopied)}
-              {progress.estimatedRows > 0 ? ` of ~${formatCount(progress.estimatedRows)}` : ''}
+              {progress.totalsEstimated && progress.estimatedRows > 0 ? ` of ~${formatCount(progress.estimatedRows)}` : ''}
             </span>
-            <span className="stat-label">Rows copied</span>
+            <span className="stat-label">{progress.totalsEstimated ? 'Rows copied (total estimated)' : 'Rows copied'}</span>
           </div>
           <div className="stat">
             <span className="stat-value">{formatBytes(progress.bytesCopied)}</span>
