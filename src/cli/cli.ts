@@ -279,6 +279,38 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     );
 
   // ---------------------------------------------------------------------------------
+  // demo
+
+  program
+    .command('demo')
+    .description('Show the whole product without a database at hand: two throwaway PostgreSQL servers, a shop database under a live write load, Ferry and a continuous job between them. Ctrl-C removes everything.')
+    .option('--port <port>', 'port of the API and console (0: any free port)', parseInteger(0, 65535), 8080)
+    .option('--postgres <major>', 'major version of the throwaway servers (an installed pgNN package: 12-14, 16-18; default: the newest that the local pg_dump reads)', parseInteger(12, 18))
+    .action(
+      run(async (options: { port: number; postgres?: number }) => {
+        const { startDemo } = await import('../demo/demo.js');
+        const say = (line: string) => io.stdout(`${line}\n`);
+        const demo = await startDemo({ port: options.port, ...(options.postgres === undefined ? {} : { major: options.postgres }), say });
+        await new Promise<void>((resolveStop) => {
+          const shutdown = () => {
+            say('Stopping the demo: the write load, Ferry and both servers; removing their directories...');
+            process.once('SIGINT', () => io.exit(130));
+            demo.stop().then(() => {
+              say('Removed everything the demo made.');
+              resolveStop();
+            }, (error: unknown) => {
+              io.stderr(`error: INTERNAL: stopping the demo failed: ${error instanceof Error ? error.message : String(error)}\n`);
+              resolveStop();
+            });
+          };
+          process.once('SIGINT', shutdown);
+          process.once('SIGTERM', shutdown);
+        });
+        io.exit(0);
+      }),
+    );
+
+  // ---------------------------------------------------------------------------------
   // profiles
 
   const profiles = program.command('profiles').description('Manage connection profiles: named, reusable ways to reach a database.');
