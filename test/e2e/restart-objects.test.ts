@@ -17,8 +17,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { compareDatabases, formatDifferences } from '../helpers/compare.js';
-import { FAST_RETRY_ENV, api, runCli, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
-import { createProfile, eventsOf, inIncrementalLoad, objectsOf, sleep, waitForJob, type JobView } from '../helpers/e2e-jobs.js';
+import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCli, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
+import { createProfile, eventsOf, inIncrementalLoad, jobOf, objectsOf, sleep, waitForJob, type JobView } from '../helpers/e2e-jobs.js';
 import { PG_DEST_PORT, createDatabasePair, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { compareAcrossEngines, formatCrossDifferences } from '../helpers/compare-cross.js';
 import { connectMysqlAdmin, createMysqlTestDatabase, mysqlConnectionParams } from '../helpers/mysql.js';
@@ -192,6 +192,54 @@ describe('restart of chosen tables after a value error in the full dump', () => 
     const done = await client.post<ErrorBody>(`/v1/migrationJobs/${jobId}:restart`, { objects: ['shop.items'] });
     expect(done.status, JSON.stringify(done.body)).toBe(409);
     expect(done.body.error.code).toBe('ACTION_NOT_ALLOWED');
+  }, 300_000);
+
+  it('a crash (kill -9) while the chosen tables are being restarted resumes that restart, not a whole one', async () => {
+    const pair = await createDatabasePair('ferry_rsobj');
+    pairs.push(pair);
+    const { source, destination } = pair;
+    await createSource(source.client);
+    await narrowDestination(destination.client);
+    const dataDir = makeDataDir('ferry-rsobj-');
+    let own = await spawnFerryServer({ dataDir, env: FAST_RETRY_ENV });
+    let ownClient = api(own.url);
+    const jobId = 'rs-crash';
+    try {
+      await createJob(own, jobId, 'one-time', source.params, destination);
+      await runCliJson(['jobs', 'start', jobId], { server: own.url });
+      await expectFailedOnItems(ownClient, jobId, await waitForFailedDump(ownClient, jobId));
+      const versionsBefore = await rowVersions(destination.client, 'shop.customers', ROWS);
+      await widenDestination(destination.client);
+
+      // Another session holds the refused table: the restart cannot empty it and stays Restarting.
+      const holder = new pg.Client({ host: destination.params.host, port: destination.params.port, user: destination.params.username, database: destination.params.database ?? undefined });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE shop.items IN ACCESS EXCLUSIVE MODE');
+        const restarted = await runCli(['jobs', 'restart', jobId, '--objects', 'shop.items'], { server: own.url });
+        expect(restarted.code, restarted.stderr).toBe(0);
+        await waitForJob(() => ownClient, jobId, 'Restarting', (job) => job.status === 'RESTARTING', 30_000);
+        await sleep(300);
+        expect((await jobOf(ownClient, jobId)).status).toBe('RESTARTING');
+        const exit = await own.kill('SIGKILL');
+        expect(exit.signal).toBe('SIGKILL');
+      } finally {
+        await holder.query('ROLLBACK').catch(() => undefined);
+        await holder.end();
+      }
+
+      own = await spawnFerryServer({ dataDir, env: FAST_RETRY_ENV });
+      ownClient = api(own.url);
+      await waitForJob(() => ownClient, jobId, 'Completed', (job) => job.status === 'COMPLETED', 120_000);
+      const differences = await compareDatabases(source.client, destination.client, { schemas: ['shop'] });
+      expect(differences, formatDifferences(differences)).toEqual([]);
+      // The resumed restart was the partial one: the other tables were not emptied nor copied again.
+      expect(await rowVersions(destination.client, 'shop.customers', ROWS)).toEqual(versionsBefore);
+    } finally {
+      await own.stop();
+      removeDataDir(dataDir);
+    }
   }, 300_000);
 
   it('refuses a table restart where the status allows no restart, or before the job has tables', async () => {
