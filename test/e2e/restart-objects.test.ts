@@ -16,6 +16,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { launchChromium } from '../helpers/browser.js';
 import { compareDatabases, formatDifferences } from '../helpers/compare.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCli, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
 import { createProfile, eventsOf, inIncrementalLoad, jobOf, objectsOf, sleep, waitForJob, type JobView } from '../helpers/e2e-jobs.js';
@@ -240,6 +241,48 @@ describe('restart of chosen tables after a value error in the full dump', () => 
       await own.stop();
       removeDataDir(dataDir);
     }
+  }, 300_000);
+
+  it('console: a job Failed in Full dump offers Restart failed tables next to Restart, which restarts only that table', async () => {
+    const pair = await createDatabasePair('ferry_rsobj');
+    pairs.push(pair);
+    const { source, destination } = pair;
+    await createSource(source.client);
+    await narrowDestination(destination.client);
+    const jobId = 'rs-console';
+    await createJob(server, jobId, 'one-time', source.params, destination);
+    await runCliJson(['jobs', 'start', jobId], { server: server.url });
+    await expectFailedOnItems(client, jobId, await waitForFailedDump(client, jobId));
+    const versionsBefore = await rowVersions(destination.client, 'shop.orders', ROWS);
+    await widenDestination(destination.client);
+
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      page.setDefaultTimeout(30_000);
+      const pageErrors: string[] = [];
+      page.on('pageerror', (error) => pageErrors.push(error.message));
+      await page.goto(`${server.url}/jobs/${jobId}`);
+      const actions = page.getByTestId('job-actions');
+      const button = actions.getByRole('button', { name: 'Restart failed tables' });
+      await button.waitFor();
+      // Next to Restart and Delete, the job's own actions.
+      expect(await actions.locator('[data-action]').evaluateAll((buttons) => buttons.map((b) => b.getAttribute('data-action')))).toEqual(['restart', 'delete']);
+      expect(await page.getByTestId('job-error').textContent()).toContain(`ferry jobs restart ${jobId} --objects shop.items`);
+      await button.click();
+      const dialog = page.getByRole('dialog');
+      expect(await dialog.getByRole('heading').textContent()).toBe(`Restart table shop.items of migration job "${jobId}"?`);
+      await dialog.locator('[data-confirm]').click();
+      await waitForJob(() => client, jobId, 'Completed', (job) => job.status === 'COMPLETED', 120_000);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+    const differences = await compareDatabases(source.client, destination.client, { schemas: ['shop'] });
+    expect(differences, formatDifferences(differences)).toEqual([]);
+    expect(await rowVersions(destination.client, 'shop.orders', ROWS)).toEqual(versionsBefore);
+    const request = (await eventsOf(client, jobId)).find((e) => e.kind === 'action' && e.action === 'restart');
+    expect(request?.message).toMatch(/^Restart of table shop\.items requested by /);
   }, 300_000);
 
   it('refuses a table restart where the status allows no restart, or before the job has tables', async () => {

@@ -87,7 +87,7 @@ export function JobActionButtons({
           </button>
         ))}
         {tables.length > 0 && (
-          <button type="button" data-action={RESTART_TABLES} disabled={busy} onClick={() => click(RESTART_TABLES)} title={tables.join(', ')}>
+          <button type="button" data-testid="restart-failed-tables" disabled={busy} onClick={() => click(RESTART_TABLES)} title={tables.join(', ')}>
             Restart failed tables
           </button>
         )}
