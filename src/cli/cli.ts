@@ -758,7 +758,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           }
           if (job.status === 'FAILED' && !(job.error?.recoverable ?? false)) {
             io.stderr(
-              `error: ${job.error?.code ?? 'FAILED'}: ${job.error?.message ?? `migration job ${id} failed.`} (restart the job once the cause is fixed)\n`,
+              `error: ${job.error?.code ?? 'FAILED'}: ${job.error?.message ?? `migration job ${id} failed.`}${Array.isArray(job.error?.details['restartObjects']) ? '' : ' (restart the job once the cause is fixed)'}\n`,
             );
             return 1;
           }

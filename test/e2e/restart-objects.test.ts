@@ -136,6 +136,9 @@ describe('restart of chosen tables after a value error in the full dump', () => 
     await runCliJson(['jobs', 'start', jobId], { server: server.url });
     const failed = await waitForFailedDump(client, jobId);
     await expectFailedOnItems(client, jobId, failed);
+    const described = await runCli(['jobs', 'describe', jobId], { server: server.url });
+    expect(described.stdout).toContain('restart the failed tables only (--objects shop.items)');
+    expect(described.stdout).toMatch(/shop\.items: CONSTRAINT_VIOLATION: .*items_qty_small/);
     // The other two tables are on the destination, whole; the refused table holds nothing.
     for (const table of ['shop.customers', 'shop.orders']) {
       const { rows } = await destination.client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`);
