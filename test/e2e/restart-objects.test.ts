@@ -15,10 +15,12 @@
  *   the destination equals the source while the other tables' untouched rows were not copied again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { launchChromium } from '../helpers/browser.js';
 import { compareDatabases, formatDifferences } from '../helpers/compare.js';
-import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCli, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
+import { FAST_RETRY_ENV, REPO_ROOT, api, makeDataDir, removeDataDir, runCli, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
 import { createProfile, eventsOf, inIncrementalLoad, jobOf, objectsOf, sleep, waitForJob, type JobView } from '../helpers/e2e-jobs.js';
 import { PG_DEST_PORT, createDatabasePair, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { compareAcrossEngines, formatCrossDifferences } from '../helpers/compare-cross.js';
@@ -30,6 +32,7 @@ interface ErrorBody {
   error: { code: string; message: string; details: Record<string, unknown> };
 }
 
+const SCREENSHOT_DIR = join(REPO_ROOT, 'test-artifacts', 'screenshots');
 const ROWS = 2_000;
 /** The one value the destination's CHECK (qty < 1000) refuses. */
 const BAD_ID = 777;
@@ -271,9 +274,13 @@ describe('restart of chosen tables after a value error in the full dump', () => 
       await button.waitFor();
       // Next to Restart and Delete, the job's own actions.
       expect(await actions.locator('[data-action]').evaluateAll((buttons) => buttons.map((b) => b.getAttribute('data-action')))).toEqual(['restart', 'delete']);
+      expect(await actions.getByRole('button').allTextContents()).toEqual(['Restart', 'Restart failed tables', 'Delete']);
       expect(await page.getByTestId('job-error').textContent()).toContain(`ferry jobs restart ${jobId} --objects shop.items`);
       await button.click();
       const dialog = page.getByRole('dialog');
+      await dialog.waitFor();
+      mkdirSync(SCREENSHOT_DIR, { recursive: true });
+      await page.screenshot({ path: join(SCREENSHOT_DIR, 'restart-failed-tables.png') });
       expect(await dialog.getByRole('heading').textContent()).toBe(`Restart table shop.items of migration job "${jobId}"?`);
       await dialog.locator('[data-confirm]').click();
       await waitForJob(() => client, jobId, 'Completed', (job) => job.status === 'COMPLETED', 120_000);

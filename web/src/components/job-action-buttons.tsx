@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { Fragment, useState } from 'react';
 import { api } from '../api/client';
 import type { Job, JobAction } from '../api/types';
 import { JOB_ACTIONS } from '../api/types';
@@ -75,22 +75,23 @@ export function JobActionButtons({
     <div className="job-actions">
       <div className="button-row" data-testid="job-actions">
         {allowed.map((action) => (
-          <button
-            key={action}
-            type="button"
-            data-action={action}
-            className={action === 'delete' ? 'danger-outline' : action === 'start' || action === 'resume' || action === 'promote' ? 'primary' : ''}
-            disabled={busy}
-            onClick={() => click(action)}
-          >
-            {ACTION_LABELS[action]}
-          </button>
+          <Fragment key={action}>
+            <button
+              type="button"
+              data-action={action}
+              className={action === 'delete' ? 'danger-outline' : action === 'start' || action === 'resume' || action === 'promote' ? 'primary' : ''}
+              disabled={busy}
+              onClick={() => click(action)}
+            >
+              {ACTION_LABELS[action]}
+            </button>
+            {action === 'restart' && tables.length > 0 && (
+              <button type="button" data-testid="restart-failed-tables" disabled={busy} onClick={() => click(RESTART_TABLES)} title={tables.join(', ')}>
+                Restart failed tables
+              </button>
+            )}
+          </Fragment>
         ))}
-        {tables.length > 0 && (
-          <button type="button" data-testid="restart-failed-tables" disabled={busy} onClick={() => click(RESTART_TABLES)} title={tables.join(', ')}>
-            Restart failed tables
-          </button>
-        )}
         {allowed.length === 0 && <span className="muted">No action is available in this status.</span>}
       </div>
       <ErrorAlert error={error} title="The action was refused" />

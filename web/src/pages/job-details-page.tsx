@@ -84,7 +84,7 @@ function ErrorPanel({ job }: { job: Job }) {
   } else if (job.status === 'FAILED' && error.recoverable) {
     next = 'Ferry checks regularly whether the cause is gone and resumes the job by itself once it is fixed.';
   } else if (job.status === 'FAILED' && Array.isArray(error.details?.['restartObjects'])) {
-    next = 'The other tables were copied. Fix the cause, then use Restart failed tables: only those tables are copied again.';
+    next = 'Fix the cause, then use Restart failed tables: only those tables are copied again.';
   } else if (job.status === 'FAILED') {
     next = 'Fix the cause, then restart the job.';
   } else {
