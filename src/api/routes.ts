@@ -17,6 +17,7 @@ import {
   JobView,
   ListQuery,
   ProfileView,
+  RestartJobInput,
   UpdateJobInput,
   UpdateProfileInput,
   SchemaObjectPlanView,
@@ -148,6 +149,7 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [CreateJobInput, 'CreateMigrationJobRequest'],
   [UpdateJobInput, 'UpdateMigrationJobRequest'],
   [EmptyRequest, 'EmptyRequest'],
+  [RestartJobInput, 'RestartMigrationJobRequest'],
   [ProfileView, 'ConnectionProfile'],
   [ProfileListView, 'ListConnectionProfilesResponse'],
   [ConnectionTestView, 'ConnectionTestResult'],
@@ -173,25 +175,39 @@ const ACTION_DESCRIPTIONS: { [A in Exclude<JobAction, 'delete'>]: string } = {
   stop: 'Stop a running job: Stopping..., then Stopped once the in-flight batch is saved.',
   resume: 'Resume a job Stopped in Incremental load from its last checkpoint.',
   restart:
-    'Wipe what the job wrote on the destination and start over with a full dump (Failed, Running with errors, or Stopped in Full dump).',
+    'Wipe what the job wrote on the destination and start over with a full dump (Failed, Running with errors, or Stopped in Full dump). With `objects` (only while the job is in Full dump), restart those tables only: each is emptied on the destination and copied again from a new snapshot, the tables already copied are kept; a name that is not a table of the job is refused with 400 INVALID_ARGUMENT listing the job\'s tables.',
   promote:
     'Cut over: wait until the destination has applied every change, sync sequences, remove the replication objects on the source; ends in Completed.',
 };
 
 function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
+  if (action === 'restart') {
+    return defineRoute({
+      ...actionRouteBase(action),
+      body: RestartJobInput,
+      handler: (service, { params, body, actor }) =>
+        body?.objects === undefined ? service.applyJobAction(params.id, action, actor) : service.applyJobAction(params.id, action, actor, { objects: body.objects }),
+    });
+  }
   return defineRoute({
-    method: 'POST',
+    ...actionRouteBase(action),
+    body: EmptyRequest,
+    handler: (service, { params, actor }) => service.applyJobAction(params.id, action, actor),
+  });
+}
+
+function actionRouteBase(action: Exclude<JobAction, 'delete'>) {
+  return {
+    method: 'POST' as const,
     path: `/v1/migrationJobs/{id}:${action}`,
     operationId: `${action}MigrationJob`,
     summary: `${action[0]!.toUpperCase()}${action.slice(1)} a migration job`,
     description: `${ACTION_DESCRIPTIONS[action]} Refused with 409 ACTION_NOT_ALLOWED when the job's status does not allow it (see availableActions).`,
-    tag: JOBS,
+    tag: JOBS as typeof JOBS,
     params: IdParams,
-    body: EmptyRequest,
     response: JobView,
-    status: 200,
-    handler: (service, { params, actor }) => service.applyJobAction(params.id, action, actor),
-  });
+    status: 200 as const,
+  };
 }
 
 const jobListViews = new WeakMap<PageView<JobView>, JobListView>();

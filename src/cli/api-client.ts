@@ -15,6 +15,7 @@ import type {
   CreateProfileInput,
   JobView,
   ProfileView,
+  RestartJobInput,
   UpdateJobInput,
   UpdateProfileInput,
   SchemaObjectReportView,
@@ -126,6 +127,10 @@ export class ApiClient {
   /** start | stop | resume | restart | promote: the job as it is once the action is recorded. */
   applyJobAction(id: string, action: Exclude<JobAction, 'delete'>): Promise<JobView> {
     return this.request('POST', `/v1/migrationJobs/${segment(id)}:${action}`);
+  }
+  /** Restart: the whole job, or with `objects` those tables only. */
+  restartJob(id: string, input: RestartJobInput = {}): Promise<JobView> {
+    return this.request('POST', `/v1/migrationJobs/${segment(id)}:restart`, { body: input });
   }
   verifyJob(id: string): Promise<VerifyReportView> {
     return this.request('POST', `/v1/migrationJobs/${segment(id)}:verify`);

@@ -115,6 +115,13 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
+/** A repeatable option whose values may also be comma-separated: --objects a.b,c.d --objects e.f. */
+function collectList(value: string, previous: string[] | undefined): string[] {
+  const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) throw new InvalidArgumentError('expected one or more names, comma-separated (e.g. public.orders,public.items).');
+  return [...(previous ?? []), ...items];
+}
+
 function collectLabel(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const equals = value.indexOf('=');
   if (equals <= 0) throw new InvalidArgumentError('expected key=value, e.g. --label env=prod.');
@@ -699,17 +706,24 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     restart: 'Wipe what the job wrote on the destination and start over with a full dump.',
     promote: 'Cut over: wait for lag 0, sync sequences, remove replication objects on the source; ends Completed.',
   };
-  for (const action of ['start', 'stop', 'resume', 'restart', 'promote'] as const) {
+  const printAccepted = (job: JobView, action: string, options: ClientOptions) => {
+    if (options.output === 'json') return printJson(job);
+    print(`Migration job ${job.id}: ${action} accepted. Status: ${statusText(job)}.\nFollow it with: ferry jobs watch ${job.id}`);
+  };
+  for (const action of ['start', 'stop', 'resume', 'promote'] as const) {
     clientCommand(jobs, action, ACTION_HELP[action])
       .argument('<id>', 'job id')
-      .action(
-        run(async (id: string, options: ClientOptions) => {
-          const job = await clientOf(options).applyJobAction(id, action);
-          if (options.output === 'json') return printJson(job);
-          print(`Migration job ${job.id}: ${action} accepted. Status: ${statusText(job)}.\nFollow it with: ferry jobs watch ${job.id}`);
-        }),
-      );
+      .action(run(async (id: string, options: ClientOptions) => printAccepted(await clientOf(options).applyJobAction(id, action), action, options)));
   }
+  clientCommand(jobs, 'restart', `${ACTION_HELP.restart} With --objects, restart only those tables (while the job is in Full dump): they are emptied and copied again, the tables already copied are kept.`)
+    .argument('<id>', 'job id')
+    .option('--objects <tables>', 'only these tables, as schema.table (comma-separated or repeatable; see ferry jobs describe ID)', collectList)
+    .action(
+      run(async (id: string, options: ClientOptions & { objects?: string[] }) => {
+        const job = await clientOf(options).restartJob(id, options.objects === undefined ? {} : { objects: options.objects });
+        printAccepted(job, options.objects === undefined ? 'restart' : `restart of ${options.objects.join(', ')}`, options);
+      }),
+    );
 
   clientCommand(jobs, 'delete', 'Delete a migration job: stops it, removes replication objects on the source, keeps the data on the destination.')
     .argument('<id>', 'job id')
@@ -795,7 +809,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           }
           if (job.status === 'FAILED' && !(job.error?.recoverable ?? false)) {
             io.stderr(
-              `error: ${job.error?.code ?? 'FAILED'}: ${job.error?.message ?? `migration job ${id} failed.`} (restart the job once the cause is fixed)\n`,
+              `error: ${job.error?.code ?? 'FAILED'}: ${job.error?.message ?? `migration job ${id} failed.`}${Array.isArray(job.error?.details['restartObjects']) ? '' : ' (restart the job once the cause is fixed)'}\n`,
             );
             return 1;
           }

@@ -345,7 +345,9 @@ function errorFields(error: NonNullable<JobView['error']>): [string, string][] {
     ? 'recoverable: the job retries by itself once the cause is fixed'
     : error.retryable
       ? 'retryable'
-      : 'not recoverable: fix the cause, then restart the job';
+      : Array.isArray(error.details['restartObjects'])
+        ? `not recoverable: fix the cause, then restart the failed tables only (--objects ${(error.details['restartObjects'] as string[]).join(',')})`
+        : 'not recoverable: fix the cause, then restart the job';
   return [
     ['Code', error.code],
     ['Message', error.message],

@@ -19,7 +19,7 @@ import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import { pairChecks } from '../core/job-checks.js';
 import { mapDatabaseSchema, mapQualifiedName, resolveSchemaMapping } from '../core/schema-mapping.js';
 import { recordedSchemaMapping } from './destination-names.js';
-import { REPLICATION_CHECKPOINT, SOURCE_SCHEMA_CHECKPOINT, runIncrementalLoad, type ReplicationCheckpoint } from './incremental-load.js';
+import { REPLICATION_CHECKPOINT, SOURCE_SCHEMA_CHECKPOINT, runIncrementalLoad, tablePositionCheckpoint, type ReplicationCheckpoint } from './incremental-load.js';
 import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { MetadataStore } from '../store/metadata-store.js';
@@ -49,6 +49,13 @@ class Interrupted extends Error {
 const WAITS_FOR_USER_FIX = new Set<string>(['SCHEMA_CHANGED']);
 
 const PROMOTE_CAUGHT_UP_CHECKPOINT = 'promoteCaughtUp';
+/**
+ * Restart of chosen tables (source names): written by the service with the move to
+ * Restarting, read by the wipe (which empties only those tables) and by the start that
+ * follows (which keeps the job's checks, slot and other tables); cleared (null) once the job
+ * is Running again. A crash in between resumes the partial restart, never a whole one.
+ */
+export const RESTART_OBJECTS_CHECKPOINT = 'restartObjects';
 /**
  * True from the beginning of the start's checks until they passed. A job that failed while
  * Starting (a secret that cannot be read, a password refused) and then resumed by itself
@@ -123,10 +130,19 @@ export class JobRunner {
       case 'STARTING':
         await this.#start(job, signal);
         return true;
-      case 'RESTARTING':
+      case 'RESTARTING': {
+        const objects = await this.#restartObjects(job.id);
+        if (objects !== null) {
+          await this.#wipeObjects(job, objects, signal);
+          await this.#event('restarted', {
+            message: `Restart emptied ${objects.length === 1 ? 'table' : 'tables'} ${objects.join(', ')} on the destination; the full dump copies ${objects.length === 1 ? 'it' : 'them'} again from a new snapshot and keeps the tables already copied`,
+          });
+          return true;
+        }
         await this.#wipe(job, signal);
         await this.#event('restarted', { message: 'Restart removed what the job wrote on the destination; starting over with a full dump' });
         return true;
+      }
       case 'RUNNING':
       case 'RUNNING_WITH_ERRORS':
         switch (job.phase) {
@@ -178,6 +194,18 @@ export class JobRunner {
 
   /** Verifies prerequisites; on success the job is Running (Full dump in progress). */
   async #start(job: MigrationJob, signal: AbortSignal): Promise<void> {
+    const objects = await this.#restartObjects(job.id);
+    if (objects !== null) {
+      // A restart of chosen tables: the job's checks passed at its first start and its slot,
+      // publication and copied tables stay (verify would call the destination not empty).
+      const { source, destination } = this.#engines(job);
+      const { sourceParams, destinationParams } = await this.#connections(job);
+      await this.#requireReachable(source, sourceParams, destination, destinationParams);
+      this.#succeeded();
+      await this.#event('started', { message: `Full dump in progress: copying ${objects.join(', ')} again and every other table not copied yet` });
+      await this.#deps.store.putCheckpoint(job.id, RESTART_OBJECTS_CHECKPOINT, null);
+      return;
+    }
     await this.#deps.store.putCheckpoint(job.id, START_PENDING_CHECKPOINT, true);
     await this.#prepareStart(job, signal);
     // Cleared before the move: a crash in between leaves the job Starting, which checks again anyway.
@@ -252,7 +280,7 @@ export class JobRunner {
       store: this.#deps.store, clock: this.#deps.clock, logger: this.#deps.logger,
       source, destination, sourceParams, destinationParams,
     }, signal);
-    if (failures.length > 0) throw failuresToError(failures);
+    if (failures.length > 0) throw failuresToError(failures, job.id);
     this.#succeeded();
     if (job.type === 'one-time') {
       await this.#markObjects(job.id, 'COMPLETED');
@@ -366,6 +394,36 @@ export class JobRunner {
     this.#succeeded();
   }
 
+  /** The tables a restart of chosen tables copies again, or null for a whole restart. */
+  async #restartObjects(jobId: string): Promise<string[] | null> {
+    const objects = await this.#deps.store.getCheckpoint<string[]>(jobId, RESTART_OBJECTS_CHECKPOINT);
+    return objects !== null && objects.length > 0 ? objects : null;
+  }
+
+  /**
+   * Restart of chosen tables: empties those tables on the destination and makes them pending
+   * again (their own snapshot position forgotten). The other tables, the schema, the slot and
+   * the checkpoints stay, so the full dump that follows copies only what is not DUMPED.
+   */
+  async #wipeObjects(job: MigrationJob, names: string[], signal: AbortSignal): Promise<void> {
+    const { destination } = this.#engines(job);
+    const { destinationParams } = await this.#connections(job);
+    const mapping = await recordedSchemaMapping(this.#deps.store, job.id);
+    const chosen = new Set(names);
+    const objects = (await this.#deps.store.listJobObjects(job.id)).filter((o) => chosen.has(o.name));
+    signal.throwIfAborted();
+    const writer = await destination.openSchemaWriter(destinationParams);
+    try {
+      await writer.truncateTables(objects.map((o) => mapQualifiedName(mapping, splitQualifiedName(o.name))));
+    } finally {
+      await writer.close();
+    }
+    for (const object of objects) await this.#deps.store.putCheckpoint(job.id, tablePositionCheckpoint(object.name), null);
+    const now = this.#deps.clock.now();
+    await this.#deps.store.upsertJobObjects(objects.map((o) => ({ ...o, state: 'NOT_STARTED' as const, rowsCopied: 0, bytesCopied: 0, error: null, updateTime: now })));
+    this.#succeeded();
+  }
+
   /** Failed with a recoverable error: waits, tests both servers, resumes when both answer. */
   async #probe(job: MigrationJob, signal: AbortSignal): Promise<void> {
     await sleep(this.#deps.retryPolicy.probeIntervalMs, signal);
@@ -441,17 +499,25 @@ function isErrorCode(code: string): code is ErrorCode {
   return Object.hasOwn(ERROR_CODES, code);
 }
 
-/** The dump's failures become one error: the first permanent one wins, tables are named. */
-export function failuresToError(failures: DumpFailure[]): FerryError {
+/**
+ * The dump's failures become one error: the first permanent one wins, tables are named. When
+ * tables failed for good (a value or a constraint the destination refuses) and nothing else
+ * did, the other tables are copied: the message says to fix the cause and restart only those
+ * tables, with the command.
+ */
+export function failuresToError(failures: DumpFailure[], jobId: string): FerryError {
   const primary = failures.find((f) => !f.error.retryable) ?? (failures[0] as DumpFailure);
   const tables = failures.map((f) => f.table).filter((t): t is string => t !== null);
   const where = primary.table === null ? '' : `Copying table ${primary.table} failed: `;
   const more = tables.length > 1 ? ` (${tables.length} tables failed: ${tables.slice(0, 10).join(', ')}${tables.length > 10 ? ', ...' : ''})` : '';
-  return new FerryError(primary.error.code, `${where}${primary.error.message}${more}`, {
+  const onlyTables = !primary.error.retryable && failures.every((f) => f.table !== null);
+  const restart = onlyTables
+    ? ` The other tables were copied. Fix the data on the source or the table on the destination, then restart only the failed ${tables.length === 1 ? 'table' : 'tables'}: ferry jobs restart ${jobId} --objects ${tables.join(',')} (API: POST /v1/migrationJobs/${jobId}:restart with {"objects": ${JSON.stringify(tables)}}).`
+    : '';
+  return new FerryError(primary.error.code, `${where}${primary.error.message}${more}${restart}`, {
     retryable: primary.error.retryable,
     recoverable: primary.error.recoverable,
-    details: { ...primary.error.details, tables },
+    details: { ...primary.error.details, tables, ...(onlyTables ? { restartObjects: tables } : {}) },
     cause: primary.error,
   });
 }
-

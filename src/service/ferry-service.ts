@@ -31,6 +31,16 @@ export interface PageView<T> {
 /** Who asked: recorded in the job's history. */
 export type Actor = string;
 
+/** What an action takes besides the job. */
+export interface JobActionOptions {
+  /**
+   * restart only: these tables (source "schema.table", as the job's objects list names them)
+   * instead of the whole job; allowed while the job is in Full dump. Unknown names:
+   * INVALID_ARGUMENT listing the job's tables.
+   */
+  objects?: string[];
+}
+
 export interface FerryService {
   createProfile(input: CreateProfileInput, actor: Actor): Promise<ProfileView>;
   getProfile(id: string): Promise<ProfileView>;
@@ -52,7 +62,7 @@ export interface FerryService {
    * the status and the allowed actions. Resolves once the action is recorded; the worker
    * carries it out.
    */
-  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor): Promise<JobView>;
+  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options?: JobActionOptions): Promise<JobView>;
   /** Stops the job if it runs, removes source-side replication objects, keeps destination data. */
   deleteJob(id: string, actor: Actor): Promise<void>;
   /** Runs every check that would make the job fail, without changing anything. */

@@ -126,6 +126,25 @@ export const UpdateJobInput = z.strictObject({
 });
 export type UpdateJobInput = z.input<typeof UpdateJobInput>;
 
+/** The most tables one restart may name. */
+export const MAX_RESTART_OBJECTS = 10_000;
+
+/** The body of `:restart`: nothing (or {}) restarts the whole job; `objects` restarts those tables only. */
+export const RestartJobInput = z
+  .strictObject({
+    objects: z
+      .array(z.string().min(1).max(1000).describe('A table of the job as "schema.table", as the source names it (the `name` of its objects list).'))
+      .min(1, 'name at least one table, or leave out "objects" to restart the whole job')
+      .max(MAX_RESTART_OBJECTS)
+      .optional()
+      .describe(
+        'Restart only these tables (while the job is in Full dump): each is emptied on the destination and copied again from a new snapshot; the tables already copied are kept, and every table not copied yet is copied too. Absent: the whole job is wiped and starts over.',
+      ),
+  })
+  .optional()
+  .describe('Send {} (or nothing) to restart the whole job, or {"objects": ["schema.table", ...]} to restart those tables only.');
+export type RestartJobInput = z.input<typeof RestartJobInput>;
+
 export const ListQuery = z.strictObject({
   pageSize: z.coerce.number().int().min(1).max(1000).default(100),
   pageToken: z.string().optional(),

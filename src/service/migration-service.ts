@@ -25,12 +25,13 @@ import type { ConnectionTunnels } from '../engines/ssh-tunnel.js';
 import type { Clock } from '../pipeline/clock.js';
 import type { Logger } from '../pipeline/logger.js';
 import type { JobObjectTotals, MetadataStore, StoredProfile } from '../store/metadata-store.js';
-import type { Actor, FerryService, PageView } from './ferry-service.js';
+import type { Actor, FerryService, JobActionOptions, PageView } from './ferry-service.js';
 import {
   CreateJobInput,
   CreateProfileInput,
   JobListQuery,
   ListQuery,
+  RestartJobInput,
   UpdateJobInput,
   UpdateProfileInput,
   type ConnectionTestView,
@@ -45,6 +46,7 @@ import type { SecretBox } from './secret-box.js';
 import { openSecret } from './secret-keys.js';
 import type { ReplicationSnapshot } from '../pipeline/replication-stats.js';
 import { REPLICATION_CHECKPOINT, type ReplicationCheckpoint } from '../pipeline/incremental-load.js';
+import { RESTART_OBJECTS_CHECKPOINT } from '../pipeline/job-runner.js';
 import { parseInput } from './parse-input.js';
 
 /** The part of the job supervisor the service drives. */
@@ -370,10 +372,11 @@ export class MigrationService implements FerryService {
     return this.#toJobView(updated);
   }
 
-  async applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor): Promise<JobView> {
+  async applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options: JobActionOptions = {}): Promise<JobView> {
     const job = await this.#job(id);
     const target = this.#allowed(job, action);
     if (action === 'start') requireSupported(job.sourceEngine, job.destinationEngine, job.type);
+    const objects = await this.#restartObjects(job, action, options);
     const now = this.#deps.clock.now();
     let updated: MigrationJob;
     if (action === 'promote' && target === job.status) {
@@ -383,16 +386,55 @@ export class MigrationService implements FerryService {
       if (action === 'start' || action === 'restart') updated = { ...updated, error: null, phase: null, endTime: null };
       if (action === 'promote') updated = { ...updated, promoteRequested: true };
     }
+    // Written before the move, so the worker never sees Restarting without knowing which restart it is.
+    if (action === 'restart') await this.#deps.store.putCheckpoint(id, RESTART_OBJECTS_CHECKPOINT, objects);
     if (!(await this.#deps.store.updateJob(updated, job.status))) {
+      if (objects !== null) await this.#deps.store.putCheckpoint(id, RESTART_OBJECTS_CHECKPOINT, null);
       const fresh = await this.#job(id);
       throw this.#notAllowed(fresh, action);
     }
     await this.#deps.store.appendJobEvent({
       jobId: id, time: now, kind: 'action', actor, action, status: updated.status, phase: updated.phase,
-      message: `${capitalize(action)} requested by ${actor}`,
+      message: objects === null
+        ? `${capitalize(action)} requested by ${actor}`
+        : `Restart of ${objects.length === 1 ? 'table' : 'tables'} ${objects.join(', ')} requested by ${actor}`,
+      ...(objects === null ? {} : { details: { objects } }),
     });
     this.#deps.workers.wake(id);
     return this.#toJobView(updated);
+  }
+
+  /**
+   * The tables a restart names, checked: null for a whole restart. Only in Full dump (later
+   * the tables replicate from one stream position), and only tables of the job.
+   */
+  async #restartObjects(job: MigrationJob, action: JobAction, options: JobActionOptions): Promise<string[] | null> {
+    if (options.objects === undefined) return null;
+    if (action !== 'restart') {
+      throw new FerryError('INVALID_ARGUMENT', `Only restart takes a list of tables; ${action} applies to the whole job.`, { details: { action } });
+    }
+    const requested = [...new Set(parseInput(RestartJobInput, { objects: options.objects })?.objects ?? [])];
+    if (job.phase !== 'FULL_DUMP' && job.phase !== null) {
+      throw new FerryError(
+        'ACTION_NOT_ALLOWED',
+        `Cannot restart chosen tables of migration job "${job.id}": it is ${STATUS_LABELS[job.status]} (${substatusOf(job) ?? job.phase}), and tables can be restarted one by one only while the job is in Full dump. Restart the whole job instead (ferry jobs restart ${job.id}).`,
+        { details: { status: job.status, substatus: substatusOf(job), availableActions: availableActions(job), action } },
+      );
+    }
+    const known = (await this.#deps.store.listJobObjects(job.id)).map((o) => o.name).sort();
+    if (known.length === 0) {
+      throw new FerryError('FAILED_PRECONDITION', `Migration job "${job.id}" has no tables yet (its full dump never read the source's schema): restart the whole job (ferry jobs restart ${job.id}).`, { details: { objects: [] } });
+    }
+    const unknown = requested.filter((name) => !known.includes(name));
+    if (unknown.length > 0) {
+      const listed = known.length > 50 ? `${known.slice(0, 50).join(', ')}, ... (${known.length} in all; ferry jobs describe ${job.id})` : known.join(', ');
+      throw new FerryError(
+        'INVALID_ARGUMENT',
+        `objects: ${unknown.map((n) => `"${n}"`).join(', ')} ${unknown.length === 1 ? 'is not a table' : 'are not tables'} of migration job "${job.id}"; name tables as "schema.table" as the source names them. The job's tables: ${listed}.`,
+        { details: { unknown, objects: known.slice(0, 1000) } },
+      );
+    }
+    return requested;
   }
 
   async deleteJob(id: string, actor: Actor): Promise<void> {

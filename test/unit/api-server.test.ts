@@ -11,7 +11,7 @@ import { API_ROUTES } from '../../src/api/routes.js';
 import { FerryError } from '../../src/core/errors.js';
 import { JOB_STATUSES, STATUS_LABELS, availableActions, nextStatusForAction, substatusOf } from '../../src/core/lifecycle.js';
 import type { JobStatus } from '../../src/core/lifecycle.js';
-import type { FerryService, PageView } from '../../src/service/ferry-service.js';
+import type { FerryService, JobActionOptions, PageView } from '../../src/service/ferry-service.js';
 import {
   CreateJobInput,
   CreateProfileInput,
@@ -210,8 +210,9 @@ class InMemoryFerryService implements FerryService {
     this.jobs.set(id, next);
     return next;
   }
-  async applyJobAction(id: string, action: Parameters<FerryService['applyJobAction']>[1], actor: string): Promise<JobView> {
-    this.record('applyJobAction', id, action, actor);
+  async applyJobAction(id: string, action: Parameters<FerryService['applyJobAction']>[1], actor: string, options?: JobActionOptions): Promise<JobView> {
+    if (options === undefined) this.record('applyJobAction', id, action, actor);
+    else this.record('applyJobAction', id, action, actor, options);
     const job = this.job(id);
     const state = { status: job.status, phase: job.phase };
     const next = nextStatusForAction(state, action);
@@ -395,6 +396,28 @@ describe('routing', () => {
     // Only the text after the last colon is the method.
     await app.inject({ method: 'GET', url: '/v1/migrationJobs/a:b' });
     expect(lastCall()).toEqual({ method: 'getJob', args: ['a:b'] });
+  });
+
+  it('passes restart\'s objects to the service, and refuses a malformed list before it', async () => {
+    const response = await app.inject({ method: 'POST', url: '/v1/migrationJobs/failed:restart', payload: { objects: ['public.orders', 'public.items'] } });
+    expect(response.statusCode, response.body).toBe(200);
+    expect(lastCall()).toEqual({ method: 'applyJobAction', args: ['failed', 'restart', 'api', { objects: ['public.orders', 'public.items'] }] });
+
+    const callsBefore = service.calls.length;
+    for (const payload of [{ objects: [] }, { objects: 'public.orders' }, { objects: [''] }, { objects: ['public.orders'], force: true }]) {
+      const bad = await app.inject({ method: 'POST', url: '/v1/migrationJobs/failed:restart', payload });
+      expect(bad.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(bad.json().error.code).toBe('INVALID_ARGUMENT');
+    }
+    // The other actions take no objects.
+    const start = await app.inject({ method: 'POST', url: '/v1/migrationJobs/job-1:start', payload: { objects: ['public.orders'] } });
+    expect(start.statusCode).toBe(400);
+    expect(service.calls.length).toBe(callsBefore);
+
+    const document = buildOpenApiDocument() as Record<string, any>;
+    const body = document.paths['/v1/migrationJobs/{id}:restart'].post.requestBody.content['application/json'].schema;
+    expect(JSON.stringify(body)).toContain('RestartMigrationJobRequest');
+    expect(document.components.schemas.RestartMigrationJobRequest.properties.objects.type).toBe('array');
   });
 
   it('records the X-Ferry-Actor header as the actor, and refuses a malformed one', async () => {

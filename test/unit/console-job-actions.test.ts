@@ -3,8 +3,8 @@
  * what will happen; Promote shows the lag and warns unless it is zero.
  */
 import { describe, expect, it } from 'vitest';
-import type { Job } from '../../web/src/api/types.js';
-import { CONFIRMED_ACTIONS, confirmationFor, lagText } from '../../web/src/lib/job-actions.js';
+import type { Job, JobObject } from '../../web/src/api/types.js';
+import { CONFIRMED_ACTIONS, confirmationFor, failedTables, lagText, restartTablesConfirmation } from '../../web/src/lib/job-actions.js';
 
 function job(overrides: Partial<Job> = {}): Job {
   return {
@@ -61,5 +61,27 @@ describe('console confirmations', () => {
     expect(unknown.paragraphs.join(' ')).toContain('not reported yet');
     expect(unknown.warning).toContain('not known');
     expect(lagText(job({ replication: { lagSeconds: 5, lagBytes: null } }))).toBe('5 s');
+  });
+});
+
+describe('Restart failed tables', () => {
+  const object = (name: string, state: JobObject['state']) => ({ name, state }) as JobObject;
+  const objects = [object('shop.customers', 'DUMPED'), object('shop.items', 'FAILED'), object('shop.orders', 'FAILED')];
+  const failedInDump = job({ status: 'FAILED', statusLabel: 'Failed', substatus: 'Failed in Full dump', phase: 'FULL_DUMP', availableActions: ['restart', 'delete'] });
+
+  it('offers the tables whose copy failed, only while the job may be restarted in Full dump', () => {
+    expect(failedTables(failedInDump, objects)).toEqual(['shop.items', 'shop.orders']);
+    expect(failedTables(failedInDump, [object('shop.customers', 'DUMPED')])).toEqual([]);
+    expect(failedTables({ ...failedInDump, phase: 'INCREMENTAL_LOAD' }, objects)).toEqual([]);
+    expect(failedTables({ ...failedInDump, availableActions: ['delete'] }, objects)).toEqual([]);
+  });
+
+  it('says which tables are emptied and copied again and that the others are kept', () => {
+    const one = restartTablesConfirmation(failedInDump, ['shop.items']);
+    expect(one.title).toBe('Restart table shop.items of migration job "Shop"?');
+    expect(one.paragraphs.join(' ')).toContain('The tables already copied are kept and are not copied again');
+    const two = restartTablesConfirmation(failedInDump, ['shop.items', 'shop.orders']);
+    expect(two.title).toBe('Restart 2 failed tables of migration job "Shop"?');
+    expect(two.paragraphs.join(' ')).toContain('shop.items, shop.orders');
   });
 });

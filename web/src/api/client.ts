@@ -174,6 +174,8 @@ export const api = {
   deleteJob: (id: string) => request<void>('DELETE', `/v1/migrationJobs/${segment(id)}`),
   /** start | stop | resume | restart | promote; delete is deleteJob. */
   applyJobAction: (id: string, action: Exclude<JobAction, 'delete'>) => request<Job>('POST', `/v1/migrationJobs/${segment(id)}:${action}`),
+  /** Restart of chosen tables only (source "schema.table"), while the job is in Full dump. */
+  restartJobObjects: (id: string, objects: string[]) => request<Job>('POST', `/v1/migrationJobs/${segment(id)}:restart`, { body: { objects } }),
   verifyJob: (id: string) => request<VerifyReport>('POST', `/v1/migrationJobs/${segment(id)}:verify`),
   listJobObjects: async (id: string, signal?: AbortSignal) =>
     (await request<{ objects: JobObject[] }>('GET', `/v1/migrationJobs/${segment(id)}/objects`, { signal })).objects,

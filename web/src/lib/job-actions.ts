@@ -1,5 +1,5 @@
 /** What each job action is called and what its confirmation says will happen. */
-import type { Job, JobAction } from '../api/types';
+import type { Job, JobAction, JobObject } from '../api/types';
 import { formatBytes, formatCount } from './format';
 
 export const ACTION_LABELS: Record<JobAction, string> = {
@@ -97,4 +97,27 @@ export function confirmationFor(action: JobAction, jobs: Job[]): Confirmation | 
     default:
       return null;
   }
+}
+
+/**
+ * The tables "Restart failed tables" offers for one job: those whose copy failed, while the
+ * job may be restarted and is in Full dump (later, tables cannot be restarted one by one).
+ */
+export function failedTables(job: Job, objects: JobObject[]): string[] {
+  if (!job.availableActions.includes('restart') || (job.phase !== 'FULL_DUMP' && job.phase !== null)) return [];
+  return objects.filter((o) => o.state === 'FAILED').map((o) => o.name);
+}
+
+export function restartTablesConfirmation(job: Job, tables: string[]): Confirmation {
+  const which = tables.length === 1 ? `table ${tables[0]}` : `${tables.length} failed tables`;
+  return {
+    title: `Restart ${which} of migration job "${job.displayName}"?`,
+    paragraphs: [
+      `Ferry empties ${tables.length === 1 ? 'this table' : 'these tables'} on the destination and copies ${tables.length === 1 ? 'it' : 'them'} again from a new snapshot of the source${tables.length === 1 ? '' : `: ${tables.join(', ')}`}.`,
+      'The tables already copied are kept and are not copied again. Fix the cause first (the data on the source or the table on the destination), or the copy fails again.',
+    ],
+    warning: null,
+    confirmLabel: 'Restart failed tables',
+    danger: true,
+  };
 }

@@ -12,7 +12,7 @@ import { LineChart, type ChartPoint } from '../components/line-chart';
 import { ProgressBar } from '../components/progress-bar';
 import { StatusBadge } from '../components/status-badge';
 import { connectivityName, engineName, formatBytes, formatCount, formatDuration, formatRate, formatTime, objectStateName, typeName } from '../lib/format';
-import { ACTION_LABELS } from '../lib/job-actions';
+import { ACTION_LABELS, failedTables } from '../lib/job-actions';
 import { Link, navigate, paths } from '../lib/router';
 import { usePolling } from '../lib/use-polling';
 
@@ -88,6 +88,8 @@ function ErrorPanel({ job }: { job: Job }) {
     next = 'Ferry retries the failing operation and keeps migrating the data the error does not affect; the error clears by itself once the cause is fixed.';
   } else if (job.status === 'FAILED' && error.recoverable) {
     next = 'Ferry checks regularly whether the cause is gone and resumes the job by itself once it is fixed.';
+  } else if (job.status === 'FAILED' && Array.isArray(error.details?.['restartObjects'])) {
+    next = 'Fix the cause, then use Restart failed tables: only those tables are copied again.';
   } else if (job.status === 'FAILED') {
     next = 'Fix the cause, then restart the job.';
   } else {
@@ -339,7 +341,7 @@ export function JobDetailsPage({ id }: { id: string }) {
             {job.substatus && <span className="substatus">{job.substatus}</span>}
           </div>
         </div>
-        <JobActionButtons jobs={[job]} onBefore={onBefore} onDone={onDone} />
+        <JobActionButtons jobs={[job]} failedTables={failedTables(job, objects)} onBefore={onBefore} onDone={onDone} />
       </header>
       <ErrorAlert error={polled.error} title="Could not refresh (showing the last known state)" />
 
