@@ -1,0 +1,8 @@
+-- Whether PostGIS is installed in the current database, whether the server has its files
+-- (pg_available_extensions lists the extensions whose control file is installed), and
+-- whether the current role may create it (postgis is not a trusted extension: superusers only).
+SELECT (SELECT extversion FROM pg_extension WHERE extname = 'postgis') AS installed_version,
+       EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis') AS available,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+       current_setting('server_version_num')::int / 10000 AS major,
+       current_database() AS database;
