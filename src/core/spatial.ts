@@ -42,17 +42,21 @@ const POSTGIS_SUBTYPES: Record<string, string> = {
   geometry: 'Geometry',
 };
 
+/** The schema PostGIS is installed in on a PostgreSQL destination (a job creates it there). */
+export const POSTGIS_SCHEMA = 'public';
+
 /**
- * The PostGIS type of a MySQL spatial column: `geometry(Point,4326)` when the column has an
- * SRID attribute, `geometry(Point)` (any SRID, points only) when it has none, plain `geometry`
- * for GEOMETRY without an SRID.
+ * The PostGIS type of a MySQL spatial column: `public.geometry(Point,4326)` when the column
+ * has an SRID attribute, `public.geometry(Point)` (any SRID, points only) when it has none,
+ * plain `public.geometry` for GEOMETRY without an SRID. Qualified: Ferry's sessions resolve
+ * names in pg_catalog only.
  */
 export function postgisTypeForMysql(nativeType: string, srid: number | null | undefined): string {
   const name = (/^[a-z]+/i.exec(nativeType.trim())?.[0] ?? '').toLowerCase();
   const subtype = POSTGIS_SUBTYPES[name] ?? 'Geometry';
   const withSrid = srid !== null && srid !== undefined && srid !== 0;
-  if (withSrid) return `geometry(${subtype},${srid})`;
-  return subtype === 'Geometry' ? 'geometry' : `geometry(${subtype})`;
+  if (withSrid) return `${POSTGIS_SCHEMA}.geometry(${subtype},${srid})`;
+  return subtype === 'Geometry' ? `${POSTGIS_SCHEMA}.geometry` : `${POSTGIS_SCHEMA}.geometry(${subtype})`;
 }
 
 /** A PostGIS column type, read from its format_type text. */

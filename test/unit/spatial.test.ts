@@ -85,10 +85,10 @@ describe('MySQL geometry ↔ EWKB hex', () => {
 
 describe('spatial column types', () => {
   it('MySQL → PostGIS: subtype, and SRID when the column has one', () => {
-    expect(postgisTypeForMysql('point', 4326)).toBe('geometry(Point,4326)');
-    expect(postgisTypeForMysql('point', null)).toBe('geometry(Point)');
-    expect(postgisTypeForMysql('geometry', 0)).toBe('geometry');
-    expect(postgisTypeForMysql('geometrycollection', 3857)).toBe('geometry(GeometryCollection,3857)');
+    expect(postgisTypeForMysql('point', 4326)).toBe('public.geometry(Point,4326)');
+    expect(postgisTypeForMysql('point', null)).toBe('public.geometry(Point)');
+    expect(postgisTypeForMysql('geometry', 0)).toBe('public.geometry');
+    expect(postgisTypeForMysql('geometrycollection', 3857)).toBe('public.geometry(GeometryCollection,3857)');
   });
 
   it('reads PostGIS types as format_type prints them, qualified or not', () => {

@@ -350,13 +350,13 @@ describe('MySQL / MariaDB to PostgreSQL, one test per row of docs/type-mapping.m
   });
 
   it('spatial types → PostGIS geometry with the subtype, and the SRID when the column has one; the mapped schema needs postgis', () => {
-    expect(toPostgres('point').nativeType).toBe('geometry(Point)');
-    expect(toPostgres('point', { srid: 4326 }).nativeType).toBe('geometry(Point,4326)');
-    expect(toPostgres('geometry').nativeType).toBe('geometry');
-    expect(toPostgres('geometry', { srid: 3857 }).nativeType).toBe('geometry(Geometry,3857)');
-    expect(toPostgres('polygon').nativeType).toBe('geometry(Polygon)');
-    expect(toPostgres('geomcollection').nativeType).toBe('geometry(GeometryCollection)');
-    expect(toPostgres('multilinestring', { srid: 4326 }).nativeType).toBe('geometry(MultiLineString,4326)');
+    expect(toPostgres('point').nativeType).toBe('public.geometry(Point)');
+    expect(toPostgres('point', { srid: 4326 }).nativeType).toBe('public.geometry(Point,4326)');
+    expect(toPostgres('geometry').nativeType).toBe('public.geometry');
+    expect(toPostgres('geometry', { srid: 3857 }).nativeType).toBe('public.geometry(Geometry,3857)');
+    expect(toPostgres('polygon').nativeType).toBe('public.geometry(Polygon)');
+    expect(toPostgres('geomcollection').nativeType).toBe('public.geometry(GeometryCollection)');
+    expect(toPostgres('multilinestring', { srid: 4326 }).nativeType).toBe('public.geometry(MultiLineString,4326)');
     const mapped = mapMysqlSchemaToPostgres(
       database([
         table('places', [column('id', 'int'), column('shape', 'point', { nullable: false, srid: 4326 })], {
