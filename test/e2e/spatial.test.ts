@@ -207,6 +207,30 @@ describe('spatial columns through ferry serve', () => {
     await runContinuous('p2m', 32);
   }, 240_000);
 
+  it('PostgreSQL to PostgreSQL, one-time: PostGIS columns through pg_dump, the extension created on the destination', async () => {
+    const rng = spatialRng(51);
+    const db = await createTestDatabase(PG_SOURCE_PORT, 'ferry_sp_p2p');
+    cleanups.push(() => db.drop());
+    const schema = `ferry_sp_p2p_${randomBytes(4).toString('hex')}`;
+    await db.client.query(`CREATE EXTENSION postgis; CREATE SCHEMA "${schema}"`);
+    const source: SpatialSide = { engine: 'postgresql', client: db.client, schema };
+    await createSpatialTable(source);
+    await insertSpatialRows(source, 1, 40, rng);
+    const target = await createTestDatabase(PG_DEST_PORT, 'ferry_sp_p2p');
+    cleanups.push(() => target.drop());
+    const jobId = 'spatial-once-p2p';
+    await createProfile(server, `${jobId}-src`, db.params);
+    await createProfile(server, `${jobId}-dst`, target.params);
+    await createJob(server, jobId, { type: 'one-time', source: `${jobId}-src`, destination: `${jobId}-dst`, include: [schema] });
+    await verifyOk(jobId);
+    await runCliJson(['jobs', 'start', jobId], { server: server.url });
+    const completed = await waitForJob(() => client, jobId, 'Completed', (j) => j.status === 'COMPLETED', 120_000);
+    expect(completed.error).toBeNull();
+    const destination: SpatialSide = { engine: 'postgresql', client: target.client, schema };
+    expectTypes('m2p', await destinationTypes(destination));
+    expect(await expectSameGeometries(source, destination)).toBe(40);
+  }, 180_000);
+
   it('verify refuses a PostgreSQL destination without PostGIS that the role cannot create, naming the columns and the fix', async () => {
     const { include, srcParams } = await sides('m2p', 'v', 1, 41);
     const destination = await createTestDatabase(PG_DEST_PORT, 'ferry_sp_nogis');
