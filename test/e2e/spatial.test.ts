@@ -247,6 +247,8 @@ describe('spatial columns through ferry serve', () => {
     const role = `ferry_sp_nosuper_${randomBytes(3).toString('hex')}`;
     await destination.client.query(`CREATE ROLE ${role} LOGIN; ALTER DATABASE ${destination.params.database} OWNER TO ${role}`);
     cleanups.push(async () => {
+      // The role owns the database: it goes first.
+      await destination.drop();
       const admin = new pg.Client({ host: PG_HOST, port: PG_DEST_PORT, user: 'postgres', database: 'postgres' });
       await admin.connect();
       try {
