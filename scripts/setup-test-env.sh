@@ -2,7 +2,7 @@
 # Prepares this machine for Ferry's tests: PostgreSQL 15 with logical replication on two
 # clusters (source-side 5432 "main", destination-side 5433 "ferrydest"), MariaDB with a row
 # binlog (127.0.0.1:3306), a TLS-only cluster (5436 "ferrytls") with test certificates,
-# openssh-server for SSH tunnel tests, and Debian's
+# openssh-server for SSH tunnel tests, PostGIS (postgresql-15-postgis-3) for spatial tests, and Debian's
 # Chromium for browser tests. Idempotent; installs what is missing (Debian packages), fixes
 # settings, restarts a server only when a setting needs it. Run as root (or with sudo).
 set -euo pipefail
@@ -222,6 +222,17 @@ if ! command -v pgcopydb >/dev/null 2>&1; then
   apt_install pgcopydb || { log "pgcopydb could not be installed (apt-get install pgcopydb): npm run bench:whole-db needs it"; exit 1; }
 fi
 
+# Spatial tests (issue 12) create PostGIS in their own databases: MySQL spatial columns map to
+# PostGIS geometry, and PostGIS columns to MySQL spatial types.
+if [ ! -f "/usr/share/postgresql/$PGVER/extension/postgis.control" ]; then
+  log "installing postgresql-$PGVER-postgis-3 (spatial tests)"
+  apt_install "postgresql-$PGVER-postgis-3" || { log "postgresql-$PGVER-postgis-3 could not be installed (apt-get install postgresql-$PGVER-postgis-3): the spatial tests need PostGIS"; exit 1; }
+fi
+if [ ! -f "/usr/share/postgresql/$PGVER/extension/postgis.control" ]; then
+  log "the postgis extension is missing from /usr/share/postgresql/$PGVER/extension after installing postgresql-$PGVER-postgis-3"
+  exit 1
+fi
+
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing Debian's chromium (browser tests)"
   apt_install chromium || { log "chromium could not be installed (apt-get install chromium): the console's browser tests need it"; exit 1; }
@@ -234,4 +245,4 @@ if [ ! -x /usr/sbin/sshd ]; then
 fi
 if [ ! -x /usr/sbin/sshd ]; then log "openssh-server could not be installed: /usr/sbin/sshd is missing"; exit 1; fi
 
-log "ready: PostgreSQL $PGVER on 127.0.0.1:5432 (main), 5433 (ferrydest), 5434 and 5435 (fault tests), wal_level=logical; 5436 (ferrytls, TLS only, certificates in $TLS_DIR); MariaDB on 127.0.0.1:3306 with the row binlog; sshd for tunnel tests"
+log "ready: PostgreSQL $PGVER on 127.0.0.1:5432 (main), 5433 (ferrydest), 5434 and 5435 (fault tests), wal_level=logical; 5436 (ferrytls, TLS only, certificates in $TLS_DIR); MariaDB on 127.0.0.1:3306 with the row binlog; PostGIS; sshd for tunnel tests"

@@ -27,6 +27,12 @@ export interface ColumnSchema {
   generatedExpression: string | null;
   /** Collation when it differs from the column type's default, or null. */
   collation: string | null;
+  /**
+   * MySQL spatial columns: the column's SRID attribute (MySQL 8 `SRID n`, MariaDB
+   * `REF_SYSTEM_ID=n`), absent when the column has none (any SRID). PostgreSQL sources keep
+   * the SRID in `nativeType` (`geometry(Point,4326)`).
+   */
+  srid?: number;
 }
 
 export interface ConstraintSchema {

@@ -23,6 +23,7 @@
  */
 import type { EngineKind } from './connection-profile.js';
 import { FerryError } from './errors.js';
+import { ewkbHexToMysqlGeometry, MYSQL_SPATIAL_TYPES, mysqlGeometryToEwkbHex, mysqlTypeForPostgis, parsePostgisType, postgisTypeForMysql } from './spatial.js';
 import type {
   CheckConstraintSchema,
   ColumnSchema,
@@ -266,7 +267,8 @@ type MysqlKind =
   | 'set'
   | 'json'
   | 'uuid'
-  | 'inet';
+  | 'inet'
+  | 'spatial';
 
 interface MysqlTypeInfo {
   kind: MysqlKind;
@@ -274,8 +276,6 @@ interface MysqlTypeInfo {
   postgresType: string;
   type: MysqlType;
 }
-
-const SPATIAL_TYPES = new Set(['geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon', 'geometrycollection', 'geomcollection']);
 
 function fractionalDigits(type: MysqlType): number {
   return Math.min(6, Math.max(0, intArg(type.args, 0)));
@@ -356,9 +356,8 @@ function describeMysqlType(nativeType: string): MysqlTypeInfo | { refused: strin
     case 'inet6':
       return info('inet', 'inet');
     default:
-      if (SPATIAL_TYPES.has(type.name)) {
-        return { refused: 'spatial types are not supported' };
-      }
+      // The SRID is the column's (ColumnSchema.srid): mapMysqlColumnToPostgres completes the type.
+      if (MYSQL_SPATIAL_TYPES.has(type.name)) return info('spatial', postgisTypeForMysql(type.name, null));
       return { refused: 'Ferry has no PostgreSQL mapping for this type' };
   }
 }
@@ -535,6 +534,8 @@ function translateMysqlDefaultValue(expression: string, target: DefaultTarget): 
     case 'inet':
       if (text.includes('\0')) return dropped(target, expression, 'it contains a NUL character');
       return { expression: quotePostgresLiteral(text), warning: null };
+    case 'spatial':
+      return dropped(target, expression, 'spatial defaults are not translated');
   }
 }
 
@@ -554,7 +555,12 @@ export function mapMysqlColumnToPostgres(table: TableSchema, column: ColumnSchem
   let info = described;
   if (isMariadbJsonColumn(table, column, info.type)) info = { ...info, kind: 'json', postgresType: 'jsonb' };
   const labels = info.kind === 'enum' || info.kind === 'set' ? parseMysqlStringList(info.type.args ?? '') : [];
-  const nativeType = info.kind === 'enum' ? quotePostgresQualified(table.schema, mysqlEnumTypeName(table.name, column.name)) : info.postgresType;
+  const nativeType =
+    info.kind === 'enum'
+      ? quotePostgresQualified(table.schema, mysqlEnumTypeName(table.name, column.name))
+      : info.kind === 'spatial'
+        ? postgisTypeForMysql(info.type.name, column.srid)
+        : info.postgresType;
   const warnings: string[] = [];
 
   if (column.generatedExpression !== null) {
@@ -571,6 +577,10 @@ export function mapMysqlColumnToPostgres(table: TableSchema, column: ColumnSchem
     warnings.push(`${where} is AUTO_INCREMENT on a ${column.nativeType} column, which PostgreSQL cannot make an identity column; its values are copied, without a sequence.`);
   }
 
+  if (info.kind === 'spatial' && column.defaultExpression !== null) {
+    warnings.push(`The default of ${where} (${column.defaultExpression}) is not carried over: spatial defaults are not translated. Set a default on the destination column if the application needs one.`);
+    return { nativeType, defaultExpression: null, identity: null, warnings };
+  }
   let defaultExpression: string | null = null;
   if (column.defaultExpression !== null) {
     const translated = translateMysqlDefault(column.defaultExpression, { info, column: where, labels });
@@ -840,7 +850,8 @@ export function mapMysqlSchemaToPostgres(source: DatabaseSchema): MappedSchema {
       sequences,
       enums,
       domains: [],
-      extensions: [],
+      // Spatial columns become PostGIS geometry: the destination needs the extension.
+      extensions: tables.some((t) => t.columns.some((c) => parsePostgisType(c.nativeType) !== null)) ? ['postgis'] : [],
     },
     warnings,
     unsupported,
@@ -887,6 +898,12 @@ function mapMysqlIndex(table: TableSchema, source: IndexSchema, types: Map<strin
     index = { ...index, unique: index.unique ?? /^\s*(CREATE\s+)?UNIQUE\b/i.test(index.definition), ...(parsed ?? {}) };
   }
   const method = (index.method ?? (/\b(FULLTEXT|SPATIAL)\b/i.exec(index.definition)?.[1] ?? '')).toUpperCase();
+  if (method === 'SPATIAL' && index.columns !== undefined && index.columns.length === 1) {
+    // A MySQL SPATIAL index is an R-tree over one geometry column: PostGIS's GiST index.
+    const name = names.claim(index.name, `${table.name}_${index.name}`);
+    const definition = `CREATE INDEX ${quotePostgresIdent(name)} ON ${quotePostgresQualified(table.schema, table.name)} USING gist (${quotePostgresIdent(index.columns[0] as string)})`;
+    return { name, definition, columns: [...index.columns], unique: false };
+  }
   if (method === 'FULLTEXT' || method === 'SPATIAL') {
     warnings.push(
       `The ${method} index ${index.name} on ${where} is not created on PostgreSQL (no equivalent index type); create a full-text (GIN over to_tsvector) or other index on the destination if queries need it.`,
@@ -1034,6 +1051,11 @@ export function createMysqlValueConverter(nativeType: string, options: MysqlValu
       };
     case 'set':
       return (value) => (value === null || value === undefined ? null : mysqlSetToPostgresArray(text(value)));
+    case 'spatial':
+      return (value) => {
+        if (value === null || value === undefined) return null;
+        return mysqlGeometryToEwkbHex(Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'latin1'), options.column);
+      };
     case 'time':
     case 'decimal':
     case 'text':
@@ -1107,7 +1129,7 @@ export interface PostgresUserTypes {
   domains: DomainTypeSchema[];
 }
 
-type PostgresKind = 'integer' | 'decimal' | 'float' | 'boolean' | 'text' | 'binary' | 'date' | 'datetime' | 'timestamptz' | 'time' | 'uuid' | 'json' | 'enum' | 'inet';
+type PostgresKind = 'integer' | 'decimal' | 'float' | 'boolean' | 'text' | 'binary' | 'date' | 'datetime' | 'timestamptz' | 'time' | 'uuid' | 'json' | 'enum' | 'inet' | 'spatial';
 
 interface PostgresTypeInfo {
   kind: PostgresKind;
@@ -1120,9 +1142,21 @@ interface PostgresTypeInfo {
 /** Varchar lengths above this become longtext (16383 utf8mb4 characters fill MySQL's 65535-byte row). */
 const MAX_VARCHAR = 16383;
 
-function describePostgresType(nativeType: string, where: string, types: PostgresUserTypes, depth = 0): PostgresTypeInfo | { refused: string; advice: string } {
+function describePostgresType(
+  nativeType: string,
+  where: string,
+  types: PostgresUserTypes,
+  depth = 0,
+  flavor: 'mariadb' | 'mysql' = 'mariadb',
+): PostgresTypeInfo | { refused: string; advice: string } {
   const t = nativeType.trim();
   const info = (kind: PostgresKind, mysqlType: string, fsp = 0, warnings: string[] = []): PostgresTypeInfo => ({ kind, mysqlType, fsp, warnings });
+  const postgis = parsePostgisType(t);
+  if (postgis !== null) {
+    const spatial = mysqlTypeForPostgis(postgis, flavor);
+    if ('refused' in spatial) return { refused: spatial.refused, advice: 'change the column to a 2D geometry' };
+    return info('spatial', spatial.nativeType);
+  }
   if (t.endsWith('[]')) return { refused: 'arrays have no MySQL equivalent', advice: 'change the column to json (e.g. USING to_json(col)) or text' };
   if (/^interval\b/.test(t)) return { refused: 'interval has no MySQL equivalent', advice: 'change the column to a number of seconds (e.g. USING extract(epoch from col)) or to text' };
   if (RANGE_TYPES.test(t)) return { refused: 'range types have no MySQL equivalent', advice: 'split the column into lower and upper bound columns' };
@@ -1196,7 +1230,7 @@ function describePostgresType(nativeType: string, where: string, types: Postgres
     if (enumType !== undefined) return info('enum', `enum(${enumType.labels.map(quoteMysqlLiteral).join(',')})`);
     const domain = types.domains.find(same);
     if (domain !== undefined && depth < 10) {
-      const base = describePostgresType(domain.baseType, where, types, depth + 1);
+      const base = describePostgresType(domain.baseType, where, types, depth + 1, flavor);
       if ('refused' in base) return base;
       const lost = [domain.checks.length > 0 ? `its checks (${domain.checks.map((c) => c.definition).join(', ')})` : '', domain.notNull ? 'its NOT NULL' : '', domain.defaultExpression !== null ? `its default (${domain.defaultExpression})` : '']
         .filter(Boolean)
@@ -1241,9 +1275,10 @@ export function mapPostgresColumnToMysql(
   table: QualifiedName,
   column: ColumnSchema,
   types: PostgresUserTypes = { enums: [], domains: [] },
+  flavor: 'mariadb' | 'mysql' = 'mariadb',
 ): MysqlColumnMapping | RefusedColumn {
   const where = `${table.schema}.${table.name}.${column.name}`;
-  const described = describePostgresType(column.nativeType, where, types);
+  const described = describePostgresType(column.nativeType, where, types, 0, flavor);
   if ('refused' in described) {
     return {
       unsupported: `Column ${where} has type ${column.nativeType}, which MySQL/MariaDB cannot hold (${described.refused}). Exclude the table ${table.schema}.${table.name} from the job, or ${described.advice} on the source.`,
@@ -1260,6 +1295,10 @@ export function mapPostgresColumnToMysql(
   if (column.identity !== null || isSerial) {
     if (described.kind === 'integer') return { nativeType: described.mysqlType, defaultExpression: null, autoIncrement: true, warnings };
     warnings.push(`${where} takes its default from a sequence, which MySQL has only for integer AUTO_INCREMENT columns; the default is not carried over.`);
+    return { nativeType: described.mysqlType, defaultExpression: null, autoIncrement: false, warnings };
+  }
+  if (described.kind === 'spatial' && column.defaultExpression !== null) {
+    warnings.push(`The default of ${where} (${column.defaultExpression}) is not carried over: spatial defaults are not translated. Set a default on the destination column if the application needs one.`);
     return { nativeType: described.mysqlType, defaultExpression: null, autoIncrement: false, warnings };
   }
   let defaultExpression: string | null = null;
@@ -1405,6 +1444,7 @@ function canonicalToMysqlText(pgNativeType: string, text: string, column: string
  */
 export function canonicalToMysqlValue(pgNativeType: string, text: string | null, column?: string): MysqlStoredValue {
   if (text === null) return null;
+  if (parsePostgisType(pgNativeType) !== null) return ewkbHexToMysqlGeometry(text, column);
   if (pgNativeType.trim() === 'bytea') {
     if (!text.startsWith('\\x')) throw dataError(column, `${text.slice(0, 20)}...`, 'bytea values must come in hex format (bytea_output = hex)');
     return Buffer.from(text.slice(2), 'hex');

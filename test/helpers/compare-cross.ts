@@ -14,7 +14,8 @@
  *   `text[]`, `time` ↔ `interval`, zero and invalid MySQL dates ↔ NULL, MySQL year 0 ↔ 1 BC,
  *   `char(n)` compared without trailing spaces, `float` as the 32-bit float it stores,
  *   numbers by value (`1.50` = `1.5`), JSON by value (key order, whitespace and number
- *   spelling aside), bits as their n binary digits;
+ *   spelling aside), bits as their n binary digits, PostGIS geometry ↔ MySQL spatial types as
+ *   `SRID:WKB hex` (MySQL: ST_SRID and ST_AsBinary; PostGIS: its EWKB text taken apart here);
  * - between two MySQL/MariaDB servers every value is compared as the raw bytes the server
  *   sends (zero dates included): same-engine migrations keep every value exactly.
  *
@@ -64,7 +65,8 @@ export type ValueKind =
   | 'bytes'
   | 'json'
   | 'uuid'
-  | 'inet';
+  | 'inet'
+  | 'geometry';
 
 interface ColumnInfo {
   name: string;
@@ -160,6 +162,7 @@ export function valueKind(source: { engine: 'postgresql' | 'mysql'; type: string
   if (pgType === 'json' || pgType === 'jsonb') return 'json';
   if (pgType === 'uuid') return 'uuid';
   if (pgType === 'inet' || pgType === 'cidr') return 'inet';
+  if (/^(?:[a-z_][a-z0-9_]*\.)?geometry\b/.test(pgType)) return 'geometry';
   return 'text';
 }
 
@@ -172,6 +175,7 @@ function mysqlSelect(column: ColumnInfo, kind: ValueKind): string {
     return `LPAD(BIN(${c}), ${n}, '0')`;
   }
   if (kind === 'bytes') return `HEX(${c})`;
+  if (kind === 'geometry') return `CONCAT(ST_SRID(${c}), ':', HEX(ST_AsBinary(${c})))`;
   return c;
 }
 
@@ -448,7 +452,24 @@ export function normalizeValue(kind: ValueKind, engine: 'mysql' | 'postgresql', 
       return value.toLowerCase();
     case 'inet':
       return normalizeAddress(value);
+    case 'geometry':
+      return engine === 'postgresql' ? ewkbAsSridAndWkb(value) : value;
   }
+}
+
+/** PostGIS's EWKB hex as `SRID:WKB hex` (upper case): the SRID flag and the SRID taken out of the header. */
+function ewkbAsSridAndWkb(hex: string): string {
+  const bytes = Buffer.from(hex, 'hex');
+  if (bytes.length < 5) return `not EWKB: ${hex}`;
+  const little = bytes[0] === 1;
+  const type = little ? bytes.readUInt32LE(1) : bytes.readUInt32BE(1);
+  if ((type & 0x20000000) === 0) return `0:${hex.toUpperCase()}`;
+  const srid = little ? bytes.readUInt32LE(5) : bytes.readUInt32BE(5);
+  const header = Buffer.alloc(5);
+  header[0] = bytes[0] as number;
+  if (little) header.writeUInt32LE((type & ~0x20000000) >>> 0, 1);
+  else header.writeUInt32BE((type & ~0x20000000) >>> 0, 1);
+  return `${srid}:${Buffer.concat([header, bytes.subarray(9)]).toString('hex').toUpperCase()}`;
 }
 
 /**

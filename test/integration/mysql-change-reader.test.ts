@@ -465,6 +465,10 @@ describe('binlog statements and values', () => {
     expect(canonicalConverter('timestamp(6)')('2024-01-02 03:04:05.000001')).toBe('2024-01-02 03:04:05.000001+00');
     expect(canonicalConverter('date')('2024-02-31')).toBeNull();
     expect(canonicalConverter('datetime')('0000-03-01 10:00:00')).toBe('0001-03-01 10:00:00 BC');
-    expect(() => canonicalConverter('point', 'db.t.p')).toThrow(/db\.t\.p/);
+    // Spatial values arrive as MySQL's internal bytes (SRID + WKB): EWKB hex for another engine, `\x` + hex for MySQL.
+    const point = Buffer.from('E61000000101000000000000000000F03F0000000000000040', 'hex');
+    expect(canonicalConverter('point', 'db.t.p')(point)).toBe('0101000020E6100000000000000000F03F0000000000000040');
+    expect(mysqlTextConverter('point')(point)).toBe('\\xe61000000101000000000000000000f03f0000000000000040');
+    expect(() => canonicalConverter('point', 'db.t.p')(Buffer.from('00', 'hex'))).toThrow(/db\.t\.p/);
   });
 });

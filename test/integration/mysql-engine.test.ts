@@ -284,13 +284,19 @@ describe('MySQL engine (MariaDB)', () => {
     expect(check(none, 'NO_TABLES_SELECTED').severity).toBe('error');
   });
 
-  it('refuses spatial columns and warns about non-InnoDB tables at verify', async () => {
+  it('accepts spatial columns (with their SRID attribute in the schema) and warns about non-InnoDB tables at verify', async () => {
     const spatial = await createMysqlTestDatabase('ferry_t_geo');
     try {
-      await spatial.connection.query('CREATE TABLE places (id int PRIMARY KEY, spot point, area polygon)');
+      await spatial.connection.query('CREATE TABLE places (id int PRIMARY KEY, spot point REF_SYSTEM_ID=4326, area polygon)');
       await spatial.connection.query('CREATE TABLE legacy (id int PRIMARY KEY) ENGINE = MyISAM');
       const checks = await mysqlEngine.verifySource(spatial.params, { include: [], exclude: [] }, 'one-time');
-      expect(check(checks, 'UNSUPPORTED_TYPE')).toMatchObject({ severity: 'error', objects: [`${spatial.name}.places.spot`, `${spatial.name}.places.area`] });
+      expect(check(checks, 'UNSUPPORTED_TYPE').severity).toBe('ok');
+      const schema = await mysqlEngine.readSchema(spatial.params, { include: [`${spatial.name}.places`], exclude: [] });
+      expect(schema.tables[0]?.columns.map((c) => [c.name, c.nativeType, c.srid])).toEqual([
+        ['id', 'int(11)', undefined],
+        ['spot', 'point', 4326],
+        ['area', 'polygon', undefined],
+      ]);
       expect(check(checks, 'NON_TRANSACTIONAL_TABLE')).toMatchObject({ severity: 'warning', objects: [`${spatial.name}.legacy`] });
     } finally {
       await spatial.drop();

@@ -242,19 +242,15 @@ describe('MySQL/MariaDB to PostgreSQL type mapping, end to end', () => {
     expect(await pgRows('SELECT nspname FROM pg_namespace WHERE nspname = $1', [source.name])).toEqual([]);
   });
 
-  it('refuses spatial columns at verify with UNSUPPORTED_TYPE naming the column', async () => {
+  it('maps spatial columns to PostGIS geometry at verify: the POSTGIS check says the job creates the extension', async () => {
     const places = await mysqlEngine.readSchema(source.params, { include: [`${source.name}.places`], exclude: [] });
     const checks = await postgresEngine.verifyDestination(destination.params, places);
-    const unsupported = checks.find((c) => c.code === 'UNSUPPORTED_TYPE');
-    expect(unsupported?.severity).toBe('error');
-    expect(unsupported?.objects).toEqual([`${source.name}.places.shape`]);
-    expect(unsupported?.message).toContain(`Exclude the table ${source.name}.places`);
-    const writer = await postgresEngine.openSchemaWriter(destination.params);
-    try {
-      await expect(writer.createPreDataObjects(places)).rejects.toMatchObject({ code: 'UNSUPPORTED_TYPE' });
-    } finally {
-      await writer.close();
-    }
+    expect(checks.find((c) => c.code === 'UNSUPPORTED_TYPE')?.severity).toBe('ok');
+    expect(checks.find((c) => c.code === 'POSTGIS')).toMatchObject({ severity: 'ok', objects: [`${source.name}.places.shape`] });
+    expect(checks.find((c) => c.code === 'POSTGIS')?.message).toContain('public.geometry(Point)');
+    // The rehearsal (CREATE EXTENSION postgis included) was rolled back.
+    expect(checks.find((c) => c.code === 'SCHEMA_ERROR')?.severity).toBe('ok');
+    expect(await pgRows("SELECT extname FROM pg_extension WHERE extname = 'postgis'")).toEqual([]);
   });
 
   it('creates the mapped schema, loads the canonical text through the snapshot reader, and builds indexes, keys and counters', async () => {

@@ -349,18 +349,35 @@ describe('MySQL / MariaDB to PostgreSQL, one test per row of docs/type-mapping.m
     expect(mapped.sequences[0]).toMatchObject({ name: 'users_id_seq', dataType: 'bigint', identity: false, lastValue: null });
   });
 
-  it('geometry and other spatial types, and unknown types, are refused with what to do', () => {
-    for (const t of ['geometry', 'point', 'polygon', 'geometrycollection', 'vector(3)']) {
-      const c = column('shape', t);
-      const mapping = mapMysqlColumnToPostgres(table('places', [c]), c);
-      expect(isRefused(mapping)).toBe(true);
-      if (isRefused(mapping)) {
-        expect(mapping.unsupported).toContain('shop.places.shape');
-        expect(mapping.unsupported).toContain('Exclude the table shop.places');
-      }
+  it('spatial types → PostGIS geometry with the subtype, and the SRID when the column has one; the mapped schema needs postgis', () => {
+    expect(toPostgres('point').nativeType).toBe('public.geometry(Point)');
+    expect(toPostgres('point', { srid: 4326 }).nativeType).toBe('public.geometry(Point,4326)');
+    expect(toPostgres('geometry').nativeType).toBe('public.geometry');
+    expect(toPostgres('geometry', { srid: 3857 }).nativeType).toBe('public.geometry(Geometry,3857)');
+    expect(toPostgres('polygon').nativeType).toBe('public.geometry(Polygon)');
+    expect(toPostgres('geomcollection').nativeType).toBe('public.geometry(GeometryCollection)');
+    expect(toPostgres('multilinestring', { srid: 4326 }).nativeType).toBe('public.geometry(MultiLineString,4326)');
+    const mapped = mapMysqlSchemaToPostgres(
+      database([
+        table('places', [column('id', 'int'), column('shape', 'point', { nullable: false, srid: 4326 })], {
+          indexes: [{ name: 'shape_idx', definition: 'CREATE SPATIAL INDEX `shape_idx` ON `shop`.`places` (`shape`)', columns: ['shape'], method: 'SPATIAL' }],
+        }),
+      ]),
+    );
+    expect(mapped.unsupported).toEqual([]);
+    expect(mapped.schema.extensions).toEqual(['postgis']);
+    expect(mapped.schema.tables[0]?.indexes[0]?.definition).toBe('CREATE INDEX "shape_idx" ON "shop"."places" USING gist ("shape")');
+    expect(mapMysqlSchemaToPostgres(database([table('plain', [column('id', 'int')])])).schema.extensions).toEqual([]);
+  });
+
+  it('unknown types are refused with what to do', () => {
+    const c = column('shape', 'vector(3)');
+    const mapping = mapMysqlColumnToPostgres(table('places', [c]), c);
+    expect(isRefused(mapping)).toBe(true);
+    if (isRefused(mapping)) {
+      expect(mapping.unsupported).toContain('shop.places.shape');
+      expect(mapping.unsupported).toContain('Exclude the table shop.places');
     }
-    const mapped = mapMysqlSchemaToPostgres(database([table('places', [column('id', 'int'), column('shape', 'point')])]));
-    expect(mapped.unsupported.map((u) => `${u.table.name}.${u.column}:${u.type}`)).toEqual(['places.shape:point']);
   });
 
   it('drops expression defaults with a warning naming the column', () => {

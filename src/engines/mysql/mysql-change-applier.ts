@@ -25,6 +25,7 @@
  */
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
+import { isMysqlSpatialType } from '../../core/spatial.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import { canonicalToMysqlValue } from '../../core/type-mapping.js';
 import { UNCHANGED } from '../engine.js';
@@ -172,11 +173,11 @@ const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'medium
 
 /**
  * Writes a MySQL source's values (MySQL's own text, as the binlog reader writes it) as they
- * are, except bytes: BINARY, BLOB and BIT values come as `\x` + hex (BIT also as `b'0101'`)
- * and are sent as bytes.
+ * are, except bytes: BINARY, BLOB, BIT and spatial values (MySQL's internal format, SRID +
+ * WKB) come as `\x` + hex (BIT also as `b'0101'`) and are sent as bytes.
  */
 export const mysqlValue: ValueConverter = (value, column) => {
-  const bytes = BINARY_TYPES.has(column.dataType) || column.dataType === 'bit';
+  const bytes = BINARY_TYPES.has(column.dataType) || column.dataType === 'bit' || isMysqlSpatialType(column.dataType);
   if (bytes && value.startsWith('\\x')) return Buffer.from(value.slice(2), 'hex');
   if (column.dataType === 'bit' && value.startsWith("b'")) return bitBytes(value.slice(2, -1));
   return value;
@@ -205,6 +206,7 @@ function postgresTypeOf(column: DestinationColumn, value: string): string {
   if (source !== null && !/^("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\.("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)$/.test(source.trim())) return source;
   if (column.dataType === 'tinyint' && column.columnType.startsWith('tinyint(1)')) return 'boolean';
   if (BINARY_TYPES.has(column.dataType)) return 'bytea';
+  if (isMysqlSpatialType(column.dataType)) return 'geometry';
   if (column.dataType === 'datetime' || column.dataType === 'timestamp') {
     return /[+-]\d{2}(:\d{2}){0,2}$/.test(value) ? 'timestamp with time zone' : 'timestamp without time zone';
   }

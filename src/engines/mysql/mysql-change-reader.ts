@@ -38,6 +38,7 @@ import type { AnyBinlogEvent, BinlogEventByName, TableMapEntry } from '@vlasky/z
 import type { Connection } from 'mysql2';
 import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
+import { isMysqlSpatialType } from '../../core/spatial.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import type { ChangeEvent, ChangeReader, ColumnValue, RowChange } from '../engine.js';
 import { createMysqlValueConverter, mysqlFloatText, parseMysqlStringList, shortestDouble, shortestFloat32 } from '../../core/type-mapping.js';
@@ -409,9 +410,12 @@ export class MysqlChangeReader implements ChangeReader {
       case 'query':
         this.handleQuery(event as BinlogEventByName<'query'>);
         break;
-      case 'tablemap':
+      case 'tablemap': {
         if (this.group === 'none') this.openGroup('transaction');
+        const tableMap = event as unknown as { tableId: number; tableMap: Record<number, ZongjiColumns | undefined> };
+        readSpatialAsBytes(tableMap.tableMap[tableMap.tableId]);
         break;
+      }
       case 'writerows':
       case 'updaterows':
       case 'deleterows':
@@ -808,6 +812,29 @@ function fillEnumSetLabels(entry: { columnSchemas?: Array<{ COLUMN_TYPE: string;
   }
 }
 
+/** zongji's decoded columns of a table map entry: the type code and charset it reads each value by. */
+interface ZongjiColumns {
+  columns?: Array<{ type: number; charset: string | null }>;
+}
+
+/** MySQL's column type codes (binlog): GEOMETRY, and BLOB, which zongji hands over as its bytes. */
+const GEOMETRY_TYPE_CODE = 255;
+const BLOB_TYPE_CODE = 252;
+
+/**
+ * zongji decodes a GEOMETRY value into points without its SRID (and nothing for a collection
+ * of collections). A geometry is stored like a BLOB (a length, then MySQL's internal format:
+ * SRID + WKB): reading the column as a BLOB gives its exact bytes. Called on every table map
+ * event, before the row events that use it are decoded.
+ */
+function readSpatialAsBytes(entry: ZongjiColumns | undefined): void {
+  for (const column of entry?.columns ?? []) {
+    if (column.type !== GEOMETRY_TYPE_CODE) continue;
+    column.type = BLOB_TYPE_CODE;
+    column.charset = null;
+  }
+}
+
 /** zongji decodes YEAR as 1900 + the stored byte, so the zero year 0000 arrives as 1900 (outside YEAR's 1901-2155). */
 const ZERO_YEAR = 1900;
 
@@ -868,7 +895,8 @@ function doubleText(value: unknown): string | null {
 
 /**
  * MySQL's own text form of a binlog value, for a MySQL destination: the server's text, as the
- * snapshot copies it, except that bytes (BINARY, VARBINARY, BLOB, BIT) are `\x` + hex, since
+ * snapshot copies it, except that bytes (BINARY, VARBINARY, BLOB, BIT, and spatial values in
+ * MySQL's internal format: SRID + WKB) are `\x` + hex, since
  * a change carries text (the snapshot passes the raw bytes). FLOAT and DOUBLE are the
  * shortest text that reads back the same value (FLOAT: one MySQL accepts, see mysqlFloatText).
  */
@@ -876,7 +904,7 @@ export function mysqlTextConverter(nativeType: string): Converter {
   const base = baseType(nativeType);
   if (base === 'float') return (v) => (v === null || v === undefined ? null : mysqlFloatText(Number(v)));
   if (base === 'double' || base === 'real') return doubleText;
-  if (base === 'bit' || BINARY_TYPES.has(base)) return hexBytes;
+  if (base === 'bit' || BINARY_TYPES.has(base) || isMysqlSpatialType(base)) return hexBytes;
   const server = serverValue(base);
   return (v) => plainText(server(v));
 }
@@ -884,7 +912,8 @@ export function mysqlTextConverter(nativeType: string): Converter {
 /**
  * The canonical form of docs/type-mapping.md, exactly as the snapshot reader writes it for
  * another engine (the same type kinds and converters): zero and invalid dates become null
- * and are counted through `onZeroDate`; spatial types are refused.
+ * and are counted through `onZeroDate`; spatial values (raw bytes, see rawSpatialColumns)
+ * become EWKB hex.
  */
 export function canonicalConverter(nativeType: string, column = 'a column', onZeroDate: () => void = () => undefined): Converter {
   const base = baseType(nativeType);
@@ -915,10 +944,6 @@ export function canonicalConverter(nativeType: string, column = 'a column', onZe
         return `${canonical}${suffix}`;
       };
     }
-    case 'unsupported':
-      throw new FerryError('UNSUPPORTED_TYPE', `Column ${column} has type ${nativeType}, which Ferry cannot migrate to another engine. Exclude the table from the job, then Restart it.`, {
-        details: { column, type: nativeType },
-      });
   }
 }
 

@@ -81,7 +81,6 @@ export interface IntrospectOptions {
   objects?: boolean;
 }
 
-const SPATIAL_TYPES = new Set(['geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon', 'geometrycollection', 'geomcollection']);
 const NUMERIC_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint', 'decimal', 'numeric', 'float', 'double', 'real', 'year']);
 const INTEGER_MAX: Record<string, [string, string]> = {
   tinyint: ['127', '255'],
@@ -177,12 +176,6 @@ export function withOnUpdate(defaultExpression: string | null, extra: string): s
   const onUpdate = /\bon update ([a-z_]+(?:\(\d*\))?)/i.exec(extra)?.[1];
   if (onUpdate === undefined) return defaultExpression;
   return `${defaultExpression ?? 'NULL'} ON UPDATE ${onUpdate.toLowerCase()}`;
-}
-
-/** Why a column type cannot be migrated, or null when it can. */
-export function unsupportedTypeReason(dataType: string): string | null {
-  if (SPATIAL_TYPES.has(dataType)) return 'spatial types are not supported';
-  return null;
 }
 
 function statementFromIndexRows(table: QualifiedName, rows: Row[]): { name: string; unique: boolean; plainUnique: boolean; columns: string[]; definition: string } {
@@ -292,6 +285,8 @@ export class MysqlIntrospector {
     const checkRows = await this.query(this.flavor === 'mariadb' ? 'check-constraints-mariadb.sql' : 'check-constraints-mysql.sql', databases);
     const indexRows = await this.query('indexes.sql', databases);
     const foreignKeyRows = await this.query('foreign-keys.sql', databases);
+    const spatialRows = await this.query(this.flavor === 'mariadb' ? 'spatial-columns-mariadb.sql' : 'spatial-columns-mysql.sql', databases);
+    const sridByColumn = new Map(spatialRows.filter((row) => num(row.srid) > 0).map((row) => [`${key(str(row.schema), str(row.table_name))}\u0000${str(row.name)}`, num(row.srid)]));
 
     // MariaDB's JSON is longtext plus a json_valid() check on the column.
     const jsonChecks = new Set<string>();
@@ -329,10 +324,10 @@ export class MysqlIntrospector {
         generatedExpression: generated ? generation : null,
         collation: !isJson && collation !== null && collation !== entry.catalog.collation ? collation : null,
       };
+      const srid = sridByColumn.get(`${key(schema, tableName)}\u0000${name}`);
+      if (srid !== undefined) column.srid = srid;
       entry.table.columns.push(column);
       if (generated) generatedColumns.push(`${schema}.${tableName}.${name}`);
-      const reason = unsupportedTypeReason(dataType);
-      if (reason !== null) unsupportedColumns.push({ table: { schema, name: tableName }, column: name, type: nativeType, reason });
       if (dataType === 'enum') enums.push({ schema, name: enumTypeName(tableName, name), labels: parseEnumLabels(nativeType) });
       if (autoIncrement) {
         const unsigned = /\bunsigned\b/i.test(nativeType);

@@ -191,15 +191,32 @@ function postDataElements(parsed: NativeDefinition): { keys: DefinitionElement[]
 }
 
 /**
+ * A column element with the spatial column's SRID attribute when SHOW CREATE TABLE left it
+ * out: MariaDB never prints its `REF_SYSTEM_ID=n`; MySQL 8 prints `/*!80003 SRID n *\/`,
+ * which MariaDB would not read, so for MariaDB it becomes REF_SYSTEM_ID (the MySQL 8 paths are
+ * untested here: no MySQL 8 server runs in the tests).
+ */
+function withSridAttribute(element: DefinitionElement, table: TableSchema, flavor: MysqlServerFlavor): string {
+  if (element.kind !== 'column' || element.name === null) return element.text;
+  const srid = table.columns.find((c) => c.name === element.name)?.srid;
+  if (srid === undefined || srid === 0) return element.text;
+  const text = element.text.replace(/\s*\/\*!80003 SRID \d+ \*\//, '');
+  if (/\bREF_SYSTEM_ID\s*=/i.test(text)) return text;
+  const attribute = flavor.mariadb ? ` REF_SYSTEM_ID=${srid}` : ` /*!80003 SRID ${srid} */`;
+  return text.replace(/^(\s*`(?:[^`]|``)*`\s+[a-z]+)/i, `$1${attribute}`);
+}
+
+/**
  * The CREATE TABLE for a MySQL source table: its SHOW CREATE TABLE with the table name
  * qualified by its database, without the `AUTO_INCREMENT=<n>` option, without the keys and
- * foreign keys that post-data creates.
+ * foreign keys that post-data creates, with spatial columns' SRID attributes in the
+ * destination's syntax.
  */
-export function createTableFromNative(table: TableSchema): string {
+export function createTableFromNative(table: TableSchema, flavor: MysqlServerFlavor = { mariadb: true }): string {
   const parsed = parseNativeDefinition(table.nativeDefinition ?? '');
   const moved = postDataElements(parsed);
   const skip = new Set<DefinitionElement>([...moved.keys, ...moved.foreign]);
-  const body = parsed.elements.filter((e) => !skip.has(e)).map((e) => e.text);
+  const body = parsed.elements.filter((e) => !skip.has(e)).map((e) => withSridAttribute(e, table, flavor));
   const tail = parsed.tail.replace(/^(\)[^\n]*?) AUTO_INCREMENT=\d+/, '$1');
   return `CREATE TABLE ${quoteQualified(table)} (\n${body.join(',\n')}\n${tail}`;
 }
@@ -427,7 +444,7 @@ export function planPostgresSchema(schema: DatabaseSchema, flavor: MysqlServerFl
     const columnNames = new Set(table.columns.map((c) => c.name));
     const types = new Map<string, { type: string; text: boolean; binary: boolean; padded: boolean; defaultSql: string | null; autoIncrement: boolean }>();
     for (const column of table.columns) {
-      const mapped = mapPostgresColumnToMysql(table, column, { enums: schema.enums, domains: schema.domains });
+      const mapped = mapPostgresColumnToMysql(table, column, { enums: schema.enums, domains: schema.domains }, flavor.mariadb ? 'mariadb' : 'mysql');
       if (isRefused(mapped)) {
         refused.push({ table: { schema: table.schema, name: table.name }, column: column.name, type: column.nativeType, reason: mapped.unsupported });
         continue;
@@ -694,7 +711,7 @@ export class MysqlSchemaWriter implements SchemaWriter {
       }
       for (const [i, table] of schema.tables.entries()) {
         if (states[i]?.exists === true) continue;
-        const sql = mysqlSource ? createTableFromNative(table) : (plan?.tables.find((t) => t.table === table)?.createSql ?? '');
+        const sql = mysqlSource ? createTableFromNative(table, this.flavor) : (plan?.tables.find((t) => t.table === table)?.createSql ?? '');
         await this.connection.query(sql);
         created.push({ kind: 'table', schema: table.schema, name: table.name });
       }

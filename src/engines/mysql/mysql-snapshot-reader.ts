@@ -43,7 +43,8 @@
  *   `2024-02-31` under ALLOW_INVALID_DATES) become `\N`, counted per column in
  *   `nulledZeroDates`; year 0 (`0000-03-01`) is 1 BC in PostgreSQL: `0001-03-01 BC`;
  *   timestamp gets `+00`;
- * - spatial types: refused (UNSUPPORTED_TYPE), as verify says;
+ * - spatial types: MySQL's internal value (SRID + WKB) as EWKB hex, PostGIS's own text
+ *   (src/core/spatial.ts); to another MySQL server they pass as their raw bytes like blobs;
  * - everything else (integers, decimal, year, time, text, enum, json) is already canonical
  *   and passed on as bytes.
  */
@@ -62,7 +63,8 @@ import { connectMysql, coreConnection, destroyQuietly, endQuietly, errorContext,
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
 import type { MysqlErrorContext } from './mysql-error-classifier.js';
-import { MysqlIntrospector, unsupportedTypeReason } from './mysql-introspector.js';
+import { isMysqlSpatialType } from '../../core/spatial.js';
+import { MysqlIntrospector } from './mysql-introspector.js';
 import type { MysqlFlavor } from './mysql-introspector.js';
 
 type Row = Record<string, unknown>;
@@ -86,7 +88,7 @@ const LF_BYTE = Buffer.from('\n');
  * rewritten to its shortest exact text, a date checked for zero and invalid dates, through
  * the canonical value converter of src/core/type-mapping.ts, or refused.
  */
-export type MysqlValueKind = 'raw' | 'float' | 'double' | 'date' | 'datetime' | 'timestamp' | 'converted' | 'unsupported';
+export type MysqlValueKind = 'raw' | 'float' | 'double' | 'date' | 'datetime' | 'timestamp' | 'converted';
 
 const BINARY_DATA_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
 /**
@@ -108,7 +110,7 @@ export function valueKind(nativeType: string, sameEngine: boolean): MysqlValueKi
   if (dataType === 'float') return 'float';
   if (dataType === 'double' || dataType === 'real') return 'double';
   if (sameEngine) return 'raw';
-  if (unsupportedTypeReason(dataType) !== null) return 'unsupported';
+  if (isMysqlSpatialType(dataType)) return 'converted';
   if (dataType === 'date') return 'date';
   if (dataType === 'datetime') return 'datetime';
   if (dataType === 'timestamp') return 'timestamp';
@@ -221,12 +223,6 @@ function fieldEncoder(table: TableSchema, column: ColumnSchema, sameEngine: bool
         return text === null ? null : ascii(suffix === null ? text : `${text}+00`);
       };
     }
-    case 'unsupported':
-      throw new FerryError(
-        'UNSUPPORTED_TYPE',
-        `Column ${table.schema}.${table.name}.${column.name} has type ${column.nativeType}, which Ferry cannot migrate to another engine. Exclude the table from the job.`,
-        { details: { table: `${table.schema}.${table.name}`, column: column.name, type: column.nativeType } },
-      );
   }
 }
 

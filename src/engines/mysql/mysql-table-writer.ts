@@ -10,14 +10,16 @@
  * form of docs/type-mapping.md, converted by the LOAD DATA statement itself (`SET col =
  * expression(@var)`, chosen by the destination column's type, so domains and reused tables
  * are handled alike): booleans `t`/`f` to 1/0, bytea `\x..` to bytes, timestamps with an
- * offset to UTC. Anything the server cannot store exactly raises a warning, and a load with
- * warnings is rolled back and refused (`LOAD DATA LOCAL` turns errors into warnings).
+ * offset to UTC, PostGIS EWKB hex to MySQL's geometry format (spatialConversionSql).
+ * Anything the server cannot store exactly raises a warning, and a load with warnings is
+ * rolled back and refused (`LOAD DATA LOCAL` turns errors into warnings).
  */
 import { Readable, Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
+import { isMysqlSpatialType } from '../../core/spatial.js';
 import type { TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
 import type { LoadResult, TableWriter } from '../engine.js';
@@ -76,6 +78,7 @@ export function canonicalConversionSql(type: DestinationColumnType, v: string): 
   if (BINARY_TYPES.has(type.dataType)) {
     return `IF(LEFT(${v}, 2) = '\\\\x', UNHEX(SUBSTRING(${v}, 3)), CAST(${v} AS BINARY))`;
   }
+  if (isMysqlSpatialType(type.dataType)) return spatialConversionSql(v);
   if (type.dataType === 'float') {
     // PostgreSQL prints the largest real as 3.4028235e+38, which MySQL refuses as out of range
     // (it reads it as a double past the largest float, although it rounds to it).
@@ -95,6 +98,25 @@ export function canonicalConversionSql(type: DestinationColumnType, v: string): 
     );
   }
   return null;
+}
+
+/**
+ * PostGIS's text of a geometry (EWKB hex, little-endian as PostgreSQL prints it on every
+ * common CPU) as MySQL's internal format: the SRID (4 bytes, little-endian; 0 when the EWKB
+ * has none) followed by the WKB, i.e. the EWKB with its SRID moved to the front and the SRID
+ * flag (0x20 in the type's last byte) cleared. The bytes are rearranged, never parsed, so
+ * coordinates stay exact. What MySQL cannot hold (Z or M flags, big-endian EWKB) is left
+ * invalid on purpose: the server refuses it with a warning, and a load with warnings is
+ * refused (the change applier converts the same values in core/spatial.ts).
+ */
+export function spatialConversionSql(v: string): string {
+  const b = `UNHEX(${v})`;
+  const flags = `ASCII(SUBSTRING(${b}, 5, 1))`;
+  return (
+    `IF(LEFT(${b}, 1) = 0x01 AND (${flags} & 0x20) <> 0, ` +
+    `CONCAT(SUBSTRING(${b}, 6, 4), SUBSTRING(${b}, 1, 4), CHAR(${flags} & 0xDF), SUBSTRING(${b}, 10)), ` +
+    `CONCAT(0x00000000, ${b}))`
+  );
 }
 
 /**

@@ -27,6 +27,7 @@ import { PostgresReplication } from './postgres-replication.js';
 import { PostgresSchemaWriter, openPostgresSchemaWriter } from './postgres-schema-writer.js';
 import { introspectOptionsFor, openPostgresSnapshot } from './postgres-snapshot-reader.js';
 import { openPostgresTableWriter } from './postgres-table-writer.js';
+import { postgisCheck } from './postgis-check.js';
 
 type Row = Record<string, unknown>;
 
@@ -459,7 +460,10 @@ export class PostgresEngine implements Engine {
       }
 
       if (mapped !== null) {
-        checks.push(...(await this.verifyMappedSchema(writer, source, mapped, grants.length === 0)));
+        const postgis = await postgisCheck(client, mapped.schema);
+        if (postgis !== null) checks.push(postgis);
+        // Without PostGIS the rehearsal would only repeat that error less clearly.
+        checks.push(...(await this.verifyMappedSchema(writer, source, mapped, grants.length === 0 && postgis?.severity !== 'error')));
       } else if (schema.extensions.length > 0) {
         const available = new Map(
           ((await client.query(loadSql('available-extensions.sql'))).rows as Row[]).map((r) => [String(r.name), pgText(r.installed_version)]),

@@ -156,15 +156,18 @@ function libpqEnvironment(params: ConnectionParams, directory: string): NodeJS.P
 
 /**
  * pg_dump's object selection for the job's tables: the schemas that hold them (every object of
- * those schemas comes along), minus the tables of those schemas that the job leaves out.
+ * those schemas comes along), minus the tables of those schemas that the job leaves out, plus
+ * the extensions their column types come from (a schema selection leaves every extension out,
+ * so PostGIS's geometry would be missing on a fresh destination; pg_dump 14 and later).
  * Without include or exclude patterns the whole database is dumped (extensions and event
  * triggers included), Ferry's own schema excepted.
  */
-function selectionArguments(selection: ObjectSelection, tables: QualifiedName[], excludedTables: QualifiedName[]): string[] {
+function selectionArguments(selection: ObjectSelection, tables: QualifiedName[], excludedTables: QualifiedName[], extensions: string[], pgDumpMajor: number): string[] {
   const args = ['--exclude-schema', FERRY_SCHEMA];
   if (selection.include.length === 0 && selection.exclude.length === 0) return args;
   const schemas = [...new Set(tables.map((t) => t.schema))];
   for (const schema of schemas) args.push('--schema', pgDumpPattern(schema));
+  if (pgDumpMajor >= 14) for (const extension of extensions) args.push('--extension', pgDumpPattern(extension));
   for (const table of excludedTables) if (schemas.includes(table.schema)) args.push('--exclude-table', `${pgDumpPattern(table.schema)}.${pgDumpPattern(table.name)}`);
   return args;
 }
@@ -184,6 +187,8 @@ export interface DumpSchemaOptions {
   excludedTables: QualifiedName[];
   /** The source's server_version_num. */
   serverVersionNum: number;
+  /** The extensions the selected tables use (DatabaseSchema.extensions): dumped with the schemas. */
+  extensions?: string[];
 }
 
 /** Runs pg_dump --schema-only on the source and splits its output into phases. */
@@ -193,7 +198,7 @@ export async function dumpPostgresSchema(params: ConnectionParams, options: Dump
   try {
     const env = libpqEnvironment(params, directory);
     const archive = join(directory, 'schema.dump');
-    const args = ['--schema-only', '--format=custom', '--file', archive, '--no-publications', '--no-subscriptions', ...selectionArguments(options.selection, options.tables, options.excludedTables)];
+    const args = ['--schema-only', '--format=custom', '--file', archive, '--no-publications', '--no-subscriptions', ...selectionArguments(options.selection, options.tables, options.excludedTables, options.extensions ?? [], tools.major)];
     if (options.snapshotId !== null) args.push('--snapshot', options.snapshotId);
     try {
       await run(tools.pgDump, args, env, 10 * 60_000);

@@ -95,7 +95,7 @@ export class PostgresSnapshotReader implements SourceSnapshot {
     } catch (error) {
       throw classifyPostgresError(error, errorContext(this.params, { operation: 'read', snapshotId: this.id }));
     }
-    return dumpPostgresSchema(this.params, { snapshotId: this.id, selection, tables: schema.tables, excludedTables, serverVersionNum: versionNum });
+    return dumpPostgresSchema(this.params, { snapshotId: this.id, selection, tables: schema.tables, excludedTables, serverVersionNum: versionNum, extensions: schema.extensions });
   }
 
   async openTableReader(): Promise<TableReader> {
