@@ -72,7 +72,7 @@ describe('pure parts', () => {
     const parsed = parseNativeDefinition(definition);
     expect(parsed.elements.map((e) => e.kind)).toEqual(['column', 'column', 'column', 'column', 'column', 'primary', 'unique', 'key', 'key', 'fulltext', 'foreign', 'check']);
     expect(parsed.elements.find((e) => e.name === 'kk')?.columns).toEqual(['pid', 'n']);
-    const table = { schema: 'd`b', name: 'c', nativeDefinition: definition } as TableSchema;
+    const table = { schema: 'd`b', name: 'c', nativeDefinition: definition, columns: [] } as unknown as TableSchema;
     expect(createTableFromNative(table)).toBe(
       [
         'CREATE TABLE `d``b`.`c` (',

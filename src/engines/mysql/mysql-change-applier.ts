@@ -441,7 +441,8 @@ export class MysqlChangeApplier implements ChangeApplier {
     const found = new Map<string, DestinationTable>();
     if (tables.length === 0) return found;
     const wanted = new Set(tables.map(tableKey));
-    const [rows] = await this.connection.query(loadSql('destination-tables.sql'), [[...new Set(tables.map((t) => t.schema))]]);
+    const databases = [...new Set(tables.map((t) => t.schema))];
+    const [rows] = await this.connection.query(loadSql('destination-tables.sql'), [databases, databases, databases]);
     const keyed = new Map<string, Array<{ column: DestinationColumn; position: number }>>();
     for (const raw of rows as Array<Record<string, unknown>>) {
       const name: QualifiedName = { schema: mysqlText(raw.table_schema) ?? '', name: mysqlText(raw.table_name) ?? '' };

@@ -119,9 +119,10 @@ export async function readMysqlSchemaObjects(connection: MysqlConnection, select
   const pairs = [...candidates.values()];
   for (let i = 0; i < pairs.length; i += 500) {
     const chunk = pairs.slice(i, i + 500);
+    // TABLE_SCHEMA IN (...) too: information_schema then opens only those databases (see sql/destination-tables.sql).
     const [rows] = await connection.query(
-      `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS n FROM information_schema.TABLES WHERE (TABLE_SCHEMA, TABLE_NAME) IN (${chunk.map(() => '(?, ?)').join(', ')})`,
-      chunk.flat(),
+      `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND (TABLE_SCHEMA, TABLE_NAME) IN (${chunk.map(() => '(?, ?)').join(', ')})`,
+      [[...new Set(chunk.map(([schema]) => schema))], ...chunk.flat()],
     );
     for (const row of rows as Row[]) existing.add(`${mysqlText(row.s) ?? ''}.${mysqlText(row.n) ?? ''}`);
   }
