@@ -264,6 +264,7 @@ function filterChange(change: RowChange, wanted: (table: QualifiedName) => boole
  * replica), says so in the job's history once, with how the stream found its place.
  */
 async function recordSourceServer(deps: IncrementalLoadDeps, jobId: string, origin: ChangeStreamOrigin, log: Logger): Promise<void> {
+  log.info({ server: origin.server, resumedBy: origin.resumedBy, gtid: origin.gtid }, 'change stream opened');
   const recorded = await deps.store.getCheckpoint<string>(jobId, SOURCE_SERVER_CHECKPOINT);
   const previous = recorded ?? origin.positionServer;
   if (previous !== null && previous !== origin.server) {
