@@ -13,8 +13,10 @@
  * and a counter table incremented by x = x + 1 in the same transaction (its sum equals the
  * number of rows); then the keyed tables compared across engines.
  *
- * A second test points a stopped job at a server with an unrelated history: the job fails
- * with REPLICATION_SLOT_LOST saying the server lacks the history it applied, offering Restart.
+ * A second test points stopped jobs at a server with an unrelated history and at a replica that
+ * stopped receiving before the job applied its last change: each job fails with
+ * REPLICATION_SLOT_LOST saying what the server lacks, offering Restart, and nothing of that
+ * server reaches the destination.
  */
 import type { Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -250,44 +252,74 @@ describe('a continuous MariaDB job across a failover to the replica', () => {
     console.log(`mariadb-failover: ${source.rows_} transactions; on the primary ${onPrimary}; handed over at ${handedOver}; on the replica ${moved.replication?.appliedPosition}; stopped at ${saved}`);
   }, 400_000);
 
-  it('refuses a server with an unrelated history, saying so and offering Restart', async () => {
-    const jobId = 'stranger';
+  it('refuses a server with an unrelated history and a replica behind the job, saying so and offering Restart', async () => {
     await workload.pause();
-    stranger = await startMariadbInstance({ serverId: 13, extraArgs: GTID_ARGS });
-    strangerDestination = await createTestDatabase(PG_DEST_PORT, 'ferry_failover_b');
-    // The same database and tables, written by another server: another GTID history.
-    const strangerAdmin = await stranger.connect();
-    await strangerAdmin.query(`CREATE DATABASE ${DATABASE} CHARACTER SET utf8mb4`);
-    await strangerAdmin.query(`CREATE TABLE ${DATABASE}.counters (id int PRIMARY KEY, x int NOT NULL); INSERT INTO ${DATABASE}.counters VALUES (0, 0)`);
-    for (let i = 0; i < 20; i++) await strangerAdmin.query(`UPDATE ${DATABASE}.counters SET x = x + 1`);
-    await strangerAdmin.end();
+    let lagging: MariadbInstance | undefined;
+    [stranger, lagging, strangerDestination] = await Promise.all([
+      startMariadbInstance({ serverId: 13, extraArgs: GTID_ARGS }),
+      startMariadbInstance({ serverId: 14, extraArgs: GTID_ARGS }),
+      createTestDatabase(PG_DEST_PORT, 'ferry_failover_b'),
+    ]);
+    try {
+      // The same database and table, written by another server: another GTID history.
+      const strangerAdmin = await stranger.connect();
+      await strangerAdmin.query(`CREATE DATABASE ${DATABASE} CHARACTER SET utf8mb4`);
+      await strangerAdmin.query(`CREATE TABLE ${DATABASE}.counters (id int PRIMARY KEY, x int NOT NULL); INSERT INTO ${DATABASE}.counters VALUES (0, 0)`);
+      for (let i = 0; i < 20; i++) await strangerAdmin.query(`UPDATE ${DATABASE}.counters SET x = x + 1`);
+      await strangerAdmin.end();
+      // A replica of the current primary that stops receiving before the jobs apply their last change.
+      const laggingAdmin = await lagging.connect();
+      await laggingAdmin.query(`CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = ${replica.port}, MASTER_USER = 'repl', MASTER_PASSWORD = 'repl', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1`);
+      await laggingAdmin.query('START SLAVE');
 
-    await createProfile(server, 'src2', replica.params(null));
-    await createProfile(server, 'dst2', strangerDestination.params);
-    await runCliJson(
-      ['jobs', 'create', '--id', jobId, '--type', 'continuous', '--source', 'src2', '--destination', 'dst2', '--include', `${DATABASE}.counters`],
-      { server: server.url },
-    );
-    await runCliJson(['jobs', 'start', jobId], { server: server.url });
-    await waitForJob(() => client, jobId, 'Incremental load', inIncrementalLoad, 90_000);
-    await replicaAdmin.query(`UPDATE ${DATABASE}.counters SET x = x + 1 WHERE id = 1`);
-    await waitForJob(() => client, jobId, 'a change applied', (j) => (j.replication?.changesApplied ?? 0) > 0, 60_000);
-    await runCliJson(['jobs', 'stop', jobId], { server: server.url });
-    await waitForJob(() => client, jobId, 'Stopped', (j) => j.status === 'STOPPED', 60_000);
+      await createProfile(server, 'dst2', strangerDestination.params);
+      for (const jobId of ['stranger', 'behind']) {
+        await createProfile(server, `src-${jobId}`, replica.params(null));
+        await runCliJson(
+          ['jobs', 'create', '--id', jobId, '--type', 'continuous', '--source', `src-${jobId}`, '--destination', 'dst2', '--include', `${DATABASE}.counters`, '--map-schema', `${DATABASE}=${jobId}`],
+          { server: server.url },
+        );
+        await runCliJson(['jobs', 'start', jobId], { server: server.url });
+      }
+      for (const jobId of ['stranger', 'behind']) await waitForJob(() => client, jobId, 'Incremental load', inIncrementalLoad, 90_000);
+      const target = await gtidBinlogPos(replicaAdmin);
+      for (let deadline = Date.now() + 60_000; ; await sleep(100)) {
+        const [[row]] = (await laggingAdmin.query('SELECT @@GLOBAL.gtid_slave_pos AS pos')) as unknown as [[{ pos: string }]];
+        if (row.pos === target) break;
+        if (Date.now() > deadline) throw new Error(`the lagging replica did not catch up with ${target}: ${row.pos}`);
+      }
+      await laggingAdmin.query('STOP SLAVE');
+      await laggingAdmin.end();
+      await replicaAdmin.query(`UPDATE ${DATABASE}.counters SET x = x + 1 WHERE id = 1`);
+      const [expected] = (await replicaAdmin.query(`SELECT id, x FROM ${DATABASE}.counters ORDER BY id`)) as unknown as [Array<{ id: number; x: number }>];
+      for (const jobId of ['stranger', 'behind']) {
+        await waitForJob(() => client, jobId, 'the last change applied', (j) => (j.replication?.changesApplied ?? 0) > 0, 60_000);
+        await runCliJson(['jobs', 'stop', jobId], { server: server.url });
+        await waitForJob(() => client, jobId, 'Stopped', (j) => j.status === 'STOPPED', 60_000);
+      }
 
-    await runCliJson(['profiles', 'update', 'src2', '--port', String(stranger.port)], { server: server.url });
-    await runCliJson(['jobs', 'resume', jobId], { server: server.url });
-    const failed = await waitForJob(() => client, jobId, 'Failed', (j) => j.status === 'FAILED', 60_000);
-    expect(failed.error?.code, JSON.stringify(failed.error)).toBe('REPLICATION_SLOT_LOST');
-    expect(failed.error?.message).toContain('MariaDB server_id 13');
-    expect(failed.error?.message).toContain('does not have the history this job applied');
-    expect(failed.error?.message).toMatch(/no transaction of server 12 in replication domain 0/);
-    expect(failed.error?.message).toMatch(/Restart/);
-    expect(failed.availableActions).toContain('restart');
-    // Nothing of the stranger's reached the destination.
-    const rows = (await strangerDestination.client.query(`SELECT id, x FROM ${DATABASE}.counters ORDER BY id`)).rows;
-    const [expected] = (await replicaAdmin.query(`SELECT id, x FROM ${DATABASE}.counters ORDER BY id`)) as unknown as [Array<{ id: number; x: number }>];
-    expect(rows).toEqual(expected.map((r) => ({ id: Number(r.id), x: Number(r.x) })));
-    console.log(`mariadb-failover: unrelated history refused: ${failed.error?.message}`);
-  }, 240_000);
+      const refusals: Record<string, string> = {};
+      for (const [jobId, to, serverId, why] of [
+        ['stranger', stranger, 13, /no transaction of server 12 in replication domain 0/],
+        ['behind', lagging, 14, /only up to 0-12-\d+, but the destination already has 0-12-\d+: the server was promoted before it received every transaction the job applied/],
+      ] as const) {
+        await runCliJson(['profiles', 'update', `src-${jobId}`, '--port', String(to.port)], { server: server.url });
+        await runCliJson(['jobs', 'resume', jobId], { server: server.url });
+        const failed = await waitForJob(() => client, jobId, 'Failed', (j) => j.status === 'FAILED', 60_000);
+        expect(failed.error?.code, JSON.stringify(failed.error)).toBe('REPLICATION_SLOT_LOST');
+        expect(failed.error?.message).toContain(`MariaDB server_id ${serverId}`);
+        expect(failed.error?.message).toContain('does not have the history this job applied');
+        expect(failed.error?.message).toMatch(why);
+        expect(failed.error?.message).toMatch(/Restart/);
+        expect(failed.availableActions).toContain('restart');
+        // Nothing of the other server reached the destination: it holds what the job applied before.
+        const rows = (await strangerDestination.client.query(`SELECT id, x FROM ${jobId}.counters ORDER BY id`)).rows;
+        expect(rows).toEqual(expected.map((r) => ({ id: Number(r.id), x: Number(r.x) })));
+        refusals[jobId] = failed.error?.message ?? '';
+      }
+      console.log(`mariadb-failover: refused: ${JSON.stringify(refusals, null, 1)}`);
+    } finally {
+      await lagging?.stop();
+    }
+  }, 300_000);
 });

@@ -111,7 +111,7 @@ async function binlogFileHolds(connection: MysqlConnection, stored: BinlogPositi
 function historyMismatch(stored: BinlogPosition, identity: ServerIdentity, why: string, details: Record<string, unknown>): FerryError {
   return new FerryError(
     'REPLICATION_SLOT_LOST',
-    `The source (${identity.description}) does not have the history this job applied up to GTID ${stored.gtid} (read from server ${stored.server ?? 'unknown'}): ${why}. The job cannot resume exactly from this server. Point the source profile back at a server that has that history and start the job again, or Restart the job to take a new full dump from this server.`,
+    `The source (${identity.description}) does not have the history this job applied up to GTID ${stored.gtid} (read from server ${stored.server ?? 'unknown'}): ${why}. The job cannot resume exactly from this server: Restart it to take a new full dump from this server. (To follow a failover, a job needs the new source to be a replica that received every transaction the job applied and wrote it to its binlog.)`,
     { details: { position: stored.format(), server: identity.id, reason: 'history', ...details } },
   );
 }

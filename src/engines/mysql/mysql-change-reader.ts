@@ -182,9 +182,9 @@ export class MysqlChangeReader implements ChangeReader {
   private lastHeartbeatAt = 0;
   private acknowledgedPosition: BinlogPosition | null = null;
 
-  /** Use openMysqlChangeReader. */
   private readonly startPosition: BinlogPosition;
 
+  /** Use openMysqlChangeReader. */
   constructor(
     private readonly params: ConnectionParams,
     start: StreamStart,
@@ -299,11 +299,12 @@ export class MysqlChangeReader implements ChangeReader {
    * hole in the sequence under gtid_strict_mode): say what was asked of which server.
    */
   private gtidStartError(error: FerryError): FerryError {
-    if (error.code !== 'REPLICATION_SLOT_LOST' || /purged/i.test(error.message)) return error;
     const cause = error.cause instanceof Error ? error.cause.message : error.message;
+    // "Could not find GTID state requested by slave in any binlog files ... purged": the classifier says it.
+    if (error.code !== 'REPLICATION_SLOT_LOST' || /purged/i.test(cause)) return error;
     return new FerryError(
       'REPLICATION_SLOT_LOST',
-      `The source (${this.origin.description}) refused to stream its binlog after GTID ${this.startPosition.gtid} (the job's position, read from server ${this.startPosition.server ?? 'unknown'}): ${cause}. This server does not have the history the job applied, so the job cannot resume exactly from it: point the source profile at a server that has it, or Restart the job to take a new full dump.`,
+      `The source (${this.origin.description}) refused to stream its binlog after GTID ${this.startPosition.gtid} (the job's position, read from server ${this.startPosition.server ?? 'unknown'}): ${cause}. This server does not have the history the job applied, so the job cannot resume exactly from it: Restart the job to take a new full dump from this server.`,
       { details: { ...error.details, reason: 'history' }, cause: error },
     );
   }
