@@ -308,7 +308,27 @@ export type ChangeEvent =
   /** A marker the pipeline emitted on the source (emitMarker), seen at `position` in the stream. */
   | { kind: 'marker'; position: string; content: string };
 
+/**
+ * Which source server a change stream reads, and how it found where to start. A source that
+ * can fail over to another server of the same history (MySQL/MariaDB by GTID) reports it, so
+ * the pipeline notices a new server and records it in the job's history.
+ */
+export interface ChangeStreamOrigin {
+  /** The server's identity as the engine's positions record it (MariaDB: server_id; MySQL: server_uuid). */
+  server: string;
+  /** A readable name, e.g. "MariaDB server_id 2 at 10.0.0.7:3306". */
+  description: string;
+  /** With resumedBy 'gtid': the server the start position was read from, when the position says. */
+  positionServer: string | null;
+  /** 'position': at the stored log position of this server; 'gtid': found by the stored GTID state (another server, or a missing file). */
+  resumedBy: 'position' | 'gtid';
+  /** The GTID state the stream starts after, when known. */
+  gtid: string | null;
+}
+
 export interface ChangeReader {
+  /** Optional: the server streamed and how the start was found (see ChangeStreamOrigin). */
+  readonly origin?: ChangeStreamOrigin;
   /**
    * Events in source commit order, in chunks (a chunk never splits a decode but may split a
    * transaction). Iteration ends when close() is called; it throws a classified FerryError

@@ -17,7 +17,7 @@ import type { ConnectionParams } from '../core/connection-profile.js';
 import type { MigrationJob } from '../core/migration-job.js';
 import { qualifiedName, type DatabaseSchema, type QualifiedName } from '../core/schema.js';
 import { copiedColumns } from '../core/type-mapping.js';
-import type { ChangeApplier, ChangeReader, Engine, ReplicationSpec, RowChange } from '../engines/engine.js';
+import type { ChangeApplier, ChangeReader, ChangeStreamOrigin, Engine, ReplicationSpec, RowChange } from '../engines/engine.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
@@ -28,6 +28,10 @@ import { mapRowChange, recordedSchemaMapping } from './destination-names.js';
 export const REPLICATION_CHECKPOINT = 'replication';
 export const SOURCE_SCHEMA_CHECKPOINT = 'sourceSchema';
 export const tablePositionCheckpoint = (table: string): string => `tablePosition:${table}`;
+/** True once the applied position passed every table's copy position: they are not read again. */
+export const TABLE_POSITIONS_PASSED_CHECKPOINT = 'tablePositionsPassed';
+/** The identity of the source server the change stream last read (ChangeStreamOrigin.server). */
+export const SOURCE_SERVER_CHECKPOINT = 'sourceServer';
 
 /** What a continuous job keeps about its replication objects. */
 export interface ReplicationCheckpoint {
@@ -77,7 +81,8 @@ export async function runIncrementalLoad(
   }
   const compare = (a: string, b: string) => source.comparePositions(a, b);
   const tablePositions = new Map<string, string>();
-  for (const table of schema.tables) {
+  const positionsPassed = (await store.getCheckpoint<boolean>(job.id, TABLE_POSITIONS_PASSED_CHECKPOINT)) === true;
+  for (const table of positionsPassed ? [] : schema.tables) {
     const name = qualifiedName(table);
     tablePositions.set(name, (await store.getCheckpoint<string>(job.id, tablePositionCheckpoint(name))) ?? replication.startPosition);
   }
@@ -95,8 +100,18 @@ export async function runIncrementalLoad(
     let applied = (await applier.readPosition()) ?? replication.startPosition;
     stats.appliedPosition = applied;
     if (untilPosition !== null && compare(applied, untilPosition) >= 0) return;
+    // A table copied at or before the applied position wants every change from here on: only
+    // later copies filter. Once none is left this is recorded, so that a stream from another
+    // server (a failover) never compares its positions with snapshot positions of the old one.
+    if (!positionsPassed) {
+      for (const [name, position] of tablePositions) {
+        if (compare(position, applied) <= 0) tablePositions.delete(name);
+      }
+      if (tablePositions.size === 0) await store.putCheckpoint(job.id, TABLE_POSITIONS_PASSED_CHECKPOINT, true);
+    }
     signal.throwIfAborted();
     reader = await source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', tables: schema.tables });
+    if (reader.origin !== undefined) await recordSourceServer(deps, job.id, reader.origin, log);
     signal.addEventListener('abort', onAbort, { once: true });
     lagTimer = setInterval(() => {
       source.currentPosition(deps.sourceParams).then((current) => {
@@ -155,7 +170,10 @@ export async function runIncrementalLoad(
       lastHeartbeatWrite = Date.now();
       await markHealthy();
     };
-    const wanted = (table: QualifiedName) => compare(commitPosition, tablePositions.get(qualifiedName(table)) ?? replication.startPosition) >= 0;
+    const wanted = (table: QualifiedName) => {
+      const copiedAt = tablePositions.get(qualifiedName(table));
+      return copiedAt === undefined || compare(commitPosition, copiedAt) >= 0;
+    };
 
     for await (const chunk of reader.events()) {
       signal.throwIfAborted();
@@ -238,6 +256,27 @@ function filterChange(change: RowChange, wanted: (table: QualifiedName) => boole
     return tables.length === 0 ? null : { ...change, tables };
   }
   return wanted(change.table) ? change : null;
+}
+
+/**
+ * Remembers which source server the stream reads (checkpoint `sourceServer`) and, when it is
+ * another than before (the job follows a failover: the profile now points at a promoted
+ * replica), says so in the job's history once, with how the stream found its place.
+ */
+async function recordSourceServer(deps: IncrementalLoadDeps, jobId: string, origin: ChangeStreamOrigin, log: Logger): Promise<void> {
+  log.info({ server: origin.server, resumedBy: origin.resumedBy, gtid: origin.gtid }, 'change stream opened');
+  const recorded = await deps.store.getCheckpoint<string>(jobId, SOURCE_SERVER_CHECKPOINT);
+  const previous = recorded ?? origin.positionServer;
+  if (previous !== null && previous !== origin.server) {
+    const message = `The source server changed: the change stream now reads ${origin.description} (it read server ${previous} before)` +
+      (origin.resumedBy === 'gtid' ? `, and resumed by GTID after ${origin.gtid === '' ? 'the start of the history' : origin.gtid}: the changes the destination holds are not applied again and none after them is skipped.` : '.');
+    log.warn({ previous, server: origin.server, resumedBy: origin.resumedBy, gtid: origin.gtid }, 'source server changed');
+    await deps.store.appendJobEvent({
+      jobId, time: deps.clock.now(), kind: 'info', actor: 'system', message,
+      details: { code: 'SOURCE_SERVER_CHANGED', previousServer: previous, server: origin.server, resumedBy: origin.resumedBy, gtid: origin.gtid },
+    });
+  }
+  if (recorded !== origin.server) await deps.store.putCheckpoint(jobId, SOURCE_SERVER_CHECKPOINT, origin.server);
 }
 
 /**

@@ -231,6 +231,25 @@ describe('MySQL binlog change capture', () => {
     expect(again.every((e) => e.kind !== 'commit' || BinlogPosition.parse(e.position).compare(BinlogPosition.parse(resumeAt.position)) > 0)).toBe(true);
   });
 
+  it('resumes from a position stored before servers and GTIDs were recorded (file:offset), and gives its positions both', async () => {
+    const events = withoutHeartbeats(workload);
+    const commits = events.map((e, i) => [e, i] as const).filter(([e]) => e.kind === 'commit');
+    const [resumeAt, index] = commits[3] as readonly [Extract<ChangeEvent, { kind: 'commit' }>, number];
+    const stored = BinlogPosition.parse(resumeAt.position);
+    expect(stored.server).not.toBeNull();
+    const { reader, collector } = await open(`${stored.file}:${stored.offset}`);
+    // This server's file and offset: streamed from there, with the GTID state the binlog has at that point.
+    expect(reader.origin).toMatchObject({ server: stored.server, resumedBy: 'position', gtid: stored.gtid });
+    const again = withoutHeartbeats(await collector.until(endsAfter(isInsertOf('items', '5'))));
+    expect(again.map(describeEvent)).toEqual(events.slice(index + 1).map(describeEvent));
+    const later = again.filter((e): e is Extract<ChangeEvent, { kind: 'commit' }> => e.kind === 'commit');
+    const first = commits[4]?.[0] as Extract<ChangeEvent, { kind: 'commit' }>;
+    expect(later[0]?.position).toBe(first.position);
+    const last = BinlogPosition.parse((later.at(-1) as Extract<ChangeEvent, { kind: 'commit' }>).position);
+    const [[exact]] = (await db.connection.query('SELECT BINLOG_GTID_POS(?, ?) AS gtid', [last.file, last.offset])) as unknown as [[{ gtid: string }]];
+    expect(last.gtid).toBe(exact.gtid);
+  });
+
   it('sends heartbeats when the binlog holds nothing of the job, and reaches the position emitMarker returns', async () => {
     const { collector } = await open(await position(), { heartbeatIntervalMs: 300 });
     await db.connection.query('INSERT INTO other VALUES (100)');
@@ -360,7 +379,9 @@ describe('MySQL binlog change capture', () => {
 
   it('answers for positions: current, compare, distance; replication objects are none', async () => {
     const current = await mysqlEngine.currentPosition(db.params);
-    expect(current).toMatch(/^.+\.\d+:\d+$/);
+    // file:offset and the server's identity (server_id), no GTID: it is polled for lag.
+    const [[identity]] = (await db.connection.query('SELECT @@GLOBAL.server_id AS id')) as unknown as [[{ id: number }]];
+    expect(current).toMatch(new RegExp(`^.+\\.\\d+:\\d+@${identity.id}$`));
     expect(mysqlEngine.comparePositions('b.000002:4', 'b.000001:900')).toBeGreaterThan(0);
     expect(mysqlEngine.comparePositions('b.000001:4#0-1-5', 'b.000001:4')).toBe(0);
     expect(mysqlEngine.positionDistance('b.000001:100', 'b.000001:350')).toBe(250);

@@ -13,10 +13,13 @@
  * a begin/truncate/commit; ALTER, CREATE, DROP and RENAME TABLE on a selected database send
  * a 'relation' with the table's columns as they are now (no columns: the table is gone).
  *
- * Positions carry the GTID state when the start position did (`file:offset#gtid`):
- * MariaDB's domain-server-sequence list or MySQL's executed GTID set, advanced at each
- * commit (left out when longer than MAX_GTID_TEXT). Resuming uses the file and offset; the
- * GTID travels along for a future failover resume (zongji's start({ gtidSet })).
+ * Positions (`file:offset#gtid@server`, BinlogPosition) carry the GTID state after each
+ * event group (MariaDB's domain-server-sequence list or MySQL's executed GTID set, advanced at
+ * each GTID event's group end; left out when longer than MAX_GTID_TEXT) and the identity of
+ * the server they are in. Opening decides how to start (binlog-resume.ts): at the stored file
+ * and offset when they are this server's, or by GTID (zongji's start({ gtidSet }): MariaDB's
+ * `@slave_connect_state`, MySQL's COM_BINLOG_DUMP_GTID) when the source is another server of
+ * the same history, e.g. a replica promoted after a failover; `origin` tells which.
  *
  * Heartbeats: the server is asked to send its own heartbeat every `heartbeatIntervalMs`
  * while the binlog is idle (`@master_heartbeat_period`); each one, each binlog rotation, and
@@ -40,12 +43,13 @@ import type { ConnectionParams, EngineKind } from '../../core/connection-profile
 import { FerryError } from '../../core/errors.js';
 import { isMysqlSpatialType } from '../../core/spatial.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
-import type { ChangeEvent, ChangeReader, ColumnValue, RowChange } from '../engine.js';
+import type { ChangeEvent, ChangeReader, ChangeStreamOrigin, ColumnValue, RowChange } from '../engine.js';
 import { createMysqlValueConverter, mysqlFloatText, parseMysqlStringList, shortestDouble, shortestFloat32 } from '../../core/type-mapping.js';
 import type { MysqlValue } from '../../core/type-mapping.js';
 import { BinlogPosition } from './binlog-position.js';
+import { readServerIdentity, resolveStreamStart, type StreamStart } from './binlog-resume.js';
 import { loadSql } from './load-sql.js';
-import { buildConnectionOptions, errorContext, verifyServerAddress } from './mysql-connection.js';
+import { buildConnectionOptions, connectMysql, endQuietly, errorContext, verifyServerAddress } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
 import { canonicalDateTime, valueKind } from './mysql-snapshot-reader.js';
@@ -97,7 +101,17 @@ export interface MysqlChangeReaderOptions {
  * whose binlog file was purged (or never existed) is REPLICATION_SLOT_LOST.
  */
 export async function openMysqlChangeReader(params: ConnectionParams, startPosition: string, options: MysqlChangeReaderOptions = {}): Promise<MysqlChangeReader> {
-  const start = BinlogPosition.parse(startPosition);
+  const stored = BinlogPosition.parse(startPosition);
+  const context = errorContext(params, { operation: 'replication' });
+  const connection = await connectMysql(params, { context });
+  let start: StreamStart;
+  try {
+    start = await resolveStreamStart(connection, stored);
+  } catch (error) {
+    throw error instanceof FerryError ? error : classifyMysqlError(error, context);
+  } finally {
+    await endQuietly(connection);
+  }
   const reader = new MysqlChangeReader(params, start, options);
   await reader.start();
   return reader;
@@ -158,6 +172,10 @@ export class MysqlChangeReader implements ChangeReader {
   private transactionOpen = false;
   private groupGtid: { domainId: number; serverId: number; seqNo: number | string } | string | null = null;
   private gtidState: MariadbGtidPosition | GtidSet | null;
+  /** The server streamed, as positions record it. */
+  private readonly server: string;
+  private readonly byGtid: boolean;
+  readonly origin: ChangeStreamOrigin;
   /** The position after the last complete event group read: everything before it is handled. */
   private boundary: BinlogPosition;
   /** The furthest commit or heartbeat handed out: a heartbeat must go beyond it. */
@@ -165,12 +183,25 @@ export class MysqlChangeReader implements ChangeReader {
   private lastHeartbeatAt = 0;
   private acknowledgedPosition: BinlogPosition | null = null;
 
+  private readonly startPosition: BinlogPosition;
+
   /** Use openMysqlChangeReader. */
   constructor(
     private readonly params: ConnectionParams,
-    private readonly startPosition: BinlogPosition,
+    start: StreamStart,
     options: MysqlChangeReaderOptions = {},
   ) {
+    const startPosition = start.position;
+    this.startPosition = startPosition;
+    this.server = start.identity.id;
+    this.byGtid = start.mode === 'gtid';
+    this.origin = {
+      server: start.identity.id,
+      description: `${start.identity.description} at ${params.host}:${params.port}`,
+      positionServer: start.mode === 'gtid' ? startPosition.server : null,
+      resumedBy: start.mode,
+      gtid: startPosition.gtid,
+    };
     this.serverId = options.serverId ?? 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
     this.heartbeatMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     this.highWater = options.highWaterEvents ?? HIGH_WATER_EVENTS;
@@ -194,7 +225,7 @@ export class MysqlChangeReader implements ChangeReader {
     this.groupStart = startPosition;
     this.boundary = startPosition;
     this.delivered = startPosition;
-    this.gtidState = parseGtidState(startPosition.gtid);
+    this.gtidState = parseGtidState(startPosition.gtid, start.identity.flavor);
     this.zongji = new ZongJi(buildConnectionOptions(params));
   }
 
@@ -213,7 +244,7 @@ export class MysqlChangeReader implements ChangeReader {
       const timer = setTimeout(() => onError(new FerryError('CONNECTION_TIMEOUT', `The source did not start streaming its binlog within ${START_TIMEOUT_MS / 1000} s; Ferry retries.`, { retryable: true })), START_TIMEOUT_MS);
       const onError = (error: unknown) => {
         clearTimeout(timer);
-        const classified = classifyMysqlError(error, this.context);
+        const classified = this.byGtid && !streaming ? this.gtidStartError(classifyMysqlError(error, this.context)) : classifyMysqlError(error, this.context);
         if (!streaming) {
           streaming = true;
           this.failure = classified;
@@ -256,12 +287,27 @@ export class MysqlChangeReader implements ChangeReader {
       this.watchTableInfoFetches();
       zongji.start({
         serverId: this.serverId,
-        filename: this.startPosition.file,
-        position: this.startPosition.offset,
+        // By GTID the server finds the start itself (and skips what the state holds).
+        ...(this.byGtid ? { gtidSet: this.startPosition.gtid ?? '' } : { filename: this.startPosition.file, position: this.startPosition.offset }),
         includeEvents: INCLUDED_EVENTS,
         ...this.schemaFilter(),
       });
     });
+  }
+
+  /**
+   * The server refused a dump by GTID for a reason the check before it could not see (e.g. a
+   * hole in the sequence under gtid_strict_mode): say what was asked of which server.
+   */
+  private gtidStartError(error: FerryError): FerryError {
+    const cause = error.cause instanceof Error ? error.cause.message : error.message;
+    // "Could not find GTID state requested by slave in any binlog files ... purged": the classifier says it.
+    if (error.code !== 'REPLICATION_SLOT_LOST' || /purged/i.test(cause)) return error;
+    return new FerryError(
+      'REPLICATION_SLOT_LOST',
+      `The source (${this.origin.description}) refused to stream its binlog after GTID ${this.startPosition.gtid} (the job's position, read from server ${this.startPosition.server ?? 'unknown'}): ${cause}. This server does not have the history the job applied, so the job cannot resume exactly from it: Restart the job to take a new full dump from this server.`,
+      { details: { ...error.details, reason: 'history' }, cause: error },
+    );
   }
 
   events(): AsyncIterable<ChangeEvent[]> {
@@ -368,8 +414,10 @@ export class MysqlChangeReader implements ChangeReader {
       case 'rotate': {
         const rotate = event as BinlogEventByName<'rotate'>;
         this.file = rotate.binlogName;
-        if (this.group === 'none') {
-          this.boundary = new BinlogPosition(rotate.binlogName, rotate.position, this.gtidText());
+        // A stream started by GTID begins with an artificial rotate to the start of a file whose
+        // first groups the server skips: that is no position to resume from.
+        if (this.group === 'none' && !(this.byGtid && rotate.nextPosition === 0)) {
+          this.boundary = this.at(rotate.binlogName, rotate.position);
           this.heartbeat(true);
         }
         break;
@@ -381,7 +429,7 @@ export class MysqlChangeReader implements ChangeReader {
         const offset = beat.nextPosition > 0 ? beat.nextPosition : Number(beat.position ?? 0);
         if (offset > 0) {
           this.file = beat.binlogName;
-          const at = new BinlogPosition(beat.binlogName, offset, this.gtidText());
+          const at = this.at(beat.binlogName, offset);
           if (at.compare(this.boundary) > 0) this.boundary = at;
         }
         this.heartbeat(true);
@@ -446,7 +494,7 @@ export class MysqlChangeReader implements ChangeReader {
   private closeGroup(offset: number, timestampMs: number, beat = true): void {
     this.advanceGtid();
     this.group = 'none';
-    if (offset > 0) this.boundary = new BinlogPosition(this.file, offset, this.gtidText());
+    if (offset > 0) this.boundary = this.at(this.file, offset);
     if (this.transactionOpen) {
       this.transactionOpen = false;
       this.delivered = this.boundary;
@@ -472,8 +520,9 @@ export class MysqlChangeReader implements ChangeReader {
     }
   }
 
-  private gtidText(): string | null {
-    return carriedGtid(this.gtidState?.toString() ?? '');
+  /** A position in this server's binlog, with the GTID state after everything read so far. */
+  private at(file: string, offset: number): BinlogPosition {
+    return new BinlogPosition(file, offset, carriedGtid(this.gtidState?.toString() ?? null), this.server);
   }
 
   /** A heartbeat at the boundary, when nothing is open and it moves past what was sent. */
@@ -489,7 +538,8 @@ export class MysqlChangeReader implements ChangeReader {
   private beginIfNeeded(timestampMs: number): void {
     if (this.transactionOpen) return;
     this.transactionOpen = true;
-    this.push({ kind: 'begin', commitPosition: new BinlogPosition(this.groupStart.file, this.groupStart.offset).format(), commitTime: isoTime(timestampMs) });
+    // The group's start with the GTID state before it: ordered against snapshot positions of this server by offset, of another by GTID.
+    this.push({ kind: 'begin', commitPosition: this.groupStart.format(), commitTime: isoTime(timestampMs) });
   }
 
   private handleQuery(event: BinlogEventByName<'query'>): void {
@@ -690,9 +740,10 @@ function isoTime(timestampMs: number): string {
   return new Date(timestampMs > 0 ? timestampMs : Date.now()).toISOString();
 }
 
-function parseGtidState(text: string | null): MariadbGtidPosition | GtidSet | null {
-  if (text === null || text === '') return null;
+function parseGtidState(text: string | null, flavor: 'mariadb' | 'mysql'): MariadbGtidPosition | GtidSet | null {
+  if (text === null) return null;
   try {
+    if (text === '') return flavor === 'mariadb' ? new MariadbGtidPosition() : null;
     return text.includes(':') ? GtidSet.parse(text.replace(/\s/g, '')) : MariadbGtidPosition.parse(text);
   } catch {
     return null;
@@ -969,28 +1020,31 @@ export async function requireRowBinlog(connection: MysqlConnection): Promise<voi
 
 /**
  * Where the server writes next in its binlog (SHOW MASTER STATUS, or SHOW BINARY LOG STATUS
- * on MySQL 8.4+). With `gtid`, the GTID state at that position when it can be read
- * consistently: MySQL reports its executed GTID set in the same row; on MariaDB
- * @@gtid_binlog_pos is read before and after, and kept only when no transaction came between.
+ * on MySQL 8.4+), with the server's identity. With `gtid`, the GTID state at that position
+ * when it can be read consistently: MySQL reports its executed GTID set in the same row (kept
+ * when not empty); on MariaDB @@gtid_binlog_pos is read before and after, and kept only when
+ * no transaction came between ('' when the server has written no GTID yet).
  */
 export async function readBinlogPosition(connection: MysqlConnection, options: { gtid?: boolean } = {}): Promise<BinlogPosition> {
+  const identity = await readServerIdentity(connection);
+  const mariadb = identity.flavor === 'mariadb';
   for (let attempt = 0; ; attempt++) {
-    const before = options.gtid === true ? await readMariadbGtidPosition(connection) : null;
+    const before = options.gtid === true && mariadb ? await readMariadbGtidPosition(connection) : null;
     const status = await readBinlogStatus(connection);
     const file = String(status.File ?? '');
     const offset = Number(status.Position);
-    if (!('Executed_Gtid_Set' in status) && options.gtid === true) {
+    if (before !== null) {
       const after = await readMariadbGtidPosition(connection);
-      if (before === after || attempt >= 2) return new BinlogPosition(file, offset, before === after ? carriedGtid(before) : null);
+      if (before === after || attempt >= 2) return new BinlogPosition(file, offset, before === after ? carriedGtid(before) : null, identity.id);
       continue;
     }
     const executed = options.gtid === true ? String(status.Executed_Gtid_Set ?? '').replace(/\s/g, '') : '';
-    return new BinlogPosition(file, offset, carriedGtid(executed));
+    return new BinlogPosition(file, offset, executed === '' ? null : carriedGtid(executed), identity.id);
   }
 }
 
-function carriedGtid(text: string): string | null {
-  return text === '' || text.length > MAX_GTID_TEXT ? null : text;
+function carriedGtid(text: string | null): string | null {
+  return text === null || text.length > MAX_GTID_TEXT ? null : text;
 }
 
 async function readBinlogStatus(connection: MysqlConnection): Promise<Record<string, unknown>> {
@@ -1009,13 +1063,8 @@ async function readBinlogStatus(connection: MysqlConnection): Promise<Record<str
   return row;
 }
 
-/** MariaDB's @@gtid_binlog_pos, or '' on MySQL (no such variable). */
+/** MariaDB's @@gtid_binlog_pos. */
 async function readMariadbGtidPosition(connection: MysqlConnection): Promise<string> {
-  try {
-    const [rows] = await connection.query('SELECT @@GLOBAL.gtid_binlog_pos AS pos');
-    return String((rows as Array<Record<string, unknown>>)[0]?.pos ?? '');
-  } catch (error) {
-    if ((error as { errno?: unknown }).errno === 1193) return '';
-    throw error;
-  }
+  const [rows] = await connection.query('SELECT @@GLOBAL.gtid_binlog_pos AS pos');
+  return String((rows as Array<Record<string, unknown>>)[0]?.pos ?? '');
 }

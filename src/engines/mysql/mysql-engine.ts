@@ -103,7 +103,7 @@ export class MysqlEngine implements Engine {
     return openMysqlChangeReader(params, startPosition, options);
   }
 
-  /** SHOW MASTER STATUS as `file:offset` (no GTID: this is polled for lag). */
+  /** SHOW MASTER STATUS as `file:offset@server` (no GTID: this is polled for lag). */
   currentPosition(params: ConnectionParams): Promise<string> {
     return this.withBinlogConnection(params, async (connection) => (await readBinlogPosition(connection)).format());
   }
@@ -116,16 +116,18 @@ export class MysqlEngine implements Engine {
    * carried.
    */
   emitMarker(params: ConnectionParams, _content: string): Promise<string> {
-    return this.currentPosition(params);
+    // With the GTID state: the applied position may be another server's (a failover), ordered by GTID.
+    return this.withBinlogConnection(params, async (connection) => (await readBinlogPosition(connection, { gtid: true })).format());
   }
 
+  /** Within one server by file and offset; positions of two servers (a failover) by GTID (BinlogPosition.compare). */
   comparePositions(a: string, b: string): number {
     return BinlogPosition.parse(a).compare(BinlogPosition.parse(b));
   }
 
   /**
-   * Bytes of binlog from a to b when both are in the same file; null across files, whose
-   * sizes only SHOW BINARY LOGS on the server could tell.
+   * Bytes of binlog from a to b when both are in the same file of the same server; null
+   * across files, whose sizes only SHOW BINARY LOGS on the server could tell, and servers.
    */
   positionDistance(a: string, b: string): number | null {
     return BinlogPosition.parse(a).distanceTo(BinlogPosition.parse(b));

@@ -10,7 +10,7 @@
  * status: when the snapshot must line up with the change stream (`alignedWithChanges`),
  * the snapshot is started under a brief `FLUSH TABLES WITH READ LOCK` and the position read
  * with SHOW BINARY LOG STATUS (SHOW MASTER STATUS before 8.2), GTID set included. Positions
- * are `file:offset[#gtid]` (BinlogPosition), null when the binary log is off. The pipeline
+ * are `file:offset[#gtid]@server` (BinlogPosition), null when the binary log is off. The pipeline
  * applies each table's changes from the position of the reader that copied it.
  *
  * Rows are read with a streaming query (`mysql2` `.stream()`): the socket is paused while the
@@ -59,6 +59,7 @@ import type { ColumnSchema, DatabaseSchema, TableSchema } from '../../core/schem
 import { copiedColumns as columnsCopied, createMysqlValueConverter, mysqlFloatText, shortestDouble, shortestFloat32 } from '../../core/type-mapping.js';
 import type { SourceSnapshot, TableReader } from '../engine.js';
 import { BinlogPosition } from './binlog-position.js';
+import { readServerIdentity } from './binlog-resume.js';
 import { connectMysql, coreConnection, destroyQuietly, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
@@ -279,7 +280,9 @@ async function beginConsistentSnapshot(connection: MysqlConnection, flavor: Mysq
     const status = new Map((rows as Row[]).map((r) => [String(r.Variable_name).toLowerCase(), mysqlText(r.Value) ?? '']));
     const file = status.get('binlog_snapshot_file') ?? '';
     const offset = status.get('binlog_snapshot_position') ?? '';
-    return file === '' || offset === '' ? null : new BinlogPosition(file, Number(offset)).format();
+    // No GTID state (BINLOG_GTID_POS would read the binlog file up to the offset for every table): a
+    // table position is compared with changes of the same server, or passed before a failover.
+    return file === '' || offset === '' ? null : new BinlogPosition(file, Number(offset), null, (await readServerIdentity(connection)).id).format();
   }
   if (!withPosition) {
     await connection.query(BEGIN_SNAPSHOT_SQL[1] as string);
@@ -299,7 +302,7 @@ async function beginConsistentSnapshot(connection: MysqlConnection, flavor: Mysq
     const row = rows[0];
     if (row === undefined) return null;
     const gtid = (mysqlText(row.Executed_Gtid_Set) ?? '').replace(/\s+/g, '');
-    return new BinlogPosition(String(row.File), Number(row.Position), gtid === '' ? null : gtid).format();
+    return new BinlogPosition(String(row.File), Number(row.Position), gtid === '' ? null : gtid, (await readServerIdentity(connection)).id).format();
   } finally {
     await connection.query('UNLOCK TABLES');
   }
