@@ -103,7 +103,7 @@ export class MigrationService implements FerryService {
   async createProfile(raw: z.input<typeof CreateProfileInput>, actor: Actor): Promise<ProfileView> {
     const input = parseInput(CreateProfileInput, raw);
     const now = this.#deps.clock.now();
-    const id = input.id ?? generateId(input.displayName);
+    const id = input.id ?? (await generateId(input.displayName, async (candidate) => (await this.#deps.store.getProfile(candidate)) !== null));
     if (await this.#deps.store.getProfile(id)) {
       throw new FerryError('ALREADY_EXISTS', `A connection profile with id "${id}" exists already; choose another id or update that profile.`);
     }
@@ -276,7 +276,7 @@ export class MigrationService implements FerryService {
     if (input.definerPolicy !== 'keep' && (source.engine !== 'mysql' || destination.engine !== 'mysql')) {
       throw new FerryError('INVALID_ARGUMENT', `definerPolicy "${input.definerPolicy}" applies to MySQL/MariaDB to MySQL/MariaDB jobs only (views, routines, triggers and events carried with their DEFINER); leave it out for a ${source.engine} to ${destination.engine} job.`, { details: { fields: [{ path: 'definerPolicy', message: 'MySQL to MySQL only' }] } });
     }
-    const id = input.id ?? generateId(input.displayName);
+    const id = input.id ?? (await generateId(input.displayName, async (candidate) => (await this.#deps.store.getJob(candidate)) !== null));
     if (await this.#deps.store.getJob(id)) {
       throw new FerryError('ALREADY_EXISTS', `A migration job with id "${id}" exists already; choose another id.`);
     }
@@ -808,9 +808,17 @@ function requireSupported(source: string, destination: string, type: string): vo
   if (error) throw error;
 }
 
-function generateId(displayName: string): string {
-  const slug = displayName.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+/**
+ * An id a person can read and type, from the display name: "Move shop" -> "move-shop-1", then
+ * "move-shop-2" when that one is taken. Ids of other resources do not count.
+ */
+async function generateId(displayName: string, taken: (id: string) => Promise<boolean>): Promise<string> {
+  const slug = displayName.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
   const prefix = /^[a-z]/.test(slug) ? slug : `x-${slug}`.replace(/-+$/, '');
+  for (let n = 1; n <= 1000; n++) {
+    const candidate = `${prefix}-${n}`;
+    if (!(await taken(candidate))) return candidate;
+  }
   return `${prefix}-${randomBytes(3).toString('hex')}`;
 }
 

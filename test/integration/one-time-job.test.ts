@@ -89,6 +89,18 @@ describe('one-time PostgreSQL to PostgreSQL jobs', () => {
     return { source: source.id, destination: destination.id };
   }
 
+  it('generates readable ids from the display name: move-shop-1, then move-shop-2', async () => {
+    const p = await profiles('ids');
+    const first = await h.service.createJob({ displayName: 'Move shop!', type: 'one-time', sourceProfileId: p.source, destinationProfileId: p.destination }, 'test');
+    const second = await h.service.createJob({ displayName: 'Move  shop', type: 'one-time', sourceProfileId: p.source, destinationProfileId: p.destination }, 'test');
+    expect([first.id, second.id]).toEqual(['move-shop-1', 'move-shop-2']);
+    const profile = await h.service.createProfile({ displayName: '42 Orders DB', engine: 'postgresql', host: PG_HOST, username: PG_USER }, 'test');
+    expect(profile.id).toBe('x-42-orders-db-1');
+    await h.service.deleteJob(first.id, 'test');
+    await h.service.deleteJob(second.id, 'test');
+    await h.service.deleteProfile(profile.id, 'test');
+  });
+
   it('copies schema and data exactly and ends Completed', async () => {
     const p = await profiles('a');
     const created = await h.service.createJob({ id: 'job-a', displayName: 'Job A', type: 'one-time', sourceProfileId: p.source, destinationProfileId: p.destination, dumpParallelism: 2 }, 'test');
