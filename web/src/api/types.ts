@@ -73,6 +73,8 @@ export interface Replication {
   lagSeconds?: number | null;
   lagBytes?: number | null;
   appliedChangesPerSecond?: number | null;
+  /** Changes applied since the incremental load began. */
+  changesApplied?: number | null;
 }
 
 export interface Job {

@@ -26,6 +26,7 @@ interface Sample {
   bytesCopied: number;
   lagSeconds: number | null;
   lagBytes: number | null;
+  changesApplied: number | null;
 }
 
 interface Snapshot {
@@ -137,12 +138,14 @@ function ReplicationPanel({ job, samples }: { job: Job; samples: Sample[] }) {
           title="Replication lag in seconds over time"
           series={[{ label: 'Lag (s)', color: 'var(--chart-1)', points: seconds }]}
           formatValue={(v) => `${formatCount(v)} s`}
+          yTitle="Lag, seconds behind the source"
           emptyText="The lag chart fills in as the page refreshes."
         />
         <LineChart
           title="Replication lag in bytes over time"
           series={[{ label: 'Lag (bytes)', color: 'var(--chart-2)', points: bytes }]}
           formatValue={formatBytes}
+          yTitle="Lag, bytes of log not yet applied"
           emptyText="The lag chart fills in as the page refreshes."
         />
       </div>
@@ -150,7 +153,36 @@ function ReplicationPanel({ job, samples }: { job: Job; samples: Sample[] }) {
   );
 }
 
-function ThroughputPanel({ samples }: { samples: Sample[] }) {
+/**
+ * The job's pace: rows copied per second during the full dump; changes applied per second
+ * once the incremental load has begun (the dump's numbers no longer move then).
+ */
+function ThroughputPanel({ job, samples }: { job: Job; samples: Sample[] }) {
+  const streaming = job.phase === 'INCREMENTAL_LOAD' || job.phase === 'PROMOTE';
+  if (streaming) {
+    const changes = rateSeries(
+      samples.filter((s) => s.changesApplied !== null),
+      (s) => s.changesApplied ?? 0,
+    );
+    const applied = job.replication?.appliedChangesPerSecond ?? changes.at(-1)?.v ?? 0;
+    return (
+      <div data-testid="throughput">
+        <div className="stats">
+          <div className="stat">
+            <span className="stat-value">{formatRate(applied, 'changes')}</span>
+            <span className="stat-label">Changes applied on the destination</span>
+          </div>
+        </div>
+        <LineChart
+          title="Changes applied per second over time"
+          series={[{ label: 'Changes/s', color: 'var(--chart-1)', points: changes }]}
+          formatValue={(v) => formatCount(v)}
+          yTitle="Changes applied per second"
+          emptyText="Applied changes are measured between refreshes while this page is open."
+        />
+      </div>
+    );
+  }
   const rows = rateSeries(samples, (s) => s.rowsCopied);
   const bytes = rateSeries(samples, (s) => s.bytesCopied);
   const lastRows = rows.at(-1)?.v ?? 0;
@@ -171,6 +203,7 @@ function ThroughputPanel({ samples }: { samples: Sample[] }) {
         title="Throughput in rows per second over time"
         series={[{ label: 'Rows/s', color: 'var(--chart-1)', points: rows }]}
         formatValue={(v) => formatCount(v)}
+        yTitle="Rows copied per second"
         emptyText="Throughput is measured between refreshes while this page is open."
       />
     </div>
@@ -273,6 +306,7 @@ export function JobDetailsPage({ id }: { id: string }) {
           bytesCopied: job.progress.bytesCopied,
           lagSeconds: job.replication?.lagSeconds ?? null,
           lagBytes: job.replication?.lagBytes ?? null,
+          changesApplied: job.replication?.changesApplied ?? null,
         },
       ];
       return { job, objects, events: h.events, samples: h.samples };
@@ -419,13 +453,16 @@ export function JobDetailsPage({ id }: { id: string }) {
           </div>
         </div>
         <h3>Throughput</h3>
-        <ThroughputPanel samples={samples} />
+        <ThroughputPanel job={job} samples={samples} />
       </div>
 
-      <div className="card">
-        <h2>Replication lag</h2>
-        <ReplicationPanel job={job} samples={samples} />
-      </div>
+      {job.type === 'continuous' && (
+        // A one-time job has no change stream: no lag to show.
+        <div className="card">
+          <h2>Replication lag</h2>
+          <ReplicationPanel job={job} samples={samples} />
+        </div>
+      )}
 
       <div className="card">
         <h2>Tables</h2>
