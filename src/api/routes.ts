@@ -17,6 +17,7 @@ import {
   JobView,
   ListQuery,
   ProfileView,
+  PromoteInput,
   UpdateJobInput,
   UpdateProfileInput,
   SchemaObjectPlanView,
@@ -111,6 +112,9 @@ const IdParams = z.object({
  */
 export const EmptyRequest = z.strictObject({}).optional().describe('Send {} with "Content-Type: application/json".');
 
+/** The body of :promote: {} or {"force": true}. */
+export const PromoteRequest = PromoteInput.optional().describe('Send {} or {"force": true} with "Content-Type: application/json".');
+
 export const ProfileListView = z.object({
   connectionProfiles: z.array(ProfileView),
   /** Pass as pageToken to get the next page; null on the last page. */
@@ -148,6 +152,7 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [CreateJobInput, 'CreateMigrationJobRequest'],
   [UpdateJobInput, 'UpdateMigrationJobRequest'],
   [EmptyRequest, 'EmptyRequest'],
+  [PromoteRequest, 'PromoteMigrationJobRequest'],
   [ProfileView, 'ConnectionProfile'],
   [ProfileListView, 'ListConnectionProfilesResponse'],
   [ConnectionTestView, 'ConnectionTestResult'],
@@ -175,7 +180,7 @@ const ACTION_DESCRIPTIONS: { [A in Exclude<JobAction, 'delete'>]: string } = {
   restart:
     'Wipe what the job wrote on the destination and start over with a full dump (Failed, Running with errors, or Stopped in Full dump).',
   promote:
-    'Cut over: wait until the destination has applied every change, sync sequences, remove the replication objects on the source; ends in Completed.',
+    'Cut over: wait until the destination has applied every change, sync sequences, remove the replication objects on the source; ends in Completed. Refused with 409 FAILED_PRECONDITION while tables are parked (objects in state ERROR), naming them; with {"force": true} the other tables are promoted and the parked ones are reported as not migrated.',
 };
 
 function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
@@ -187,10 +192,10 @@ function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
     description: `${ACTION_DESCRIPTIONS[action]} Refused with 409 ACTION_NOT_ALLOWED when the job's status does not allow it (see availableActions).`,
     tag: JOBS,
     params: IdParams,
-    body: EmptyRequest,
+    body: action === 'promote' ? PromoteRequest : EmptyRequest,
     response: JobView,
     status: 200,
-    handler: (service, { params, actor }) => service.applyJobAction(params.id, action, actor),
+    handler: (service, { params, actor, body }) => service.applyJobAction(params.id, action, actor, action === 'promote' ? ((body as PromoteInput | undefined) ?? {}) : {}),
   });
 }
 

@@ -15,6 +15,7 @@ import type {
   JobView,
   ListQuery,
   ProfileView,
+  PromoteInput,
   UpdateJobInput,
   UpdateProfileInput,
   SchemaObjectReportView,
@@ -52,7 +53,8 @@ export interface FerryService {
    * the status and the allowed actions. Resolves once the action is recorded; the worker
    * carries it out.
    */
-  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor): Promise<JobView>;
+  /** `options.force` (promote only): promote while tables are parked, leaving them not migrated. */
+  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options?: PromoteInput): Promise<JobView>;
   /** Stops the job if it runs, removes source-side replication objects, keeps destination data. */
   deleteJob(id: string, actor: Actor): Promise<void>;
   /** Runs every check that would make the job fail, without changing anything. */

@@ -114,8 +114,10 @@ export interface JobObject {
   estimatedRows: number;
   estimatedBytes: number;
   error: JobError | null;
-  parkedChanges?: number;
-  lastRetryTime?: string;
+  /** State ERROR: changes waiting (parked) on the destination; 0 otherwise. */
+  parkedChanges: number;
+  /** State ERROR: when applying its parked changes was last tried. */
+  lastRetryTime: string | null;
   updateTime: string;
 }
 
