@@ -265,6 +265,10 @@ export async function runParkScenario(o: ParkScenarioOptions): Promise<void> {
     const completed = await waitForJob(client, jobId, 'Completed after promote', (j) => j.status === 'COMPLETED', 120_000);
     expect(completed.error).toBeNull();
     expect(await o.compare()).toBe('');
+  } catch (error) {
+    // What the server said about it (warnings and errors), for the failure report.
+    console.log([...earlier, server.output()].join('\n').split('\n').filter((l) => /"level":[4-6]/.test(l)).slice(-30).join('\n'));
+    throw error;
   } finally {
     await writer.stop();
     await server.stop();
