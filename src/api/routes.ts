@@ -195,7 +195,8 @@ function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
     body: action === 'promote' ? PromoteRequest : EmptyRequest,
     response: JobView,
     status: 200,
-    handler: (service, { params, actor, body }) => service.applyJobAction(params.id, action, actor, action === 'promote' ? ((body as PromoteInput | undefined) ?? {}) : {}),
+    handler: (service, { params, actor, body }) =>
+      action === 'promote' ? service.applyJobAction(params.id, action, actor, (body as PromoteInput | undefined) ?? {}) : service.applyJobAction(params.id, action, actor),
   });
 }
 
