@@ -91,6 +91,8 @@ export interface Job {
   connectivityMethod: ConnectivityMethod;
   selection: { include: string[]; exclude: string[] };
   dumpParallelism: number;
+  /** The limit of parked changes (the default when the job sets none). */
+  maxParkedChanges: number;
   labels: Record<string, string>;
   createTime: string;
   updateTime: string;
@@ -201,12 +203,15 @@ export interface CreateJobInput {
   destinationProfileId: string;
   selection?: { include: string[]; exclude: string[] };
   dumpParallelism?: number;
+  /** Continuous jobs: changes that may wait for tables the destination refuses before the job is Failed. */
+  maxParkedChanges?: number;
 }
 
 export interface UpdateJobInput {
   displayName?: string;
   selection?: { include: string[]; exclude: string[] };
   dumpParallelism?: number;
+  maxParkedChanges?: number;
 }
 
 export interface VerifyCheck {
