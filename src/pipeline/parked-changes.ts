@@ -142,6 +142,13 @@ export class ParkedTables {
 
   /** The table to park for a failure of apply(), or null when the failure is not about one of the job's tables. */
   refusedTable(error: unknown): TableRefused | null {
+    const refused = this.#tableScoped(error);
+    // A table already parked gets none of the stream's changes: a refusal naming it is not about them.
+    return refused === null || this.#parked.has(keyOf(refused.table.destination)) ? null : refused;
+  }
+
+  /** A failure about one of the job's tables (PARKING_CODES, naming the table), or null. */
+  #tableScoped(error: unknown): TableRefused | null {
     if (!(error instanceof FerryError) || !PARKING_CODES.has(error.code)) return null;
     const table = destinationTableOf(error);
     const info = table === null ? undefined : this.#tables.get(keyOf(table));
@@ -287,7 +294,7 @@ export class ParkedTables {
 
   /** The failure as a refusal of this table; anything else stops the stream as a whole. */
   #refusal(error: unknown, parked: ParkedTable): TableRefused {
-    const refused = this.refusedTable(error);
+    const refused = this.#tableScoped(error);
     if (refused === null) throw error;
     return new TableRefused(parked.info, refused.error);
   }

@@ -73,7 +73,7 @@ export async function addCheck(db: Db, schema: string): Promise<void> {
 }
 
 export async function dropCheck(db: Db, schema: string): Promise<void> {
-  await db.query(db.engine === 'mysql' ? `ALTER TABLE ${schema}.gamma DROP CONSTRAINT ${CHECK_NAME}` : `ALTER TABLE ${schema}.gamma DROP CONSTRAINT ${CHECK_NAME}`);
+  await db.query(`ALTER TABLE ${schema}.gamma DROP CONSTRAINT ${CHECK_NAME}`);
 }
 
 export async function maxId(db: Db, schema: string, table: string): Promise<number> {

@@ -22,7 +22,7 @@ import type pg from 'pg';
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
-import { aboutTable } from '../apply-failure.js';
+import { aboutTable, namingTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
 import type { ChangeApplier, ColumnValue, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
@@ -532,7 +532,12 @@ export class PostgresChangeApplier implements ChangeApplier {
     for (const change of changes) {
       if (change.op === 'truncate') {
         await flush();
-        await aboutTable(change.tables[0] as QualifiedName, classify, () => this.truncate(change));
+        await this.truncate(change).catch((error: unknown) => {
+          // One statement empties every table: the server's error names the one it is about.
+          const classified = classify(error);
+          const named = change.tables.find((t) => t.schema === classified.details.schema && t.name === classified.details.table);
+          throw namingTable(classified, named ?? (change.tables[0] as QualifiedName));
+        });
         continue;
       }
       const planned = await aboutTable(change.table, classify, () => this.plan(change));
