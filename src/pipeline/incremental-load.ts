@@ -206,8 +206,9 @@ export async function runIncrementalLoad(
         await markHealthy();
       };
       // Parked tables are retried only between batches, in turn with the stream, so that order holds.
+      const idle = () => !inTransaction && lastCommit === null;
       const drainIfIdle = async () => {
-        if (!inTransaction && lastCommit === null && parked.size > 0) await parked.drainDue(applier, applied);
+        if (idle() && parked.size > 0) await parked.drainDue(applier, applied);
       };
 
       try {
@@ -220,7 +221,8 @@ export async function runIncrementalLoad(
         };
         let next = pull();
         for (;;) {
-          const wait = parked.msUntilDue();
+          // Mid-transaction nothing can be drained: only the stream can move on.
+          const wait = idle() ? parked.msUntilDue() : null;
           const result = wait === null ? await next : await raceTimer(next, wait);
           signal.throwIfAborted();
           if (result === TICK) {
