@@ -207,7 +207,7 @@ export class ParkedTables {
       if (parked !== undefined) parked.count += n;
     }
     this.#uncommitted = new Map();
-    await this.checkLimit();
+    await this.checkLimit(true);
     await this.#publish(false);
   }
 
@@ -324,25 +324,29 @@ export class ParkedTables {
     return n;
   }
 
-  /** Warns at 80 % of maxParkedChanges; rejects (Failed, recoverable) beyond it. */
-  async checkLimit(): Promise<void> {
+  /**
+   * Rejects (Failed, recoverable) beyond maxParkedChanges. With `warn` (while the stream parks
+   * changes), the history first warns once the parked changes reach 80 % of it, so that the
+   * warning precedes the failure even when one batch jumps past both.
+   */
+  async checkLimit(warn = false): Promise<void> {
     const limit = this.#job.maxParkedChanges ?? DEFAULT_MAX_PARKED_CHANGES;
     const total = this.total();
     const names = [...this.#parked.values()].map((p) => p.info.source).join(', ');
-    if (total > limit) {
-      throw new FerryError(
-        'FAILED_PRECONDITION',
-        `${total} changes are parked for ${names}, more than this job's limit (maxParkedChanges ${limit}). Fix the destination so that they apply (see each table's error), or raise the limit (ferry jobs update ${this.#job.id} --max-parked-changes N); Ferry keeps checking and resumes by itself, applying the parked changes first.`,
-        { retryable: false, recoverable: true, details: { parkedChanges: total, maxParkedChanges: limit, tables: [...this.#parked.values()].map((p) => p.info.source) } },
-      );
-    }
-    if (total >= limit * WARNING_SHARE && !this.#warned) {
+    if (warn && total >= limit * WARNING_SHARE && !this.#warned) {
       this.#warned = true;
       await this.#event('info', `Warning: ${total} changes are parked for ${names}, ${Math.round((total / limit) * 100)} % of this job's limit (maxParkedChanges ${limit}); beyond it the job is Failed. Fix the destination so that they apply, or raise the limit.`, {
         code: 'PARKED_CHANGES_WARNING', parkedChanges: total, maxParkedChanges: limit,
       });
     } else if (total < limit * WARNING_SHARE) {
       this.#warned = false;
+    }
+    if (total > limit) {
+      throw new FerryError(
+        'FAILED_PRECONDITION',
+        `${total} changes are parked for ${names}, more than this job's limit (maxParkedChanges ${limit}). Fix the destination so that they apply (see each table's error), or raise the limit (ferry jobs update ${this.#job.id} --max-parked-changes N); Ferry keeps checking and resumes by itself, applying the parked changes first.`,
+        { retryable: false, recoverable: true, details: { parkedChanges: total, maxParkedChanges: limit, tables: [...this.#parked.values()].map((p) => p.info.source) } },
+      );
     }
   }
 
