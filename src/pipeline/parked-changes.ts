@@ -128,14 +128,21 @@ export class ParkedTables {
     return this.#parked.size;
   }
 
-  /** Reads the parked set from the destination (committed state); every table is due for a drain now. */
+  /** Reads the parked set from the destination (committed state); a table not parked before is due for a drain now. */
   async load(applier: ChangeApplier): Promise<void> {
+    // Tables parked before keep their backoff; new ones are due now.
+    const before = new Map(this.#parked);
     this.#parked.clear();
     this.#held = new Map();
     this.#uncommitted = new Map();
     for (const record of await applier.readParkedTables()) {
-      const info = this.#tables.get(keyOf(record.table)) ?? { destination: record.table, source: qualifiedName(record.table), keyColumns: [] };
-      this.#parked.set(keyOf(record.table), { info, note: parseNote(record.note, this.#deps.clock.now()), count: record.count, lastSeq: record.lastSeq, attempts: 0, dueAt: 0, lastRetryTime: null });
+      const key = keyOf(record.table);
+      const info = this.#tables.get(key) ?? { destination: record.table, source: qualifiedName(record.table), keyColumns: [] };
+      const known = before.get(key);
+      this.#parked.set(key, {
+        info, note: parseNote(record.note, this.#deps.clock.now()), count: record.count, lastSeq: record.lastSeq,
+        attempts: known?.attempts ?? 0, dueAt: known?.dueAt ?? 0, lastRetryTime: known?.lastRetryTime ?? null,
+      });
     }
     await this.#publish(true);
   }
@@ -282,7 +289,7 @@ export class ParkedTables {
         return;
       }
       if (failure !== null && applied < changes.length) {
-        await this.#retryLater(parked, failure.error, describeKey(changes[applied] as RowChange, parked.info.keyColumns));
+        await this.#retryLater(applier, position, parked, failure.error, describeKey(changes[applied] as RowChange, parked.info.keyColumns));
         return;
       }
     }
@@ -299,12 +306,17 @@ export class ParkedTables {
     return new TableRefused(parked.info, refused.error);
   }
 
-  async #retryLater(parked: ParkedTable, error: FerryError, key: string): Promise<void> {
+  async #retryLater(applier: ChangeApplier, position: string, parked: ParkedTable, error: FerryError, key: string): Promise<void> {
     parked.attempts++;
     parked.dueAt = Date.now() + retryDelayMs(this.#deps.retryPolicy, parked.attempts);
     const note: ParkedNote = { code: error.code, message: withAdvice(error), key, parkedTime: parked.note.parkedTime };
     const changed = note.message !== parked.note.message || note.key !== parked.note.key;
     parked.note = note;
+    if (changed) {
+      // The failing change's key survives a restart with the table's record.
+      await applier.setParkedTable(parked.info.destination, JSON.stringify(note));
+      await applier.commit(position);
+    }
     await this.#publish(true);
     if (changed) await this.#deps.onChange(this.jobError());
   }
