@@ -346,8 +346,8 @@ function filterChange(change: RowChange, wanted: (table: QualifiedName) => boole
 
 /**
  * DDL on the source shows as a table described with other columns. A column the destination
- * lacks makes the applier refuse (Running with errors, saying what to do); anything else is
- * recorded in the history so that it is never silent.
+ * lacks makes the applier refuse the table's changes (the table is parked: Running with errors,
+ * saying what to do); anything else is recorded in the history so that it is never silent.
  */
 async function reportSchemaChange(
   deps: IncrementalLoadDeps,
@@ -367,7 +367,7 @@ async function reportSchemaChange(
     added.length > 0 ? `columns added (${added.join(', ')})` : '',
     dropped.length > 0 ? `columns dropped (${dropped.join(', ')})` : '',
     added.length === 0 && dropped.length === 0 ? 'columns reordered or retyped' : '',
-  ].filter(Boolean).join(', ')}. Apply the same change on the destination table; until then rows that carry new columns cannot be applied and the job shows Running with errors.`;
+  ].filter(Boolean).join(', ')}. Apply the same change on the destination table; until then, once a row carries a new column, the table is parked (its changes wait on the destination, the other tables go on) and the job shows Running with errors.`;
   log.warn({ table: name, added, dropped }, 'source schema changed');
   await deps.store.appendJobEvent({ jobId, time: deps.clock.now(), kind: 'info', actor: 'system', message, details: { code: 'SCHEMA_CHANGED', table: name, added, dropped } });
 }
