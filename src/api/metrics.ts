@@ -1,7 +1,9 @@
 /**
  * Prometheus metrics in the text exposition format: per job, its status, rows and bytes
- * copied, replication lag and changes applied, and whether it has an error.
+ * copied, replication lag and changes applied, and whether it has an error; per parked table,
+ * its waiting changes.
  */
+import { FerryError } from '../core/errors.js';
 import { JOB_STATUSES } from '../core/lifecycle.js';
 import type { FerryService } from '../service/ferry-service.js';
 import type { JobView } from '../service/inputs.js';
@@ -41,8 +43,25 @@ async function allJobs(service: FerryService): Promise<JobView[]> {
   return jobs;
 }
 
+/** Per parked table (job object in state ERROR) of continuous jobs: its waiting changes. */
+async function parkedSamples(service: FerryService, jobs: JobView[]): Promise<Metric['samples']> {
+  const samples: Metric['samples'] = [];
+  for (const job of jobs.filter((j) => j.type === 'continuous' && j.phase !== null)) {
+    // A job deleted since the list was read has nothing to report.
+    const objects = await service.listJobObjects(job.id).catch((error: unknown) => {
+      if (error instanceof FerryError && error.code === 'NOT_FOUND') return [];
+      throw error;
+    });
+    for (const object of objects) {
+      if (object.state === 'ERROR') samples.push({ labels: { job: job.id, table: object.name }, value: object.parkedChanges });
+    }
+  }
+  return samples;
+}
+
 export async function collectMetrics(service: FerryService): Promise<string> {
   const jobs = await allJobs(service);
+  const parked = await parkedSamples(service, jobs);
   const perJob = (name: string, help: string, type: Metric['type'], value: (job: JobView) => number | null): Metric => ({
     name, help, type,
     samples: jobs.flatMap((job) => {
@@ -64,5 +83,6 @@ export async function collectMetrics(service: FerryService): Promise<string> {
     perJob('ferry_job_changes_applied_total', 'Row changes applied by the incremental load since this server took the job.', 'counter', (j) => j.replication?.changesApplied ?? null),
     perJob('ferry_job_transactions_applied_total', 'Source transactions applied since this server took the job.', 'counter', (j) => j.replication?.transactionsApplied ?? null),
     perJob('ferry_job_duration_seconds', 'Running time of the job.', 'gauge', (j) => j.durationSeconds),
+    { name: 'ferry_job_parked_changes', help: 'Changes of a parked table (the destination refuses them) waiting on the destination.', type: 'gauge', samples: parked },
   ]);
 }

@@ -17,6 +17,7 @@ import {
   JobView,
   ListQuery,
   ProfileView,
+  PromoteInput,
   RestartJobInput,
   UpdateJobInput,
   UpdateProfileInput,
@@ -112,6 +113,9 @@ const IdParams = z.object({
  */
 export const EmptyRequest = z.strictObject({}).optional().describe('Send {} with "Content-Type: application/json".');
 
+/** The body of :promote: {} or {"force": true}. */
+export const PromoteRequest = PromoteInput.optional().describe('Send {} or {"force": true} with "Content-Type: application/json".');
+
 export const ProfileListView = z.object({
   connectionProfiles: z.array(ProfileView),
   /** Pass as pageToken to get the next page; null on the last page. */
@@ -150,6 +154,7 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [UpdateJobInput, 'UpdateMigrationJobRequest'],
   [EmptyRequest, 'EmptyRequest'],
   [RestartJobInput, 'RestartMigrationJobRequest'],
+  [PromoteRequest, 'PromoteMigrationJobRequest'],
   [ProfileView, 'ConnectionProfile'],
   [ProfileListView, 'ListConnectionProfilesResponse'],
   [ConnectionTestView, 'ConnectionTestResult'],
@@ -177,7 +182,7 @@ const ACTION_DESCRIPTIONS: { [A in Exclude<JobAction, 'delete'>]: string } = {
   restart:
     'Wipe what the job wrote on the destination and start over with a full dump (Failed, Running with errors, or Stopped in Full dump). With `objects` (only while the job is in Full dump), restart those tables only: each is emptied on the destination and copied again from a new snapshot, the tables already copied are kept; a name that is not a table of the job is refused with 400 INVALID_ARGUMENT listing the job\'s tables.',
   promote:
-    'Cut over: wait until the destination has applied every change, sync sequences, remove the replication objects on the source; ends in Completed.',
+    'Cut over: wait until the destination has applied every change, sync sequences, remove the replication objects on the source; ends in Completed. Refused with 409 FAILED_PRECONDITION while tables are parked (objects in state ERROR), naming them; with {"force": true} the other tables are promoted and the parked ones are reported as not migrated.',
 };
 
 function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
@@ -187,6 +192,13 @@ function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
       body: RestartJobInput,
       handler: (service, { params, body, actor }) =>
         body?.objects === undefined ? service.applyJobAction(params.id, action, actor) : service.applyJobAction(params.id, action, actor, { objects: body.objects }),
+    });
+  }
+  if (action === 'promote') {
+    return defineRoute({
+      ...actionRouteBase(action),
+      body: PromoteRequest,
+      handler: (service, { params, actor, body }) => service.applyJobAction(params.id, action, actor, { force: (body as PromoteInput | undefined)?.force ?? false }),
     });
   }
   return defineRoute({

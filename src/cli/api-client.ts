@@ -125,8 +125,8 @@ export class ApiClient {
     await this.request('DELETE', `/v1/migrationJobs/${segment(id)}`);
   }
   /** start | stop | resume | restart | promote: the job as it is once the action is recorded. */
-  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>): Promise<JobView> {
-    return this.request('POST', `/v1/migrationJobs/${segment(id)}:${action}`);
+  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, body?: { force: boolean }): Promise<JobView> {
+    return this.request('POST', `/v1/migrationJobs/${segment(id)}:${action}`, body === undefined ? {} : { body });
   }
   /** Restart: the whole job, or with `objects` those tables only. */
   restartJob(id: string, input: RestartJobInput = {}): Promise<JobView> {

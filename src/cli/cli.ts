@@ -13,6 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { isFerryError } from '../core/errors.js';
 import { leftOutDefinitionsSql } from '../core/schema-object-plan.js';
 import { JOB_STATUSES } from '../core/lifecycle.js';
+import { DEFAULT_MAX_PARKED_CHANGES } from '../core/migration-job.js';
 import type { JobAction } from '../core/lifecycle.js';
 import type { CreateJobInput, CreateProfileInput, JobView, UpdateProfileInput } from '../service/inputs.js';
 import type { TokenService } from '../service/token-service.js';
@@ -607,6 +608,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--map-schema <src=dst>', 'put the source schema (PostgreSQL) or database (MySQL) SRC under the name DST on the destination (repeatable)', collectSchemaPair)
     .addOption(new Option('--zero-date-policy <policy>', 'MySQL zero dates bound for PostgreSQL: null writes NULL and warns (default); refuse fails the job').choices(['null', 'refuse']))
     .option('--definer-policy <policy>', 'MySQL to MySQL: who views, routines, triggers and events run as on the destination: keep (default: the source DEFINER), invoker (SQL SECURITY INVOKER, the destination user as definer) or user@host')
+    .option('--max-parked-changes <n>', `continuous jobs: changes that may wait for tables the destination refuses before the job is Failed (default ${DEFAULT_MAX_PARKED_CHANGES}; a warning at 80 %)`, parseInteger(1, 1_000_000_000))
     .option('--label <key=value>', 'label (repeatable)', collectLabel)
     .action(
       run(
@@ -623,10 +625,12 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             zeroDatePolicy?: 'null' | 'refuse';
             mapSchema?: Record<string, string>;
             definerPolicy?: string;
+            maxParkedChanges?: number;
             label?: Record<string, string>;
           },
         ) => {
           const input: CreateJobInput = {
+            ...(options.maxParkedChanges !== undefined ? { maxParkedChanges: options.maxParkedChanges } : {}),
             ...(options.mapSchema !== undefined ? { schemaMapping: options.mapSchema } : {}),
             ...(options.zeroDatePolicy !== undefined ? { zeroDatePolicy: options.zeroDatePolicy } : {}),
             ...(options.definerPolicy !== undefined ? { definerPolicy: options.definerPolicy } : {}),
@@ -644,6 +648,21 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           print(`Created migration job ${job.id} (${job.statusLabel}).\n\nNext: ferry jobs verify ${job.id}   then: ferry jobs start ${job.id}`);
         },
       ),
+    );
+
+  clientCommand(jobs, 'update', 'Change a migration job: only the options given change.')
+    .argument('<id>', 'job id')
+    .option('--display-name <name>', 'name shown in lists')
+    .option('--max-parked-changes <n>', 'changes that may wait for tables the destination refuses before the job is Failed (takes effect when the incremental load next starts)', parseInteger(1, 1_000_000_000))
+    .action(
+      run(async (id: string, options: ClientOptions & { displayName?: string; maxParkedChanges?: number }) => {
+        const job = await clientOf(options).updateJob(id, {
+          ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
+          ...(options.maxParkedChanges !== undefined ? { maxParkedChanges: options.maxParkedChanges } : {}),
+        });
+        if (options.output === 'json') return printJson(job);
+        print(`Updated migration job ${job.id} (${job.statusLabel}).`);
+      }),
     );
 
   clientCommand(jobs, 'list', 'List migration jobs.')
@@ -711,9 +730,13 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     print(`Migration job ${job.id}: ${action} accepted. Status: ${statusText(job)}.\nFollow it with: ferry jobs watch ${job.id}`);
   };
   for (const action of ['start', 'stop', 'resume', 'promote'] as const) {
-    clientCommand(jobs, action, ACTION_HELP[action])
-      .argument('<id>', 'job id')
-      .action(run(async (id: string, options: ClientOptions) => printAccepted(await clientOf(options).applyJobAction(id, action), action, options)));
+    const command = clientCommand(jobs, action, ACTION_HELP[action]).argument('<id>', 'job id');
+    if (action === 'promote') command.option('--force', 'promote even while tables are parked (the destination refuses their changes): the other tables are promoted, the parked ones are reported as not migrated');
+    command.action(
+      run(async (id: string, options: ClientOptions & { force?: boolean }) =>
+        printAccepted(await clientOf(options).applyJobAction(id, action, options.force === true ? { force: true } : undefined), options.force === true ? `${action} with force` : action, options),
+      ),
+    );
   }
   clientCommand(jobs, 'restart', `${ACTION_HELP.restart} With --objects, restart only those tables (while the job is in Full dump): they are emptied and copied again, the tables already copied are kept.`)
     .argument('<id>', 'job id')

@@ -337,7 +337,13 @@ export function renderObjectsTable(objects: JobObjectView[], options: ObjectsTab
   const table = renderTable(renamed ? ['table', 'destination', 'state', 'progress', 'rows', 'bytes'] : ['table', 'state', 'progress', 'rows', 'bytes'], rows);
   const failed = objects.filter((o) => o.error !== null);
   if (failed.length === 0) return table;
-  return `${table}\n${failed.map((o) => `  ${o.name}: ${o.error!.code}: ${o.error!.message}`).join('\n')}`;
+  return `${table}\n${failed.map((o) => `  ${o.name}: ${o.error!.code}: ${o.error!.message}${parkedText(o)}`).join('\n')}`;
+}
+
+/** " [123 changes parked, last retry 12:00:01]" for a parked table, else "". */
+function parkedText(o: JobObjectView): string {
+  if (o.state !== 'ERROR') return '';
+  return ` [${formatCount(o.parkedChanges)} change${o.parkedChanges === 1 ? '' : 's'} parked, last retry ${o.lastRetryTime === null ? '-' : formatTime(o.lastRetryTime)}]`;
 }
 
 function errorFields(error: NonNullable<JobView['error']>): [string, string][] {
@@ -404,6 +410,7 @@ export function renderJobDetails(job: JobView, options: JobDetailsOptions = {}):
       ['Objects', selectionText(job.selection)],
       ['Schema mapping', schemaMappingText(job.schemaMapping)],
       ['Dump parallelism', String(job.dumpParallelism)],
+      ...(job.type === 'continuous' ? ([['Max parked changes', formatCount(job.maxParkedChanges)]] as [string, string][]) : []),
       ['Labels', labelsText(job.labels)],
       ['Created', formatTime(job.createTime)],
       ['Updated', formatTime(job.updateTime)],

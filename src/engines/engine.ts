@@ -345,17 +345,57 @@ export interface ChangeReader {
   close(): Promise<void>;
 }
 
+/**
+ * A table of the job whose changes the destination refused: its changes wait (are parked) in
+ * the destination's bookkeeping (`_ferry`), written in the same transactions as the position.
+ */
+export interface ParkedTableRecord {
+  /** The destination table. */
+  table: QualifiedName;
+  /** What the pipeline recorded when it parked the table (its error, as JSON), returned as is. */
+  note: string;
+  /** Changes of the table waiting to apply. */
+  count: number;
+  /** The highest sequence number among them; 0 when none wait. */
+  lastSeq: number;
+}
+
+/** One parked change: its order within its table and the change, serialized by the pipeline. */
+export interface ParkedChangeRecord {
+  seq: number;
+  payload: string;
+}
+
 /** Applies changes on the destination in transactions that also record the source position. */
 export interface ChangeApplier {
   /** The position recorded by the last committed batch of this job, or null before the first. */
   readPosition(): Promise<string | null>;
-  /** Applies the changes in order inside the open destination transaction (opening one if needed). */
+  /**
+   * Applies the changes in order inside the open destination transaction (opening one if needed).
+   * When a statement about one table fails (a value, a constraint, a missing column or table, a
+   * privilege, a change that cannot identify its row), the rejection is a FerryError whose
+   * `details.destinationTable` ({schema, name}) names that destination table (apply-failure.ts),
+   * so that the pipeline can park that table alone.
+   */
   apply(changes: RowChange[]): Promise<void>;
+  /** The tables this job has parked, as committed on the destination, with their waiting changes. */
+  readParkedTables(): Promise<ParkedTableRecord[]>;
+  /**
+   * Records the table as parked with `note` (or, with null, removes it from the parked set)
+   * inside the open transaction (opening one); durable with the next commit().
+   */
+  setParkedTable(table: QualifiedName, note: string | null): Promise<void>;
+  /** Appends parked changes of the table inside the open transaction (opening one); durable with the next commit(). */
+  parkChanges(table: QualifiedName, changes: ParkedChangeRecord[]): Promise<void>;
+  /** The table's oldest `limit` parked changes, in `seq` order (inside the open transaction when there is one). */
+  readParkedChanges(table: QualifiedName, limit: number): Promise<ParkedChangeRecord[]>;
+  /** Deletes the table's parked changes up to `throughSeq` inside the open transaction (opening one). */
+  deleteParkedChanges(table: QualifiedName, throughSeq: number): Promise<void>;
   /** Records `position` in the same transaction and commits. Durable when it resolves. */
   commit(position: string): Promise<void>;
   /** Abandons the open transaction, if any. */
   rollback(): Promise<void>;
-  /** Removes the position record (after promote: the destination stands alone). */
+  /** Removes the position record and the job's parked tables and changes (after promote: the destination stands alone). */
   forgetPosition(): Promise<void>;
   close(): Promise<void>;
 }

@@ -11,6 +11,11 @@
  * Tables copied by a later snapshot than the slot's start (a full dump resumed after a
  * crash) carry their own snapshot position: changes that committed before it are already in
  * the copy and are skipped for that table.
+ *
+ * A table whose changes the destination refuses is parked (parked-changes.ts): the batch is
+ * rolled back, the table recorded as parked at the last committed position, and the stream
+ * opened again from there (at most one batch is read twice); its changes then wait on the
+ * destination while the other tables go on.
  */
 import { FerryError } from '../core/errors.js';
 import type { ConnectionParams } from '../core/connection-profile.js';
@@ -22,8 +27,10 @@ import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { ReplicationStats } from './replication-stats.js';
-import { mapDatabaseSchema } from '../core/schema-mapping.js';
+import { mapDatabaseSchema, mapQualifiedName } from '../core/schema-mapping.js';
 import { mapRowChange, recordedSchemaMapping } from './destination-names.js';
+import { ParkedTables, TableRefused } from './parked-changes.js';
+import { sleep, type RetryPolicy } from './retry-policy.js';
 
 export const REPLICATION_CHECKPOINT = 'replication';
 export const SOURCE_SCHEMA_CHECKPOINT = 'sourceSchema';
@@ -49,8 +56,14 @@ export interface IncrementalLoadDeps {
   sourceParams: ConnectionParams;
   destinationParams: ConnectionParams;
   stats: ReplicationStats;
-  /** Called once per attempt, after the first batch (or heartbeat) is durably applied. */
-  onHealthy(): Promise<void>;
+  /** When parked tables are retried (parked-changes.ts). */
+  retryPolicy: RetryPolicy;
+  /**
+   * Called once per attempt after the first batch (or heartbeat) is durably applied, and again
+   * whenever the parked set changes: `parked` is the error that lists the parked tables, or
+   * null when every table replicates.
+   */
+  onHealthy(parked: FerryError | null): Promise<void>;
 }
 
 /** Batching: a destination commit at a source transaction boundary once either limit is reached. */
@@ -61,16 +74,23 @@ const APPLY_CHUNK = 2_000;
 /** How often an idle stream writes its heartbeat position on the destination. */
 const HEARTBEAT_WRITE_MS = 10_000;
 const LAG_POLL_MS = 2_000;
+/** Attempts to reopen the stream after a table was parked (the source may still hold the previous reader's slot). */
+const REOPEN_ATTEMPTS = 20;
+const REOPEN_WAIT_MS = 250;
+
+const TICK = Symbol('tick');
 
 /**
  * Applies changes until the signal aborts (rejects with its reason) or, with `untilPosition`,
- * until everything up to that source position is applied (resolves).
+ * until everything up to that source position is applied (resolves). With `untilPosition`,
+ * parked tables hold the load until they rejoin unless `leaveParked` (Promote with force).
  */
 export async function runIncrementalLoad(
   job: MigrationJob,
   deps: IncrementalLoadDeps,
   signal: AbortSignal,
   untilPosition: string | null = null,
+  leaveParked = false,
 ): Promise<void> {
   const { store, source, destination, stats } = deps;
   const log = deps.logger.child({ jobId: job.id, phase: 'INCREMENTAL_LOAD' });
@@ -91,6 +111,17 @@ export async function runIncrementalLoad(
   // Changes arrive with the source's names; the applier knows the tables by their destination names.
   const mapping = await recordedSchemaMapping(store, job.id);
   const applier: ChangeApplier = await destination.openChangeApplier(deps.destinationParams, job.id, mapDatabaseSchema(schema, mapping).tables);
+  let healthy = false;
+  const parked = new ParkedTables(job, schema.tables.map((t) => ({
+    destination: mapQualifiedName(mapping, { schema: t.schema, name: t.name }),
+    source: qualifiedName(t),
+    keyColumns: t.primaryKey?.columns ?? [],
+  })), {
+    store, clock: deps.clock, logger: log, retryPolicy: deps.retryPolicy,
+    onChange: async (error) => {
+      if (healthy) await deps.onHealthy(error);
+    },
+  });
   let reader: ChangeReader | null = null;
   let lagTimer: NodeJS.Timeout | null = null;
   const onAbort = () => {
@@ -99,7 +130,12 @@ export async function runIncrementalLoad(
   try {
     let applied = (await applier.readPosition()) ?? replication.startPosition;
     stats.appliedPosition = applied;
-    if (untilPosition !== null && compare(applied, untilPosition) >= 0) return;
+    await parked.load(applier);
+    // Parked tables first: a fixed destination drains them before the limit is judged.
+    await parked.drainDue(applier, applied);
+    await parked.checkLimit();
+    const caughtUp = () => untilPosition !== null && compare(applied, untilPosition) >= 0 && (leaveParked || parked.size === 0);
+    if (caughtUp()) return;
     // A table copied at or before the applied position wants every change from here on: only
     // later copies filter. Once none is left this is recorded, so that a stream from another
     // server (a failover) never compares its positions with snapshot positions of the old one.
@@ -110,8 +146,6 @@ export async function runIncrementalLoad(
       if (tablePositions.size === 0) await store.putCheckpoint(job.id, TABLE_POSITIONS_PASSED_CHECKPOINT, true);
     }
     signal.throwIfAborted();
-    reader = await source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', tables: schema.tables });
-    if (reader.origin !== undefined) await recordSourceServer(deps, job.id, reader.origin, log);
     signal.addEventListener('abort', onAbort, { once: true });
     lagTimer = setInterval(() => {
       source.currentPosition(deps.sourceParams).then((current) => {
@@ -122,120 +156,168 @@ export async function runIncrementalLoad(
     }, LAG_POLL_MS);
     lagTimer.unref();
 
-    let healthy = false;
-    let inTransaction = false;
-    let commitPosition = applied;
-    let pending: RowChange[] = [];
-    let batchTransactions = 0;
-    let batchChanges = 0;
-    let batchStarted = 0;
-    let lastCommit: string | null = null;
-    let lastCommitTime: string | null = null;
-    let lastHeartbeatWrite = 0;
-    let perTable = new Map<string, number>();
-    const warned = new Set<string>();
-
     const markHealthy = async () => {
       if (healthy) return;
       healthy = true;
-      await deps.onHealthy();
+      await deps.onHealthy(parked.jobError());
     };
-    const flush = async () => {
-      if (pending.length > 0) await applier.apply(pending);
-      pending = [];
-      const position = lastCommit as string;
-      await applier.commit(position);
-      // Only now is the batch durable on the destination: the source may free its WAL.
-      (reader as ChangeReader).acknowledge(position);
-      applied = position;
-      stats.recordBatch(position, batchChanges, batchTransactions, lastCommitTime, perTable);
-      for (const warning of (reader as ChangeReader).takeWarnings?.() ?? []) {
-        // Once per column and run: a stream of such values must not flood the history.
-        const subject = warning.slice(0, warning.indexOf(':'));
-        if (warned.has(subject)) continue;
-        warned.add(subject);
-        await store.appendJobEvent({ jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system', message: `Warning: ${warning} (later ones in this column are not repeated here)`, details: { code: 'VALUE_CHANGED' } });
-      }
-      batchTransactions = 0;
-      batchChanges = 0;
-      perTable = new Map();
-      lastCommit = null;
-      await markHealthy();
-    };
-    const advanceIdle = async (position: string) => {
-      await applier.commit(position);
-      (reader as ChangeReader).acknowledge(position);
-      applied = position;
-      stats.appliedPosition = position;
-      lastHeartbeatWrite = Date.now();
-      await markHealthy();
-    };
-    const wanted = (table: QualifiedName) => {
+    const wanted = (table: QualifiedName, at: string) => {
       const copiedAt = tablePositions.get(qualifiedName(table));
-      return copiedAt === undefined || compare(commitPosition, copiedAt) >= 0;
+      return copiedAt === undefined || compare(at, copiedAt) >= 0;
     };
+    const openReader = () => source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', tables: schema.tables });
 
-    for await (const chunk of reader.events()) {
-      signal.throwIfAborted();
-      for (const event of chunk) {
-        switch (event.kind) {
-          case 'begin':
-            inTransaction = true;
-            commitPosition = event.commitPosition;
-            if (batchTransactions === 0 && pending.length === 0) batchStarted = Date.now();
-            stats.oldestPendingCommitMs ??= Date.parse(event.commitTime);
-            break;
-          case 'change': {
-            const change = filterChange(event.change, wanted);
-            if (change === null) break;
-            pending.push(mapRowChange(change, mapping));
-            batchChanges++;
-            const name = change.op === 'truncate' ? 'truncate' : qualifiedName(change.table);
-            perTable.set(name, (perTable.get(name) ?? 0) + 1);
-            if (pending.length >= APPLY_CHUNK) {
-              await applier.apply(pending);
-              pending = [];
-            }
-            break;
-          }
-          case 'commit':
-            inTransaction = false;
-            batchTransactions++;
-            lastCommit = event.position;
-            lastCommitTime = event.commitTime;
-            if (batchChanges >= MAX_BATCH_CHANGES || Date.now() - batchStarted >= MAX_BATCH_MS) await flush();
-            break;
-          case 'heartbeat':
-            if (inTransaction) break;
-            if (lastCommit !== null) await flush();
-            if (compare(event.position, applied) <= 0) break;
-            if (untilPosition !== null || Date.now() - lastHeartbeatWrite >= HEARTBEAT_WRITE_MS) {
-              await advanceIdle(event.position);
-            } else {
-              // Every transaction before the heartbeat is committed on the destination, so the
-              // source may free WAL up to it (and a shutting-down source stops waiting for us).
-              // A restart from the older position stored on the destination finds nothing in between.
-              (reader as ChangeReader).acknowledge(event.position);
-            }
-            break;
-          case 'marker':
-            if (inTransaction) break;
-            if (lastCommit !== null) await flush();
-            if (untilPosition !== null && compare(event.position, untilPosition) >= 0) {
-              await advanceIdle(event.position);
-            }
-            break;
-          case 'relation':
-            await reportSchemaChange(deps, job.id, event.table, event.columns.map((c) => c.name), knownColumns, log);
-            break;
+    // One pass per stream opening: a table refused mid-batch is parked and the stream replays from the last commit.
+    for (let opening = 0; ; opening++) {
+      reader = opening === 0 ? await openReader() : await reopen(openReader, signal);
+      if (reader.origin !== undefined) await recordSourceServer(deps, job.id, reader.origin, log);
+      const current: ChangeReader = reader;
+      let inTransaction = false;
+      let commitPosition = applied;
+      let pending: RowChange[] = [];
+      let batchTransactions = 0;
+      let batchChanges = 0;
+      let batchStarted = 0;
+      let lastCommit: string | null = null;
+      let lastCommitTime: string | null = null;
+      let lastHeartbeatWrite = 0;
+      let perTable = new Map<string, number>();
+      const warned = new Set<string>();
+
+      const applyPending = async () => {
+        try {
+          if (pending.length > 0) await applier.apply(pending);
+        } catch (error) {
+          throw parked.refusedTable(error) ?? error;
         }
+        pending = [];
+        await parked.writeHeld(applier);
+      };
+      const flush = async () => {
+        await applyPending();
+        const position = lastCommit as string;
+        await applier.commit(position);
+        // Only now is the batch durable on the destination: the source may free its WAL.
+        current.acknowledge(position);
+        applied = position;
+        stats.recordBatch(position, batchChanges, batchTransactions, lastCommitTime, perTable);
+        for (const warning of current.takeWarnings?.() ?? []) {
+          // Once per column and run: a stream of such values must not flood the history.
+          const subject = warning.slice(0, warning.indexOf(':'));
+          if (warned.has(subject)) continue;
+          warned.add(subject);
+          await store.appendJobEvent({ jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system', message: `Warning: ${warning} (later ones in this column are not repeated here)`, details: { code: 'VALUE_CHANGED' } });
+        }
+        batchTransactions = 0;
+        batchChanges = 0;
+        perTable = new Map();
+        lastCommit = null;
+        await parked.committed();
+        await markHealthy();
+      };
+      const advanceIdle = async (position: string) => {
+        await applier.commit(position);
+        current.acknowledge(position);
+        applied = position;
+        stats.appliedPosition = position;
+        lastHeartbeatWrite = Date.now();
+        await markHealthy();
+      };
+      // Parked tables are retried only between batches, in turn with the stream, so that order holds.
+      const idle = () => !inTransaction && lastCommit === null;
+      const drainIfIdle = async () => {
+        if (idle() && parked.size > 0) await parked.drainDue(applier, applied);
+      };
+
+      try {
+        const events = current.events()[Symbol.asyncIterator]();
+        // A chunk may still be awaited when the loop leaves (a parked table, an abort): its failure is not unhandled.
+        const pull = () => {
+          const promise = events.next();
+          promise.catch(() => undefined);
+          return promise;
+        };
+        let next = pull();
+        for (;;) {
+          // Mid-transaction nothing can be drained: only the stream can move on.
+          const wait = idle() ? parked.msUntilDue() : null;
+          const result = wait === null ? await next : await raceTimer(next, wait);
+          signal.throwIfAborted();
+          if (result === TICK) {
+            await drainIfIdle();
+            if (caughtUp()) return;
+            continue;
+          }
+          if (result.done === true) break;
+          next = pull();
+          for (const event of result.value) {
+            switch (event.kind) {
+              case 'begin':
+                inTransaction = true;
+                commitPosition = event.commitPosition;
+                if (batchTransactions === 0 && pending.length === 0) batchStarted = Date.now();
+                stats.oldestPendingCommitMs ??= Date.parse(event.commitTime);
+                break;
+              case 'change': {
+                const change = filterChange(event.change, (table) => wanted(table, commitPosition));
+                if (change === null) break;
+                const applying = parked.route(mapRowChange(change, mapping));
+                if (applying !== null) pending.push(applying);
+                batchChanges++;
+                const name = change.op === 'truncate' ? 'truncate' : qualifiedName(change.table);
+                perTable.set(name, (perTable.get(name) ?? 0) + 1);
+                if (pending.length >= APPLY_CHUNK || parked.heldCount >= APPLY_CHUNK) await applyPending();
+                break;
+              }
+              case 'commit':
+                inTransaction = false;
+                batchTransactions++;
+                lastCommit = event.position;
+                lastCommitTime = event.commitTime;
+                if (batchChanges >= MAX_BATCH_CHANGES || Date.now() - batchStarted >= MAX_BATCH_MS) await flush();
+                break;
+              case 'heartbeat':
+                if (inTransaction) break;
+                if (lastCommit !== null) await flush();
+                if (compare(event.position, applied) <= 0) break;
+                if (untilPosition !== null || Date.now() - lastHeartbeatWrite >= HEARTBEAT_WRITE_MS) {
+                  await advanceIdle(event.position);
+                } else {
+                  // Every transaction before the heartbeat is committed on the destination, so the
+                  // source may free WAL up to it (and a shutting-down source stops waiting for us).
+                  // A restart from the older position stored on the destination finds nothing in between.
+                  current.acknowledge(event.position);
+                }
+                break;
+              case 'marker':
+                if (inTransaction) break;
+                if (lastCommit !== null) await flush();
+                if (untilPosition !== null && compare(event.position, untilPosition) >= 0) {
+                  await advanceIdle(event.position);
+                }
+                break;
+              case 'relation':
+                await reportSchemaChange(deps, job.id, event.table, event.columns.map((c) => c.name), knownColumns, log);
+                break;
+            }
+          }
+          // Do not sit on committed work when the stream pauses.
+          if (!inTransaction && lastCommit !== null) await flush();
+          await drainIfIdle();
+          if (caughtUp()) return;
+        }
+      } catch (error) {
+        if (!(error instanceof TableRefused) || signal.aborted) throw error;
+        // The batch is abandoned; the table is parked at the last committed position and the stream replays from there.
+        await applier.rollback();
+        stats.oldestPendingCommitMs = null;
+        await current.close().catch(() => undefined);
+        await parked.park(applier, error, applied);
+        continue;
       }
-      // Do not sit on committed work when the stream pauses.
-      if (!inTransaction && lastCommit !== null) await flush();
-      if (untilPosition !== null && compare(applied, untilPosition) >= 0) return;
+      signal.throwIfAborted();
+      throw new FerryError('CONNECTION_LOST', 'The source ended the change stream; Ferry reconnects and continues from the last applied position.', { retryable: true });
     }
-    signal.throwIfAborted();
-    throw new FerryError('CONNECTION_LOST', 'The source ended the change stream; Ferry reconnects and continues from the last applied position.', { retryable: true });
   } catch (error) {
     if (signal.aborted) throw signal.reason;
     throw error;
@@ -249,13 +331,26 @@ export async function runIncrementalLoad(
   }
 }
 
-/** The change without the tables whose copy already contains it, or null when nothing is left. */
-function filterChange(change: RowChange, wanted: (table: QualifiedName) => boolean): RowChange | null {
-  if (change.op === 'truncate') {
-    const tables = change.tables.filter(wanted);
-    return tables.length === 0 ? null : { ...change, tables };
+/** The next chunk of the stream, or TICK when `ms` pass first (the pending chunk stays for the next call). */
+async function raceTimer<T>(next: Promise<T>, ms: number): Promise<T | typeof TICK> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([next, new Promise<typeof TICK>((resolve) => { timer = setTimeout(() => resolve(TICK), ms); })]);
+  } finally {
+    clearTimeout(timer);
   }
-  return wanted(change.table) ? change : null;
+}
+
+/** Opens the stream again, waiting briefly while the source still holds the previous reader (a busy slot). */
+async function reopen(open: () => Promise<ChangeReader>, signal: AbortSignal): Promise<ChangeReader> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open();
+    } catch (error) {
+      if (attempt >= REOPEN_ATTEMPTS || !(error instanceof FerryError) || !error.retryable) throw error;
+      await sleep(REOPEN_WAIT_MS, signal);
+    }
+  }
 }
 
 /**
@@ -279,10 +374,19 @@ async function recordSourceServer(deps: IncrementalLoadDeps, jobId: string, orig
   if (recorded !== origin.server) await deps.store.putCheckpoint(jobId, SOURCE_SERVER_CHECKPOINT, origin.server);
 }
 
+/** The change without the tables whose copy already contains it, or null when nothing is left. */
+function filterChange(change: RowChange, wanted: (table: QualifiedName) => boolean): RowChange | null {
+  if (change.op === 'truncate') {
+    const tables = change.tables.filter(wanted);
+    return tables.length === 0 ? null : { ...change, tables };
+  }
+  return wanted(change.table) ? change : null;
+}
+
 /**
  * DDL on the source shows as a table described with other columns. A column the destination
- * lacks makes the applier refuse (Running with errors, saying what to do); anything else is
- * recorded in the history so that it is never silent.
+ * lacks makes the applier refuse the table's changes (the table is parked: Running with errors,
+ * saying what to do); anything else is recorded in the history so that it is never silent.
  */
 async function reportSchemaChange(
   deps: IncrementalLoadDeps,
@@ -302,7 +406,7 @@ async function reportSchemaChange(
     added.length > 0 ? `columns added (${added.join(', ')})` : '',
     dropped.length > 0 ? `columns dropped (${dropped.join(', ')})` : '',
     added.length === 0 && dropped.length === 0 ? 'columns reordered or retyped' : '',
-  ].filter(Boolean).join(', ')}. Apply the same change on the destination table; until then rows that carry new columns cannot be applied and the job shows Running with errors.`;
+  ].filter(Boolean).join(', ')}. Apply the same change on the destination table; until then, once a row carries a new column, the table is parked (its changes wait on the destination, the other tables go on) and the job shows Running with errors.`;
   log.warn({ table: name, added, dropped }, 'source schema changed');
   await deps.store.appendJobEvent({ jobId, time: deps.clock.now(), kind: 'info', actor: 'system', message, details: { code: 'SCHEMA_CHANGED', table: name, added, dropped } });
 }

@@ -10,9 +10,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { ConnectionParams } from '../core/connection-profile.js';
-import { ERROR_CODES, FerryError, type ErrorCode } from '../core/errors.js';
+import { ERROR_CODES, FerryError, toJobError, type ErrorCode } from '../core/errors.js';
 import type { JobEvent } from '../core/lifecycle.js';
-import type { MigrationJob } from '../core/migration-job.js';
+import type { JobObject, MigrationJob } from '../core/migration-job.js';
 import type { QualifiedName } from '../core/schema.js';
 import type { CreatedObject, Engine, ReplicationSpec, SchemaScript, VerifyCheck } from '../engines/engine.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
@@ -49,6 +49,8 @@ class Interrupted extends Error {
 const WAITS_FOR_USER_FIX = new Set<string>(['SCHEMA_CHANGED']);
 
 const PROMOTE_CAUGHT_UP_CHECKPOINT = 'promoteCaughtUp';
+/** Set by Promote with force: parked tables do not hold the promote; they end not migrated. */
+export const PROMOTE_FORCE_CHECKPOINT = 'promoteForce';
 /**
  * Restart of chosen tables (source names): written by the service with the move to
  * Restarting, read by the wipe (which empties only those tables) and by the start that
@@ -291,18 +293,23 @@ export class JobRunner {
     }
   }
 
-  async #incrementalLoad(job: MigrationJob, signal: AbortSignal, untilPosition: string | null): Promise<void> {
+  async #incrementalLoad(job: MigrationJob, signal: AbortSignal, untilPosition: string | null, leaveParked = false): Promise<void> {
     const { source, destination } = this.#engines(job);
     const { sourceParams, destinationParams } = await this.#connections(job);
     await runIncrementalLoad(job, {
       store: this.#deps.store, clock: this.#deps.clock, logger: this.#deps.logger,
-      source, destination, sourceParams, destinationParams, stats: this.stats,
-      onHealthy: async () => {
+      source, destination, sourceParams, destinationParams, stats: this.stats, retryPolicy: this.#deps.retryPolicy,
+      onHealthy: async (parked) => {
+        // The stream flows: the retry budget starts afresh. Parked tables keep the job Running with errors.
         this.#succeeded();
         const current = await this.#deps.store.getJob(job.id);
-        if (current?.status === 'RUNNING_WITH_ERRORS') await this.#event('recovered', { message: 'Changes apply again; the error cleared' });
+        if (parked !== null) {
+          if (current?.status !== 'RUNNING_WITH_ERRORS' || current.error?.message !== parked.message) await this.#event('degraded', { error: parked });
+        } else if (current?.status === 'RUNNING_WITH_ERRORS') {
+          await this.#event('recovered', { message: 'Changes apply again; the error cleared' });
+        }
       },
-    }, signal, untilPosition);
+    }, signal, untilPosition, leaveParked);
   }
 
   /**
@@ -314,9 +321,11 @@ export class JobRunner {
     const { source, destination } = this.#engines(job);
     const { sourceParams, destinationParams } = await this.#connections(job);
     const caughtUp = (await this.#deps.store.getCheckpoint<boolean>(job.id, PROMOTE_CAUGHT_UP_CHECKPOINT)) === true;
+    const forced = (await this.#deps.store.getCheckpoint<boolean>(job.id, PROMOTE_FORCE_CHECKPOINT)) === true;
     if (!caughtUp) {
       const target = await source.emitMarker(sourceParams, `promote ${job.id}`);
-      await this.#incrementalLoad(job, signal, target);
+      // Without force, tables parked meanwhile hold the promote until they rejoin (or the user stops it).
+      await this.#incrementalLoad(job, signal, target, forced);
       await this.#deps.store.putCheckpoint(job.id, PROMOTE_CAUGHT_UP_CHECKPOINT, true);
     }
     signal.throwIfAborted();
@@ -347,9 +356,33 @@ export class JobRunner {
     } finally {
       await applier.close();
     }
-    await this.#markObjects(job.id, 'COMPLETED');
+    const notMigrated = await this.#markPromotedObjects(job.id);
     this.#succeeded();
+    if (notMigrated.length > 0) {
+      await this.#deps.store.appendJobEvent({
+        jobId: job.id, time: this.#deps.clock.now(), kind: 'error', actor: 'system',
+        message: `Promoted with force: ${notMigrated.length === 1 ? 'table' : 'tables'} ${notMigrated.join(', ')} ${notMigrated.length === 1 ? 'was' : 'were'} not migrated (the destination refused their changes; the parked changes were dropped with the job's bookkeeping). Copy ${notMigrated.length === 1 ? 'it' : 'them'} again with a new job once the destination accepts the data.`,
+        details: { code: 'NOT_MIGRATED', tables: notMigrated },
+      });
+    }
     await this.#event('promoted', { message: 'Promoted: every change is applied, sequences are set, the source\'s replication objects are removed; the destination stands alone' });
+  }
+
+  /**
+   * After promote: every table COMPLETED except those still parked (Promote with force), which
+   * stay in state ERROR saying they were not migrated. Resolves with their names.
+   */
+  async #markPromotedObjects(jobId: string): Promise<string[]> {
+    const now = this.#deps.clock.now();
+    const objects = await this.#deps.store.listJobObjects(jobId);
+    const notMigrated = objects.filter((o) => o.state === 'ERROR');
+    await this.#deps.store.upsertJobObjects(objects.map((o): JobObject => {
+      if (o.state !== 'ERROR') return { ...o, state: 'COMPLETED', updateTime: now };
+      const cause = o.error?.message ?? 'the destination refused its changes';
+      const error = new FerryError(o.error?.code ?? 'FAILED_PRECONDITION', `Not migrated: promoted with force while the table was parked; ${o.parkedChanges ?? 0} changes were not applied. Cause: ${cause}`);
+      return { ...o, error: toJobError(error, now), updateTime: now };
+    }));
+    return notMigrated.map((o) => o.name);
   }
 
   async #markObjects(jobId: string, state: 'COMPLETED' | 'REPLICATING'): Promise<void> {

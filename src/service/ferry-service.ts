@@ -15,6 +15,7 @@ import type {
   JobView,
   ListQuery,
   ProfileView,
+  PromoteInput,
   UpdateJobInput,
   UpdateProfileInput,
   SchemaObjectReportView,
@@ -39,6 +40,8 @@ export interface JobActionOptions {
    * INVALID_ARGUMENT listing the job's tables.
    */
   objects?: string[];
+  /** promote only: promote while tables are parked; they are reported as not migrated. */
+  force?: boolean;
 }
 
 export interface FerryService {
@@ -62,6 +65,7 @@ export interface FerryService {
    * the status and the allowed actions. Resolves once the action is recorded; the worker
    * carries it out.
    */
+  /** `options.objects` (restart only): those tables instead of the whole job. `options.force` (promote only): promote while tables are parked, leaving them not migrated. */
   applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options?: JobActionOptions): Promise<JobView>;
   /** Stops the job if it runs, removes source-side replication objects, keeps destination data. */
   deleteJob(id: string, actor: Actor): Promise<void>;

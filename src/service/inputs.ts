@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { CONNECTIVITY_METHODS, ENGINE_KINDS, TLS_MODES } from '../core/connection-profile.js';
 import { JOB_ACTIONS, JOB_PHASES, JOB_STATUSES } from '../core/lifecycle.js';
-import { JOB_EVENT_KINDS, JOB_LIST_ORDERS, JOB_OBJECT_STATES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
+import { DEFAULT_MAX_PARKED_CHANGES, JOB_EVENT_KINDS, JOB_LIST_ORDERS, JOB_OBJECT_STATES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
 import { ERROR_CODES } from '../core/errors.js';
 
 /** A name people read: not empty and not only white space. */
@@ -113,6 +113,13 @@ export const CreateJobInput = z.strictObject({
     .max(300)
     .regex(/^(keep|invoker|[^@\s]+@[^@\s]+)$/, 'definerPolicy is keep, invoker, or an account as user@host (e.g. app@%)')
     .default('keep'),
+  maxParkedChanges: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000_000)
+    .optional()
+    .describe(`Continuous jobs: how many changes may wait for tables the destination refuses (parked tables, Running with errors) before the job is Failed; a warning is recorded at 80 %. Default ${DEFAULT_MAX_PARKED_CHANGES}.`),
   labels: labels.default({}),
 });
 export type CreateJobInput = z.input<typeof CreateJobInput>;
@@ -123,6 +130,8 @@ export const UpdateJobInput = z.strictObject({
   /** Only while Not started. */
   selection: ObjectSelectionInput.optional(),
   dumpParallelism: z.number().int().min(1).max(64).optional(),
+  /** Takes effect when the incremental load next starts (Stop and Resume, or the next retry). */
+  maxParkedChanges: z.number().int().min(1).max(1_000_000_000).optional().describe('See the create input; takes effect when the incremental load next (re)starts.'),
 });
 export type UpdateJobInput = z.input<typeof UpdateJobInput>;
 
@@ -261,6 +270,8 @@ export const JobView = z.object({
   /** The explicit pairs: source schema or database → destination name ({} keeps every name; verify shows what applies). */
   schemaMapping: z.record(z.string(), z.string()),
   definerPolicy: z.string(),
+  /** The limit of parked changes (the default when the job sets none). */
+  maxParkedChanges: z.number(),
   labels: z.record(z.string(), z.string()),
   createTime: z.string(),
   updateTime: z.string(),
@@ -277,6 +288,15 @@ export const JobView = z.object({
 });
 export type JobView = z.infer<typeof JobView>;
 
+/** The body of :promote. */
+export const PromoteInput = z.strictObject({
+  force: z
+    .boolean()
+    .default(false)
+    .describe('Promote even while tables are parked (the destination refuses their changes): the other tables are promoted and the parked ones are reported as not migrated. Without it Promote is refused while a table is parked.'),
+});
+export type PromoteInput = z.input<typeof PromoteInput>;
+
 export const JobObjectView = z.object({
   /** "schema.table" on the source. */
   name: z.string(),
@@ -288,6 +308,10 @@ export const JobObjectView = z.object({
   estimatedRows: z.number(),
   estimatedBytes: z.number(),
   error: errorView.nullable(),
+  /** State ERROR: changes of the table waiting (parked) on the destination. */
+  parkedChanges: z.number().describe('State ERROR: changes of the table waiting (parked) on the destination; 0 otherwise'),
+  /** State ERROR: when applying its parked changes was last tried. */
+  lastRetryTime: z.string().nullable().describe('State ERROR: when applying its parked changes was last tried'),
   updateTime: z.string(),
 });
 export type JobObjectView = z.infer<typeof JobObjectView>;

@@ -13,7 +13,7 @@ import {
   substatusOf,
   type JobAction,
 } from '../core/lifecycle.js';
-import { runningMillisAt, withStatus, type JobObject, type MigrationJob } from '../core/migration-job.js';
+import { DEFAULT_MAX_PARKED_CHANGES, runningMillisAt, withStatus, type JobObject, type MigrationJob } from '../core/migration-job.js';
 import { validateSelection } from '../core/object-selection.js';
 import { resolveSchemaMapping, mapDatabaseSchema, validateSchemaMapping } from '../core/schema-mapping.js';
 import { pairChecks } from '../core/job-checks.js';
@@ -31,6 +31,7 @@ import {
   CreateProfileInput,
   JobListQuery,
   ListQuery,
+  PromoteInput,
   RestartJobInput,
   UpdateJobInput,
   UpdateProfileInput,
@@ -46,7 +47,7 @@ import type { SecretBox } from './secret-box.js';
 import { openSecret } from './secret-keys.js';
 import type { ReplicationSnapshot } from '../pipeline/replication-stats.js';
 import { REPLICATION_CHECKPOINT, type ReplicationCheckpoint } from '../pipeline/incremental-load.js';
-import { RESTART_OBJECTS_CHECKPOINT } from '../pipeline/job-runner.js';
+import { PROMOTE_FORCE_CHECKPOINT, RESTART_OBJECTS_CHECKPOINT } from '../pipeline/job-runner.js';
 import { parseInput } from './parse-input.js';
 
 /** The part of the job supervisor the service drives. */
@@ -295,6 +296,7 @@ export class MigrationService implements FerryService {
       ...(input.zeroDatePolicy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
       ...(Object.keys(input.schemaMapping).length > 0 ? { schemaMapping: input.schemaMapping } : {}),
       ...(input.definerPolicy !== 'keep' ? { definerPolicy: input.definerPolicy } : {}),
+      ...(input.maxParkedChanges === undefined ? {} : { maxParkedChanges: input.maxParkedChanges }),
       labels: input.labels,
       status: 'NOT_STARTED',
       phase: null,
@@ -363,6 +365,7 @@ export class MigrationService implements FerryService {
       labels: input.labels ?? job.labels,
       selection: input.selection ?? job.selection,
       dumpParallelism: input.dumpParallelism ?? job.dumpParallelism,
+      ...(input.maxParkedChanges === undefined ? {} : { maxParkedChanges: input.maxParkedChanges }),
       updateTime: this.#deps.clock.now(),
     };
     if (!(await this.#deps.store.updateJob(updated, job.status))) {
@@ -372,11 +375,21 @@ export class MigrationService implements FerryService {
     return this.#toJobView(updated);
   }
 
+  /**
+   * Start, stop, resume, restart or promote. Restart takes `objects` (those tables only, in
+   * Full dump). Promote is refused while tables are parked (the destination refuses their
+   * changes) unless `force`, which promotes the other tables and leaves the parked ones not migrated.
+   */
   async applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options: JobActionOptions = {}): Promise<JobView> {
     const job = await this.#job(id);
     const target = this.#allowed(job, action);
     if (action === 'start') requireSupported(job.sourceEngine, job.destinationEngine, job.type);
+    if (options.force !== undefined && action !== 'promote') {
+      throw new FerryError('INVALID_ARGUMENT', `Only promote takes force; ${action} does not.`, { details: { action } });
+    }
+    const force = parseInput(PromoteInput, { force: options.force ?? false }).force ?? false;
     const objects = await this.#restartObjects(job, action, options);
+    if (action === 'promote') await this.#requireNothingParked(job, force);
     const now = this.#deps.clock.now();
     let updated: MigrationJob;
     if (action === 'promote' && target === job.status) {
@@ -396,9 +409,9 @@ export class MigrationService implements FerryService {
     await this.#deps.store.appendJobEvent({
       jobId: id, time: now, kind: 'action', actor, action, status: updated.status, phase: updated.phase,
       message: objects === null
-        ? `${capitalize(action)} requested by ${actor}`
+        ? `${capitalize(action)}${force ? ' with force' : ''} requested by ${actor}`
         : `Restart of ${objects.length === 1 ? 'table' : 'tables'} ${objects.join(', ')} requested by ${actor}`,
-      ...(objects === null ? {} : { details: { objects } }),
+      ...(objects === null ? (force ? { details: { force: true } } : {}) : { details: { objects } }),
     });
     this.#deps.workers.wake(id);
     return this.#toJobView(updated);
@@ -435,6 +448,23 @@ export class MigrationService implements FerryService {
       );
     }
     return requested;
+  }
+
+  async #requireNothingParked(job: MigrationJob, force: boolean): Promise<void> {
+    const parked = (await this.#deps.store.listJobObjects(job.id)).filter((o) => o.state === 'ERROR');
+    if (force) {
+      // Recorded before the promote is: the runner reads it when the promote begins.
+      await this.#deps.store.putCheckpoint(job.id, PROMOTE_FORCE_CHECKPOINT, true);
+      return;
+    }
+    await this.#deps.store.putCheckpoint(job.id, PROMOTE_FORCE_CHECKPOINT, false);
+    if (parked.length === 0) return;
+    const list = parked.map((o) => `${o.name} (${o.parkedChanges ?? 0} changes waiting${o.error === null ? '' : `: ${o.error.message}`})`).join('; ');
+    throw new FerryError(
+      'FAILED_PRECONDITION',
+      `Promote refused: ${parked.length === 1 ? 'table' : `${parked.length} tables`} ${parked.map((o) => o.name).join(', ')} ${parked.length === 1 ? 'is' : 'are'} parked (the destination refuses their changes, which wait on the destination): ${list}. Fix the destination so that they apply (Ferry retries by itself and the tables rejoin the stream), then promote; or promote with force (ferry jobs promote ${job.id} --force; API body {"force": true}) to promote the other tables and leave these not migrated.`,
+      { details: { parkedTables: parked.map((o) => ({ table: o.name, parkedChanges: o.parkedChanges ?? 0 })) } },
+    );
   }
 
   async deleteJob(id: string, actor: Actor): Promise<void> {
@@ -682,6 +712,7 @@ export class MigrationService implements FerryService {
       zeroDatePolicy: job.zeroDatePolicy ?? 'null',
       schemaMapping: job.schemaMapping ?? {},
       definerPolicy: job.definerPolicy ?? 'keep',
+      maxParkedChanges: job.maxParkedChanges ?? DEFAULT_MAX_PARKED_CHANGES,
       labels: job.labels,
       createTime: job.createTime,
       updateTime: job.updateTime,
@@ -734,7 +765,8 @@ function summarizeProgress(totals: JobObjectTotals[]): JobView['progress'] {
 function toObjectView(o: JobObject): JobObjectView {
   return {
     name: o.name, destination: o.destinationName ?? o.name, state: o.state, rowsCopied: o.rowsCopied, bytesCopied: o.bytesCopied,
-    estimatedRows: o.estimatedRows, estimatedBytes: o.estimatedBytes, error: o.error, updateTime: o.updateTime,
+    estimatedRows: o.estimatedRows, estimatedBytes: o.estimatedBytes, error: o.error,
+    parkedChanges: o.parkedChanges ?? 0, lastRetryTime: o.lastRetryTime ?? null, updateTime: o.updateTime,
   };
 }
 

@@ -67,6 +67,7 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     zeroDatePolicy: 'null',
     schemaMapping: {},
     definerPolicy: 'keep',
+    maxParkedChanges: 1_000_000,
     labels: {},
     createTime: TIME,
     updateTime: TIME,
@@ -241,7 +242,7 @@ class InMemoryFerryService implements FerryService {
     this.record('listJobObjects', id);
     this.job(id);
     return [
-      { name: 'public.orders', destination: 'public.orders', state: 'DUMPING', rowsCopied: 10, bytesCopied: 1000, estimatedRows: 100, estimatedBytes: 10000, error: null, updateTime: TIME },
+      { name: 'public.orders', destination: 'public.orders', state: 'DUMPING', rowsCopied: 10, bytesCopied: 1000, estimatedRows: 100, estimatedBytes: 10000, error: null, parkedChanges: 0, lastRetryTime: null, updateTime: TIME },
     ];
   }
   async listJobSchemaObjects(id: string): ReturnType<FerryService['listJobSchemaObjects']> {

@@ -20,16 +20,18 @@
  * (docs/type-mapping.md) and converted for the destination column.
  *
  * The job's source position lives in `_ferry.replication_position` (InnoDB) on the
- * destination and is written in the same transaction as the changes it covers. DDL commits
- * in MySQL, so the position table is created when the applier opens, never inside a batch.
+ * destination and is written in the same transaction as the changes it covers; so do the tables
+ * the pipeline parked (`_ferry.parked_tables`) and their waiting changes (`_ferry.parked_changes`).
+ * DDL commits in MySQL, so these tables are created when the applier opens, never inside a batch.
  */
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import { isMysqlSpatialType } from '../../core/spatial.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import { canonicalToMysqlValue } from '../../core/type-mapping.js';
+import { aboutTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
-import type { ChangeApplier, ColumnValue, RowChange } from '../engine.js';
+import type { ChangeApplier, ColumnValue, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
 import { loadSql } from './load-sql.js';
 import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
@@ -51,6 +53,14 @@ const CREATE_POSITION_DATABASE_SQL = `CREATE DATABASE IF NOT EXISTS ${quoteIdent
 const CREATE_POSITION_TABLE_SQL =
   `CREATE TABLE IF NOT EXISTS ${POSITION_QUALIFIED} (job_id varchar(200) NOT NULL PRIMARY KEY, ` +
   'position varchar(512) NOT NULL, updated_at datetime(6) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4';
+const PARKED_TABLES = `${quoteIdent(POSITION_DATABASE)}.parked_tables`;
+const PARKED_CHANGES = `${quoteIdent(POSITION_DATABASE)}.parked_changes`;
+const PARKED_KEY = 'job_id varchar(200) NOT NULL, table_schema varchar(64) NOT NULL, table_name varchar(64) NOT NULL';
+const CREATE_PARKED_TABLES_SQL = [
+  `CREATE TABLE IF NOT EXISTS ${PARKED_TABLES} (${PARKED_KEY}, note longtext NOT NULL, PRIMARY KEY (job_id, table_schema, table_name)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+  `CREATE TABLE IF NOT EXISTS ${PARKED_CHANGES} (${PARKED_KEY}, seq bigint NOT NULL, payload longtext NOT NULL, PRIMARY KEY (job_id, table_schema, table_name, seq)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+];
+const PARKED_WHERE = 'job_id = ? AND table_schema = ? AND table_name = ?';
 
 /**
  * Session settings of the applier. The sql_mode is set whole: strict (a value that does not
@@ -286,15 +296,73 @@ export class MysqlChangeApplier implements ChangeApplier {
   }
 
   async apply(changes: RowChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    await this.inBatch('apply changes', () => this.applyInOrder(changes));
+  }
+
+  async readParkedTables(): Promise<ParkedTableRecord[]> {
+    return this.run(async () => {
+      const [rows] = await this.connection.query(
+        `SELECT t.table_schema, t.table_name, t.note, COUNT(c.seq) AS count, COALESCE(MAX(c.seq), 0) AS last_seq FROM ${PARKED_TABLES} t ` +
+          `LEFT JOIN ${PARKED_CHANGES} c ON c.job_id = t.job_id AND c.table_schema = t.table_schema AND c.table_name = t.table_name ` +
+          'WHERE t.job_id = ? GROUP BY t.table_schema, t.table_name, t.note ORDER BY t.table_schema, t.table_name',
+        [this.jobId],
+      );
+      return (rows as Array<Record<string, unknown>>).map((row) => ({
+        table: { schema: mysqlText(row.table_schema) ?? '', name: mysqlText(row.table_name) ?? '' },
+        note: mysqlText(row.note) ?? '',
+        count: Number(row.count),
+        lastSeq: Number(row.last_seq),
+      }));
+    });
+  }
+
+  async setParkedTable(table: QualifiedName, note: string | null): Promise<void> {
+    await this.inBatch('record a parked table', async () => {
+      if (note === null) await this.connection.query(`DELETE FROM ${PARKED_TABLES} WHERE ${PARKED_WHERE}`, [this.jobId, table.schema, table.name]);
+      else await this.connection.query(`REPLACE INTO ${PARKED_TABLES} (job_id, table_schema, table_name, note) VALUES (?, ?, ?, ?)`, [this.jobId, table.schema, table.name, note]);
+    });
+  }
+
+  async parkChanges(table: QualifiedName, changes: ParkedChangeRecord[]): Promise<void> {
+    if (changes.length === 0) return;
+    await this.inBatch('park changes', async () => {
+      for (let start = 0; start < changes.length; start += MAX_STATEMENT_ROWS) {
+        const part = changes.slice(start, start + MAX_STATEMENT_ROWS);
+        await this.connection.query(
+          `INSERT INTO ${PARKED_CHANGES} (job_id, table_schema, table_name, seq, payload) VALUES ${part.map(() => '(?, ?, ?, ?, ?)').join(', ')}`,
+          part.flatMap((c) => [this.jobId, table.schema, table.name, c.seq, c.payload]),
+        );
+      }
+    });
+  }
+
+  async readParkedChanges(table: QualifiedName, limit: number): Promise<ParkedChangeRecord[]> {
+    return this.run(async () => {
+      this.refuseAfterFailure('read parked changes');
+      const [rows] = await this.connection.query(`SELECT seq, payload FROM ${PARKED_CHANGES} WHERE ${PARKED_WHERE} ORDER BY seq LIMIT ${Math.max(0, Math.floor(limit))}`, [
+        this.jobId, table.schema, table.name,
+      ]);
+      return (rows as Array<Record<string, unknown>>).map((row) => ({ seq: Number(row.seq), payload: mysqlText(row.payload) ?? '' }));
+    });
+  }
+
+  async deleteParkedChanges(table: QualifiedName, throughSeq: number): Promise<void> {
+    await this.inBatch('delete parked changes', async () => {
+      await this.connection.query(`DELETE FROM ${PARKED_CHANGES} WHERE ${PARKED_WHERE} AND seq <= ?`, [this.jobId, table.schema, table.name, throughSeq]);
+    });
+  }
+
+  /** Runs statements inside the open transaction (opening one); a failure abandons the batch. */
+  private async inBatch(what: string, statements: () => Promise<void>): Promise<void> {
     await this.run(async () => {
-      this.refuseAfterFailure('apply changes');
-      if (changes.length === 0) return;
+      this.refuseAfterFailure(what);
       if (!this.inTransaction) {
         await this.connection.query('START TRANSACTION');
         this.inTransaction = true;
       }
       try {
-        await this.applyInOrder(changes);
+        await statements();
       } catch (error) {
         const classified = classifyMysqlError(error, this.context);
         await this.abandonTransaction();
@@ -356,14 +424,19 @@ export class MysqlChangeApplier implements ChangeApplier {
         POSITION_TABLE,
       ]);
       if ((present as unknown[]).length > 0) {
+        const [parked] = await this.connection.query('SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?, ?)', [
+          POSITION_DATABASE, 'parked_tables', 'parked_changes',
+        ]);
+        const parkedTables = (parked as Array<Record<string, unknown>>).map((r) => `${quoteIdent(POSITION_DATABASE)}.${quoteIdent(mysqlText(r.TABLE_NAME ?? r.table_name) ?? '')}`);
         // The write lock keeps other jobs from writing a position between the count and the drop.
-        await this.connection.query(`LOCK TABLES ${POSITION_QUALIFIED} WRITE`);
+        await this.connection.query(`LOCK TABLES ${[POSITION_QUALIFIED, ...parkedTables].map((t) => `${t} WRITE`).join(', ')}`);
         try {
           await this.connection.query(`DELETE FROM ${POSITION_QUALIFIED} WHERE job_id = ?`, [this.jobId]);
+          for (const table of parkedTables) await this.connection.query(`DELETE FROM ${table} WHERE job_id = ?`, [this.jobId]);
           const [count] = await this.connection.query(`SELECT COUNT(*) AS n FROM ${POSITION_QUALIFIED}`);
           const left = Number((count as Array<Record<string, unknown>>)[0]?.n ?? 0);
           // The destination stands alone once no job replicates into it.
-          if (left === 0) await this.connection.query(`DROP TABLE ${POSITION_QUALIFIED}`);
+          if (left === 0) await this.connection.query(`DROP TABLE ${[POSITION_QUALIFIED, ...parkedTables].join(', ')}`);
         } finally {
           await this.connection.query('UNLOCK TABLES');
         }
@@ -431,6 +504,7 @@ export class MysqlChangeApplier implements ChangeApplier {
     try {
       await this.connection.query(CREATE_POSITION_DATABASE_SQL);
       await this.connection.query(CREATE_POSITION_TABLE_SQL);
+      for (const statement of CREATE_PARKED_TABLES_SQL) await this.connection.query(statement);
       this.positionTableReady = true;
     } catch (error) {
       throw classifyMysqlError(error, { ...this.context, operation: 'ddl' });
@@ -490,8 +564,10 @@ export class MysqlChangeApplier implements ChangeApplier {
   private async applyInOrder(changes: RowChange[]): Promise<void> {
     let batch: PlannedRow[] = [];
     let bytes = 0;
+    const classify = (error: unknown) => classifyMysqlError(error, this.context);
     const flush = async () => {
-      if (batch.length > 0) await this.execute(batch);
+      const rows = batch;
+      if (rows.length > 0) await aboutTable((rows[0] as PlannedRow).layout.table.name, classify, () => this.execute(rows));
       batch = [];
       bytes = 0;
     };
@@ -501,7 +577,7 @@ export class MysqlChangeApplier implements ChangeApplier {
         await this.truncate(change);
         continue;
       }
-      const planned = await this.plan(change);
+      const planned = await aboutTable(change.table, classify, () => this.plan(change));
       const first = batch[0];
       if (
         first !== undefined &&
@@ -521,10 +597,12 @@ export class MysqlChangeApplier implements ChangeApplier {
 
   private async truncate(change: Extract<RowChange, { op: 'truncate' }>): Promise<void> {
     for (const table of change.tables) {
-      const destination = await this.destinationOf(table);
-      // TRUNCATE would commit the batch (DDL); DELETE stays inside it. RESTART IDENTITY has no
-      // transactional equivalent: AUTO_INCREMENT counters are set from the source at promote.
-      await this.connection.query(`DELETE FROM ${destination.quoted}`);
+      await aboutTable(table, (error) => classifyMysqlError(error, this.context), async () => {
+        const destination = await this.destinationOf(table);
+        // TRUNCATE would commit the batch (DDL); DELETE stays inside it. RESTART IDENTITY has no
+        // transactional equivalent: AUTO_INCREMENT counters are set from the source at promote.
+        await this.connection.query(`DELETE FROM ${destination.quoted}`);
+      });
     }
   }
 

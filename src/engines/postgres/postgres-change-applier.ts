@@ -15,14 +15,16 @@
  * updates and deletes of one row that matches every old column, one statement per row.
  *
  * The job's source position lives in `_ferry.replication_position` on the destination and is
- * written in the same transaction as the changes it covers.
+ * written in the same transaction as the changes it covers; so do the tables the pipeline parked
+ * (`_ferry.parked_tables`) and their waiting changes (`_ferry.parked_changes`).
  */
 import type pg from 'pg';
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
+import { aboutTable, namingTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
-import type { ChangeApplier, ColumnValue, RowChange } from '../engine.js';
+import type { ChangeApplier, ColumnValue, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
@@ -38,10 +40,17 @@ const MAX_STATEMENT_ROWS = 5_000;
 const MAX_STATEMENT_CHARS = 32 * 1024 * 1024;
 
 const POSITION_QUALIFIED = `${quoteIdent(POSITION_SCHEMA)}.${quoteIdent(POSITION_TABLE)}`;
+const PARKED_TABLES = `${quoteIdent(POSITION_SCHEMA)}.parked_tables`;
+const PARKED_CHANGES = `${quoteIdent(POSITION_SCHEMA)}.parked_changes`;
 const CREATE_POSITION_TABLE_SQL = [
   `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(POSITION_SCHEMA)}`,
   `CREATE TABLE IF NOT EXISTS ${POSITION_QUALIFIED} (job_id text PRIMARY KEY, position text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
+  `CREATE TABLE IF NOT EXISTS ${PARKED_TABLES} (job_id text NOT NULL, table_schema text NOT NULL, table_name text NOT NULL, note text NOT NULL, PRIMARY KEY (job_id, table_schema, table_name))`,
+  `CREATE TABLE IF NOT EXISTS ${PARKED_CHANGES} (job_id text NOT NULL, table_schema text NOT NULL, table_name text NOT NULL, seq bigint NOT NULL, payload text NOT NULL, PRIMARY KEY (job_id, table_schema, table_name, seq))`,
 ].join('; ');
+const READ_PARKED_TABLES_SQL = `SELECT t.table_schema, t.table_name, t.note, count(c.seq)::int AS count, coalesce(max(c.seq), 0)::text AS last_seq
+FROM ${PARKED_TABLES} t LEFT JOIN ${PARKED_CHANGES} c USING (job_id, table_schema, table_name)
+WHERE t.job_id = $1 GROUP BY t.table_schema, t.table_name, t.note ORDER BY t.table_schema, t.table_name`;
 const WRITE_POSITION_SQL = `INSERT INTO ${POSITION_QUALIFIED} (job_id, position, updated_at) VALUES ($1, $2, now())
 ON CONFLICT (job_id) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at`;
 
@@ -243,15 +252,75 @@ export class PostgresChangeApplier implements ChangeApplier {
   }
 
   async apply(changes: RowChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    await this.inBatch('apply changes', () => this.applyInOrder(changes));
+  }
+
+  async readParkedTables(): Promise<ParkedTableRecord[]> {
+    return this.run(async () => {
+      const result = await this.client.query(READ_PARKED_TABLES_SQL, [this.jobId]);
+      return (result.rows as Array<Record<string, unknown>>).map((row) => ({
+        table: { schema: String(row.table_schema), name: String(row.table_name) },
+        note: String(row.note),
+        count: Number(row.count),
+        lastSeq: Number(row.last_seq),
+      }));
+    });
+  }
+
+  async setParkedTable(table: QualifiedName, note: string | null): Promise<void> {
+    await this.inBatch('record a parked table', async () => {
+      if (note === null) {
+        await this.client.query(`DELETE FROM ${PARKED_TABLES} WHERE job_id = $1 AND table_schema = $2 AND table_name = $3`, [this.jobId, table.schema, table.name]);
+      } else {
+        await this.client.query(
+          `INSERT INTO ${PARKED_TABLES} (job_id, table_schema, table_name, note) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, table_schema, table_name) DO UPDATE SET note = EXCLUDED.note`,
+          [this.jobId, table.schema, table.name, note],
+        );
+      }
+    });
+  }
+
+  async parkChanges(table: QualifiedName, changes: ParkedChangeRecord[]): Promise<void> {
+    if (changes.length === 0) return;
+    await this.inBatch('park changes', async () => {
+      await this.client.query({
+        name: 'ferry_park_changes',
+        text: `INSERT INTO ${PARKED_CHANGES} (job_id, table_schema, table_name, seq, payload) SELECT $1, $2, $3, u.seq, u.payload FROM unnest($4::bigint[], $5::text[]) AS u (seq, payload)`,
+        values: [this.jobId, table.schema, table.name, changes.map((c) => String(c.seq)), changes.map((c) => c.payload)],
+      });
+    });
+  }
+
+  async readParkedChanges(table: QualifiedName, limit: number): Promise<ParkedChangeRecord[]> {
+    return this.run(async () => {
+      this.refuseAfterFailure('read parked changes');
+      const result = await this.client.query(
+        `SELECT seq, payload FROM ${PARKED_CHANGES} WHERE job_id = $1 AND table_schema = $2 AND table_name = $3 ORDER BY seq LIMIT $4`,
+        [this.jobId, table.schema, table.name, limit],
+      );
+      return (result.rows as Array<Record<string, unknown>>).map((row) => ({ seq: Number(row.seq), payload: String(row.payload) }));
+    });
+  }
+
+  async deleteParkedChanges(table: QualifiedName, throughSeq: number): Promise<void> {
+    await this.inBatch('delete parked changes', async () => {
+      await this.client.query(`DELETE FROM ${PARKED_CHANGES} WHERE job_id = $1 AND table_schema = $2 AND table_name = $3 AND seq <= $4`, [
+        this.jobId, table.schema, table.name, String(throughSeq),
+      ]);
+    });
+  }
+
+  /** Runs bookkeeping statements inside the open transaction (opening one); a failure abandons the batch like apply(). */
+  private async inBatch(what: string, statements: () => Promise<void>): Promise<void> {
     await this.run(async () => {
-      this.refuseAfterFailure('apply changes');
-      if (changes.length === 0) return;
+      this.refuseAfterFailure(what);
       if (!this.inTransaction) {
         await this.client.query('BEGIN');
         this.inTransaction = true;
       }
       try {
-        await this.applyInOrder(changes);
+        await statements();
       } catch (error) {
         const classified = classifyPostgresError(error, this.context);
         await this.abandonTransaction();
@@ -318,6 +387,10 @@ export class PostgresChangeApplier implements ChangeApplier {
           // Blocks other jobs' position writes until the schema is gone or kept.
           await this.client.query(`LOCK TABLE ${POSITION_QUALIFIED} IN SHARE ROW EXCLUSIVE MODE`);
           await this.client.query(`DELETE FROM ${POSITION_QUALIFIED} WHERE job_id = $1`, [this.jobId]);
+          for (const parked of [PARKED_TABLES, PARKED_CHANGES]) {
+            const exists = await this.client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [parked]);
+            if (pgBool((exists.rows[0] as { present: unknown }).present)) await this.client.query(`DELETE FROM ${parked} WHERE job_id = $1`, [this.jobId]);
+          }
           const count = await this.client.query(`SELECT count(*)::int AS n FROM ${POSITION_QUALIFIED}`);
           left = Number((count.rows[0] as { n: unknown }).n);
         }
@@ -446,8 +519,10 @@ export class PostgresChangeApplier implements ChangeApplier {
     let rows: PlannedRow[] = [];
     let touched = new Set<string>();
     let chars = 0;
+    const classify = (error: unknown) => classifyPostgresError(error, this.context);
     const flush = async () => {
-      if (shape !== null && rows.length > 0) await this.execute(shape, rows);
+      const current: Shape | null = shape;
+      if (current !== null && rows.length > 0) await aboutTable(current.layout.table.name, classify, () => this.execute(current, rows));
       shape = null;
       rows = [];
       touched = new Set();
@@ -457,10 +532,15 @@ export class PostgresChangeApplier implements ChangeApplier {
     for (const change of changes) {
       if (change.op === 'truncate') {
         await flush();
-        await this.truncate(change);
+        await this.truncate(change).catch((error: unknown) => {
+          // One statement empties every table: the server's error names the one it is about.
+          const classified = classify(error);
+          const named = change.tables.find((t) => t.schema === classified.details.schema && t.name === classified.details.table);
+          throw namingTable(classified, named ?? (change.tables[0] as QualifiedName));
+        });
         continue;
       }
-      const planned = await this.plan(change);
+      const planned = await aboutTable(change.table, classify, () => this.plan(change));
       const keys = rowKeys(planned);
       const size = rowChars(planned.params);
       if (

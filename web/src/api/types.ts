@@ -95,6 +95,8 @@ export interface Job {
   connectivityMethod: ConnectivityMethod;
   selection: { include: string[]; exclude: string[] };
   dumpParallelism: number;
+  /** The limit of parked changes (the default when the job sets none). */
+  maxParkedChanges: number;
   labels: Record<string, string>;
   createTime: string;
   updateTime: string;
@@ -118,8 +120,10 @@ export interface JobObject {
   estimatedRows: number;
   estimatedBytes: number;
   error: JobError | null;
-  parkedChanges?: number;
-  lastRetryTime?: string;
+  /** State ERROR: changes waiting (parked) on the destination; 0 otherwise. */
+  parkedChanges: number;
+  /** State ERROR: when applying its parked changes was last tried. */
+  lastRetryTime: string | null;
   updateTime: string;
 }
 
@@ -203,12 +207,15 @@ export interface CreateJobInput {
   destinationProfileId: string;
   selection?: { include: string[]; exclude: string[] };
   dumpParallelism?: number;
+  /** Continuous jobs: changes that may wait for tables the destination refuses before the job is Failed. */
+  maxParkedChanges?: number;
 }
 
 export interface UpdateJobInput {
   displayName?: string;
   selection?: { include: string[]; exclude: string[] };
   dumpParallelism?: number;
+  maxParkedChanges?: number;
 }
 
 export interface VerifyCheck {

@@ -135,6 +135,8 @@ export function CreateJobPage() {
   const [include, setInclude] = useState('');
   const [exclude, setExclude] = useState('');
   const [parallelism, setParallelism] = useState('4');
+  /** Empty: the server's default. */
+  const [maxParked, setMaxParked] = useState('');
 
   const [job, setJob] = useState<Job | null>(null);
   const [report, setReport] = useState<VerifyReport | null>(null);
@@ -146,14 +148,15 @@ export function CreateJobPage() {
     displayName.trim() !== '',
     sourceId !== '',
     destinationId !== '' && destinationId !== sourceId,
-    Number(parallelism) >= 1 && Number(parallelism) <= 64,
+    Number(parallelism) >= 1 && Number(parallelism) <= 64 && (maxParked.trim() === '' || (Number.isInteger(Number(maxParked)) && Number(maxParked) >= 1)),
     true,
   ];
 
   /** Creates the job (or, once created, updates its selection and parallelism). */
+  const parkedLimit = type === 'continuous' && maxParked.trim() !== '' ? { maxParkedChanges: Number(maxParked) } : {};
   const saveJob = async (): Promise<Job> => {
     if (job) {
-      const updated = await api.updateJob(job.id, { displayName: displayName.trim(), selection, dumpParallelism: Number(parallelism) });
+      const updated = await api.updateJob(job.id, { displayName: displayName.trim(), selection, dumpParallelism: Number(parallelism), ...parkedLimit });
       setJob(updated);
       return updated;
     }
@@ -165,6 +168,7 @@ export function CreateJobPage() {
       destinationProfileId: destinationId,
       selection,
       dumpParallelism: Number(parallelism),
+      ...parkedLimit,
     });
     setJob(fresh);
     return fresh;
@@ -323,6 +327,13 @@ export function CreateJobPage() {
                 <input id="parallelism" type="number" min={1} max={64} required value={parallelism} onChange={(e) => setParallelism(e.target.value)} />
                 <div className="hint">How many tables are copied at a time, each over its own pair of connections.</div>
               </div>
+              {type === 'continuous' && (
+                <div className="field">
+                  <label htmlFor="max-parked">Max parked changes</label>
+                  <input id="max-parked" type="number" min={1} placeholder="1000000" value={maxParked} onChange={(e) => setMaxParked(e.target.value)} />
+                  <div className="hint">Changes that may wait for tables the destination refuses (Running with errors) before the job is Failed; a warning at 80 %. Empty: 1,000,000.</div>
+                </div>
+              )}
             </div>
             <ErrorAlert error={error} title="The job could not be saved" />
             <div className="button-row">

@@ -241,7 +241,14 @@ function ObjectsTable({ objects }: { objects: JobObject[] }) {
               </div>
             </td>
             <td className="nowrap">{formatBytes(object.bytesCopied)}</td>
-            <td>{object.error ? `${object.error.code}: ${object.error.message}` : '—'}</td>
+            <td>
+              {object.error ? `${object.error.code}: ${object.error.message}` : '—'}
+              {object.state === 'ERROR' ? (
+                <div className="small muted" data-testid="parked-changes">
+                  {formatCount(object.parkedChanges ?? 0)} changes parked · last retry {formatTime(object.lastRetryTime ?? null)} · Ferry retries by itself
+                </div>
+              ) : null}
+            </td>
           </tr>
         ))}
       </tbody>
