@@ -198,7 +198,8 @@ function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
     return defineRoute({
       ...actionRouteBase(action),
       body: PromoteRequest,
-      handler: (service, { params, actor, body }) => service.applyJobAction(params.id, action, actor, { force: (body as PromoteInput | undefined)?.force ?? false }),
+      handler: (service, { params, actor, body }) =>
+        (body as PromoteInput | undefined)?.force === true ? service.applyJobAction(params.id, action, actor, { force: true }) : service.applyJobAction(params.id, action, actor),
     });
   }
   return defineRoute({
