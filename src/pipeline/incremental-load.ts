@@ -96,7 +96,7 @@ export async function runIncrementalLoad(
     stats.appliedPosition = applied;
     if (untilPosition !== null && compare(applied, untilPosition) >= 0) return;
     signal.throwIfAborted();
-    reader = await source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', tables: schema.tables });
+    reader = await source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse', tables: schema.tables });
     signal.addEventListener('abort', onAbort, { once: true });
     lagTimer = setInterval(() => {
       source.currentPosition(deps.sourceParams).then((current) => {
@@ -136,7 +136,7 @@ export async function runIncrementalLoad(
       stats.recordBatch(position, batchChanges, batchTransactions, lastCommitTime, perTable);
       for (const warning of (reader as ChangeReader).takeWarnings?.() ?? []) {
         // Once per column and run: a stream of such values must not flood the history.
-        const subject = warning.slice(0, warning.indexOf(':'));
+        const subject = warning.replace(/\d+/g, 'n');
         if (warned.has(subject)) continue;
         warned.add(subject);
         await store.appendJobEvent({ jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system', message: `Warning: ${warning} (later ones in this column are not repeated here)`, details: { code: 'VALUE_CHANGED' } });
