@@ -214,6 +214,18 @@ export interface PostDataOptions {
   triggers?: boolean;
 }
 
+/**
+ * What verifySource knows of the job: the destination's engine and the value policies (a
+ * MySQL source bound for another engine samples its data and warns, check VALUE_POLICIES,
+ * about values those policies will change or refuse).
+ */
+export interface SourceVerifyOptions {
+  destinationEngine?: EngineKind;
+  zeroDatePolicy?: 'null' | 'refuse';
+  enumErrorValuePolicy?: 'label' | 'null';
+  nulCharacterPolicy?: 'refuse' | 'strip';
+}
+
 /** How a job creates schema objects on the destination (openSchemaWriter, verifyDestination). */
 export interface SchemaObjectOptions {
   /**
@@ -366,7 +378,7 @@ export interface Engine {
     params: ConnectionParams,
     selection: ObjectSelection,
     jobType: JobType,
-    options?: { destinationEngine?: EngineKind },
+    options?: SourceVerifyOptions,
   ): Promise<VerifyCheck[]>;
   /**
    * Checks this server as the destination of `schema` (and of its `objects` under `options`:

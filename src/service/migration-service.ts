@@ -431,7 +431,7 @@ export class MigrationService implements FerryService {
       this.resolveConnection(job.sourceProfileId),
       this.resolveConnection(job.destinationProfileId),
     ]);
-    checks.push(...(await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine })));
+    checks.push(...(await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse' })));
     if (!checks.some((c) => c.severity === 'error')) {
       const schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));

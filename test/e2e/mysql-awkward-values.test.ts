@@ -25,7 +25,7 @@ import { MigrationService } from '../../src/service/migration-service.js';
 import { SecretBox } from '../../src/service/secret-box.js';
 import { SqliteMetadataStore } from '../../src/store/sqlite/sqlite-metadata-store.js';
 import { createAwkwardMysqlTable, createPostgresZeroKeyTables, writeAwkwardMysqlRows, writePostgresZeroKeys } from '../helpers/awkward-values.js';
-import { connectMysqlAdmin, createMysqlTestDatabase, type MysqlTestDatabase } from '../helpers/mysql.js';
+import { MYSQL_PORT, connectMysqlAdmin, createMysqlTestDatabase, type MysqlTestDatabase } from '../helpers/mysql.js';
 import { createTestDatabase, PG_DEST_PORT, PG_HOST, PG_SOURCE_PORT, PG_USER } from '../helpers/postgres.js';
 
 type Policies = Pick<CreateJobInput, 'enumErrorValuePolicy' | 'nulCharacterPolicy'>;
@@ -251,7 +251,7 @@ describe('PostgreSQL to MySQL', () => {
       await admin.query(`DROP DATABASE IF EXISTS \`${schema}\``);
       await admin.end();
     });
-    const id = await job('continuous', await profile('postgresql', PG_SOURCE_PORT, source.params.database), await profile('mysql', 3306, null), schema);
+    const id = await job('continuous', await profile('postgresql', PG_SOURCE_PORT, source.params.database), await profile('mysql', MYSQL_PORT, null), schema);
     await service.applyJobAction(id, 'start', 'test');
     const streamingJob = await waitForJob(id, streaming, 'Incremental load');
     expect(streamingJob.error).toBeNull();
@@ -268,5 +268,41 @@ describe('PostgreSQL to MySQL', () => {
     expect(streamed.identity.map((r) => [String(r.id), r.label])).toEqual([['0', 'default 7'], ['1', 'one']]);
     await service.applyJobAction(id, 'promote', 'test');
     expect((await waitForJob(id, ended, 'Completed')).status).toBe('COMPLETED');
+  });
+});
+
+describe('verify', () => {
+  async function valueChecks(policies: Policies, destinationEngine: 'postgresql' | 'mysql') {
+    const source = await mysqlSource(true);
+    const destination = destinationEngine === 'postgresql' ? await profile('postgresql', PG_DEST_PORT, (await pgDestination()).params.database) : await profile('mysql', MYSQL_PORT, null);
+    const extra = destinationEngine === 'mysql' ? { schemaMapping: { [source.name]: `${source.name}_v` } } : {};
+    const id = await job('one-time', await profile('mysql', source.params.port, null), destination, source.name, { ...policies, ...extra });
+    const report = await service.verifyJob(id);
+    return { source, checks: report.checks.filter((c) => c.code === 'VALUE_POLICIES') };
+  }
+
+  it('samples the source and warns, naming each column and the policy that will apply (default policies)', async () => {
+    const { source, checks } = await valueChecks({}, 'postgresql');
+    expect(checks.every((c) => c.severity === 'warning')).toBe(true);
+    const about = (column: string) => checks.find((c) => c.objects?.includes(`${source.name}.awkward.${column}`));
+    expect(about('status')?.message).toContain(`${source.name}.awkward.status (1 of the first`);
+    expect(about('status')?.message).toContain('enumErrorValuePolicy "label" adds the label');
+    expect(about('note')?.message).toContain('nulCharacterPolicy "refuse" will fail the job');
+    expect(about('body')).toBeUndefined();
+    expect(about('due')?.message).toContain(`${source.name}.awkward.due (2 of the first`);
+    expect(about('due')?.message).toContain('zeroDatePolicy "null" writes NULL');
+    expect(about('seen')?.objects).toEqual([`${source.name}.awkward.due`, `${source.name}.awkward.seen`]);
+  });
+
+  it('names the other policies when the job has them', async () => {
+    const { source, checks } = await valueChecks({ enumErrorValuePolicy: 'null', nulCharacterPolicy: 'strip' }, 'postgresql');
+    const about = (column: string) => checks.find((c) => c.objects?.includes(`${source.name}.awkward.${column}`));
+    expect(about('status')?.message).toContain('enumErrorValuePolicy "null" writes NULL');
+    expect(about('note')?.message).toContain('nulCharacterPolicy "strip" removes them');
+  });
+
+  it('says nothing of these values for a MySQL destination, which holds them as they are', async () => {
+    const { checks } = await valueChecks({}, 'mysql');
+    expect(checks).toEqual([]);
   });
 });
