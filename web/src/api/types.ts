@@ -199,6 +199,10 @@ export interface CreateJobInput {
   destinationProfileId: string;
   selection?: { include: string[]; exclude: string[] };
   dumpParallelism?: number;
+  /** MySQL to PostgreSQL: MySQL's ENUM error value '' kept as a label (default) or written as NULL. */
+  enumErrorValuePolicy?: 'label' | 'null';
+  /** MySQL to PostgreSQL: NUL characters in text refuse the job (default) or are removed. */
+  nulCharacterPolicy?: 'refuse' | 'strip';
 }
 
 export interface UpdateJobInput {

@@ -135,6 +135,8 @@ export function CreateJobPage() {
   const [include, setInclude] = useState('');
   const [exclude, setExclude] = useState('');
   const [parallelism, setParallelism] = useState('4');
+  const [enumPolicy, setEnumPolicy] = useState<'label' | 'null'>('label');
+  const [nulPolicy, setNulPolicy] = useState<'refuse' | 'strip'>('refuse');
 
   const [job, setJob] = useState<Job | null>(null);
   const [report, setReport] = useState<VerifyReport | null>(null);
@@ -142,6 +144,9 @@ export function CreateJobPage() {
   const [error, setError] = useState<unknown>(null);
 
   const selection = { include: patterns(include), exclude: patterns(exclude) };
+  const engineOf = (id: string) => profiles.find((p) => p.id === id)?.engine;
+  /** The value policies of docs/type-mapping.md apply to MySQL sources bound for PostgreSQL. */
+  const mysqlToPostgres = engineOf(sourceId) === 'mysql' && engineOf(destinationId) === 'postgresql';
   const canNext = [
     displayName.trim() !== '',
     sourceId !== '',
@@ -165,6 +170,7 @@ export function CreateJobPage() {
       destinationProfileId: destinationId,
       selection,
       dumpParallelism: Number(parallelism),
+      ...(mysqlToPostgres ? { enumErrorValuePolicy: enumPolicy, nulCharacterPolicy: nulPolicy } : {}),
     });
     setJob(fresh);
     return fresh;
@@ -323,6 +329,25 @@ export function CreateJobPage() {
                 <input id="parallelism" type="number" min={1} max={64} required value={parallelism} onChange={(e) => setParallelism(e.target.value)} />
                 <div className="hint">How many tables are copied at a time, each over its own pair of connections.</div>
               </div>
+              {mysqlToPostgres && (
+                <>
+                  <div className="field">
+                    <label htmlFor="enum-policy">MySQL ENUM error values ('')</label>
+                    <select id="enum-policy" value={enumPolicy} disabled={job !== null} onChange={(e) => setEnumPolicy(e.target.value as 'label' | 'null')}>
+                      <option value="label">Keep them: add the label '' to the PostgreSQL enum type</option>
+                      <option value="null">Write NULL, with a warning naming the column</option>
+                    </select>
+                  </div>
+                  <div className="field">
+                    <label htmlFor="nul-policy">NUL characters in text</label>
+                    <select id="nul-policy" value={nulPolicy} disabled={job !== null} onChange={(e) => setNulPolicy(e.target.value as 'refuse' | 'strip')}>
+                      <option value="refuse">Fail the job, naming the table, column and row</option>
+                      <option value="strip">Remove them, with a warning naming the column</option>
+                    </select>
+                    <div className="hint">PostgreSQL text cannot hold them. Verify samples the source and names the columns that hold such values.</div>
+                  </div>
+                </>
+              )}
             </div>
             <ErrorAlert error={error} title="The job could not be saved" />
             <div className="button-row">
