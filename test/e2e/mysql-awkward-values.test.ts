@@ -280,6 +280,44 @@ describe('PostgreSQL to MySQL', () => {
   });
 });
 
+describe('PostgreSQL values MySQL cannot hold', () => {
+  it('refuses them naming the table, the column and the row (dump: its place in the copy; stream: its key and the value)', async () => {
+    const source = await createTestDatabase(PG_SOURCE_PORT, 'ferry_awk');
+    cleanups.push(() => source.drop());
+    const schema = `inf_${randomBytes(4).toString('hex')}`;
+    await source.client.query(`CREATE SCHEMA "${schema}"`);
+    await source.client.query(`CREATE TABLE "${schema}".events (id int PRIMARY KEY, at timestamp, amount double precision)`);
+    await source.client.query(`INSERT INTO "${schema}".events VALUES (1, '2024-01-01 10:00', 1.5)`);
+    const admin = await connectMysqlAdmin();
+    cleanups.push(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS \`${schema}\``);
+      await admin.end();
+    });
+    const id = await job('continuous', await profile('postgresql', PG_SOURCE_PORT, source.params.database), await profile('mysql', MYSQL_PORT, null), schema);
+    await service.applyJobAction(id, 'start', 'test');
+    expect((await waitForJob(id, streaming, 'Incremental load')).error).toBeNull();
+    await source.client.query(`INSERT INTO "${schema}".events VALUES (5, 'infinity', 2)`);
+    const failed = await waitForJob(id, (j) => j.status === 'FAILED', 'Failed');
+    expect(failed.error?.code).toBe('DATA_ERROR');
+    expect(failed.error?.message).toContain(`Table ${schema}.events, row id=5: ${schema}.events.at holds infinity`);
+
+    const oneTime = await job('one-time', await profile('postgresql', PG_SOURCE_PORT, source.params.database), await profile('mysql', MYSQL_PORT, null), schema, { schemaMapping: { [schema]: `${schema}_b` } });
+    cleanups.push(async () => {
+      const a = await connectMysqlAdmin();
+      await a.query(`DROP DATABASE IF EXISTS \`${schema}_b\``);
+      await a.end();
+    });
+    await service.applyJobAction(oneTime, 'start', 'test');
+    const refused = await waitForJob(oneTime, ended, 'Failed');
+    expect(refused.status).toBe('FAILED');
+    expect(refused.error?.code).toBe('DATA_ERROR');
+    expect(refused.error?.message).toMatch(/events/);
+    // The load names the column and the row's place in the copy (the server converts the values).
+    expect(refused.error?.message).toContain(`Loading ${schema}_b.events would not keep every value exactly`);
+    expect(refused.error?.message).toContain("column 'at' at row 2");
+  });
+});
+
 describe('verify', () => {
   async function valueChecks(policies: Policies, destinationEngine: 'postgresql' | 'mysql') {
     const source = await mysqlSource(true);

@@ -59,7 +59,7 @@ export async function unexpectedWarnings(connection: MysqlConnection, total: num
 export function warningsRefused(what: string, total: number, messages: string[]): FerryError {
   return new FerryError(
     'DATA_ERROR',
-    `${what} would not keep every value exactly: the server reported ${total} warning${total === 1 ? '' : 's'} (${[...new Set(messages)].join('; ')}). Nothing of it was kept. Fix the values on the source, change the destination column types, or exclude the table.`,
+    `${what} would not keep every value exactly: the server reported ${total} warning${total === 1 ? '' : 's'} (${[...new Set(messages)].join('; ')}). Nothing of ${what.startsWith('Loading') ? 'this load' : 'it'} was kept. Fix the values on the source, change the destination column types, or exclude the table.`,
     { details: { warnings: total, messages: [...new Set(messages)] } },
   );
 }

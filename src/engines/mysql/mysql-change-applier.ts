@@ -27,6 +27,7 @@ import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import { canonicalToMysqlValue } from '../../core/type-mapping.js';
+import { describeRowKey } from '../../core/value-policies.js';
 import { UNCHANGED } from '../engine.js';
 import type { ChangeApplier, ColumnValue, RowChange } from '../engine.js';
 import { LENIENT_WRITE_SQL_MODE, MAX_ERROR_COUNT, STRICT_WRITE_SQL_MODE, takesEnumErrorValue, unexpectedWarnings, warningsRefused } from './enum-error-values.js';
@@ -776,10 +777,27 @@ function valueBytes(values: MysqlValue[]): number {
 function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>, convert: ValueConverter): PlannedRow {
   const values = change.op === 'delete' ? [] : change.values;
   const oldValues = change.op === 'insert' ? null : change.oldValues;
-  const value = (raw: ColumnValue | undefined, column: DestinationColumn): MysqlValue =>
-    raw === undefined || raw === null || raw === UNCHANGED ? null : convert(raw, column);
-  const written = layout.written.map((w) => value(values[w.index], w.column));
   const table = displayName(layout.table.name);
+  // A value MySQL cannot hold (NaN, infinity, BC dates...) is refused naming the row too.
+  const rowKey = () =>
+    describeRowKey(
+      layout.keys.map((k) => k.column.name),
+      layout.keys.map((k) => {
+        const raw = k.newIndex >= 0 ? values[k.newIndex] : k.oldIndex >= 0 ? oldValues?.[k.oldIndex] : undefined;
+        return typeof raw === 'string' ? raw : null;
+      }),
+    );
+  const value = (raw: ColumnValue | undefined, column: DestinationColumn): MysqlValue => {
+    if (raw === undefined || raw === null || raw === UNCHANGED) return null;
+    try {
+      return convert(raw, column);
+    } catch (error) {
+      if (!(error instanceof FerryError) || error.code !== 'DATA_ERROR') throw error;
+      const key = rowKey();
+      throw new FerryError('DATA_ERROR', `Table ${table}, row ${key}: ${error.message}`, { details: { ...error.details, table, key } });
+    }
+  };
+  const written = layout.written.map((w) => value(values[w.index], w.column));
   const planned = (kind: PlanKind, oldKey: MysqlValue[] = [], match: MysqlValue[] = []): PlannedRow => ({
     kind,
     layout,
