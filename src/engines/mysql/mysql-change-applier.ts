@@ -585,13 +585,13 @@ export class MysqlChangeApplier implements ChangeApplier {
         const values = batch.flatMap((r) => r.values);
         const rows = batch.map(() => rowPlaceholders).join(', ');
         if (first.kind === 'insert') {
-          await this.write(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written);
+          await this.write(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written, batch.length);
         } else if (table.hasOtherUniqueIndex) {
           // An upsert that meets two rows (by key and by another unique index) updates one of
           // them and fails on the other; REPLACE removes both and writes the new row.
-          await this.write(`REPLACE INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written);
+          await this.write(`REPLACE INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written, batch.length);
         } else {
-          await this.write(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows} ${this.upsertTail(written, keyColumns)}`, values, written);
+          await this.write(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows} ${this.upsertTail(written, keyColumns)}`, values, written, batch.length);
         }
         return;
       }
@@ -654,15 +654,14 @@ export class MysqlChangeApplier implements ChangeApplier {
   }
 
   /**
-   * Runs a statement whose values start with rows of `columns` (INSERT's rows, UPDATE's SET
-   * list; the key values after them are not counted). Values '' in enum columns without that
+   * Runs a statement whose values start with `rows` rows of `columns` (INSERT's rows, UPDATE's
+   * SET list; the key values after them are not counted). Values '' in enum columns without that
    * label are MySQL's error value: such a statement runs without strictness and must raise
    * exactly one warning 1265 per such value, else it fails (DATA_ERROR) and the batch with it.
    */
-  private async write(sql: string, values: MysqlValue[], columns: DestinationColumn[]): Promise<void> {
+  private async write(sql: string, values: MysqlValue[], columns: DestinationColumn[], rows = 1): Promise<void> {
     const expected = new Map<string, number>();
     if (columns.some((c) => c.takesErrorValue)) {
-      const rows = Math.floor(values.length / columns.length);
       for (let r = 0; r < rows; r++) {
         columns.forEach((c, i) => {
           if (c.takesErrorValue && values[r * columns.length + i] === '') expected.set(c.name, (expected.get(c.name) ?? 0) + 1);
