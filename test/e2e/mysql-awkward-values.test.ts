@@ -27,6 +27,9 @@ import { SqliteMetadataStore } from '../../src/store/sqlite/sqlite-metadata-stor
 import { LENIENT_SQL_MODE, createAwkwardMysqlTable, createPostgresZeroKeyTables, writeAwkwardMysqlRows, writePostgresZeroKeys } from '../helpers/awkward-values.js';
 import { MYSQL_PORT, connectMysqlAdmin, createMysqlTestDatabase, type MysqlTestDatabase } from '../helpers/mysql.js';
 import { createTestDatabase, PG_DEST_PORT, PG_HOST, PG_SOURCE_PORT, PG_USER } from '../helpers/postgres.js';
+import { createProfile } from '../helpers/e2e-jobs.js';
+import { api, runCliJson, spawnFerryServer, stopAllFerryServers } from '../helpers/ferry-server.js';
+import { mysqlConnectionParams } from '../helpers/mysql.js';
 
 type Policies = Pick<CreateJobInput, 'enumErrorValuePolicy' | 'nulCharacterPolicy'>;
 
@@ -52,6 +55,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await stopAllFerryServers();
   await supervisor?.close();
   await store?.close();
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
@@ -351,5 +355,26 @@ describe('verify', () => {
   it('says nothing of these values for a MySQL destination, which holds them as they are', async () => {
     const { checks } = await valueChecks({}, 'mysql');
     expect(checks).toEqual([]);
+  });
+});
+
+describe('the policies through the CLI and the REST API of ferry serve', () => {
+  it('creates a job with each policy, shows them, and refuses an unknown one naming the field', async () => {
+    const server = await spawnFerryServer();
+    const destination = await pgDestination();
+    await createProfile(server, 'cli-my', mysqlConnectionParams(null));
+    await createProfile(server, 'cli-pg', destination.params);
+    const job = await runCliJson<JobView>(
+      ['jobs', 'create', '--id', 'cli-policies', '--type', 'one-time', '--source', 'cli-my', '--destination', 'cli-pg', '--enum-error-value-policy', 'null', '--nul-character-policy', 'strip'],
+      { server: server.url },
+    );
+    expect([job.enumErrorValuePolicy, job.nulCharacterPolicy]).toEqual(['null', 'strip']);
+    const defaults = await runCliJson<JobView>(['jobs', 'create', '--id', 'cli-defaults', '--type', 'one-time', '--source', 'cli-my', '--destination', 'cli-pg'], { server: server.url });
+    expect([defaults.enumErrorValuePolicy, defaults.nulCharacterPolicy]).toEqual(['label', 'refuse']);
+    const refused = await api(server.url).post<{ error: { code: string; message: string } }>('/v1/migrationJobs', {
+      displayName: 'bad', type: 'one-time', sourceProfileId: 'cli-my', destinationProfileId: 'cli-pg', nulCharacterPolicy: 'drop',
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.message).toContain('nulCharacterPolicy');
   });
 });
