@@ -77,7 +77,7 @@ async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boole
   const deadline = Date.now() + timeoutMs;
   let value = await read();
   while (!accept(value)) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached; last: ${JSON.stringify(value)}`);
+    if (Date.now() > deadline) throw new Error(`${what} not reached; last: ${JSON.stringify(value).slice(0, 600)}`);
     await new Promise((r) => setTimeout(r, 200));
     value = await read();
   }
