@@ -175,6 +175,18 @@ describe('MySQL to PostgreSQL', () => {
     expect((await waitForJob(id, ended, 'Completed')).status).toBe('COMPLETED');
   });
 
+  it("adds the label '' to an enum type the destination already has", async () => {
+    const { source, destination, id } = await mysqlToPostgres('one-time', {}, false);
+    await destination.client.query(`CREATE SCHEMA "${source.name}"`);
+    await destination.client.query(`CREATE TYPE "${source.name}".awkward_status AS ENUM ('new', 'paid', 'void')`);
+    await service.applyJobAction(id, 'start', 'test');
+    const done = await waitForJob(id, ended, 'Completed');
+    expect(done.error).toBeNull();
+    const labels = await destination.client.query(`SELECT enum_range(NULL::"${source.name}".awkward_status)::text AS r`);
+    expect(labels.rows[0].r).toBe('{"",new,paid,void}');
+    expect(((await pgRows(destination.client, source.name)) as Array<Record<string, unknown>>).map((r) => r.status)).toEqual(['new', '', 'paid']);
+  });
+
   it('refuses a NUL character in the dump naming the table, the column and the key (default nulCharacterPolicy)', async () => {
     const { source, id } = await mysqlToPostgres('one-time', {}, true);
     await service.applyJobAction(id, 'start', 'test');

@@ -374,10 +374,15 @@ export class PostgresSchemaWriter implements SchemaWriter {
       if (row !== undefined) {
         const labels = pgJson<string[]>(row.labels, []);
         const missing = type.labels.filter((l) => !labels.includes(l));
+        if (missing.length === 1 && missing[0] === '' && type.labels[0] === '') {
+          // MySQL's ENUM error value (enumErrorValuePolicy "label"): added to a type the destination already has, first as in the mapping.
+          await this.client.query(`ALTER TYPE ${quoteQualified(type)} ADD VALUE IF NOT EXISTS ''${labels.length > 0 ? ` BEFORE ${quoteLiteral(labels[0] as string)}` : ''}`);
+          continue;
+        }
         if (missing.length > 0) {
           throw new FerryError(
             'SCHEMA_ERROR',
-            `The enum type ${describe(type)} exists on the destination without the labels ${missing.join(', ')}. Add them (ALTER TYPE ${quoteQualified(type)} ADD VALUE ...) or drop the type.`,
+            `The enum type ${describe(type)} exists on the destination without the labels ${missing.map(quoteLiteral).join(', ')}. Add them (ALTER TYPE ${quoteQualified(type)} ADD VALUE ...) or drop the type.`,
             { details: { type: describe(type), missingLabels: missing } },
           );
         }
