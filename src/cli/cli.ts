@@ -607,6 +607,8 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--dump-parallelism <n>', 'tables copied at the same time during the full dump (default 4)', parseInteger(1, 64))
     .option('--map-schema <src=dst>', 'put the source schema (PostgreSQL) or database (MySQL) SRC under the name DST on the destination (repeatable)', collectSchemaPair)
     .addOption(new Option('--zero-date-policy <policy>', 'MySQL zero dates bound for PostgreSQL: null writes NULL and warns (default); refuse fails the job').choices(['null', 'refuse']))
+    .addOption(new Option('--enum-error-value-policy <policy>', "MySQL ENUM error values ('') bound for PostgreSQL: label keeps them as a label of the enum type (default); null writes NULL and warns").choices(['label', 'null']))
+    .addOption(new Option('--nul-character-policy <policy>', 'NUL characters in MySQL text bound for PostgreSQL: refuse fails the job naming table, column and key (default); strip removes them and warns').choices(['refuse', 'strip']))
     .option('--definer-policy <policy>', 'MySQL to MySQL: who views, routines, triggers and events run as on the destination: keep (default: the source DEFINER), invoker (SQL SECURITY INVOKER, the destination user as definer) or user@host')
     .option('--max-parked-changes <n>', `continuous jobs: changes that may wait for tables the destination refuses before the job is Failed (default ${DEFAULT_MAX_PARKED_CHANGES}; a warning at 80 %)`, parseInteger(1, 1_000_000_000))
     .option('--label <key=value>', 'label (repeatable)', collectLabel)
@@ -623,6 +625,8 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             exclude?: string[];
             dumpParallelism?: number;
             zeroDatePolicy?: 'null' | 'refuse';
+            enumErrorValuePolicy?: 'label' | 'null';
+            nulCharacterPolicy?: 'refuse' | 'strip';
             mapSchema?: Record<string, string>;
             definerPolicy?: string;
             maxParkedChanges?: number;
@@ -633,6 +637,8 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             ...(options.maxParkedChanges !== undefined ? { maxParkedChanges: options.maxParkedChanges } : {}),
             ...(options.mapSchema !== undefined ? { schemaMapping: options.mapSchema } : {}),
             ...(options.zeroDatePolicy !== undefined ? { zeroDatePolicy: options.zeroDatePolicy } : {}),
+            ...(options.enumErrorValuePolicy !== undefined ? { enumErrorValuePolicy: options.enumErrorValuePolicy } : {}),
+            ...(options.nulCharacterPolicy !== undefined ? { nulCharacterPolicy: options.nulCharacterPolicy } : {}),
             ...(options.definerPolicy !== undefined ? { definerPolicy: options.definerPolicy } : {}),
             ...(options.id !== undefined ? { id: options.id } : {}),
             displayName: options.displayName ?? options.id ?? `${options.source} to ${options.destination}`,

@@ -8,6 +8,22 @@ import type { SchemaMapping } from './schema-mapping.js';
 export const ZERO_DATE_POLICIES = ['null', 'refuse'] as const;
 export type ZeroDatePolicy = (typeof ZERO_DATE_POLICIES)[number];
 
+/**
+ * MySQL's ENUM error value '' (what a non-strict sql_mode stores for an invalid label) bound for
+ * PostgreSQL: 'label' adds '' as the first label of the mapped enum type, so the value is kept
+ * (the default: lossless); 'null' writes NULL and records a warning naming the column.
+ */
+export const ENUM_ERROR_VALUE_POLICIES = ['label', 'null'] as const;
+export type EnumErrorValuePolicy = (typeof ENUM_ERROR_VALUE_POLICIES)[number];
+
+/**
+ * A NUL character (\0) in MySQL text bound for PostgreSQL, whose text cannot hold it: 'refuse'
+ * fails the job naming the table, the column and the row's key (the default); 'strip' removes
+ * it and records a warning naming the table and column.
+ */
+export const NUL_CHARACTER_POLICIES = ['refuse', 'strip'] as const;
+export type NulCharacterPolicy = (typeof NUL_CHARACTER_POLICIES)[number];
+
 /** The default of MigrationJob.maxParkedChanges. */
 export const DEFAULT_MAX_PARKED_CHANGES = 1_000_000;
 
@@ -27,6 +43,10 @@ export interface MigrationJob {
    * write NULL and warn (absent or 'null', the default), or fail the job ('refuse').
    */
   zeroDatePolicy?: ZeroDatePolicy;
+  /** MySQL ENUM error values ('') bound for PostgreSQL: absent or 'label' keeps them, 'null' writes NULL and warns. */
+  enumErrorValuePolicy?: EnumErrorValuePolicy;
+  /** NUL characters in MySQL text bound for PostgreSQL: absent or 'refuse' fails the job, 'strip' removes them and warns. */
+  nulCharacterPolicy?: NulCharacterPolicy;
   /**
    * Source schema (PostgreSQL) or database (MySQL) → the name it gets on the destination
    * (core/schema-mapping.ts). Absent or empty: names are kept (a MySQL destination profile's

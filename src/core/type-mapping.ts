@@ -599,6 +599,16 @@ export interface UnsupportedColumn {
   message: string;
 }
 
+/** How mapMysqlSchemaToPostgres maps what only some jobs want. */
+export interface MysqlToPostgresOptions {
+  /**
+   * The job's enumErrorValuePolicy, for MySQL's ENUM error value '' (what a non-strict sql_mode
+   * stores for an invalid label): 'label' gives every mapped enum type the label '' first;
+   * 'null' makes enum columns nullable, since that value arrives as NULL. Absent: neither.
+   */
+  enumErrorValue?: 'label' | 'null';
+}
+
 /** A MySQL/MariaDB schema as PostgreSQL creates it. */
 export interface MappedSchema {
   /** Types, defaults, identities, constraint and index names and statements in PostgreSQL terms; `engine` is 'postgresql'. */
@@ -699,7 +709,7 @@ function indexKeyPart(column: string, prefix: number | null, postgresType: strin
  * (MariaDB's json_valid() checks left out: jsonb validates), secondary indexes and foreign keys
  * built from their columns. Deterministic: the same schema always maps to the same names.
  */
-export function mapMysqlSchemaToPostgres(source: DatabaseSchema): MappedSchema {
+export function mapMysqlSchemaToPostgres(source: DatabaseSchema, options: MysqlToPostgresOptions = {}): MappedSchema {
   const warnings: string[] = [];
   const unsupported: UnsupportedColumn[] = [];
   const relationNames = new Map<string, NameSpace>();
@@ -739,21 +749,29 @@ export function mapMysqlSchemaToPostgres(source: DatabaseSchema): MappedSchema {
       }
       warnings.push(...mapping.warnings);
       let nativeType = mapping.nativeType;
+      let nullable = column.nullable;
       const type = parseMysqlType(column.nativeType);
       if (type.name === 'enum') {
         const taken = typeNames.get(table.schema) as Set<string>;
         let name = mysqlEnumTypeName(table.name, column.name);
         for (let n = 2; taken.has(name); n++) name = fitPostgresIdentifier(`${table.name}_${column.name}_enum${n === 2 ? '' : n}`);
         taken.add(name);
-        enums.push({ schema: table.schema, name, labels: parseMysqlStringList(type.args ?? '') });
+        const labels = parseMysqlStringList(type.args ?? '');
+        const errorValue = labels.includes('') ? undefined : options.enumErrorValue;
+        // MySQL's error value '' (index 0) sorts before every label.
+        enums.push({ schema: table.schema, name, labels: errorValue === 'label' ? ['', ...labels] : labels });
         nativeType = quotePostgresQualified(table.schema, name);
+        if (errorValue === 'null' && !column.nullable) {
+          nullable = true;
+          warnings.push(`${mysqlColumnName(table, column.name)} is NOT NULL on the source but nullable on PostgreSQL: the job's enumErrorValuePolicy "null" writes NULL for MySQL's ENUM error value ''.`);
+        }
       }
       if (nativeType === 'jsonb') jsonColumns.add(column.name);
       types.set(column.name, nativeType);
       const mapped: ColumnSchema = {
         name: column.name,
         nativeType,
-        nullable: column.nullable,
+        nullable,
         defaultExpression: mapping.defaultExpression,
         identity: mapping.identity === 'by-default' ? 'by-default' : null,
         generatedExpression: null,

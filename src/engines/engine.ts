@@ -128,6 +128,10 @@ export interface CopyOptions {
   destinationEngine?: EngineKind;
   /** MySQL zero dates bound for an engine without them: 'null' (default, counted for takeWarnings) or 'refuse' (DATA_ERROR). */
   zeroDatePolicy?: 'null' | 'refuse';
+  /** MySQL's ENUM error value '' bound for another engine: 'label' (default) writes '' (the mapped enum has that label), 'null' writes NULL (counted for takeWarnings). */
+  enumErrorValuePolicy?: 'label' | 'null';
+  /** NUL characters in text bound for an engine whose text cannot hold them: 'refuse' (default: DATA_ERROR naming table, column and key) or 'strip' (counted for takeWarnings). */
+  nulCharacterPolicy?: 'refuse' | 'strip';
 }
 
 export interface TableReader {
@@ -210,6 +214,18 @@ export interface PostDataOptions {
   triggers?: boolean;
 }
 
+/**
+ * What verifySource knows of the job: the destination's engine and the value policies (a
+ * MySQL source bound for another engine samples its data and warns, check VALUE_POLICIES,
+ * about values those policies will change or refuse).
+ */
+export interface SourceVerifyOptions {
+  destinationEngine?: EngineKind;
+  zeroDatePolicy?: 'null' | 'refuse';
+  enumErrorValuePolicy?: 'label' | 'null';
+  nulCharacterPolicy?: 'refuse' | 'strip';
+}
+
 /** How a job creates schema objects on the destination (openSchemaWriter, verifyDestination). */
 export interface SchemaObjectOptions {
   /**
@@ -220,6 +236,11 @@ export interface SchemaObjectOptions {
    * becomes the definer of every object.
    */
   definerPolicy?: string;
+  /**
+   * A MySQL/MariaDB schema created on PostgreSQL: 'label' (the default) gives each mapped enum
+   * type the label '' first, for MySQL's ENUM error value; 'null' creates the labels only.
+   */
+  enumErrorValuePolicy?: 'label' | 'null';
 }
 
 export interface SchemaWriter {
@@ -417,7 +438,7 @@ export interface Engine {
     params: ConnectionParams,
     selection: ObjectSelection,
     jobType: JobType,
-    options?: { destinationEngine?: EngineKind },
+    options?: SourceVerifyOptions,
   ): Promise<VerifyCheck[]>;
   /**
    * Checks this server as the destination of `schema` (and of its `objects` under `options`:

@@ -182,7 +182,7 @@ async function warnMissingRoles(deps: FullDumpDeps, jobId: string, roles: string
 
 /** How the job's destination creates schema objects. */
 export function schemaObjectOptions(job: MigrationJob): SchemaObjectOptions {
-  return job.definerPolicy === undefined ? {} : { definerPolicy: job.definerPolicy };
+  return { ...(job.definerPolicy === undefined ? {} : { definerPolicy: job.definerPolicy }), enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label' };
 }
 
 /** Adds objects to the job's record of what it created on the destination (Restart drops them). */
@@ -218,7 +218,7 @@ async function copyTables(
       writer = await deps.destination.openTableWriter(deps.destinationParams);
       for (let table = queue.shift(); table !== undefined; table = queue.shift()) {
         signal.throwIfAborted();
-        const ok = await copyTable(deps, job.id, table, toDestination(table), reader, writer, objects, failures, signal, snapshot.position, job.zeroDatePolicy);
+        const ok = await copyTable(deps, job.id, table, toDestination(table), reader, writer, objects, failures, signal, snapshot.position, job);
         // A failed table may have left this worker's connections unusable: take fresh ones.
         if (!ok && queue.length > 0) {
           await Promise.allSettled([reader.close(), writer.close()]);
@@ -254,7 +254,7 @@ async function copyTable(
   failures: DumpFailure[],
   signal: AbortSignal,
   snapshotPosition: string | null,
-  zeroDatePolicy: MigrationJob['zeroDatePolicy'],
+  policies: Pick<MigrationJob, 'zeroDatePolicy' | 'enumErrorValuePolicy' | 'nulCharacterPolicy'>,
 ): Promise<boolean> {
   const { store, clock } = deps;
   const name = qualifiedName(table);
@@ -274,7 +274,12 @@ async function copyTable(
     void save({ state: 'DUMPING', rowsCopied: rows, bytesCopied: bytes, error: null }).catch(() => undefined);
   });
   try {
-    const rows = reader.copyOut(table, { destinationEngine: deps.destination.kind, zeroDatePolicy: zeroDatePolicy ?? 'null' });
+    const rows = reader.copyOut(table, {
+      destinationEngine: deps.destination.kind,
+      zeroDatePolicy: policies.zeroDatePolicy ?? 'null',
+      enumErrorValuePolicy: policies.enumErrorValuePolicy ?? 'label',
+      nulCharacterPolicy: policies.nulCharacterPolicy ?? 'refuse',
+    });
     // Source errors are classified by the source engine before they reach the destination's load.
     rows.on('error', (error) => {
       sourceError = deps.source.classifyError(error);

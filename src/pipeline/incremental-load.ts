@@ -165,7 +165,7 @@ export async function runIncrementalLoad(
       const copiedAt = tablePositions.get(qualifiedName(table));
       return copiedAt === undefined || compare(at, copiedAt) >= 0;
     };
-    const openReader = () => source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', tables: schema.tables });
+    const openReader = () => source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse', tables: schema.tables });
 
     // One pass per stream opening: a table refused mid-batch is parked and the stream replays from the last commit.
     for (let opening = 0; ; opening++) {
@@ -203,7 +203,7 @@ export async function runIncrementalLoad(
         stats.recordBatch(position, batchChanges, batchTransactions, lastCommitTime, perTable);
         for (const warning of current.takeWarnings?.() ?? []) {
           // Once per column and run: a stream of such values must not flood the history.
-          const subject = warning.slice(0, warning.indexOf(':'));
+          const subject = warning.replace(/\d+/g, 'n');
           if (warned.has(subject)) continue;
           warned.add(subject);
           await store.appendJobEvent({ jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system', message: `Warning: ${warning} (later ones in this column are not repeated here)`, details: { code: 'VALUE_CHANGED' } });

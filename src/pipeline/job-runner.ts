@@ -222,7 +222,7 @@ export class JobRunner {
     const { sourceParams, destinationParams } = await this.#connections(job);
     await this.#requireReachable(source, sourceParams, destination, destinationParams);
     signal.throwIfAborted();
-    const checks: VerifyCheck[] = await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine });
+    const checks: VerifyCheck[] = await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse' });
     let schema: DatabaseSchema | null = null;
     if (!checks.some((c) => c.severity === 'error')) {
       schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });

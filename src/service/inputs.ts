@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { CONNECTIVITY_METHODS, ENGINE_KINDS, TLS_MODES } from '../core/connection-profile.js';
 import { JOB_ACTIONS, JOB_PHASES, JOB_STATUSES } from '../core/lifecycle.js';
-import { DEFAULT_MAX_PARKED_CHANGES, JOB_EVENT_KINDS, JOB_LIST_ORDERS, JOB_OBJECT_STATES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
+import { DEFAULT_MAX_PARKED_CHANGES, ENUM_ERROR_VALUE_POLICIES, JOB_EVENT_KINDS, JOB_LIST_ORDERS, JOB_OBJECT_STATES, NUL_CHARACTER_POLICIES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
 import { ERROR_CODES } from '../core/errors.js';
 
 /** A name people read: not empty and not only white space. */
@@ -101,6 +101,14 @@ export const CreateJobInput = z.strictObject({
   dumpParallelism: z.number().int().min(1).max(64).default(4),
   /** MySQL zero dates bound for PostgreSQL: 'null' writes NULL and warns (default); 'refuse' fails the job. */
   zeroDatePolicy: z.enum(ZERO_DATE_POLICIES).default('null'),
+  enumErrorValuePolicy: z
+    .enum(ENUM_ERROR_VALUE_POLICIES)
+    .default('label')
+    .describe("MySQL ENUM error values ('', stored by a non-strict sql_mode for an invalid label) bound for PostgreSQL: 'label' adds '' as a label of the mapped enum type and keeps the values (default); 'null' writes NULL and records a warning naming the column. MySQL to MySQL keeps them as they are."),
+  nulCharacterPolicy: z
+    .enum(NUL_CHARACTER_POLICIES)
+    .default('refuse')
+    .describe("NUL characters (\\0) in MySQL text bound for PostgreSQL, whose text cannot hold them: 'refuse' fails the job naming the table, column and row key (default); 'strip' removes them and records a warning naming the table and column."),
   /** Source schema (PostgreSQL) or database (MySQL) → its name on the destination, e.g. {"public": "app"}. */
   schemaMapping: z.record(z.string(), z.string()).default({}).describe('Source schema (PostgreSQL) or database (MySQL) -> its name on the destination, e.g. {"public": "app"}. Without it names are kept, except that a MySQL destination profile naming a database receives the one selected source schema.'),
   /**
@@ -267,6 +275,8 @@ export const JobView = z.object({
   selection: z.object({ include: z.array(z.string()), exclude: z.array(z.string()) }),
   dumpParallelism: z.number(),
   zeroDatePolicy: z.enum(ZERO_DATE_POLICIES),
+  enumErrorValuePolicy: z.enum(ENUM_ERROR_VALUE_POLICIES),
+  nulCharacterPolicy: z.enum(NUL_CHARACTER_POLICIES),
   /** The explicit pairs: source schema or database → destination name ({} keeps every name; verify shows what applies). */
   schemaMapping: z.record(z.string(), z.string()),
   definerPolicy: z.string(),

@@ -294,6 +294,8 @@ export class MigrationService implements FerryService {
       selection: input.selection,
       dumpParallelism: input.dumpParallelism,
       ...(input.zeroDatePolicy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
+      ...(input.enumErrorValuePolicy === 'null' ? { enumErrorValuePolicy: 'null' as const } : {}),
+      ...(input.nulCharacterPolicy === 'strip' ? { nulCharacterPolicy: 'strip' as const } : {}),
       ...(Object.keys(input.schemaMapping).length > 0 ? { schemaMapping: input.schemaMapping } : {}),
       ...(input.definerPolicy !== 'keep' ? { definerPolicy: input.definerPolicy } : {}),
       ...(input.maxParkedChanges === undefined ? {} : { maxParkedChanges: input.maxParkedChanges }),
@@ -501,7 +503,7 @@ export class MigrationService implements FerryService {
       this.resolveConnection(job.sourceProfileId),
       this.resolveConnection(job.destinationProfileId),
     ]);
-    checks.push(...(await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine })));
+    checks.push(...(await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse' })));
     if (!checks.some((c) => c.severity === 'error')) {
       const schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
@@ -710,6 +712,8 @@ export class MigrationService implements FerryService {
       selection: job.selection,
       dumpParallelism: job.dumpParallelism,
       zeroDatePolicy: job.zeroDatePolicy ?? 'null',
+      enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label',
+      nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse',
       schemaMapping: job.schemaMapping ?? {},
       definerPolicy: job.definerPolicy ?? 'keep',
       maxParkedChanges: job.maxParkedChanges ?? DEFAULT_MAX_PARKED_CHANGES,

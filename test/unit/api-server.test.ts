@@ -65,6 +65,8 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     selection: { include: [], exclude: [] },
     dumpParallelism: 4,
     zeroDatePolicy: 'null',
+    enumErrorValuePolicy: 'label',
+    nulCharacterPolicy: 'refuse',
     schemaMapping: {},
     definerPolicy: 'keep',
     maxParkedChanges: 1_000_000,

@@ -29,9 +29,11 @@ import { FerryError } from '../../core/errors.js';
 import { isMysqlSpatialType } from '../../core/spatial.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import { canonicalToMysqlValue } from '../../core/type-mapping.js';
+import { describeRowKey } from '../../core/value-policies.js';
 import { aboutTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
 import type { ChangeApplier, ColumnValue, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
+import { LENIENT_WRITE_SQL_MODE, MAX_ERROR_COUNT, STRICT_WRITE_SQL_MODE, takesEnumErrorValue, unexpectedWarnings, warningsRefused } from './enum-error-values.js';
 import { loadSql } from './load-sql.js';
 import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
@@ -66,11 +68,15 @@ const PARKED_WHERE = 'job_id = ? AND table_schema = ? AND table_name = ?';
  * Session settings of the applier. The sql_mode is set whole: strict (a value that does not
  * fit fails the batch instead of being changed), 0 stays 0 in AUTO_INCREMENT columns, zero
  * and invalid dates a MySQL source holds are written as they are, and string literals read
- * the same whatever the server's default. Foreign keys are not checked: changes replay
+ * the same whatever the server's default. A statement that writes MySQL's ENUM error value ''
+ * (a MySQL source's row image) runs in the same mode without strictness, and its warnings
+ * must be exactly those values (enum-error-values.ts): the row is applied as it is, as native
+ * replication does. Foreign keys are not checked: changes replay
  * states a foreign key could refuse mid-transaction (continuous jobs add them at promote).
  */
 export const APPLY_SESSION_SQL = [
-  "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION'",
+  `SET SESSION sql_mode = '${STRICT_WRITE_SQL_MODE}'`,
+  `SET SESSION max_error_count = ${MAX_ERROR_COUNT}`,
   'SET SESSION foreign_key_checks = 0',
 ];
 
@@ -106,6 +112,8 @@ export interface DestinationColumn {
   /** The full type: tinyint(1), int(10) unsigned, ... */
   columnType: string;
   generated: boolean;
+  /** An enum without the label '': '' written into it is MySQL's error value. */
+  takesErrorValue: boolean;
 }
 
 interface DestinationTable {
@@ -544,7 +552,9 @@ export class MysqlChangeApplier implements ChangeApplier {
         dataType: (mysqlText(raw.data_type) ?? '').toLowerCase(),
         columnType: (mysqlText(raw.column_type) ?? '').toLowerCase(),
         generated: Number(raw.is_generated) === 1,
+        takesErrorValue: false,
       };
+      column.takesErrorValue = takesEnumErrorValue(column.dataType, column.columnType);
       table.columns.set(column.name, column);
       if (raw.key_position !== null && raw.key_position !== undefined) keyed.get(key)?.push({ column, position: Number(raw.key_position) });
     }
@@ -656,13 +666,13 @@ export class MysqlChangeApplier implements ChangeApplier {
         const values = batch.flatMap((r) => r.values);
         const rows = batch.map(() => rowPlaceholders).join(', ');
         if (first.kind === 'insert') {
-          await this.connection.query(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values);
+          await this.write(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written, batch.length);
         } else if (table.hasOtherUniqueIndex) {
           // An upsert that meets two rows (by key and by another unique index) updates one of
           // them and fails on the other; REPLACE removes both and writes the new row.
-          await this.connection.query(`REPLACE INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values);
+          await this.write(`REPLACE INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written, batch.length);
         } else {
-          await this.connection.query(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows} ${this.upsertTail(written, keyColumns)}`, values);
+          await this.write(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows} ${this.upsertTail(written, keyColumns)}`, values, written, batch.length);
         }
         return;
       }
@@ -677,7 +687,7 @@ export class MysqlChangeApplier implements ChangeApplier {
         if (settable.length === 0) return;
         const sql = `UPDATE ${table.quoted} SET ${settable.map((c) => `${c.quoted} = ?`).join(', ')} WHERE ${keyMatch}`;
         for (const row of batch) {
-          await this.connection.query(sql, [...settable.map((c) => row.values[written.indexOf(c)] ?? null), ...row.oldKey]);
+          await this.write(sql, [...settable.map((c) => row.values[written.indexOf(c)] ?? null), ...row.oldKey], settable);
         }
         return;
       }
@@ -692,7 +702,7 @@ export class MysqlChangeApplier implements ChangeApplier {
           if (first.kind === 'row-delete') {
             await this.connection.query(`DELETE FROM ${table.quoted}${where} LIMIT 1`, row.match);
           } else if (written.length > 0) {
-            await this.connection.query(`UPDATE ${table.quoted} SET ${written.map((c) => `${c.quoted} = ?`).join(', ')}${where} LIMIT 1`, [...row.values, ...row.match]);
+            await this.write(`UPDATE ${table.quoted} SET ${written.map((c) => `${c.quoted} = ?`).join(', ')}${where} LIMIT 1`, [...row.values, ...row.match], written);
           }
         }
         return;
@@ -710,17 +720,48 @@ export class MysqlChangeApplier implements ChangeApplier {
     const [old] = await this.connection.query(`SELECT 1 AS present FROM ${table.quoted} WHERE ${keyMatch} FOR UPDATE`, row.oldKey);
     if ((old as unknown[]).length === 0) {
       if (row.layout.fullRow) {
-        await this.connection.query(
+        await this.write(
           `${table.hasOtherUniqueIndex ? 'REPLACE' : 'INSERT'} INTO ${table.quoted} (${written.map((c) => c.quoted).join(', ')}) VALUES (${written.map(() => '?').join(', ')})` +
             (table.hasOtherUniqueIndex ? '' : ` ${this.upsertTail(written, keyColumns)}`),
           row.values,
+          written,
         );
       }
       return;
     }
     const newKey = row.layout.keys.map((k) => row.values[written.indexOf(k.column)] ?? null);
     await this.connection.query(`DELETE FROM ${table.quoted} WHERE ${keyMatch}`, newKey);
-    await this.connection.query(`UPDATE ${table.quoted} SET ${written.map((c) => `${c.quoted} = ?`).join(', ')} WHERE ${keyMatch}`, [...row.values, ...row.oldKey]);
+    await this.write(`UPDATE ${table.quoted} SET ${written.map((c) => `${c.quoted} = ?`).join(', ')} WHERE ${keyMatch}`, [...row.values, ...row.oldKey], written);
+  }
+
+  /**
+   * Runs a statement whose values start with `rows` rows of `columns` (INSERT's rows, UPDATE's
+   * SET list; the key values after them are not counted). Values '' in enum columns without that
+   * label are MySQL's error value: such a statement runs without strictness and must raise
+   * exactly one warning 1265 per such value, else it fails (DATA_ERROR) and the batch with it.
+   */
+  private async write(sql: string, values: MysqlValue[], columns: DestinationColumn[], rows = 1): Promise<void> {
+    const expected = new Map<string, number>();
+    if (columns.some((c) => c.takesErrorValue)) {
+      for (let r = 0; r < rows; r++) {
+        columns.forEach((c, i) => {
+          if (c.takesErrorValue && values[r * columns.length + i] === '') expected.set(c.name, (expected.get(c.name) ?? 0) + 1);
+        });
+      }
+    }
+    if (expected.size === 0) {
+      await this.connection.query(sql, values);
+      return;
+    }
+    await this.connection.query(`SET SESSION sql_mode = '${LENIENT_WRITE_SQL_MODE}'`);
+    try {
+      const [result] = await this.connection.query(sql, values);
+      const warnings = Number((result as { warningStatus?: unknown }).warningStatus ?? 0);
+      const unexpected = warnings === 0 ? null : await unexpectedWarnings(this.connection, warnings, expected);
+      if (unexpected !== null) throw warningsRefused(`A change to ${columns[0]?.qualifiedName.split('.').slice(0, 2).join('.') ?? 'a table'}`, warnings, unexpected);
+    } finally {
+      await this.connection.query(`SET SESSION sql_mode = '${STRICT_WRITE_SQL_MODE}'`);
+    }
   }
 
   /** `ON DUPLICATE KEY UPDATE` of the non-key columns, in the server's dialect. */
@@ -816,10 +857,27 @@ function valueBytes(values: MysqlValue[]): number {
 function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>, convert: ValueConverter): PlannedRow {
   const values = change.op === 'delete' ? [] : change.values;
   const oldValues = change.op === 'insert' ? null : change.oldValues;
-  const value = (raw: ColumnValue | undefined, column: DestinationColumn): MysqlValue =>
-    raw === undefined || raw === null || raw === UNCHANGED ? null : convert(raw, column);
-  const written = layout.written.map((w) => value(values[w.index], w.column));
   const table = displayName(layout.table.name);
+  // A value MySQL cannot hold (NaN, infinity, BC dates...) is refused naming the row too.
+  const rowKey = () =>
+    describeRowKey(
+      layout.keys.map((k) => k.column.name),
+      layout.keys.map((k) => {
+        const raw = k.newIndex >= 0 ? values[k.newIndex] : k.oldIndex >= 0 ? oldValues?.[k.oldIndex] : undefined;
+        return typeof raw === 'string' ? raw : null;
+      }),
+    );
+  const value = (raw: ColumnValue | undefined, column: DestinationColumn): MysqlValue => {
+    if (raw === undefined || raw === null || raw === UNCHANGED) return null;
+    try {
+      return convert(raw, column);
+    } catch (error) {
+      if (!(error instanceof FerryError) || error.code !== 'DATA_ERROR') throw error;
+      const key = rowKey();
+      throw new FerryError('DATA_ERROR', `Table ${table}, row ${key}: ${error.message}`, { details: { ...error.details, table, key } });
+    }
+  };
+  const written = layout.written.map((w) => value(values[w.index], w.column));
   const planned = (kind: PlanKind, oldKey: MysqlValue[] = [], match: MysqlValue[] = []): PlannedRow => ({
     kind,
     layout,

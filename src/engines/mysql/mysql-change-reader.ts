@@ -35,7 +35,9 @@
  * binlog connection is paused (mysql2 queues nothing more than the read in flight), and it
  * resumes when the consumer takes the queue.
  */
-import { takeZeroDateWarnings, zeroDateRefused } from '../../core/type-mapping.js';
+import { zeroDateRefused } from '../../core/type-mapping.js';
+import { ChangedValues, NulCharacterFound, describeRowKey, keyColumnsOf, nulCharacterRefused, valuePoliciesOf } from '../../core/value-policies.js';
+import type { ValuePolicies } from '../../core/value-policies.js';
 import ZongJi, { GtidSet, MariadbGtidPosition } from '@vlasky/zongji';
 import type { AnyBinlogEvent, BinlogEventByName, TableMapEntry } from '@vlasky/zongji';
 import type { Connection } from 'mysql2';
@@ -52,7 +54,7 @@ import { loadSql } from './load-sql.js';
 import { buildConnectionOptions, connectMysql, endQuietly, errorContext, verifyServerAddress } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
-import { canonicalDateTime, valueKind } from './mysql-snapshot-reader.js';
+import { canonicalDateTime, enumHasEmptyLabel, valueKind } from './mysql-snapshot-reader.js';
 import type { MysqlErrorContext } from './mysql-error-classifier.js';
 
 /** Databases that are never a job's: their changes are not read. */
@@ -76,6 +78,10 @@ const INCLUDED_EVENTS = ['rotate', 'tablemap', 'writerows', 'updaterows', 'delet
 export interface MysqlChangeReaderOptions {
   /** 'refuse': a zero date bound for another engine fails the stream (DATA_ERROR) instead of becoming NULL. */
   zeroDatePolicy?: 'null' | 'refuse';
+  /** ENUM error values ('') bound for another engine: 'label' (default) sends '', 'null' sends NULL and counts it. */
+  enumErrorValuePolicy?: 'label' | 'null';
+  /** NUL characters in text bound for another engine: 'refuse' (default) fails the stream naming table, column and key; 'strip' removes them and counts them. */
+  nulCharacterPolicy?: 'refuse' | 'strip';
   /**
    * The destination's engine. Values are MySQL's own text form for a MySQL destination (the
    * default), and the canonical form of docs/type-mapping.md for any other.
@@ -125,23 +131,32 @@ interface TableDecoder {
   converters: Array<(value: unknown) => string | null>;
   /** Column-name arrays by columns-present bitmap, shared by every change of that shape. */
   shapes: Map<string, { columns: string[]; present: boolean[] }>;
+  /** Names a row (its key columns) in refusals. */
+  describeKey: (row: Record<string, unknown>) => string;
 }
 
 type GroupKind = 'none' | 'transaction' | 'standalone';
 
 export class MysqlChangeReader implements ChangeReader {
-  /** Zero or invalid dates sent as NULL to another engine, per `db.table.column`, since this reader opened. */
-  readonly nulledZeroDates = new Map<string, number>();
+  /** Values changed for another engine (zero dates, ENUM error values, NUL characters), per `db.table.column`. */
+  readonly changedValues = new ChangedValues();
+
+  /** Zero or invalid dates sent as NULL, per `db.table.column`, since the last takeWarnings. */
+  get nulledZeroDates(): Map<string, number> {
+    return this.changedValues.countsOf('zero-date');
+  }
 
   takeWarnings(): string[] {
-    return takeZeroDateWarnings(this.nulledZeroDates);
+    return this.changedValues.take();
   }
   private readonly zongji: ZongJi;
   private readonly serverId: number;
   private readonly heartbeatMs: number;
   private readonly highWater: number;
   private readonly canonical: boolean;
-  private readonly refuseZeroDates: boolean;
+  private readonly policies: ValuePolicies;
+  /** Key columns by "db\u0000table", naming the row in refusals. */
+  private readonly keyColumns = new Map<string, string[]>();
   private readonly context: MysqlErrorContext;
   /** Selected tables by "db\u0000table"; null when whole databases are selected. */
   private readonly tables: Map<string, QualifiedName> | null;
@@ -206,14 +221,17 @@ export class MysqlChangeReader implements ChangeReader {
     this.heartbeatMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     this.highWater = options.highWaterEvents ?? HIGH_WATER_EVENTS;
     this.canonical = options.destinationEngine !== undefined && options.destinationEngine !== 'mysql';
-    this.refuseZeroDates = options.zeroDatePolicy === 'refuse';
+    this.policies = valuePoliciesOf(options);
     this.context = errorContext(params, { operation: 'replication' });
     if (options.tables !== undefined) {
       this.tables = new Map();
       this.databases = new Set();
       for (const table of options.tables) {
         const key = tableKey(table.schema, table.name);
-        if ('columns' in table) this.typesByTable.set(key, new Map(table.columns.map((c) => [c.name, c.nativeType])));
+        if ('columns' in table) {
+          this.typesByTable.set(key, new Map(table.columns.map((c) => [c.name, c.nativeType])));
+          this.keyColumns.set(key, keyColumnsOf(table));
+        }
         this.tables.set(key, { schema: table.schema, name: table.name });
         this.databases.add(table.schema);
       }
@@ -685,13 +703,21 @@ export class MysqlChangeReader implements ChangeReader {
       const nativeType = known?.get(c.COLUMN_NAME) ?? c.COLUMN_TYPE;
       if (!this.canonical) return mysqlTextConverter(nativeType);
       const column = `${entry.parentSchema}.${entry.tableName}.${c.COLUMN_NAME}`;
-      return canonicalConverter(nativeType, column, () => {
-        if (this.refuseZeroDates) throw zeroDateRefused(column);
-        this.nulledZeroDates.set(column, (this.nulledZeroDates.get(column) ?? 0) + 1);
+      return canonicalConverter(nativeType, column, {
+        policies: this.policies,
+        onZeroDate: () => {
+          if (this.policies.zeroDates === 'refuse') throw zeroDateRefused(column);
+          this.changedValues.add(column, 'zero-date');
+        },
+        changed: (kind) => this.changedValues.add(column, kind),
       });
     });
     const table = this.tables?.get(key) ?? { schema: entry.parentSchema, name: entry.tableName };
-    decoder = { generation: this.typesGeneration, table, names, converters, shapes: new Map() };
+    const keyColumns = this.keyColumns.get(key) ?? [];
+    const keyIndexes = keyColumns.map((c) => names.indexOf(c));
+    const describeKey = (row: Record<string, unknown>) =>
+      describeRowKey(keyColumns, keyIndexes.map((i) => (i < 0 ? null : plainText(row[names[i] as string]))));
+    decoder = { generation: this.typesGeneration, table, names, converters, shapes: new Map(), describeKey };
     this.decoders.set(entry, decoder);
     return decoder;
   }
@@ -764,9 +790,14 @@ function shapeOf(decoder: TableDecoder, bitmap: Buffer | undefined): { columns: 
 function rowValues(decoder: TableDecoder, present: boolean[], row: Record<string, unknown>): ColumnValue[] {
   const values: ColumnValue[] = [];
   const { names, converters } = decoder;
-  for (let i = 0; i < names.length; i++) {
-    if (!present[i]) continue;
-    values.push((converters[i] as (value: unknown) => string | null)(row[names[i] as string]));
+  try {
+    for (let i = 0; i < names.length; i++) {
+      if (!present[i]) continue;
+      values.push((converters[i] as (value: unknown) => string | null)(row[names[i] as string]));
+    }
+  } catch (error) {
+    if (error instanceof NulCharacterFound) throw nulCharacterRefused(`${decoder.table.schema}.${decoder.table.name}`, error.column, decoder.describeKey(row));
+    throw error;
   }
   return values;
 }
@@ -960,18 +991,51 @@ export function mysqlTextConverter(nativeType: string): Converter {
   return (v) => plainText(server(v));
 }
 
+/** What a canonical converter does with values the destination cannot hold as they are. */
+export interface ConverterHooks {
+  policies: ValuePolicies;
+  /** A zero or invalid date: throws when refused, else counts it (it is sent as NULL). */
+  onZeroDate(): void;
+  /** Counts a value changed under a policy. */
+  changed(kind: 'enum-error-value' | 'nul-character'): void;
+}
+
 /**
  * The canonical form of docs/type-mapping.md, exactly as the snapshot reader writes it for
  * another engine (the same type kinds and converters): zero and invalid dates become null
  * and are counted through `onZeroDate`; spatial values (raw bytes, see rawSpatialColumns)
  * become EWKB hex.
  */
-export function canonicalConverter(nativeType: string, column = 'a column', onZeroDate: () => void = () => undefined): Converter {
+export function canonicalConverter(nativeType: string, column = 'a column', hooks: Partial<ConverterHooks> = {}): Converter {
   const base = baseType(nativeType);
   const server = serverValue(base);
+  const policies = hooks.policies ?? valuePoliciesOf({});
+  const onZeroDate = hooks.onZeroDate ?? (() => undefined);
+  const changed = hooks.changed ?? (() => undefined);
   switch (valueKind(nativeType, false)) {
     case 'raw':
       return (v) => plainText(server(v));
+    case 'text': {
+      const strip = policies.nulCharacter === 'strip';
+      const name = column.slice(column.lastIndexOf('.') + 1);
+      return (v) => {
+        if (v === null || v === undefined) return null;
+        const text = plainText(server(v)) as string;
+        if (!text.includes('\u0000')) return text;
+        if (!strip) throw new NulCharacterFound(name);
+        changed('nul-character');
+        return text.replace(/\u0000/g, '');
+      };
+    }
+    case 'enum': {
+      const keep = policies.enumErrorValue === 'label' || enumHasEmptyLabel(nativeType);
+      return (v) => {
+        const text = plainText(server(v));
+        if (text !== '' || keep) return text;
+        changed('enum-error-value');
+        return null;
+      };
+    }
     case 'float':
       return floatText;
     case 'double':

@@ -8,7 +8,7 @@ import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
-import type { ChangeApplier, ChangeReader, ConnectionReport, CopyOptions, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import type { ChangeApplier, ChangeReader, ConnectionReport, CopyOptions, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaWriter, SourceSnapshot, SourceVerifyOptions, TableWriter, VerifyCheck } from '../engine.js';
 import { BinlogPosition } from './binlog-position.js';
 import { openMysqlChangeApplier } from './mysql-change-applier.js';
 import { openMysqlChangeReader, readBinlogPosition, requireRowBinlog } from './mysql-change-reader.js';
@@ -28,8 +28,8 @@ export class MysqlEngine implements Engine {
     return testMysqlConnection(params);
   }
 
-  verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType): Promise<VerifyCheck[]> {
-    return verifyMysqlSource(params, selection, jobType);
+  verifySource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType, options?: SourceVerifyOptions): Promise<VerifyCheck[]> {
+    return verifyMysqlSource(params, selection, jobType, options);
   }
 
   verifyDestination(params: ConnectionParams, schema: DatabaseSchema, options?: SchemaObjectOptions): Promise<VerifyCheck[]> {

@@ -39,6 +39,7 @@ import type { CreatedObject, DestinationTableState, PostDataOptions, SchemaObjec
 import { createMysqlSchemaObjects, dropMysqlSchemaObject, parseDefinerPolicy } from './mysql-schema-objects.js';
 import type { DefinerPolicy } from './mysql-schema-objects.js';
 import { loadSql } from './load-sql.js';
+import { STRICT_WRITE_SQL_MODE } from './enum-error-values.js';
 import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
@@ -67,7 +68,7 @@ function describe(object: QualifiedName): string {
 
 /** Session settings: foreign keys between the job's tables must not stop TRUNCATE and DROP TABLE. */
 const SCHEMA_SESSION_SQL = [
-  "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION'",
+  `SET SESSION sql_mode = '${STRICT_WRITE_SQL_MODE}'`,
   'SET SESSION foreign_key_checks = 0',
 ];
 

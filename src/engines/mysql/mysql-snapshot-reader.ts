@@ -43,12 +43,20 @@
  *   `2024-02-31` under ALLOW_INVALID_DATES) become `\N`, counted per column in
  *   `nulledZeroDates`; year 0 (`0000-03-01`) is 1 BC in PostgreSQL: `0001-03-01 BC`;
  *   timestamp gets `+00`;
+ * - enum: the label; MySQL's error value '' (stored by a non-strict sql_mode for an invalid
+ *   label) is written as '' (enumErrorValuePolicy 'label': the mapped enum type has that label)
+ *   or as `\N`, counted per column (policy 'null');
+ * - char, varchar and the text types: a NUL character, which PostgreSQL text cannot hold,
+ *   refuses the table naming the column and the row's key (nulCharacterPolicy 'refuse'), or is
+ *   removed and counted per column (policy 'strip');
  * - spatial types: MySQL's internal value (SRID + WKB) as EWKB hex, PostGIS's own text
  *   (src/core/spatial.ts); to another MySQL server they pass as their raw bytes like blobs;
- * - everything else (integers, decimal, year, time, text, enum, json) is already canonical
- *   and passed on as bytes.
+ * - everything else (integers, decimal, year, time, json) is already canonical and passed on
+ *   as bytes.
  */
-import { takeZeroDateWarnings, zeroDateRefused } from '../../core/type-mapping.js';
+import { zeroDateRefused } from '../../core/type-mapping.js';
+import { ChangedValues, NulCharacterFound, describeRowKey, hasNulByte, keyColumnsOf, nulCharacterRefused, stripNulBytes, valuePoliciesOf } from '../../core/value-policies.js';
+import type { ValuePolicies } from '../../core/value-policies.js';
 import type { CopyOptions } from '../engine.js';
 import { Transform } from 'node:stream';
 import type { Readable, TransformCallback } from 'node:stream';
@@ -89,7 +97,10 @@ const LF_BYTE = Buffer.from('\n');
  * rewritten to its shortest exact text, a date checked for zero and invalid dates, through
  * the canonical value converter of src/core/type-mapping.ts, or refused.
  */
-export type MysqlValueKind = 'raw' | 'float' | 'double' | 'date' | 'datetime' | 'timestamp' | 'converted';
+export type MysqlValueKind = 'raw' | 'float' | 'double' | 'date' | 'datetime' | 'timestamp' | 'converted' | 'text' | 'enum';
+
+/** Text types whose values may hold a NUL character, which PostgreSQL text cannot. */
+export const NUL_CAPABLE_DATA_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext']);
 
 const BINARY_DATA_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
 /**
@@ -117,7 +128,14 @@ export function valueKind(nativeType: string, sameEngine: boolean): MysqlValueKi
   if (dataType === 'timestamp') return 'timestamp';
   if (dataType === 'tinyint') return /^tinyint\(1\)$/i.test(nativeType.trim()) ? 'converted' : 'raw';
   if (CONVERTED_DATA_TYPES.has(dataType)) return 'converted';
+  if (NUL_CAPABLE_DATA_TYPES.has(dataType)) return 'text';
+  if (dataType === 'enum') return 'enum';
   return 'raw';
+}
+
+/** True when '' is one of the labels of an `enum(...)` COLUMN_TYPE (then it is no error value). */
+export function enumHasEmptyLabel(nativeType: string): boolean {
+  return /\(\s*''\s*[,)]|,\s*''\s*[,)]/.test(nativeType);
 }
 
 /** The columns copyOut writes, in order: generated columns only for another engine. */
@@ -191,12 +209,39 @@ export function escapeCopyBytes(value: Buffer): Buffer {
 
 type FieldEncoder = (raw: Buffer) => Buffer | null;
 
-/** Builds the encoder of one column; `onZeroDate` counts values written as NULL. */
-function fieldEncoder(table: TableSchema, column: ColumnSchema, sameEngine: boolean, onZeroDate: () => void): FieldEncoder {
+/** What an encoder does with the values the destination cannot hold as they are. */
+interface EncoderHooks {
+  policies: ValuePolicies;
+  /** A zero or invalid date: throws when refused, else counts it (it is written as NULL). */
+  onZeroDate(): void;
+  /** Counts a value changed under a policy. */
+  changed(kind: 'enum-error-value' | 'nul-character'): void;
+}
+
+/** Builds the encoder of one column. */
+function fieldEncoder(table: TableSchema, column: ColumnSchema, sameEngine: boolean, hooks: EncoderHooks): FieldEncoder {
   const ascii = (text: string) => Buffer.from(text, 'latin1');
+  const onZeroDate = () => hooks.onZeroDate();
   switch (valueKind(column.nativeType, sameEngine)) {
     case 'raw':
       return escapeCopyBytes;
+    case 'text': {
+      const strip = hooks.policies.nulCharacter === 'strip';
+      return (raw) => {
+        if (!hasNulByte(raw)) return escapeCopyBytes(raw);
+        if (!strip) throw new NulCharacterFound(column.name);
+        hooks.changed('nul-character');
+        return escapeCopyBytes(stripNulBytes(raw));
+      };
+    }
+    case 'enum': {
+      if (hooks.policies.enumErrorValue === 'label' || enumHasEmptyLabel(column.nativeType)) return escapeCopyBytes;
+      return (raw) => {
+        if (raw.length > 0) return escapeCopyBytes(raw);
+        hooks.changed('enum-error-value');
+        return null;
+      };
+    }
     case 'float':
       return sameEngine ? (raw) => ascii(mysqlFloatText(Number(raw.toString('latin1')))) : (raw) => ascii(shortestFloat32(Number(raw.toString('latin1'))));
     case 'double':
@@ -231,6 +276,8 @@ function fieldEncoder(table: TableSchema, column: ColumnSchema, sameEngine: bool
 class RowEncoder extends Transform {
   private parts: Buffer[] = [];
   private size = 0;
+  /** Names the row whose value an encoder refused (the table's key columns, by copied position). */
+  describeKey: ((row: Array<Buffer | null>) => string) | null = null;
 
   constructor(private readonly encoders: FieldEncoder[]) {
     super({ writableObjectMode: true, writableHighWaterMark: ROW_HIGH_WATER_MARK, readableHighWaterMark: CHUNK_BYTES * 4 });
@@ -252,8 +299,19 @@ class RowEncoder extends Transform {
       if (this.size >= CHUNK_BYTES) this.pushChunk();
       callback();
     } catch (error) {
+      if (error instanceof NulCharacterFound && this.describeKey !== null) {
+        callback(this.refuseNul(error, row));
+        return;
+      }
       callback(error as Error);
     }
+  }
+
+  /** Set by copyOut: the qualified table name for refusals. */
+  table = '';
+
+  private refuseNul(error: NulCharacterFound, row: Array<Buffer | null>): FerryError {
+    return nulCharacterRefused(this.table, error.column, (this.describeKey as (row: Array<Buffer | null>) => string)(row));
   }
 
   override _flush(callback: TransformCallback): void {
@@ -381,11 +439,16 @@ export class MysqlSnapshotReader implements SourceSnapshot {
 
 /** Streams tables in COPY text format from one connection with its own consistent snapshot. */
 export class MysqlTableReader implements TableReader {
-  /** Zero or invalid dates written as NULL for a PostgreSQL destination, per `db.table.column`, since this reader opened. */
-  readonly nulledZeroDates = new Map<string, number>();
+  /** Values changed for a PostgreSQL destination (zero dates, ENUM error values, NUL characters), per `db.table.column`, since this reader opened. */
+  readonly changedValues = new ChangedValues();
+
+  /** Zero or invalid dates written as NULL, per `db.table.column`, since the last takeWarnings. */
+  get nulledZeroDates(): Map<string, number> {
+    return this.changedValues.countsOf('zero-date');
+  }
 
   takeWarnings(): string[] {
-    return takeZeroDateWarnings(this.nulledZeroDates);
+    return this.changedValues.take();
   }
   private active: { rows: Readable; output: RowEncoder } | null = null;
   private broken: FerryError | null = null;
@@ -409,18 +472,27 @@ export class MysqlTableReader implements TableReader {
         : (this.broken ?? (this.active !== null ? new FerryError('FAILED_PRECONDITION', 'This table reader is already copying a table; read one table at a time per reader.') : null));
     if (refusal === null) {
       try {
-        encoders = columns.map((column) =>
-          fieldEncoder(table, column, sameEngine, () => {
-            const name = `${table.schema}.${table.name}.${column.name}`;
-            if (options.zeroDatePolicy === 'refuse') throw zeroDateRefused(name);
-            this.nulledZeroDates.set(name, (this.nulledZeroDates.get(name) ?? 0) + 1);
-          }),
-        );
+        const policies = valuePoliciesOf(options);
+        encoders = columns.map((column) => {
+          const name = `${table.schema}.${table.name}.${column.name}`;
+          return fieldEncoder(table, column, sameEngine, {
+            policies,
+            onZeroDate: () => {
+              if (policies.zeroDates === 'refuse') throw zeroDateRefused(name);
+              this.changedValues.add(name, 'zero-date');
+            },
+            changed: (kind) => this.changedValues.add(name, kind),
+          });
+        });
       } catch (error) {
         refusal = error as FerryError;
       }
     }
     const output = new RowEncoder(encoders);
+    output.table = `${table.schema}.${table.name}`;
+    const keyColumns = keyColumnsOf(table);
+    const keyPositions = keyColumns.map((name) => columns.findIndex((c) => c.name === name));
+    output.describeKey = (row) => describeRowKey(keyColumns, keyPositions.map((i) => (i < 0 ? null : (row[i]?.toString('utf8') ?? null))));
     if (refusal !== null) {
       const reason = refusal;
       process.nextTick(() => output.destroy(reason));

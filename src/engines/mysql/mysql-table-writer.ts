@@ -12,7 +12,9 @@
  * are handled alike): booleans `t`/`f` to 1/0, bytea `\x..` to bytes, timestamps with an
  * offset to UTC, PostGIS EWKB hex to MySQL's geometry format (spatialConversionSql).
  * Anything the server cannot store exactly raises a warning, and a load with warnings is
- * rolled back and refused (`LOAD DATA LOCAL` turns errors into warnings).
+ * rolled back and refused (`LOAD DATA LOCAL` turns errors into warnings), except the warnings
+ * of MySQL's ENUM error values ('') that a MySQL source sends: the feed counts them per column
+ * and exactly that many are accepted (enum-error-values.ts).
  */
 import { Readable, Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
@@ -23,6 +25,7 @@ import { isMysqlSpatialType } from '../../core/spatial.js';
 import type { TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
 import type { LoadResult, TableWriter } from '../engine.js';
+import { MAX_ERROR_COUNT, STRICT_WRITE_SQL_MODE, takesEnumErrorValue, unexpectedWarnings, warningsRefused } from './enum-error-values.js';
 import { loadSql } from './load-sql.js';
 import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
@@ -36,11 +39,14 @@ type Row = Record<string, unknown>;
  * (the rows come from a source that enforced its own keys; the table was emptied first).
  * The sql_mode is set whole so that the statement's escapes read the same whatever the
  * server's default (NO_BACKSLASH_ESCAPES would change `'\\'`), 0 in an AUTO_INCREMENT column
- * stays 0, and zero or invalid dates a MySQL source holds load as they are. Notes (trailing
- * spaces trimmed from CHAR values, ...) are not counted: only warnings refuse a load.
+ * stays 0 (NO_AUTO_VALUE_ON_ZERO, as mysqldump sets), and zero or invalid dates a MySQL source
+ * holds load as they are. Notes (trailing spaces trimmed from CHAR values, ...) are not
+ * counted: only warnings refuse a load. Every warning is kept (max_error_count), so those of
+ * ENUM error values can be told from the others.
  */
 export const LOAD_SESSION_SQL = [
-  "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION'",
+  `SET SESSION sql_mode = '${STRICT_WRITE_SQL_MODE}'`,
+  `SET SESSION max_error_count = ${MAX_ERROR_COUNT}`,
   'SET SESSION foreign_key_checks = 0',
   'SET SESSION unique_checks = 0',
   'SET SESSION sql_notes = 0',
@@ -50,8 +56,6 @@ export const LOAD_SESSION_SQL = [
 const MAX_PACKET_BYTES = 1024 * 1024;
 /** Smaller chunks are gathered up to this size before they are handed on. */
 const MIN_PACKET_BYTES = 64 * 1024;
-/** How many of the server's warnings a refused load quotes. */
-const QUOTED_WARNINGS = 5;
 
 /** A destination column as information_schema describes it. */
 export interface DestinationColumnType {
@@ -158,19 +162,32 @@ const ESCAPES: Record<number, number> = { 0x66: 0x0c, 0x76: 0x0b }; // \f form f
  */
 export class LoadFeed extends Transform {
   bytes = 0;
+  /** Empty fields seen per watched field position (`emptyFieldsOf`): MySQL's ENUM error values. */
+  readonly emptyCounts: number[];
+  private field = 0;
+  private fieldBytes = 0;
   /** A backslash that ended the previous chunk: its escape continues in the next one. */
   private pendingBackslash = false;
   /** Small chunks gathered until they make a packet. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 
-  constructor(private readonly rewriteEscapes: boolean) {
+  /**
+   * `watched`: field positions (0-based, in the row) whose empty values are counted; only for
+   * MySQL's own text, where a tab or newline byte always ends a field.
+   */
+  constructor(
+    private readonly rewriteEscapes: boolean,
+    private readonly watched: boolean[] = [],
+  ) {
     super();
+    this.emptyCounts = watched.map(() => 0);
   }
 
   override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
     let data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     this.bytes += data.length;
+    if (this.watched.length > 0) this.countEmptyFields(data);
     if (this.rewriteEscapes) data = this.rewrite(data);
     if (data.length >= MIN_PACKET_BYTES) {
       this.pushPending();
@@ -192,6 +209,23 @@ export class LoadFeed extends Transform {
     this.pendingBackslash = false;
     this.pushPending();
     callback();
+  }
+
+  private countEmptyFields(data: Buffer): void {
+    const { watched, emptyCounts } = this;
+    let { field, fieldBytes } = this;
+    for (let i = 0; i < data.length; i++) {
+      const b = data[i] as number;
+      if (b !== 0x09 && b !== 0x0a) {
+        fieldBytes++;
+        continue;
+      }
+      if (fieldBytes === 0 && watched[field] === true) emptyCounts[field] = (emptyCounts[field] as number) + 1;
+      fieldBytes = 0;
+      field = b === 0x09 ? field + 1 : 0;
+    }
+    this.field = field;
+    this.fieldBytes = fieldBytes;
   }
 
   private pushPending(): void {
@@ -274,11 +308,15 @@ export class MysqlTableWriter implements TableWriter {
     });
     const name = `${table.schema}.${table.name}`;
     const sourceEngine = options.sourceEngine ?? 'mysql';
-    const feed = new LoadFeed(sourceEngine === 'postgresql');
+    let feed = new LoadFeed(sourceEngine === 'postgresql');
     let flowing: Promise<void> | null = null;
     try {
       signal.throwIfAborted();
       const destination = await this.readColumns(table, sourceEngine);
+      const copied = copiedColumns(table, sourceEngine, 'mysql');
+      // A MySQL source's '' in an enum without that label is its error value: counted, so that its warnings are expected.
+      const watched = sourceEngine === 'mysql' ? copied.map((c) => { const t = destination.get(c.name); return t !== undefined && takesEnumErrorValue(t.dataType, t.columnType); }) : [];
+      if (watched.includes(true)) feed = new LoadFeed(false, watched);
       const sql = loadDataSql(table, sourceEngine, sourceEngine === 'mysql' ? null : destination);
       // TRUNCATE would commit at once in MySQL, so a failed or cancelled load would leave the
       // table empty where it held the previous complete load. DELETE inside the load's own
@@ -299,7 +337,14 @@ export class MysqlTableWriter implements TableWriter {
         await flowing;
         const affected = Number((result as { affectedRows?: unknown }).affectedRows ?? 0);
         const warnings = Number((result as { warningStatus?: unknown }).warningStatus ?? 0);
-        if (warnings > 0) throw await this.refusal(table, warnings);
+        if (warnings > 0) {
+          const expected = new Map<string, number>();
+          feed.emptyCounts.forEach((n, i) => {
+            if (n > 0) expected.set((copied[i] as { name: string }).name, n);
+          });
+          const unexpected = await unexpectedWarnings(this.connection, warnings, expected);
+          if (unexpected !== null) throw refusal(table, warnings, unexpected);
+        }
         await this.connection.query('COMMIT');
         return { rows: affected, bytes: feed.bytes };
       } catch (error) {
@@ -353,21 +398,16 @@ export class MysqlTableWriter implements TableWriter {
     return columns;
   }
 
-  /** The DATA_ERROR for a load the server stored with warnings (values changed or rows skipped). */
-  private async refusal(table: TableSchema, count: number): Promise<FerryError> {
-    const [rows] = await this.connection.query(`SHOW WARNINGS LIMIT ${QUOTED_WARNINGS}`);
-    const messages = (rows as Row[]).map((r) => mysqlText(r.Message) ?? '').filter((m) => m !== '');
-    const name = `${table.schema}.${table.name}`;
-    return new FerryError(
-      'DATA_ERROR',
-      `Loading ${name} would not keep every value exactly: the server reported ${count} warning${count === 1 ? '' : 's'} (${messages.join('; ')}). Nothing of this load was kept. Fix the values on the source, change the destination column types, or exclude the table.`,
-      { details: { table: name, warnings: count, messages } },
-    );
-  }
-
   async close(): Promise<void> {
     await endQuietly(this.connection);
   }
+}
+
+/** The DATA_ERROR for a load the server stored with warnings (values changed or rows skipped). */
+function refusal(table: TableSchema, count: number, messages: string[]): FerryError {
+  const name = `${table.schema}.${table.name}`;
+  const error = warningsRefused(`Loading ${name}`, count, messages);
+  return new FerryError(error.code, error.message, { details: { table: name, ...error.details } });
 }
 
 /** A stream that fails at once: the file the driver sends when the load was cancelled before the server asked for it. */

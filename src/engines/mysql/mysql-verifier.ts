@@ -11,7 +11,9 @@ import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
-import type { ConnectionReport, SchemaObjectOptions, VerifyCheck } from '../engine.js';
+import type { ConnectionReport, SchemaObjectOptions, SourceVerifyOptions, VerifyCheck } from '../engine.js';
+import { sampleAwkwardValues } from './mysql-value-sampler.js';
+import { valuePoliciesOf } from '../../core/value-policies.js';
 import { loadSql } from './load-sql.js';
 import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
@@ -281,7 +283,7 @@ export async function testMysqlConnection(params: ConnectionParams): Promise<Con
   }
 }
 
-export async function verifyMysqlSource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType): Promise<VerifyCheck[]> {
+export async function verifyMysqlSource(params: ConnectionParams, selection: ObjectSelection, jobType: JobType, options: SourceVerifyOptions = {}): Promise<VerifyCheck[]> {
   const side = 'source';
   const checks: VerifyCheck[] = [];
   const context = errorContext(params, { operation: 'read' });
@@ -384,6 +386,10 @@ export async function verifyMysqlSource(params: ConnectionParams, selection: Obj
           }
         : { code: 'FOREIGN_KEY_TO_UNSELECTED_TABLE', side, severity: 'ok', message: 'Every foreign key references a selected table.' },
     );
+
+    if (options.destinationEngine !== undefined && options.destinationEngine !== 'mysql' && unreadable.length === 0) {
+      checks.push(...(await sampleAwkwardValues(connection, schema.tables, valuePoliciesOf(options))));
+    }
 
     const databases = schema.schemas;
     if (jobType === 'continuous') {

@@ -13,7 +13,7 @@ import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
 import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
 import type { MappedSchema } from '../../core/type-mapping.js';
-import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, ReplicationSpec, SchemaObjectInfo, SchemaReadOptions, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaReadOptions, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
 import { schemaObjectsOf } from './postgres-schema-script.js';
 import { loadSql } from './load-sql.js';
 import { Lsn } from './lsn.js';
@@ -570,8 +570,8 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  openSchemaWriter(params: ConnectionParams): Promise<SchemaWriter> {
-    return openPostgresSchemaWriter(params);
+  openSchemaWriter(params: ConnectionParams, options?: SchemaObjectOptions): Promise<SchemaWriter> {
+    return openPostgresSchemaWriter(params, options);
   }
 
   openTableWriter(params: ConnectionParams): Promise<TableWriter> {

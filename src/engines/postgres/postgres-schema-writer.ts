@@ -24,7 +24,7 @@ import type {
 } from '../../core/schema.js';
 import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
 import type { UnsupportedColumn } from '../../core/type-mapping.js';
-import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaObjectPhase, SchemaScript, SchemaScriptOptions, SchemaScriptResult, SchemaWriter } from '../engine.js';
+import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaObjectOptions, SchemaObjectPhase, SchemaScript, SchemaScriptOptions, SchemaScriptResult, SchemaWriter } from '../engine.js';
 import { applySchemaPhase } from './postgres-schema-script.js';
 import { loadSql } from './load-sql.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgJson, pgText, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
@@ -225,9 +225,9 @@ export function unsupportedColumnsError(columns: UnsupportedColumn[]): FerryErro
  * The schema as this destination creates it: a PostgreSQL schema as it is, a MySQL/MariaDB
  * schema mapped by docs/type-mapping.md. Rejects columns PostgreSQL cannot hold (UNSUPPORTED_TYPE).
  */
-export function postgresSchemaFor(schema: DatabaseSchema): DatabaseSchema {
+export function postgresSchemaFor(schema: DatabaseSchema, options: SchemaObjectOptions = {}): DatabaseSchema {
   if (schema.engine !== 'mysql') return schema;
-  const mapped = mapMysqlSchemaToPostgres(schema);
+  const mapped = mapMysqlSchemaToPostgres(schema, { enumErrorValue: options.enumErrorValuePolicy ?? 'label' });
   if (mapped.unsupported.length > 0) throw unsupportedColumnsError(mapped.unsupported);
   return mapped.schema;
 }
@@ -240,15 +240,17 @@ interface CheckCreation {
   skipped: string[];
 }
 
-export async function openPostgresSchemaWriter(params: ConnectionParams): Promise<PostgresSchemaWriter> {
+export async function openPostgresSchemaWriter(params: ConnectionParams, options: SchemaObjectOptions = {}): Promise<PostgresSchemaWriter> {
   const context = errorContext(params, { operation: 'ddl' });
-  return new PostgresSchemaWriter(await connectPostgres(params, context), context);
+  return new PostgresSchemaWriter(await connectPostgres(params, context), context, options);
 }
 
 export class PostgresSchemaWriter implements SchemaWriter {
   constructor(
     private readonly client: pg.Client,
     private readonly context: PostgresErrorContext,
+    /** enumErrorValuePolicy: whether mapped MySQL enums get the label ''. */
+    private readonly options: SchemaObjectOptions = {},
   ) {}
 
   async inspectTables(tables: QualifiedName[]): Promise<DestinationTableState[]> {
@@ -294,7 +296,7 @@ export class PostgresSchemaWriter implements SchemaWriter {
   async createPreDataObjects(source: DatabaseSchema, options: CreatePreDataOptions = {}): Promise<CreatedObject[]> {
     const created: CreatedObject[] = [];
     try {
-      const schema = postgresSchemaFor(source);
+      const schema = postgresSchemaFor(source, this.options);
       await this.client.query('BEGIN');
       try {
         const problems = (await this.findTableProblems(schema, options.ownedTables)).filter(
@@ -320,7 +322,7 @@ export class PostgresSchemaWriter implements SchemaWriter {
    * Resolves with the check constraints that would be left out; rejects with what fails.
    */
   async rehearsePreDataObjects(schema: DatabaseSchema): Promise<{ skippedChecks: string[] }> {
-    const target = postgresSchemaFor(schema);
+    const target = postgresSchemaFor(schema, this.options);
     const skipped: string[] = [];
     try {
       await this.client.query('BEGIN');
@@ -372,10 +374,15 @@ export class PostgresSchemaWriter implements SchemaWriter {
       if (row !== undefined) {
         const labels = pgJson<string[]>(row.labels, []);
         const missing = type.labels.filter((l) => !labels.includes(l));
+        if (missing.length === 1 && missing[0] === '' && type.labels[0] === '') {
+          // MySQL's ENUM error value (enumErrorValuePolicy "label"): added to a type the destination already has, first as in the mapping.
+          await this.client.query(`ALTER TYPE ${quoteQualified(type)} ADD VALUE IF NOT EXISTS ''${labels.length > 0 ? ` BEFORE ${quoteLiteral(labels[0] as string)}` : ''}`);
+          continue;
+        }
         if (missing.length > 0) {
           throw new FerryError(
             'SCHEMA_ERROR',
-            `The enum type ${describe(type)} exists on the destination without the labels ${missing.join(', ')}. Add them (ALTER TYPE ${quoteQualified(type)} ADD VALUE ...) or drop the type.`,
+            `The enum type ${describe(type)} exists on the destination without the labels ${missing.map(quoteLiteral).join(', ')}. Add them (ALTER TYPE ${quoteQualified(type)} ADD VALUE ...) or drop the type.`,
             { details: { type: describe(type), missingLabels: missing } },
           );
         }
@@ -432,7 +439,7 @@ export class PostgresSchemaWriter implements SchemaWriter {
 
   async createPostDataObjects(source: DatabaseSchema, options: PostDataOptions = {}): Promise<void> {
     try {
-      const schema = postgresSchemaFor(source);
+      const schema = postgresSchemaFor(source, this.options);
       const schemaNames = [...new Set([...schema.tables.map((t) => t.schema), ...schema.tables.flatMap((t) => t.foreignKeys.map((f) => f.referencedTable.schema))])];
       const names = await this.client.query(loadSql('relation-names.sql'), [schemaNames]);
       const relations = new Set<string>();
@@ -471,7 +478,7 @@ export class PostgresSchemaWriter implements SchemaWriter {
 
   async syncSequences(source: DatabaseSchema): Promise<void> {
     try {
-      const schema = postgresSchemaFor(source);
+      const schema = postgresSchemaFor(source, this.options);
       for (const sequence of schema.sequences) {
         if (schema !== source && sequence.ownedBy !== null) {
           await this.syncMappedCounter(sequence, sequence.ownedBy);

@@ -176,6 +176,16 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       ALTER TABLE migration_jobs ADD COLUMN max_parked_changes INTEGER;
     `,
   },
+  {
+    version: 9,
+    name: 'value policies',
+    sql: `
+      -- MySQL ENUM error values ('') bound for PostgreSQL: 'label' (kept as a label) or 'null' (warn).
+      ALTER TABLE migration_jobs ADD COLUMN enum_error_value_policy TEXT NOT NULL DEFAULT 'label';
+      -- NUL characters in MySQL text bound for PostgreSQL: 'refuse' or 'strip' (warn).
+      ALTER TABLE migration_jobs ADD COLUMN nul_character_policy TEXT NOT NULL DEFAULT 'refuse';
+    `,
+  },
 ];
 
 /**

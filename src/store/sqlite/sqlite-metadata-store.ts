@@ -70,6 +70,8 @@ interface JobRow {
   selection: string;
   dump_parallelism: number;
   zero_date_policy: string;
+  enum_error_value_policy: string;
+  nul_character_policy: string;
   schema_mapping: string;
   definer_policy: string;
   max_parked_changes: number | null;
@@ -132,7 +134,7 @@ const PROFILE_COLUMNS = [
 
 const JOB_COLUMNS = [
   'id', 'display_name', 'type', 'source_profile_id', 'destination_profile_id', 'source_engine',
-  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'schema_mapping', 'definer_policy', 'max_parked_changes', 'labels', 'status', 'phase',
+  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'enum_error_value_policy', 'nul_character_policy', 'schema_mapping', 'definer_policy', 'max_parked_changes', 'labels', 'status', 'phase',
   'error', 'promote_requested', 'create_time', 'update_time', 'start_time', 'end_time', 'running_millis',
   'run_start_time',
 ] as const satisfies readonly (keyof JobRow)[];
@@ -804,6 +806,8 @@ function jobToRow(job: MigrationJob): JobRow {
     selection: JSON.stringify(job.selection),
     dump_parallelism: job.dumpParallelism,
     zero_date_policy: job.zeroDatePolicy ?? 'null',
+    enum_error_value_policy: job.enumErrorValuePolicy ?? 'label',
+    nul_character_policy: job.nulCharacterPolicy ?? 'refuse',
     schema_mapping: JSON.stringify(job.schemaMapping ?? {}),
     definer_policy: job.definerPolicy ?? 'keep',
     max_parked_changes: job.maxParkedChanges ?? null,
@@ -835,6 +839,8 @@ function rowToJob(row: JobRow): MigrationJob {
     dumpParallelism: row.dump_parallelism,
     // The default stays implicit, so jobs written before the policy existed read back unchanged.
     ...(row.zero_date_policy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
+    ...(row.enum_error_value_policy === 'null' ? { enumErrorValuePolicy: 'null' as const } : {}),
+    ...(row.nul_character_policy === 'strip' ? { nulCharacterPolicy: 'strip' as const } : {}),
     ...(row.schema_mapping === '{}' ? {} : { schemaMapping: JSON.parse(row.schema_mapping) as SchemaMapping }),
     ...(row.definer_policy !== 'keep' ? { definerPolicy: row.definer_policy } : {}),
     ...(row.max_parked_changes === null ? {} : { maxParkedChanges: row.max_parked_changes }),

@@ -209,6 +209,10 @@ export interface CreateJobInput {
   dumpParallelism?: number;
   /** Continuous jobs: changes that may wait for tables the destination refuses before the job is Failed. */
   maxParkedChanges?: number;
+  /** MySQL to PostgreSQL: MySQL's ENUM error value '' kept as a label (default) or written as NULL. */
+  enumErrorValuePolicy?: 'label' | 'null';
+  /** MySQL to PostgreSQL: NUL characters in text refuse the job (default) or are removed. */
+  nulCharacterPolicy?: 'refuse' | 'strip';
 }
 
 export interface UpdateJobInput {

@@ -137,6 +137,8 @@ export function CreateJobPage() {
   const [parallelism, setParallelism] = useState('4');
   /** Empty: the server's default. */
   const [maxParked, setMaxParked] = useState('');
+  const [enumPolicy, setEnumPolicy] = useState<'label' | 'null'>('label');
+  const [nulPolicy, setNulPolicy] = useState<'refuse' | 'strip'>('refuse');
 
   const [job, setJob] = useState<Job | null>(null);
   const [report, setReport] = useState<VerifyReport | null>(null);
@@ -144,6 +146,9 @@ export function CreateJobPage() {
   const [error, setError] = useState<unknown>(null);
 
   const selection = { include: patterns(include), exclude: patterns(exclude) };
+  const engineOf = (id: string) => profiles.find((p) => p.id === id)?.engine;
+  /** The value policies of docs/type-mapping.md apply to MySQL sources bound for PostgreSQL. */
+  const mysqlToPostgres = engineOf(sourceId) === 'mysql' && engineOf(destinationId) === 'postgresql';
   const canNext = [
     displayName.trim() !== '',
     sourceId !== '',
@@ -169,6 +174,7 @@ export function CreateJobPage() {
       selection,
       dumpParallelism: Number(parallelism),
       ...parkedLimit,
+      ...(mysqlToPostgres ? { enumErrorValuePolicy: enumPolicy, nulCharacterPolicy: nulPolicy } : {}),
     });
     setJob(fresh);
     return fresh;
@@ -333,6 +339,25 @@ export function CreateJobPage() {
                   <input id="max-parked" type="number" min={1} placeholder="1000000" value={maxParked} onChange={(e) => setMaxParked(e.target.value)} />
                   <div className="hint">Changes that may wait for tables the destination refuses (Running with errors) before the job is Failed; a warning at 80 %. Empty: 1,000,000.</div>
                 </div>
+              )}
+              {mysqlToPostgres && (
+                <>
+                  <div className="field">
+                    <label htmlFor="enum-policy">MySQL ENUM error values ('')</label>
+                    <select id="enum-policy" value={enumPolicy} disabled={job !== null} onChange={(e) => setEnumPolicy(e.target.value as 'label' | 'null')}>
+                      <option value="label">Keep them: add the label '' to the PostgreSQL enum type</option>
+                      <option value="null">Write NULL, with a warning naming the column</option>
+                    </select>
+                  </div>
+                  <div className="field">
+                    <label htmlFor="nul-policy">NUL characters in text</label>
+                    <select id="nul-policy" value={nulPolicy} disabled={job !== null} onChange={(e) => setNulPolicy(e.target.value as 'refuse' | 'strip')}>
+                      <option value="refuse">Fail the job, naming the table, column and row</option>
+                      <option value="strip">Remove them, with a warning naming the column</option>
+                    </select>
+                    <div className="hint">PostgreSQL text cannot hold them. Verify samples the source and names the columns that hold such values.</div>
+                  </div>
+                </>
               )}
             </div>
             <ErrorAlert error={error} title="The job could not be saved" />

@@ -1,0 +1,94 @@
+/**
+ * Values one engine accepts and the other does not (docs/type-mapping.md, "Values one engine
+ * accepts and the other does not"), for tests and for the whole-schema end-to-end test:
+ * - a MySQL/MariaDB table `awkward` holding MySQL's ENUM error value '' (stored by a non-strict
+ *   sql_mode for an invalid label), zero dates, an invalid date kept under ALLOW_INVALID_DATES
+ *   ('2024-02-31'), an AUTO_INCREMENT key holding 0 and, with `nul`, NUL characters in text;
+ * - `writeAwkwardMysqlRows`, a workload step writing such values through the binlog (an insert,
+ *   an update to the error value, an update of a date to an invalid one);
+ * - a PostgreSQL table `zero_keys` whose serial and identity keys hold 0.
+ *
+ * What a destination holds afterwards (with the job's default policies): MySQL to MySQL, every
+ * value as it is; MySQL to PostgreSQL, '' as the enum label '', zero and invalid dates NULL, NUL
+ * characters refused (nulCharacterPolicy 'strip': removed); PostgreSQL to MySQL, 0 kept.
+ */
+import type { Connection } from 'mysql2/promise';
+import type pg from 'pg';
+
+/** The sql_mode of an application that lets MySQL store what it would otherwise refuse. */
+export const LENIENT_SQL_MODE = 'ALLOW_INVALID_DATES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';
+
+export interface AwkwardOptions {
+  /** Table name (default `awkward`). */
+  table?: string;
+  /** Put NUL characters in the text columns (a PostgreSQL destination refuses them unless nulCharacterPolicy is 'strip'). */
+  nul?: boolean;
+}
+
+/** The rows `createAwkwardMysqlTable` writes, by id: what MySQL stores. */
+export const AWKWARD_ROWS = [
+  { id: 0, status: 'new', tags: 'a', note: 'key zero', body: 'b0', due: '2024-01-01', seen: '2024-01-01 00:00:00' },
+  { id: 1, status: '', tags: '', note: 'error value', body: 'b1', due: '2024-02-31', seen: '0000-00-00 00:00:00' },
+  { id: 2, status: 'paid', tags: 'a,c', note: 'plain', body: 'b2', due: '0000-00-00', seen: '2024-00-10 10:00:00' },
+] as const;
+
+/** Creates `awkward` in the connection's current database and fills it (non-strict session, as an application would). */
+export async function createAwkwardMysqlTable(connection: Connection, options: AwkwardOptions = {}): Promise<void> {
+  const table = options.table ?? 'awkward';
+  await connection.query(
+    `CREATE TABLE \`${table}\` (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, status enum('new','paid','void') NOT NULL DEFAULT 'new', tags set('a','b','c'), ` +
+      'note varchar(100), body text, due date, seen datetime) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
+  );
+  await lenient(connection, async () => {
+    for (const row of AWKWARD_ROWS) {
+      // 'bogus' is no label: the non-strict session stores the error value '' (with a warning).
+      const status = row.status === '' ? 'bogus' : row.status;
+      const note = options.nul === true && row.id === 1 ? 'a\0b' : row.note;
+      await connection.query(`INSERT INTO \`${table}\` VALUES (?, ?, ?, ?, ?, ?, ?)`, [row.id, status, row.tags, note, row.body, row.due, row.seen]);
+    }
+  });
+}
+
+/**
+ * One workload step: inserts a row with the error value (and a NUL with `nul`), sets an
+ * existing row's status to the error value and its date to an invalid one. Returns the id
+ * inserted. `step` makes the values differ between calls.
+ */
+export async function writeAwkwardMysqlRows(connection: Connection, step: number, options: AwkwardOptions = {}): Promise<number> {
+  const table = options.table ?? 'awkward';
+  return lenient(connection, async () => {
+    const [result] = await connection.query(`INSERT INTO \`${table}\` (status, tags, note, body, due, seen) VALUES ('nope', '', ?, ?, '2023-02-30', '0000-00-00 00:00:00')`, [
+      `step ${step}`,
+      options.nul === true ? `nul\0${step}` : `body ${step}`,
+    ]);
+    const id = (result as { insertId: number }).insertId;
+    await connection.query(`UPDATE \`${table}\` SET status = 'wrong', due = '2024-04-31' WHERE id = 2`);
+    return id;
+  });
+}
+
+async function lenient<T>(connection: Connection, work: () => Promise<T>): Promise<T> {
+  const [rows] = await connection.query('SELECT @@SESSION.sql_mode AS m');
+  const previous = String((rows as Array<{ m: string }>)[0]?.m ?? '');
+  await connection.query(`SET SESSION sql_mode = '${LENIENT_SQL_MODE}'`);
+  try {
+    return await work();
+  } finally {
+    await connection.query('SET SESSION sql_mode = ?', [previous]);
+  }
+}
+
+/** Creates `<schema>.zero_keys` (serial key) and `<schema>.zero_identity` (identity key), each holding the key 0 and 1. */
+export async function createPostgresZeroKeyTables(client: pg.ClientBase, schema: string): Promise<void> {
+  await client.query(`CREATE TABLE "${schema}".zero_keys (id serial PRIMARY KEY, label text NOT NULL)`);
+  await client.query(`INSERT INTO "${schema}".zero_keys VALUES (0, 'none'), (1, 'first')`);
+  await client.query(`CREATE TABLE "${schema}".zero_identity (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, label text)`);
+  await client.query(`INSERT INTO "${schema}".zero_identity VALUES (0, 'default'), (1, 'one')`);
+}
+
+/** A workload step on a PostgreSQL source: a row whose key is 0 again after a delete, and an update of row 0. */
+export async function writePostgresZeroKeys(client: pg.ClientBase, schema: string, step: number): Promise<void> {
+  await client.query(`UPDATE "${schema}".zero_keys SET label = $1 WHERE id = 0`, [`none ${step}`]);
+  await client.query(`DELETE FROM "${schema}".zero_identity WHERE id = 0`);
+  await client.query(`INSERT INTO "${schema}".zero_identity VALUES (0, $1)`, [`default ${step}`]);
+}
