@@ -523,6 +523,10 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
   const app = (
     typeof logger === 'boolean' ? Fastify({ logger, ...common }) : Fastify({ loggerInstance: logger, ...common })
   ) as unknown as FastifyInstance;
+  // A client may end its side of the connection once it has sent its request (HTTP: that does
+  // not mean it no longer wants the answer). Node's default ends the connection right away,
+  // and an answer that takes I/O is lost; with this, Node answers and then closes.
+  (app.server as typeof app.server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
   // JSON bodies: an empty body is no body (custom methods may be sent without one), and
   // malformed JSON is a 400 that says so. Fastify's parser guards against prototype poisoning.

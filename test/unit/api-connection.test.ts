@@ -155,6 +155,14 @@ describe('one answer per request on a kept-alive connection', () => {
     }
   });
 
+  it('answers a request whose client ended its side of the connection after sending it', async () => {
+    const { bytes } = await exchange([`GET /v1/migrationJobs/some-job HTTP/1.1\r\n${host()}\r\n`], { halfClose: true });
+    const { answers, trailing } = parseAnswers(bytes);
+    expect(answers.map((a) => a.status)).toEqual([404]);
+    expectErrorShape(answers[0]!);
+    expect(trailing).toBe('');
+  });
+
   it('answers what the parser refuses once, in the error shape, and without a body for HEAD', async () => {
     const refused = parseAnswers((await exchange([`HEAD /healthz HTTP/1.1\r\n${host()}X-Bad: a\u0001b\r\n\r\n`])).bytes, true);
     expect(refused.answers.map((a) => [a.status, a.headers['connection']])).toEqual([[400, 'close']]);
