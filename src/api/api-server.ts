@@ -6,6 +6,7 @@
 import { collectMetrics } from './metrics.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -395,12 +396,50 @@ function fastifyRefusal(error: FastifyError, status: number, request: FastifyReq
   return new FerryError(REFUSAL_CODES[status] ?? 'INVALID_ARGUMENT', `${error.message.replace(/\.$/, '')}. Fix the request and send it again.`);
 }
 
+/** The response Node's HTTP server is writing on a connection, if any (Node's own socketOnError reads the same field). */
+function responseInFlight(socket: Socket): ServerResponse | null {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
+/** Connections whose parser has failed: they get at most one refusal and then end. */
+const refusedConnections = new WeakSet<Socket>();
+
+/** Lets `response` answer its own request with Connection: close, and ends the connection after it. */
+function closeAfter(response: ServerResponse, socket: Socket): void {
+  if (!response.headersSent) {
+    // Node then writes "Connection: close" and ends the connection once the response is done.
+    response.shouldKeepAlive = false;
+    return;
+  }
+  // It already told the client the connection stays open: still end it, since nothing after
+  // the bytes that failed can be read any more.
+  response.once('finish', () => socket.destroy());
+  response.once('close', () => socket.destroy());
+}
+
 /**
  * Requests Node's HTTP parser refuses before fastify sees them (a header with characters HTTP
  * does not allow, headers over 16 KB, a bad Content-Length): answered in the error shape too.
+ *
+ * Only when the answer cannot be mistaken for the answer to another request. When a request
+ * is in flight and was read completely, the bytes that failed came after it: most often a
+ * body its client sent without Content-Length (Node's http client does so for DELETE and
+ * OPTIONS), which HTTP reads as the start of the next request. That request gets its own
+ * answer, with Connection: close, and nothing else is written: a second answer would reach
+ * the client as the answer to its next request on the connection. A raw refusal goes out
+ * only when nothing of the in-flight response was written yet (Node's rule), and it ends
+ * the connection.
  */
-function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+function clientErrorHandler(error: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  // The parser stays failed: later bytes on this connection report the same error again.
+  if (refusedConnections.has(socket)) return;
+  refusedConnections.add(socket);
+  const inFlight = responseInFlight(socket);
+  if (inFlight !== null && (inFlight.req.complete || inFlight.headersSent)) {
+    closeAfter(inFlight, socket);
+    return;
+  }
   const refusal =
     error.code === 'HPE_HEADER_OVERFLOW'
       ? new FerryError('REQUEST_HEADERS_TOO_LARGE', 'The request headers are larger than this server accepts (16 KB). Send fewer or shorter headers.')
@@ -412,9 +451,12 @@ function clientErrorHandler(error: Error & { code?: string }, socket: Socket): v
           );
   const body = JSON.stringify(errorBody(refusal));
   const status = refusal.httpStatus;
+  // The answer to a HEAD request has no body: a client reads bytes after it as garbage.
+  const packet = Buffer.isBuffer(error.rawPacket) ? error.rawPacket : Buffer.alloc(0);
+  const method = inFlight?.req.method ?? (packet.subarray(0, 5).toString('latin1') === 'HEAD ' ? 'HEAD' : undefined);
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${method === 'HEAD' ? '' : body}`,
     );
   }
   socket.destroy(error);
@@ -470,12 +512,21 @@ export function buildApiServer(service: FerryService, options: ApiServerOptions 
     // Node answers a request without Host with a bare 400 of its own; let it through, so the
     // Host rule refuses it in the error shape.
     http: { requireHostHeader: false },
-    frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => sendError(reply, frameworkError(error)),
+    // The router refuses a request while Node is still parsing the bytes that came with it; the
+    // answer waits until they are parsed, so that clientErrorHandler can still make it say
+    // Connection: close when they do not parse (a body sent without Content-Length).
+    frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+      setImmediate(() => sendError(reply, frameworkError(error)));
+    },
     clientErrorHandler,
   };
   const app = (
     typeof logger === 'boolean' ? Fastify({ logger, ...common }) : Fastify({ loggerInstance: logger, ...common })
   ) as unknown as FastifyInstance;
+  // A client may end its side of the connection once it has sent its request (HTTP: that does
+  // not mean it no longer wants the answer). Node's default ends the connection right away,
+  // and an answer that takes I/O is lost; with this, Node answers and then closes.
+  (app.server as typeof app.server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
   // JSON bodies: an empty body is no body (custom methods may be sent without one), and
   // malformed JSON is a 400 that says so. Fastify's parser guards against prototype poisoning.
