@@ -22,6 +22,8 @@ import {
   SchemaObjectPlanView,
   SchemaObjectReportView,
   VerifyReportView,
+  PromoteRequest,
+  ValidationView,
 } from '../service/inputs.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -160,6 +162,8 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [VerifyReportView, 'VerifyReport'],
   [SchemaObjectPlanView, 'SchemaObjectPlan'],
   [SchemaObjectReportView, 'ListMigrationJobSchemaObjectsResponse'],
+  [PromoteRequest, 'PromoteMigrationJobRequest'],
+  [ValidationView, 'MigrationJobValidation'],
 ]);
 
 // ---------------------------------------------------------------------------------------
@@ -187,12 +191,59 @@ function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
     description: `${ACTION_DESCRIPTIONS[action]} Refused with 409 ACTION_NOT_ALLOWED when the job's status does not allow it (see availableActions).`,
     tag: JOBS,
     params: IdParams,
-    body: EmptyRequest,
+    body: action === 'promote' ? PromoteRequest : EmptyRequest,
     response: JobView,
     status: 200,
-    handler: (service, { params, actor }) => service.applyJobAction(params.id, action, actor),
+    handler: (service, { params, actor, body }) =>
+      service.applyJobAction(params.id, action, actor, action === 'promote' ? { requireValidation: (body as PromoteRequest)?.requireValidation === true } : {}),
   });
 }
+
+const ValidationParams = IdParams.extend({
+  validationId: z.string().min(1, 'the validation id in the path is empty').max(MAX_ID_LENGTH).describe('The validation id.'),
+});
+
+export const ValidationListView = z.object({ validations: z.array(ValidationView) });
+
+/** Data validation: start one, read one, list a job's. */
+const VALIDATION_ROUTES: readonly ApiRoute[] = [
+  defineRoute({
+    method: 'POST',
+    path: '/v1/migrationJobs/{id}:validate',
+    operationId: 'validateMigrationJob',
+    summary: 'Validate the data of a migration job',
+    description:
+      'Starts comparing source and destination table by table: row counts, an order-independent checksum of every value in the canonical form of docs/type-mapping.md, and the keys of differing rows (at most 20 per table, both sides shown). Answers at once with the RUNNING validation; poll GET /v1/migrationJobs/{id}/validations/{validationId}. During a continuous job\'s incremental load, differing rows are read again once the load has applied the source\'s changes, so changes in flight are not reported (docs/validation.md). Refused with 409 before the full dump is done and while another validation of the job runs.',
+    tag: JOBS,
+    params: IdParams,
+    body: EmptyRequest,
+    response: ValidationView,
+    status: 201,
+    handler: (service, { params, actor }) => service.validateJob(params.id, actor),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs/{id}/validations',
+    operationId: 'listMigrationJobValidations',
+    summary: "List a migration job's validations, newest first (the last 20; a Restart clears them)",
+    tag: JOBS,
+    params: IdParams,
+    response: ValidationListView,
+    status: 200,
+    handler: async (service, { params }) => ({ validations: await service.listJobValidations(params.id) }),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs/{id}/validations/{validationId}',
+    operationId: 'getMigrationJobValidation',
+    summary: 'One validation with its per-table results (progress while RUNNING)',
+    tag: JOBS,
+    params: ValidationParams,
+    response: ValidationView,
+    status: 200,
+    handler: (service, { params }) => service.getJobValidation(params.id, params.validationId),
+  }),
+];
 
 const jobListViews = new WeakMap<PageView<JobView>, JobListView>();
 
@@ -418,4 +469,5 @@ export const API_ROUTES: readonly ApiRoute[] = [
     status: 200,
     handler: async (service, { params, query }) => ({ events: await service.listJobEvents(params.id, query.afterId) }),
   }),
+  ...VALIDATION_ROUTES,
 ];

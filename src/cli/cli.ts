@@ -17,6 +17,7 @@ import type { JobAction } from '../core/lifecycle.js';
 import type { CreateJobInput, CreateProfileInput, JobView, UpdateProfileInput } from '../service/inputs.js';
 import type { TokenService } from '../service/token-service.js';
 import { ApiClient, ApiClientError } from './api-client.js';
+import { renderValidation, renderValidationList } from './validation-format.js';
 import {
   formatTime,
   renderConnectionTest,
@@ -649,11 +650,12 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     promote: 'Cut over: wait for lag 0, sync sequences, remove replication objects on the source; ends Completed.',
   };
   for (const action of ['start', 'stop', 'resume', 'restart', 'promote'] as const) {
-    clientCommand(jobs, action, ACTION_HELP[action])
-      .argument('<id>', 'job id')
+    const command = clientCommand(jobs, action, ACTION_HELP[action]).argument('<id>', 'job id');
+    if (action === 'promote') command.option('--require-validation', "refuse unless the job's latest validation (ferry jobs validate) is clean");
+    command
       .action(
-        run(async (id: string, options: ClientOptions) => {
-          const job = await clientOf(options).applyJobAction(id, action);
+        run(async (id: string, options: ClientOptions & { requireValidation?: boolean }) => {
+          const job = await clientOf(options).applyJobAction(id, action, options.requireValidation === true ? { requireValidation: true } : undefined);
           if (options.output === 'json') return printJson(job);
           print(`Migration job ${job.id}: ${action} accepted. Status: ${statusText(job)}.\nFollow it with: ferry jobs watch ${job.id}`);
         }),
@@ -678,6 +680,53 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
         if (options.output === 'json') printJson(report);
         else print(renderVerifyReport(report));
         return report.ok ? 0 : 1;
+      }),
+    );
+
+  clientCommand(jobs, 'validate', 'Compare source and destination table by table (row counts, checksums, differing rows) and wait for the result. Exits 0 when clean, 1 otherwise.')
+    .argument('<id>', 'job id')
+    .option('--no-wait', 'start the validation and print its id without waiting')
+    .option('--timeout <seconds>', 'give up waiting after this many seconds (the validation goes on)', parseSeconds, 3600)
+    .action(
+      run(async (id: string, options: ClientOptions & { wait: boolean; timeout: number }) => {
+        const client = clientOf(options);
+        let validation = await client.validateJob(id);
+        if (options.wait) {
+          const deadline = Date.now() + options.timeout * 1000;
+          let lastProgress = '';
+          while (validation.status === 'RUNNING') {
+            if (Date.now() > deadline) {
+              io.stderr(`error: validation ${validation.id} is still running after ${options.timeout} s; follow it with: ferry jobs validations ${id} ${validation.id}\n`);
+              return 1;
+            }
+            await sleep(1000);
+            validation = await client.getJobValidation(id, validation.id);
+            const s = validation.summary;
+            const progress = `validating: ${s.tablesEqual + s.tablesDifferent + s.tablesFailed} of ${s.tables} tables done, ${s.rowsCompared} rows read`;
+            if (io.isTTY && progress !== lastProgress) io.stderr(`${progress}\n`);
+            lastProgress = progress;
+          }
+        }
+        if (options.output === 'json') printJson(validation);
+        else print(options.wait ? renderValidation(validation) : `Validation ${validation.id} started. Follow it with: ferry jobs validations ${id} ${validation.id}`);
+        return !options.wait || validation.clean === true ? 0 : 1;
+      }),
+    );
+
+  clientCommand(jobs, 'validations', "List a job's validations, newest first, or show one with its per-table results.")
+    .argument('<id>', 'job id')
+    .argument('[validationId]', 'the validation to show')
+    .action(
+      run(async (id: string, validationId: string | undefined, options: ClientOptions) => {
+        const client = clientOf(options);
+        if (validationId !== undefined) {
+          const validation = await client.getJobValidation(id, validationId);
+          if (options.output === 'json') return printJson(validation);
+          return print(renderValidation(validation));
+        }
+        const { validations } = await client.listJobValidations(id);
+        if (options.output === 'json') return printJson({ validations });
+        print(renderValidationList(validations));
       }),
     );
 

@@ -19,7 +19,13 @@ import type {
   UpdateProfileInput,
   SchemaObjectReportView,
   VerifyReportView,
+  ValidationView,
 } from './inputs.js';
+
+/** Options of a job action: promote may require a clean validation. */
+export interface JobActionOptions {
+  requireValidation?: boolean;
+}
 
 export interface PageView<T> {
   items: T[];
@@ -52,7 +58,16 @@ export interface FerryService {
    * the status and the allowed actions. Resolves once the action is recorded; the worker
    * carries it out.
    */
-  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor): Promise<JobView>;
+  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options?: JobActionOptions): Promise<JobView>;
+  /**
+   * Starts a data validation of the job (row counts, checksums and differing rows per table,
+   * docs/validation.md) and resolves with its RUNNING record. Refused before the full dump is
+   * done and while another validation of the job runs.
+   */
+  validateJob(id: string, actor: Actor): Promise<ValidationView>;
+  getJobValidation(id: string, validationId: string): Promise<ValidationView>;
+  /** Newest first; the last 20. */
+  listJobValidations(id: string): Promise<ValidationView[]>;
   /** Stops the job if it runs, removes source-side replication objects, keeps destination data. */
   deleteJob(id: string, actor: Actor): Promise<void>;
   /** Runs every check that would make the job fail, without changing anything. */

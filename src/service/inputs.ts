@@ -7,6 +7,7 @@ import { CONNECTIVITY_METHODS, ENGINE_KINDS, TLS_MODES } from '../core/connectio
 import { JOB_ACTIONS, JOB_PHASES, JOB_STATUSES } from '../core/lifecycle.js';
 import { JOB_EVENT_KINDS, JOB_LIST_ORDERS, JOB_OBJECT_STATES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
 import { ERROR_CODES } from '../core/errors.js';
+import { TABLE_VALIDATION_STATES, VALIDATION_STATUSES } from '../core/validation.js';
 
 /** A name people read: not empty and not only white space. */
 const displayName = z.string().min(1).max(200).regex(/\S/, 'must contain a character other than white space');
@@ -334,3 +335,59 @@ export type ConnectionTestView = z.infer<typeof ConnectionTestView>;
 export const ErrorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
 });
+
+const ValueRecord = z.record(z.string(), z.string().nullable());
+
+export const RowDifferenceView = z.object({
+  kind: z.enum(['missing', 'extra', 'changed']).describe('missing: on the source only; extra: on the destination only; changed: on both with other values.'),
+  key: ValueRecord.nullable().describe("The row's primary key values; null for a table without a primary key (compared as a multiset of rows)."),
+  source: ValueRecord.nullable().describe("The source row's values in the canonical form of docs/type-mapping.md; null when missing there."),
+  destination: ValueRecord.nullable().describe("The destination row's values; null when missing there."),
+});
+
+export const TableValidationView = z.object({
+  table: z.string().describe('"schema.table" on the source.'),
+  destinationTable: z.string().describe('"schema.table" on the destination, after the job\'s schema mapping.'),
+  state: z.enum(TABLE_VALIDATION_STATES),
+  keyed: z.boolean().describe('Rows matched by primary key; false: compared as a multiset of rows.'),
+  sourceRows: z.number().int().describe('Rows read on the source (while RUNNING: so far).'),
+  destinationRows: z.number().int(),
+  sourceChecksum: z.string().nullable().describe('Order-independent checksum of every compared value, hex; null until read.'),
+  destinationChecksum: z.string().nullable(),
+  estimatedRows: z.number().int().describe("The planner's estimate of the source table's rows, for progress; -1 when unknown."),
+  differences: z.array(RowDifferenceView).describe('The differing rows, at most 20.'),
+  differencesTruncated: z.boolean().describe('More rows differ than are listed.'),
+  message: z.string().nullable(),
+});
+
+export const ValidationView = z.object({
+  id: z.string(),
+  jobId: z.string(),
+  status: z.enum(VALIDATION_STATUSES),
+  clean: z.boolean().nullable().describe('SUCCEEDED with every table EQUAL; null while RUNNING.'),
+  createTime: z.string(),
+  endTime: z.string().nullable(),
+  actor: z.string(),
+  recheckedInFlight: z.boolean().describe("Validated during the incremental load: differing rows were read again once the load had applied the source's changes."),
+  summary: z.object({
+    tables: z.number().int(),
+    tablesEqual: z.number().int(),
+    tablesDifferent: z.number().int(),
+    tablesFailed: z.number().int(),
+    rowsCompared: z.number().int(),
+  }),
+  tables: z.array(TableValidationView),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+});
+export type ValidationView = z.infer<typeof ValidationView>;
+
+export const PromoteRequest = z
+  .strictObject({
+    requireValidation: z
+      .boolean()
+      .optional()
+      .describe("Refuse the promote (409 FAILED_PRECONDITION) unless the job's latest validation succeeded with every table equal."),
+  })
+  .optional()
+  .describe('Send {} or {"requireValidation": true} with "Content-Type: application/json".');
+export type PromoteRequest = z.infer<typeof PromoteRequest>;

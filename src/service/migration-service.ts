@@ -25,7 +25,7 @@ import type { ConnectionTunnels } from '../engines/ssh-tunnel.js';
 import type { Clock } from '../pipeline/clock.js';
 import type { Logger } from '../pipeline/logger.js';
 import type { JobObjectTotals, MetadataStore, StoredProfile } from '../store/metadata-store.js';
-import type { Actor, FerryService, PageView } from './ferry-service.js';
+import type { Actor, FerryService, JobActionOptions, PageView } from './ferry-service.js';
 import {
   CreateJobInput,
   CreateProfileInput,
@@ -40,12 +40,14 @@ import {
   type ProfileView,
   type SchemaObjectReportView,
   type VerifyReportView,
+  type ValidationView,
 } from './inputs.js';
 import type { SecretBox } from './secret-box.js';
 import { openSecret } from './secret-keys.js';
 import type { ReplicationSnapshot } from '../pipeline/replication-stats.js';
 import { REPLICATION_CHECKPOINT, type ReplicationCheckpoint } from '../pipeline/incremental-load.js';
 import { parseInput } from './parse-input.js';
+import { ValidationService } from './validation-service.js';
 
 /** The part of the job supervisor the service drives. */
 export interface JobWorkers {
@@ -92,8 +94,15 @@ export class MigrationService implements FerryService {
    */
   readonly #jobLists = new Map<string, JobListMemo>();
 
+  readonly #validations: ValidationService;
+
   constructor(deps: MigrationServiceDeps) {
     this.#deps = deps;
+    this.#validations = new ValidationService({
+      store: deps.store, engines: deps.engines, clock: deps.clock, logger: deps.logger,
+      resolveConnection: (profileId) => this.resolveConnection(profileId),
+      appliedPosition: (jobId) => deps.workers.replicationStats(jobId)?.appliedPosition ?? null,
+    });
   }
 
   // Connection profiles
@@ -370,9 +379,10 @@ export class MigrationService implements FerryService {
     return this.#toJobView(updated);
   }
 
-  async applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor): Promise<JobView> {
+  async applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options: JobActionOptions = {}): Promise<JobView> {
     const job = await this.#job(id);
     const target = this.#allowed(job, action);
+    if (action === 'promote' && options.requireValidation === true) await this.#validations.requireClean(id);
     if (action === 'start') requireSupported(job.sourceEngine, job.destinationEngine, job.type);
     const now = this.#deps.clock.now();
     let updated: MigrationJob;
@@ -393,6 +403,25 @@ export class MigrationService implements FerryService {
     });
     this.#deps.workers.wake(id);
     return this.#toJobView(updated);
+  }
+
+  async validateJob(id: string, actor: Actor): Promise<ValidationView> {
+    return this.#validations.start(await this.#job(id), actor);
+  }
+
+  async getJobValidation(id: string, validationId: string): Promise<ValidationView> {
+    await this.#job(id);
+    return this.#validations.get(id, validationId);
+  }
+
+  async listJobValidations(id: string): Promise<ValidationView[]> {
+    await this.#job(id);
+    return this.#validations.list(id);
+  }
+
+  /** Stops the validations running in this process. */
+  async close(): Promise<void> {
+    await this.#validations.close();
   }
 
   async deleteJob(id: string, actor: Actor): Promise<void> {

@@ -1,0 +1,528 @@
+/**
+ * Data validation of a job: per table, row counts and an order-independent checksum of every
+ * compared value on both sides, then, where they differ, the keys of the differing rows
+ * (docs/validation.md).
+ *
+ * Both sides are read through their engine's TableReader.copyOut, which writes every value in
+ * the canonical form of docs/type-mapping.md across engines, and hashed here (one MD5 per row
+ * of the normalized values); every row crosses the wire once per pass, but memory stays bounded:
+ * a pass keeps per side a fixed array of bucket sums (rows hashed into buckets by key), and only
+ * the narrowing pass holds rows, those of the differing buckets (at most MAX_HELD_ROWS).
+ *
+ * Passes, per table:
+ * 1. count and checksum per key bucket on both sides; equal -> EQUAL;
+ * 2. read again the rows of the differing buckets, match them by key (a table without a primary
+ *    key: as a multiset of rows) -> the differing rows;
+ * 3. during a continuous job's incremental load, differing rows are read again, up to
+ *    RECHECK_ROUNDS times, each time after the load has applied everything the source had
+ *    committed when its side was read: a row that was only in flight matches and is dropped.
+ * Every pass reads the source first and the destination only once the job's applied position
+ * is past the source position taken after the source snapshot (continuous jobs in their
+ * incremental load), so the destination holds at least what the source side saw.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { ConnectionParams, EngineKind } from '../core/connection-profile.js';
+import { escapeCopyText, parseCopyLine } from '../core/copy-text.js';
+import { FerryError } from '../core/errors.js';
+import type { MigrationJob } from '../core/migration-job.js';
+import { mapQualifiedName } from '../core/schema-mapping.js';
+import type { ColumnSchema, TableSchema } from '../core/schema.js';
+import { copiedColumns } from '../core/type-mapping.js';
+import {
+  comparisonNormalizer,
+  MAX_REPORTED_DIFFERENCES,
+  summarizeValidation,
+  type RowDifference,
+  type TableValidation,
+  type Validation,
+} from '../core/validation.js';
+import type { Engine, TableReader } from '../engines/engine.js';
+import type { EngineRegistry } from '../engines/engine-registry.js';
+import type { MetadataStore } from '../store/metadata-store.js';
+import type { Clock } from './clock.js';
+import { recordedSchemaMapping } from './destination-names.js';
+import type { Logger } from './logger.js';
+
+export interface DataValidationDeps {
+  store: MetadataStore;
+  engines: EngineRegistry;
+  clock: Clock;
+  logger: Logger;
+  resolveConnection(profileId: string): Promise<ConnectionParams>;
+  /** The source position the job's incremental load has applied, when it runs in this process; else null. */
+  appliedPosition(jobId: string): string | null;
+}
+
+/** Rows of the differing buckets held in memory by the narrowing pass, per table. */
+const MAX_HELD_ROWS = 200_000;
+/** Differing rows carried from the narrowing pass into the re-checks. */
+const MAX_CANDIDATES = 200;
+/** Re-checks of differing rows during an incremental load. */
+const RECHECK_ROUNDS = 3;
+/** How long a pass waits for the incremental load to reach the source position. */
+const APPLIED_WAIT_MS = 60_000;
+const PROGRESS_INTERVAL_MS = 1_000;
+
+/** True when the job's incremental load is applying changes: the destination moves while it is read. */
+export function isInFlight(job: MigrationJob): boolean {
+  return job.type === 'continuous' && job.phase === 'INCREMENTAL_LOAD' && (job.status === 'RUNNING' || job.status === 'RUNNING_WITH_ERRORS');
+}
+
+/**
+ * Validates every table of the job (its job objects), `job.dumpParallelism` tables at a time.
+ * `validation` arrives RUNNING with no tables; `report` is called with it as tables progress (at
+ * most once a second) and resolves with it SUCCEEDED or FAILED. Rejects only when `signal` aborts.
+ */
+export async function runDataValidation(
+  job: MigrationJob,
+  validation: Validation,
+  deps: DataValidationDeps,
+  signal: AbortSignal,
+  report: (validation: Validation) => Promise<void>,
+): Promise<Validation> {
+  const source = deps.engines.get(job.sourceEngine);
+  const destination = deps.engines.get(job.destinationEngine);
+  let current = validation;
+  // Progress writes are chained, so the final record is written last.
+  let written: Promise<void> = Promise.resolve();
+  // The live entries the table workers update; each write copies them.
+  let entries: TableValidation[] = [];
+  const publish = async () => {
+    const tables = entries.map((t) => ({ ...t, differences: [...t.differences] }));
+    current = { ...current, tables, summary: summarizeValidation(tables) };
+    await report(current);
+  };
+  try {
+    const [sourceParams, destinationParams] = await Promise.all([deps.resolveConnection(job.sourceProfileId), deps.resolveConnection(job.destinationProfileId)]);
+    const pairs = await readTablePairs(job, deps, source, destination, sourceParams, destinationParams);
+    entries = pairs.map((p) => p.entry);
+    current = { ...current, recheckedInFlight: isInFlight(job) };
+    await publish();
+    const timer = setInterval(() => {
+      written = written.then(publish).catch((error: unknown) => deps.logger.warn({ err: String(error) }, 'recording validation progress failed'));
+    }, PROGRESS_INTERVAL_MS);
+    try {
+      const queue = [...pairs];
+      const worker = async () => {
+        for (let pair = queue.shift(); pair !== undefined; pair = queue.shift()) {
+          signal.throwIfAborted();
+          const context: TableContext = { job, deps, source, destination, sourceParams, destinationParams, signal };
+          try {
+            await validateTable(context, pair);
+          } catch (error) {
+            if (signal.aborted) throw error;
+            const classified = error instanceof FerryError ? error : (pair.failedSide === 'destination' ? destination : source).classifyError(error);
+            pair.entry.state = 'ERROR';
+            pair.entry.message = classified.message;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(job.dumpParallelism, pairs.length)) }, worker));
+    } finally {
+      clearInterval(timer);
+    }
+    const failed = entries.filter((t) => t.state === 'ERROR');
+    current = {
+      ...current,
+      status: 'SUCCEEDED',
+      clean: entries.every((t) => t.state === 'EQUAL'),
+      endTime: deps.clock.now(),
+      error: failed.length === 0 ? null : { code: 'TABLES_NOT_COMPARED', message: `${failed.length} table(s) could not be compared: ${failed.map((t) => `${t.table} (${t.message ?? ''})`).join('; ')}` },
+    };
+  } catch (error) {
+    if (signal.aborted) throw error;
+    const classified = error instanceof FerryError ? error : source.classifyError(error);
+    current = { ...current, status: 'FAILED', clean: false, endTime: deps.clock.now(), error: { code: classified.code, message: classified.message } };
+  }
+  await written;
+  await publish();
+  return current;
+}
+
+interface TablePair {
+  source: TableSchema;
+  destination: TableSchema;
+  entry: TableValidation;
+  failedSide: 'source' | 'destination';
+}
+
+interface TableContext {
+  job: MigrationJob;
+  deps: DataValidationDeps;
+  source: Engine;
+  destination: Engine;
+  sourceParams: ConnectionParams;
+  destinationParams: ConnectionParams;
+  signal: AbortSignal;
+}
+
+const qualified = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`;
+
+/** The job's tables (its job objects) with their schemas on both sides, in the job's schema mapping. */
+async function readTablePairs(job: MigrationJob, deps: DataValidationDeps, source: Engine, destination: Engine, sourceParams: ConnectionParams, destinationParams: ConnectionParams): Promise<TablePair[]> {
+  const objects = await deps.store.listJobObjects(job.id);
+  if (objects.length === 0) {
+    throw new FerryError('FAILED_PRECONDITION', `Job "${job.id}" has not copied any table yet; start it and validate once its full dump is done.`);
+  }
+  const mapping = await recordedSchemaMapping(deps.store, job.id);
+  const sourceSchema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
+  const wanted = new Set(objects.map((o) => o.name));
+  const sourceTables = sourceSchema.tables.filter((t) => wanted.has(qualified(t)));
+  const destinationNames = sourceTables.map((t) => mapQualifiedName(mapping, { schema: t.schema, name: t.name }));
+  const destinationSchema = await destination.readSchema(
+    destinationParams,
+    { include: [...new Set(destinationNames.map(qualified))], exclude: [] },
+    { destinationEngine: job.sourceEngine },
+  );
+  const byName = new Map(destinationSchema.tables.map((t) => [qualified(t), t]));
+  const pairs: TablePair[] = [];
+  for (const [i, table] of sourceTables.entries()) {
+    const destinationName = qualified(destinationNames[i] as { schema: string; name: string });
+    const entry: TableValidation = {
+      table: qualified(table),
+      destinationTable: destinationName,
+      state: 'PENDING',
+      keyed: table.primaryKey !== null && table.primaryKey.columns.length > 0,
+      sourceRows: 0,
+      destinationRows: 0,
+      sourceChecksum: null,
+      destinationChecksum: null,
+      estimatedRows: table.estimatedRows,
+      differences: [],
+      differencesTruncated: false,
+      message: null,
+    };
+    const destinationTable = byName.get(destinationName);
+    if (destinationTable === undefined) {
+      entry.state = 'ERROR';
+      entry.message = `The destination has no table ${destinationName}; restart the job to copy it again.`;
+      // Kept in the list (state ERROR) without a destination schema to read.
+      pairs.push({ source: table, destination: table, entry, failedSide: 'destination' });
+      continue;
+    }
+    pairs.push({ source: table, destination: destinationTable, entry, failedSide: 'source' });
+  }
+  return pairs;
+}
+
+/** How one side's rows are read and put in comparable form. */
+interface SidePlan {
+  engine: Engine;
+  params: ConnectionParams;
+  table: TableSchema;
+  /** The engine copyOut writes for: the same engine within one, else the other side's. */
+  copyFor: EngineKind;
+  /** Per compared column, its field index in that side's copyOut. */
+  fields: number[];
+}
+
+interface ComparePlan {
+  columns: string[];
+  keyIndexes: number[];
+  normalizers: Array<(text: string) => string>;
+  source: SidePlan;
+  destination: SidePlan;
+  buckets: number;
+}
+
+/** One row in comparable form. */
+interface RowImage {
+  values: Array<string | null>;
+  keyText: string;
+  hash: Buffer;
+  bucket: number;
+}
+
+function planComparison(context: TableContext, pair: TablePair): ComparePlan {
+  const sourceKind = context.source.kind;
+  const destinationKind = context.destination.kind;
+  const sourceColumns = copiedColumns(pair.source, sourceKind, destinationKind);
+  const destinationColumns = copiedColumns(pair.destination, destinationKind, sourceKind);
+  const missing = sourceColumns.filter((c) => !destinationColumns.some((d) => d.name === c.name)).map((c) => c.name);
+  if (missing.length > 0) {
+    throw new FerryError('FAILED_PRECONDITION', `The destination table ${pair.entry.destinationTable} lacks column(s) ${missing.join(', ')}; restart the job to create it again.`);
+  }
+  const destinationByName = new Map(destinationColumns.map((c, i) => [c.name, { column: c, index: i }]));
+  const sameEngine = sourceKind === destinationKind;
+  const normalizers = sourceColumns.map((c) => {
+    const other = (destinationByName.get(c.name) as { column: ColumnSchema }).column;
+    return comparisonNormalizer(sameEngine, sourceKind === 'postgresql' ? c.nativeType : other.nativeType);
+  });
+  const columns = sourceColumns.map((c) => c.name);
+  const keyIndexes = pair.entry.keyed ? (pair.source.primaryKey?.columns ?? []).map((k) => columns.indexOf(k)) : [];
+  if (keyIndexes.some((i) => i < 0)) throw new FerryError('FAILED_PRECONDITION', `A primary key column of ${pair.entry.table} is not copied; it cannot be validated by key.`);
+  const estimate = Math.max(pair.source.estimatedRows, 0);
+  return {
+    columns,
+    keyIndexes,
+    normalizers,
+    source: { engine: context.source, params: context.sourceParams, table: pair.source, copyFor: destinationKind, fields: sourceColumns.map((_, i) => i) },
+    destination: {
+      engine: context.destination,
+      params: context.destinationParams,
+      table: pair.destination,
+      copyFor: sourceKind,
+      fields: columns.map((name) => (destinationByName.get(name) as { index: number }).index),
+    },
+    // About 32 rows per bucket, between 256 and 65,536 buckets: few rows to hold per differing bucket.
+    buckets: Math.min(65_536, Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, estimate / 32))))),
+  };
+}
+
+/** FNV-1a of a string, for the bucket of a key. */
+function bucketOf(text: string, buckets: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % buckets;
+}
+
+const formatField = (value: string | null) => (value === null ? '\\N' : escapeCopyText(value));
+
+/** Streams one side's rows as RowImages; `visit` returns nothing and runs synchronously (back-pressure holds the source). */
+async function readSide(reader: TableReader, side: SidePlan, plan: ComparePlan, visit: (row: RowImage) => void): Promise<void> {
+  const stream: Readable = reader.copyOut(side.table, { destinationEngine: side.copyFor });
+  let rest: Buffer | null = null;
+  const onLine = (line: Buffer) => {
+    const raw = parseCopyLine(line);
+    const values = side.fields.map((f, i) => {
+      const field = raw[f];
+      return field === null || field === undefined ? null : (plan.normalizers[i] as (t: string) => string)(field.toString('utf8'));
+    });
+    const rowText = values.map(formatField).join('\t');
+    const keyText = plan.keyIndexes.length === 0 ? rowText : plan.keyIndexes.map((i) => formatField(values[i] ?? null)).join('\t');
+    visit({ values, keyText, hash: createHash('md5').update(rowText).digest(), bucket: bucketOf(keyText, plan.buckets) });
+  };
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let data: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk]);
+    let start = 0;
+    for (let end = data.indexOf(0x0a, start); end !== -1; end = data.indexOf(0x0a, start)) {
+      onLine(data.subarray(start, end));
+      start = end + 1;
+    }
+    rest = start < data.length ? Buffer.from(data.subarray(start)) : null;
+    data = Buffer.alloc(0);
+  }
+  if (rest !== null && rest.length > 0) onLine(rest);
+}
+
+/**
+ * Reads both sides once: the source from a new snapshot, then (incremental load running) waits
+ * until the job has applied everything the source had committed, then the destination.
+ */
+async function readBothSides(context: TableContext, plan: ComparePlan, visit: (side: 'source' | 'destination', row: RowImage) => void): Promise<void> {
+  const readers: TableReader[] = [];
+  try {
+    const sourceSnapshot = await context.source.openSnapshot(context.sourceParams);
+    try {
+      readers.push(await sourceSnapshot.openTableReader());
+    } finally {
+      await sourceSnapshot.close();
+    }
+    if (isInFlight(context.job)) await waitUntilApplied(context, await context.source.currentPosition(context.sourceParams));
+    const destinationSnapshot = await context.destination.openSnapshot(context.destinationParams);
+    try {
+      readers.push(await destinationSnapshot.openTableReader());
+    } finally {
+      await destinationSnapshot.close();
+    }
+    await Promise.all([
+      readSide(readers[0] as TableReader, plan.source, plan, (row) => visit('source', row)),
+      readSide(readers[1] as TableReader, plan.destination, plan, (row) => visit('destination', row)),
+    ]);
+  } finally {
+    await Promise.allSettled(readers.map((r) => r.close()));
+  }
+}
+
+/** Resolves once the job's incremental load has applied the source up to `position`; rejects after APPLIED_WAIT_MS. */
+async function waitUntilApplied(context: TableContext, position: string): Promise<void> {
+  const deadline = Date.now() + APPLIED_WAIT_MS;
+  for (;;) {
+    context.signal.throwIfAborted();
+    const applied = context.deps.appliedPosition(context.job.id);
+    if (applied !== null && context.source.comparePositions(applied, position) >= 0) return;
+    if (Date.now() > deadline) {
+      throw new FerryError(
+        'FAILED_PRECONDITION',
+        `The incremental load did not reach source position ${position} within ${APPLIED_WAIT_MS / 1000} s (applied: ${applied ?? 'unknown'}), so the destination could not be compared at a consistent point; validate again once the replication lag is low.`,
+        { retryable: true },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Per bucket: row count and four 32-bit sums of the row hashes (order-independent, a multiset's). */
+class BucketSums {
+  readonly sums: Uint32Array;
+  rows = 0;
+  constructor(readonly buckets: number) {
+    this.sums = new Uint32Array(buckets * 5);
+  }
+  add(row: RowImage): void {
+    const at = row.bucket * 5;
+    const s = this.sums;
+    s[at] = ((s[at] as number) + 1) >>> 0;
+    for (let w = 0; w < 4; w++) s[at + 1 + w] = ((s[at + 1 + w] as number) + row.hash.readUInt32BE(w * 4)) >>> 0;
+    this.rows++;
+  }
+  /** The table's checksum: the four sums over every bucket, hex. */
+  checksum(): string {
+    const total = new Uint32Array(4);
+    for (let b = 0; b < this.buckets; b++) for (let w = 0; w < 4; w++) total[w] = ((total[w] as number) + (this.sums[b * 5 + 1 + w] as number)) >>> 0;
+    return [...total].map((v) => v.toString(16).padStart(8, '0')).join('');
+  }
+  differingBuckets(other: BucketSums): Set<number> {
+    const out = new Set<number>();
+    for (let b = 0; b < this.buckets; b++) {
+      for (let k = 0; k < 5; k++) {
+        if (this.sums[b * 5 + k] !== other.sums[b * 5 + k]) {
+          out.add(b);
+          break;
+        }
+      }
+    }
+    return out;
+  }
+}
+
+const hashHex = (row: RowImage) => row.hash.toString('hex');
+
+async function validateTable(context: TableContext, pair: TablePair): Promise<void> {
+  const entry = pair.entry;
+  if (entry.state === 'ERROR') return;
+  entry.state = 'RUNNING';
+  const plan = planComparison(context, pair);
+  const record = (row: RowImage) => Object.fromEntries(plan.columns.map((c, i) => [c, row.values[i] ?? null]));
+  const keyOf = (row: RowImage) => (plan.keyIndexes.length === 0 ? null : Object.fromEntries(plan.keyIndexes.map((i) => [plan.columns[i] as string, row.values[i] ?? null])));
+
+  const inFlight = isInFlight(context.job);
+  // During the incremental load a whole pass runs again when too many rows differed to re-check them one by one (a TRUNCATE in flight).
+  for (let attempt = 0; ; attempt++) {
+    // Pass 1: counts and checksums per bucket.
+    const sums = { source: new BucketSums(plan.buckets), destination: new BucketSums(plan.buckets) };
+    await readBothSides(context, plan, (side, row) => {
+      sums[side].add(row);
+      if (side === 'source') entry.sourceRows = sums.source.rows;
+      else entry.destinationRows = sums.destination.rows;
+    });
+    entry.sourceChecksum = sums.source.checksum();
+    entry.destinationChecksum = sums.destination.checksum();
+    const differing = sums.source.differingBuckets(sums.destination);
+    if (differing.size === 0) {
+      entry.state = 'EQUAL';
+      entry.message = attempt === 0 ? null : 'Rows differed while changes were in flight; the table matched once the incremental load had applied them.';
+      return;
+    }
+    // Pass 2: the rows of the differing buckets, matched by key (or as a multiset of rows).
+    const narrowed = await narrowDown(context, plan, differing, record, keyOf);
+    let candidates = narrowed.candidates;
+    // Pass 3: during the incremental load, rows that differed only because changes were in flight settle.
+    for (let round = 0; inFlight && !narrowed.truncated && candidates.length > 0 && round < RECHECK_ROUNDS; round++) {
+      candidates = await recheck(context, plan, candidates, record, keyOf);
+    }
+    if (inFlight && narrowed.truncated && attempt < RECHECK_ROUNDS) continue;
+    if (candidates.length === 0 && inFlight) {
+      entry.state = 'EQUAL';
+      entry.message = `${narrowed.candidates.length} row(s) differed while changes were in flight; each matched once the incremental load had applied them.`;
+      return;
+    }
+    entry.state = 'DIFFERENT';
+    if (candidates.length === 0) {
+      entry.message = 'The checksums differed, but no differing row was found when reading again: the data changed while it was validated. Validate again.';
+      return;
+    }
+    entry.differencesTruncated = narrowed.truncated || candidates.length > MAX_REPORTED_DIFFERENCES;
+    entry.differences = candidates.slice(0, MAX_REPORTED_DIFFERENCES).map((c) => c.difference);
+    return;
+  }
+}
+
+interface Candidate {
+  keyText: string;
+  bucket: number;
+  difference: RowDifference;
+}
+
+async function narrowDown(
+  context: TableContext,
+  plan: ComparePlan,
+  buckets: Set<number>,
+  record: (row: RowImage) => Record<string, string | null>,
+  keyOf: (row: RowImage) => Record<string, string | null> | null,
+): Promise<{ candidates: Candidate[]; truncated: boolean }> {
+  // Source rows of the differing buckets by key text (multiset: with a count), then destination rows cancel them.
+  const held = new Map<string, { hash: string; row: RowImage; count: number }>();
+  const extra: Candidate[] = [];
+  const changed: Candidate[] = [];
+  const pendingDestination: RowImage[] = [];
+  let overflow = false;
+  await readBothSides(context, plan, (side, row) => {
+    if (!buckets.has(row.bucket)) return;
+    if (side === 'source') {
+      const seen = held.get(row.keyText);
+      if (seen !== undefined) seen.count++;
+      else if (held.size < MAX_HELD_ROWS) held.set(row.keyText, { hash: hashHex(row), row, count: 1 });
+      else overflow = true;
+    } else {
+      // Both sides stream at once: destination rows wait until the source side is complete.
+      if (pendingDestination.length < MAX_HELD_ROWS) pendingDestination.push(row);
+      else overflow = true;
+    }
+  });
+  for (const row of pendingDestination) {
+    const seen = held.get(row.keyText);
+    if (seen !== undefined && seen.hash === hashHex(row)) {
+      if (--seen.count === 0) held.delete(row.keyText);
+    } else if (seen !== undefined) {
+      held.delete(row.keyText);
+      changed.push({ keyText: row.keyText, bucket: row.bucket, difference: { kind: 'changed', key: keyOf(row), source: record(seen.row), destination: record(row) } });
+    } else if (extra.length <= MAX_CANDIDATES) {
+      extra.push({ keyText: row.keyText, bucket: row.bucket, difference: { kind: 'extra', key: keyOf(row), source: null, destination: record(row) } });
+    }
+  }
+  const missing: Candidate[] = [];
+  for (const [keyText, { row, count }] of held) {
+    for (let i = 0; i < count && missing.length <= MAX_CANDIDATES; i++) {
+      missing.push({ keyText, bucket: row.bucket, difference: { kind: 'missing', key: keyOf(row), source: record(row), destination: null } });
+    }
+  }
+  const all = [...changed, ...missing, ...extra].sort((a, b) => (a.keyText < b.keyText ? -1 : a.keyText > b.keyText ? 1 : 0));
+  return { candidates: all.slice(0, MAX_CANDIDATES), truncated: overflow || all.length > MAX_CANDIDATES };
+}
+
+/** Reads the candidates' rows again on both sides; keeps those that still differ, with their new values. */
+async function recheck(
+  context: TableContext,
+  plan: ComparePlan,
+  candidates: Candidate[],
+  record: (row: RowImage) => Record<string, string | null>,
+  keyOf: (row: RowImage) => Record<string, string | null> | null,
+): Promise<Candidate[]> {
+  const buckets = new Set(candidates.map((c) => c.bucket));
+  const keys = new Set(candidates.map((c) => c.keyText));
+  const rows = { source: new Map<string, RowImage[]>(), destination: new Map<string, RowImage[]>() };
+  await readBothSides(context, plan, (side, row) => {
+    if (!buckets.has(row.bucket) || !keys.has(row.keyText)) return;
+    const list = rows[side].get(row.keyText) ?? [];
+    list.push(row);
+    rows[side].set(row.keyText, list);
+  });
+  const still: Candidate[] = [];
+  for (const keyText of keys) {
+    const sourceRows = rows.source.get(keyText) ?? [];
+    const destinationRows = rows.destination.get(keyText) ?? [];
+    const bucket = (candidates.find((c) => c.keyText === keyText) as Candidate).bucket;
+    const s = sourceRows[0];
+    const d = destinationRows[0];
+    if (sourceRows.length === destinationRows.length && sourceRows.every((r, i) => hashHex(r) === hashHex(destinationRows[i] as RowImage))) continue;
+    if (s !== undefined && d !== undefined) still.push({ keyText, bucket, difference: { kind: 'changed', key: keyOf(s), source: record(s), destination: record(d) } });
+    else if (s !== undefined) still.push({ keyText, bucket, difference: { kind: 'missing', key: keyOf(s), source: record(s), destination: null } });
+    else if (d !== undefined) still.push({ keyText, bucket, difference: { kind: 'extra', key: keyOf(d), source: null, destination: record(d) } });
+  }
+  return still;
+}
