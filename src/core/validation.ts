@@ -131,6 +131,24 @@ export function canonicalJsonText(text: string): string {
   }
 }
 
+/** An IPv6 address (with or without a prefix) with all eight groups spelled out: MariaDB compresses a single zero group (`a::b`), PostgreSQL does not. */
+export function canonicalInetText(text: string): string {
+  const [address = '', prefix] = text.split('/');
+  if (!address.includes(':')) return text;
+  let groups = address.toLowerCase();
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(groups);
+  if (v4 !== null) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    groups = `${groups.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = groups.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const middle = tail === undefined ? [] : Array.from({ length: 8 - left.length - right.length }, () => '0');
+  const all = [...left, ...middle, ...right].map((g) => parseInt(g, 16).toString(16));
+  return `${all.join(':')}${prefix === undefined ? '' : `/${prefix}`}`;
+}
+
 /** `12:00:00.500000+00` -> `12:00:00.5`: trailing fractional zeros and a UTC offset do not change a time. */
 function canonicalTimeText(text: string): string {
   return text.replace(/([+-]00(:00)?)$/, '').replace(/(\.\d*?)0+(?=$|\s)/, '$1').replace(/\.(?=$|\s)/, '');
@@ -144,10 +162,14 @@ export function comparisonNormalizer(sameEngine: boolean, postgresType: string):
   if (sameEngine) return (text) => text;
   const type = postgresType.toLowerCase();
   if (type === 'boolean') return (text) => (text === 't' || text === 'true' || (text !== 'f' && text !== 'false' && Number(text) !== 0) ? 't' : 'f');
-  if (/^(smallint|integer|bigint|numeric|decimal|real|double precision)\b/.test(type)) return canonicalNumberText;
+  // A float has several shortest spellings (4.1425958e+08 and 414259600 are the same float4): compare the stored value.
+  if (type === 'real') return (text) => (/^[-+]?[\d.]+(e[-+]?\d+)?$/i.test(text) ? String(Math.fround(Number(text))) : text);
+  if (type === 'double precision') return (text) => (/^[-+]?[\d.]+(e[-+]?\d+)?$/i.test(text) ? String(Number(text)) : text);
+  if (/^(smallint|integer|bigint|numeric|decimal)\b/.test(type)) return canonicalNumberText;
   if (/^(timestamp|time|interval)\b/.test(type)) return canonicalTimeText;
   if (/^(character|char)\(/.test(type) || type === 'character' || type === 'bpchar') return (text) => text.replace(/ +$/, '');
   if (type === 'json' || type === 'jsonb') return canonicalJsonText;
   if (type === 'uuid') return (text) => text.toLowerCase();
+  if (type === 'inet' || type === 'cidr') return canonicalInetText;
   return (text) => text;
 }

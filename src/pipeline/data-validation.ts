@@ -60,6 +60,8 @@ const MAX_HELD_ROWS = 200_000;
 const MAX_CANDIDATES = 200;
 /** Re-checks of differing rows during an incremental load. */
 const RECHECK_ROUNDS = 3;
+/** Reads of a table started again after a retryable failure during the incremental load. */
+const RETRIED_READS = 6;
 /** How long a pass waits for the incremental load to reach the source position. */
 const APPLIED_WAIT_MS = 60_000;
 const PROGRESS_INTERVAL_MS = 1_000;
@@ -228,6 +230,9 @@ interface ComparePlan {
 
 /** One row in comparable form. */
 interface RowImage {
+  /** The values as the side's copyOut wrote them (shown in reports). */
+  shown: Array<string | null>;
+  /** The values normalized for comparison (hashed). */
   values: Array<string | null>;
   keyText: string;
   hash: Buffer;
@@ -288,13 +293,14 @@ async function readSide(reader: TableReader, side: SidePlan, plan: ComparePlan, 
   let rest: Buffer | null = null;
   const onLine = (line: Buffer) => {
     const raw = parseCopyLine(line);
-    const values = side.fields.map((f, i) => {
+    const shown = side.fields.map((f) => {
       const field = raw[f];
-      return field === null || field === undefined ? null : (plan.normalizers[i] as (t: string) => string)(field.toString('utf8'));
+      return field === null || field === undefined ? null : field.toString('utf8');
     });
+    const values = shown.map((text, i) => (text === null ? null : (plan.normalizers[i] as (t: string) => string)(text)));
     const rowText = values.map(formatField).join('\t');
     const keyText = plan.keyIndexes.length === 0 ? rowText : plan.keyIndexes.map((i) => formatField(values[i] ?? null)).join('\t');
-    visit({ values, keyText, hash: createHash('md5').update(rowText).digest(), bucket: bucketOf(keyText, plan.buckets) });
+    visit({ shown, values, keyText, hash: createHash('md5').update(rowText).digest(), bucket: bucketOf(keyText, plan.buckets) });
   };
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     let data: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk]);
@@ -310,29 +316,39 @@ async function readSide(reader: TableReader, side: SidePlan, plan: ComparePlan, 
 }
 
 /**
- * Reads both sides once: the source from a new snapshot, then (incremental load running) waits
- * until the job has applied everything the source had committed, then the destination.
+ * Reads both sides once: the source from a new snapshot, at once; meanwhile (incremental load
+ * running) waits until the job has applied everything the source had committed when its
+ * snapshot was taken, then reads the destination.
  */
 async function readBothSides(context: TableContext, plan: ComparePlan, visit: (side: 'source' | 'destination', row: RowImage) => void): Promise<void> {
   const readers: TableReader[] = [];
   try {
     const sourceSnapshot = await context.source.openSnapshot(context.sourceParams);
+    let sourceReader: TableReader;
     try {
-      readers.push(await sourceSnapshot.openTableReader());
+      sourceReader = await sourceSnapshot.openTableReader();
+      readers.push(sourceReader);
     } finally {
       await sourceSnapshot.close();
     }
-    if (isInFlight(context.job)) await waitUntilApplied(context, await context.source.currentPosition(context.sourceParams));
-    const destinationSnapshot = await context.destination.openSnapshot(context.destinationParams);
-    try {
-      readers.push(await destinationSnapshot.openTableReader());
-    } finally {
-      await destinationSnapshot.close();
-    }
-    await Promise.all([
-      readSide(readers[0] as TableReader, plan.source, plan, (row) => visit('source', row)),
-      readSide(readers[1] as TableReader, plan.destination, plan, (row) => visit('destination', row)),
-    ]);
+    const position = isInFlight(context.job) ? await context.source.currentPosition(context.sourceParams) : null;
+    // The source is read right away: a snapshot that waits may meet a TRUNCATE (MySQL: DDL) it cannot read past.
+    const sourceRead = readSide(sourceReader, plan.source, plan, (row) => visit('source', row));
+    const destinationRead = (async () => {
+      if (position !== null) await waitUntilApplied(context, position);
+      const destinationSnapshot = await context.destination.openSnapshot(context.destinationParams);
+      let destinationReader: TableReader;
+      try {
+        destinationReader = await destinationSnapshot.openTableReader();
+        readers.push(destinationReader);
+      } finally {
+        await destinationSnapshot.close();
+      }
+      await readSide(destinationReader, plan.destination, plan, (row) => visit('destination', row));
+    })();
+    const [source, destination] = await Promise.allSettled([sourceRead, destinationRead]);
+    if (source.status === 'rejected') throw source.reason;
+    if (destination.status === 'rejected') throw destination.reason;
   } finally {
     await Promise.allSettled(readers.map((r) => r.close()));
   }
@@ -397,49 +413,63 @@ async function validateTable(context: TableContext, pair: TablePair): Promise<vo
   if (entry.state === 'ERROR') return;
   entry.state = 'RUNNING';
   const plan = planComparison(context, pair);
-  const record = (row: RowImage) => Object.fromEntries(plan.columns.map((c, i) => [c, row.values[i] ?? null]));
-  const keyOf = (row: RowImage) => (plan.keyIndexes.length === 0 ? null : Object.fromEntries(plan.keyIndexes.map((i) => [plan.columns[i] as string, row.values[i] ?? null])));
 
   const inFlight = isInFlight(context.job);
   // During the incremental load a whole pass runs again when too many rows differed to re-check them one by one (a TRUNCATE in flight).
   for (let attempt = 0; ; attempt++) {
-    // Pass 1: counts and checksums per bucket.
-    const sums = { source: new BucketSums(plan.buckets), destination: new BucketSums(plan.buckets) };
-    await readBothSides(context, plan, (side, row) => {
-      sums[side].add(row);
-      if (side === 'source') entry.sourceRows = sums.source.rows;
-      else entry.destinationRows = sums.destination.rows;
-    });
-    entry.sourceChecksum = sums.source.checksum();
-    entry.destinationChecksum = sums.destination.checksum();
-    const differing = sums.source.differingBuckets(sums.destination);
-    if (differing.size === 0) {
-      entry.state = 'EQUAL';
-      entry.message = attempt === 0 ? null : 'Rows differed while changes were in flight; the table matched once the incremental load had applied them.';
-      return;
+    try {
+      if (await compareOnce(context, plan, entry, inFlight, attempt)) return;
+    } catch (error) {
+      // A snapshot that cannot read a table truncated meanwhile (MySQL: TRUNCATE is DDL) is read again.
+      if (inFlight && error instanceof FerryError && error.retryable && attempt < RETRIED_READS) continue;
+      throw error;
     }
-    // Pass 2: the rows of the differing buckets, matched by key (or as a multiset of rows).
-    const narrowed = await narrowDown(context, plan, differing, record, keyOf);
-    let candidates = narrowed.candidates;
-    // Pass 3: during the incremental load, rows that differed only because changes were in flight settle.
-    for (let round = 0; inFlight && !narrowed.truncated && candidates.length > 0 && round < RECHECK_ROUNDS; round++) {
-      candidates = await recheck(context, plan, candidates, record, keyOf);
-    }
-    if (inFlight && narrowed.truncated && attempt < RECHECK_ROUNDS) continue;
-    if (candidates.length === 0 && inFlight) {
-      entry.state = 'EQUAL';
-      entry.message = `${narrowed.candidates.length} row(s) differed while changes were in flight; each matched once the incremental load had applied them.`;
-      return;
-    }
-    entry.state = 'DIFFERENT';
-    if (candidates.length === 0) {
-      entry.message = 'The checksums differed, but no differing row was found when reading again: the data changed while it was validated. Validate again.';
-      return;
-    }
-    entry.differencesTruncated = narrowed.truncated || candidates.length > MAX_REPORTED_DIFFERENCES;
-    entry.differences = candidates.slice(0, MAX_REPORTED_DIFFERENCES).map((c) => c.difference);
-    return;
   }
+}
+
+/**
+ * One comparison of the table (passes 1 to 3); resolves true once `entry` holds the result, false
+ * when it should run again (during the incremental load, too many rows differed to re-check).
+ */
+async function compareOnce(context: TableContext, plan: ComparePlan, entry: TableValidation, inFlight: boolean, attempt: number): Promise<boolean> {
+  const record = (row: RowImage) => Object.fromEntries(plan.columns.map((c, i) => [c, row.shown[i] ?? null]));
+  const keyOf = (row: RowImage) => (plan.keyIndexes.length === 0 ? null : Object.fromEntries(plan.keyIndexes.map((i) => [plan.columns[i] as string, row.shown[i] ?? null])));
+  // Pass 1: counts and checksums per bucket.
+  const sums = { source: new BucketSums(plan.buckets), destination: new BucketSums(plan.buckets) };
+  await readBothSides(context, plan, (side, row) => {
+    sums[side].add(row);
+    if (side === 'source') entry.sourceRows = sums.source.rows;
+    else entry.destinationRows = sums.destination.rows;
+  });
+  entry.sourceChecksum = sums.source.checksum();
+  entry.destinationChecksum = sums.destination.checksum();
+  const differing = sums.source.differingBuckets(sums.destination);
+  if (differing.size === 0) {
+    entry.state = 'EQUAL';
+    entry.message = attempt === 0 ? null : 'Rows differed while changes were in flight; the table matched once the incremental load had applied them.';
+    return true;
+  }
+  // Pass 2: the rows of the differing buckets, matched by key (or as a multiset of rows).
+  const narrowed = await narrowDown(context, plan, differing, record, keyOf);
+  let candidates = narrowed.candidates;
+  // Pass 3: during the incremental load, rows that differed only because changes were in flight settle.
+  for (let round = 0; inFlight && !narrowed.truncated && candidates.length > 0 && round < RECHECK_ROUNDS; round++) {
+    candidates = await recheck(context, plan, candidates, record, keyOf);
+  }
+  if (inFlight && narrowed.truncated && attempt < RECHECK_ROUNDS) return false;
+  if (candidates.length === 0 && inFlight) {
+    entry.state = 'EQUAL';
+    entry.message = `${narrowed.candidates.length} row(s) differed while changes were in flight; each matched once the incremental load had applied them.`;
+    return true;
+  }
+  entry.state = 'DIFFERENT';
+  if (candidates.length === 0) {
+    entry.message = 'The checksums differed, but no differing row was found when reading again: the data changed while it was validated. Validate again.';
+    return true;
+  }
+  entry.differencesTruncated = narrowed.truncated || candidates.length > MAX_REPORTED_DIFFERENCES;
+  entry.differences = candidates.slice(0, MAX_REPORTED_DIFFERENCES).map((c) => c.difference);
+  return true;
 }
 
 interface Candidate {
@@ -480,7 +510,7 @@ async function narrowDown(
       if (--seen.count === 0) held.delete(row.keyText);
     } else if (seen !== undefined) {
       held.delete(row.keyText);
-      changed.push({ keyText: row.keyText, bucket: row.bucket, difference: { kind: 'changed', key: keyOf(row), source: record(seen.row), destination: record(row) } });
+      changed.push({ keyText: row.keyText, bucket: row.bucket, difference: { kind: 'changed', key: keyOf(seen.row), source: record(seen.row), destination: record(row) } });
     } else if (extra.length <= MAX_CANDIDATES) {
       extra.push({ keyText: row.keyText, bucket: row.bucket, difference: { kind: 'extra', key: keyOf(row), source: null, destination: record(row) } });
     }
