@@ -17,6 +17,7 @@ import type {
   UpdateJobInput,
   UpdateProfileInput,
   VerifyReport,
+  Validation,
 } from './types';
 
 const TOKEN_KEY = 'ferry.apiToken';
@@ -175,6 +176,9 @@ export const api = {
   /** start | stop | resume | restart | promote; delete is deleteJob. */
   applyJobAction: (id: string, action: Exclude<JobAction, 'delete'>) => request<Job>('POST', `/v1/migrationJobs/${segment(id)}:${action}`),
   verifyJob: (id: string) => request<VerifyReport>('POST', `/v1/migrationJobs/${segment(id)}:verify`),
+  validateJob: (id: string) => request<Validation>('POST', `/v1/migrationJobs/${segment(id)}:validate`),
+  listJobValidations: async (id: string, signal?: AbortSignal) =>
+    (await request<{ validations: Validation[] }>('GET', `/v1/migrationJobs/${segment(id)}/validations`, { signal })).validations,
   listJobObjects: async (id: string, signal?: AbortSignal) =>
     (await request<{ objects: JobObject[] }>('GET', `/v1/migrationJobs/${segment(id)}/objects`, { signal })).objects,
   listJobEvents: async (id: string, afterId: number, signal?: AbortSignal) =>

@@ -228,3 +228,41 @@ export interface ConnectionTest {
   checks: VerifyCheck[];
   error: { code: string; message: string } | null;
 }
+
+/** A row that differs between source and destination (values in the canonical form, null for NULL). */
+export interface RowDifference {
+  kind: 'missing' | 'extra' | 'changed';
+  key: Record<string, string | null> | null;
+  source: Record<string, string | null> | null;
+  destination: Record<string, string | null> | null;
+}
+
+export interface TableValidation {
+  table: string;
+  destinationTable: string;
+  state: 'PENDING' | 'RUNNING' | 'EQUAL' | 'DIFFERENT' | 'ERROR';
+  keyed: boolean;
+  sourceRows: number;
+  destinationRows: number;
+  sourceChecksum: string | null;
+  destinationChecksum: string | null;
+  estimatedRows: number;
+  differences: RowDifference[];
+  differencesTruncated: boolean;
+  message: string | null;
+}
+
+/** A data validation of a job (GET /v1/migrationJobs/{id}/validations/{validationId}). */
+export interface Validation {
+  id: string;
+  jobId: string;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  clean: boolean | null;
+  createTime: string;
+  endTime: string | null;
+  actor: string;
+  recheckedInFlight: boolean;
+  summary: { tables: number; tablesEqual: number; tablesDifferent: number; tablesFailed: number; rowsCompared: number };
+  tables: TableValidation[];
+  error: { code: string; message: string } | null;
+}
