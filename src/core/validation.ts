@@ -173,3 +173,39 @@ export function comparisonNormalizer(sameEngine: boolean, postgresType: string):
   if (type === 'inet' || type === 'cidr') return canonicalInetText;
   return (text) => text;
 }
+
+/**
+ * MurmurHash3 (x86, 32-bit) of bytes `start`..`end` of `bytes`. Rows are hashed twice with two
+ * seeds (64 bits per row): fast in JavaScript, where a cryptographic hash per row costs more than
+ * reading the row; validation guards against mistakes, not against an adversary.
+ */
+export function murmurHash32(bytes: Uint8Array, start: number, end: number, seed: number): number {
+  const c1 = 0xcc9e2d51;
+  const c2 = 0x1b873593;
+  let h = seed | 0;
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    let k = (bytes[i] as number) | ((bytes[i + 1] as number) << 8) | ((bytes[i + 2] as number) << 16) | ((bytes[i + 3] as number) << 24);
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, c2);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const rest = end - i;
+  if (rest > 0) {
+    let k = bytes[i] as number;
+    if (rest > 1) k |= (bytes[i + 1] as number) << 8;
+    if (rest > 2) k |= (bytes[i + 2] as number) << 16;
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, c2);
+  }
+  h ^= end - start;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}

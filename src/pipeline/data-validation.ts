@@ -20,7 +20,6 @@
  * is past the source position taken after the source snapshot (continuous jobs in their
  * incremental load), so the destination holds at least what the source side saw.
  */
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ConnectionParams, EngineKind } from '../core/connection-profile.js';
 import { escapeCopyText, parseCopyLine } from '../core/copy-text.js';
@@ -32,6 +31,7 @@ import { copiedColumns } from '../core/type-mapping.js';
 import {
   comparisonNormalizer,
   MAX_REPORTED_DIFFERENCES,
+  murmurHash32,
   summarizeValidation,
   type RowDifference,
   type TableValidation,
@@ -221,6 +221,8 @@ interface SidePlan {
 
 interface ComparePlan {
   columns: string[];
+  /** Same engine and the same columns in the same order on both sides: rows are hashed as the bytes copyOut wrote. */
+  raw: boolean;
   keyIndexes: number[];
   normalizers: Array<(text: string) => string>;
   source: SidePlan;
@@ -228,15 +230,92 @@ interface ComparePlan {
   buckets: number;
 }
 
-/** One row in comparable form. */
-interface RowImage {
+const HASH_SEEDS = [0x9747b28c, 0x5bd1e995] as const;
+const KEY_SEED = 0x2f6b3c1d;
+const TAB = 0x09;
+
+/**
+ * One row as read from one side: its 64-bit hash (two 32-bit words) and key bucket, computed
+ * while streaming; its values and key text only when asked (the narrowing passes), so that the
+ * first pass allocates little per row.
+ */
+class RowImage {
+  #line: Buffer | null;
+  #parsed: { shown: Array<string | null>; values: Array<string | null>; keyText: string } | null;
+
+  constructor(
+    line: Buffer | null,
+    private readonly side: SidePlan,
+    private readonly plan: ComparePlan,
+    readonly h1: number,
+    readonly h2: number,
+    readonly bucket: number,
+    parsed: { shown: Array<string | null>; values: Array<string | null>; keyText: string } | null,
+    /** Raw mode: the key's bytes as latin1 text (the same bytes on both sides for the same key). */
+    private readonly rawKey: string | null,
+  ) {
+    this.#line = line;
+    this.#parsed = parsed;
+  }
+
+  get hash(): string {
+    return `${this.h1.toString(16).padStart(8, '0')}${this.h2.toString(16).padStart(8, '0')}`;
+  }
+
+  get keyText(): string {
+    return this.rawKey ?? this.#parse().keyText;
+  }
+
   /** The values as the side's copyOut wrote them (shown in reports). */
-  shown: Array<string | null>;
-  /** The values normalized for comparison (hashed). */
-  values: Array<string | null>;
-  keyText: string;
-  hash: Buffer;
-  bucket: number;
+  get shown(): Array<string | null> {
+    return this.#parse().shown;
+  }
+
+  /** Parses the values now and lets go of the line (and the chunk it points into): for rows kept in memory. */
+  detach(): this {
+    this.#parse();
+    this.#line = null;
+    return this;
+  }
+
+  #parse(): { shown: Array<string | null>; values: Array<string | null>; keyText: string } {
+    if (this.#parsed === null) this.#parsed = parseRow(this.#line as Buffer, this.side, this.plan);
+    return this.#parsed;
+  }
+}
+
+const formatField = (value: string | null) => (value === null ? '\\N' : escapeCopyText(value));
+
+/** The compared values of one copyOut line: as written, and normalized; the key's normalized text (the whole row without a key). */
+function parseRow(line: Buffer, side: SidePlan, plan: ComparePlan): { shown: Array<string | null>; values: Array<string | null>; keyText: string; rowText: string } {
+  const raw = parseCopyLine(line);
+  const shown = side.fields.map((f) => {
+    const field = raw[f];
+    return field === null || field === undefined ? null : field.toString('utf8');
+  });
+  const values = shown.map((text, i) => (text === null ? null : (plan.normalizers[i] as (t: string) => string)(text)));
+  const rowText = values.map(formatField).join('\t');
+  const keyText = plan.keyIndexes.length === 0 ? rowText : plan.keyIndexes.map((i) => formatField(values[i] ?? null)).join('\t');
+  return { shown, values, keyText, rowText };
+}
+
+/** Raw mode: the bytes of the key fields of a line (the whole line without a key), found by their tabs. */
+function rawKeyRange(line: Buffer, keyIndexes: number[]): Buffer {
+  if (keyIndexes.length === 0) return line;
+  const parts: Buffer[] = [];
+  let field = 0;
+  let start = 0;
+  const wanted = new Set(keyIndexes);
+  const last = Math.max(...keyIndexes);
+  for (let i = 0; i <= line.length && field <= last; i++) {
+    // A tab inside a value is written as \t, so every tab byte separates fields.
+    if (i === line.length || line[i] === TAB) {
+      if (wanted.has(field)) parts.push(line.subarray(start, i));
+      field++;
+      start = i + 1;
+    }
+  }
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from([TAB]), p])));
 }
 
 function planComparison(context: TableContext, pair: TablePair): ComparePlan {
@@ -258,8 +337,10 @@ function planComparison(context: TableContext, pair: TablePair): ComparePlan {
   const keyIndexes = pair.entry.keyed ? (pair.source.primaryKey?.columns ?? []).map((k) => columns.indexOf(k)) : [];
   if (keyIndexes.some((i) => i < 0)) throw new FerryError('FAILED_PRECONDITION', `A primary key column of ${pair.entry.table} is not copied; it cannot be validated by key.`);
   const estimate = Math.max(pair.source.estimatedRows, 0);
+  const destinationFields = columns.map((name) => (destinationByName.get(name) as { index: number }).index);
   return {
     columns,
+    raw: sameEngine && destinationColumns.length === columns.length && destinationFields.every((f, i) => f === i),
     keyIndexes,
     normalizers,
     source: { engine: context.source, params: context.sourceParams, table: pair.source, copyFor: destinationKind, fields: sourceColumns.map((_, i) => i) },
@@ -268,39 +349,29 @@ function planComparison(context: TableContext, pair: TablePair): ComparePlan {
       params: context.destinationParams,
       table: pair.destination,
       copyFor: sourceKind,
-      fields: columns.map((name) => (destinationByName.get(name) as { index: number }).index),
+      fields: destinationFields,
     },
     // About 32 rows per bucket, between 256 and 65,536 buckets: few rows to hold per differing bucket.
     buckets: Math.min(65_536, Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, estimate / 32))))),
   };
 }
 
-/** FNV-1a of a string, for the bucket of a key. */
-function bucketOf(text: string, buckets: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % buckets;
-}
-
-const formatField = (value: string | null) => (value === null ? '\\N' : escapeCopyText(value));
-
-/** Streams one side's rows as RowImages; `visit` returns nothing and runs synchronously (back-pressure holds the source). */
+/** Streams one side's rows as RowImages; `visit` runs synchronously (back-pressure holds the source). */
 async function readSide(reader: TableReader, side: SidePlan, plan: ComparePlan, visit: (row: RowImage) => void): Promise<void> {
   const stream: Readable = reader.copyOut(side.table, { destinationEngine: side.copyFor });
   let rest: Buffer | null = null;
   const onLine = (line: Buffer) => {
-    const raw = parseCopyLine(line);
-    const shown = side.fields.map((f) => {
-      const field = raw[f];
-      return field === null || field === undefined ? null : field.toString('utf8');
-    });
-    const values = shown.map((text, i) => (text === null ? null : (plan.normalizers[i] as (t: string) => string)(text)));
-    const rowText = values.map(formatField).join('\t');
-    const keyText = plan.keyIndexes.length === 0 ? rowText : plan.keyIndexes.map((i) => formatField(values[i] ?? null)).join('\t');
-    visit({ shown, values, keyText, hash: createHash('md5').update(rowText).digest(), bucket: bucketOf(keyText, plan.buckets) });
+    if (plan.raw) {
+      // Same engine, same columns in the same order: equal rows are equal bytes.
+      const key = rawKeyRange(line, plan.keyIndexes);
+      const bucket = murmurHash32(key, 0, key.length, KEY_SEED) % plan.buckets;
+      visit(new RowImage(line, side, plan, murmurHash32(line, 0, line.length, HASH_SEEDS[0]), murmurHash32(line, 0, line.length, HASH_SEEDS[1]), bucket, null, key.toString('latin1')));
+      return;
+    }
+    const parsed = parseRow(line, side, plan);
+    const text = Buffer.from(parsed.rowText, 'utf8');
+    const key = Buffer.from(parsed.keyText, 'utf8');
+    visit(new RowImage(null, side, plan, murmurHash32(text, 0, text.length, HASH_SEEDS[0]), murmurHash32(text, 0, text.length, HASH_SEEDS[1]), murmurHash32(key, 0, key.length, KEY_SEED) % plan.buckets, parsed, null));
   };
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     let data: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk]);
@@ -372,31 +443,32 @@ async function waitUntilApplied(context: TableContext, position: string): Promis
   }
 }
 
-/** Per bucket: row count and four 32-bit sums of the row hashes (order-independent, a multiset's). */
+/** Per bucket: row count and two 32-bit sums of the row hash words (order-independent, a multiset's). */
 class BucketSums {
   readonly sums: Uint32Array;
   rows = 0;
   constructor(readonly buckets: number) {
-    this.sums = new Uint32Array(buckets * 5);
+    this.sums = new Uint32Array(buckets * 3);
   }
   add(row: RowImage): void {
-    const at = row.bucket * 5;
+    const at = row.bucket * 3;
     const s = this.sums;
     s[at] = ((s[at] as number) + 1) >>> 0;
-    for (let w = 0; w < 4; w++) s[at + 1 + w] = ((s[at + 1 + w] as number) + row.hash.readUInt32BE(w * 4)) >>> 0;
+    s[at + 1] = ((s[at + 1] as number) + row.h1) >>> 0;
+    s[at + 2] = ((s[at + 2] as number) + row.h2) >>> 0;
     this.rows++;
   }
-  /** The table's checksum: the four sums over every bucket, hex. */
+  /** The table's checksum: the two sums over every bucket, hex. */
   checksum(): string {
-    const total = new Uint32Array(4);
-    for (let b = 0; b < this.buckets; b++) for (let w = 0; w < 4; w++) total[w] = ((total[w] as number) + (this.sums[b * 5 + 1 + w] as number)) >>> 0;
+    const total = new Uint32Array(2);
+    for (let b = 0; b < this.buckets; b++) for (let w = 0; w < 2; w++) total[w] = ((total[w] as number) + (this.sums[b * 3 + 1 + w] as number)) >>> 0;
     return [...total].map((v) => v.toString(16).padStart(8, '0')).join('');
   }
   differingBuckets(other: BucketSums): Set<number> {
     const out = new Set<number>();
     for (let b = 0; b < this.buckets; b++) {
-      for (let k = 0; k < 5; k++) {
-        if (this.sums[b * 5 + k] !== other.sums[b * 5 + k]) {
+      for (let k = 0; k < 3; k++) {
+        if (this.sums[b * 3 + k] !== other.sums[b * 3 + k]) {
           out.add(b);
           break;
         }
@@ -406,7 +478,7 @@ class BucketSums {
   }
 }
 
-const hashHex = (row: RowImage) => row.hash.toString('hex');
+const hashHex = (row: RowImage) => row.hash;
 
 async function validateTable(context: TableContext, pair: TablePair): Promise<void> {
   const entry = pair.entry;
@@ -496,11 +568,11 @@ async function narrowDown(
     if (side === 'source') {
       const seen = held.get(row.keyText);
       if (seen !== undefined) seen.count++;
-      else if (held.size < MAX_HELD_ROWS) held.set(row.keyText, { hash: hashHex(row), row, count: 1 });
+      else if (held.size < MAX_HELD_ROWS) held.set(row.keyText, { hash: hashHex(row), row: row.detach(), count: 1 });
       else overflow = true;
     } else {
       // Both sides stream at once: destination rows wait until the source side is complete.
-      if (pendingDestination.length < MAX_HELD_ROWS) pendingDestination.push(row);
+      if (pendingDestination.length < MAX_HELD_ROWS) pendingDestination.push(row.detach());
       else overflow = true;
     }
   });
@@ -539,7 +611,7 @@ async function recheck(
   await readBothSides(context, plan, (side, row) => {
     if (!buckets.has(row.bucket) || !keys.has(row.keyText)) return;
     const list = rows[side].get(row.keyText) ?? [];
-    list.push(row);
+    list.push(row.detach());
     rows[side].set(row.keyText, list);
   });
   const still: Candidate[] = [];
