@@ -550,6 +550,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--map-schema <src=dst>', 'put the source schema (PostgreSQL) or database (MySQL) SRC under the name DST on the destination (repeatable)', collectSchemaPair)
     .addOption(new Option('--zero-date-policy <policy>', 'MySQL zero dates bound for PostgreSQL: null writes NULL and warns (default); refuse fails the job').choices(['null', 'refuse']))
     .option('--definer-policy <policy>', 'MySQL to MySQL: who views, routines, triggers and events run as on the destination: keep (default: the source DEFINER), invoker (SQL SECURITY INVOKER, the destination user as definer) or user@host')
+    .option('--require-validation', "promote only after a clean data validation (ferry jobs validate): promote is refused otherwise")
     .option('--label <key=value>', 'label (repeatable)', collectLabel)
     .action(
       run(
@@ -566,6 +567,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             zeroDatePolicy?: 'null' | 'refuse';
             mapSchema?: Record<string, string>;
             definerPolicy?: string;
+            requireValidation?: boolean;
             label?: Record<string, string>;
           },
         ) => {
@@ -573,6 +575,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             ...(options.mapSchema !== undefined ? { schemaMapping: options.mapSchema } : {}),
             ...(options.zeroDatePolicy !== undefined ? { zeroDatePolicy: options.zeroDatePolicy } : {}),
             ...(options.definerPolicy !== undefined ? { definerPolicy: options.definerPolicy } : {}),
+            ...(options.requireValidation === true ? { requireValidation: true } : {}),
             ...(options.id !== undefined ? { id: options.id } : {}),
             displayName: options.displayName ?? options.id ?? `${options.source} to ${options.destination}`,
             type: options.type,

@@ -59,7 +59,7 @@ const MAX_HELD_ROWS = 200_000;
 /** Differing rows carried from the narrowing pass into the re-checks. */
 const MAX_CANDIDATES = 200;
 /** Re-checks of differing rows during an incremental load. */
-const RECHECK_ROUNDS = 3;
+const RECHECK_ROUNDS = 5;
 /** Reads of a table started again after a retryable failure during the incremental load. */
 const RETRIED_READS = 6;
 /** How long a pass waits for the incremental load to reach the source position. */
@@ -391,7 +391,13 @@ async function readSide(reader: TableReader, side: SidePlan, plan: ComparePlan, 
  * running) waits until the job has applied everything the source had committed when its
  * snapshot was taken, then reads the destination.
  */
-async function readBothSides(context: TableContext, plan: ComparePlan, visit: (side: 'source' | 'destination', row: RowImage) => void): Promise<void> {
+async function readBothSides(
+  context: TableContext,
+  plan: ComparePlan,
+  visit: (side: 'source' | 'destination', row: RowImage) => void,
+  /** Re-checks: the source read once more after the destination, from a new snapshot. */
+  visitSourceAfter?: (row: RowImage) => void,
+): Promise<void> {
   const readers: TableReader[] = [];
   try {
     const sourceSnapshot = await context.source.openSnapshot(context.sourceParams);
@@ -420,6 +426,17 @@ async function readBothSides(context: TableContext, plan: ComparePlan, visit: (s
     const [source, destination] = await Promise.allSettled([sourceRead, destinationRead]);
     if (source.status === 'rejected') throw source.reason;
     if (destination.status === 'rejected') throw destination.reason;
+    if (visitSourceAfter !== undefined) {
+      const again = await context.source.openSnapshot(context.sourceParams);
+      let reader: TableReader;
+      try {
+        reader = await again.openTableReader();
+        readers.push(reader);
+      } finally {
+        await again.close();
+      }
+      await readSide(reader, plan.source, plan, visitSourceAfter);
+    }
   } finally {
     await Promise.allSettled(readers.map((r) => r.close()));
   }
@@ -607,13 +624,20 @@ async function recheck(
 ): Promise<Candidate[]> {
   const buckets = new Set(candidates.map((c) => c.bucket));
   const keys = new Set(candidates.map((c) => c.keyText));
-  const rows = { source: new Map<string, RowImage[]>(), destination: new Map<string, RowImage[]>() };
-  await readBothSides(context, plan, (side, row) => {
+  const rows = { source: new Map<string, RowImage[]>(), destination: new Map<string, RowImage[]>(), sourceAfter: new Map<string, RowImage[]>() };
+  const keep = (side: keyof typeof rows) => (row: RowImage) => {
     if (!buckets.has(row.bucket) || !keys.has(row.keyText)) return;
     const list = rows[side].get(row.keyText) ?? [];
     list.push(row.detach());
     rows[side].set(row.keyText, list);
-  });
+  };
+  // The destination is read once the load applied what the source held at the first read, so it
+  // holds the source's rows at some later position: a row still changing may match the second read.
+  await readBothSides(context, plan, (side, row) => keep(side)(row), keep('sourceAfter'));
+  const sameRows = (a: RowImage[], b: RowImage[]) => {
+    const hashes = (list: RowImage[]) => list.map(hashHex).sort().join(',');
+    return hashes(a) === hashes(b);
+  };
   const still: Candidate[] = [];
   for (const keyText of keys) {
     const sourceRows = rows.source.get(keyText) ?? [];
@@ -621,7 +645,7 @@ async function recheck(
     const bucket = (candidates.find((c) => c.keyText === keyText) as Candidate).bucket;
     const s = sourceRows[0];
     const d = destinationRows[0];
-    if (sourceRows.length === destinationRows.length && sourceRows.every((r, i) => hashHex(r) === hashHex(destinationRows[i] as RowImage))) continue;
+    if (sameRows(sourceRows, destinationRows) || sameRows(rows.sourceAfter.get(keyText) ?? [], destinationRows)) continue;
     if (s !== undefined && d !== undefined) still.push({ keyText, bucket, difference: { kind: 'changed', key: keyOf(s), source: record(s), destination: record(d) } });
     else if (s !== undefined) still.push({ keyText, bucket, difference: { kind: 'missing', key: keyOf(s), source: record(s), destination: null } });
     else if (d !== undefined) still.push({ keyText, bucket, difference: { kind: 'extra', key: keyOf(d), source: null, destination: record(d) } });

@@ -114,6 +114,7 @@ export const CreateJobInput = z.strictObject({
     .max(300)
     .regex(/^(keep|invoker|[^@\s]+@[^@\s]+)$/, 'definerPolicy is keep, invoker, or an account as user@host (e.g. app@%)')
     .default('keep'),
+  requireValidation: z.boolean().default(false).describe("Promote only after a clean data validation: :promote is refused unless the job's latest validation succeeded with every table equal."),
   labels: labels.default({}),
 });
 export type CreateJobInput = z.input<typeof CreateJobInput>;
@@ -124,6 +125,7 @@ export const UpdateJobInput = z.strictObject({
   /** Only while Not started. */
   selection: ObjectSelectionInput.optional(),
   dumpParallelism: z.number().int().min(1).max(64).optional(),
+  requireValidation: z.boolean().optional().describe('Promote only after a clean data validation.'),
 });
 export type UpdateJobInput = z.input<typeof UpdateJobInput>;
 
@@ -239,6 +241,7 @@ export const JobView = z.object({
   /** The explicit pairs: source schema or database → destination name ({} keeps every name; verify shows what applies). */
   schemaMapping: z.record(z.string(), z.string()),
   definerPolicy: z.string(),
+  requireValidation: z.boolean().describe("Promote is refused unless the job's latest data validation is clean."),
   labels: z.record(z.string(), z.string()),
   createTime: z.string(),
   updateTime: z.string(),

@@ -302,6 +302,7 @@ export class MigrationService implements FerryService {
       ...(input.zeroDatePolicy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
       ...(Object.keys(input.schemaMapping).length > 0 ? { schemaMapping: input.schemaMapping } : {}),
       ...(input.definerPolicy !== 'keep' ? { definerPolicy: input.definerPolicy } : {}),
+      ...(input.requireValidation ? { requireValidation: true } : {}),
       labels: input.labels,
       status: 'NOT_STARTED',
       phase: null,
@@ -370,6 +371,7 @@ export class MigrationService implements FerryService {
       labels: input.labels ?? job.labels,
       selection: input.selection ?? job.selection,
       dumpParallelism: input.dumpParallelism ?? job.dumpParallelism,
+      ...(input.requireValidation === undefined ? {} : { requireValidation: input.requireValidation }),
       updateTime: this.#deps.clock.now(),
     };
     if (!(await this.#deps.store.updateJob(updated, job.status))) {
@@ -382,7 +384,7 @@ export class MigrationService implements FerryService {
   async applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options: JobActionOptions = {}): Promise<JobView> {
     const job = await this.#job(id);
     const target = this.#allowed(job, action);
-    if (action === 'promote' && options.requireValidation === true) await this.#validations.requireClean(id);
+    if (action === 'promote' && (options.requireValidation === true || job.requireValidation === true)) await this.#validations.requireClean(id);
     if (action === 'start') requireSupported(job.sourceEngine, job.destinationEngine, job.type);
     const now = this.#deps.clock.now();
     let updated: MigrationJob;
@@ -669,6 +671,7 @@ export class MigrationService implements FerryService {
       zeroDatePolicy: job.zeroDatePolicy ?? 'null',
       schemaMapping: job.schemaMapping ?? {},
       definerPolicy: job.definerPolicy ?? 'keep',
+      requireValidation: job.requireValidation === true,
       labels: job.labels,
       createTime: job.createTime,
       updateTime: job.updateTime,

@@ -67,6 +67,7 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     zeroDatePolicy: 'null',
     schemaMapping: {},
     definerPolicy: 'keep',
+    requireValidation: false,
     labels: {},
     createTime: TIME,
     updateTime: TIME,

@@ -91,6 +91,8 @@ export interface Job {
   connectivityMethod: ConnectivityMethod;
   selection: { include: string[]; exclude: string[] };
   dumpParallelism: number;
+  /** Promote is refused unless the latest data validation is clean. */
+  requireValidation?: boolean;
   labels: Record<string, string>;
   createTime: string;
   updateTime: string;
