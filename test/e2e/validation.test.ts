@@ -7,8 +7,9 @@
  *   each reported with the key and both sides' values; an extra duplicate row of a keyless
  *   table is reported without a key; the job's history has one event per validation;
  * - during a continuous job's incremental load under a concurrent workload, validation reports
- *   no difference; promote with requireValidation is refused without a clean validation and
- *   accepted after one.
+ *   no difference, and still finds a row added on the destination; promote with
+ *   requireValidation (the request's flag, then the job option) is refused without a clean latest
+ *   validation and accepted after one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProfile, eventsOf, inIncrementalLoad, waitForJob, type JobView } from '../helpers/e2e-jobs.js';
@@ -141,6 +142,15 @@ describe('data validation, PostgreSQL to PostgreSQL', () => {
     expect(accounts.state).toBe('DIFFERENT');
     expect(accounts.differences.map((d) => [d.kind, d.key])).toEqual([['extra', { id: '4000000000' }]]);
     expect(found.validation.tables.filter((t) => t.state !== 'EQUAL').map((t) => t.table)).toEqual(['public.accounts']);
+
+    // The job option: with requireValidation set, a plain promote is refused while the latest validation is not clean.
+    const patched = await client.patch<JobView & { requireValidation: boolean }>('/v1/migrationJobs/valc', { requireValidation: true });
+    expect(patched.status).toBe(200);
+    expect(patched.body.requireValidation).toBe(true);
+    const notClean = await client.post<{ error: { code: string; message: string } }>('/v1/migrationJobs/valc:promote');
+    expect(notClean.status).toBe(409);
+    expect(notClean.body.error.code).toBe('FAILED_PRECONDITION');
+    expect(notClean.body.error.message).toContain(`the latest, ${found.validation.id}, was not`);
     await pair.destination.client.query('DELETE FROM public.accounts WHERE id = 4000000000');
 
     const again = await validateWithCli(server.url, 'valc', 240_000);
@@ -150,7 +160,8 @@ describe('data validation, PostgreSQL to PostgreSQL', () => {
     // The workload really wrote while the validation ran.
     expect(committedDuring).toBeGreaterThan(0);
 
-    const promoted = await runCliJson<JobView>(['jobs', 'promote', 'valc', '--require-validation'], { server: server.url });
+    // The latest validation is clean now: the promote the job option guards is accepted.
+    const promoted = await runCliJson<JobView>(['jobs', 'promote', 'valc'], { server: server.url });
     expect(promoted.promoteRequested).toBe(true);
     await waitForJob(() => client, 'valc', 'Completed', (job) => job.status === 'COMPLETED', 180_000);
   }, 600_000);

@@ -89,6 +89,11 @@ const VERIFY_OK: VerifyReportView = { ok: true, checks: [{ code: 'CONNECTIVITY',
  * A FerryService over plain maps, with the real lifecycle table for actions, so the HTTP
  * layer can be exercised end to end. Records every call.
  */
+const VALIDATION: Awaited<ReturnType<FerryService['validateJob']>> = {
+  id: 'v-1', jobId: 'job-1', status: 'RUNNING', clean: null, createTime: TIME, endTime: null, actor: 'api', recheckedInFlight: false,
+  summary: { tables: 0, tablesEqual: 0, tablesDifferent: 0, tablesFailed: 0, rowsCompared: 0 }, tables: [], error: null,
+};
+
 class InMemoryFerryService implements FerryService {
   readonly profiles = new Map<string, ProfileView>();
   readonly jobs = new Map<string, JobView>();
@@ -211,8 +216,9 @@ class InMemoryFerryService implements FerryService {
     this.jobs.set(id, next);
     return next;
   }
-  async applyJobAction(id: string, action: Parameters<FerryService['applyJobAction']>[1], actor: string): Promise<JobView> {
-    this.record('applyJobAction', id, action, actor);
+  async applyJobAction(id: string, action: Parameters<FerryService['applyJobAction']>[1], actor: string, options: Parameters<FerryService['applyJobAction']>[3] = {}): Promise<JobView> {
+    // Options are recorded only when the route sends some (promote's requireValidation).
+    this.record('applyJobAction', id, action, actor, ...(Object.keys(options).length > 0 ? [options] : []));
     const job = this.job(id);
     const state = { status: job.status, phase: job.phase };
     const next = nextStatusForAction(state, action);
@@ -231,6 +237,21 @@ class InMemoryFerryService implements FerryService {
     this.record('deleteJob', id, actor);
     this.job(id);
     this.jobs.delete(id);
+  }
+  async validateJob(id: string, actor: string): ReturnType<FerryService['validateJob']> {
+    this.record('validateJob', id, actor);
+    this.job(id);
+    return VALIDATION;
+  }
+  async getJobValidation(id: string, validationId: string): ReturnType<FerryService['getJobValidation']> {
+    this.record('getJobValidation', id, validationId);
+    this.job(id);
+    return VALIDATION;
+  }
+  async listJobValidations(id: string): ReturnType<FerryService['listJobValidations']> {
+    this.record('listJobValidations', id);
+    this.job(id);
+    return [VALIDATION];
   }
   async verifyJob(id: string): Promise<VerifyReportView> {
     this.record('verifyJob', id);
@@ -339,7 +360,10 @@ describe('routing', () => {
     stopMigrationJob: { method: 'POST', url: '/v1/migrationJobs/running:stop', body: {}, status: 200, call: { method: 'applyJobAction', args: ['running', 'stop', 'api'] } },
     resumeMigrationJob: { method: 'POST', url: '/v1/migrationJobs/stopped-il:resume', body: {}, status: 200, call: { method: 'applyJobAction', args: ['stopped-il', 'resume', 'api'] } },
     restartMigrationJob: { method: 'POST', url: '/v1/migrationJobs/failed:restart', body: {}, status: 200, call: { method: 'applyJobAction', args: ['failed', 'restart', 'api'] } },
-    promoteMigrationJob: { method: 'POST', url: '/v1/migrationJobs/incremental:promote', body: {}, status: 200, call: { method: 'applyJobAction', args: ['incremental', 'promote', 'api'] } },
+    promoteMigrationJob: { method: 'POST', url: '/v1/migrationJobs/incremental:promote', body: { requireValidation: true }, status: 200, call: { method: 'applyJobAction', args: ['incremental', 'promote', 'api', { requireValidation: true }] } },
+    validateMigrationJob: { method: 'POST', url: '/v1/migrationJobs/job-1:validate', body: {}, status: 201, call: { method: 'validateJob', args: ['job-1', 'api'] } },
+    listMigrationJobValidations: { method: 'GET', url: '/v1/migrationJobs/job-1/validations', status: 200, call: { method: 'listJobValidations', args: ['job-1'] } },
+    getMigrationJobValidation: { method: 'GET', url: '/v1/migrationJobs/job-1/validations/v-1', status: 200, call: { method: 'getJobValidation', args: ['job-1', 'v-1'] } },
     verifyMigrationJob: { method: 'POST', url: '/v1/migrationJobs/job-1:verify', body: {}, status: 200, call: { method: 'verifyJob', args: ['job-1'] } },
     listMigrationJobObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/objects', status: 200, call: { method: 'listJobObjects', args: ['job-1'] } },
     listMigrationJobSchemaObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/schemaObjects', status: 200, call: { method: 'listJobSchemaObjects', args: ['job-1'] } },
