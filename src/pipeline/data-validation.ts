@@ -357,8 +357,20 @@ function planComparison(context: TableContext, pair: TablePair): ComparePlan {
 }
 
 /** Streams one side's rows as RowImages; `visit` runs synchronously (back-pressure holds the source). */
-async function readSide(reader: TableReader, side: SidePlan, plan: ComparePlan, visit: (row: RowImage) => void): Promise<void> {
+async function readSide(reader: TableReader, side: SidePlan, plan: ComparePlan, signal: AbortSignal, visit: (row: RowImage) => void): Promise<void> {
+  signal.throwIfAborted();
   const stream: Readable = reader.copyOut(side.table, { destinationEngine: side.copyFor });
+  // Stopping (server shutdown, job deleted) ends the read in flight, not only the next one.
+  const stop = () => stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    await readLines(stream, side, plan, visit);
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
+}
+
+async function readLines(stream: Readable, side: SidePlan, plan: ComparePlan, visit: (row: RowImage) => void): Promise<void> {
   let rest: Buffer | null = null;
   const onLine = (line: Buffer) => {
     if (plan.raw) {
@@ -410,7 +422,7 @@ async function readBothSides(
     }
     const position = isInFlight(context.job) ? await context.source.currentPosition(context.sourceParams) : null;
     // The source is read right away: a snapshot that waits may meet a TRUNCATE (MySQL: DDL) it cannot read past.
-    const sourceRead = readSide(sourceReader, plan.source, plan, (row) => visit('source', row));
+    const sourceRead = readSide(sourceReader, plan.source, plan, context.signal, (row) => visit('source', row));
     const destinationRead = (async () => {
       if (position !== null) await waitUntilApplied(context, position);
       const destinationSnapshot = await context.destination.openSnapshot(context.destinationParams);
@@ -421,7 +433,7 @@ async function readBothSides(
       } finally {
         await destinationSnapshot.close();
       }
-      await readSide(destinationReader, plan.destination, plan, (row) => visit('destination', row));
+      await readSide(destinationReader, plan.destination, plan, context.signal, (row) => visit('destination', row));
     })();
     const [source, destination] = await Promise.allSettled([sourceRead, destinationRead]);
     if (source.status === 'rejected') throw source.reason;
@@ -435,7 +447,7 @@ async function readBothSides(
       } finally {
         await again.close();
       }
-      await readSide(reader, plan.source, plan, visitSourceAfter);
+      await readSide(reader, plan.source, plan, context.signal, visitSourceAfter);
     }
   } finally {
     await Promise.allSettled(readers.map((r) => r.close()));

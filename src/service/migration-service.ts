@@ -430,6 +430,7 @@ export class MigrationService implements FerryService {
     const job = await this.#job(id);
     this.#allowed(job, 'delete');
     await this.#deps.workers.cancel(id);
+    await this.#validations.cancel(id);
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(id, REPLICATION_CHECKPOINT);
     if (replication !== null) {
       // A slot left behind would keep WAL on the source forever: the job goes only once it is gone.

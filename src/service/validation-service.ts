@@ -100,6 +100,14 @@ export class ValidationService {
     if (latest.clean !== true) throw new FerryError('FAILED_PRECONDITION', `Promote requires a clean validation; the latest, ${latest.id}, was not (${describeValidation(latest)}). Fix the differences or ${how}.`);
   }
 
+  /** Stops the job's running validation, if any (the job is being deleted); resolves when it let go. */
+  async cancel(jobId: string): Promise<void> {
+    const running = this.#running.get(jobId);
+    if (running === undefined) return;
+    running.abort.abort(new FerryError('FAILED_PRECONDITION', `Job "${jobId}" was deleted during the validation.`));
+    await running.done;
+  }
+
   /** Stops every validation running in this process (server shutdown). */
   async close(): Promise<void> {
     const all = [...this.#running.values()];
