@@ -143,9 +143,9 @@ export async function call(url, method, path, body) {
  * A Ferry one-time job from `sourceDb` (source cluster) to `destinationDb` (destination
  * cluster), through the REST API: profiles, job, :start, polled every 50 ms until Completed.
  * Returns the wall time from :start to Completed, the job and its objects; removes the job and
- * the profiles afterwards.
+ * the profiles afterwards, unless `keepJob` (the caller then works on `job.id`).
  */
-export async function runFerryOneTime(ferry, sourceDb, destinationDb, { timeoutMs = 900_000 } = {}) {
+export async function runFerryOneTime(ferry, sourceDb, destinationDb, { timeoutMs = 900_000, keepJob = false } = {}) {
   const id = uid();
   const srcId = `src-${id}`;
   const dstId = `dst-${id}`;
@@ -167,6 +167,7 @@ export async function runFerryOneTime(ferry, sourceDb, destinationDb, { timeoutM
   const wall = seconds(started);
   const { objects } = await call(ferry.url, 'GET', `/v1/migrationJobs/${jobId}/objects`);
   const { events } = await call(ferry.url, 'GET', `/v1/migrationJobs/${jobId}/events`);
+  if (keepJob) return { wall, job, objects, events };
   await call(ferry.url, 'DELETE', `/v1/migrationJobs/${jobId}`);
   await call(ferry.url, 'DELETE', `/v1/connectionProfiles/${srcId}`);
   await call(ferry.url, 'DELETE', `/v1/connectionProfiles/${dstId}`);

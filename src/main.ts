@@ -135,6 +135,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
       watch?.stop();
       await app.close();
       await supervisor.close();
+      await service.close();
       await tunnels.close();
       await store.close();
       removeServerPidFile(dataDir);

@@ -24,6 +24,7 @@ import {
   SchemaObjectPlanView,
   SchemaObjectReportView,
   VerifyReportView,
+  ValidationView,
 } from '../service/inputs.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -114,7 +115,7 @@ const IdParams = z.object({
 export const EmptyRequest = z.strictObject({}).optional().describe('Send {} with "Content-Type: application/json".');
 
 /** The body of :promote: {} or {"force": true}. */
-export const PromoteRequest = PromoteInput.optional().describe('Send {} or {"force": true} with "Content-Type: application/json".');
+export const PromoteRequest = PromoteInput.optional().describe('Send {}, {"force": true} and/or {"requireValidation": true} with "Content-Type: application/json".');
 
 export const ProfileListView = z.object({
   connectionProfiles: z.array(ProfileView),
@@ -167,6 +168,7 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [VerifyReportView, 'VerifyReport'],
   [SchemaObjectPlanView, 'SchemaObjectPlan'],
   [SchemaObjectReportView, 'ListMigrationJobSchemaObjectsResponse'],
+  [ValidationView, 'MigrationJobValidation'],
 ]);
 
 // ---------------------------------------------------------------------------------------
@@ -198,8 +200,11 @@ function actionRoute(action: Exclude<JobAction, 'delete'>): ApiRoute {
     return defineRoute({
       ...actionRouteBase(action),
       body: PromoteRequest,
-      handler: (service, { params, actor, body }) =>
-        (body as PromoteInput | undefined)?.force === true ? service.applyJobAction(params.id, action, actor, { force: true }) : service.applyJobAction(params.id, action, actor),
+      handler: (service, { params, actor, body }) => {
+        const promote = body as PromoteInput | undefined;
+        const options = { ...(promote?.force === true ? { force: true } : {}), ...(promote?.requireValidation === true ? { requireValidation: true } : {}) };
+        return Object.keys(options).length > 0 ? service.applyJobAction(params.id, action, actor, options) : service.applyJobAction(params.id, action, actor);
+      },
     });
   }
   return defineRoute({
@@ -222,6 +227,52 @@ function actionRouteBase(action: Exclude<JobAction, 'delete'>) {
     status: 200 as const,
   };
 }
+
+const ValidationParams = IdParams.extend({
+  validationId: z.string().min(1, 'the validation id in the path is empty').max(MAX_ID_LENGTH).describe('The validation id.'),
+});
+
+export const ValidationListView = z.object({ validations: z.array(ValidationView) });
+
+/** Data validation: start one, read one, list a job's. */
+const VALIDATION_ROUTES: readonly ApiRoute[] = [
+  defineRoute({
+    method: 'POST',
+    path: '/v1/migrationJobs/{id}:validate',
+    operationId: 'validateMigrationJob',
+    summary: 'Validate the data of a migration job',
+    description:
+      'Starts comparing source and destination table by table: row counts, an order-independent checksum of every value in the canonical form of docs/type-mapping.md, and the keys of differing rows (at most 20 per table, both sides shown). Answers at once with the RUNNING validation; poll GET /v1/migrationJobs/{id}/validations/{validationId}. During a continuous job\'s incremental load, differing rows are read again once the load has applied the source\'s changes, so changes in flight are not reported (docs/validation.md). Refused with 409 before the full dump is done and while another validation of the job runs.',
+    tag: JOBS,
+    params: IdParams,
+    body: EmptyRequest,
+    response: ValidationView,
+    status: 201,
+    handler: (service, { params, actor }) => service.validateJob(params.id, actor),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs/{id}/validations',
+    operationId: 'listMigrationJobValidations',
+    summary: "List a migration job's validations, newest first (the last 20; a Restart clears them)",
+    tag: JOBS,
+    params: IdParams,
+    response: ValidationListView,
+    status: 200,
+    handler: async (service, { params }) => ({ validations: await service.listJobValidations(params.id) }),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/migrationJobs/{id}/validations/{validationId}',
+    operationId: 'getMigrationJobValidation',
+    summary: 'One validation with its per-table results (progress while RUNNING)',
+    tag: JOBS,
+    params: ValidationParams,
+    response: ValidationView,
+    status: 200,
+    handler: (service, { params }) => service.getJobValidation(params.id, params.validationId),
+  }),
+];
 
 const jobListViews = new WeakMap<PageView<JobView>, JobListView>();
 
@@ -447,4 +498,5 @@ export const API_ROUTES: readonly ApiRoute[] = [
     status: 200,
     handler: async (service, { params, query }) => ({ events: await service.listJobEvents(params.id, query.afterId) }),
   }),
+  ...VALIDATION_ROUTES,
 ];

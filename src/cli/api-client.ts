@@ -20,6 +20,8 @@ import type {
   UpdateProfileInput,
   SchemaObjectReportView,
   VerifyReportView,
+  PromoteInput,
+  ValidationView,
 } from '../service/inputs.js';
 
 export const DEFAULT_SERVER_URL = 'http://127.0.0.1:8080';
@@ -125,12 +127,21 @@ export class ApiClient {
     await this.request('DELETE', `/v1/migrationJobs/${segment(id)}`);
   }
   /** start | stop | resume | restart | promote: the job as it is once the action is recorded. */
-  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, body?: { force: boolean }): Promise<JobView> {
+  applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, body?: PromoteInput): Promise<JobView> {
     return this.request('POST', `/v1/migrationJobs/${segment(id)}:${action}`, body === undefined ? {} : { body });
   }
   /** Restart: the whole job, or with `objects` those tables only. */
   restartJob(id: string, input: RestartJobInput = {}): Promise<JobView> {
     return this.request('POST', `/v1/migrationJobs/${segment(id)}:restart`, { body: input });
+  }
+  validateJob(id: string): Promise<ValidationView> {
+    return this.request('POST', `/v1/migrationJobs/${segment(id)}:validate`);
+  }
+  getJobValidation(id: string, validationId: string): Promise<ValidationView> {
+    return this.request('GET', `/v1/migrationJobs/${segment(id)}/validations/${segment(validationId)}`);
+  }
+  listJobValidations(id: string): Promise<{ validations: ValidationView[] }> {
+    return this.request('GET', `/v1/migrationJobs/${segment(id)}/validations`);
   }
   verifyJob(id: string): Promise<VerifyReportView> {
     return this.request('POST', `/v1/migrationJobs/${segment(id)}:verify`);

@@ -18,6 +18,7 @@ import type { JobAction } from '../core/lifecycle.js';
 import type { CreateJobInput, CreateProfileInput, JobView, UpdateProfileInput } from '../service/inputs.js';
 import type { TokenService } from '../service/token-service.js';
 import { ApiClient, ApiClientError } from './api-client.js';
+import { renderValidation, renderValidationList } from './validation-format.js';
 import {
   formatTime,
   renderConnectionTest,
@@ -611,6 +612,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .addOption(new Option('--nul-character-policy <policy>', 'NUL characters in MySQL text bound for PostgreSQL: refuse fails the job naming table, column and key (default); strip removes them and warns').choices(['refuse', 'strip']))
     .option('--definer-policy <policy>', 'MySQL to MySQL: who views, routines, triggers and events run as on the destination: keep (default: the source DEFINER), invoker (SQL SECURITY INVOKER, the destination user as definer) or user@host')
     .option('--max-parked-changes <n>', `continuous jobs: changes that may wait for tables the destination refuses before the job is Failed (default ${DEFAULT_MAX_PARKED_CHANGES}; a warning at 80 %)`, parseInteger(1, 1_000_000_000))
+    .option('--require-validation', "promote only after a clean data validation (ferry jobs validate): promote is refused otherwise")
     .option('--label <key=value>', 'label (repeatable)', collectLabel)
     .action(
       run(
@@ -630,6 +632,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             mapSchema?: Record<string, string>;
             definerPolicy?: string;
             maxParkedChanges?: number;
+            requireValidation?: boolean;
             label?: Record<string, string>;
           },
         ) => {
@@ -640,6 +643,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
             ...(options.enumErrorValuePolicy !== undefined ? { enumErrorValuePolicy: options.enumErrorValuePolicy } : {}),
             ...(options.nulCharacterPolicy !== undefined ? { nulCharacterPolicy: options.nulCharacterPolicy } : {}),
             ...(options.definerPolicy !== undefined ? { definerPolicy: options.definerPolicy } : {}),
+            ...(options.requireValidation === true ? { requireValidation: true } : {}),
             ...(options.id !== undefined ? { id: options.id } : {}),
             displayName: options.displayName ?? options.id ?? `${options.source} to ${options.destination}`,
             type: options.type,
@@ -737,11 +741,17 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
   };
   for (const action of ['start', 'stop', 'resume', 'promote'] as const) {
     const command = clientCommand(jobs, action, ACTION_HELP[action]).argument('<id>', 'job id');
-    if (action === 'promote') command.option('--force', 'promote even while tables are parked (the destination refuses their changes): the other tables are promoted, the parked ones are reported as not migrated');
+    if (action === 'promote') {
+      command
+        .option('--force', 'promote even while tables are parked (the destination refuses their changes): the other tables are promoted, the parked ones are reported as not migrated')
+        .option('--require-validation', "refuse unless the job's latest validation (ferry jobs validate) is clean");
+    }
     command.action(
-      run(async (id: string, options: ClientOptions & { force?: boolean }) =>
-        printAccepted(await clientOf(options).applyJobAction(id, action, options.force === true ? { force: true } : undefined), options.force === true ? `${action} with force` : action, options),
-      ),
+      run(async (id: string, options: ClientOptions & { force?: boolean; requireValidation?: boolean }) => {
+        const body = { ...(options.force === true ? { force: true } : {}), ...(options.requireValidation === true ? { requireValidation: true } : {}) };
+        const job = await clientOf(options).applyJobAction(id, action, Object.keys(body).length > 0 ? body : undefined);
+        printAccepted(job, options.force === true ? `${action} with force` : action, options);
+      }),
     );
   }
   clientCommand(jobs, 'restart', `${ACTION_HELP.restart} With --objects, restart only those tables (while the job is in Full dump): they are emptied and copied again, the tables already copied are kept.`)
@@ -772,6 +782,53 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
         if (options.output === 'json') printJson(report);
         else print(renderVerifyReport(report));
         return report.ok ? 0 : 1;
+      }),
+    );
+
+  clientCommand(jobs, 'validate', 'Compare source and destination table by table (row counts, checksums, differing rows) and wait for the result. Exits 0 when clean, 1 otherwise.')
+    .argument('<id>', 'job id')
+    .option('--no-wait', 'start the validation and print its id without waiting')
+    .option('--timeout <seconds>', 'give up waiting after this many seconds (the validation goes on)', parseSeconds, 3600)
+    .action(
+      run(async (id: string, options: ClientOptions & { wait: boolean; timeout: number }) => {
+        const client = clientOf(options);
+        let validation = await client.validateJob(id);
+        if (options.wait) {
+          const deadline = Date.now() + options.timeout * 1000;
+          let lastProgress = '';
+          while (validation.status === 'RUNNING') {
+            if (Date.now() > deadline) {
+              io.stderr(`error: validation ${validation.id} is still running after ${options.timeout} s; follow it with: ferry jobs validations ${id} ${validation.id}\n`);
+              return 1;
+            }
+            await sleep(1000);
+            validation = await client.getJobValidation(id, validation.id);
+            const s = validation.summary;
+            const progress = `validating: ${s.tablesEqual + s.tablesDifferent + s.tablesFailed} of ${s.tables} tables done, ${s.rowsCompared} rows read`;
+            if (io.isTTY && progress !== lastProgress) io.stderr(`${progress}\n`);
+            lastProgress = progress;
+          }
+        }
+        if (options.output === 'json') printJson(validation);
+        else print(options.wait ? renderValidation(validation) : `Validation ${validation.id} started. Follow it with: ferry jobs validations ${id} ${validation.id}`);
+        return !options.wait || validation.clean === true ? 0 : 1;
+      }),
+    );
+
+  clientCommand(jobs, 'validations', "List a job's validations, newest first, or show one with its per-table results.")
+    .argument('<id>', 'job id')
+    .argument('[validationId]', 'the validation to show')
+    .action(
+      run(async (id: string, validationId: string | undefined, options: ClientOptions) => {
+        const client = clientOf(options);
+        if (validationId !== undefined) {
+          const validation = await client.getJobValidation(id, validationId);
+          if (options.output === 'json') return printJson(validation);
+          return print(renderValidation(validation));
+        }
+        const { validations } = await client.listJobValidations(id);
+        if (options.output === 'json') return printJson({ validations });
+        print(renderValidationList(validations));
       }),
     );
 

@@ -65,6 +65,8 @@ export interface MigrationJob {
    * A warning is recorded at 80 %.
    */
   maxParkedChanges?: number;
+  /** Promote only after a clean data validation (the latest validation succeeded with every table equal). Absent: false. */
+  requireValidation?: boolean;
   labels: Record<string, string>;
   status: JobStatus;
   /** The phase the job is in, or was in when it stopped or failed; null before the first start. */

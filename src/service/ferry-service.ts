@@ -20,8 +20,10 @@ import type {
   UpdateProfileInput,
   SchemaObjectReportView,
   VerifyReportView,
+  ValidationView,
 } from './inputs.js';
 
+/** Options of a job action: promote may require a clean validation. */
 export interface PageView<T> {
   items: T[];
   nextPageToken: string | null;
@@ -42,6 +44,8 @@ export interface JobActionOptions {
   objects?: string[];
   /** promote only: promote while tables are parked; they are reported as not migrated. */
   force?: boolean;
+  /** promote only: refuse unless the job's latest data validation is clean. */
+  requireValidation?: boolean;
 }
 
 export interface FerryService {
@@ -65,8 +69,17 @@ export interface FerryService {
    * the status and the allowed actions. Resolves once the action is recorded; the worker
    * carries it out.
    */
-  /** `options.objects` (restart only): those tables instead of the whole job. `options.force` (promote only): promote while tables are parked, leaving them not migrated. */
+  /** `options.objects` (restart only): those tables instead of the whole job. `options.force` (promote only): promote while tables are parked, leaving them not migrated. `options.requireValidation` (promote only): refuse unless the latest validation is clean. */
   applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options?: JobActionOptions): Promise<JobView>;
+  /**
+   * Starts a data validation of the job (row counts, checksums and differing rows per table,
+   * docs/validation.md) and resolves with its RUNNING record. Refused before the full dump is
+   * done and while another validation of the job runs.
+   */
+  validateJob(id: string, actor: Actor): Promise<ValidationView>;
+  getJobValidation(id: string, validationId: string): Promise<ValidationView>;
+  /** Newest first; the last 20. */
+  listJobValidations(id: string): Promise<ValidationView[]>;
   /** Stops the job if it runs, removes source-side replication objects, keeps destination data. */
   deleteJob(id: string, actor: Actor): Promise<void>;
   /** Runs every check that would make the job fail, without changing anything. */

@@ -7,6 +7,7 @@ import { CONNECTIVITY_METHODS, ENGINE_KINDS, TLS_MODES } from '../core/connectio
 import { JOB_ACTIONS, JOB_PHASES, JOB_STATUSES } from '../core/lifecycle.js';
 import { DEFAULT_MAX_PARKED_CHANGES, ENUM_ERROR_VALUE_POLICIES, JOB_EVENT_KINDS, JOB_LIST_ORDERS, JOB_OBJECT_STATES, NUL_CHARACTER_POLICIES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
 import { ERROR_CODES } from '../core/errors.js';
+import { TABLE_VALIDATION_STATES, VALIDATION_STATUSES } from '../core/validation.js';
 
 /** A name people read: not empty and not only white space. */
 const displayName = z.string().min(1).max(200).regex(/\S/, 'must contain a character other than white space');
@@ -128,6 +129,7 @@ export const CreateJobInput = z.strictObject({
     .max(1_000_000_000)
     .optional()
     .describe(`Continuous jobs: how many changes may wait for tables the destination refuses (parked tables, Running with errors) before the job is Failed; a warning is recorded at 80 %. Default ${DEFAULT_MAX_PARKED_CHANGES}.`),
+  requireValidation: z.boolean().default(false).describe("Promote only after a clean data validation: :promote is refused unless the job's latest validation succeeded with every table equal."),
   labels: labels.default({}),
 });
 export type CreateJobInput = z.input<typeof CreateJobInput>;
@@ -140,6 +142,7 @@ export const UpdateJobInput = z.strictObject({
   dumpParallelism: z.number().int().min(1).max(64).optional(),
   /** Takes effect when the incremental load next starts (Stop and Resume, or the next retry). */
   maxParkedChanges: z.number().int().min(1).max(1_000_000_000).optional().describe('See the create input; takes effect when the incremental load next (re)starts.'),
+  requireValidation: z.boolean().optional().describe('Promote only after a clean data validation.'),
 });
 export type UpdateJobInput = z.input<typeof UpdateJobInput>;
 
@@ -282,6 +285,7 @@ export const JobView = z.object({
   definerPolicy: z.string(),
   /** The limit of parked changes (the default when the job sets none). */
   maxParkedChanges: z.number(),
+  requireValidation: z.boolean().describe("Promote is refused unless the job's latest data validation is clean."),
   labels: z.record(z.string(), z.string()),
   createTime: z.string(),
   updateTime: z.string(),
@@ -304,6 +308,10 @@ export const PromoteInput = z.strictObject({
     .boolean()
     .default(false)
     .describe('Promote even while tables are parked (the destination refuses their changes): the other tables are promoted and the parked ones are reported as not migrated. Without it Promote is refused while a table is parked.'),
+  requireValidation: z
+    .boolean()
+    .optional()
+    .describe("Refuse the promote (409 FAILED_PRECONDITION) unless the job's latest validation succeeded with every table equal."),
 });
 export type PromoteInput = z.input<typeof PromoteInput>;
 
@@ -391,3 +399,49 @@ export type ConnectionTestView = z.infer<typeof ConnectionTestView>;
 export const ErrorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
 });
+
+const ValueRecord = z.record(z.string(), z.string().nullable());
+
+export const RowDifferenceView = z.object({
+  kind: z.enum(['missing', 'extra', 'changed']).describe('missing: on the source only; extra: on the destination only; changed: on both with other values.'),
+  key: ValueRecord.nullable().describe("The row's primary key values; null for a table without a primary key (compared as a multiset of rows)."),
+  source: ValueRecord.nullable().describe("The source row's values in the canonical form of docs/type-mapping.md; null when missing there."),
+  destination: ValueRecord.nullable().describe("The destination row's values; null when missing there."),
+});
+
+export const TableValidationView = z.object({
+  table: z.string().describe('"schema.table" on the source.'),
+  destinationTable: z.string().describe('"schema.table" on the destination, after the job\'s schema mapping.'),
+  state: z.enum(TABLE_VALIDATION_STATES),
+  keyed: z.boolean().describe('Rows matched by primary key; false: compared as a multiset of rows.'),
+  sourceRows: z.number().int().describe('Rows read on the source (while RUNNING: so far).'),
+  destinationRows: z.number().int(),
+  sourceChecksum: z.string().nullable().describe('Order-independent checksum of every compared value, hex; null until read.'),
+  destinationChecksum: z.string().nullable(),
+  estimatedRows: z.number().int().describe("The planner's estimate of the source table's rows, for progress; -1 when unknown."),
+  differences: z.array(RowDifferenceView).describe('The differing rows, at most 20.'),
+  differencesTruncated: z.boolean().describe('More rows differ than are listed.'),
+  message: z.string().nullable(),
+});
+
+export const ValidationView = z.object({
+  id: z.string(),
+  jobId: z.string(),
+  status: z.enum(VALIDATION_STATUSES),
+  clean: z.boolean().nullable().describe('SUCCEEDED with every table EQUAL; null while RUNNING.'),
+  createTime: z.string(),
+  endTime: z.string().nullable(),
+  actor: z.string(),
+  recheckedInFlight: z.boolean().describe("Validated during the incremental load: differing rows were read again once the load had applied the source's changes."),
+  summary: z.object({
+    tables: z.number().int(),
+    tablesEqual: z.number().int(),
+    tablesDifferent: z.number().int(),
+    tablesFailed: z.number().int(),
+    rowsCompared: z.number().int(),
+  }),
+  tables: z.array(TableValidationView),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+});
+export type ValidationView = z.infer<typeof ValidationView>;
+

@@ -42,6 +42,7 @@ import {
   type ProfileView,
   type SchemaObjectReportView,
   type VerifyReportView,
+  type ValidationView,
 } from './inputs.js';
 import type { SecretBox } from './secret-box.js';
 import { openSecret } from './secret-keys.js';
@@ -49,6 +50,7 @@ import type { ReplicationSnapshot } from '../pipeline/replication-stats.js';
 import { REPLICATION_CHECKPOINT, type ReplicationCheckpoint } from '../pipeline/incremental-load.js';
 import { PROMOTE_FORCE_CHECKPOINT, RESTART_OBJECTS_CHECKPOINT } from '../pipeline/job-runner.js';
 import { parseInput } from './parse-input.js';
+import { ValidationService } from './validation-service.js';
 
 /** The part of the job supervisor the service drives. */
 export interface JobWorkers {
@@ -95,8 +97,15 @@ export class MigrationService implements FerryService {
    */
   readonly #jobLists = new Map<string, JobListMemo>();
 
+  readonly #validations: ValidationService;
+
   constructor(deps: MigrationServiceDeps) {
     this.#deps = deps;
+    this.#validations = new ValidationService({
+      store: deps.store, engines: deps.engines, clock: deps.clock, logger: deps.logger,
+      resolveConnection: (profileId) => this.resolveConnection(profileId),
+      appliedPosition: (jobId) => deps.workers.replicationStats(jobId)?.appliedPosition ?? null,
+    });
   }
 
   // Connection profiles
@@ -299,6 +308,7 @@ export class MigrationService implements FerryService {
       ...(Object.keys(input.schemaMapping).length > 0 ? { schemaMapping: input.schemaMapping } : {}),
       ...(input.definerPolicy !== 'keep' ? { definerPolicy: input.definerPolicy } : {}),
       ...(input.maxParkedChanges === undefined ? {} : { maxParkedChanges: input.maxParkedChanges }),
+      ...(input.requireValidation ? { requireValidation: true } : {}),
       labels: input.labels,
       status: 'NOT_STARTED',
       phase: null,
@@ -368,6 +378,7 @@ export class MigrationService implements FerryService {
       selection: input.selection ?? job.selection,
       dumpParallelism: input.dumpParallelism ?? job.dumpParallelism,
       ...(input.maxParkedChanges === undefined ? {} : { maxParkedChanges: input.maxParkedChanges }),
+      ...(input.requireValidation === undefined ? {} : { requireValidation: input.requireValidation }),
       updateTime: this.#deps.clock.now(),
     };
     if (!(await this.#deps.store.updateJob(updated, job.status))) {
@@ -385,6 +396,7 @@ export class MigrationService implements FerryService {
   async applyJobAction(id: string, action: Exclude<JobAction, 'delete'>, actor: Actor, options: JobActionOptions = {}): Promise<JobView> {
     const job = await this.#job(id);
     const target = this.#allowed(job, action);
+    if (action === 'promote' && (options.requireValidation === true || job.requireValidation === true)) await this.#validations.requireClean(id);
     if (action === 'start') requireSupported(job.sourceEngine, job.destinationEngine, job.type);
     if (options.force !== undefined && action !== 'promote') {
       throw new FerryError('INVALID_ARGUMENT', `Only promote takes force; ${action} does not.`, { details: { action } });
@@ -469,10 +481,30 @@ export class MigrationService implements FerryService {
     );
   }
 
+  async validateJob(id: string, actor: Actor): Promise<ValidationView> {
+    return this.#validations.start(await this.#job(id), actor);
+  }
+
+  async getJobValidation(id: string, validationId: string): Promise<ValidationView> {
+    await this.#job(id);
+    return this.#validations.get(id, validationId);
+  }
+
+  async listJobValidations(id: string): Promise<ValidationView[]> {
+    await this.#job(id);
+    return this.#validations.list(id);
+  }
+
+  /** Stops the validations running in this process. */
+  async close(): Promise<void> {
+    await this.#validations.close();
+  }
+
   async deleteJob(id: string, actor: Actor): Promise<void> {
     const job = await this.#job(id);
     this.#allowed(job, 'delete');
     await this.#deps.workers.cancel(id);
+    await this.#validations.cancel(id);
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(id, REPLICATION_CHECKPOINT);
     if (replication !== null) {
       // A slot left behind would keep WAL on the source forever: the job goes only once it is gone.
@@ -717,6 +749,7 @@ export class MigrationService implements FerryService {
       schemaMapping: job.schemaMapping ?? {},
       definerPolicy: job.definerPolicy ?? 'keep',
       maxParkedChanges: job.maxParkedChanges ?? DEFAULT_MAX_PARKED_CHANGES,
+      requireValidation: job.requireValidation === true,
       labels: job.labels,
       createTime: job.createTime,
       updateTime: job.updateTime,

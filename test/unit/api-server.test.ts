@@ -70,6 +70,7 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     schemaMapping: {},
     definerPolicy: 'keep',
     maxParkedChanges: 1_000_000,
+    requireValidation: false,
     labels: {},
     createTime: TIME,
     updateTime: TIME,
@@ -91,6 +92,11 @@ const VERIFY_OK: VerifyReportView = { ok: true, checks: [{ code: 'CONNECTIVITY',
  * A FerryService over plain maps, with the real lifecycle table for actions, so the HTTP
  * layer can be exercised end to end. Records every call.
  */
+const VALIDATION: Awaited<ReturnType<FerryService['validateJob']>> = {
+  id: 'v-1', jobId: 'job-1', status: 'RUNNING', clean: null, createTime: TIME, endTime: null, actor: 'api', recheckedInFlight: false,
+  summary: { tables: 0, tablesEqual: 0, tablesDifferent: 0, tablesFailed: 0, rowsCompared: 0 }, tables: [], error: null,
+};
+
 class InMemoryFerryService implements FerryService {
   readonly profiles = new Map<string, ProfileView>();
   readonly jobs = new Map<string, JobView>();
@@ -235,6 +241,21 @@ class InMemoryFerryService implements FerryService {
     this.job(id);
     this.jobs.delete(id);
   }
+  async validateJob(id: string, actor: string): ReturnType<FerryService['validateJob']> {
+    this.record('validateJob', id, actor);
+    this.job(id);
+    return VALIDATION;
+  }
+  async getJobValidation(id: string, validationId: string): ReturnType<FerryService['getJobValidation']> {
+    this.record('getJobValidation', id, validationId);
+    this.job(id);
+    return VALIDATION;
+  }
+  async listJobValidations(id: string): ReturnType<FerryService['listJobValidations']> {
+    this.record('listJobValidations', id);
+    this.job(id);
+    return [VALIDATION];
+  }
   async verifyJob(id: string): Promise<VerifyReportView> {
     this.record('verifyJob', id);
     this.job(id);
@@ -342,7 +363,10 @@ describe('routing', () => {
     stopMigrationJob: { method: 'POST', url: '/v1/migrationJobs/running:stop', body: {}, status: 200, call: { method: 'applyJobAction', args: ['running', 'stop', 'api'] } },
     resumeMigrationJob: { method: 'POST', url: '/v1/migrationJobs/stopped-il:resume', body: {}, status: 200, call: { method: 'applyJobAction', args: ['stopped-il', 'resume', 'api'] } },
     restartMigrationJob: { method: 'POST', url: '/v1/migrationJobs/failed:restart', body: {}, status: 200, call: { method: 'applyJobAction', args: ['failed', 'restart', 'api'] } },
-    promoteMigrationJob: { method: 'POST', url: '/v1/migrationJobs/incremental:promote', body: {}, status: 200, call: { method: 'applyJobAction', args: ['incremental', 'promote', 'api'] } },
+    promoteMigrationJob: { method: 'POST', url: '/v1/migrationJobs/incremental:promote', body: { requireValidation: true }, status: 200, call: { method: 'applyJobAction', args: ['incremental', 'promote', 'api', { requireValidation: true }] } },
+    validateMigrationJob: { method: 'POST', url: '/v1/migrationJobs/job-1:validate', body: {}, status: 201, call: { method: 'validateJob', args: ['job-1', 'api'] } },
+    listMigrationJobValidations: { method: 'GET', url: '/v1/migrationJobs/job-1/validations', status: 200, call: { method: 'listJobValidations', args: ['job-1'] } },
+    getMigrationJobValidation: { method: 'GET', url: '/v1/migrationJobs/job-1/validations/v-1', status: 200, call: { method: 'getJobValidation', args: ['job-1', 'v-1'] } },
     verifyMigrationJob: { method: 'POST', url: '/v1/migrationJobs/job-1:verify', body: {}, status: 200, call: { method: 'verifyJob', args: ['job-1'] } },
     listMigrationJobObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/objects', status: 200, call: { method: 'listJobObjects', args: ['job-1'] } },
     listMigrationJobSchemaObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/schemaObjects', status: 200, call: { method: 'listJobSchemaObjects', args: ['job-1'] } },

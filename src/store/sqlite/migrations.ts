@@ -186,6 +186,14 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
       ALTER TABLE migration_jobs ADD COLUMN nul_character_policy TEXT NOT NULL DEFAULT 'refuse';
     `,
   },
+  {
+    version: 10,
+    name: 'promote requires a clean validation',
+    sql: `
+      -- 1: promote is refused unless the job's latest data validation is clean (docs/validation.md).
+      ALTER TABLE migration_jobs ADD COLUMN require_validation INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /**

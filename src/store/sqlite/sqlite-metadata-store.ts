@@ -75,6 +75,7 @@ interface JobRow {
   schema_mapping: string;
   definer_policy: string;
   max_parked_changes: number | null;
+  require_validation: number;
   labels: string;
   status: string;
   phase: string | null;
@@ -134,7 +135,7 @@ const PROFILE_COLUMNS = [
 
 const JOB_COLUMNS = [
   'id', 'display_name', 'type', 'source_profile_id', 'destination_profile_id', 'source_engine',
-  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'enum_error_value_policy', 'nul_character_policy', 'schema_mapping', 'definer_policy', 'max_parked_changes', 'labels', 'status', 'phase',
+  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'enum_error_value_policy', 'nul_character_policy', 'schema_mapping', 'definer_policy', 'max_parked_changes', 'require_validation', 'labels', 'status', 'phase',
   'error', 'promote_requested', 'create_time', 'update_time', 'start_time', 'end_time', 'running_millis',
   'run_start_time',
 ] as const satisfies readonly (keyof JobRow)[];
@@ -811,6 +812,7 @@ function jobToRow(job: MigrationJob): JobRow {
     schema_mapping: JSON.stringify(job.schemaMapping ?? {}),
     definer_policy: job.definerPolicy ?? 'keep',
     max_parked_changes: job.maxParkedChanges ?? null,
+    require_validation: job.requireValidation === true ? 1 : 0,
     labels: JSON.stringify(job.labels),
     status: job.status,
     phase: job.phase,
@@ -844,6 +846,7 @@ function rowToJob(row: JobRow): MigrationJob {
     ...(row.schema_mapping === '{}' ? {} : { schemaMapping: JSON.parse(row.schema_mapping) as SchemaMapping }),
     ...(row.definer_policy !== 'keep' ? { definerPolicy: row.definer_policy } : {}),
     ...(row.max_parked_changes === null ? {} : { maxParkedChanges: row.max_parked_changes }),
+    ...(row.require_validation === 1 ? { requireValidation: true } : {}),
     labels: JSON.parse(row.labels) as Record<string, string>,
     status: row.status as JobStatus,
     phase: row.phase as JobPhase | null,

@@ -17,6 +17,7 @@ import type {
   UpdateJobInput,
   UpdateProfileInput,
   VerifyReport,
+  Validation,
 } from './types';
 
 const TOKEN_KEY = 'ferry.apiToken';
@@ -177,6 +178,9 @@ export const api = {
   /** Restart of chosen tables only (source "schema.table"), while the job is in Full dump. */
   restartJobObjects: (id: string, objects: string[]) => request<Job>('POST', `/v1/migrationJobs/${segment(id)}:restart`, { body: { objects } }),
   verifyJob: (id: string) => request<VerifyReport>('POST', `/v1/migrationJobs/${segment(id)}:verify`),
+  validateJob: (id: string) => request<Validation>('POST', `/v1/migrationJobs/${segment(id)}:validate`),
+  listJobValidations: async (id: string, signal?: AbortSignal) =>
+    (await request<{ validations: Validation[] }>('GET', `/v1/migrationJobs/${segment(id)}/validations`, { signal })).validations,
   listJobObjects: async (id: string, signal?: AbortSignal) =>
     (await request<{ objects: JobObject[] }>('GET', `/v1/migrationJobs/${segment(id)}/objects`, { signal })).objects,
   listJobEvents: async (id: string, afterId: number, signal?: AbortSignal) =>

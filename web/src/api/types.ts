@@ -97,6 +97,8 @@ export interface Job {
   dumpParallelism: number;
   /** The limit of parked changes (the default when the job sets none). */
   maxParkedChanges: number;
+  /** Promote is refused unless the latest data validation is clean. */
+  requireValidation?: boolean;
   labels: Record<string, string>;
   createTime: string;
   updateTime: string;
@@ -241,5 +243,43 @@ export interface ConnectionTest {
   settings: Record<string, string>;
   privileges: Record<string, boolean>;
   checks: VerifyCheck[];
+  error: { code: string; message: string } | null;
+}
+
+/** A row that differs between source and destination (values in the canonical form, null for NULL). */
+export interface RowDifference {
+  kind: 'missing' | 'extra' | 'changed';
+  key: Record<string, string | null> | null;
+  source: Record<string, string | null> | null;
+  destination: Record<string, string | null> | null;
+}
+
+export interface TableValidation {
+  table: string;
+  destinationTable: string;
+  state: 'PENDING' | 'RUNNING' | 'EQUAL' | 'DIFFERENT' | 'ERROR';
+  keyed: boolean;
+  sourceRows: number;
+  destinationRows: number;
+  sourceChecksum: string | null;
+  destinationChecksum: string | null;
+  estimatedRows: number;
+  differences: RowDifference[];
+  differencesTruncated: boolean;
+  message: string | null;
+}
+
+/** A data validation of a job (GET /v1/migrationJobs/{id}/validations/{validationId}). */
+export interface Validation {
+  id: string;
+  jobId: string;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  clean: boolean | null;
+  createTime: string;
+  endTime: string | null;
+  actor: string;
+  recheckedInFlight: boolean;
+  summary: { tables: number; tablesEqual: number; tablesDifferent: number; tablesFailed: number; rowsCompared: number };
+  tables: TableValidation[];
   error: { code: string; message: string } | null;
 }

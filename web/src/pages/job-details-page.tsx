@@ -11,6 +11,7 @@ import { JobActionButtons } from '../components/job-action-buttons';
 import { LineChart, type ChartPoint } from '../components/line-chart';
 import { ProgressBar } from '../components/progress-bar';
 import { StatusBadge } from '../components/status-badge';
+import { ValidationPanel } from '../components/validation-panel';
 import { connectivityName, engineName, formatBytes, formatCount, formatDuration, formatRate, formatTime, objectStateName, typeName } from '../lib/format';
 import { ACTION_LABELS, failedTables } from '../lib/job-actions';
 import { Link, navigate, paths } from '../lib/router';
@@ -474,6 +475,11 @@ export function JobDetailsPage({ id }: { id: string }) {
       <div className="card">
         <h2>Tables</h2>
         <ObjectsTable objects={objects} />
+      </div>
+
+      <div className="card">
+        <h2>Data validation</h2>
+        <ValidationPanel job={job} />
       </div>
 
       <div className="card">
