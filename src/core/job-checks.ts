@@ -4,7 +4,8 @@
  */
 import type { EngineKind } from './connection-profile.js';
 import type { JobType } from './lifecycle.js';
-import type { DatabaseSchema } from './schema.js';
+import { qualifiedName, type DatabaseSchema } from './schema.js';
+import { actionForeignKeyNames, carriesForeignKeyActions, hasReferentialAction } from './foreign-key-actions.js';
 
 /** Same shape as an engine's verify check (engines/engine.ts VerifyCheck). */
 export interface PairCheck {
@@ -15,28 +16,34 @@ export interface PairCheck {
   objects?: string[];
 }
 
-const REFERENTIAL_ACTION = /\bON\s+(DELETE|UPDATE)\s+(CASCADE|SET\s+NULL|SET\s+DEFAULT)\b/i;
-
 export function pairChecks(schema: DatabaseSchema, sourceEngine: EngineKind, destinationEngine: EngineKind, jobType: JobType): PairCheck[] {
   if (jobType !== 'continuous') return [];
   const checks: PairCheck[] = [];
 
-  if (sourceEngine === 'mysql') {
-    // MySQL runs foreign-key actions inside the storage engine and writes none of their row
-    // changes to the binlog, so a change stream cannot carry them.
-    const actions = schema.tables.flatMap((t) =>
-      t.foreignKeys
-        .filter((f) => REFERENTIAL_ACTION.test(f.definition) || [f.onDelete, f.onUpdate].some((a) => a !== undefined && /CASCADE|SET NULL|SET DEFAULT/i.test(a)))
-        .map((f) => `${t.schema}.${t.name}.${f.name}`),
+  if (carriesForeignKeyActions(sourceEngine, jobType)) {
+    // MySQL runs foreign-key actions inside InnoDB and writes none of their row changes to the
+    // binlog: the destination repeats them, so these foreign keys exist there during the stream.
+    const actions = actionForeignKeyNames(schema.tables);
+    const selected = new Set(schema.tables.map(qualifiedName));
+    // A parent outside the job: its deletes and key updates never reach the destination, so the cascades they cause would be lost.
+    const outside = schema.tables.flatMap((t) =>
+      t.foreignKeys.filter((f) => hasReferentialAction(f) && !selected.has(qualifiedName(f.referencedTable))).map((f) => `${qualifiedName(t)}.${f.name} (references ${qualifiedName(f.referencedTable)})`),
     );
-    checks.push(
-      actions.length === 0
-        ? { code: 'FOREIGN_KEY_ACTIONS', side: 'source', severity: 'ok', message: 'No selected foreign key has an ON DELETE / ON UPDATE action that the binlog would not carry.' }
-        : {
-            code: 'FOREIGN_KEY_ACTIONS', side: 'source', severity: 'error', objects: actions,
-            message: `MySQL writes the rows changed by foreign-key actions (ON DELETE/UPDATE CASCADE, SET NULL, SET DEFAULT) to no binlog, so a continuous job would miss them: ${actions.join(', ')}. Migrate these tables with a one-time job, or remove the actions from the foreign keys (the application then deletes and updates child rows itself) before starting.`,
-          },
-    );
+    if (outside.length > 0) {
+      checks.push({
+        code: 'FOREIGN_KEY_ACTIONS', side: 'source', severity: 'error', objects: outside,
+        message: `These foreign keys have ON DELETE / ON UPDATE actions but reference a table the job does not copy: ${outside.join(', ')}. MySQL writes the rows its actions change to no binlog, so Ferry repeats the actions on the destination from the referenced table's changes, which this job does not read. Add the referenced tables to the job's selection (or exclude the referencing tables), then start again.`,
+      });
+    } else {
+      checks.push(
+        actions.length === 0
+          ? { code: 'FOREIGN_KEY_ACTIONS', side: 'source', severity: 'ok', message: 'No selected foreign key has an ON DELETE / ON UPDATE action.' }
+          : {
+              code: 'FOREIGN_KEY_ACTIONS', side: 'source', severity: 'ok', objects: actions,
+              message: `Foreign keys with ON DELETE / ON UPDATE actions are carried: MySQL writes the rows its actions change to no binlog, so Ferry creates these foreign keys on the destination before the change stream (PostgreSQL: DEFERRABLE INITIALLY DEFERRED until promote) and the destination repeats each action when the parent's change is applied; the tables they link are copied at one snapshot position. ${actions.join(', ')}.`,
+            },
+      );
+    }
   }
 
   if (sourceEngine === 'postgresql' && destinationEngine !== 'postgresql') {

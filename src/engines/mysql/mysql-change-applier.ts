@@ -27,6 +27,7 @@ import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import { canonicalToMysqlValue } from '../../core/type-mapping.js';
+import { actionReferencedTables } from '../../core/foreign-key-actions.js';
 import { UNCHANGED } from '../engine.js';
 import type { ChangeApplier, ColumnValue, RowChange } from '../engine.js';
 import { loadSql } from './load-sql.js';
@@ -56,12 +57,20 @@ const CREATE_POSITION_TABLE_SQL =
  * fit fails the batch instead of being changed), 0 stays 0 in AUTO_INCREMENT columns, zero
  * and invalid dates a MySQL source holds are written as they are, and string literals read
  * the same whatever the server's default. Foreign keys are not checked: changes replay
- * states a foreign key could refuse mid-transaction (continuous jobs add them at promote).
+ * states a foreign key could refuse mid-transaction (continuous jobs add them at promote),
+ * except for a MySQL source with foreign keys with actions (CASCADE_SESSION_SQL).
  */
 export const APPLY_SESSION_SQL = [
   "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION'",
   'SET SESSION foreign_key_checks = 0',
 ];
+/**
+ * From a MySQL source whose tables have foreign keys with actions: those foreign keys exist on
+ * the destination during the stream (the others are created at promote), and InnoDB runs their
+ * actions only while it checks foreign keys. Changes are applied in source order, so every
+ * check sees a state the source passed through.
+ */
+const CASCADE_SESSION_SQL = 'SET SESSION foreign_key_checks = 1';
 
 /** A value as the driver sends it: text, bytes, or NULL. */
 export type MysqlValue = string | Buffer | null;
@@ -224,7 +233,12 @@ export async function openMysqlChangeApplier(params: ConnectionParams, jobId: st
     const row = (versionRows as Array<Record<string, unknown>>)[0] ?? {};
     // Tables from a MySQL source carry their SHOW CREATE TABLE; a PostgreSQL source's do not.
     const mysqlSource = tables.length > 0 && tables.every((t) => t.nativeDefinition !== undefined);
+    // From a MySQL source the destination has the foreign keys with actions during the stream
+    // (the others come at promote): checked, InnoDB repeats the cascades the binlog lacks.
+    const cascading = mysqlSource ? actionReferencedTables(tables) : new Set<string>();
+    if (cascading.size > 0) await connection.query(CASCADE_SESSION_SQL);
     const applier = new MysqlChangeApplier(connection, jobId, tables, context, {
+      cascading,
       dialect: dialectOf(mysqlText(row.version) ?? ''),
       maxStatementBytes: Math.min(MAX_STATEMENT_BYTES, Math.floor(Number(row.max_packet ?? MAX_STATEMENT_BYTES * 2) / 2)),
       convert: mysqlSource ? mysqlValue : canonicalValue,
@@ -238,6 +252,12 @@ export async function openMysqlChangeApplier(params: ConnectionParams, jobId: st
 }
 
 export interface MysqlChangeApplierOptions {
+  /**
+   * Tables (`schema.table`, destination names) referenced by foreign keys with actions, which
+   * the destination repeats (foreign_key_checks = 1 in this session): never written with
+   * REPLACE, whose delete would cascade.
+   */
+  cascading?: Set<string>;
   dialect: MysqlDialect;
   maxStatementBytes: number;
   convert: ValueConverter;
@@ -452,7 +472,8 @@ export class MysqlChangeApplier implements ChangeApplier {
           quoted: quoteQualified(name),
           columns: new Map(),
           primaryKey: null,
-          hasOtherUniqueIndex: Number(raw.other_unique) === 1,
+          // REPLACE deletes the row it meets: on a table whose deletes cascade, upserts stay upserts.
+          hasOtherUniqueIndex: Number(raw.other_unique) === 1 && this.options.cascading?.has(`${name.schema}.${name.name}`) !== true,
           layouts: new Map(),
         };
         found.set(key, table);
@@ -521,7 +542,18 @@ export class MysqlChangeApplier implements ChangeApplier {
       const destination = await this.destinationOf(table);
       // TRUNCATE would commit the batch (DDL); DELETE stays inside it. RESTART IDENTITY has no
       // transactional equivalent: AUTO_INCREMENT counters are set from the source at promote.
-      await this.connection.query(`DELETE FROM ${destination.quoted}`);
+      // InnoDB truncates a referenced table only without foreign key checks, and then runs no
+      // action: the DELETE must not cascade either.
+      if (this.options.cascading?.size) {
+        await this.connection.query('SET SESSION foreign_key_checks = 0');
+        try {
+          await this.connection.query(`DELETE FROM ${destination.quoted}`);
+        } finally {
+          await this.connection.query(CASCADE_SESSION_SQL);
+        }
+      } else {
+        await this.connection.query(`DELETE FROM ${destination.quoted}`);
+      }
     }
   }
 
