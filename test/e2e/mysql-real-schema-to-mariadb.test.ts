@@ -1,5 +1,5 @@
 /**
- * Issue 12, MariaDB to MariaDB (a private destination server): the continuous job of
+ * Issue 12, MariaDB to MariaDB (private source and destination servers): the continuous job of
  * mysql-real-schema-to-postgres.test.ts with a MariaDB destination. The foreign keys with
  * actions exist on the destination during the stream and the applier checks foreign keys, so
  * InnoDB repeats the cascades that the source's binlog lacks; the foreign key without an action
@@ -8,41 +8,47 @@
  */
 import type { Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMysqlTestDatabase, type MysqlTestDatabase } from '../helpers/mysql.js';
 import { startMariadbInstance, type MariadbInstance } from '../helpers/mariadb-instance.js';
-import { REAL_SCHEMA_TRIGGERS, createRealSchema } from '../helpers/mysql-real-schema.js';
-import { runRealSchemaJob } from '../helpers/real-schema-job.js';
+import { REAL_SCHEMA_TRIGGERS } from '../helpers/mysql-real-schema.js';
+import { runRealSchemaJob, startRealSource, type RealSource } from '../helpers/real-schema-job.js';
 import { stopAllFerryServers } from '../helpers/ferry-server.js';
 
 const SEED = Number(process.env.FERRY_REAL_SCHEMA_SEED ?? 2121);
 
 /** The destination's foreign keys (name -> delete/update rules) and triggers. */
-async function objects(connection: Connection, schema: string): Promise<{ foreignKeys: Map<string, string>; triggers: string[] }> {
+async function objects(server: MariadbInstance, schema: string): Promise<{ foreignKeys: Map<string, string>; triggers: string[] }> {
+  const connection = await server.connect();
+  try {
+    return await readObjects(connection, schema);
+  } finally {
+    await connection.end().catch(() => undefined);
+  }
+}
+
+async function readObjects(connection: Connection, schema: string): Promise<{ foreignKeys: Map<string, string>; triggers: string[] }> {
   const [keys] = await connection.query('SELECT CONSTRAINT_NAME AS name, DELETE_RULE AS del, UPDATE_RULE AS upd FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?', [schema]);
-  const [triggers] = await connection.query('SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME', [schema]);
+  const [triggers] = await connection.query('SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?', [schema]);
   return {
     foreignKeys: new Map((keys as Array<{ name: string; del: string; upd: string }>).map((k) => [k.name, `DELETE ${k.del} UPDATE ${k.upd}`])),
-    triggers: (triggers as Array<{ name: string }>).map((t) => t.name),
+    triggers: (triggers as Array<{ name: string }>).map((t) => t.name).sort(),
   };
 }
 
 describe('MariaDB to MariaDB, continuous: foreign-key actions and triggers of a real schema', () => {
-  let source: MysqlTestDatabase;
+  let source: RealSource;
   let destination: MariadbInstance;
-  let connection: Connection;
+  let connection: Connection | null = null;
 
   beforeAll(async () => {
-    // One after the other: a failure of the first must leave nothing running that afterAll does not stop.
-    source = await createMysqlTestDatabase('ferry_real_m');
+    // One after the other: a failure of the second leaves the first for afterAll to stop.
+    source = await startRealSource(14, 'ferry_real_m', SEED);
     destination = await startMariadbInstance({ serverId: 12 });
-    connection = await destination.connect();
-    await createRealSchema(source.params, SEED);
   }, 120_000);
 
   afterAll(async () => {
     await stopAllFerryServers();
     await connection?.end().catch(() => undefined);
-    await source?.drop().catch(() => undefined);
+    await source?.instance.stop();
     await destination?.stop();
   }, 60_000);
 
@@ -52,10 +58,14 @@ describe('MariaDB to MariaDB, continuous: foreign-key actions and triggers of a 
       jobId: 'real-m',
       source,
       destinationProfile: destination.params(null),
-      destination: { engine: 'mysql', connection, schema: source.name },
+      destination: async () => {
+        connection = await destination.connect();
+        return { engine: 'mysql', connection, schema: source.name };
+      },
+      destinationServer: destination,
       seed: SEED,
       duringStream: async () => {
-        during = await objects(connection, source.name);
+        during = await objects(destination, source.name);
       },
     });
 
@@ -70,7 +80,7 @@ describe('MariaDB to MariaDB, continuous: foreign-key actions and triggers of a 
     expect(during.foreignKeys.get('teams_lead')).toBe('DELETE SET NULL UPDATE RESTRICT');
     expect(during.foreignKeys.size).toBe(15);
     // After promote: every foreign key and trigger, as on the source.
-    const after = await objects(connection, source.name);
+    const after = await objects(destination, source.name);
     expect(after.foreignKeys.size).toBe(16);
     expect(after.foreignKeys.get('shipments_carrier')).toBe('DELETE RESTRICT UPDATE RESTRICT');
     expect(after.triggers).toEqual([...REAL_SCHEMA_TRIGGERS].sort());
@@ -78,6 +88,6 @@ describe('MariaDB to MariaDB, continuous: foreign-key actions and triggers of a 
     for (const op of ['moveCustomerKey', 'moveOrderKey', 'moveProductKey', 'moveCountryCode', 'deleteCustomer', 'deleteOrder', 'deleteTeam', 'deleteCategory', 'newOrder', 'changeStatus']) {
       expect(run.stats.ops[op] ?? 0, op).toBeGreaterThan(0);
     }
-    console.log(`mysql-real-schema-to-mariadb: seed ${SEED}; kills: ${run.kills.join('; ')}; committed ${run.stats.committed}, rolled back ${run.stats.rolledBack}; ops ${JSON.stringify(run.stats.ops)}`);
+    console.log(`mysql-real-schema-to-mariadb: seed ${SEED}; kills: ${run.kills.join('; ')}; server crashes: ${run.serverCrashes.join('; ') || 'none'}; committed ${run.stats.committed}, rolled back ${run.stats.rolledBack}; ops ${JSON.stringify(run.stats.ops)}`);
   }, 480_000);
 });

@@ -1,5 +1,5 @@
 /**
- * Issue 12, MariaDB to PostgreSQL: a continuous job over an ordinary application schema whose
+ * Issue 12, MariaDB (a private server) to PostgreSQL: a continuous job over an ordinary application schema whose
  * foreign keys cascade (ON UPDATE CASCADE, ON DELETE CASCADE, ON DELETE SET NULL, five levels,
  * a self reference and a cycle) and whose triggers write to other tables, under a workload that
  * moves parent keys, deletes parents and fires the triggers, with `ferry serve` killed twice
@@ -9,10 +9,8 @@
  * audit log and running totals would show a second write).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMysqlTestDatabase, type MysqlTestDatabase } from '../helpers/mysql.js';
 import { PG_DEST_PORT, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { createRealSchema } from '../helpers/mysql-real-schema.js';
-import { runRealSchemaJob } from '../helpers/real-schema-job.js';
+import { runRealSchemaJob, startRealSource, type RealSource } from '../helpers/real-schema-job.js';
 import { stopAllFerryServers } from '../helpers/ferry-server.js';
 
 const SEED = Number(process.env.FERRY_REAL_SCHEMA_SEED ?? 1212);
@@ -29,18 +27,17 @@ async function foreignKeys(destination: TestDatabase, schema: string): Promise<M
 }
 
 describe('MariaDB to PostgreSQL, continuous: foreign-key actions and triggers of a real schema', () => {
-  let source: MysqlTestDatabase;
+  let source: RealSource;
   let destination: TestDatabase;
 
   beforeAll(async () => {
-    source = await createMysqlTestDatabase('ferry_real_pg');
+    source = await startRealSource(13, 'ferry_real_pg', SEED);
     destination = await createTestDatabase(PG_DEST_PORT, 'ferry_real');
-    await createRealSchema(source.params, SEED);
   }, 120_000);
 
   afterAll(async () => {
     await stopAllFerryServers();
-    await source?.drop().catch(() => undefined);
+    await source?.instance.stop();
     await destination?.drop().catch(() => undefined);
   }, 60_000);
 
@@ -50,7 +47,7 @@ describe('MariaDB to PostgreSQL, continuous: foreign-key actions and triggers of
       jobId: 'real-pg',
       source,
       destinationProfile: destination.params,
-      destination: { engine: 'postgresql', client: destination.client, schema: source.name },
+      destination: async () => ({ engine: 'postgresql', client: destination.client, schema: source.name }),
       seed: SEED,
       duringStream: async () => {
         during = await foreignKeys(destination, source.name);
@@ -82,6 +79,6 @@ describe('MariaDB to PostgreSQL, continuous: foreign-key actions and triggers of
     for (const op of ['moveCustomerKey', 'moveOrderKey', 'moveProductKey', 'moveCountryCode', 'deleteCustomer', 'deleteOrder', 'deleteTeam', 'deleteCategory', 'newOrder', 'changeStatus']) {
       expect(run.stats.ops[op] ?? 0, op).toBeGreaterThan(0);
     }
-    console.log(`mysql-real-schema-to-postgres: seed ${SEED}; kills: ${run.kills.join('; ')}; committed ${run.stats.committed}, rolled back ${run.stats.rolledBack}; ops ${JSON.stringify(run.stats.ops)}`);
+    console.log(`mysql-real-schema-to-postgres: seed ${SEED}; kills: ${run.kills.join('; ')}; server crashes: ${run.serverCrashes.join('; ') || 'none'}; committed ${run.stats.committed}, rolled back ${run.stats.rolledBack}; ops ${JSON.stringify(run.stats.ops)}`);
   }, 480_000);
 });

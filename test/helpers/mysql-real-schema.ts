@@ -288,6 +288,8 @@ export async function createRealSchema(params: ConnectionParams, seed: number, s
 export interface RealWorkloadStats {
   committed: number;
   rolledBack: number;
+  /** Connections lost (a server that crashed) and opened again. */
+  reconnects: number;
   ops: Record<string, number>;
   errors: string[];
 }
@@ -305,7 +307,7 @@ export class RealSchemaWorkload {
   private running = false;
   private loops: Promise<void>[] = [];
   private readonly connections: Connection[] = [];
-  readonly stats: RealWorkloadStats = { committed: 0, rolledBack: 0, ops: {}, errors: [] };
+  readonly stats: RealWorkloadStats = { committed: 0, rolledBack: 0, reconnects: 0, ops: {}, errors: [] };
 
   constructor(private readonly params: ConnectionParams, private readonly options: { workers: number; seed: number; pauseMs: number }) {}
 
@@ -314,7 +316,7 @@ export class RealSchemaWorkload {
     for (let w = 0; w < this.options.workers; w++) {
       const connection = await connect(this.params);
       this.connections.push(connection);
-      this.loops.push(this.loop(connection, seededRng(this.options.seed * 31 + w)));
+      this.loops.push(this.loop(w, seededRng(this.options.seed * 31 + w)));
     }
   }
 
@@ -325,7 +327,20 @@ export class RealSchemaWorkload {
     return this.stats;
   }
 
-  private async loop(c: Connection, r: Rng): Promise<void> {
+  /** A new connection once the server accepts one again (at most 90 s). */
+  private async reconnect(): Promise<Connection> {
+    this.stats.reconnects++;
+    for (const deadline = Date.now() + 90_000; ; ) {
+      try {
+        return await connect(this.params);
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  }
+
+  private async loop(worker: number, r: Rng): Promise<void> {
     const operations: Array<[string, number, (c: Connection, r: Rng) => Promise<void>]> = [
       ['newOrder', 20, newOrder],
       ['changeStatus', 12, changeStatus],
@@ -353,6 +368,7 @@ export class RealSchemaWorkload {
     ];
     const total = operations.reduce((n, [, weight]) => n + weight, 0);
     while (this.running) {
+      const c = this.connections[worker] as Connection;
       let roll = r() * total;
       const [name, , run] = operations.find(([, weight]) => (roll -= weight) < 0) ?? (operations[0] as (typeof operations)[number]);
       try {
@@ -369,7 +385,13 @@ export class RealSchemaWorkload {
       } catch (error) {
         await c.query('ROLLBACK').catch(() => undefined);
         this.stats.rolledBack++;
-        const e = error as { errno?: number; message: string };
+        const e = error as { errno?: number; fatal?: boolean; message: string };
+        if (e.fatal === true) {
+          // The server went away (a crash): the transaction is gone with it; connect again.
+          await c.end().catch(() => undefined);
+          this.connections[worker] = await this.reconnect();
+          continue;
+        }
         if (e.errno === undefined || !EXPECTED_ERRNOS.has(e.errno)) this.stats.errors.push(`${name}: ${e.message}`);
       }
       if (this.options.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, int(r, 0, this.options.pauseMs)));

@@ -372,6 +372,24 @@ export function translatePostgresIndex(definition: string): { unique: boolean; n
   return { unique: match[1] !== undefined, name: pgIdentifier(match[2] ?? ''), columns };
 }
 
+/**
+ * Up to three rows of `table` (their referencing columns, as `col=value`) whose referenced row
+ * `foreignKey`'s table lacks: rows written with foreign_key_checks=0. NULL in any referencing
+ * column references nothing (MATCH SIMPLE).
+ */
+export async function findOrphanRows(connection: MysqlConnection, table: QualifiedName, foreignKey: ForeignKeySchema): Promise<string[]> {
+  const columns = foreignKey.columns ?? [];
+  const referenced = foreignKey.referencedColumns ?? [];
+  if (columns.length === 0 || columns.length !== referenced.length) return [];
+  const present = columns.map((c) => `c.${quoteIdent(c)} IS NOT NULL`).join(' AND ');
+  const match = columns.map((c, i) => `p.${quoteIdent(referenced[i] as string)} = c.${quoteIdent(c)}`).join(' AND ');
+  const [rows] = await connection.query(
+    `SELECT ${columns.map((c, i) => `c.${quoteIdent(c)} AS k${i}`).join(', ')} FROM ${quoteQualified(table)} AS c` +
+      ` WHERE ${present} AND NOT EXISTS (SELECT 1 FROM ${quoteQualified(foreignKey.referencedTable)} AS p WHERE ${match}) LIMIT 3`,
+  );
+  return (rows as Row[]).map((row) => columns.map((c, i) => `${c}=${mysqlText(row[`k${i}`]) ?? 'NULL'}`).join(', '));
+}
+
 /** Parses `FOREIGN KEY (a) REFERENCES s.t(b) ON DELETE CASCADE` into MySQL, or null when it does not translate. */
 export function translatePostgresForeignKey(definition: string, referenced: QualifiedName): string | null {
   const match = /^FOREIGN KEY \((.+?)\) REFERENCES \S+?\((.+?)\)((?: MATCH (?:FULL|SIMPLE))?(?: ON UPDATE (?:CASCADE|SET NULL|RESTRICT|NO ACTION))?(?: ON DELETE (?:CASCADE|SET NULL|RESTRICT|NO ACTION))?)((?: NOT)? DEFERRABLE(?: INITIALLY (?:DEFERRED|IMMEDIATE))?)?( NOT VALID)?$/.exec(definition.trim());
@@ -786,16 +804,7 @@ export class MysqlSchemaWriter implements SchemaWriter {
 
   /** Rejects when rows of `table` reference rows that `foreignKey`'s referenced table lacks (a few named). */
   private async refuseOrphans(table: QualifiedName, foreignKey: ForeignKeySchema): Promise<void> {
-    const columns = foreignKey.columns ?? [];
-    const referenced = foreignKey.referencedColumns ?? [];
-    if (columns.length === 0 || columns.length !== referenced.length) return;
-    const present = columns.map((c) => `c.${quoteIdent(c)} IS NOT NULL`).join(' AND ');
-    const match = columns.map((c, i) => `p.${quoteIdent(referenced[i] as string)} = c.${quoteIdent(c)}`).join(' AND ');
-    const [rows] = await this.connection.query(
-      `SELECT ${columns.map((c, i) => `c.${quoteIdent(c)} AS k${i}`).join(', ')} FROM ${quoteQualified(table)} AS c` +
-        ` WHERE ${present} AND NOT EXISTS (SELECT 1 FROM ${quoteQualified(foreignKey.referencedTable)} AS p WHERE ${match}) LIMIT 3`,
-    );
-    const samples = (rows as Row[]).map((row) => columns.map((c, i) => `${c}=${mysqlText(row[`k${i}`]) ?? 'NULL'}`).join(', '));
+    const samples = await findOrphanRows(this.connection, table, foreignKey);
     if (samples.length > 0) throw orphanRowsError(table, foreignKey, samples);
   }
 
