@@ -29,7 +29,15 @@ export function pairChecks(schema: DatabaseSchema, sourceEngine: EngineKind, des
     const outside = schema.tables.flatMap((t) =>
       t.foreignKeys.filter((f) => hasReferentialAction(f) && !selected.has(qualifiedName(f.referencedTable))).map((f) => `${qualifiedName(t)}.${f.name} (references ${qualifiedName(f.referencedTable)})`),
     );
-    if (outside.length > 0) {
+    // PostgreSQL references only a primary or unique key; InnoDB any indexed columns. Such a
+    // foreign key is not created there (a warning for one-time jobs), so its actions would be lost.
+    const keyless = destinationEngine === 'postgresql' ? unreferenceableActionKeys(schema) : [];
+    if (keyless.length > 0) {
+      checks.push({
+        code: 'FOREIGN_KEY_ACTIONS', side: 'source', severity: 'error', objects: keyless,
+        message: `These foreign keys have ON DELETE / ON UPDATE actions but reference columns that are neither the primary key nor a unique key of their table: ${keyless.join(', ')}. PostgreSQL cannot create such a foreign key, so the destination could not repeat its actions (which MySQL writes to no binlog). Add a unique key on the referenced columns on the source, or migrate these tables with a one-time job.`,
+      });
+    } else if (outside.length > 0) {
       checks.push({
         code: 'FOREIGN_KEY_ACTIONS', side: 'source', severity: 'error', objects: outside,
         message: `These foreign keys have ON DELETE / ON UPDATE actions but reference a table the job does not copy: ${outside.join(', ')}. MySQL writes the rows its actions change to no binlog, so Ferry repeats the actions on the destination from the referenced table's changes, which this job does not read. Add the referenced tables to the job's selection (or exclude the referencing tables), then start again.`,
@@ -60,4 +68,27 @@ export function pairChecks(schema: DatabaseSchema, sourceEngine: EngineKind, des
     );
   }
   return checks;
+}
+
+/** `schema.table.constraint` of the foreign keys with actions whose referenced columns are no primary or unique key of a selected table. */
+function unreferenceableActionKeys(schema: DatabaseSchema): string[] {
+  const keys = new Map(
+    schema.tables.map((t) => [
+      qualifiedName(t),
+      [
+        ...(t.primaryKey === null ? [] : [t.primaryKey.columns]),
+        ...t.uniqueConstraints.map((u) => u.columns),
+        ...t.indexes.filter((i) => i.unique === true && i.columns !== undefined && (i.prefixLengths ?? []).every((p) => p === null)).map((i) => i.columns as string[]),
+      ],
+    ]),
+  );
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((c) => b.includes(c));
+  return schema.tables.flatMap((t) =>
+    t.foreignKeys
+      .filter((f) => {
+        const candidates = keys.get(qualifiedName(f.referencedTable));
+        return hasReferentialAction(f) && candidates !== undefined && f.referencedColumns !== undefined && !candidates.some((k) => same(k, f.referencedColumns ?? []));
+      })
+      .map((f) => `${qualifiedName(t)}.${f.name}`),
+  );
 }

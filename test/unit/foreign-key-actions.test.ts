@@ -55,5 +55,14 @@ describe('foreign keys with actions', () => {
     expect(outside[0]?.message).toContain("Add the referenced tables to the job's selection");
 
     expect(pairChecks(schemaOf([table('c', [fk('c_p', 'p', 'CASCADE')])]), 'mysql', 'postgresql', 'one-time')).toEqual([]);
+
+    // InnoDB lets a foreign key reference any indexed columns; PostgreSQL only a primary or unique key.
+    const parent = { ...table('p'), primaryKey: { name: 'PRIMARY', columns: ['id'] } };
+    const byCode = { ...fk('c_code', 'p', 'CASCADE'), referencedColumns: ['code'] };
+    const byId = { ...fk('c_id', 'p', 'CASCADE'), referencedColumns: ['id'] };
+    const keyless = pairChecks(schemaOf([parent, table('c', [byCode, byId])]), 'mysql', 'postgresql', 'continuous');
+    expect(keyless).toEqual([expect.objectContaining({ code: 'FOREIGN_KEY_ACTIONS', severity: 'error', objects: ['db.c.c_code'] })]);
+    expect(keyless[0]?.message).toContain('Add a unique key on the referenced columns');
+    expect(pairChecks(schemaOf([parent, table('c', [byCode, byId])]), 'mysql', 'mysql', 'continuous')[0]?.severity).toBe('ok');
   });
 });
