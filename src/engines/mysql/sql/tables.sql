@@ -9,11 +9,16 @@ SELECT t.TABLE_SCHEMA AS `schema`,
        t.DATA_LENGTH AS estimated_bytes,
        t.AUTO_INCREMENT AS auto_increment,
        t.TABLE_COLLATION AS collation,
-       EXISTS (
-         SELECT 1 FROM information_schema.TABLE_CONSTRAINTS c
-         WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME AND c.CONSTRAINT_TYPE = 'PRIMARY KEY'
-       ) AS has_primary_key
+       (pk.TABLE_NAME IS NOT NULL) AS has_primary_key
 FROM information_schema.TABLES t
+-- A derived table that skips the system databases, not a correlated subquery per row (see
+-- destination-tables.sql: MariaDB 10.11 crashes opening the sys views that read information_schema).
+LEFT JOIN (
+  SELECT DISTINCT c.TABLE_SCHEMA, c.TABLE_NAME
+  FROM information_schema.TABLE_CONSTRAINTS c
+  WHERE c.CONSTRAINT_TYPE = 'PRIMARY KEY'
+    AND c.TABLE_SCHEMA NOT IN ('mysql', 'sys', 'information_schema', 'performance_schema')
+) pk ON pk.TABLE_SCHEMA = t.TABLE_SCHEMA AND pk.TABLE_NAME = t.TABLE_NAME
 WHERE t.TABLE_TYPE = 'BASE TABLE'
   AND t.TABLE_SCHEMA NOT IN ('mysql', 'sys', 'information_schema', 'performance_schema')
 ORDER BY t.TABLE_SCHEMA, t.TABLE_NAME;
