@@ -61,9 +61,9 @@ export async function runRealSchemaJob(options: {
 }): Promise<RealSchemaRun> {
   const { jobId, source, seed } = options;
   // MariaDB 10.11.19 here may die with SIGSEGV (ha_maria::drop_table under
-  // create_tmp_table_for_schema) when a client drops its connection during an
-  // information_schema query, as a killed ferry serve does. Such a server is started again on
-  // its data directory (crash recovery), the job reconnects by itself, and the run says so.
+  // create_tmp_table_for_schema) on information_schema queries that open the system databases'
+  // views (main's abfa785 rewrites Ferry's such queries). Such a server is started again on its
+  // data directory (crash recovery), the job reconnects by itself, and the run says so.
   const serverCrashes: string[] = [];
   let watching = true;
   const watchdog = (async () => {
