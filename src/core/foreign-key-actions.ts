@@ -6,7 +6,9 @@
  * after the dump, before the change stream), and every group of tables they link is copied
  * at one snapshot position. Pure.
  */
+import type { EngineKind } from './connection-profile.js';
 import { FerryError } from './errors.js';
+import type { JobType } from './lifecycle.js';
 import { qualifiedName, type ForeignKeySchema, type QualifiedName, type TableSchema } from './schema.js';
 
 const ACTION = /^(CASCADE|SET\s+NULL|SET\s+DEFAULT)$/i;
@@ -18,7 +20,7 @@ export function hasReferentialAction(foreignKey: ForeignKeySchema): boolean {
 }
 
 /** True when a continuous job from `sourceEngine` keeps the foreign keys with actions on the destination during the change stream. */
-export function carriesForeignKeyActions(sourceEngine: string, jobType: string): boolean {
+export function carriesForeignKeyActions(sourceEngine: EngineKind, jobType: JobType): boolean {
   return sourceEngine === 'mysql' && jobType === 'continuous';
 }
 
