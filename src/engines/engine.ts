@@ -201,8 +201,19 @@ export interface DestinationTableState {
 }
 
 export interface PostDataOptions {
-  /** Default true. */
-  foreignKeys?: boolean;
+  /**
+   * Default true: every foreign key. false: none (a continuous job from PostgreSQL, whose change
+   * stream holds the rows its actions changed, adds them at promote). 'actions': only those with
+   * an ON DELETE / ON UPDATE action (CASCADE, SET NULL, SET DEFAULT), for a continuous job from
+   * MySQL, whose binlog holds none of the rows its actions change: they exist on the destination
+   * while the changes are applied, so the destination repeats the actions. Before creating one,
+   * the writer looks for referencing rows without their referenced row (written on the source
+   * with foreign_key_checks=0) and rejects with CONSTRAINT_VIOLATION naming the constraint, the
+   * table and a key. A PostgreSQL destination creates them DEFERRABLE INITIALLY DEFERRED (its
+   * actions still run at once; only the existence check waits for the batch's commit), and a
+   * later call with `true` (promote) makes them NOT DEFERRABLE, as on the source.
+   */
+  foreignKeys?: boolean | 'actions';
   /**
    * Default true: also create the objects that act on writes (MySQL triggers and events, the
    * objects of `DatabaseSchema.objects` that the plan puts in the 'promote' phase of a continuous
@@ -256,7 +267,7 @@ export interface SchemaWriter {
   createPreDataObjects(schema: DatabaseSchema): Promise<CreatedObject[]>;
   /**
    * Creates what is better built after the data: secondary indexes, then foreign keys
-   * (unless `foreignKeys` is false: continuous jobs add them at promote, because change
+   * (as `foreignKeys` says: continuous jobs add most of them at promote, because change
    * replay may pass through states a foreign key would refuse), then the objects of
    * `schema.objects` planned for 'post-data' or 'promote' (unless `triggers` is false).
    * Idempotent: objects that exist already are skipped. Resolves with the objects it created

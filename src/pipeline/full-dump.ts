@@ -20,6 +20,7 @@ import type { Logger } from './logger.js';
 import { SOURCE_SCHEMA_CHECKPOINT, tablePositionCheckpoint } from './incremental-load.js';
 import { mapDatabaseSchema, mapQualifiedName, type SchemaMapping } from '../core/schema-mapping.js';
 import { fixSchemaMapping } from './destination-names.js';
+import { actionForeignKeyGroups, carriesForeignKeyActions } from '../core/foreign-key-actions.js';
 
 export interface FullDumpDeps {
   store: MetadataStore;
@@ -118,8 +119,11 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       }
       signal.throwIfAborted();
 
-      const pending = schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED');
-      await copyTables(job, deps, snapshot, pending, objects, failures, signal, log, (t) => destinationTables.get(t) ?? t);
+      // A continuous job from MySQL keeps the foreign keys with actions on the destination during
+      // the stream: the tables they link are copied by one reader, at one snapshot position.
+      const carriesActions = carriesForeignKeyActions(source.kind, job.type);
+      const units = carriesActions ? await copyUnits(store, job.id, schema.tables, objects) : schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED').map((t) => [t]);
+      await copyTables(job, deps, snapshot, units, objects, failures, signal, log, (t) => destinationTables.get(t) ?? t);
       if (failures.length > 0) return failures;
 
       // Indexes and foreign keys are built once the data is in: faster, and FKs cannot fail on load order.
@@ -131,7 +135,10 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
         if (!continuous) await applyScript(script, 'promote', { schemaMapping: mapping });
       } else {
         // Triggers and events too: the change stream already holds the rows a source trigger wrote.
-        const postData = await schemaWriter.createPostDataObjects(target, { foreignKeys: !continuous, triggers: !continuous });
+        // Foreign keys with actions from a MySQL source now, so the destination repeats the
+        // cascades that the binlog does not hold (the others at promote).
+        const foreignKeys = !continuous ? true : carriesActions ? 'actions' : false;
+        const postData = await schemaWriter.createPostDataObjects(target, { foreignKeys, triggers: !continuous });
         await recordCreatedObjects(store, job.id, postData ?? []);
       }
       await schemaWriter.syncSequences(target);
@@ -199,7 +206,7 @@ async function copyTables(
   job: MigrationJob,
   deps: FullDumpDeps,
   snapshot: SourceSnapshot,
-  tables: TableSchema[],
+  units: TableSchema[][],
   objects: Map<string, JobObject>,
   failures: DumpFailure[],
   signal: AbortSignal,
@@ -207,7 +214,8 @@ async function copyTables(
   toDestination: (table: TableSchema) => TableSchema,
 ): Promise<void> {
   // Largest first: the longest copies start early and the tail of the dump stays short.
-  const queue = [...tables].sort((a, b) => b.estimatedBytes - a.estimatedBytes);
+  const size = (unit: TableSchema[]) => unit.reduce((n, t) => n + Math.max(0, t.estimatedBytes), 0);
+  const queue = [...units].sort((a, b) => size(b) - size(a));
   const workerCount = Math.max(1, Math.min(job.dumpParallelism, queue.length));
 
   const worker = async (index: number): Promise<void> => {
@@ -216,9 +224,15 @@ async function copyTables(
     try {
       reader = await snapshot.openTableReader();
       writer = await deps.destination.openTableWriter(deps.destinationParams);
-      for (let table = queue.shift(); table !== undefined; table = queue.shift()) {
-        signal.throwIfAborted();
-        const ok = await copyTable(deps, job.id, table, toDestination(table), reader, writer, objects, failures, signal, snapshot.position, job);
+      for (let unit = queue.shift(); unit !== undefined; unit = queue.shift()) {
+        let ok = true;
+        // The tables of a unit share this reader's snapshot; after a failure the rest of the unit
+        // waits for the next attempt, which copies the whole unit again (copyUnits).
+        for (const table of unit) {
+          signal.throwIfAborted();
+          ok = await copyTable(deps, job.id, table, toDestination(table), reader, writer, objects, failures, signal, snapshot.position, job);
+          if (!ok) break;
+        }
         // A failed table may have left this worker's connections unusable: take fresh ones.
         if (!ok && queue.length > 0) {
           await Promise.allSettled([reader.close(), writer.close()]);
@@ -240,6 +254,29 @@ async function copyTables(
   const results = await Promise.allSettled(Array.from({ length: workerCount }, (_, i) => worker(i)));
   signal.throwIfAborted();
   for (const result of results) if (result.status === 'rejected') throw result.reason;
+}
+
+/**
+ * What this attempt copies, in units that each share one reader (one snapshot position): a
+ * group of tables linked by foreign keys with actions is one unit, copied whole again unless
+ * every table of it is DUMPED at one position (a dump resumed after a crash would otherwise
+ * hold a parent copied later than its children and skip the parent's earlier deletes and key
+ * updates, whose cascades the children's copy still lacks); any other table not DUMPED is a
+ * unit of its own.
+ */
+async function copyUnits(store: MetadataStore, jobId: string, tables: TableSchema[], objects: Map<string, JobObject>): Promise<TableSchema[][]> {
+  const dumped = (t: TableSchema) => objects.get(qualifiedName(t))?.state === 'DUMPED';
+  const groups = actionForeignKeyGroups(tables);
+  const grouped = new Set(groups.flat());
+  const units: TableSchema[][] = [];
+  for (const group of groups) {
+    const positions = new Set<string | null>();
+    for (const table of group) positions.add(await store.getCheckpoint<string>(jobId, tablePositionCheckpoint(qualifiedName(table))));
+    if (group.every(dumped) && positions.size === 1) continue;
+    units.push(group);
+  }
+  for (const table of tables) if (!grouped.has(table) && !dumped(table)) units.push([table]);
+  return units;
 }
 
 /** Copies one table; resolves false (with the failure recorded) when it failed. */

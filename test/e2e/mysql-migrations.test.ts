@@ -344,9 +344,10 @@ describe('MySQL/MariaDB migrations through ferry serve', () => {
     await runContinuous('postgres-to-mysql', 606);
   }, 240_000);
 
-  it('MySQL source, continuous: foreign keys with actions (not in the binlog) are refused at verify and start, naming them; one-time jobs copy them', async () => {
-    // MySQL writes the rows changed by ON DELETE / ON UPDATE actions to no binlog, so a change
-    // stream cannot carry them: Ferry refuses rather than lose them silently.
+  it('MySQL source, continuous: foreign keys with actions (not in the binlog) are carried, and refused only when their referenced table is not copied; one-time jobs copy them', async () => {
+    // MySQL writes the rows changed by ON DELETE / ON UPDATE actions to no binlog: Ferry keeps
+    // these foreign keys on the destination during the stream (mysql-real-schema-to-*.test.ts
+    // prove the cascades), which needs the referenced table in the job.
     const source = await createMysqlTestDatabase('ferry_cascade');
     cleanups.push(() => source.drop());
     await source.connection.query(`
@@ -361,23 +362,36 @@ describe('MySQL/MariaDB migrations through ferry serve', () => {
     const pgDestination = await postgresDestination('ferry_cascade', source.name);
     await createProfile(server, 'cascade-src', mysqlConnectionParams(null));
     await createProfile(server, 'cascade-pg', pgDestination.profile);
-    await createJob(server, 'cascade-m2p', { type: 'continuous', source: 'cascade-src', destination: 'cascade-pg', include: [source.name] });
     type Report = { ok: boolean; checks: Array<{ code: string; severity: string; message: string; objects?: string[] }> };
-    const report = await client.postOk<Report>('/v1/migrationJobs/cascade-m2p:verify');
+    await createJob(server, 'cascade-m2p', { type: 'continuous', source: 'cascade-src', destination: 'cascade-pg', include: [source.name] });
+    const carried = await client.postOk<Report>('/v1/migrationJobs/cascade-m2p:verify');
+    const check = carried.checks.find((c) => c.code === 'FOREIGN_KEY_ACTIONS');
+    expect(check?.severity).toBe('ok');
+    expect(check?.objects?.sort()).toEqual([`${source.name}.children.children_parent`, `${source.name}.orphans.orphans_parent`]);
+    expect(carried.checks.find((c) => c.code === 'FOREIGN_KEY_ORPHANS')?.severity).toBe('ok');
+
+    // Without the referenced table, its deletes never reach the destination: refused, naming the key and the fix.
+    await createJob(server, 'cascade-child', { type: 'continuous', source: 'cascade-src', destination: 'cascade-pg', include: [`${source.name}.children`] });
+    const report = await client.postOk<Report>('/v1/migrationJobs/cascade-child:verify');
     expect(report.ok).toBe(false);
     const refusal = report.checks.find((c) => c.code === 'FOREIGN_KEY_ACTIONS');
     expect(refusal?.severity).toBe('error');
-    expect(refusal?.objects?.sort()).toEqual([`${source.name}.children.children_parent`, `${source.name}.orphans.orphans_parent`]);
-    expect(refusal?.message).toContain('one-time job');
+    expect(refusal?.objects).toEqual([`${source.name}.children.children_parent (references ${source.name}.parents)`]);
+    expect(refusal?.message).toContain("Add the referenced tables to the job's selection");
 
-    await runCliJson(['jobs', 'start', 'cascade-m2p'], { server: server.url });
-    const failed = await waitForJob(() => client, 'cascade-m2p', 'Failed', (j) => j.status === 'FAILED', 60_000);
-    expect(failed.error?.code).toBe('FAILED_PRECONDITION');
-    expect(failed.error?.message).toContain('children_parent');
+    // Rows a foreign key with an action refuses (written with foreign_key_checks=0): named at verify.
+    await source.connection.query('SET SESSION foreign_key_checks = 0; INSERT INTO orphans VALUES (99, 77); SET SESSION foreign_key_checks = 1');
+    const orphans = await client.postOk<Report>('/v1/migrationJobs/cascade-m2p:verify');
+    const named = orphans.checks.find((c) => c.code === 'FOREIGN_KEY_ORPHANS');
+    expect(named?.severity).toBe('error');
+    expect(named?.objects).toEqual([`${source.name}.orphans.orphans_parent`]);
+    expect(named?.message).toContain('parent_id=77');
+    await source.connection.query('DELETE FROM orphans WHERE id = 99');
+    await runCliJson(['jobs', 'delete', 'cascade-m2p'], { server: server.url });
+    await runCliJson(['jobs', 'delete', 'cascade-child'], { server: server.url });
 
     // The same tables through a one-time job: copied exactly, foreign keys with their actions included.
     await createJob(server, 'cascade-m2p-once', { type: 'one-time', source: 'cascade-src', destination: 'cascade-pg', include: [source.name] });
-    await runCliJson(['jobs', 'delete', 'cascade-m2p'], { server: server.url });
     await runCliJson(['jobs', 'start', 'cascade-m2p-once'], { server: server.url });
     await waitForJob(() => client, 'cascade-m2p-once', 'Completed', (j) => j.status === 'COMPLETED', 60_000);
     const differences = await compareAcrossEngines({ engine: 'mysql', connection: source.connection, schema: source.name }, pgDestination.oracle);

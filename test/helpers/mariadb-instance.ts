@@ -28,6 +28,10 @@ export interface MariadbInstance {
   connect(database?: string): Promise<Connection>;
   /** The server's error log so far (for failure messages). */
   log(): string;
+  /** True once the server process has exited (stopped, or crashed). */
+  exited(): boolean;
+  /** Starts the server again on the same data directory and port, after it exited (a crash). */
+  restart(): Promise<void>;
   /** SIGTERM by PID, waits for the exit (SIGKILL after `graceMs`), removes the data directory. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -51,7 +55,7 @@ export async function startMariadbInstance(options: { serverId?: number; extraAr
   }
   const port = await freePort();
   const errorLog = join(root, 'error.log');
-  const child = spawn(
+  const launch = () => spawn(
     MARIADBD,
     [
       '--no-defaults',
@@ -77,15 +81,23 @@ export async function startMariadbInstance(options: { serverId?: number; extraAr
     ],
     { stdio: 'ignore' },
   );
-  if (child.pid === undefined) throw new Error(`spawning ${MARIADBD} failed`);
-  const pid = child.pid;
+  let pid = 0;
   let exited = false;
-  const exit = new Promise<void>((resolveExit) => {
-    child.on('exit', () => {
-      exited = true;
-      resolveExit();
+  let exit: Promise<void> = Promise.resolve();
+  /** Spawns the server on this data directory and port. */
+  const spawnServer = () => {
+    const child = launch();
+    if (child.pid === undefined) throw new Error(`spawning ${MARIADBD} failed`);
+    pid = child.pid;
+    exited = false;
+    exit = new Promise<void>((resolveExit) => {
+      child.on('exit', () => {
+        exited = true;
+        resolveExit();
+      });
     });
-  });
+  };
+  spawnServer();
   const log = () => (existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '');
 
   const connect = async (database?: string): Promise<Connection> => {
@@ -127,33 +139,44 @@ export async function startMariadbInstance(options: { serverId?: number; extraAr
     rmSync(root, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) {
-      const text = log();
-      rmSync(root, { recursive: true, force: true });
-      throw new Error(`${MARIADBD} exited during startup:\n${text}`);
+  const waitReady = async (): Promise<void> => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (exited) {
+        const text = log();
+        rmSync(root, { recursive: true, force: true });
+        throw new Error(`${MARIADBD} exited during startup:\n${text}`);
+      }
+      try {
+        const probe = await connect();
+        await probe.end();
+        break;
+      } catch {
+        // not accepting connections yet
+      }
+      if (Date.now() > deadline) {
+        const text = log();
+        await stop(5_000);
+        throw new Error(`${MARIADBD} did not accept connections on port ${port} within 60 s:\n${text}`);
+      }
+      await sleep(100);
     }
-    try {
-      const probe = await connect();
-      await probe.end();
-      break;
-    } catch {
-      // not accepting connections yet
-    }
-    if (Date.now() > deadline) {
-      const text = log();
-      await stop(5_000);
-      throw new Error(`${MARIADBD} did not accept connections on port ${port} within 60 s:\n${text}`);
-    }
-    await sleep(100);
-  }
+  };
+  await waitReady();
 
   return {
     host: '127.0.0.1',
     port,
-    pid,
+    get pid() {
+      return pid;
+    },
     dataDir,
+    exited: () => exited,
+    async restart() {
+      if (!exited) throw new Error(`mariadbd ${pid} is running; restart() starts a server that exited`);
+      spawnServer();
+      await waitReady();
+    },
     params: (database = null) => ({
       engine: 'mysql',
       host: '127.0.0.1',

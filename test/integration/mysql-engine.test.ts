@@ -133,7 +133,10 @@ describe('MySQL engine (MariaDB)', () => {
 
     const child = schema.tables.find((t) => t.name === 'child') as TableSchema;
     expect(child.foreignKeys).toEqual([
-      { name: 'child_parent', definition: `FOREIGN KEY (\`parent_id\`) REFERENCES \`${db.name}\`.\`parent\` (\`id\`) ON DELETE CASCADE`, referencedTable: { schema: db.name, name: 'parent' } },
+      {
+        name: 'child_parent', definition: `FOREIGN KEY (\`parent_id\`) REFERENCES \`${db.name}\`.\`parent\` (\`id\`) ON DELETE CASCADE`, referencedTable: { schema: db.name, name: 'parent' },
+        columns: ['parent_id'], referencedColumns: ['id'], onDelete: 'CASCADE', onUpdate: 'RESTRICT',
+      },
     ]);
     const nopk = schema.tables.find((t) => t.name === 'nopk') as TableSchema;
     expect(nopk.primaryKey).toBeNull();

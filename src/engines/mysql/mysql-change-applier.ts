@@ -29,6 +29,7 @@ import { FerryError } from '../../core/errors.js';
 import { isMysqlSpatialType } from '../../core/spatial.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import { canonicalToMysqlValue } from '../../core/type-mapping.js';
+import { actionReferencedTables } from '../../core/foreign-key-actions.js';
 import { describeRowKey } from '../../core/value-policies.js';
 import { aboutTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
@@ -72,13 +73,21 @@ const PARKED_WHERE = 'job_id = ? AND table_schema = ? AND table_name = ?';
  * (a MySQL source's row image) runs in the same mode without strictness, and its warnings
  * must be exactly those values (enum-error-values.ts): the row is applied as it is, as native
  * replication does. Foreign keys are not checked: changes replay
- * states a foreign key could refuse mid-transaction (continuous jobs add them at promote).
+ * states a foreign key could refuse mid-transaction (continuous jobs add them at promote),
+ * except for a MySQL source with foreign keys with actions (CASCADE_SESSION_SQL).
  */
 export const APPLY_SESSION_SQL = [
   `SET SESSION sql_mode = '${STRICT_WRITE_SQL_MODE}'`,
   `SET SESSION max_error_count = ${MAX_ERROR_COUNT}`,
   'SET SESSION foreign_key_checks = 0',
 ];
+/**
+ * From a MySQL source whose tables have foreign keys with actions: those foreign keys exist on
+ * the destination during the stream (the others are created at promote), and InnoDB runs their
+ * actions only while it checks foreign keys. Changes are applied in source order, so every
+ * check sees a state the source passed through.
+ */
+const CASCADE_SESSION_SQL = 'SET SESSION foreign_key_checks = 1';
 
 /** A value as the driver sends it: text, bytes, or NULL. */
 export type MysqlValue = string | Buffer | null;
@@ -244,7 +253,12 @@ export async function openMysqlChangeApplier(params: ConnectionParams, jobId: st
     const row = (versionRows as Array<Record<string, unknown>>)[0] ?? {};
     // Tables from a MySQL source carry their SHOW CREATE TABLE; a PostgreSQL source's do not.
     const mysqlSource = tables.length > 0 && tables.every((t) => t.nativeDefinition !== undefined);
+    // From a MySQL source the destination has the foreign keys with actions during the stream
+    // (the others come at promote): checked, InnoDB repeats the cascades the binlog lacks.
+    const cascading = mysqlSource ? actionReferencedTables(tables) : new Set<string>();
+    if (cascading.size > 0) await connection.query(CASCADE_SESSION_SQL);
     const applier = new MysqlChangeApplier(connection, jobId, tables, context, {
+      cascading,
       dialect: dialectOf(mysqlText(row.version) ?? ''),
       maxStatementBytes: Math.min(MAX_STATEMENT_BYTES, Math.floor(Number(row.max_packet ?? MAX_STATEMENT_BYTES * 2) / 2)),
       convert: mysqlSource ? mysqlValue : canonicalValue,
@@ -258,6 +272,12 @@ export async function openMysqlChangeApplier(params: ConnectionParams, jobId: st
 }
 
 export interface MysqlChangeApplierOptions {
+  /**
+   * Tables (`schema.table`, destination names) referenced by foreign keys with actions, which
+   * the destination repeats (foreign_key_checks = 1 in this session): never written with
+   * REPLACE, whose delete would cascade.
+   */
+  cascading?: Set<string>;
   dialect: MysqlDialect;
   maxStatementBytes: number;
   convert: ValueConverter;
@@ -537,7 +557,8 @@ export class MysqlChangeApplier implements ChangeApplier {
           quoted: quoteQualified(name),
           columns: new Map(),
           primaryKey: null,
-          hasOtherUniqueIndex: Number(raw.other_unique) === 1,
+          // REPLACE deletes the row it meets: on a table whose deletes cascade, upserts stay upserts.
+          hasOtherUniqueIndex: Number(raw.other_unique) === 1 && this.options.cascading?.has(`${name.schema}.${name.name}`) !== true,
           layouts: new Map(),
         };
         found.set(key, table);
@@ -611,7 +632,18 @@ export class MysqlChangeApplier implements ChangeApplier {
         const destination = await this.destinationOf(table);
         // TRUNCATE would commit the batch (DDL); DELETE stays inside it. RESTART IDENTITY has no
         // transactional equivalent: AUTO_INCREMENT counters are set from the source at promote.
-        await this.connection.query(`DELETE FROM ${destination.quoted}`);
+        // InnoDB truncates a referenced table only without foreign key checks, and then runs no
+        // action: the DELETE must not cascade either.
+        if (this.options.cascading?.size) {
+          await this.connection.query('SET SESSION foreign_key_checks = 0');
+          try {
+            await this.connection.query(`DELETE FROM ${destination.quoted}`);
+          } finally {
+            await this.connection.query(CASCADE_SESSION_SQL);
+          }
+        } else {
+          await this.connection.query(`DELETE FROM ${destination.quoted}`);
+        }
       });
     }
   }

@@ -409,7 +409,10 @@ export class MysqlIntrospector {
       const definition =
         `FOREIGN KEY (${fk.columns.map(quoteIdent).join(', ')}) REFERENCES ${quoteQualified(fk.referenced)} (${fk.referencedColumns.map(quoteIdent).join(', ')})` +
         `${rule('DELETE', fk.onDelete)}${rule('UPDATE', fk.onUpdate)}`;
-      fk.table.foreignKeys.push({ name: fk.name, definition, referencedTable: fk.referenced } satisfies ForeignKeySchema);
+      fk.table.foreignKeys.push({
+        name: fk.name, definition, referencedTable: fk.referenced, columns: fk.columns, referencedColumns: fk.referencedColumns,
+        ...(fk.onDelete === '' ? {} : { onDelete: fk.onDelete }), ...(fk.onUpdate === '' ? {} : { onUpdate: fk.onUpdate }),
+      } satisfies ForeignKeySchema);
     }
 
     if (options.nativeDefinitions !== false) {

@@ -31,7 +31,8 @@
  */
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
-import type { DatabaseSchema, QualifiedName, SchemaObjectPlan, SequenceSchema, TableSchema } from '../../core/schema.js';
+import type { DatabaseSchema, ForeignKeySchema, QualifiedName, SchemaObjectPlan, SequenceSchema, TableSchema } from '../../core/schema.js';
+import { hasReferentialAction, orphanRowsError } from '../../core/foreign-key-actions.js';
 import { qualifiedName } from '../../core/schema.js';
 import { planSchemaObjects } from '../../core/schema-object-plan.js';
 import { isRefused, mapPostgresColumnToMysql } from '../../core/type-mapping.js';
@@ -387,6 +388,24 @@ export function translatePostgresIndex(definition: string): { unique: boolean; n
     columns.push({ name: pgIdentifier(column[1] ?? ''), descending: column[2] === 'DESC' });
   }
   return { unique: match[1] !== undefined, name: pgIdentifier(match[2] ?? ''), columns };
+}
+
+/**
+ * Up to three rows of `table` (their referencing columns, as `col=value`) whose referenced row
+ * `foreignKey`'s table lacks: rows written with foreign_key_checks=0. NULL in any referencing
+ * column references nothing (MATCH SIMPLE).
+ */
+export async function findOrphanRows(connection: MysqlConnection, table: QualifiedName, foreignKey: ForeignKeySchema): Promise<string[]> {
+  const columns = foreignKey.columns ?? [];
+  const referenced = foreignKey.referencedColumns ?? [];
+  if (columns.length === 0 || columns.length !== referenced.length) return [];
+  const present = columns.map((c) => `c.${quoteIdent(c)} IS NOT NULL`).join(' AND ');
+  const match = columns.map((c, i) => `p.${quoteIdent(referenced[i] as string)} = c.${quoteIdent(c)}`).join(' AND ');
+  const [rows] = await connection.query(
+    `SELECT ${columns.map((c, i) => `c.${quoteIdent(c)} AS k${i}`).join(', ')} FROM ${quoteQualified(table)} AS c` +
+      ` WHERE ${present} AND NOT EXISTS (SELECT 1 FROM ${quoteQualified(foreignKey.referencedTable)} AS p WHERE ${match}) LIMIT 3`,
+  );
+  return (rows as Row[]).map((row) => columns.map((c, i) => `${c}=${mysqlText(row[`k${i}`]) ?? 'NULL'}`).join(', '));
 }
 
 /** Parses `FOREIGN KEY (a) REFERENCES s.t(b) ON DELETE CASCADE` into MySQL, or null when it does not translate. */
@@ -778,6 +797,7 @@ export class MysqlSchemaWriter implements SchemaWriter {
         for (const statement of missing.filter((s) => / ADD FULLTEXT /.test(s.sql))) await this.connection.query(statement.sql);
       }
       if (options.foreignKeys === false) return;
+      const onlyActions = options.foreignKeys === 'actions';
       for (const table of schema.tables) {
         if (!relations.has(key(table))) continue;
         const foreignKeys =
@@ -785,15 +805,25 @@ export class MysqlSchemaWriter implements SchemaWriter {
             ? table.foreignKeys.map((f) => ({ name: f.name, sql: `ALTER TABLE ${quoteQualified(table)} ADD CONSTRAINT ${quoteIdent(f.name)} ${f.definition}`, referencedTable: f.referencedTable }))
             : (plan.tables.find((t) => t.table === table)?.foreignKeys ?? []);
         for (const foreignKey of foreignKeys) {
+          const source = table.foreignKeys.find((f) => f.name === foreignKey.name);
+          if (onlyActions && (source === undefined || !hasReferentialAction(source))) continue;
           if (has(constraints, table, foreignKey.name)) continue;
           // A key to a table outside the job that the destination lacks cannot be created; verify warns about it.
           if (!relations.has(key(foreignKey.referencedTable))) continue;
+          // This session does not check foreign keys, so ADD CONSTRAINT would accept rows without their referenced row.
+          if (onlyActions && source !== undefined) await this.refuseOrphans(table, source);
           await this.connection.query(foreignKey.sql);
         }
       }
     } catch (error) {
-      throw classifyMysqlError(error, this.context);
+      throw error instanceof FerryError ? error : classifyMysqlError(error, this.context);
     }
+  }
+
+  /** Rejects when rows of `table` reference rows that `foreignKey`'s referenced table lacks (a few named). */
+  private async refuseOrphans(table: QualifiedName, foreignKey: ForeignKeySchema): Promise<void> {
+    const samples = await findOrphanRows(this.connection, table, foreignKey);
+    if (samples.length > 0) throw orphanRowsError(table, foreignKey, samples);
   }
 
   async syncSequences(schema: DatabaseSchema): Promise<void> {

@@ -9,7 +9,9 @@ import { describeEndpoint } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
-import type { DatabaseSchema, QualifiedName } from '../../core/schema.js';
+import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
+import { qualifiedName } from '../../core/schema.js';
+import { hasReferentialAction } from '../../core/foreign-key-actions.js';
 import { copiedColumns } from '../../core/type-mapping.js';
 import type { ConnectionReport, SchemaObjectOptions, SourceVerifyOptions, VerifyCheck } from '../engine.js';
 import { sampleAwkwardValues } from './mysql-value-sampler.js';
@@ -19,7 +21,7 @@ import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQua
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
 import { MysqlIntrospector } from './mysql-introspector.js';
-import { describePostgresSchemaForMysql, planObjectsForMysql } from './mysql-schema-writer.js';
+import { describePostgresSchemaForMysql, findOrphanRows, planObjectsForMysql } from './mysql-schema-writer.js';
 import { MYSQL_CREATED_KINDS, parseDefinerPolicy, plainAccount, readAccounts } from './mysql-schema-objects.js';
 import type { DefinerPolicy } from './mysql-schema-objects.js';
 import { schemaObjectName } from '../../core/schema-object-plan.js';
@@ -393,6 +395,7 @@ export async function verifyMysqlSource(params: ConnectionParams, selection: Obj
 
     const databases = schema.schemas;
     if (jobType === 'continuous') {
+      checks.push(...(await orphanChecks(connection, schema.tables, selected)));
       checks.push(...binlogChecks(facts, 'error'));
       const missing = missingReplicationPrivileges(facts);
       checks.push(
@@ -605,5 +608,31 @@ async function definerChecks(connection: MysqlConnection, schema: DatabaseSchema
     code: 'DEFINERS', side, severity: 'warning',
     message: `definerPolicy keep: these definers do not exist on the destination: ${missing.map((name) => `${name} (${describeObjects(byDefiner.get(name) ?? [])})`).join('; ')}. The objects are created with them as DEFINER but fail with error 1449 when used until the accounts exist. Create the accounts on the destination before promote, or set definerPolicy to invoker (views and routines run with the caller's privileges, ${account} becomes the definer) or to an existing account user@host.`,
     objects: missing,
+  }];
+}
+
+/**
+ * Continuous jobs create the foreign keys with actions before the change stream: rows that
+ * violate one (written with foreign_key_checks=0) would stop the job there, so verify names
+ * them first.
+ */
+async function orphanChecks(connection: MysqlConnection, tables: TableSchema[], selected: Set<string>): Promise<VerifyCheck[]> {
+  const found: string[] = [];
+  const objects: string[] = [];
+  for (const table of tables) {
+    for (const foreignKey of table.foreignKeys) {
+      if (!hasReferentialAction(foreignKey) || !selected.has(qualifiedName(foreignKey.referencedTable))) continue;
+      const samples = await findOrphanRows(connection, table, foreignKey);
+      if (samples.length === 0) continue;
+      objects.push(`${qualifiedName(table)}.${foreignKey.name}`);
+      found.push(`${qualifiedName(table)}.${foreignKey.name} (for example ${samples.join('; ')})`);
+    }
+  }
+  if (found.length === 0) {
+    return [{ code: 'FOREIGN_KEY_ORPHANS', side: 'source', severity: 'ok', message: 'Every row satisfies the foreign keys with actions.' }];
+  }
+  return [{
+    code: 'FOREIGN_KEY_ORPHANS', side: 'source', severity: 'error', objects,
+    message: `Rows reference rows that do not exist, against foreign keys with ON DELETE / ON UPDATE actions (written with foreign_key_checks=0, or before the foreign key was added): ${found.join(', ')}. A continuous job creates these foreign keys on the destination before the change stream, so that it repeats their actions, which MySQL writes to no binlog; it cannot while such rows exist. On the source, delete those rows, insert the rows they reference, or set their referencing columns to NULL, then start the job.`,
   }];
 }

@@ -18,11 +18,13 @@ import type {
   DatabaseSchema,
   DomainTypeSchema,
   EnumTypeSchema,
+  ForeignKeySchema,
   QualifiedName,
   SequenceSchema,
   TableSchema,
 } from '../../core/schema.js';
 import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
+import { hasReferentialAction, orphanRowsError } from '../../core/foreign-key-actions.js';
 import type { UnsupportedColumn } from '../../core/type-mapping.js';
 import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaObjectOptions, SchemaObjectPhase, SchemaScript, SchemaScriptOptions, SchemaScriptResult, SchemaWriter } from '../engine.js';
 import { applySchemaPhase } from './postgres-schema-script.js';
@@ -463,17 +465,58 @@ export class PostgresSchemaWriter implements SchemaWriter {
         }
       }
       if (options.foreignKeys === false) return;
+      const onlyActions = options.foreignKeys === 'actions';
       for (const table of schema.tables) {
         for (const foreignKey of table.foreignKeys) {
+          if (onlyActions && !hasReferentialAction(foreignKey)) continue;
           if (hasConstraint(table, foreignKey.name)) continue;
           // A key to a table outside the job that the destination lacks cannot be created; verify warns about it.
           if (!relations.has(key(foreignKey.referencedTable))) continue;
-          await this.client.query(`ALTER TABLE ${quoteQualified(table)} ADD CONSTRAINT ${quoteIdent(foreignKey.name)} ${foreignKey.definition}`);
+          if (onlyActions) {
+            await this.refuseOrphans(table, foreignKey);
+            // Its actions run at once; only the existence check waits for the commit of the applier's batch.
+            await this.client.query(`ALTER TABLE ${quoteQualified(table)} ADD CONSTRAINT ${quoteIdent(foreignKey.name)} ${foreignKey.definition} DEFERRABLE INITIALLY DEFERRED`);
+          } else {
+            await this.client.query(`ALTER TABLE ${quoteQualified(table)} ADD CONSTRAINT ${quoteIdent(foreignKey.name)} ${foreignKey.definition}`);
+          }
         }
       }
+      if (!onlyActions) await this.undeferForeignKeys(schema, schemaNames);
     } catch (error) {
-      throw classifyPostgresError(error, this.context);
+      throw error instanceof FerryError ? error : classifyPostgresError(error, this.context);
     }
+  }
+
+  /** The foreign keys created deferrable for the change stream ('actions') become as on the source: NOT DEFERRABLE. */
+  private async undeferForeignKeys(schema: DatabaseSchema, schemaNames: string[]): Promise<void> {
+    const deferrable = await this.client.query(
+      `SELECT n.nspname AS schema, t.relname AS table_name, k.conname AS name FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid
+       JOIN pg_namespace n ON n.oid = t.relnamespace WHERE k.contype = 'f' AND k.condeferrable AND n.nspname = ANY ($1::text[])`,
+      [schemaNames],
+    );
+    const found = new Set((deferrable.rows as Row[]).map((r) => JSON.stringify([r.schema, r.table_name, r.name])));
+    for (const table of schema.tables) {
+      for (const foreignKey of table.foreignKeys) {
+        if (/\bDEFERRABLE\b/i.test(foreignKey.definition.replace(/\bNOT\s+DEFERRABLE\b/i, ''))) continue;
+        if (!found.has(JSON.stringify([table.schema, table.name, foreignKey.name]))) continue;
+        await this.client.query(`ALTER TABLE ${quoteQualified(table)} ALTER CONSTRAINT ${quoteIdent(foreignKey.name)} NOT DEFERRABLE`);
+      }
+    }
+  }
+
+  /** Rejects when rows of `table` reference rows that `foreignKey`'s referenced table lacks (a few named). */
+  private async refuseOrphans(table: QualifiedName, foreignKey: ForeignKeySchema): Promise<void> {
+    const columns = foreignKey.columns ?? [];
+    const referenced = foreignKey.referencedColumns ?? [];
+    if (columns.length === 0 || columns.length !== referenced.length) return;
+    const present = columns.map((c) => `c.${quoteIdent(c)} IS NOT NULL`).join(' AND ');
+    const match = columns.map((c, i) => `p.${quoteIdent(referenced[i] as string)} = c.${quoteIdent(c)}`).join(' AND ');
+    const result = await this.client.query(
+      `SELECT ${columns.map((c, i) => `c.${quoteIdent(c)}::text AS k${i}`).join(', ')} FROM ONLY ${quoteQualified(table)} AS c` +
+        ` WHERE ${present} AND NOT EXISTS (SELECT 1 FROM ONLY ${quoteQualified(foreignKey.referencedTable)} AS p WHERE ${match}) LIMIT 3`,
+    );
+    const samples = (result.rows as Row[]).map((row) => columns.map((c, i) => `${c}=${pgText(row[`k${i}`]) ?? 'NULL'}`).join(', '));
+    if (samples.length > 0) throw orphanRowsError(table, foreignKey, samples);
   }
 
   async syncSequences(source: DatabaseSchema): Promise<void> {
