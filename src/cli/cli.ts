@@ -62,6 +62,11 @@ export interface CliIo {
   readStdin: () => Promise<string>;
   /** Ends the process (usage errors, serve shutdown). */
   exit: (code: number) => void;
+  /**
+   * Asks a yes/no question on the terminal; null when standard input is not a terminal
+   * (scripts: no question is asked, as with --yes).
+   */
+  confirm: (question: string) => Promise<boolean | null>;
 }
 
 /** A mistake on the command line that commander cannot see (exit code 2). */
@@ -82,6 +87,19 @@ function packageVersion(): string {
     return manifest.version ?? 'unknown';
   } catch {
     return 'unknown';
+  }
+}
+
+/** y/yes (any case) is yes; anything else, or end of input, is no. Null without a terminal. */
+async function askOnTerminal(question: string): Promise<boolean | null> {
+  if (process.stdin.isTTY !== true) return null;
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
   }
 }
 
@@ -180,6 +198,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     env: process.env,
     isTTY: process.stdout.isTTY === true,
     readStdin: readAllStdin,
+    confirm: askOnTerminal,
     exit: (code) => process.exit(code),
     ...overrides,
   };
@@ -735,6 +754,20 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     restart: 'Wipe what the job wrote on the destination and start over with a full dump.',
     promote: 'Cut over: wait for lag 0, sync sequences, remove replication objects on the source; ends Completed.',
   };
+  /**
+   * Promote, restart and delete say what they will do and ask first, on a terminal; --yes (or
+   * a script's standard input) goes ahead. Resolves false when the user said no.
+   */
+  const confirmed = async (options: { yes?: boolean }, what: string): Promise<boolean> => {
+    if (options.yes === true) return true;
+    const answer = await io.confirm(`${what}\nContinue?`);
+    if (answer === false) {
+      io.stderr('Nothing was changed.\n');
+      return false;
+    }
+    return true;
+  };
+  const yesOption = (command: Command) => command.option('-y, --yes', 'do not ask for confirmation (scripts)');
   const printAccepted = (job: JobView, action: string, options: ClientOptions) => {
     if (options.output === 'json') return printJson(job);
     print(`Migration job ${job.id}: ${action} accepted. Status: ${statusText(job)}.\nFollow it with: ferry jobs watch ${job.id}`);
@@ -742,32 +775,46 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
   for (const action of ['start', 'stop', 'resume', 'promote'] as const) {
     const command = clientCommand(jobs, action, ACTION_HELP[action]).argument('<id>', 'job id');
     if (action === 'promote') {
-      command
+      yesOption(command)
         .option('--force', 'promote even while tables are parked (the destination refuses their changes): the other tables are promoted, the parked ones are reported as not migrated')
         .option('--require-validation', "refuse unless the job's latest validation (ferry jobs validate) is clean");
     }
     command.action(
-      run(async (id: string, options: ClientOptions & { force?: boolean; requireValidation?: boolean }) => {
+      run(async (id: string, options: ClientOptions & { force?: boolean; requireValidation?: boolean; yes?: boolean }) => {
+        if (action === 'promote') {
+          const job = await clientOf(options).getJob(id);
+          const from = job.status === 'STOPPED'
+            ? `Migration job ${id} is Stopped: promote resumes it, applies every change the source wrote since, then cuts over.`
+            : `Promote migration job ${id}: Ferry applies every remaining change, then cuts over.`;
+          const what = `${from} Sequences are set from the source and the replication slot or binlog reading on the source ends; the destination then stands alone and the job ends Completed.${options.force === true ? ' With --force, tables whose changes are parked are left not migrated.' : ''}`;
+          if (!(await confirmed(options, what))) return 1;
+        }
         const body = { ...(options.force === true ? { force: true } : {}), ...(options.requireValidation === true ? { requireValidation: true } : {}) };
         const job = await clientOf(options).applyJobAction(id, action, Object.keys(body).length > 0 ? body : undefined);
         printAccepted(job, options.force === true ? `${action} with force` : action, options);
       }),
     );
   }
-  clientCommand(jobs, 'restart', `${ACTION_HELP.restart} With --objects, restart only those tables (while the job is in Full dump): they are emptied and copied again, the tables already copied are kept.`)
+  yesOption(clientCommand(jobs, 'restart', `${ACTION_HELP.restart} With --objects, restart only those tables (while the job is in Full dump): they are emptied and copied again, the tables already copied are kept.`))
     .argument('<id>', 'job id')
     .option('--objects <tables>', 'only these tables, as schema.table (comma-separated or repeatable; see ferry jobs describe ID)', collectList)
     .action(
-      run(async (id: string, options: ClientOptions & { objects?: string[] }) => {
+      run(async (id: string, options: ClientOptions & { objects?: string[]; yes?: boolean }) => {
+        const what = options.objects === undefined
+          ? `Restart migration job ${id}: everything it wrote on the destination is removed (tables it created are dropped, tables it found are emptied), its replication objects on the source are dropped, and it starts over with a full dump.`
+          : `Restart tables ${options.objects.join(', ')} of migration job ${id}: they are emptied on the destination and copied again; the other tables are kept.`;
+        if (!(await confirmed(options, what))) return 1;
         const job = await clientOf(options).restartJob(id, options.objects === undefined ? {} : { objects: options.objects });
         printAccepted(job, options.objects === undefined ? 'restart' : `restart of ${options.objects.join(', ')}`, options);
       }),
     );
 
-  clientCommand(jobs, 'delete', 'Delete a migration job: stops it, removes replication objects on the source, keeps the data on the destination.')
+  yesOption(clientCommand(jobs, 'delete', 'Delete a migration job: stops it, removes replication objects on the source, keeps the data on the destination.'))
     .argument('<id>', 'job id')
     .action(
-      run(async (id: string, options: ClientOptions) => {
+      run(async (id: string, options: ClientOptions & { yes?: boolean }) => {
+        const what = `Delete migration job ${id}: it stops, its replication objects on the source are dropped and its history is removed. The data on the destination is kept.`;
+        if (!(await confirmed(options, what))) return 1;
         await clientOf(options).deleteJob(id);
         if (options.output === 'json') return printJson({});
         print(`Deleted migration job ${id}. The data on the destination is kept.`);
