@@ -49,6 +49,9 @@ describe('MariaDB to PostgreSQL, continuous: foreign-key actions and triggers of
       destinationProfile: destination.params,
       destination: async () => ({ engine: 'postgresql', client: destination.client, schema: source.name }),
       seed: SEED,
+      // NUL characters cannot be stored in PostgreSQL text: removed, as the policy says, and compared so.
+      jobArgs: ['--nul-character-policy', 'strip'],
+      compareOptions: { nulStripped: true },
       duringStream: async () => {
         during = await foreignKeys(destination, source.name);
       },
@@ -74,6 +77,31 @@ describe('MariaDB to PostgreSQL, continuous: foreign-key actions and triggers of
     expect([...after.values()].some((k) => k.deferrable)).toBe(false);
     expect(after.get('items_order')).toEqual({ deferrable: false, onDelete: 'CASCADE', onUpdate: 'CASCADE' });
     expect(after.get('teams_lead')).toMatchObject({ onDelete: 'SET NULL' });
+
+    // The awkward values are there, in their documented PostgreSQL form: the enum's '' label,
+    // NUL characters removed, points as geometry(Point,4326).
+    const awkward = await destination.client.query<{ empty_moods: string; memos: string; points: string; srids: string[]; spot_type: string }>(
+      `SELECT count(*) FILTER (WHERE mood::text = '') AS empty_moods,
+              count(*) FILTER (WHERE memo IS NOT NULL) AS memos,
+              count(spot) AS points,
+              array_agg(DISTINCT public.st_srid(spot)) FILTER (WHERE spot IS NOT NULL) AS srids,
+              (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = format('%I.customers', $1::text)::regclass AND a.attname = 'spot') AS spot_type
+       FROM ${'"'}${source.name}${'"'}.customers`,
+      [source.name],
+    );
+    const row = awkward.rows[0]!;
+    expect(Number(row.empty_moods), 'customers with the ENUM error value').toBeGreaterThan(0);
+    expect(Number(row.memos)).toBeGreaterThan(0);
+    expect(Number(row.points), 'customers with a point').toBeGreaterThan(0);
+    expect(row.srids).toEqual([4326]);
+    expect(row.spot_type).toBe('geometry(Point,4326)');
+    const source_ = await source.connect();
+    try {
+      const [nul] = await source_.query("SELECT count(*) AS n FROM customers WHERE LOCATE(CHAR(0), memo) > 0");
+      expect(Number((nul as Array<{ n: number }>)[0]?.n), 'source memos holding a NUL character').toBeGreaterThan(0);
+    } finally {
+      await source_.end();
+    }
 
     // The workload did what the test is about.
     for (const op of ['moveCustomerKey', 'moveOrderKey', 'moveProductKey', 'moveCountryCode', 'deleteCustomer', 'deleteOrder', 'deleteTeam', 'deleteCategory', 'newOrder', 'changeStatus']) {

@@ -45,6 +45,11 @@ export interface CrossCompareOptions {
   tables?: string[];
   /** Stop after this many differences. Default 20. */
   maxDifferences?: number;
+  /**
+   * The job ran with nulCharacterPolicy 'strip' (MySQL to PostgreSQL): NUL characters of the
+   * MySQL side's text are removed before comparing, as the documented mapping does.
+   */
+  nulStripped?: boolean;
 }
 
 /** How a column's values are normalized before comparison. */
@@ -562,7 +567,10 @@ export async function compareAcrossEngines(source: CrossSide, destination: Cross
     }
     const kinds = src.columns.map((c, i) => valueKind({ engine: source.engine, type: c.type }, { engine: destination.engine, type: (dst.columns[i] as ColumnInfo).type }));
     const keyIndexes = src.primaryKey.map((k) => srcNames.indexOf(k));
-    const normalizeRow = (engine: 'mysql' | 'postgresql', row: Value[]) => row.map((v, i) => normalizeValue(kinds[i] as ValueKind, engine, v));
+    const stripNul = (engine: 'mysql' | 'postgresql', kind: ValueKind, value: Value) =>
+      options.nulStripped === true && engine === 'mysql' && (kind === 'text' || kind === 'char') && value !== null ? value.replaceAll('\u0000', '') : value;
+    const normalizeRow = (engine: 'mysql' | 'postgresql', row: Value[]) =>
+      row.map((v, i) => normalizeValue(kinds[i] as ValueKind, engine, stripNul(engine, kinds[i] as ValueKind, v)));
     const keyOf = (row: Value[]) => keyIndexes.map((i) => row[i] ?? 'NULL').join('\u0001');
     const describeKey = (row: Value[]) => keyIndexes.map((i) => `${srcNames[i]}=${row[i]}`).join(', ');
     const compareRow = (raw: Value[], normalized: Value[], other: { raw: Value[]; normalized: Value[] }) => {

@@ -52,13 +52,14 @@ export async function createProfile(server: FerryServer, id: string, params: Con
 export async function createJob(
   server: FerryServer,
   id: string,
-  options: { type: 'one-time' | 'continuous'; source: string; destination: string; include: string[]; dumpParallelism?: number },
+  options: { type: 'one-time' | 'continuous'; source: string; destination: string; include: string[]; dumpParallelism?: number; extraArgs?: string[] },
 ): Promise<JobView> {
   return runCliJson<JobView>(
     [
       'jobs', 'create', '--id', id, '--type', options.type, '--source', options.source, '--destination', options.destination,
       ...options.include.flatMap((p) => ['--include', p]),
       '--dump-parallelism', String(options.dumpParallelism ?? 2),
+      ...(options.extraArgs ?? []),
     ],
     { server: server.url },
   );

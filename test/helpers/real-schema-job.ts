@@ -7,7 +7,7 @@
  * after promote; this runner asserts the job itself and compares the databases.
  */
 import { expect } from 'vitest';
-import { compareAcrossEngines, formatCrossDifferences, type CrossSide } from './compare-cross.js';
+import { compareAcrossEngines, formatCrossDifferences, type CrossCompareOptions, type CrossSide } from './compare-cross.js';
 import { createJob, createProfile, eventsOf, jobOf, sleep, waitForJob, type JobView } from './e2e-jobs.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCliJson, spawnFerryServer, type ApiClient, type FerryServer } from './ferry-server.js';
 import type { Connection } from 'mysql2/promise';
@@ -58,6 +58,10 @@ export async function runRealSchemaJob(options: {
   duringStream(): Promise<void>;
   /** A private destination server, watched like the source's. */
   destinationServer?: MariadbInstance;
+  /** More `ferry jobs create` options (value policies). */
+  jobArgs?: string[];
+  /** How the final comparison treats documented lossy mappings. */
+  compareOptions?: CrossCompareOptions;
 }): Promise<RealSchemaRun> {
   const { jobId, source, seed } = options;
   // MariaDB 10.11.19 here may die with SIGSEGV (ha_maria::drop_table under
@@ -85,7 +89,7 @@ export async function runRealSchemaJob(options: {
   try {
     await createProfile(server, 'src', source.instance.params(null));
     await createProfile(server, 'dst', options.destinationProfile);
-    await createJob(server, jobId, { type: 'continuous', source: 'src', destination: 'dst', include: [source.name], dumpParallelism: 3 });
+    await createJob(server, jobId, { type: 'continuous', source: 'src', destination: 'dst', include: [source.name], dumpParallelism: 3, extraArgs: options.jobArgs ?? [] });
     const verify = await client.postOk<RealSchemaRun['verify']>(`/v1/migrationJobs/${jobId}:verify`);
 
     // Writes from before the start: the dump copies tables while parents are deleted and moved.
@@ -120,7 +124,7 @@ export async function runRealSchemaJob(options: {
 
     const oracle = await source.connect();
     try {
-      const differences = await compareAcrossEngines({ engine: 'mysql', connection: oracle, schema: source.name }, await options.destination(), { maxDifferences: 40 });
+      const differences = await compareAcrossEngines({ engine: 'mysql', connection: oracle, schema: source.name }, await options.destination(), { maxDifferences: 40, ...options.compareOptions });
       expect(differences, formatCrossDifferences(differences)).toEqual([]);
     } finally {
       await oracle.end().catch(() => undefined);
