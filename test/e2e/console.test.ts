@@ -242,7 +242,7 @@ describe('web console', () => {
       await waitForShownStatus('shop-move', 'RUNNING');
       // Per-table progress updates live: the orders table is copied while the page is open.
       await expect
-        .poll(() => page.locator('[data-object="public.orders"]').getAttribute('data-state'), { timeout: 60_000, intervals: [250] })
+        .poll(() => page.locator('[data-object="public.orders"]').getAttribute('data-state'), { timeout: 60_000, interval: 250 })
         .toBe('DUMPED');
       await expect.poll(() => page.locator('[data-object="public.orders"]').textContent()).toContain('300,000');
       // A one-time job has no change stream: no replication lag panel.

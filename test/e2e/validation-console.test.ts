@@ -64,7 +64,7 @@ describe('console: data validation', () => {
     await page.getByTestId('validate-button').click();
 
     const result = page.getByTestId('validation-result');
-    await expect.poll(() => result.getAttribute('data-status'), { timeout: 120_000, intervals: [250] }).toBe('SUCCEEDED');
+    await expect.poll(() => result.getAttribute('data-status'), { timeout: 120_000, interval: 250 }).toBe('SUCCEEDED');
     expect(await result.getAttribute('data-clean')).toBe('false');
     expect(await result.textContent()).toContain('Not clean: 1 of 2 tables differ.');
     const customers = page.locator('[data-testid=validation-table] tr[data-table="public.customers"]');

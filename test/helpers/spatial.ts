@@ -8,6 +8,7 @@
  * NULL, spatially indexed), `area` polygon, `route` linestring, `shape` any geometry
  * (points, multi-geometries and collections of several SRIDs).
  */
+import { seededRng } from './cross-workload.js';
 import type pg from 'pg';
 import type { Connection } from 'mysql2/promise';
 
@@ -40,17 +41,8 @@ export async function createSpatialTable(side: SpatialSide, table = 'places'): P
   );
 }
 
-/** A deterministic generator (mulberry32). */
-export function spatialRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic generator (mulberry32, the workloads' own). */
+export const spatialRng = seededRng;
 
 /** The four geometries of a row as WKT with their SRIDs (null for a NULL value). */
 function geometriesFor(id: number, rng: () => number): Array<{ wkt: string; srid: number } | null> {

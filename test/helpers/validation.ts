@@ -6,26 +6,9 @@
 import { expect } from 'vitest';
 import { parseJsonOutput, runCli } from './ferry-server.js';
 
-export interface RowDifference {
-  kind: 'missing' | 'extra' | 'changed';
-  key: Record<string, string | null> | null;
-  source: Record<string, string | null> | null;
-  destination: Record<string, string | null> | null;
-}
-
-export interface TableValidation {
-  table: string;
-  destinationTable: string;
-  state: string;
-  keyed: boolean;
-  sourceRows: number;
-  destinationRows: number;
-  sourceChecksum: string | null;
-  destinationChecksum: string | null;
-  differences: RowDifference[];
-  differencesTruncated: boolean;
-  message: string | null;
-}
+// The shapes the API answers with (src/core/validation.ts).
+import type { RowDifference, TableValidation } from '../../src/core/validation.js';
+export type { RowDifference, TableValidation };
 
 export interface Validation {
   id: string;
