@@ -26,7 +26,7 @@ import type { ChangeApplier, ChangeReader, ChangeStreamOrigin, Engine, Replicati
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
-import type { ReplicationStats } from './replication-stats.js';
+import type { ReplicationCounters, ReplicationStats } from './replication-stats.js';
 import { mapDatabaseSchema, mapQualifiedName } from '../core/schema-mapping.js';
 import { mapRowChange, recordedSchemaMapping } from './destination-names.js';
 import { ParkedTables, TableRefused } from './parked-changes.js';
@@ -39,6 +39,19 @@ export const tablePositionCheckpoint = (table: string): string => `tablePosition
 export const TABLE_POSITIONS_PASSED_CHECKPOINT = 'tablePositionsPassed';
 /** The identity of the source server the change stream last read (ChangeStreamOrigin.server). */
 export const SOURCE_SERVER_CHECKPOINT = 'sourceServer';
+/** The applied-change counters (ReplicationCounters), so that a restarted server goes on counting. */
+export const REPLICATION_COUNTERS_CHECKPOINT = 'replicationCounters';
+/** How often the counters are written to the store at most. */
+const COUNTERS_SAVE_MS = 5_000;
+const countersSavedAt = new Map<string, number>();
+
+/** Writes the job's counters to the store, at most every COUNTERS_SAVE_MS. */
+async function saveCounters(store: MetadataStore, jobId: string, stats: ReplicationStats, force = false): Promise<void> {
+  const now = Date.now();
+  if (!force && now - (countersSavedAt.get(jobId) ?? 0) < COUNTERS_SAVE_MS) return;
+  countersSavedAt.set(jobId, now);
+  await store.putCheckpoint(jobId, REPLICATION_COUNTERS_CHECKPOINT, stats.counters());
+}
 
 /** What a continuous job keeps about its replication objects. */
 export interface ReplicationCheckpoint {
@@ -130,6 +143,11 @@ export async function runIncrementalLoad(
   try {
     let applied = (await applier.readPosition()) ?? replication.startPosition;
     stats.appliedPosition = applied;
+    // A server started again (or a new runner after Resume) goes on from the counts it had.
+    if (stats.changesApplied === 0) {
+      const saved = await store.getCheckpoint<ReplicationCounters>(job.id, REPLICATION_COUNTERS_CHECKPOINT);
+      if (saved !== null) stats.restore(saved);
+    }
     await parked.load(applier);
     // Parked tables first: a fixed destination drains them before the limit is judged.
     await parked.drainDue(applier, applied);
@@ -149,8 +167,9 @@ export async function runIncrementalLoad(
     signal.addEventListener('abort', onAbort, { once: true });
     lagTimer = setInterval(() => {
       source.currentPosition(deps.sourceParams).then((current) => {
-        stats.sourcePosition = current;
         const distance = stats.appliedPosition === null ? null : source.positionDistance(stats.appliedPosition, current);
+        // A batch committed after the source was asked is not ahead of the source: shown as caught up.
+        stats.sourcePosition = distance !== null && distance < 0 ? stats.appliedPosition : current;
         stats.lagBytes = distance === null ? null : Math.max(0, distance);
       }, (error: unknown) => log.debug({ err: String(error) }, 'reading the source position failed'));
     }, LAG_POLL_MS);
@@ -201,6 +220,7 @@ export async function runIncrementalLoad(
         current.acknowledge(position);
         applied = position;
         stats.recordBatch(position, batchChanges, batchTransactions, lastCommitTime, perTable);
+        await saveCounters(store, job.id, stats);
         for (const warning of current.takeWarnings?.() ?? []) {
           // Once per column and run: a stream of such values must not flood the history.
           const subject = warning.replace(/\d+/g, 'n');
@@ -287,6 +307,8 @@ export async function runIncrementalLoad(
                   // source may free WAL up to it (and a shutting-down source stops waiting for us).
                   // A restart from the older position stored on the destination finds nothing in between.
                   current.acknowledge(event.position);
+                  // Shown as applied too: nothing before it waits, so the lag in bytes can reach 0.
+                  stats.appliedPosition = event.position;
                 }
                 break;
               case 'marker':
@@ -325,6 +347,7 @@ export async function runIncrementalLoad(
     signal.removeEventListener('abort', onAbort);
     if (lagTimer !== null) clearInterval(lagTimer);
     stats.oldestPendingCommitMs = null;
+    if (stats.changesApplied > 0) await saveCounters(store, job.id, stats, true).catch(() => undefined);
     await reader?.close().catch(() => undefined);
     await applier.rollback().catch(() => undefined);
     await applier.close().catch(() => undefined);

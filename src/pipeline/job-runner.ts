@@ -80,7 +80,7 @@ export function replicationSpecFor(job: Pick<MigrationJob, 'id' | 'createTime'>)
 export class JobRunner {
   readonly jobId: string;
   /** Live numbers of the incremental load (in memory; the API reads them through the supervisor). */
-  readonly stats = new ReplicationStats();
+  readonly stats: ReplicationStats;
   readonly done: Promise<void>;
   readonly #deps: JobRunnerDeps;
   readonly #log: Logger;
@@ -90,7 +90,8 @@ export class JobRunner {
   #failingSince: number | null = null;
   #failures = 0;
 
-  constructor(jobId: string, deps: JobRunnerDeps) {
+  constructor(jobId: string, deps: JobRunnerDeps, stats = new ReplicationStats()) {
+    this.stats = stats;
     this.jobId = jobId;
     this.#deps = deps;
     this.#log = deps.logger.child({ jobId });
@@ -424,6 +425,7 @@ export class JobRunner {
     }
     await this.#deps.store.deleteJobObjects(job.id);
     await this.#deps.store.deleteCheckpoints(job.id);
+    this.stats.reset();
     this.#succeeded();
   }
 

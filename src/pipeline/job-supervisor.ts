@@ -6,11 +6,13 @@
 import { needsWorker } from '../core/lifecycle.js';
 import type { MigrationJob } from '../core/migration-job.js';
 import { JobRunner, type JobRunnerDeps } from './job-runner.js';
-import type { ReplicationSnapshot } from './replication-stats.js';
+import { ReplicationStats, type ReplicationSnapshot } from './replication-stats.js';
 
 export class JobSupervisor {
   readonly #deps: JobRunnerDeps;
   readonly #runners = new Map<string, JobRunner>();
+  /** Live numbers per job, kept across the runners of one job (Stop then Resume keeps the counts). */
+  readonly #stats = new Map<string, ReplicationStats>();
   #sweepTimer: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -46,7 +48,12 @@ export class JobSupervisor {
       existing.interrupt();
       return;
     }
-    const runner = new JobRunner(jobId, this.#deps);
+    let stats = this.#stats.get(jobId);
+    if (stats === undefined) {
+      stats = new ReplicationStats();
+      this.#stats.set(jobId, stats);
+    }
+    const runner = new JobRunner(jobId, this.#deps, stats);
     this.#runners.set(jobId, runner);
     void runner.done
       .catch((error: unknown) => this.#deps.logger.error({ jobId, err: String(error) }, 'job runner crashed'))
@@ -64,6 +71,7 @@ export class JobSupervisor {
   /** Stops working on the job, leaving its status as it is; resolves when the runner has let go. */
   async cancel(jobId: string): Promise<void> {
     const runner = this.#runners.get(jobId);
+    this.#stats.delete(jobId);
     if (runner === undefined) return;
     this.#runners.delete(jobId);
     await runner.cancel();

@@ -25,6 +25,14 @@ export interface ReplicationSnapshot {
 
 const RATE_WINDOW_MS = 10_000;
 
+/** What survives a restart of the server: the counts (JSON, a job checkpoint). */
+export interface ReplicationCounters {
+  changesApplied: number;
+  transactionsApplied: number;
+  lastAppliedCommitTime: string | null;
+  tableChanges: Record<string, number>;
+}
+
 export class ReplicationStats {
   appliedPosition: string | null = null;
   sourcePosition: string | null = null;
@@ -36,6 +44,34 @@ export class ReplicationStats {
   /** Commit time (ms) of the oldest transaction received and not yet committed on the destination. */
   oldestPendingCommitMs: number | null = null;
   #samples: Array<{ at: number; changes: number }> = [];
+
+  counters(): ReplicationCounters {
+    return {
+      changesApplied: this.changesApplied,
+      transactionsApplied: this.transactionsApplied,
+      lastAppliedCommitTime: this.lastAppliedCommitTime,
+      tableChanges: Object.fromEntries(this.tableChanges),
+    };
+  }
+
+  /** Forgets everything (Restart starts the job over). */
+  reset(): void {
+    this.appliedPosition = null;
+    this.sourcePosition = null;
+    this.lagBytes = null;
+    this.oldestPendingCommitMs = null;
+    this.restore({ changesApplied: 0, transactionsApplied: 0, lastAppliedCommitTime: null, tableChanges: {} });
+  }
+
+  /** Takes the counts back after a restart (the rate starts again from them). */
+  restore(saved: ReplicationCounters): void {
+    this.changesApplied = saved.changesApplied;
+    this.transactionsApplied = saved.transactionsApplied;
+    this.lastAppliedCommitTime = saved.lastAppliedCommitTime;
+    this.tableChanges.clear();
+    for (const [table, count] of Object.entries(saved.tableChanges)) this.tableChanges.set(table, count);
+    this.#samples = [];
+  }
 
   /** Records a committed destination batch. */
   recordBatch(position: string, changes: number, transactions: number, lastCommitTime: string | null, perTable: Map<string, number>, now = Date.now()): void {

@@ -205,6 +205,8 @@ describe('kill -9 of ferry serve during a continuous job under a concurrent work
 
     // 2. Kills during the incremental load, at random moments: sometimes right after the restart, sometimes once changes flow.
     let progressed = 0;
+    // The applied counter survives restarts: a new server has applied changes once it passes the count at the kill.
+    let appliedAtKill = 0;
     while (kills.length < TARGET_KILLS) {
       const up = Date.now();
       let job = await jobOf(client, jobId);
@@ -212,7 +214,7 @@ describe('kill -9 of ferry serve during a continuous job under a concurrent work
         await sleep(between(0, 1_500));
       } else {
         const deadline = Date.now() + 60_000;
-        while (job.replication === null || job.replication.changesApplied === 0) {
+        while (job.replication === null || job.replication.changesApplied <= appliedAtKill) {
           if (job.status === 'FAILED') throw new Error(`job failed during the incremental load: ${JSON.stringify(job.error)}`);
           if (Date.now() > deadline) throw new Error(`no change applied within 60 s after restart: ${JSON.stringify(job)}`);
           await sleep(100);
@@ -224,13 +226,14 @@ describe('kill -9 of ferry serve during a continuous job under a concurrent work
       job = await jobOf(client, jobId);
       if (job.status === 'FAILED') throw new Error(`job failed during the incremental load: ${JSON.stringify(job.error)}`);
       expect(job.phase).toBe('INCREMENTAL_LOAD');
+      appliedAtKill = job.replication?.changesApplied ?? 0;
       await kill(job, Date.now() - up);
       await restart();
     }
     expect(progressed, 'changes were applied between some of the kills').toBeGreaterThan(0);
 
     // Let it catch up a little under this last server, then stop the workload.
-    const settled = await waitForJobState(client, jobId, (j) => j.replication !== null && j.replication.changesApplied > 0, 90_000);
+    const settled = await waitForJobState(client, jobId, (j) => j.replication !== null && j.replication.changesApplied > appliedAtKill, 90_000);
     expect(settled.status).toBe('RUNNING');
     const stats = await workload.stop();
     workload = null;

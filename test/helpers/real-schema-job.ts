@@ -110,7 +110,7 @@ export async function runRealSchemaJob(options: {
       kills.push(`streaming #${k + 1} (${job.replication?.changesApplied ?? 0} changes applied by that server)`);
       server = await spawnFerryServer({ dataDir, env: FAST_RETRY_ENV });
       client = api(server.url);
-      await waitForJob(current, jobId, 'changes applied after the restart', (j) => j.phase === 'INCREMENTAL_LOAD' && (j.replication?.changesApplied ?? 0) > 0, 90_000);
+      await waitForJob(current, jobId, 'changes applied after the restart', (j) => j.phase === 'INCREMENTAL_LOAD' && (j.replication?.changesApplied ?? 0) > (job.replication?.changesApplied ?? 0), 90_000);
     }
 
     const stats = await workload.stop();
