@@ -3,7 +3,9 @@
  * PostgreSQL source (patterns, unknown profile, unreachable server), and the console's table
  * picker in headless Chromium: the source's schemas and tables as checkboxes, the live count of
  * the tables the patterns match, checkboxes that write include entries, and the created job's
- * selection. What the preview marks selected must be what the job's verify selects.
+ * selection. What the preview marks selected must be what the job's verify selects. And the
+ * profile form's SSH tunnel choice (this server always has tunnels): choosing it shows every
+ * field a tunnel needs, required, so a half-filled tunnel never reaches the server.
  *
  * Screenshot: test-artifacts/screenshots/create-job-objects.png.
  */
@@ -255,5 +257,32 @@ describe('create-job objects: listTables and the table picker', () => {
       expect(await page.getByRole('button', { name: 'Create and verify' }).isEnabled()).toBe(true);
       expect(consoleErrors).toEqual([]);
     }, 120_000);
+
+    it('offers the SSH tunnel with every field it needs, and refuses to send it half filled', async () => {
+      await page.goto(`${server.url}/create/profile`);
+      const form = page.getByRole('form', { name: 'New connection profile' });
+      await form.getByLabel('Display name').fill('Behind a bastion');
+      await form.getByLabel('Profile ID').fill('objects-bastion');
+      await form.getByLabel('Host').fill('10.0.0.5');
+      await form.getByLabel('Username').fill(PG_USER);
+      expect(await form.getByLabel('SSH host').count()).toBe(0);
+      await form.getByLabel('Connectivity method').selectOption('ssh-tunnel');
+      for (const field of ['SSH host', 'SSH port', 'SSH user', 'SSH private key', 'SSH host key fingerprint']) expect(await form.getByLabel(field, { exact: true }).isVisible()).toBe(true);
+      const missing = () =>
+        form.locator('input, textarea').evaluateAll((fields) => fields.filter((f) => (f as HTMLInputElement).validity.valueMissing).map((f) => f.closest('.field')?.querySelector('label')?.textContent ?? '?'));
+      expect(await missing()).toEqual(['SSH host', 'SSH user', 'SSH private key']);
+      await form.getByRole('button', { name: 'Create profile' }).click();
+      await form.getByLabel('SSH host', { exact: true }).fill('bastion.example.com');
+      await form.getByLabel('SSH user', { exact: true }).fill('tunnel');
+      expect(await missing()).toEqual(['SSH private key']);
+      await form.getByRole('button', { name: 'Test connection' }).click();
+      // The browser kept both requests: nothing reached the server.
+      expect((await http.get('/v1/connectionProfiles/objects-bastion')).status).toBe(404);
+      expect(await form.getByTestId('connection-test').count()).toBe(0);
+      await form.getByLabel('Connectivity method').selectOption('direct');
+      expect(await form.getByLabel('SSH host').count()).toBe(0);
+      expect(await missing()).toEqual([]);
+      expect(consoleErrors).toEqual([]);
+    }, 60_000);
   });
 });
