@@ -264,10 +264,7 @@ export class MigrationService implements FerryService {
    */
   async listProfileTables(id: string, raw: z.input<typeof ListTablesInput>): Promise<SourceTableListView> {
     const selection = parseInput(ListTablesInput, raw) ?? SELECT_ALL;
-    const problems = validateSelection(selection);
-    if (problems.length > 0) {
-      throw new FerryError('INVALID_ARGUMENT', `selection: ${problems.join('; ')}`, { details: { fields: problems.map((message) => ({ path: 'selection', message })) } });
-    }
+    checkSelection(selection);
     const params = await this.resolveConnection(id);
     const schema = await this.#deps.engines.get(params.engine).readSchema(params, SELECT_ALL);
     const tables = schema.tables
@@ -289,10 +286,7 @@ export class MigrationService implements FerryService {
 
   async createJob(raw: z.input<typeof CreateJobInput>, actor: Actor): Promise<JobView> {
     const input = parseInput(CreateJobInput, raw);
-    const problems = validateSelection(input.selection);
-    if (problems.length > 0) {
-      throw new FerryError('INVALID_ARGUMENT', `selection: ${problems.join('; ')}`, { details: { fields: problems.map((message) => ({ path: 'selection', message })) } });
-    }
+    checkSelection(input.selection);
     const [source, destination] = await Promise.all([
       this.#profile(input.sourceProfileId, 'sourceProfileId'),
       this.#profile(input.destinationProfileId, 'destinationProfileId'),
@@ -857,6 +851,14 @@ function toTestView(report: ConnectionReport): ConnectionTestView {
     checks: report.checks,
     error: report.error === null ? null : { code: report.error.code, message: report.error.message },
   };
+}
+
+/** Refuses malformed include/exclude patterns with INVALID_ARGUMENT naming each. */
+function checkSelection(selection: { include: string[]; exclude: string[] }): void {
+  const problems = validateSelection(selection);
+  if (problems.length > 0) {
+    throw new FerryError('INVALID_ARGUMENT', `selection: ${problems.join('; ')}`, { details: { fields: problems.map((message) => ({ path: 'selection', message })) } });
+  }
 }
 
 /** A test whose SSH tunnel could not open: reported like a failed connection. */
