@@ -16,6 +16,7 @@ import {
   JobObjectView,
   JobView,
   ListQuery,
+  ListTablesInput,
   ProfileView,
   PromoteInput,
   RestartJobInput,
@@ -23,6 +24,8 @@ import {
   UpdateProfileInput,
   SchemaObjectPlanView,
   SchemaObjectReportView,
+  SourceTableListView,
+  SourceTableView,
   VerifyReportView,
   ValidationView,
 } from '../service/inputs.js';
@@ -159,6 +162,9 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [ProfileView, 'ConnectionProfile'],
   [ProfileListView, 'ListConnectionProfilesResponse'],
   [ConnectionTestView, 'ConnectionTestResult'],
+  [ListTablesInput, 'ListConnectionProfileTablesRequest'],
+  [SourceTableView, 'SourceTable'],
+  [SourceTableListView, 'ListConnectionProfileTablesResponse'],
   [JobView, 'MigrationJob'],
   [JobListView, 'ListMigrationJobsResponse'],
   [JobObjectView, 'MigrationJobObject'],
@@ -364,6 +370,20 @@ export const API_ROUTES: readonly ApiRoute[] = [
     response: ConnectionTestView,
     status: 200,
     handler: (service, { params }) => service.testProfile(params.id),
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/connectionProfiles/{id}:listTables',
+    operationId: 'listConnectionProfileTables',
+    summary: "List a source profile's tables with a selection applied",
+    description:
+      'Connects with the stored profile, reads every table a migration job can migrate from it and marks those the include/exclude patterns of the body select (the same patterns as a job\'s selection). Send {} to see every table selected. A database that cannot be reached answers 422 with the connection error.',
+    tag: PROFILES,
+    params: IdParams,
+    body: ListTablesInput,
+    response: SourceTableListView,
+    status: 200,
+    handler: (service, { params, body }) => service.listProfileTables(params.id, body),
   }),
 
   defineRoute({

@@ -7,6 +7,8 @@ import type { JobAction } from '../core/lifecycle.js';
 import type { z } from 'zod';
 import type {
   ConnectionTestView,
+  ListTablesInput,
+  SourceTableListView,
   CreateJobInput,
   CreateProfileInput,
   JobEventView,
@@ -59,6 +61,8 @@ export interface FerryService {
   testProfile(id: string): Promise<ConnectionTestView>;
   /** Connects with an unsaved profile (the create form's Test connection). */
   testProfileInput(input: CreateProfileInput): Promise<ConnectionTestView>;
+  /** Every table of the (source) profile's database, each marked selected or not by the include/exclude patterns. */
+  listProfileTables(id: string, selection: ListTablesInput): Promise<SourceTableListView>;
 
   createJob(input: CreateJobInput, actor: Actor): Promise<JobView>;
   getJob(id: string): Promise<JobView>;

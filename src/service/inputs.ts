@@ -92,6 +92,10 @@ export const ObjectSelectionInput = z.strictObject({
   exclude: z.array(z.string().min(1)).default([]),
 });
 
+/** The body of :listTables: the include/exclude patterns to try on the source's tables; {} selects every table. */
+export const ListTablesInput = ObjectSelectionInput.optional().describe('Send {} (every table selected) or {"include": [...], "exclude": [...]} with "Content-Type: application/json".');
+export type ListTablesInput = z.input<typeof ListTablesInput>;
+
 export const CreateJobInput = z.strictObject({
   id: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'ids are lowercase letters, digits and -, starting with a letter').optional(),
   displayName,
@@ -385,6 +389,21 @@ export const SchemaObjectReportView = z.object({
   objects: z.array(SchemaObjectPlanView),
 });
 export type SchemaObjectReportView = z.infer<typeof SchemaObjectReportView>;
+
+export const SourceTableView = z.object({
+  schema: z.string().describe('PostgreSQL schema or MySQL database.'),
+  name: z.string(),
+  /** The planner's estimate; -1 when unknown. */
+  estimatedRows: z.number().int().describe("The source's own estimate of the row count; -1 when unknown."),
+  selected: z.boolean().describe('True when the include/exclude patterns of the request select this table.'),
+});
+export type SourceTableView = z.infer<typeof SourceTableView>;
+
+export const SourceTableListView = z.object({
+  /** Every table of the source a job can migrate, by schema and name, with whether the patterns select it. */
+  tables: z.array(SourceTableView),
+});
+export type SourceTableListView = z.infer<typeof SourceTableListView>;
 
 export const ConnectionTestView = z.object({
   ok: z.boolean(),

@@ -14,7 +14,7 @@ import {
   type JobAction,
 } from '../core/lifecycle.js';
 import { DEFAULT_MAX_PARKED_CHANGES, runningMillisAt, withStatus, type JobObject, type MigrationJob } from '../core/migration-job.js';
-import { validateSelection } from '../core/object-selection.js';
+import { isTableSelected, SELECT_ALL, validateSelection } from '../core/object-selection.js';
 import { resolveSchemaMapping, mapDatabaseSchema, validateSchemaMapping } from '../core/schema-mapping.js';
 import { pairChecks } from '../core/job-checks.js';
 import { qualifiedName, type DatabaseSchema } from '../core/schema.js';
@@ -31,6 +31,7 @@ import {
   CreateProfileInput,
   JobListQuery,
   ListQuery,
+  ListTablesInput,
   PromoteInput,
   RestartJobInput,
   UpdateJobInput,
@@ -41,6 +42,7 @@ import {
   type JobView,
   type ProfileView,
   type SchemaObjectReportView,
+  type SourceTableListView,
   type VerifyReportView,
   type ValidationView,
 } from './inputs.js';
@@ -255,6 +257,23 @@ export class MigrationService implements FerryService {
   }
 
   /**
+   * The tables a job with this profile as its source can migrate (the schema read verify and
+   * the full dump use, every table), each marked with whether the include/exclude patterns
+   * select it: the create form's preview of a selection. A database it cannot reach rejects
+   * with that error (CONNECTION_REFUSED, AUTHENTICATION_FAILED, ...).
+   */
+  async listProfileTables(id: string, raw: z.input<typeof ListTablesInput>): Promise<SourceTableListView> {
+    const selection = parseInput(ListTablesInput, raw) ?? SELECT_ALL;
+    checkSelection(selection);
+    const params = await this.resolveConnection(id);
+    const schema = await this.#deps.engines.get(params.engine).readSchema(params, SELECT_ALL);
+    const tables = schema.tables
+      .map((t) => ({ schema: t.schema, name: t.name, estimatedRows: Math.round(t.estimatedRows), selected: isTableSelected(selection, t.schema, t.name) }))
+      .sort((a, b) => (a.schema === b.schema ? (a.name < b.name ? -1 : 1) : a.schema < b.schema ? -1 : 1));
+    return { tables };
+  }
+
+  /**
    * The profile's connection parameters with secrets decrypted, through its SSH tunnel when
    * it has one (opened, or logged in again, here). For the pipeline; never returned by the API.
    * A secret that cannot be decrypted rejects with SECRET_UNREADABLE (recoverable), naming the profile and the fix.
@@ -267,10 +286,7 @@ export class MigrationService implements FerryService {
 
   async createJob(raw: z.input<typeof CreateJobInput>, actor: Actor): Promise<JobView> {
     const input = parseInput(CreateJobInput, raw);
-    const problems = validateSelection(input.selection);
-    if (problems.length > 0) {
-      throw new FerryError('INVALID_ARGUMENT', `selection: ${problems.join('; ')}`, { details: { fields: problems.map((message) => ({ path: 'selection', message })) } });
-    }
+    checkSelection(input.selection);
     const [source, destination] = await Promise.all([
       this.#profile(input.sourceProfileId, 'sourceProfileId'),
       this.#profile(input.destinationProfileId, 'destinationProfileId'),
@@ -835,6 +851,14 @@ function toTestView(report: ConnectionReport): ConnectionTestView {
     checks: report.checks,
     error: report.error === null ? null : { code: report.error.code, message: report.error.message },
   };
+}
+
+/** Refuses malformed include/exclude patterns with INVALID_ARGUMENT naming each. */
+function checkSelection(selection: { include: string[]; exclude: string[] }): void {
+  const problems = validateSelection(selection);
+  if (problems.length > 0) {
+    throw new FerryError('INVALID_ARGUMENT', `selection: ${problems.join('; ')}`, { details: { fields: problems.map((message) => ({ path: 'selection', message })) } });
+  }
 }
 
 /** A test whose SSH tunnel could not open: reported like a failed connection. */

@@ -179,6 +179,11 @@ class InMemoryFerryService implements FerryService {
     this.profile(id);
     return TEST_OK;
   }
+  async listProfileTables(id: string, selection: Parameters<FerryService['listProfileTables']>[1]): ReturnType<FerryService['listProfileTables']> {
+    this.record('listProfileTables', id, selection);
+    this.profile(id);
+    return { tables: [{ schema: 'public', name: 'orders', estimatedRows: 10, selected: true }] };
+  }
   async testProfileInput(input: Parameters<FerryService['testProfileInput']>[0]): Promise<ConnectionTestView> {
     this.record('testProfileInput', input);
     return TEST_OK;
@@ -334,6 +339,13 @@ describe('routing', () => {
     },
     deleteConnectionProfile: { method: 'DELETE', url: '/v1/connectionProfiles/dst', status: 204, call: { method: 'deleteProfile', args: ['dst', 'api'] } },
     testConnectionProfile: { method: 'POST', url: '/v1/connectionProfiles/src:test', body: {}, status: 200, call: { method: 'testProfile', args: ['src'] } },
+    listConnectionProfileTables: {
+      method: 'POST',
+      url: '/v1/connectionProfiles/src:listTables',
+      body: { include: ['public'] },
+      status: 200,
+      call: { method: 'listProfileTables', args: ['src', { include: ['public'] }] },
+    },
     listMigrationJobs: {
       method: 'GET',
       url: '/v1/migrationJobs?status=RUNNING,FAILED&search=orders&orderBy=updateTime%20desc',

@@ -13,7 +13,9 @@ import type {
   JobListOrder,
   JobObject,
   JobStatus,
+  ObjectSelection,
   Profile,
+  SourceTable,
   UpdateJobInput,
   UpdateProfileInput,
   VerifyReport,
@@ -200,6 +202,9 @@ export const api = {
   updateProfile: (id: string, input: UpdateProfileInput) => request<Profile>('PATCH', `/v1/connectionProfiles/${segment(id)}`, { body: input }),
   deleteProfile: (id: string) => request<void>('DELETE', `/v1/connectionProfiles/${segment(id)}`),
   testProfile: (id: string) => request<ConnectionTest>('POST', `/v1/connectionProfiles/${segment(id)}:test`),
+  /** Every table of the profile's database, each marked with whether `selection` selects it. */
+  listProfileTables: async (id: string, selection: ObjectSelection, signal?: AbortSignal) =>
+    (await request<{ tables: SourceTable[] }>('POST', `/v1/connectionProfiles/${segment(id)}:listTables`, { body: selection, signal })).tables,
   testProfileInput: (input: CreateProfileInput) => request<ConnectionTest>('POST', '/v1/connectionProfiles:test', { body: input }),
 };
 

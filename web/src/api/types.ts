@@ -237,6 +237,21 @@ export interface VerifyReport {
   checks: VerifyCheck[];
 }
 
+/** The include/exclude patterns of a job: "schema" or "schema.table", "*" any run of characters. */
+export interface ObjectSelection {
+  include: string[];
+  exclude: string[];
+}
+
+/** A table of a source profile's database, and whether the patterns asked about select it. */
+export interface SourceTable {
+  schema: string;
+  name: string;
+  /** The source's estimate; -1 when unknown. */
+  estimatedRows: number;
+  selected: boolean;
+}
+
 export interface ConnectionTest {
   ok: boolean;
   serverVersion: string | null;

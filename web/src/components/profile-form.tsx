@@ -188,6 +188,8 @@ export function ProfileForm({
 
   const needsCa = state.tlsMode === 'server-only' || state.tlsMode === 'server-client';
   const needsClient = state.tlsMode === 'server-client';
+  /** A stored SSH key may stay; without one the key is required. */
+  const sshKeyStored = editing && profile.sshTunnel?.privateKeySet === true;
   return (
     <form className="form" onSubmit={(event) => void submit(event)} aria-label={editing ? 'Edit connection profile' : 'New connection profile'}>
       <div className="form-grid">
@@ -262,7 +264,14 @@ export function ProfileForm({
             </select>
           )}
         </Field>
-        <Field label="Connectivity method">
+        <Field
+          label="Connectivity method"
+          hint={
+            state.connectivityMethod === 'ssh-tunnel'
+              ? 'Ferry logs in to the SSH server below with its private key and reaches the database from there: Host and Port above are the database as that SSH server sees it.'
+              : undefined
+          }
+        >
           {(id) => (
             <select id={id} value={state.connectivityMethod} onChange={(e) => set('connectivityMethod', e.target.value as ConnectivityMethod)}>
               <option value="direct">Direct</option>
@@ -271,12 +280,15 @@ export function ProfileForm({
           )}
         </Field>
         {state.connectivityMethod === 'ssh-tunnel' && (
+          // Every field a tunnel needs is here and required, so the form cannot be sent half filled.
           <>
-            <Field label="SSH host">{(id) => <input id={id} value={state.sshHost} onChange={(e) => set('sshHost', e.target.value)} />}</Field>
-            <Field label="SSH port" hint="Default 22.">{(id) => <input id={id} inputMode="numeric" value={state.sshPort} onChange={(e) => set('sshPort', e.target.value)} />}</Field>
-            <Field label="SSH user">{(id) => <input id={id} value={state.sshUser} onChange={(e) => set('sshUser', e.target.value)} />}</Field>
-            <Field label="SSH private key" hint={editing && profile.sshTunnel?.privateKeySet ? 'A key is stored (encrypted, never shown). Paste a new one to replace it.' : 'Unencrypted OpenSSH or PEM key. Write-only: stored encrypted, never shown.'}>
-              {(id) => <textarea id={id} rows={4} autoComplete="off" value={state.sshPrivateKey} onChange={(e) => set('sshPrivateKey', e.target.value)} />}
+            <Field label="SSH host">{(id) => <input id={id} required maxLength={255} value={state.sshHost} onChange={(e) => set('sshHost', e.target.value)} placeholder="bastion.example.com" />}</Field>
+            <Field label="SSH port" hint="Default 22.">
+              {(id) => <input id={id} type="number" min={1} max={65535} value={state.sshPort} onChange={(e) => set('sshPort', e.target.value)} placeholder="22" />}
+            </Field>
+            <Field label="SSH user">{(id) => <input id={id} required maxLength={128} autoComplete="off" value={state.sshUser} onChange={(e) => set('sshUser', e.target.value)} />}</Field>
+            <Field label="SSH private key" hint={sshKeyStored ? 'A key is stored (encrypted, never shown). Paste a new one to replace it.' : 'Unencrypted OpenSSH or PEM key. Write-only: stored encrypted, never shown.'}>
+              {(id) => <textarea id={id} rows={4} required={!sshKeyStored} autoComplete="off" value={state.sshPrivateKey} onChange={(e) => set('sshPrivateKey', e.target.value)} />}
             </Field>
             <Field label="SSH host key fingerprint" hint="SHA256:... (ssh-keygen -lf). Empty: the first key seen is recorded and a different one refused later.">
               {(id) => <input id={id} value={state.sshHostKeyFingerprint} onChange={(e) => set('sshHostKeyFingerprint', e.target.value)} />}

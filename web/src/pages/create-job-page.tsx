@@ -15,18 +15,12 @@ import { ConnectionTestResult } from '../components/connection-test-result';
 import { JobActionButtons } from '../components/job-action-buttons';
 import { ProfileForm } from '../components/profile-form';
 import { StatusBadge } from '../components/status-badge';
+import { patterns, TablePicker } from '../components/table-picker';
 import { engineName } from '../lib/format';
 import { Link, navigate, paths } from '../lib/router';
 import { usePolling } from '../lib/use-polling';
 
 const STEPS = ['Get started', 'Source', 'Destination', 'Objects', 'Verify'] as const;
-
-function patterns(text: string): string[] {
-  return text
-    .split(/[\n,]/)
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-}
 
 function profileLabel(profile: Profile): string {
   return `${profile.displayName} (${engineName(profile.engine)}, ${profile.host}:${profile.port}${profile.database ? `/${profile.database}` : ''})`;
@@ -317,8 +311,9 @@ export function CreateJobPage() {
             <h2>Choose the objects to migrate</h2>
             <p className="muted">
               Leave both lists empty to migrate every table. One pattern per line: <code>schema</code> or <code>schema.table</code>; <code>*</code> matches
-              any run of characters.
+              any run of characters. Checking a schema or a table below adds it to Include.
             </p>
+            <TablePicker profileId={sourceId} include={include} exclude={exclude} onIncludeChange={setInclude} />
             <div className="form-grid">
               <div className="field">
                 <label htmlFor="include">Include</label>
