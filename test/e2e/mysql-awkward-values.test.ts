@@ -297,7 +297,7 @@ describe('PostgreSQL to MySQL', () => {
 });
 
 describe('PostgreSQL values MySQL cannot hold', () => {
-  it('refuses them naming the table, the column and the row (dump: its place in the copy; stream: its key and the value)', async () => {
+  it('refuses them naming the table, the column and the row (dump: its place in the copy; stream: the parked table, its key and the value)', async () => {
     const source = await createTestDatabase(PG_SOURCE_PORT, 'ferry_awk');
     cleanups.push(() => source.drop());
     const schema = `inf_${randomBytes(4).toString('hex')}`;
@@ -313,9 +313,13 @@ describe('PostgreSQL values MySQL cannot hold', () => {
     await service.applyJobAction(id, 'start', 'test');
     expect((await waitForJob(id, streaming, 'Incremental load')).error).toBeNull();
     await source.client.query(`INSERT INTO "${schema}".events VALUES (5, 'infinity', 2)`);
-    const failed = await waitForJob(id, (j) => j.status === 'FAILED', 'Failed');
-    expect(failed.error?.code).toBe('DATA_ERROR');
-    expect(failed.error?.message).toContain(`Table ${schema}.events, row id=5: ${schema}.events.at holds infinity`);
+    // A value the destination cannot hold parks that table (Running with errors): the other tables go on.
+    const parked = await waitForJob(id, (j) => j.status === 'RUNNING_WITH_ERRORS' && j.error !== null, 'Running with errors');
+    expect(parked.error?.code).toBe('DATA_ERROR');
+    expect(parked.error?.message).toContain(`${schema}.events`);
+    expect(parked.error?.message).toContain(`${schema}.events.at holds infinity`);
+    expect(parked.error?.message).toContain('id=5');
+    await service.applyJobAction(id, 'stop', 'test');
 
     const oneTime = await job('one-time', await profile('postgresql', PG_SOURCE_PORT, source.params.database), await profile('mysql', MYSQL_PORT, null), schema, { schemaMapping: { [schema]: `${schema}_b` } });
     cleanups.push(async () => {
