@@ -164,6 +164,8 @@ interface Scenario {
   destination: CrossSide;
   workload: CrossWorkload;
   oracleWriter: () => Promise<SourceWriter>;
+  /** No other job replicates into the destination server: Ferry's `_ferry` database must be gone after promote. */
+  destinationAlone: boolean;
   /** Checks after Completed that are particular to the source engine (slots, publications). */
   afterCompleted?: () => Promise<void>;
 }
@@ -293,6 +295,16 @@ async function runKills(s: Scenario): Promise<void> {
   const objects = await objectsOf(client, s.jobId);
   expect(objects.every((o) => o.state === 'COMPLETED'), JSON.stringify(objects)).toBe(true);
   await s.afterCompleted?.();
+  if (s.destination.engine === 'mysql') {
+    // The job's bookkeeping on the destination (position, parked tables) is gone; the whole `_ferry` database when no other job uses the server.
+    const [databases] = await s.destination.connection.query(`SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '_ferry'`);
+    if (s.destinationAlone) expect(databases, 'the _ferry database is dropped from a destination no job replicates into').toEqual([]);
+    const [tables] = await s.destination.connection.query(`SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = '_ferry'`);
+    for (const { name } of tables as Array<{ name: string }>) {
+      const [rows] = await s.destination.connection.query(`SELECT * FROM \`_ferry\`.\`${name}\` WHERE job_id = ?`, [s.jobId]);
+      expect(rows, `_ferry.${name} keeps nothing of the promoted job`).toEqual([]);
+    }
+  }
 
   // The oracles: no change lost, none applied twice.
   const expected = expectedOracles(oracle);
@@ -376,6 +388,8 @@ describe('kill -9 of ferry serve during continuous jobs to MariaDB (dump, stream
       destination: { engine: 'mysql', connection: mysqlAdmin, schema },
       workload: new CrossWorkload({ engine: 'postgresql', connection: db.params, schema, workers: 2, seed: SEED % 997, pauseMs: 4, truncateEvery: 40 }),
       oracleWriter: () => postgresWriter(db.params, schema),
+      // Other test files' jobs replicate into the shared server.
+      destinationAlone: false,
       afterCompleted: async () => {
         const slots = await db.client.query(`SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`);
         expect(slots.rows, 'no slot is left on the source').toEqual([]);
@@ -410,6 +424,7 @@ describe('kill -9 of ferry serve during continuous jobs to MariaDB (dump, stream
       destination: { engine: 'mysql', connection: destination, schema: source.name },
       workload: new CrossWorkload({ engine: 'mysql', connection: source.params, workers: 2, seed: SEED % 997, pauseMs: 4, truncateEvery: 40 }),
       oracleWriter: () => mysqlWriter(source.name),
+      destinationAlone: true,
     });
   }, 300_000);
 });
