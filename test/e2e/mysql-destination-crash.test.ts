@@ -244,8 +244,10 @@ async function runKills(s: Scenario): Promise<void> {
       if (betweenTables) dumpKills++;
       if (dumping.includes('audit_log')) auditKilled = true;
       for (const o of dumped) if (!kept.has(o.name)) kept.set(o.name, o.updateTime);
+      // The new server took the job back up. A retryable error of the servers themselves (seen: the
+      // shared MariaDB losing one of its temporary files in /tmp) shows as Running with errors while Ferry retries.
       const after = await jobOf(client, s.jobId);
-      expect(after.status, JSON.stringify(after)).toBe('RUNNING');
+      expect(after.status === 'RUNNING' || (after.status === 'RUNNING_WITH_ERRORS' && after.error?.retryable === true), JSON.stringify(after)).toBe(true);
       continue;
     }
     if (Date.now() > dumpDeadline) throw new Error(`the dump made no progress: ${JSON.stringify(objects)}`);
@@ -279,7 +281,7 @@ async function runKills(s: Scenario): Promise<void> {
   expect(stats?.errors, stats?.errors.join('\n')).toEqual([]);
   expect(oracle.errors, oracle.errors.join('\n')).toEqual([]);
   expect(oracle.committed).toBeGreaterThan(0);
-  for (const op of ['changeAllTypesKey', 'deleteAllTypes', 'multiTableTransaction', 'rolledBackTransaction', 'transfer']) {
+  for (const op of ['changeAllTypesKey', 'deleteAllTypes', 'multiTableTransaction', 'rolledBackTransaction', 'transfer', 'changeAccountKey', 'truncate']) {
     expect(stats?.ops[op] ?? 0, op).toBeGreaterThan(0);
   }
 
