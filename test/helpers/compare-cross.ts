@@ -8,6 +8,9 @@
  * - both sides are read ordered by the primary key (a page at a time and merged when the key is
  *   one integer column, so memory stays bounded); rows are matched by key: a key present on
  *   one side only is a difference, and so are the row counts;
+ * - a table without a primary key (on the source) is compared as a multiset: each row's
+ *   normalized values are its key, and a row appearing n times on one side must appear n
+ *   times on the other (duplicates allowed, none lost, none applied twice);
  * - each value is normalized per the documented mapping of docs/type-mapping.md, chosen from
  *   the PostgreSQL side's type: `tinyint(1)` 0 is false and any other value true,
  *   `bytea` ↔ blob bytes (hex), `timestamptz` ↔ a UTC `timestamp`/`datetime`, `set` ↔
@@ -32,7 +35,7 @@ export type CrossSide =
 export interface CrossDifference {
   kind: 'missing-table' | 'columns' | 'row-count' | 'missing-row' | 'extra-row' | 'value';
   table: string;
-  /** The primary key, as `col=value, ...` (source values). */
+  /** The primary key, as `col=value, ...` (source values); every column for a table without one. */
   key?: string;
   column?: string;
   message: string;
@@ -195,7 +198,7 @@ async function readMysqlRows(side: Extract<CrossSide, { engine: 'mysql' }>, tabl
   const select = info.columns.map((c, i) => mysqlSelect(c, kinds[i] as ValueKind)).join(', ');
   const key = info.primaryKey.map(mysqlIdent);
   const where = page.after === null ? '' : ` WHERE ${key[0]} > ?`;
-  const sql = `SELECT ${select} FROM ${mysqlIdent(side.schema)}.${mysqlIdent(table)}${where} ORDER BY ${key.join(', ')}${page.limit === null ? '' : ` LIMIT ${page.limit}`}`;
+  const sql = `SELECT ${select} FROM ${mysqlIdent(side.schema)}.${mysqlIdent(table)}${where} ${key.length === 0 ? '' : ` ORDER BY ${key.join(', ')}`}${page.limit === null ? '' : ` LIMIT ${page.limit}`}`;
   // The text the server sends, unparsed (typeCast: false): mysql2's own parsing of DOUBLE text
   // is off by one unit in the last place for some values (9925751.898718413 reads as ...411).
   const [rows] = await side.connection.query({ sql, values: page.after === null ? [] : [page.after], rowsAsArray: true, typeCast: false });
@@ -220,7 +223,7 @@ async function readPostgresRows(side: Extract<CrossSide, { engine: 'postgresql' 
   const select = info.columns.map((c) => pgIdent(c.name)).join(', ');
   const key = info.primaryKey.map(pgIdent);
   const where = page.after === null ? '' : ` WHERE ${key[0]} > $1`;
-  const text = `SELECT ${select} FROM ${pgIdent(side.schema)}.${pgIdent(table)}${where} ORDER BY ${key.join(', ')}${page.limit === null ? '' : ` LIMIT ${page.limit}`}`;
+  const text = `SELECT ${select} FROM ${pgIdent(side.schema)}.${pgIdent(table)}${where}${key.length === 0 ? '' : ` ORDER BY ${key.join(', ')}`}${page.limit === null ? '' : ` LIMIT ${page.limit}`}`;
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     for (const s of [`SET LOCAL TimeZone = 'UTC'`, `SET LOCAL DateStyle = 'ISO, MDY'`, `SET LOCAL IntervalStyle = 'postgres'`, `SET LOCAL extra_float_digits = 1`, `SET LOCAL bytea_output = 'hex'`]) {
@@ -561,17 +564,14 @@ export async function compareAcrossEngines(source: CrossSide, destination: Cross
         continue;
       }
     }
-    if (src.primaryKey.length === 0) {
-      differences.push({ kind: 'columns', table: name, message: `${name} has no primary key on the source: this oracle matches rows by key` });
-      continue;
-    }
     const kinds = src.columns.map((c, i) => valueKind({ engine: source.engine, type: c.type }, { engine: destination.engine, type: (dst.columns[i] as ColumnInfo).type }));
-    const keyIndexes = src.primaryKey.map((k) => srcNames.indexOf(k));
+    // Without a primary key, the whole row is the key and rows are counted (a multiset).
+    const keyIndexes = src.primaryKey.length === 0 ? srcNames.map((_, i) => i) : src.primaryKey.map((k) => srcNames.indexOf(k));
     const stripNul = (engine: 'mysql' | 'postgresql', kind: ValueKind, value: Value) =>
       options.nulStripped === true && engine === 'mysql' && (kind === 'text' || kind === 'char') && value !== null ? value.replaceAll('\u0000', '') : value;
     const normalizeRow = (engine: 'mysql' | 'postgresql', row: Value[]) =>
       row.map((v, i) => normalizeValue(kinds[i] as ValueKind, engine, stripNul(engine, kinds[i] as ValueKind, v)));
-    const keyOf = (row: Value[]) => keyIndexes.map((i) => row[i] ?? 'NULL').join('\u0001');
+    const keyOf = (row: Value[]) => keyIndexes.map((i) => row[i] ?? '\u0002NULL').join('\u0001');
     const describeKey = (row: Value[]) => keyIndexes.map((i) => `${srcNames[i]}=${row[i]}`).join(', ');
     const compareRow = (raw: Value[], normalized: Value[], other: { raw: Value[]; normalized: Value[] }) => {
       for (let i = 0; i < normalized.length; i++) {
@@ -630,23 +630,28 @@ export async function compareAcrossEngines(source: CrossSide, destination: Cross
         }
       }
     } else {
-      const destinationByKey = new Map<string, { raw: Value[]; normalized: Value[] }>();
+      // Several rows per key only without a primary key: each source row takes one of them.
+      const destinationByKey = new Map<string, Array<{ raw: Value[]; normalized: Value[] }>>();
       for await (const raw of dstRows) {
         dstCount++;
         const normalized = normalizeRow(destination.engine, raw);
-        destinationByKey.set(keyOf(normalized), { raw, normalized });
+        const key = keyOf(normalized);
+        const same = destinationByKey.get(key);
+        if (same === undefined) destinationByKey.set(key, [{ raw, normalized }]);
+        else same.push({ raw, normalized });
       }
       for await (const raw of srcRows) {
         srcCount++;
         const normalized = normalizeRow(source.engine, raw);
         const key = keyOf(normalized);
-        const other = destinationByKey.get(key);
-        destinationByKey.delete(key);
+        const same = destinationByKey.get(key);
+        const other = same?.shift();
+        if (same?.length === 0) destinationByKey.delete(key);
         if (full()) continue;
         if (other === undefined) missing(raw);
         else compareRow(raw, normalized, other);
       }
-      for (const other of destinationByKey.values()) if (!full()) extra(other.raw);
+      for (const same of destinationByKey.values()) for (const other of same) if (!full()) extra(other.raw);
     }
     if (srcCount !== dstCount) {
       differences.push({ kind: 'row-count', table: name, message: `${name}: ${srcCount} rows on the source, ${dstCount} on the destination`, source: srcCount, destination: dstCount });
