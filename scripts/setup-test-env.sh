@@ -149,10 +149,15 @@ log_bin = /var/log/mysql/mariadb-bin
 binlog_format = ROW
 binlog_row_image = FULL
 local_infile = ON
-max_connections = 300'
+max_connections = 300
+# A temporary directory of its own: a mariadbd starting with the same tmpdir (the tests start
+# private servers) deletes every #sql* file there, including the live temporary tables of this server
+# which then fail (10.11 crashes with signal 11 in create_tmp_table_for_schema).
+tmpdir = /var/lib/mysql-tmp'
 mariadb_ping() { mysqladmin --protocol=socket -uroot ping >/dev/null 2>&1; }
 mariadb_start() {
   as_root install -d -o mysql -g mysql -m 0755 /run/mysqld /var/log/mysql
+  as_root install -d -o mysql -g mysql -m 0750 /var/lib/mysql-tmp
   # --pidfile: the tests' private mariadbd processes must not count as this server running.
   as_root start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd -- --user=mysql
   for _ in $(seq 1 120); do mariadb_ping && return 0; sleep 0.5; done

@@ -91,7 +91,10 @@ describe('a dump resumed between the tables of a cascade group copies the group 
           break;
         }
         if (parent?.state === 'DUMPED') throw new Error(`the parent was copied before the kill could land: ${JSON.stringify(objects)}`);
-        if (Date.now() > deadline) throw new Error(`the dump never reached the child copied, parent copying: ${JSON.stringify(objects)}`);
+        if (Date.now() > deadline) {
+          const job = await client.getOk<{ status: string; phase: string | null; error: unknown }>('/v1/migrationJobs/fkres');
+          throw new Error(`the dump never reached the child copied, parent copying: ${JSON.stringify(objects)}; job ${job.status} ${job.phase ?? ''} ${JSON.stringify(job.error)}`);
+        }
         await sleep(20);
       }
       const exit = await server.kill('SIGKILL');

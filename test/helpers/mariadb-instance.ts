@@ -6,7 +6,7 @@
  * (purging the main server's binlog would break the continuous jobs of other test files).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -42,11 +42,15 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function startMariadbInstance(options: { serverId?: number; extraArgs?: string[] } = {}): Promise<MariadbInstance> {
   const root = mkdtempSync(join(tmpdir(), 'ferry-mariadb-'));
   const dataDir = join(root, 'data');
+  // A temporary directory of its own: a mariadbd starting (or bootstrapping) with a shared
+  // tmpdir deletes the #sql* files of every other server there (MariaDB 10.11 then crashes).
+  const tmp = join(root, 'tmp');
+  mkdirSync(tmp);
   const asRoot = process.getuid?.() === 0;
   // --no-defaults: the system server's my.cnf (user, log paths, port) must not leak in.
   const install = spawnSync(
     INSTALL_DB,
-    ['--no-defaults', `--datadir=${dataDir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...(asRoot ? ['--user=root'] : [])],
+    ['--no-defaults', `--datadir=${dataDir}`, `--tmpdir=${tmp}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...(asRoot ? ['--user=root'] : [])],
     { encoding: 'utf8' },
   );
   if (install.status !== 0) {
@@ -61,6 +65,7 @@ export async function startMariadbInstance(options: { serverId?: number; extraAr
       '--no-defaults',
       ...(asRoot ? ['--user=root'] : []),
       `--datadir=${dataDir}`,
+      `--tmpdir=${tmp}`,
       `--port=${port}`,
       '--bind-address=127.0.0.1',
       `--socket=${join(root, 'mysqld.sock')}`,
