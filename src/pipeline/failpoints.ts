@@ -14,6 +14,7 @@ import { writeSync } from 'node:fs';
 
 /** Every failpoint the pipeline has (the variable may name only these). */
 export const FAILPOINTS = [
+  'before-destination-commit',
   'after-destination-commit',
   'after-table-copy',
   'in-create-replication',

@@ -197,6 +197,7 @@ export async function runIncrementalLoad(
       const flush = async () => {
         await applyPending();
         const position = lastCommit as string;
+        await failpoint('before-destination-commit');
         await applier.commit(position);
         await failpoint('after-destination-commit');
         // Only now is the batch durable on the destination: the source may free its WAL.

@@ -5,7 +5,8 @@
  * carries on (the next life armed with the next failpoint). Every failpoint fires once per
  * pair: during slot/binlog-position creation, after a table's copy (pause: the test stops
  * the job and kills it), during Restart's wipe, after a table's copy again, between post-data
- * steps, between a destination commit and the acknowledgement, in the middle of promote.
+ * steps, between a destination commit and the acknowledgement, before a destination commit,
+ * in the middle of promote.
  *
  * The oracles see double application and loss: an insert-only audit log without a primary key
  * (duplicates allowed: compared as sorted lists, with the source and with what the workload
@@ -232,6 +233,10 @@ describe.each(PAIRS)('failpoints: $name', (pair) => {
       // 6. Killed between a destination commit and the acknowledgement to the source.
       s = await live('after-destination-commit=kill@3');
       await diesAt(s, 'after-destination-commit');
+
+      // 6b. Killed with a batch applied on the destination but not committed (nor acknowledged).
+      s = await live('before-destination-commit=kill@4');
+      await diesAt(s, 'before-destination-commit');
 
       // 7. Killed in the middle of promote: caught up to the marker, the slot not dropped yet.
       s = await live('promote-after-catch-up=kill');
