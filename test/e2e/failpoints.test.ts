@@ -91,7 +91,12 @@ const SCHEMA = (keylessSuffix: string) => [
 interface Pair {
   name: string;
   prefix: string;
-  setup(): Promise<{ side: SourceSide; profile: Parameters<typeof createProfile>[2]; include: string[]; destination: TestDatabase; compare(): Promise<string>; drop(): Promise<void> }>;
+  setup(): Promise<{
+    side: SourceSide; profile: Parameters<typeof createProfile>[2]; include: string[]; destination: TestDatabase;
+    /** PostgreSQL: the position the source's slot holds as confirmed by Ferry. */
+    confirmedPosition?: () => Promise<string | null>;
+    compare(): Promise<string>; drop(): Promise<void>;
+  }>;
 }
 
 const pgAudit = async (client: pg.ClientBase, schema: string) =>
@@ -113,6 +118,7 @@ const PAIRS: Pair[] = [
         profile: source.params,
         include: [],
         destination,
+        confirmedPosition: async () => (await source.client.query<{ p: string | null }>(`SELECT confirmed_flush_lsn::text AS p FROM pg_replication_slots WHERE database = current_database()`)).rows[0]?.p ?? null,
         async compare() {
           const differences = await compareDatabases(source.client, destination.client);
           return differences.length === 0 ? '' : formatDifferences(differences);
@@ -167,6 +173,14 @@ function pgClientConfig(db: TestDatabase): pg.ClientConfig {
   return { host: p.host, port: p.port, user: p.username, database: p.database as string };
 }
 
+/** Waits (at most 60 s) until the server wrote `text`. */
+async function waitForOutput(server: FerryServer, text: string): Promise<void> {
+  for (const deadline = Date.now() + 60_000; !server.output().includes(text);) {
+    if (Date.now() > deadline) throw new Error(`ferry serve did not write "${text}" within 60 s; output:\n${server.output().slice(-3000)}`);
+    await sleep(50);
+  }
+}
+
 afterAll(async () => {
   await stopAllFerryServers();
 }, 60_000);
@@ -209,10 +223,7 @@ describe.each(PAIRS)('failpoints: $name', (pair) => {
 
       // 2. Paused after a table's copy committed, before its state is stored: stopped there, then killed by the test.
       s = await live('after-table-copy=pause');
-      for (const deadline = Date.now() + 60_000; !s.output().includes('failpoint after-table-copy fired: pause');) {
-        if (Date.now() > deadline) throw new Error(`the dump never reached after-table-copy; output:\n${s.output().slice(-3000)}`);
-        await sleep(50);
-      }
+      await waitForOutput(s, 'failpoint after-table-copy fired: pause');
       await run(['jobs', 'stop', jobId]);
       expect((await s.kill('SIGKILL')).signal).toBe('SIGKILL');
 
@@ -235,8 +246,19 @@ describe.each(PAIRS)('failpoints: $name', (pair) => {
       await diesAt(s, 'after-destination-commit');
 
       // 6b. Killed with a batch applied on the destination but not committed (nor acknowledged).
-      s = await live('before-destination-commit=kill@4');
-      await diesAt(s, 'before-destination-commit');
+      // PostgreSQL: paused there first, until the slot hears a newer confirmed position or about
+      // 12 s pass (Ferry's status interval is 10 s), so that an acknowledgement sent too early
+      // reaches the source before the kill; MySQL is acknowledged to nobody.
+      if (env.confirmedPosition === undefined) {
+        s = await live('before-destination-commit=kill@4');
+        await diesAt(s, 'before-destination-commit');
+      } else {
+        s = await live('before-destination-commit=pause@4');
+        await waitForOutput(s, 'failpoint before-destination-commit fired: pause');
+        const atPause = await env.confirmedPosition();
+        for (const deadline = Date.now() + 12_000; Date.now() < deadline && (await env.confirmedPosition()) === atPause;) await sleep(200);
+        expect((await s.kill('SIGKILL')).signal).toBe('SIGKILL');
+      }
 
       // 7. Killed in the middle of promote: caught up to the marker, the slot not dropped yet.
       s = await live('promote-after-catch-up=kill');
