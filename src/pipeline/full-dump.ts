@@ -20,6 +20,7 @@ import type { Logger } from './logger.js';
 import { SOURCE_SCHEMA_CHECKPOINT, tablePositionCheckpoint } from './incremental-load.js';
 import { mapDatabaseSchema, mapQualifiedName, type SchemaMapping } from '../core/schema-mapping.js';
 import { fixSchemaMapping } from './destination-names.js';
+import { failpoint } from './failpoints.js';
 import { actionForeignKeyGroups, carriesForeignKeyActions } from '../core/foreign-key-actions.js';
 
 export interface FullDumpDeps {
@@ -141,6 +142,7 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
         const postData = await schemaWriter.createPostDataObjects(target, { foreignKeys, triggers: !continuous });
         await recordCreatedObjects(store, job.id, postData ?? []);
       }
+      await failpoint('between-post-data-steps');
       await schemaWriter.syncSequences(target);
       await store.putCheckpoint(job.id, POST_DATA_CHECKPOINT, true);
     } finally {
@@ -327,6 +329,7 @@ async function copyTable(
     progress.on('error', () => undefined);
     const result = await writer.replaceTableData(destinationTable, rows.pipe(progress), signal, { sourceEngine: deps.source.kind });
     // The table's changes are applied from the position it was read at; recorded before DUMPED so a DUMPED table always has one.
+    await failpoint('after-table-copy');
     const position = reader.position ?? snapshotPosition;
     if (position !== null) await store.putCheckpoint(jobId, tablePositionCheckpoint(name), position);
     await save({ state: 'DUMPED', rowsCopied: result.rows, bytesCopied: progress.bytes, error: null });

@@ -31,6 +31,7 @@ import { mapDatabaseSchema, mapQualifiedName } from '../core/schema-mapping.js';
 import { mapRowChange, recordedSchemaMapping } from './destination-names.js';
 import { ParkedTables, TableRefused } from './parked-changes.js';
 import { sleep, type RetryPolicy } from './retry-policy.js';
+import { failpoint } from './failpoints.js';
 
 export const REPLICATION_CHECKPOINT = 'replication';
 export const SOURCE_SCHEMA_CHECKPOINT = 'sourceSchema';
@@ -215,7 +216,9 @@ export async function runIncrementalLoad(
       const flush = async () => {
         await applyPending();
         const position = lastCommit as string;
+        await failpoint('before-destination-commit');
         await applier.commit(position);
+        await failpoint('after-destination-commit');
         // Only now is the batch durable on the destination: the source may free its WAL.
         current.acknowledge(position);
         applied = position;

@@ -27,6 +27,7 @@ import type { Clock } from './clock.js';
 import { CREATED_OBJECTS_CHECKPOINT, SCHEMA_SCRIPT_CHECKPOINT, recordCreatedObjects, runFullDumpAttempt, schemaObjectOptions, type DumpFailure } from './full-dump.js';
 import { recordJobEvent, type EventOptions } from './job-transitions.js';
 import type { Logger } from './logger.js';
+import { failpoint } from './failpoints.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
 
 export interface JobRunnerDeps {
@@ -249,6 +250,7 @@ export class JobRunner {
       const { startPosition } = await source.createReplication(sourceParams, spec, logged.filter(describable).map(name), {
         insertOnlyTables: logged.filter((t) => !describable(t)).map(name),
       });
+      await failpoint('in-create-replication');
       const checkpoint: ReplicationCheckpoint = { spec, startPosition };
       await this.#deps.store.putCheckpoint(job.id, REPLICATION_CHECKPOINT, checkpoint);
       this.#log.info({ slot: spec.slotName, startPosition }, 'replication slot and publication ready');
@@ -349,6 +351,7 @@ export class JobRunner {
     } finally {
       await writer.close();
     }
+    await failpoint('promote-after-catch-up');
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
     if (replication !== null) await source.dropReplication(sourceParams, replication.spec);
     const applier = await destination.openChangeApplier(destinationParams, job.id, []);
@@ -416,6 +419,7 @@ export class JobRunner {
         await applier.close();
       }
     }
+    await failpoint('during-restart-wipe');
     const writer = await destination.openSchemaWriter(destinationParams);
     try {
       await writer.truncateTables(loadedTables);
