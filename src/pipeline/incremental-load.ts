@@ -59,6 +59,18 @@ export interface ReplicationCheckpoint {
   spec: ReplicationSpec;
   /** Where the slot started: the position every table's changes are applied from, unless the table has its own. */
   startPosition: string;
+  /**
+   * The key of this job's bookkeeping on the destination (`_ferry` position and parked
+   * changes): unique to this job and this start (the slot's name), so that a job of the same
+   * id elsewhere, or an earlier run whose bookkeeping outlived it, is never read. Absent in
+   * checkpoints written before it existed: those jobs keep their id.
+   */
+  destinationKey?: string;
+}
+
+/** The key of the job's position and parked changes on the destination. */
+export function destinationKeyOf(job: Pick<MigrationJob, 'id'>, replication: ReplicationCheckpoint | null): string {
+  return replication?.destinationKey ?? job.id;
 }
 
 export interface IncrementalLoadDeps {
@@ -124,7 +136,7 @@ export async function runIncrementalLoad(
 
   // Changes arrive with the source's names; the applier knows the tables by their destination names.
   const mapping = await recordedSchemaMapping(store, job.id);
-  const applier: ChangeApplier = await destination.openChangeApplier(deps.destinationParams, job.id, mapDatabaseSchema(schema, mapping).tables);
+  const applier: ChangeApplier = await destination.openChangeApplier(deps.destinationParams, destinationKeyOf(job, replication), mapDatabaseSchema(schema, mapping).tables);
   let healthy = false;
   const parked = new ParkedTables(job, schema.tables.map((t) => ({
     destination: mapQualifiedName(mapping, { schema: t.schema, name: t.name }),

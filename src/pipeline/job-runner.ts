@@ -19,7 +19,7 @@ import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import { pairChecks } from '../core/job-checks.js';
 import { mapDatabaseSchema, mapQualifiedName, resolveSchemaMapping } from '../core/schema-mapping.js';
 import { recordedSchemaMapping } from './destination-names.js';
-import { REPLICATION_CHECKPOINT, SOURCE_SCHEMA_CHECKPOINT, runIncrementalLoad, tablePositionCheckpoint, type ReplicationCheckpoint } from './incremental-load.js';
+import { REPLICATION_CHECKPOINT, SOURCE_SCHEMA_CHECKPOINT, destinationKeyOf, runIncrementalLoad, tablePositionCheckpoint, type ReplicationCheckpoint } from './incremental-load.js';
 import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { MetadataStore } from '../store/metadata-store.js';
@@ -251,7 +251,7 @@ export class JobRunner {
         insertOnlyTables: logged.filter((t) => !describable(t)).map(name),
       });
       await failpoint('in-create-replication');
-      const checkpoint: ReplicationCheckpoint = { spec, startPosition };
+      const checkpoint: ReplicationCheckpoint = { spec, startPosition, destinationKey: spec.slotName };
       await this.#deps.store.putCheckpoint(job.id, REPLICATION_CHECKPOINT, checkpoint);
       this.#log.info({ slot: spec.slotName, startPosition }, 'replication slot and publication ready');
     }
@@ -354,7 +354,7 @@ export class JobRunner {
     await failpoint('promote-after-catch-up');
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
     if (replication !== null) await source.dropReplication(sourceParams, replication.spec);
-    const applier = await destination.openChangeApplier(destinationParams, job.id, []);
+    const applier = await destination.openChangeApplier(destinationParams, destinationKeyOf(job, replication), []);
     try {
       await applier.forgetPosition();
     } finally {
@@ -412,7 +412,7 @@ export class JobRunner {
     if (replication !== null) {
       const { source } = this.#engines(job);
       await source.dropReplication(await this.#deps.resolveConnection(job.sourceProfileId), replication.spec);
-      const applier = await destination.openChangeApplier(destinationParams, job.id, []);
+      const applier = await destination.openChangeApplier(destinationParams, destinationKeyOf(job, replication), []);
       try {
         await applier.forgetPosition();
       } finally {

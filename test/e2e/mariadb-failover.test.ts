@@ -97,7 +97,10 @@ async function gtidBinlogPos(connection: Connection): Promise<string> {
 
 /** The position the job's applier stored on the destination. */
 async function storedPosition(destination: TestDatabase, jobId: string): Promise<string> {
-  const result = await destination.client.query('SELECT position FROM _ferry.replication_position WHERE job_id = $1', [jobId]);
+  // Keyed by the job's replication spec (ferry_<id>_<hash>: unique to this job and start), see destinationKeyOf.
+  const key = `ferry_${jobId.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 44)}_%`;
+  const result = await destination.client.query('SELECT position FROM _ferry.replication_position WHERE job_id LIKE $1', [key]);
+  expect(result.rows.length, 'one position row for the job').toBe(1);
   return String(result.rows[0]?.position ?? '');
 }
 
