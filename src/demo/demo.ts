@@ -150,9 +150,9 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     ferry = await startFerryServer({ host: '127.0.0.1', port: options.port, dataDir, logLevel: 'warn' });
     const api = new ApiClient({ server: ferry.url, actor: 'demo', env: {} });
     for (const [id, server, name] of [['demo-source', source, 'Demo source'], ['demo-destination', destination, 'Demo destination']] as const) {
-      await api.createProfile({ id, displayName: name, engine: 'postgresql', host: '127.0.0.1', port: server.port, database: 'shop', username: 'postgres' } as Parameters<ApiClient['createProfile']>[0]);
+      await api.createProfile({ id, displayName: name, engine: 'postgresql', host: '127.0.0.1', port: server.port, database: 'shop', username: 'postgres' });
     }
-    await api.createJob({ id: JOB_ID, displayName: 'Demo: move the shop', type: 'continuous', sourceProfileId: 'demo-source', destinationProfileId: 'demo-destination' } as Parameters<ApiClient['createJob']>[0]);
+    await api.createJob({ id: JOB_ID, displayName: 'Demo: move the shop', type: 'continuous', sourceProfileId: 'demo-source', destinationProfileId: 'demo-destination' });
     await api.applyJobAction(JOB_ID, 'start');
     say(`Ferry console: ${ferry.url}/  (job ${JOB_ID}; data directory ${dataDir})`);
     say('Waiting for the full dump to finish and the change stream to begin...');

@@ -44,13 +44,12 @@ export const SOURCE_SERVER_CHECKPOINT = 'sourceServer';
 export const REPLICATION_COUNTERS_CHECKPOINT = 'replicationCounters';
 /** How often the counters are written to the store at most. */
 const COUNTERS_SAVE_MS = 5_000;
-const countersSavedAt = new Map<string, number>();
 
 /** Writes the job's counters to the store, at most every COUNTERS_SAVE_MS. */
 async function saveCounters(store: MetadataStore, jobId: string, stats: ReplicationStats, force = false): Promise<void> {
   const now = Date.now();
-  if (!force && now - (countersSavedAt.get(jobId) ?? 0) < COUNTERS_SAVE_MS) return;
-  countersSavedAt.set(jobId, now);
+  if (!force && now - stats.countersSavedAt < COUNTERS_SAVE_MS) return;
+  stats.countersSavedAt = now;
   await store.putCheckpoint(jobId, REPLICATION_COUNTERS_CHECKPOINT, stats.counters());
 }
 

@@ -43,6 +43,8 @@ export class ReplicationStats {
   readonly tableChanges = new Map<string, number>();
   /** Commit time (ms) of the oldest transaction received and not yet committed on the destination. */
   oldestPendingCommitMs: number | null = null;
+  /** When the counters were last written to the store (ms since epoch; 0: never). */
+  countersSavedAt = 0;
   #samples: Array<{ at: number; changes: number }> = [];
 
   counters(): ReplicationCounters {

@@ -32,7 +32,6 @@ import {
   JobListQuery,
   ListQuery,
   ListTablesInput,
-  PromoteInput,
   RestartJobInput,
   UpdateJobInput,
   UpdateProfileInput,
@@ -417,7 +416,7 @@ export class MigrationService implements FerryService {
     if (options.force !== undefined && action !== 'promote') {
       throw new FerryError('INVALID_ARGUMENT', `Only promote takes force; ${action} does not.`, { details: { action } });
     }
-    const force = parseInput(PromoteInput, { force: options.force ?? false }).force ?? false;
+    const force = options.force === true;
     const objects = await this.#restartObjects(job, action, options);
     if (action === 'promote') await this.#requireNothingParked(job, force);
     const now = this.#deps.clock.now();

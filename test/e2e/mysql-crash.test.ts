@@ -14,7 +14,7 @@ import type { Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareAcrossEngines, formatCrossDifferences } from '../helpers/compare-cross.js';
 import { CrossWorkload, createMysqlSource, seededRng } from '../helpers/cross-workload.js';
-import { createJob, createProfile, eventsOf, jobOf, objectsOf, sleep, waitForJob, type JobObject, type JobView } from '../helpers/e2e-jobs.js';
+import { createJob, createProfile, eventsOf, jobOf, objectsOf, sleep, waitForJob, watchCopiedTables, type JobView } from '../helpers/e2e-jobs.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
 import { connectMysqlAdmin, createMysqlTestDatabase, mysqlConnectionParams, type MysqlTestDatabase } from '../helpers/mysql.js';
 import { PG_DEST_PORT, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -131,16 +131,7 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
     };
 
     // 1. Kills during the dump: each once one more table is DUMPED while others still wait.
-    const kept = new Map<string, string>();
-    const violations: string[] = [];
-    const checkKept = (objects: JobObject[]) => {
-      for (const o of objects) {
-        const updateTime = kept.get(o.name);
-        if (updateTime === undefined || o.state === 'REPLICATING' || o.state === 'COMPLETED') continue;
-        if (o.state !== 'DUMPED') violations.push(`${o.name} went back to ${o.state} after a kill`);
-        else if (o.updateTime !== updateTime) violations.push(`${o.name} was copied again (DUMPED at ${updateTime}, then at ${o.updateTime})`);
-      }
-    };
+    const { kept, violations, check: checkKept } = watchCopiedTables();
     const dumpDeadline = Date.now() + 120_000;
     let dumpKills = 0;
     while (dumpKills < 2) {

@@ -25,7 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionParams } from '../../src/core/connection-profile.js';
 import { compareAcrossEngines, formatCrossDifferences, type CrossSide } from '../helpers/compare-cross.js';
 import { CrossWorkload, createMysqlSource, createPostgresSource, seededRng, type Rng } from '../helpers/cross-workload.js';
-import { createJob, createProfile, eventsOf, jobOf, objectsOf, sleep, waitForJob, type JobObject, type JobView } from '../helpers/e2e-jobs.js';
+import { createJob, createProfile, eventsOf, jobOf, objectsOf, sleep, waitForJob, watchCopiedTables, type JobObject, type JobView } from '../helpers/e2e-jobs.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
 import { startMariadbInstance, type MariadbInstance } from '../helpers/mariadb-instance.js';
 import { connectMysqlAdmin, createMysqlTestDatabase, mysqlConnectionParams } from '../helpers/mysql.js';
@@ -211,16 +211,7 @@ async function runKills(s: Scenario): Promise<void> {
   };
 
   // 1. Kills during the dump: each once one more table is DUMPED while others still wait.
-  const kept = new Map<string, string>();
-  const violations: string[] = [];
-  const checkKept = (objects: JobObject[]) => {
-    for (const o of objects) {
-      const updateTime = kept.get(o.name);
-      if (updateTime === undefined || o.state === 'REPLICATING' || o.state === 'COMPLETED') continue;
-      if (o.state !== 'DUMPED') violations.push(`${o.name} went back to ${o.state} after a kill`);
-      else if (o.updateTime !== updateTime) violations.push(`${o.name} was copied again (DUMPED at ${updateTime}, then at ${o.updateTime})`);
-    }
-  };
+  const { kept, violations, check: checkKept } = watchCopiedTables();
   const dumpDeadline = Date.now() + 120_000;
   let dumpKills = 0;
   /** One more kill while the keyless audit_log is being copied: its copy must start over, not add to the rows already in. */

@@ -104,3 +104,22 @@ export async function waitForJob(
 }
 
 export const inIncrementalLoad = (job: JobView) => job.status === 'RUNNING' && job.substatus === 'Incremental load' && job.replication !== null;
+
+/**
+ * Kill tests: tables DUMPED before a kill must stay DUMPED after it, not be copied again.
+ * `kept` maps a table to its object's updateTime when it was seen DUMPED; `check` records a
+ * violation for each kept table that went back or was written again.
+ */
+export function watchCopiedTables(): { kept: Map<string, string>; violations: string[]; check(objects: JobObject[]): void } {
+  const kept = new Map<string, string>();
+  const violations: string[] = [];
+  const check = (objects: JobObject[]) => {
+    for (const o of objects) {
+      const updateTime = kept.get(o.name);
+      if (updateTime === undefined || o.state === 'REPLICATING' || o.state === 'COMPLETED') continue;
+      if (o.state !== 'DUMPED') violations.push(`${o.name} went back to ${o.state} after a kill`);
+      else if (o.updateTime !== updateTime) violations.push(`${o.name} was copied again (DUMPED at ${updateTime}, then at ${o.updateTime})`);
+    }
+  };
+  return { kept, violations, check };
+}
