@@ -1086,8 +1086,9 @@ export async function requireRowBinlog(connection: MysqlConnection): Promise<voi
  * Where the server writes next in its binlog (SHOW MASTER STATUS, or SHOW BINARY LOG STATUS
  * on MySQL 8.4+), with the server's identity. With `gtid`, the GTID state at that position
  * when it can be read consistently: MySQL reports its executed GTID set in the same row (kept
- * when not empty); on MariaDB @@gtid_binlog_pos is read before and after, and kept only when
- * no transaction came between ('' when the server has written no GTID yet).
+ * when not empty); on MariaDB @@gtid_binlog_pos is read before and after, and kept when no
+ * transaction came between ('' when the server has written no GTID yet); on a server that keeps
+ * writing, BINLOG_GTID_POS(file, offset) gives it (a read of the binlog file up to the offset).
  */
 export async function readBinlogPosition(connection: MysqlConnection, options: { gtid?: boolean } = {}): Promise<BinlogPosition> {
   const identity = await readServerIdentity(connection);
@@ -1099,7 +1100,13 @@ export async function readBinlogPosition(connection: MysqlConnection, options: {
     const offset = Number(status.Position);
     if (before !== null) {
       const after = await readMariadbGtidPosition(connection);
-      if (before === after || attempt >= 2) return new BinlogPosition(file, offset, before === after ? carriedGtid(before) : null, identity.id);
+      if (before === after) return new BinlogPosition(file, offset, carriedGtid(before), identity.id);
+      if (attempt >= 2) {
+        // A busy server kept writing between the reads: the state at this exact position, from the binlog.
+        const [rows] = await connection.query('SELECT BINLOG_GTID_POS(?, ?) AS state', [file, offset]);
+        const state = (rows as Array<{ state: unknown }>)[0]?.state;
+        return new BinlogPosition(file, offset, typeof state === 'string' ? carriedGtid(state) : null, identity.id);
+      }
       continue;
     }
     const executed = options.gtid === true ? String(status.Executed_Gtid_Set ?? '').replace(/\s/g, '') : '';
