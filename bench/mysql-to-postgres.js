@@ -13,23 +13,15 @@
 // PostgreSQL database; the order of the two methods alternates between repetitions. The
 // source table is built once per run without writing it to the binlog (sql_log_bin = 0: the
 // binlog is shared with the tests). Everything the benchmark created is removed at the end.
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import pg from 'pg';
+import { DST_PORT as PG_PORT, HOST as PG_HOST, USER as PG_USER, call, createDatabase, dropAllDatabases, dropDatabase, log, median, run, seconds, sleep, startFerry, uid, withClient } from './lib.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MYSQL_HOST = process.env.FERRY_TEST_MYSQL_HOST ?? '127.0.0.1';
 const MYSQL_PORT = Number(process.env.FERRY_TEST_MYSQL_PORT ?? 3306);
 const MYSQL_USER = process.env.FERRY_TEST_MYSQL_USER ?? 'root';
-const PG_HOST = process.env.FERRY_TEST_PG_HOST ?? '127.0.0.1';
-const PG_PORT = Number(process.env.FERRY_TEST_PG_DEST_PORT ?? 5433);
-const PG_USER = process.env.FERRY_TEST_PG_USER ?? 'postgres';
 const ROWS = Number(process.env.BENCH_ROWS ?? 2_000_000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 
@@ -52,123 +44,18 @@ const fillSql = (from, to) => `
          IF(seq % 10 = 0, NULL, REPEAT(CONCAT(MD5(seq), ' '), 1 + seq % 4))
     FROM seq_${from}_to_${to}`;
 
-const log = (message) => process.stderr.write(`[bench] ${message}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const uid = () => randomBytes(4).toString('hex');
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const seconds = (started) => Number(process.hrtime.bigint() - started) / 1e9;
-
-async function withPg(database, fn) {
-  const client = new pg.Client({ host: PG_HOST, port: PG_PORT, user: PG_USER, database });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-const createdPg = [];
-async function createPgDatabase(name) {
-  await withPg('postgres', (c) => c.query(`CREATE DATABASE ${name}`));
-  createdPg.push(name);
-}
-async function dropPgDatabase(name) {
-  await withPg('postgres', (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-  const i = createdPg.indexOf(name);
-  if (i >= 0) createdPg.splice(i, 1);
-}
-
 /** Rows of <schema>.t on the destination, and whether it has a primary key. */
 async function checkLoaded(database, schema) {
-  return withPg(database, async (c) => {
+  return withClient(PG_PORT, database, async (c) => {
     const rows = Number((await c.query(`SELECT count(*) AS n FROM "${schema}".t`)).rows[0].n);
     const key = await c.query(`SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [`"${schema}".t`]);
     return { rows, primaryKey: key.rows.length === 1 };
   });
 }
 
-function run(command, args, options = {}) {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolveRun({ stdout, stderr }) : reject(new Error(`${command} ${args.join(' ')} exited ${code}:\n${stdout}\n${stderr}`))));
-  });
-}
-
-async function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** `ferry serve` from the compiled code, stopped by PID. */
-async function startFerry() {
-  const dataDir = mkdtempSync(join(tmpdir(), 'ferry-bench-m2p-'));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'ferry.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
-    cwd: ROOT,
-    env: { ...process.env, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let output = '';
-  child.stderr.on('data', (d) => (output += d));
-  let exited = false;
-  const exit = new Promise((r) => child.on('exit', () => ((exited = true), r())));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exited) throw new Error(`ferry serve exited: ${output}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`ferry serve did not start: ${output}`);
-    await sleep(100);
-  }
-  return {
-    url,
-    async stop() {
-      if (!exited) {
-        process.kill(child.pid, 'SIGTERM');
-        const timer = setTimeout(() => !exited && process.kill(child.pid, 'SIGKILL'), 10_000);
-        await exit;
-        clearTimeout(timer);
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function call(url, method, path, body) {
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  const parsed = text === '' ? null : JSON.parse(text);
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return parsed;
-}
-
 async function runFerry(ferry, sourceDb, rep) {
   const dst = `bench_m2p_ferry_${uid()}`;
-  await createPgDatabase(dst);
+  await createDatabase(PG_PORT, dst);
   const id = uid();
   const srcId = `src-${id}`;
   const dstId = `dst-${id}`;
@@ -205,13 +92,13 @@ async function runFerry(ferry, sourceDb, rep) {
     await call(ferry.url, 'DELETE', `/v1/connectionProfiles/${dstId}`);
     return wall;
   } finally {
-    await dropPgDatabase(dst);
+    await dropDatabase(PG_PORT, dst);
   }
 }
 
 async function runPgloader(sourceDb, rep, workDir) {
   const dst = `bench_m2p_pgloader_${uid()}`;
-  await createPgDatabase(dst);
+  await createDatabase(PG_PORT, dst);
   try {
     // pgloader's defaults do what Ferry's one-time job does: create the schema (named after
     // the MySQL database) and the table, load the rows, then build the primary key.
@@ -236,7 +123,7 @@ async function runPgloader(sourceDb, rep, workDir) {
     log(`run ${rep}: pgloader ${wall.toFixed(2)} s (${summary.replace(/\s+/g, ' ')})`);
     return wall;
   } finally {
-    await dropPgDatabase(dst);
+    await dropDatabase(PG_PORT, dst);
   }
 }
 
@@ -259,7 +146,7 @@ async function main() {
     const [[size]] = await admin.query('SELECT DATA_LENGTH AS data, AVG_ROW_LENGTH AS avg FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [sourceDb, 't']);
     log(`source table: InnoDB data ${(Number(size.data) / 1e6).toFixed(0)} MB, ${size.avg} bytes per row on average`);
 
-    ferry = await startFerry();
+    ferry = await startFerry({ prefix: 'ferry-bench-m2p-' });
     const ferryRuns = [];
     const pgloaderRuns = [];
     for (let rep = 1; rep <= REPEAT; rep++) {
@@ -295,7 +182,7 @@ async function main() {
     );
   } finally {
     if (ferry) await ferry.stop().catch((e) => log(`stopping Ferry failed: ${e.message}`));
-    for (const name of [...createdPg]) await dropPgDatabase(name).catch((e) => log(`dropping ${name} failed: ${e.message}`));
+    await dropAllDatabases();
     if (sourceCreated) await admin.query(`DROP DATABASE IF EXISTS ${sourceDb}`).catch((e) => log(`dropping ${sourceDb} failed: ${e.message}`));
     await admin.end().catch(() => undefined);
     rmSync(workDir, { recursive: true, force: true });
