@@ -3,7 +3,8 @@
 // `node bench/mysql-to-postgres.js` after `npm run build` (it drives dist/ through the REST
 // API of a `ferry serve` it starts and stops by PID).
 //
-// Environment: BENCH_ROWS (default 2000000), BENCH_REPEAT (default 3),
+// Environment: BENCH_ROWS (default 2000000), BENCH_REPEAT (default 3), BENCH_PGLOADER=0 (Ferry
+// alone, where pgloader is not installed),
 // FERRY_TEST_MYSQL_HOST / FERRY_TEST_MYSQL_PORT / FERRY_TEST_MYSQL_USER (default
 // 127.0.0.1:3306 root, no password), FERRY_TEST_PG_HOST / FERRY_TEST_PG_DEST_PORT /
 // FERRY_TEST_PG_USER (default 127.0.0.1:5433 postgres).
@@ -24,6 +25,7 @@ const MYSQL_PORT = Number(process.env.FERRY_TEST_MYSQL_PORT ?? 3306);
 const MYSQL_USER = process.env.FERRY_TEST_MYSQL_USER ?? 'root';
 const ROWS = Number(process.env.BENCH_ROWS ?? 2_000_000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+const PGLOADER = process.env.BENCH_PGLOADER !== '0';
 
 // A typical order table: integers, a varchar, a decimal, a datetime with milliseconds, a text.
 const TABLE_DDL = `
@@ -134,7 +136,14 @@ async function main() {
   let ferry = null;
   let sourceCreated = false;
   try {
-    const pgloaderVersion = (await run('pgloader', ['--version'])).stdout.split('\n')[0];
+    const pgloaderVersion = await run('pgloader', ['--version']).then(
+      (r) => r.stdout.split('\n')[0],
+      (error) => {
+        if (error.code !== 'ENOENT') throw error;
+        if (!PGLOADER) return null;
+        throw new Error('pgloader is not installed: install it (Debian package pgloader) to compare, or set BENCH_PGLOADER=0 to time Ferry alone');
+      },
+    );
     const [[{ version }]] = await admin.query('SELECT VERSION() AS version');
     log(`building ${sourceDb}.t on MariaDB ${version} at ${MYSQL_HOST}:${MYSQL_PORT}: ${ROWS.toLocaleString('en-US')} rows`);
     await admin.query(`CREATE DATABASE ${sourceDb} CHARACTER SET utf8mb4`);
@@ -151,9 +160,9 @@ async function main() {
     const pgloaderRuns = [];
     for (let rep = 1; rep <= REPEAT; rep++) {
       // Alternate the order so that neither method always runs on warmer servers.
-      if (rep % 2 === 1) {
+      if (rep % 2 === 1 || pgloaderVersion === null) {
         ferryRuns.push(await runFerry(ferry, sourceDb, rep));
-        pgloaderRuns.push(await runPgloader(sourceDb, rep, workDir));
+        if (pgloaderVersion !== null) pgloaderRuns.push(await runPgloader(sourceDb, rep, workDir));
       } else {
         pgloaderRuns.push(await runPgloader(sourceDb, rep, workDir));
         ferryRuns.push(await runFerry(ferry, sourceDb, rep));
@@ -174,9 +183,11 @@ async function main() {
         '| Method | Median s | Rows/s | Runs s |',
         '|---|---:|---:|---|',
         line('Ferry one-time job (REST :start to Completed)', ferryRuns),
-        line(`pgloader (${pgloaderVersion.replace(/^pgloader version /, '').replace(/"/g, '')}, default settings)`, pgloaderRuns),
+        pgloaderVersion === null
+          ? '| pgloader | not run (BENCH_PGLOADER=0) | | |'
+          : line(`pgloader (${pgloaderVersion.replace(/^pgloader version /, '').replace(/"/g, '')}, default settings)`, pgloaderRuns),
         '',
-        'Reproduce: `npm run build && node bench/mysql-to-postgres.js` (BENCH_ROWS and BENCH_REPEAT change the size and the number of runs).',
+        'Reproduce: `npm run build && node bench/mysql-to-postgres.js` (BENCH_ROWS and BENCH_REPEAT change the size and the number of runs; BENCH_PGLOADER=0 leaves pgloader out).',
         '',
       ].join('\n'),
     );
