@@ -22,7 +22,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, cpuMillis, log, percentile, startFerry } from './lib.js';
+import { ROOT, cpuMillis, log, percentile, runBench, startFerry } from './lib.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 1000);
 const TABLES = Number(process.env.BENCH_TABLES ?? 10);
@@ -213,7 +213,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(`[bench] failed: ${error.stack ?? error}`);
-  process.exitCode = 1;
-});
+await runBench(main);

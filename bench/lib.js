@@ -124,7 +124,8 @@ export async function freePort() {
  * `ferry serve` from the compiled code (dist/), on a free port, stopped by its PID.
  * Options: `prefix` of its temporary data directory, or `dataDir` (kept on stop); `logFile`
  * (its output goes there instead of a 20 kB buffer); `logLevel` (FERRY_LOG_LEVEL, default warn);
- * `nodeArgs` (e.g. --cpu-prof). A string argument is the prefix (older callers).
+ * `nodeArgs` (e.g. --cpu-prof). A string argument is the prefix. Stopped by runBench's clean-up
+ * unless stopped before (stop() may be called more than once).
  */
 export async function startFerry(options = {}) {
   const { prefix = 'ferry-bench-', dataDir: givenDir = null, logFile = null, logLevel = process.env.FERRY_LOG_LEVEL ?? 'warn', nodeArgs = [] } =
@@ -159,7 +160,7 @@ export async function startFerry(options = {}) {
     }
     await sleep(100);
   }
-  return {
+  const server = {
     url,
     port,
     pid: child.pid,
@@ -177,6 +178,8 @@ export async function startFerry(options = {}) {
       if (givenDir === null) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  onCleanup(() => server.stop());
+  return server;
 }
 
 /** VmRSS and VmHWM (peak RSS) of a process in bytes, from /proc/PID/status; null once it is gone. */
@@ -213,7 +216,8 @@ export function cpuMillis(pid) {
 
 /**
  * Clean-up steps, undone last-in first-out by runBench: after main ends, fails, or on Ctrl-C
- * (SIGINT) or SIGTERM. A failing step is logged and the others still run.
+ * (SIGINT) or SIGTERM; then the databases createDatabase made and nobody dropped. A failing step
+ * is logged and the others still run.
  */
 const cleanupSteps = [];
 export const onCleanup = (step) => cleanupSteps.push(step);
@@ -226,6 +230,7 @@ async function cleanUp() {
       log(`cleanup step failed: ${error.message}`);
     }
   }
+  await dropAllDatabases();
 }
 
 /** Runs a benchmark's main(), then its clean-up steps (also on failure and on SIGINT/SIGTERM), and exits 0 or 1. */

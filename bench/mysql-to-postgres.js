@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { DST_PORT as PG_PORT, HOST as PG_HOST, USER as PG_USER, call, createDatabase, dropAllDatabases, dropDatabase, log, median, run, seconds, sleep, startFerry, uid, withClient } from './lib.js';
+import { DST_PORT as PG_PORT, HOST as PG_HOST, USER as PG_USER, call, createDatabase, dropDatabase, log, median, onCleanup, run, runBench, seconds, sleep, startFerry, uid, withClient } from './lib.js';
 
 const MYSQL_HOST = process.env.FERRY_TEST_MYSQL_HOST ?? '127.0.0.1';
 const MYSQL_PORT = Number(process.env.FERRY_TEST_MYSQL_PORT ?? 3306);
@@ -132,75 +132,64 @@ async function runPgloader(sourceDb, rep, workDir) {
 async function main() {
   const sourceDb = `bench_m2p_${uid()}`;
   const workDir = mkdtempSync(join(tmpdir(), 'ferry-bench-pgloader-'));
+  onCleanup(() => rmSync(workDir, { recursive: true, force: true }));
   const admin = await mysql.createConnection({ host: MYSQL_HOST, port: MYSQL_PORT, user: MYSQL_USER, multipleStatements: true });
-  let ferry = null;
-  let sourceCreated = false;
-  try {
-    const pgloaderVersion = await run('pgloader', ['--version']).then(
-      (r) => r.stdout.split('\n')[0],
-      (error) => {
-        if (error.code !== 'ENOENT') throw error;
-        if (!PGLOADER) return null;
-        throw new Error('pgloader is not installed: install it (Debian package pgloader) to compare, or set BENCH_PGLOADER=0 to time Ferry alone');
-      },
-    );
-    const [[{ version }]] = await admin.query('SELECT VERSION() AS version');
-    log(`building ${sourceDb}.t on MariaDB ${version} at ${MYSQL_HOST}:${MYSQL_PORT}: ${ROWS.toLocaleString('en-US')} rows`);
-    await admin.query(`CREATE DATABASE ${sourceDb} CHARACTER SET utf8mb4`);
-    sourceCreated = true;
-    await admin.query(`SET SESSION sql_log_bin = 0; USE ${sourceDb}`);
-    await admin.query(TABLE_DDL);
-    for (let from = 1; from <= ROWS; from += 500_000) await admin.query(fillSql(from, Math.min(ROWS, from + 499_999)));
-    await admin.query('ANALYZE TABLE t');
-    const [[size]] = await admin.query('SELECT DATA_LENGTH AS data, AVG_ROW_LENGTH AS avg FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [sourceDb, 't']);
-    log(`source table: InnoDB data ${(Number(size.data) / 1e6).toFixed(0)} MB, ${size.avg} bytes per row on average`);
+  onCleanup(() => admin.end());
+  const pgloaderVersion = await run('pgloader', ['--version']).then(
+    (r) => r.stdout.split('\n')[0],
+    (error) => {
+      if (error.code !== 'ENOENT') throw error;
+      if (!PGLOADER) return null;
+      throw new Error('pgloader is not installed: install it (Debian package pgloader) to compare, or set BENCH_PGLOADER=0 to time Ferry alone');
+    },
+  );
+  const [[{ version }]] = await admin.query('SELECT VERSION() AS version');
+  log(`building ${sourceDb}.t on MariaDB ${version} at ${MYSQL_HOST}:${MYSQL_PORT}: ${ROWS.toLocaleString('en-US')} rows`);
+  await admin.query(`CREATE DATABASE ${sourceDb} CHARACTER SET utf8mb4`);
+  onCleanup(() => admin.query(`DROP DATABASE IF EXISTS ${sourceDb}`));
+  await admin.query(`SET SESSION sql_log_bin = 0; USE ${sourceDb}`);
+  await admin.query(TABLE_DDL);
+  for (let from = 1; from <= ROWS; from += 500_000) await admin.query(fillSql(from, Math.min(ROWS, from + 499_999)));
+  await admin.query('ANALYZE TABLE t');
+  const [[size]] = await admin.query('SELECT DATA_LENGTH AS data, AVG_ROW_LENGTH AS avg FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [sourceDb, 't']);
+  log(`source table: InnoDB data ${(Number(size.data) / 1e6).toFixed(0)} MB, ${size.avg} bytes per row on average`);
 
-    ferry = await startFerry({ prefix: 'ferry-bench-m2p-' });
-    const ferryRuns = [];
-    const pgloaderRuns = [];
-    for (let rep = 1; rep <= REPEAT; rep++) {
-      // Alternate the order so that neither method always runs on warmer servers.
-      if (rep % 2 === 1 || pgloaderVersion === null) {
-        ferryRuns.push(await runFerry(ferry, sourceDb, rep));
-        if (pgloaderVersion !== null) pgloaderRuns.push(await runPgloader(sourceDb, rep, workDir));
-      } else {
-        pgloaderRuns.push(await runPgloader(sourceDb, rep, workDir));
-        ferryRuns.push(await runFerry(ferry, sourceDb, rep));
-      }
+  const ferry = await startFerry({ prefix: 'ferry-bench-m2p-' });
+  const ferryRuns = [];
+  const pgloaderRuns = [];
+  for (let rep = 1; rep <= REPEAT; rep++) {
+    // Alternate the order so that neither method always runs on warmer servers.
+    if (rep % 2 === 1 || pgloaderVersion === null) {
+      ferryRuns.push(await runFerry(ferry, sourceDb, rep));
+      if (pgloaderVersion !== null) pgloaderRuns.push(await runPgloader(sourceDb, rep, workDir));
+    } else {
+      pgloaderRuns.push(await runPgloader(sourceDb, rep, workDir));
+      ferryRuns.push(await runFerry(ferry, sourceDb, rep));
     }
-
-    const line = (name, values) => {
-      const m = median(values);
-      return `| ${name} | ${m.toFixed(2)} | ${Math.round(ROWS / m).toLocaleString('en-US')} | ${values.map((v) => v.toFixed(2)).join(', ')} |`;
-    };
-    process.stdout.write(
-      [
-        '',
-        `MySQL/MariaDB to PostgreSQL: ${ROWS.toLocaleString('en-US')} rows (bigint id, int, varchar(64), decimal(14,2), datetime(3), text; ` +
-          `${(Number(size.data) / 1e6).toFixed(0)} MB InnoDB data), MariaDB ${version} ${MYSQL_HOST}:${MYSQL_PORT} to PostgreSQL ${PG_HOST}:${PG_PORT}, ` +
-          `${REPEAT} runs each, fresh destination database per run, both creating the table and its primary key.`,
-        '',
-        '| Method | Median s | Rows/s | Runs s |',
-        '|---|---:|---:|---|',
-        line('Ferry one-time job (REST :start to Completed)', ferryRuns),
-        pgloaderVersion === null
-          ? '| pgloader | not run (BENCH_PGLOADER=0) | | |'
-          : line(`pgloader (${pgloaderVersion.replace(/^pgloader version /, '').replace(/"/g, '')}, default settings)`, pgloaderRuns),
-        '',
-        'Reproduce: `npm run build && node bench/mysql-to-postgres.js` (BENCH_ROWS and BENCH_REPEAT change the size and the number of runs; BENCH_PGLOADER=0 leaves pgloader out).',
-        '',
-      ].join('\n'),
-    );
-  } finally {
-    if (ferry) await ferry.stop().catch((e) => log(`stopping Ferry failed: ${e.message}`));
-    await dropAllDatabases();
-    if (sourceCreated) await admin.query(`DROP DATABASE IF EXISTS ${sourceDb}`).catch((e) => log(`dropping ${sourceDb} failed: ${e.message}`));
-    await admin.end().catch(() => undefined);
-    rmSync(workDir, { recursive: true, force: true });
   }
+
+  const line = (name, values) => {
+    const m = median(values);
+    return `| ${name} | ${m.toFixed(2)} | ${Math.round(ROWS / m).toLocaleString('en-US')} | ${values.map((v) => v.toFixed(2)).join(', ')} |`;
+  };
+  process.stdout.write(
+    [
+      '',
+      `MySQL/MariaDB to PostgreSQL: ${ROWS.toLocaleString('en-US')} rows (bigint id, int, varchar(64), decimal(14,2), datetime(3), text; ` +
+        `${(Number(size.data) / 1e6).toFixed(0)} MB InnoDB data), MariaDB ${version} ${MYSQL_HOST}:${MYSQL_PORT} to PostgreSQL ${PG_HOST}:${PG_PORT}, ` +
+        `${REPEAT} runs each, fresh destination database per run, both creating the table and its primary key.`,
+      '',
+      '| Method | Median s | Rows/s | Runs s |',
+      '|---|---:|---:|---|',
+      line('Ferry one-time job (REST :start to Completed)', ferryRuns),
+      pgloaderVersion === null
+        ? '| pgloader | not run (BENCH_PGLOADER=0) | | |'
+        : line(`pgloader (${pgloaderVersion.replace(/^pgloader version /, '').replace(/"/g, '')}, default settings)`, pgloaderRuns),
+      '',
+      'Reproduce: `npm run build && node bench/mysql-to-postgres.js` (BENCH_ROWS and BENCH_REPEAT change the size and the number of runs; BENCH_PGLOADER=0 leaves pgloader out).',
+      '',
+    ].join('\n'),
+  );
 }
 
-main().catch((error) => {
-  process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
-  process.exit(1);
-});
+await runBench(main);
