@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DST_PORT, HOST, SRC_PORT, USER, bash, createDatabase, dropDatabase, log, median, pgUri, runFerryOneTime, seconds, startFerry, uid, withClient,
+  DST_PORT, HOST, SRC_PORT, USER, bash, createDatabase, dropDatabase, log, median, pgUri, runBench, runFerryOneTime, seconds, startFerry, uid, withClient,
 } from './lib.js';
 
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
