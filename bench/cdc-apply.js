@@ -26,7 +26,7 @@
 //
 // Run: `npm run bench:cdc` (builds first). Environment: BENCH_SCALE (10), BENCH_SECONDS (30),
 // BENCH_CLIENTS (4), BENCH_BACKLOG_SECONDS (20), BENCH_BACKLOG_UPDATES (2), BENCH_CATCHUP_ROUNDS
-// (1; 0 skips the catch-up; with more, the one resumed first alternates and medians are compared),
+// (2; 0 skips the catch-up; the one resumed first alternates between rounds, medians are compared),
 // BENCH_CATCHUP_FIRST (ferry: who goes first in round 1), BENCH_TIMEOUT_SECONDS (900, per wait),
 // FERRY_TEST_PG_* as in lib.js. Everything it creates (databases, subscription, publication,
 // slots, the Ferry job, the server by its PID and its data directory) is removed at the end,
@@ -35,7 +35,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DST_PORT, HOST, SRC_PORT, USER, call, connect, createDatabase, createPgJob, log, median, memoryOf, onCleanup, percentile, resetPeakMemory, run, runBench, sleep, startFerry, uid,
+  DST_PORT, HOST, SRC_PORT, USER, call, connect, createDatabase, createPgJob, every, log, median, onCleanup, percentile, run, runBench, startFerry, uid, waitUntil, watchMemory,
 } from './lib.js';
 
 const env = (name, fallback) => {
@@ -48,7 +48,7 @@ const SECONDS = env('BENCH_SECONDS', 30);
 const CLIENTS = env('BENCH_CLIENTS', 4);
 const BACKLOG_SECONDS = env('BENCH_BACKLOG_SECONDS', 20);
 const BACKLOG_UPDATES = env('BENCH_BACKLOG_UPDATES', 2);
-const CATCHUP_ROUNDS = env('BENCH_CATCHUP_ROUNDS', 1);
+const CATCHUP_ROUNDS = env('BENCH_CATCHUP_ROUNDS', 2);
 const CATCHUP_FIRST = process.env.BENCH_CATCHUP_FIRST ?? 'ferry';
 if (!['ferry', 'subscription'].includes(CATCHUP_FIRST)) throw new Error(`BENCH_CATCHUP_FIRST must be ferry or subscription, got ${CATCHUP_FIRST}`);
 const TIMEOUT_MS = env('BENCH_TIMEOUT_SECONDS', 900) * 1000;
@@ -78,59 +78,8 @@ const checksum = (client) =>
                    (SELECT sum(tbalance) FROM pgbench_tellers)::text AS t, (SELECT count(*) FROM pgbench_history)::text AS h`)
     .then((r) => JSON.stringify(r.rows[0]));
 
-/** Polls `check` every `everyMs` until it returns a value other than null/false; throws after TIMEOUT_MS naming `what`. */
-async function waitFor(what, check, everyMs = POLL_MS) {
-  const deadline = Date.now() + TIMEOUT_MS;
-  for (;;) {
-    const value = await check();
-    if (value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${TIMEOUT_MS / 1000} s (BENCH_TIMEOUT_SECONDS)`);
-    await sleep(everyMs);
-  }
-}
-
-/** Runs `tick` every `everyMs` (fixed rate, skipping missed ticks) until stop() is called; stop() resolves once the loop ended. */
-function every(everyMs, tick) {
-  let stopped = false;
-  const done = (async () => {
-    let next = Date.now();
-    while (!stopped) {
-      try {
-        await tick();
-      } catch (error) {
-        if (!stopped) log(`poll failed: ${error.message}`);
-      }
-      next += everyMs;
-      const now = Date.now();
-      if (next < now) next = now;
-      await sleep(next - now);
-    }
-  })();
-  const stop = async () => {
-    stopped = true;
-    await done;
-  };
-  onCleanup(stop); // before the clients it uses are ended (clean-up runs last-in first-out)
-  return { stop };
-}
-
-/** Max VmRSS sampled every 100 ms, and VmHWM at the end (reset at the start where the kernel allows). */
-function watchMemory(pid) {
-  const reset = resetPeakMemory(pid);
-  let maxRss = memoryOf(pid)?.rss ?? NaN;
-  const loop = every(POLL_MS, async () => {
-    const m = memoryOf(pid);
-    if (m !== null && !(m.rss <= maxRss)) maxRss = m.rss;
-  });
-  return {
-    async stop() {
-      await loop.stop();
-      const hwm = memoryOf(pid)?.hwm ?? NaN;
-      // Without a reset VmHWM is the peak of the whole process life: only the samples then.
-      return { sampled: maxRss, hwm: reset ? hwm : NaN, peak: reset ? Math.max(maxRss, hwm) : maxRss };
-    },
-  };
-}
+/** waitFor with this bench's timeout (BENCH_TIMEOUT_SECONDS). */
+const waitFor = (what, check, everyMs = POLL_MS) => waitUntil(what, check, { everyMs, timeoutMs: TIMEOUT_MS, hint: 'BENCH_TIMEOUT_SECONDS' });
 
 async function jobOf(ferry, jobId) {
   const job = await call(ferry.url, 'GET', `/v1/migrationJobs/${jobId}`);

@@ -93,18 +93,8 @@ export function run(command, args, { env = {}, cwd, echo = false } = {}) {
   });
 }
 
-/** Runs a bash script; resolves with its stdout, rejects with its stderr on a non-zero exit. */
-export function bash(script, env = {}) {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGUSER: USER, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolveRun(stdout) : reject(new Error(`bash -c ${JSON.stringify(script)} exited ${code}: ${stderr}`))));
-  });
-}
+/** Runs a bash script; resolves with its stdout, rejects with its output on a non-zero exit. */
+export const bash = (script, env = {}) => run('bash', ['-c', script], { env }).then((r) => r.stdout);
 
 export const psqlCmd = (port, db, sql) => `psql -X -q -v ON_ERROR_STOP=1 -h ${HOST} -p ${port} -U ${USER} -d ${db} -c "${sql}"`;
 export const pgUri = (port, db) => `postgresql://${USER}@${HOST}:${port}/${db}`;
@@ -201,6 +191,72 @@ export function resetPeakMemory(pid) {
   } catch {
     return false;
   }
+}
+
+/**
+ * Polls `check` every `everyMs` (default 100) until it returns a value other than null/false,
+ * and returns it; throws after `timeoutMs` (default 900 s) naming `what` (and `hint`, the knob
+ * that changes the timeout).
+ */
+export async function waitUntil(what, check, { everyMs = 100, timeoutMs = 900_000, hint = null } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== null && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs / 1000} s${hint ? ` (${hint})` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+/**
+ * Runs `tick` every `everyMs` (fixed rate, skipping missed ticks) until stop() is called, which
+ * resolves once the loop ended; a failing tick is logged. Stopped by runBench's clean-up too,
+ * before the clients it uses are ended (clean-up runs last-in first-out).
+ */
+export function every(everyMs, tick) {
+  let stopped = false;
+  const done = (async () => {
+    let next = Date.now();
+    while (!stopped) {
+      try {
+        await tick();
+      } catch (error) {
+        if (!stopped) log(`poll failed: ${error.message}`);
+      }
+      next += everyMs;
+      const now = Date.now();
+      if (next < now) next = now;
+      await sleep(next - now);
+    }
+  })();
+  const stop = async () => {
+    stopped = true;
+    await done;
+  };
+  onCleanup(stop);
+  return { stop };
+}
+
+/**
+ * Watches the memory of a process from now on: stop() resolves { sampled: max VmRSS sampled
+ * every 100 ms, hwm: VmHWM (peak RSS, reset at the start; NaN where the kernel refused the
+ * reset), peak: the larger of both }.
+ */
+export function watchMemory(pid) {
+  const reset = resetPeakMemory(pid);
+  let maxRss = memoryOf(pid)?.rss ?? NaN;
+  const loop = every(100, async () => {
+    const m = memoryOf(pid);
+    if (m !== null && !(m.rss <= maxRss)) maxRss = m.rss;
+  });
+  return {
+    async stop() {
+      await loop.stop();
+      const hwm = memoryOf(pid)?.hwm ?? NaN;
+      // Without a reset VmHWM is the peak of the whole process life: only the samples then.
+      return { sampled: maxRss, hwm: reset ? hwm : NaN, peak: reset ? Math.max(maxRss, hwm) : maxRss };
+    },
+  };
 }
 
 /** CPU time (user + system) a process has used so far, in ms; NaN where /proc is missing. */
