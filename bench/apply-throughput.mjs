@@ -9,14 +9,10 @@
 // (default 3; medians are reported), BENCH_SINGLE_ROWS (default 5000),
 // FERRY_TEST_PG_HOST / FERRY_TEST_PG_DEST_PORT / FERRY_TEST_PG_USER.
 // The database it creates is dropped at the end.
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { UNCHANGED } from '../dist/engines/engine.js';
 import { openPostgresChangeApplier } from '../dist/engines/postgres/postgres-change-applier.js';
+import { DST_PORT as PORT, HOST, USER, log, median, uid, withClient as withClientOn } from './lib.js';
 
-const HOST = process.env.FERRY_TEST_PG_HOST ?? '127.0.0.1';
-const PORT = Number(process.env.FERRY_TEST_PG_DEST_PORT ?? 5433);
-const USER = process.env.FERRY_TEST_PG_USER ?? 'postgres';
 const ROWS = Number(process.env.BENCH_ROWS ?? 100_000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 5_000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
@@ -26,22 +22,7 @@ const TABLE = { schema: 'public', name: 't' };
 const COLUMNS = ['id', 'name', 'amount', 'created_at', 'attrs'];
 const DDL = `CREATE TABLE public.t (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(14, 2), created_at timestamptz NOT NULL, attrs jsonb)`;
 
-const log = (message) => process.stderr.write(`[bench] ${message}\n`);
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
-async function withClient(database, fn) {
-  const client = new pg.Client({ host: HOST, port: PORT, user: USER, database });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
+const withClient = (database, fn) => withClientOn(PORT, database, fn);
 
 /** A row as the change stream would carry it: every value as its text output. */
 function row(id, version) {
@@ -80,7 +61,7 @@ async function timeBatches(applier, changes, batch, position) {
 }
 
 async function main() {
-  const database = `bench_apply_${randomBytes(4).toString('hex')}`;
+  const database = `bench_apply_${uid()}`;
   await withClient('postgres', (c) => c.query(`CREATE DATABASE ${database}`));
   const params = { engine: 'postgresql', host: HOST, port: PORT, database, username: USER, password: null, tls: { mode: 'none' } };
   const results = new Map();

@@ -1,420 +1,370 @@
-// Change-apply benchmark: a pgbench TPC-B write load on a source database while two replicas
-// follow it AT THE SAME TIME, from the same source and the same WAL:
-//   (a) a Ferry continuous job (already in Incremental load) applying to one destination database;
-//   (b) PostgreSQL's own logical replication: CREATE PUBLICATION on the source,
-//       CREATE SUBSCRIPTION ... WITH (copy_data = true) on another destination database.
-// Both destinations are on the destination-side cluster (5433); the source is on 5432.
+// Change-apply benchmark (issue 15): a Ferry continuous job next to a native PostgreSQL
+// subscription, both fed by the same source database in the same run, each into its own
+// database on the destination cluster (source 5432, destinations 5433, one machine).
 //
-// Measured for each, on the destination side, independently of Ferry's own counters:
-// - rows applied: TPC-B changes 4 rows per transaction (3 UPDATEs, 1 INSERT into
-//   pgbench_history; the SELECT changes nothing), so applied rows = 4 x rows in the
-//   destination's pgbench_history (sampled every 500 ms);
-// - sustained apply throughput = rows applied from the load's start until that destination has
-//   caught up (same pgbench_history count as the source) / that time;
-// - peak apply rate = best 5-second window;
-// - lag, sampled every 500 ms during the load: Ferry from its API (job.replication.lagSeconds,
-//   lagBytes); the subscription from pg_stat_replication on the source (replay_lag, and
-//   pg_current_wal_lsn() - replay_lsn); and for both, the same source-side measure:
-//   pg_current_wal_lsn() - confirmed_flush_lsn of their slot (what the source may not free yet).
+// Setup: `pgbench -i -s BENCH_SCALE` on the source, plus a heartbeat table (one row). Ferry: a
+// real `ferry serve` from dist/ and a continuous job, started through the REST API (full dump,
+// then Incremental load). Subscription: the schema pre-created with `pg_dump --schema-only`,
+// CREATE PUBLICATION on the source, CREATE SUBSCRIPTION ... WITH (copy_data = true).
+// pgbench_history has no primary key: it gets REPLICA IDENTITY FULL so that both replicate it.
 //
-// Run: `npm run build && node bench/cdc-apply.js`
-// Environment: BENCH_SCALE (pgbench scale, default 10), BENCH_SECONDS (default 30),
-// BENCH_CLIENTS (default 4), BENCH_SCRIPT (a pgbench script file instead of TPC-B; rows per
-// transaction then come from BENCH_ROWS_PER_TX, default 4), FERRY_TEST_PG_HOST /
-// FERRY_TEST_PG_SOURCE_PORT / FERRY_TEST_PG_DEST_PORT / FERRY_TEST_PG_USER.
-// Everything it creates (databases, subscription, publication, slots, the Ferry server by its
-// PID and its data directory) is removed at the end, also on failure.
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+// 1. Lag under steady load: `pgbench -c BENCH_CLIENTS -j 2 -T BENCH_SECONDS` (TPC-B). The bench
+//    updates the heartbeat row 10 times a second with the source's clock_timestamp(), and polls
+//    each destination every 100 ms for the age of the heartbeat it holds (clock_timestamp() on
+//    the destination minus the heartbeat's value: one clock, both clusters run on this machine).
+//    The age includes up to 100 ms of heartbeat period, for both alike. Rows/s applied: 4 row
+//    changes per TPC-B transaction (3 UPDATEs, 1 INSERT), counted through pgbench_history rows
+//    on each destination. Ferry's RSS: /proc/PID/status of the `ferry serve` process, every 100 ms.
+// 2. Catch-up: both paused (Ferry: the job's :stop; subscription: ALTER SUBSCRIPTION ... DISABLE),
+//    then the same backlog is written (pgbench for BENCH_BACKLOG_SECONDS, then
+//    BENCH_BACKLOG_UPDATES updates of every pgbench_accounts row, each one transaction, then a
+//    last heartbeat as the end marker); then each is resumed ALONE in turn (Ferry first unless
+//    BENCH_CATCHUP_FIRST=subscription; alternating over BENCH_CATCHUP_ROUNDS rounds) and timed
+//    from resume until its destination holds the end marker and equals the source (balances and
+//    history). Ferry's peak RSS during its catch-up:
+//    VmHWM reset before it (clear_refs) and VmRSS sampled every 100 ms.
+//
+// Run: `npm run bench:cdc` (builds first). Environment: BENCH_SCALE (10), BENCH_SECONDS (30),
+// BENCH_CLIENTS (4), BENCH_BACKLOG_SECONDS (20), BENCH_BACKLOG_UPDATES (2), BENCH_CATCHUP_ROUNDS
+// (2; 0 skips the catch-up; the one resumed first alternates between rounds, medians are compared),
+// BENCH_CATCHUP_FIRST (ferry: who goes first in round 1), BENCH_TIMEOUT_SECONDS (900, per wait),
+// FERRY_TEST_PG_* as in lib.js. Everything it creates (databases, subscription, publication,
+// slots, the Ferry job, the server by its PID and its data directory) is removed at the end,
+// also on failure and on Ctrl-C.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DST_PORT, HOST, SRC_PORT, USER, call, connect, createDatabase, createPgJob, every, log, median, onCleanup, percentile, run, runBench, startFerry, uid, waitUntil, watchMemory,
+} from './lib.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const HOST = process.env.FERRY_TEST_PG_HOST ?? '127.0.0.1';
-const SRC_PORT = Number(process.env.FERRY_TEST_PG_SOURCE_PORT ?? 5432);
-const DST_PORT = Number(process.env.FERRY_TEST_PG_DEST_PORT ?? 5433);
-const USER = process.env.FERRY_TEST_PG_USER ?? 'postgres';
-const SCALE = Number(process.env.BENCH_SCALE ?? 10);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
-const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 4);
-const SCRIPT = process.env.BENCH_SCRIPT ?? null;
-const ROWS_PER_TX = Number(process.env.BENCH_ROWS_PER_TX ?? 4);
-const SAMPLE_MS = 500;
-const CATCH_UP_TIMEOUT_MS = Number(process.env.BENCH_CATCH_UP_TIMEOUT_SECONDS ?? 300) * 1000;
-
-const log = (message) => process.stderr.write(`[bench] ${new Date().toISOString().slice(11, 19)} ${message}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const id = randomBytes(3).toString('hex');
-const names = {
-  source: `bench_cdc_src_${id}`,
-  ferryDst: `bench_cdc_ferry_${id}`,
-  subDst: `bench_cdc_sub_${id}`,
-  publication: `bench_cdc_pub_${id}`,
-  subscription: `bench_cdc_sub_${id}`,
-  job: `bench-cdc-${id}`,
+const env = (name, fallback) => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number >= 0, got ${JSON.stringify(process.env[name])}`);
+  return value;
 };
+const SCALE = env('BENCH_SCALE', 10);
+const SECONDS = env('BENCH_SECONDS', 30);
+const CLIENTS = env('BENCH_CLIENTS', 4);
+const BACKLOG_SECONDS = env('BENCH_BACKLOG_SECONDS', 20);
+const BACKLOG_UPDATES = env('BENCH_BACKLOG_UPDATES', 2);
+const CATCHUP_ROUNDS = env('BENCH_CATCHUP_ROUNDS', 2);
+const CATCHUP_FIRST = process.env.BENCH_CATCHUP_FIRST ?? 'ferry';
+if (!['ferry', 'subscription'].includes(CATCHUP_FIRST)) throw new Error(`BENCH_CATCHUP_FIRST must be ferry or subscription, got ${CATCHUP_FIRST}`);
+const TIMEOUT_MS = env('BENCH_TIMEOUT_SECONDS', 900) * 1000;
+const THREADS = Math.max(1, Math.min(CLIENTS, 2));
+const POLL_MS = 100;
+const HEARTBEAT_MS = 100;
+const ROWS_PER_TX = 4;
+const MiB = 1024 * 1024;
+const TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history', 'bench_heartbeat'];
+const TARGET = { lagP99: 0.25, lagVsSub: (subP99) => 2 * subP99 + 0.1, catchUpRatio: 1.0, rssMiB: 200 };
 
-function percentile(values, p) {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank];
+const COMMAND = `BENCH_SCALE=${SCALE} BENCH_SECONDS=${SECONDS} BENCH_CLIENTS=${CLIENTS} BENCH_BACKLOG_SECONDS=${BACKLOG_SECONDS} BENCH_BACKLOG_UPDATES=${BACKLOG_UPDATES} BENCH_CATCHUP_ROUNDS=${CATCHUP_ROUNDS} BENCH_CATCHUP_FIRST=${CATCHUP_FIRST} npm run bench:cdc`;
+
+const id = uid();
+const names = { source: `bench_cdc_src_${id}`, ferryDst: `bench_cdc_ferry_${id}`, subDst: `bench_cdc_sub_${id}`, publication: `bench_cdc_pub_${id}`, subscription: `bench_cdc_sub_${id}` };
+
+const fmtS = (v) => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
+const fmtMiB = (v) => (Number.isFinite(v) ? `${(v / MiB).toFixed(0)} MiB` : 'n/a');
+const num = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
+const verdict = (ok) => (ok === null ? 'n/a' : ok ? 'PASS' : 'MISS');
+
+const historyCount = async (client) => Number((await client.query('SELECT count(*) AS n FROM public.pgbench_history')).rows[0].n);
+const heartbeatSeq = async (client) => Number((await client.query('SELECT seq FROM public.bench_heartbeat WHERE id = 1')).rows[0]?.seq ?? -1);
+const checksum = (client) =>
+  client
+    .query(`SELECT (SELECT sum(abalance) FROM pgbench_accounts)::text AS a, (SELECT sum(bbalance) FROM pgbench_branches)::text AS b,
+                   (SELECT sum(tbalance) FROM pgbench_tellers)::text AS t, (SELECT count(*) FROM pgbench_history)::text AS h`)
+    .then((r) => JSON.stringify(r.rows[0]));
+
+/** waitFor with this bench's timeout (BENCH_TIMEOUT_SECONDS). */
+const waitFor = (what, check, everyMs = POLL_MS) => waitUntil(what, check, { everyMs, timeoutMs: TIMEOUT_MS, hint: 'BENCH_TIMEOUT_SECONDS' });
+
+async function jobOf(ferry, jobId) {
+  const job = await call(ferry.url, 'GET', `/v1/migrationJobs/${jobId}`);
+  if (job.status === 'FAILED' || job.status === 'RUNNING_WITH_ERRORS') throw new Error(`the Ferry job is ${job.status}: ${JSON.stringify(job.error)}`);
+  return job;
 }
 
-async function withClient(port, database, fn) {
-  const client = new pg.Client({ host: HOST, port, user: USER, database });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function connect(port, database) {
-  const client = new pg.Client({ host: HOST, port, user: USER, database });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
-function run(command, args, { env = {}, quiet = false } = {}) {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGUSER: USER, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      if (!quiet) process.stderr.write(d);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolveRun({ stdout, stderr }) : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr}`))));
-  });
-}
-
-async function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** `ferry serve` from the compiled code (dist/), stopped by its PID. */
-async function startFerry() {
-  if (!existsSync(join(ROOT, 'dist', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
-  const dataDir = mkdtempSync(join(tmpdir(), 'ferry-bench-cdc-'));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'ferry.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
-    cwd: ROOT,
-    env: { ...process.env, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let output = '';
-  child.stderr.on('data', (d) => (output = (output + d).slice(-20_000)));
-  let exited = false;
-  const exit = new Promise((r) => child.on('exit', () => ((exited = true), r())));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exited) throw new Error(`ferry serve exited: ${output}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`ferry serve did not start: ${output}`);
-    await sleep(100);
-  }
-  return {
-    url,
-    output: () => output,
-    async stop() {
-      if (!exited) {
-        process.kill(child.pid, 'SIGTERM');
-        const timer = setTimeout(() => !exited && process.kill(child.pid, 'SIGKILL'), 10_000);
-        await exit;
-        clearTimeout(timer);
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+/** A check of the Ferry job at most once a second (a failed job ends the bench instead of a wait until the timeout). */
+function throttledJobCheck(ferry, jobId) {
+  let last = 0;
+  return async () => {
+    if (Date.now() - last < 1000) return;
+    last = Date.now();
+    await jobOf(ferry, jobId);
   };
 }
 
-async function call(url, method, path, body) {
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await response.text();
-  const parsed = text === '' ? null : JSON.parse(text);
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return parsed;
-}
-
-async function historyCount(client) {
-  return Number((await client.query('SELECT count(*) AS n FROM public.pgbench_history')).rows[0].n);
-}
-
-/** Source-side view of a slot and of its walsender. */
-async function sourceLag(source) {
-  const { rows } = await source.query(
-    `SELECT s.slot_name,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint AS slot_lag_bytes,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint AS replay_lag_bytes,
-            extract(epoch FROM r.replay_lag)::float8 AS replay_lag_seconds
-       FROM pg_replication_slots s
-       LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
-      WHERE s.slot_name IN ($1, $2)`,
-    [names.subscription, ferrySlotName()],
-  );
-  return new Map(rows.map((r) => [r.slot_name, r]));
-}
-
-/** Ferry's slot: the only slot of the source database that is not the subscription's (found once the job runs). */
-let ferrySlot = null;
-const ferrySlotName = () => ferrySlot;
-
-const cleanup = []; // steps run last-in first-out
-
 async function main() {
-  log(`pgbench -i -s ${SCALE} on ${HOST}:${SRC_PORT}/${names.source}`);
-  await withClient(SRC_PORT, 'postgres', (c) => c.query(`CREATE DATABASE ${names.source}`));
-  cleanup.push(() => withClient(SRC_PORT, 'postgres', async (c) => {
-    // A slot left behind (a failed delete) pins the database: drop it first.
-    await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, [names.source]);
-    await c.query(`DROP DATABASE IF EXISTS ${names.source} WITH (FORCE)`);
-  }));
-  for (const db of [names.ferryDst, names.subDst]) {
-    await withClient(DST_PORT, 'postgres', (c) => c.query(`CREATE DATABASE ${db}`));
-    cleanup.push(() => withClient(DST_PORT, 'postgres', (c) => c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`)));
-  }
-  await run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', HOST, '-p', String(SRC_PORT), names.source], { quiet: true });
+  log(`load average ${loadavg().map((v) => v.toFixed(1)).join(' ')} on ${cpus().length} cores; pgbench -i -s ${SCALE} into ${HOST}:${SRC_PORT}/${names.source}`);
+  // Dropped by runBench's clean-up after every other step (the subscription, the job, the server).
+  await createDatabase(SRC_PORT, names.source);
+  for (const db of [names.ferryDst, names.subDst]) await createDatabase(DST_PORT, db);
+  await run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', HOST, '-p', String(SRC_PORT), names.source]);
   const source = await connect(SRC_PORT, names.source);
-  cleanup.push(() => source.end().catch(() => undefined));
-  // pgbench_history has no primary key. Ferry leaves a table without a replica identity out of
-  // its publication (its start warns: copied by the dump, changes not replicated), while a
-  // subscription replicates its INSERTs. REPLICA IDENTITY FULL makes both replicate it (pgbench
-  // only inserts into it, so FULL costs nothing here): the same data for both.
+  onCleanup(() => source.end());
   await source.query('ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL');
+  await source.query('CREATE TABLE public.bench_heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL, seq bigint NOT NULL)');
+  await source.query('INSERT INTO public.bench_heartbeat VALUES (1, clock_timestamp(), 0)');
   await source.query('VACUUM ANALYZE');
   const accounts = Number((await source.query('SELECT count(*) AS n FROM pgbench_accounts')).rows[0].n);
 
-  // (a) Ferry: a continuous job, brought to Incremental load.
-  const ferry = await startFerry();
-  cleanup.push(async () => {
-    // Delete removes the job's slot and publication on the source; then the server stops (by PID).
-    await call(ferry.url, 'DELETE', `/v1/migrationJobs/${names.job}`).catch((e) => log(`deleting the Ferry job: ${e.message}`));
-    await ferry.stop();
-  });
-  await call(ferry.url, 'POST', '/v1/connectionProfiles', { id: `src-${id}`, displayName: 'bench source', engine: 'postgresql', host: HOST, port: SRC_PORT, database: names.source, username: USER });
-  await call(ferry.url, 'POST', '/v1/connectionProfiles', { id: `dst-${id}`, displayName: 'bench destination', engine: 'postgresql', host: HOST, port: DST_PORT, database: names.ferryDst, username: USER });
-  await call(ferry.url, 'POST', '/v1/migrationJobs', { id: names.job, displayName: 'cdc bench', type: 'continuous', sourceProfileId: `src-${id}`, destinationProfileId: `dst-${id}` });
-
-  // (b) The subscription: the same tables created on its destination, then CREATE SUBSCRIPTION with copy_data.
-  // pg_dump | psql (the dump may hold psql meta-commands, e.g. \restrict).
-  const ddlFile = join(mkdtempSync(join(tmpdir(), 'ferry-bench-ddl-')), 'schema.sql');
-  cleanup.push(() => rmSync(dirname(ddlFile), { recursive: true, force: true }));
-  await run('pg_dump', ['--schema-only', '--no-owner', '--no-publications', '--no-subscriptions', '-h', HOST, '-p', String(SRC_PORT), '-f', ddlFile, names.source], { quiet: true });
-  await run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', HOST, '-p', String(DST_PORT), '-d', names.subDst, '-f', ddlFile], { quiet: true });
+  // The subscription's destination: the schema from pg_dump (through psql: the dump may hold meta-commands).
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-cdc-'));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  await run('pg_dump', ['--schema-only', '--no-owner', '--no-publications', '--no-subscriptions', '-h', HOST, '-p', String(SRC_PORT), '-f', join(dir, 'schema.sql'), names.source]);
+  await run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', HOST, '-p', String(DST_PORT), '-d', names.subDst, '-f', join(dir, 'schema.sql')]);
   const subDst = await connect(DST_PORT, names.subDst);
-  cleanup.push(() => subDst.end().catch(() => undefined));
-  await source.query(`CREATE PUBLICATION ${names.publication} FOR TABLE pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history`);
-  cleanup.push(async () => {
-    // DROP SUBSCRIPTION also drops its slot on the source.
-    await subDst.query(`ALTER SUBSCRIPTION ${names.subscription} DISABLE`).catch(() => undefined);
-    await subDst.query(`DROP SUBSCRIPTION IF EXISTS ${names.subscription}`).catch(async (e) => {
-      log(`DROP SUBSCRIPTION failed (${e.message}); dropping the slot by hand`);
-      await subDst.query(`ALTER SUBSCRIPTION ${names.subscription} SET (slot_name = NONE)`).catch(() => undefined);
-      await subDst.query(`DROP SUBSCRIPTION IF EXISTS ${names.subscription}`).catch(() => undefined);
-    });
+  onCleanup(() => subDst.end());
+  await source.query(`CREATE PUBLICATION ${names.publication} FOR TABLE ${TABLES.join(', ')}`);
+  onCleanup(async () => {
     await source.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, [names.subscription]).catch(() => undefined);
-    await source.query(`DROP PUBLICATION IF EXISTS ${names.publication}`).catch(() => undefined);
+    await source.query(`DROP PUBLICATION IF EXISTS ${names.publication}`);
   });
+
+  // Ferry: a continuous job through a real server.
+  const ferry = await startFerry({ prefix: 'ferry-bench-cdc-' }); // stopped by runBench's clean-up
+  log(`ferry serve pid ${ferry.pid} at ${ferry.url}`);
+  const job = await createPgJob(ferry, 'continuous', names.source, names.ferryDst);
+  onCleanup(() => job.remove());
 
   log('starting both: the Ferry job (full dump) and the subscription (copy_data = true)');
   const setupStarted = Date.now();
-  await call(ferry.url, 'POST', `/v1/migrationJobs/${names.job}:start`, {});
+  await call(ferry.url, 'POST', `/v1/migrationJobs/${job.jobId}:start`, {});
   await subDst.query(`CREATE SUBSCRIPTION ${names.subscription} CONNECTION 'host=${HOST} port=${SRC_PORT} user=${USER} dbname=${names.source}' PUBLICATION ${names.publication} WITH (copy_data = true)`);
-
-  let ferryReadyAt = null;
-  let subReadyAt = null;
-  for (;;) {
-    if (ferryReadyAt === null) {
-      const job = await call(ferry.url, 'GET', `/v1/migrationJobs/${names.job}`);
-      if (job.status === 'FAILED') throw new Error(`Ferry job failed: ${JSON.stringify(job.error)}`);
-      if (job.status === 'RUNNING' && job.phase === 'INCREMENTAL_LOAD' && job.replication !== null) ferryReadyAt = Date.now();
-    }
-    if (subReadyAt === null) {
-      const { rows } = await subDst.query(`SELECT count(*) FILTER (WHERE srsubstate <> 'r') AS pending, count(*) AS total FROM pg_subscription_rel`);
-      if (Number(rows[0].total) === 4 && Number(rows[0].pending) === 0) subReadyAt = Date.now();
-    }
-    if (ferryReadyAt !== null && subReadyAt !== null) break;
-    if (Date.now() - setupStarted > 600_000) throw new Error('initial copies did not finish within 10 minutes');
-    await sleep(200);
-  }
-  log(`initial copy of ${accounts.toLocaleString('en-US')} accounts: Ferry in Incremental load after ${((ferryReadyAt - setupStarted) / 1000).toFixed(1)} s, subscription ready after ${((subReadyAt - setupStarted) / 1000).toFixed(1)} s`);
-
-  const ferryDst = await connect(DST_PORT, names.ferryDst);
-  cleanup.push(() => ferryDst.end().catch(() => undefined));
-  const base = { source: await historyCount(source), ferry: await historyCount(ferryDst), sub: await historyCount(subDst) };
-  if (base.source !== base.ferry || base.source !== base.sub) log(`note: history counts before the load differ: ${JSON.stringify(base)}`);
-  const ferryBase = (await call(ferry.url, 'GET', `/v1/migrationJobs/${names.job}`)).replication?.changesApplied ?? 0;
-  const slots = (await source.query(`SELECT slot_name FROM pg_replication_slots WHERE database = current_database() AND NOT temporary`)).rows.map((r) => r.slot_name);
-  const others = slots.filter((n) => n !== names.subscription);
-  if (others.length !== 1 || !slots.includes(names.subscription)) throw new Error(`expected the subscription's slot and one slot of Ferry's job on the source, found: ${slots.join(', ')}`);
-  ferrySlot = others[0];
-  log(`slots on the source: Ferry ${ferrySlot}, subscription ${names.subscription}`);
-
-  // The load, with sampling every 500 ms until both destinations caught up.
-  const args = ['-n', '-c', String(CLIENTS), '-j', String(Math.min(CLIENTS, 2)), '-T', String(SECONDS), '-h', HOST, '-p', String(SRC_PORT)];
-  if (SCRIPT) args.push('-f', SCRIPT);
-  log(`pgbench ${args.join(' ')} ${names.source}${SCRIPT ? '' : ' (TPC-B)'}`);
-  const loadStarted = Date.now();
-  let loadEnded = null;
-  const pgbench = run('pgbench', [...args, names.source], { quiet: true }).then((r) => {
-    loadEnded = Date.now();
-    return r;
-  });
-  const samples = [];
-  let caughtUp = { ferry: null, sub: null };
-  let sourceFinal = null;
-  let pgbenchOut = null;
-  pgbench.then((r) => (pgbenchOut = r), () => undefined);
-  for (;;) {
-    const t = Date.now();
-    const [job, srcHist, ferryHist, subHist, lags] = await Promise.all([
-      call(ferry.url, 'GET', `/v1/migrationJobs/${names.job}`),
-      historyCount(source),
-      historyCount(ferryDst),
-      historyCount(subDst),
-      sourceLag(source),
-    ]);
-    if (job.status === 'FAILED' || job.status === 'RUNNING_WITH_ERRORS') log(`Ferry job ${job.status}: ${JSON.stringify(job.error)}`);
-    const sub = lags.get(names.subscription);
-    const fs = lags.get(ferrySlotName());
-    samples.push({
-      t: t - loadStarted,
-      loading: loadEnded === null,
-      srcHist, ferryHist, subHist,
-      ferryChanges: (job.replication?.changesApplied ?? ferryBase) - ferryBase,
-      ferryLagSeconds: job.replication?.lagSeconds ?? null,
-      ferryLagBytes: job.replication?.lagBytes ?? null,
-      ferrySlotLagBytes: fs ? Number(fs.slot_lag_bytes) : null,
-      subLagSeconds: sub ? (sub.replay_lag_seconds === null ? 0 : Number(sub.replay_lag_seconds)) : null,
-      subLagBytes: sub && sub.replay_lag_bytes !== null ? Number(sub.replay_lag_bytes) : null,
-      subSlotLagBytes: sub ? Number(sub.slot_lag_bytes) : null,
+  onCleanup(async () => {
+    // DROP SUBSCRIPTION drops its slot on the source too; disabled first so that its worker lets go.
+    await subDst.query(`ALTER SUBSCRIPTION ${names.subscription} DISABLE`).catch(() => undefined);
+    await subDst.query(`DROP SUBSCRIPTION IF EXISTS ${names.subscription}`).catch(async (e) => {
+      log(`DROP SUBSCRIPTION failed (${e.message}); detaching its slot and dropping it on the source`);
+      await subDst.query(`ALTER SUBSCRIPTION ${names.subscription} SET (slot_name = NONE)`);
+      await subDst.query(`DROP SUBSCRIPTION IF EXISTS ${names.subscription}`);
     });
-    if (loadEnded !== null) {
-      if (sourceFinal === null) sourceFinal = await historyCount(source);
-      if (caughtUp.ferry === null && ferryHist >= sourceFinal) caughtUp.ferry = Date.now();
-      if (caughtUp.sub === null && subHist >= sourceFinal) caughtUp.sub = Date.now();
-      if (caughtUp.ferry !== null && caughtUp.sub !== null) break;
-      if (Date.now() - loadEnded > CATCH_UP_TIMEOUT_MS) {
-        log(`not caught up ${CATCH_UP_TIMEOUT_MS / 1000} s after the load: ${JSON.stringify({ sourceFinal, ferryHist, subHist })}`);
-        break;
-      }
-    }
-    const elapsed = Date.now() - t;
-    await sleep(Math.max(0, SAMPLE_MS - elapsed));
-  }
-  await pgbench;
-  const tpsMatch = /tps = ([\d.]+)/.exec(pgbenchOut?.stdout ?? '');
-  const tps = tpsMatch ? Number(tpsMatch[1]) : null;
-  const transactions = sourceFinal - base.source;
-
-  // Sanity: the three databases agree once caught up.
-  const checksum = (c) => c.query(`SELECT (SELECT sum(abalance) FROM pgbench_accounts)::text AS a, (SELECT sum(bbalance) FROM pgbench_branches)::text AS b,
-                                          (SELECT sum(tbalance) FROM pgbench_tellers)::text AS t, (SELECT count(*) FROM pgbench_history)::text AS h`).then((r) => r.rows[0]);
-  const sums = { source: await checksum(source), ferry: await checksum(ferryDst), subscription: await checksum(subDst) };
-  const ferryEqual = JSON.stringify(sums.ferry) === JSON.stringify(sums.source);
-  const subEqual = JSON.stringify(sums.subscription) === JSON.stringify(sums.source);
-  if (!ferryEqual || !subEqual) log(`WARNING: balances differ: ${JSON.stringify(sums)}`);
-
-  // Results.
-  const loadSeconds = (loadEnded - loadStarted) / 1000;
-  const rowsOf = (hist) => (hist - base.source) * ROWS_PER_TX;
-  const result = (key, caught) => {
-    const histKey = key === 'ferry' ? 'ferryHist' : 'subHist';
-    const last = samples.at(-1);
-    const applied = rowsOf(last[histKey]);
-    const until = caught === null ? last.t / 1000 : (caught - loadStarted) / 1000;
-    // Best 5 s window.
-    let peak = 0;
-    for (let i = 0; i < samples.length; i++) {
-      for (let j = i + 1; j < samples.length; j++) {
-        const dt = (samples[j].t - samples[i].t) / 1000;
-        if (dt >= 5) {
-          peak = Math.max(peak, ((samples[j][histKey] - samples[i][histKey]) * ROWS_PER_TX) / dt);
-          break;
-        }
-      }
-    }
-    return { applied, until, sustained: applied / until, peak, catchUp: caught === null ? null : (caught - loadEnded) / 1000 };
+  });
+  const [ferryReady, subReady] = await Promise.all([
+    waitFor('Ferry in Incremental load', async () => {
+      const j = await jobOf(ferry, job.jobId);
+      return j.status === 'RUNNING' && j.phase === 'INCREMENTAL_LOAD' ? Date.now() : null;
+    }, 250),
+    waitFor('subscription tables ready', async () => {
+      const { rows } = await subDst.query(`SELECT count(*) FILTER (WHERE srsubstate <> 'r')::int AS pending, count(*)::int AS total FROM pg_subscription_rel`);
+      return rows[0].total === TABLES.length && rows[0].pending === 0 ? Date.now() : null;
+    }, 250),
+  ]);
+  log(`initial copy of ${num(accounts)} accounts: Ferry in Incremental load after ${((ferryReady - setupStarted) / 1000).toFixed(1)} s, subscription ready after ${((subReady - setupStarted) / 1000).toFixed(1)} s`);
+  const ferryDst = await connect(DST_PORT, names.ferryDst);
+  onCleanup(() => ferryDst.end());
+  // Own connections for the heartbeat writer and the lag pollers: nothing else queues on them.
+  const heartbeatClient = await connect(SRC_PORT, names.source);
+  onCleanup(() => heartbeatClient.end());
+  const lagClient = async (db) => {
+    const c = await connect(DST_PORT, db);
+    onCleanup(() => c.end());
+    return c;
   };
-  const ferryResult = result('ferry', caughtUp.ferry);
-  const subResult = result('sub', caughtUp.sub);
-  const during = samples.filter((s) => s.loading);
-  const pct = (key, p) => percentile(during.map((s) => s[key]).filter((v) => v !== null && Number.isFinite(v)), p);
-  const sec = (v) => (v === null ? 'n/a' : `${v.toFixed(2)} s`);
-  const bytes = (v) => (v === null ? 'n/a' : v >= 1e6 ? `${(v / 1e6).toFixed(2)} MB` : `${(v / 1e3).toFixed(1)} kB`);
-  const num = (v) => Math.round(v).toLocaleString('en-US');
-  const ferryCounted = samples.at(-1).ferryChanges;
+  const dests = [
+    { key: 'ferry', name: 'Ferry continuous job', client: ferryDst, lagClient: await lagClient(names.ferryDst), countClient: await lagClient(names.ferryDst), healthy: throttledJobCheck(ferry, job.jobId) },
+    { key: 'sub', name: 'PostgreSQL subscription', client: subDst, lagClient: await lagClient(names.subDst), countClient: await lagClient(names.subDst), healthy: async () => undefined },
+  ];
 
-  const lines = [
+  // Heartbeat, and both destinations in step before the load.
+  let heartbeats = 0;
+  const beat = async () => {
+    const { rows } = await heartbeatClient.query('UPDATE public.bench_heartbeat SET ts = clock_timestamp(), seq = seq + 1 WHERE id = 1 RETURNING seq');
+    heartbeats++;
+    return Number(rows[0].seq);
+  };
+  const sync = async (what) => {
+    const seq = await beat();
+    const sourceSum = await checksum(source);
+    for (const d of dests) {
+      await waitFor(`${d.name} ${what}`, async () => (await d.healthy(), (await heartbeatSeq(d.client)) >= seq));
+      const sum = await checksum(d.client);
+      if (sum !== sourceSum) throw new Error(`${d.name} ${what}: holds ${sum}, the source ${sourceSum}`);
+    }
+  };
+  await sync('in step with the source before the load');
+
+  // 1. Steady load.
+  const history0 = await historyCount(source);
+  const heartbeat = every(HEARTBEAT_MS, beat);
+  const lags = { ferry: [], sub: [] };
+  const applied = { ferry: [], sub: [] }; // [ms since load start, history rows]
+  let loading = false;
+  let loadStarted = Date.now();
+  const pollers = dests.map((d) =>
+    every(POLL_MS, async () => {
+      const { rows } = await d.lagClient.query('SELECT extract(epoch FROM clock_timestamp() - ts)::float8 AS age FROM public.bench_heartbeat WHERE id = 1');
+      if (loading) lags[d.key].push(rows[0].age);
+    }),
+  );
+  const counters = dests.map((d) => every(500, async () => applied[d.key].push([Date.now() - loadStarted, (await historyCount(d.countClient)) - history0])));
+  const steadyMemory = watchMemory(ferry.pid);
+  const pgbenchArgs = (seconds) => ['-n', '-c', String(CLIENTS), '-j', String(THREADS), '-T', String(seconds), '-h', HOST, '-p', String(SRC_PORT), names.source];
+  log(`load: pgbench ${pgbenchArgs(SECONDS).join(' ')}; heartbeat every ${HEARTBEAT_MS} ms, destinations polled every ${POLL_MS} ms`);
+  loadStarted = Date.now();
+  loading = true;
+  const { stdout: pgbenchOut } = await run('pgbench', pgbenchArgs(SECONDS));
+  const loadEnded = Date.now();
+  loading = false;
+  const loadSeconds = (loadEnded - loadStarted) / 1000;
+  const transactions = (await historyCount(source)) - history0;
+  const tps = Number(/tps = ([\d.]+)/.exec(pgbenchOut)?.[1] ?? NaN);
+  const atLoadEnd = {};
+  for (const d of dests) atLoadEnd[d.key] = (await historyCount(d.client)) - history0;
+  const caughtAfter = {};
+  await Promise.all(
+    dests.map(async (d) => {
+      await waitFor(`${d.name} caught up after the load`, async () => (await d.healthy(), (await historyCount(d.client)) - history0 >= transactions));
+      caughtAfter[d.key] = (Date.now() - loadEnded) / 1000;
+    }),
+  );
+  for (const c of counters) await c.stop();
+  for (const p of pollers) await p.stop();
+  const steadyRss = await steadyMemory.stop();
+  await heartbeat.stop();
+  await sync('equal to the source after the load');
+  const ferryJob = await jobOf(ferry, job.jobId);
+
+  const lag = {};
+  for (const d of dests) lag[d.key] = { p50: percentile(lags[d.key], 50), p95: percentile(lags[d.key], 95), p99: percentile(lags[d.key], 99), max: percentile(lags[d.key], 100), n: lags[d.key].length };
+  // Best 5 s window of applied rows, from the 500 ms samples.
+  const peakRate = (samples) => {
+    let best = NaN;
+    for (let i = 0; i < samples.length; i++) {
+      const j = samples.findIndex(([t]) => t - samples[i][0] >= 5000);
+      if (j < 0) break;
+      best = Math.max(Number.isNaN(best) ? 0 : best, ((samples[j][1] - samples[i][1]) * ROWS_PER_TX) / ((samples[j][0] - samples[i][0]) / 1000));
+    }
+    return best;
+  };
+  const steadyLines = [
     '',
-    `CDC apply: pgbench ${SCRIPT ? `script ${SCRIPT}` : 'TPC-B (default script)'}, scale ${SCALE} (${accounts.toLocaleString('en-US')} accounts), ${CLIENTS} clients, ${SECONDS} s, on ${HOST}:${SRC_PORT};`,
-    `Ferry and the subscription ran AT THE SAME TIME from the same source (one pgbench run), each into its own database on ${HOST}:${DST_PORT}; pgbench_history was given REPLICA IDENTITY FULL so that both replicate it.`,
-    `Source: ${num(transactions)} transactions committed (pgbench ${tps === null ? 'tps n/a' : `${tps.toFixed(0)} tps`}), ${num(transactions * ROWS_PER_TX)} row changes (${ROWS_PER_TX} per transaction), ${num((transactions * ROWS_PER_TX) / loadSeconds)} rows/s offered during ${loadSeconds.toFixed(1)} s.`,
+    `CDC lag under steady load: pgbench TPC-B, scale ${SCALE} (${num(accounts)} accounts), ${CLIENTS} clients, ${THREADS} threads, ${loadSeconds.toFixed(1)} s on ${HOST}:${SRC_PORT};`,
+    `Ferry and a PostgreSQL subscription fed by the same source AT THE SAME TIME, each into its own database on ${HOST}:${DST_PORT}.`,
+    `Source: ${num(transactions)} transactions (pgbench ${num(tps)} tps), ${num(transactions * ROWS_PER_TX)} row changes = ${num((transactions * ROWS_PER_TX) / loadSeconds)} rows/s offered; ${num(heartbeats)} heartbeats.`,
     '',
     '| Measure | Ferry continuous job | PostgreSQL subscription |',
     '|---|---:|---:|',
-    `| Sustained apply throughput (rows/s, load start to caught up) | ${num(ferryResult.sustained)} | ${num(subResult.sustained)} |`,
-    `| Peak apply rate, best 5 s (rows/s) | ${num(ferryResult.peak)} | ${num(subResult.peak)} |`,
-    `| Rows applied (4 x pgbench_history rows on the destination) | ${num(ferryResult.applied)} | ${num(subResult.applied)} |`,
-    `| Caught up after the load ended | ${sec(ferryResult.catchUp)} | ${sec(subResult.catchUp)} |`,
-    `| Lag p50 / p99, seconds (Ferry: lagSeconds; subscription: replay_lag) | ${sec(pct('ferryLagSeconds', 50))} / ${sec(pct('ferryLagSeconds', 99))} | ${sec(pct('subLagSeconds', 50))} / ${sec(pct('subLagSeconds', 99))} |`,
-    `| Lag p50 / p99, bytes (Ferry: lagBytes; subscription: current - replay_lsn) | ${bytes(pct('ferryLagBytes', 50))} / ${bytes(pct('ferryLagBytes', 99))} | ${bytes(pct('subLagBytes', 50))} / ${bytes(pct('subLagBytes', 99))} |`,
-    `| Slot lag p50 / p99 on the source (current - confirmed_flush_lsn) | ${bytes(pct('ferrySlotLagBytes', 50))} / ${bytes(pct('ferrySlotLagBytes', 99))} | ${bytes(pct('subSlotLagBytes', 50))} / ${bytes(pct('subSlotLagBytes', 99))} |`,
-    `| Balances and history equal to the source at the end | ${ferryEqual ? 'yes' : 'NO'} | ${subEqual ? 'yes' : 'NO'} |`,
+    `| Heartbeat lag p50, s | ${fmtS(lag.ferry.p50)} | ${fmtS(lag.sub.p50)} |`,
+    `| Heartbeat lag p95, s | ${fmtS(lag.ferry.p95)} | ${fmtS(lag.sub.p95)} |`,
+    `| Heartbeat lag p99, s | ${fmtS(lag.ferry.p99)} | ${fmtS(lag.sub.p99)} |`,
+    `| Heartbeat lag max, s | ${fmtS(lag.ferry.max)} | ${fmtS(lag.sub.max)} |`,
+    `| Lag samples (every ${POLL_MS} ms while pgbench ran) | ${lag.ferry.n} | ${lag.sub.n} |`,
+    `| Sustained rows/s applied while the load ran | ${num((atLoadEnd.ferry * ROWS_PER_TX) / loadSeconds)} | ${num((atLoadEnd.sub * ROWS_PER_TX) / loadSeconds)} |`,
+    `| Best 5 s apply rate, rows/s | ${num(peakRate(applied.ferry))} | ${num(peakRate(applied.sub))} |`,
+    `| Rows behind when the load ended | ${num((transactions - atLoadEnd.ferry) * ROWS_PER_TX)} | ${num((transactions - atLoadEnd.sub) * ROWS_PER_TX)} |`,
+    `| Caught up after the load ended, s | ${caughtAfter.ferry.toFixed(1)} | ${caughtAfter.sub.toFixed(1)} |`,
+    `| Peak RSS of \`ferry serve\` during the load | ${fmtMiB(steadyRss.peak)} | — |`,
+    `| Balances and history equal to the source afterwards | yes | yes |`,
     '',
-    `Lag percentiles over ${during.length} samples taken every ${SAMPLE_MS} ms while pgbench ran. Ferry's own counter: ${num(ferryCounted)} changes applied (changesApplied) for ${num(ferryResult.applied)} rows counted on its destination.`,
-    `Initial copy (pgbench tables, both at once): Ferry ${((ferryReadyAt - setupStarted) / 1000).toFixed(1)} s to Incremental load, subscription ${((subReadyAt - setupStarted) / 1000).toFixed(1)} s to all tables ready.`,
-    'Reproduce: `npm run build && node bench/cdc-apply.js` (BENCH_SCALE, BENCH_SECONDS, BENCH_CLIENTS, BENCH_SCRIPT).',
+    `Lag = clock_timestamp() on the destination minus the heartbeat it holds (written 10x/s with the source's clock_timestamp(); same machine, one clock): it includes up to ${HEARTBEAT_MS} ms of heartbeat period for both.`,
+    `Rows/s applied = ${ROWS_PER_TX} x pgbench_history rows on the destination (TPC-B: 3 UPDATEs + 1 INSERT per transaction) / load time. Ferry's own counters: changesApplied ${num(ferryJob.replication?.changesApplied)}, lagBytes ${num(ferryJob.replication?.lagBytes)}.`,
+    `Initial copy (both at once): Ferry ${((ferryReady - setupStarted) / 1000).toFixed(1)} s to Incremental load, subscription ${((subReady - setupStarted) / 1000).toFixed(1)} s to all tables ready.`,
+    `Load average at the end: ${loadavg().map((v) => v.toFixed(1)).join(' ')} on ${cpus().length} cores (the machine may be shared: timings are noisy).`,
+    `Reproduce: \`${COMMAND}\``,
     '',
   ];
-  process.stdout.write(lines.join('\n'));
-}
+  process.stdout.write(steadyLines.join('\n'));
 
-/** Undoes in reverse order: the subscription and the job before the databases. */
-async function cleanUp() {
-  for (const step of [...cleanup].reverse()) {
-    try {
-      await step();
-    } catch (error) {
-      log(`cleanup step failed: ${error.message}`);
+  // 2. Catch-up, BENCH_CATCHUP_ROUNDS times; the one resumed first alternates between rounds.
+  const resumeFerry = () => call(ferry.url, 'POST', `/v1/migrationJobs/${job.jobId}:resume`, {});
+  const resumeSub = () => subDst.query(`ALTER SUBSCRIPTION ${names.subscription} ENABLE`);
+  /** One round: both paused, the backlog written, each resumed alone in `order` and timed until it holds the end marker and equals the source. */
+  const catchUpRound = async (round, order) => {
+    log(`catch-up round ${round}: pausing both (Ferry :stop, ALTER SUBSCRIPTION ... DISABLE)`);
+    await call(ferry.url, 'POST', `/v1/migrationJobs/${job.jobId}:stop`, {});
+    await subDst.query(`ALTER SUBSCRIPTION ${names.subscription} DISABLE`);
+    await waitFor('Ferry job Stopped', async () => (await jobOf(ferry, job.jobId)).status === 'STOPPED', 250);
+    await waitFor('no walsender on either slot', async () => {
+      const { rows } = await source.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = current_database() AND active`);
+      return rows[0].n === 0;
+    }, 250);
+    const lsn0 = (await source.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l;
+    const backlogHistory0 = await historyCount(source);
+    log(`backlog: pgbench ${pgbenchArgs(BACKLOG_SECONDS).join(' ')}, then ${BACKLOG_UPDATES} x UPDATE of all ${num(accounts)} accounts`);
+    const backlogStarted = Date.now();
+    if (BACKLOG_SECONDS > 0) await run('pgbench', pgbenchArgs(BACKLOG_SECONDS));
+    for (let i = 0; i < BACKLOG_UPDATES; i++) await source.query('UPDATE pgbench_accounts SET abalance = abalance + 1');
+    const marker = await beat();
+    const backlogTx = (await historyCount(source)) - backlogHistory0;
+    const walBytes = Number((await source.query(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint AS bytes`, [lsn0])).rows[0].bytes);
+    const changes = backlogTx * ROWS_PER_TX + BACKLOG_UPDATES * accounts + 1;
+    const sourceSum = await checksum(source);
+    log(`backlog written in ${((Date.now() - backlogStarted) / 1000).toFixed(1)} s: ${num(backlogTx)} transactions + ${BACKLOG_UPDATES} x ${num(accounts)} rows = ${num(changes)} row changes, ${fmtMiB(walBytes)} of WAL (cluster-wide)`);
+    const result = { round, order: order.map((d) => d.key), backlogTx, changes, walBytes };
+    for (const d of order) {
+      log(`catch-up round ${round}: resuming ${d.name} alone`);
+      const memory = d.key === 'ferry' ? watchMemory(ferry.pid) : null;
+      const started = process.hrtime.bigint();
+      await (d.key === 'ferry' ? resumeFerry() : resumeSub());
+      await waitFor(`${d.name} caught up with the backlog`, async () => (await d.healthy(), (await heartbeatSeq(d.client)) >= marker));
+      let secondsTaken = Number(process.hrtime.bigint() - started) / 1e9;
+      const sum = await checksum(d.client);
+      if (sum !== sourceSum) {
+        log(`${d.name} holds the end marker but differs from the source (${sum} vs ${sourceSum}); waiting until equal`);
+        await waitFor(`${d.name} equal to the source after catch-up`, async () => (await checksum(d.client)) === sourceSum, 500);
+        secondsTaken = Number(process.hrtime.bigint() - started) / 1e9;
+      }
+      result[d.key] = secondsTaken;
+      if (memory !== null) result.rss = await memory.stop();
+      log(`${d.name}: caught up in ${secondsTaken.toFixed(1)} s${memory !== null ? `, peak RSS ${fmtMiB(result.rss.peak)}` : ''}`);
     }
+    result.load = loadavg()[0];
+    return result;
+  };
+  const rounds = [];
+  for (let round = 1; round <= CATCHUP_ROUNDS; round++) {
+    const ferryFirst = (CATCHUP_FIRST === 'ferry') === (round % 2 === 1);
+    rounds.push(await catchUpRound(round, ferryFirst ? [dests[0], dests[1]] : [dests[1], dests[0]]));
   }
+  let catchUp = null;
+  if (rounds.length > 0) {
+    catchUp = { ferry: median(rounds.map((r) => r.ferry)), sub: median(rounds.map((r) => r.sub)), rss: Math.max(...rounds.map((r) => r.rss.peak)) };
+    const first = rounds[0];
+    const catchLines = [
+      '',
+      `CDC catch-up: both paused, then the same backlog written on the source: pgbench (${CLIENTS} clients) for ${BACKLOG_SECONDS} s, then ${BACKLOG_UPDATES} x UPDATE of all ${num(accounts)} pgbench_accounts rows`,
+      `(one transaction each), then an end marker; each resumed ALONE in turn and timed from its resume until its destination held the marker and its balances and history equalled the source's.`,
+      `WAL is cluster-wide (other databases' writes on ${HOST}:${SRC_PORT} included). The subscription is PostgreSQL's default (streaming = off).`,
+      '',
+      '| Round | Resumed first | Backlog: transactions / row changes / WAL | Ferry s | Subscription s | Ratio Ferry / subscription | Ferry peak RSS (sampled / VmHWM) | Load avg (1 min) |',
+      '|---:|---|---|---:|---:|---:|---|---:|',
+      ...rounds.map((r) => `| ${r.round} | ${r.order[0] === 'ferry' ? 'Ferry' : 'subscription'} | ${num(r.backlogTx)} / ${num(r.changes)} / ${fmtMiB(r.walBytes)} | ${r.ferry.toFixed(1)} | ${r.sub.toFixed(1)} | ${(r.ferry / r.sub).toFixed(2)} | ${fmtMiB(r.rss.sampled)} / ${fmtMiB(r.rss.hwm)} | ${r.load.toFixed(1)} |`),
+      ...(rounds.length > 1 ? [`| median | | | ${catchUp.ferry.toFixed(1)} | ${catchUp.sub.toFixed(1)} | ${(catchUp.ferry / catchUp.sub).toFixed(2)} | max ${fmtMiB(catchUp.rss)} | |`] : []),
+      '',
+      `Row changes/s during catch-up (round 1): Ferry ${num(first.changes / first.ferry)}, subscription ${num(first.changes / first.sub)}.`,
+      `Reproduce: \`${COMMAND}\``,
+      '',
+    ];
+    process.stdout.write(catchLines.join('\n'));
+  }
+
+  // Targets of issue 15.
+  const p99Ok = Number.isFinite(lag.ferry.p99) ? lag.ferry.p99 <= TARGET.lagP99 : null;
+  const vsSubOk = Number.isFinite(lag.ferry.p99) && Number.isFinite(lag.sub.p99) ? lag.ferry.p99 <= TARGET.lagVsSub(lag.sub.p99) : null;
+  const targetLines = [
+    '',
+    `Targets (issue 15), this run on ${cpus().length} cores:`,
+    '',
+    '| Target | Measured | Result |',
+    '|---|---:|---|',
+    `| Ferry lag p99 <= ${TARGET.lagP99} s | ${fmtS(lag.ferry.p99)} s | ${verdict(p99Ok)} |`,
+    `| Ferry lag p99 <= 2 x subscription p99 + 0.1 s (= ${fmtS(TARGET.lagVsSub(lag.sub.p99))} s) | ${fmtS(lag.ferry.p99)} s | ${verdict(vsSubOk)} |`,
+    ...(catchUp
+      ? [
+          `| Catch-up <= ${TARGET.catchUpRatio.toFixed(1)} x subscription (${rounds.length > 1 ? 'medians: ' : ''}${catchUp.sub.toFixed(1)} s) | ${catchUp.ferry.toFixed(1)} s (${(catchUp.ferry / catchUp.sub).toFixed(2)} x) | ${verdict(catchUp.ferry <= TARGET.catchUpRatio * catchUp.sub)} |`,
+          `| Ferry peak RSS during catch-up <= ${TARGET.rssMiB} MiB | ${fmtMiB(catchUp.rss)} | ${verdict(catchUp.rss <= TARGET.rssMiB * MiB)} |`,
+        ]
+      : ['| Catch-up and its RSS | not run (BENCH_CATCHUP_ROUNDS=0) | n/a |']),
+    `| (for reference) Ferry peak RSS during the steady load <= ${TARGET.rssMiB} MiB | ${fmtMiB(steadyRss.peak)} | ${verdict(steadyRss.peak <= TARGET.rssMiB * MiB)} |`,
+    '',
+    `Reproduce: \`${COMMAND}\``,
+    '',
+  ];
+  process.stdout.write(targetLines.join('\n'));
 }
 
-let failed = false;
-try {
-  await main();
-} catch (error) {
-  failed = true;
-  process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
-} finally {
-  await cleanUp();
-  log('cleaned up');
-}
-process.exit(failed ? 1 : 0);
+await runBench(main);

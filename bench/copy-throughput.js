@@ -8,7 +8,7 @@
 // Each repetition copies into a fresh, empty destination database. The source table is built
 // once per run and read by both methods (equally warm in the cache). Databases, the Ferry
 // server (stopped by its PID) and its data directory are removed at the end.
-import { DST_PORT, HOST, SRC_PORT, bash, created, createDatabase, dropAllDatabases, dropDatabase, log, median, psqlCmd, runFerryOneTime, startFerry, uid, withClient } from './lib.js';
+import { DST_PORT, HOST, SRC_PORT, bash, createDatabase, dropDatabase, log, median, psqlCmd, runBench, runFerryOneTime, startFerry, uid, withClient } from './lib.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
@@ -73,63 +73,53 @@ async function runFerry(ferry, sourceDb, rep) {
 
 async function main() {
   const sourceDb = `bench_src_${uid()}`;
-  let ferry = null;
-  try {
-    log(`building the source table: ${ROWS.toLocaleString('en-US')} rows on ${HOST}:${SRC_PORT}`);
-    await createDatabase(SRC_PORT, sourceDb);
-    await withClient(SRC_PORT, sourceDb, async (c) => {
-      await c.query(TABLE_DDL);
-      await c.query(FILL_SQL, [ROWS]);
-      await c.query('VACUUM ANALYZE public.t');
-    });
-    const copyBytes = Number((await bash(`set -o pipefail; ${psqlCmd(SRC_PORT, sourceDb, 'COPY public.t TO STDOUT')} | wc -c`)).trim());
-    log(`COPY text size: ${(copyBytes / 1e6).toFixed(1)} MB`);
+  log(`building the source table: ${ROWS.toLocaleString('en-US')} rows on ${HOST}:${SRC_PORT}`);
+  await createDatabase(SRC_PORT, sourceDb);
+  await withClient(SRC_PORT, sourceDb, async (c) => {
+    await c.query(TABLE_DDL);
+    await c.query(FILL_SQL, [ROWS]);
+    await c.query('VACUUM ANALYZE public.t');
+  });
+  const copyBytes = Number((await bash(`set -o pipefail; ${psqlCmd(SRC_PORT, sourceDb, 'COPY public.t TO STDOUT')} | wc -c`)).trim());
+  log(`COPY text size: ${(copyBytes / 1e6).toFixed(1)} MB`);
 
-    ferry = await startFerry();
-    const psql = [];
-    const ferryRuns = [];
-    for (let rep = 1; rep <= REPEAT; rep++) {
-      // Alternate the order so that neither method always runs on a warmer server.
-      if (rep % 2 === 1) {
-        psql.push(await runPsqlPipe(sourceDb, rep));
-        ferryRuns.push(await runFerry(ferry, sourceDb, rep));
-      } else {
-        ferryRuns.push(await runFerry(ferry, sourceDb, rep));
-        psql.push(await runPsqlPipe(sourceDb, rep));
-      }
+  const ferry = await startFerry();
+  const psql = [];
+  const ferryRuns = [];
+  for (let rep = 1; rep <= REPEAT; rep++) {
+    // Alternate the order so that neither method always runs on a warmer server.
+    if (rep % 2 === 1) {
+      psql.push(await runPsqlPipe(sourceDb, rep));
+      ferryRuns.push(await runFerry(ferry, sourceDb, rep));
+    } else {
+      ferryRuns.push(await runFerry(ferry, sourceDb, rep));
+      psql.push(await runPsqlPipe(sourceDb, rep));
     }
-
-    const rowsLine = (name, values) => {
-      const m = median(values);
-      return `| ${name} | ${m.toFixed(2)} | ${values.map((v) => v.toFixed(2)).join(', ')} | ${Math.round(ROWS / m).toLocaleString('en-US')} | ${(copyBytes / 1e6 / m).toFixed(1)} |`;
-    };
-    const dumpTimes = ferryRuns.map((r) => r.dumpSeconds).filter((v) => v !== null);
-    const lines = [
-      '',
-      `Copy throughput: ${ROWS.toLocaleString('en-US')} rows (bigint id, ~40-char text, numeric, timestamptz, small jsonb), ` +
-        `${(copyBytes / 1e6).toFixed(1)} MB of COPY text, PostgreSQL ${SRC_PORT} to ${DST_PORT} on ${HOST}, ${REPEAT} runs each, fresh destination database per run.`,
-      '',
-      '| Method | Median s | Runs s | Rows/s | MB/s |',
-      '|---|---:|---|---:|---:|',
-      rowsLine('psql COPY TO STDOUT \\| psql COPY FROM STDIN (table pre-created)', psql),
-      rowsLine('Ferry one-time job, wall time from :start to Completed', ferryRuns.map((r) => r.wall)),
-      ...(dumpTimes.length === ferryRuns.length ? [rowsLine('Ferry, full dump phase only (Running event to Completed event)', dumpTimes)] : []),
-      '',
-      `MB = 10^6 bytes of the table's COPY text (${copyBytes} bytes, measured with COPY TO STDOUT | wc -c); Ferry reported bytesCopied = ${ferryRuns.map((r) => r.bytesCopied).join(', ')}.`,
-      `Ferry's wall time includes the Starting... checks, the schema creation and the primary key; the psql pipe loads into a pre-created table with its primary key.`,
-      '',
-      'Reproduce: `npm run bench:copy` (BENCH_ROWS and BENCH_REPEAT change the size and the number of runs).',
-      '',
-    ];
-    process.stdout.write(lines.join('\n'));
-  } finally {
-    if (ferry) await ferry.stop().catch((e) => log(`stopping Ferry failed: ${e.message}`));
-    await dropAllDatabases();
-    if (created.length === 0) log('cleaned up');
   }
+
+  const rowsLine = (name, values) => {
+    const m = median(values);
+    return `| ${name} | ${m.toFixed(2)} | ${values.map((v) => v.toFixed(2)).join(', ')} | ${Math.round(ROWS / m).toLocaleString('en-US')} | ${(copyBytes / 1e6 / m).toFixed(1)} |`;
+  };
+  const dumpTimes = ferryRuns.map((r) => r.dumpSeconds).filter((v) => v !== null);
+  const lines = [
+    '',
+    `Copy throughput: ${ROWS.toLocaleString('en-US')} rows (bigint id, ~40-char text, numeric, timestamptz, small jsonb), ` +
+      `${(copyBytes / 1e6).toFixed(1)} MB of COPY text, PostgreSQL ${SRC_PORT} to ${DST_PORT} on ${HOST}, ${REPEAT} runs each, fresh destination database per run.`,
+    '',
+    '| Method | Median s | Runs s | Rows/s | MB/s |',
+    '|---|---:|---|---:|---:|',
+    rowsLine('psql COPY TO STDOUT \\| psql COPY FROM STDIN (table pre-created)', psql),
+    rowsLine('Ferry one-time job, wall time from :start to Completed', ferryRuns.map((r) => r.wall)),
+    ...(dumpTimes.length === ferryRuns.length ? [rowsLine('Ferry, full dump phase only (Running event to Completed event)', dumpTimes)] : []),
+    '',
+    `MB = 10^6 bytes of the table's COPY text (${copyBytes} bytes, measured with COPY TO STDOUT | wc -c); Ferry reported bytesCopied = ${ferryRuns.map((r) => r.bytesCopied).join(', ')}.`,
+    `Ferry's wall time includes the Starting... checks, the schema creation and the primary key; the psql pipe loads into a pre-created table with its primary key.`,
+    '',
+    'Reproduce: `npm run bench:copy` (BENCH_ROWS and BENCH_REPEAT change the size and the number of runs).',
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
 }
 
-main().catch((error) => {
-  process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
-  process.exit(1);
-});
+await runBench(main);

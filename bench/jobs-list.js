@@ -18,15 +18,12 @@
 // Run: `npm run bench:jobs-list` (builds first), or `node bench/jobs-list.js` after a build.
 // Profile the server: BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" node bench/jobs-list.js
 // The server is stopped by its PID and its data directory removed at the end, also on failure.
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ROOT, cpuMillis, log, percentile, runBench, startFerry } from './lib.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const JOBS = Number(process.env.BENCH_JOBS ?? 1000);
 const TABLES = Number(process.env.BENCH_TABLES ?? 10);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 200);
@@ -41,37 +38,6 @@ const SCENARIOS = {
 const chosen = (process.env.BENCH_SCENARIOS ?? 'page,filter,search,all').split(',').map((s) => s.trim()).filter(Boolean);
 for (const name of chosen) {
   if (!(name in SCENARIOS)) throw new Error(`BENCH_SCENARIOS: unknown scenario "${name}"; use ${Object.keys(SCENARIOS).join(', ')}`);
-}
-
-const log = (message) => process.stderr.write(`[bench] ${new Date().toISOString().slice(11, 19)} ${message}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank];
-}
-
-async function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** CPU time (user + system) the process has used so far, in ms; NaN where /proc is missing. */
-function cpuMillis(pid) {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
 }
 
 /** One HTTP request over `agent`; resolves { status, body, millis } or rejects on a socket error. */
@@ -98,44 +64,6 @@ function request(agent, port, method, path, body) {
     req.on('error', reject);
     req.end(payload);
   });
-}
-
-async function startServer(dataDir, port) {
-  const logFile = join(dataDir, 'server.log');
-  const fd = openSync(logFile, 'a');
-  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'ferry.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
-    cwd: ROOT,
-    env: { ...process.env, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'info' },
-    stdio: ['ignore', fd, fd],
-  });
-  closeSync(fd);
-  let exited = false;
-  const exit = new Promise((r) => child.on('exit', (code, signal) => { exited = true; r({ code, signal }); }));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exited) throw new Error(`ferry serve exited before answering /healthz; see ${logFile}`);
-    try {
-      if ((await request(agent, port, 'GET', '/healthz')).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('ferry serve did not answer /healthz within 30 s');
-    await sleep(100);
-  }
-  agent.destroy();
-  return { pid: child.pid, logFile, exit, isRunning: () => !exited };
-}
-
-async function stopServer(server) {
-  if (!server.isRunning()) return;
-  process.kill(server.pid, 'SIGTERM');
-  const killed = await Promise.race([server.exit, sleep(10_000).then(() => null)]);
-  if (killed === null && server.isRunning()) {
-    process.kill(server.pid, 'SIGKILL');
-    await server.exit;
-  }
 }
 
 async function seed(port, dataDir) {
@@ -230,11 +158,15 @@ async function drive(port, path, seconds = SECONDS, serverPid = 0) {
 async function main() {
   if (!existsSync(join(ROOT, 'dist'))) throw new Error('dist/ does not exist: run `npm run build` first (npm run bench:jobs-list does).');
   const dataDir = mkdtempSync(join(tmpdir(), 'ferry-bench-jobs-'));
-  const port = await freePort();
+  const logFile = join(dataDir, 'server.log');
   let server = null;
   const loadStart = loadavg()[0];
   try {
-    server = await startServer(dataDir, port);
+    // The server logs at its default level (info) into a file in its data directory, as a service would.
+    server = await startFerry({
+      dataDir, logFile, logLevel: process.env.FERRY_LOG_LEVEL ?? 'info', nodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    });
+    const { port } = server;
     log(`ferry serve pid ${server.pid} on 127.0.0.1:${port}, data ${dataDir}`);
     const seedStart = Date.now();
     await seed(port, dataDir);
@@ -251,7 +183,7 @@ async function main() {
       results.push({ name, path, what: scenario.what, ...result });
       if (result.firstError) log(`${name}: first error: ${result.firstError}`);
     }
-    const logBytes = statSync(server.logFile).size;
+    const logBytes = statSync(logFile).size;
 
     const fmt = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
     const rows = [
@@ -276,12 +208,9 @@ async function main() {
     const page = results.find((r) => r.name === 'page');
     if (page) console.log(`Target: p99 under 100 ms for "page": ${page.p99 < 100 && page.errors === 0 ? 'met' : 'NOT met'} (${fmt(page.p99, 1)} ms).`);
   } finally {
-    if (server) await stopServer(server);
+    if (server) await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-main().catch((error) => {
-  console.error(`[bench] failed: ${error.stack ?? error}`);
-  process.exitCode = 1;
-});
+await runBench(main);

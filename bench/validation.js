@@ -8,7 +8,7 @@
 // The validation reads both sides through copyOut and hashes in Ferry (docs/validation.md): it
 // moves the table over the wire twice (source and destination), the copy moves it twice too
 // (read and write). Databases and the server (stopped by its PID) are removed at the end.
-import { DST_PORT, SRC_PORT, call, createDatabase, dropAllDatabases, log, runFerryOneTime, seconds, sleep, startFerry, uid, withClient } from './lib.js';
+import { DST_PORT, SRC_PORT, call, createDatabase, log, runBench, runFerryOneTime, seconds, sleep, startFerry, uid, withClient } from './lib.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 2_000_000);
 
@@ -23,44 +23,35 @@ const TABLE_SQL = `
 async function main() {
   const source = `bench_val_src_${uid()}`;
   const destination = `bench_val_dst_${uid()}`;
-  let ferry = null;
-  try {
-    await createDatabase(SRC_PORT, source);
-    await createDatabase(DST_PORT, destination);
-    log(`filling ${ROWS} rows`);
-    await withClient(SRC_PORT, source, (c) => c.query(TABLE_SQL));
-    ferry = await startFerry('ferry-bench-validate-');
-    const copy = await runFerryOneTime(ferry, source, destination, { keepJob: true });
-    log(`copy: ${copy.wall.toFixed(1)} s`);
-    const started = process.hrtime.bigint();
-    let validation = await call(ferry.url, 'POST', `/v1/migrationJobs/${copy.job.id}:validate`, {});
-    const deadline = Date.now() + 900_000;
-    while (validation.status === 'RUNNING') {
-      if (Date.now() > deadline) throw new Error(`validation still running after 900 s: ${JSON.stringify(validation.summary)}`);
-      await sleep(100);
-      validation = await call(ferry.url, 'GET', `/v1/migrationJobs/${copy.job.id}/validations/${validation.id}`);
-    }
-    const wall = seconds(started);
-    if (validation.clean !== true) throw new Error(`validation not clean: ${JSON.stringify(validation)}`);
-    const table = validation.tables[0];
-    const result = {
-      rows: ROWS,
-      copySeconds: Number(copy.wall.toFixed(2)),
-      validateSeconds: Number(wall.toFixed(2)),
-      validateRowsPerSecond: Math.round(ROWS / wall),
-      ratio: Number((wall / copy.wall).toFixed(2)),
-      sourceRows: table.sourceRows,
-      destinationRows: table.destinationRows,
-    };
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.stdout.write(`copy of ${ROWS} rows: ${result.copySeconds} s; validation: ${result.validateSeconds} s (${result.ratio}x the copy)\n`);
-  } finally {
-    await ferry?.stop();
-    await dropAllDatabases();
+  await createDatabase(SRC_PORT, source);
+  await createDatabase(DST_PORT, destination);
+  log(`filling ${ROWS} rows`);
+  await withClient(SRC_PORT, source, (c) => c.query(TABLE_SQL));
+  const ferry = await startFerry('ferry-bench-validate-');
+  const copy = await runFerryOneTime(ferry, source, destination, { keepJob: true });
+  log(`copy: ${copy.wall.toFixed(1)} s`);
+  const started = process.hrtime.bigint();
+  let validation = await call(ferry.url, 'POST', `/v1/migrationJobs/${copy.job.id}:validate`, {});
+  const deadline = Date.now() + 900_000;
+  while (validation.status === 'RUNNING') {
+    if (Date.now() > deadline) throw new Error(`validation still running after 900 s: ${JSON.stringify(validation.summary)}`);
+    await sleep(100);
+    validation = await call(ferry.url, 'GET', `/v1/migrationJobs/${copy.job.id}/validations/${validation.id}`);
   }
+  const wall = seconds(started);
+  if (validation.clean !== true) throw new Error(`validation not clean: ${JSON.stringify(validation)}`);
+  const table = validation.tables[0];
+  const result = {
+    rows: ROWS,
+    copySeconds: Number(copy.wall.toFixed(2)),
+    validateSeconds: Number(wall.toFixed(2)),
+    validateRowsPerSecond: Math.round(ROWS / wall),
+    ratio: Number((wall / copy.wall).toFixed(2)),
+    sourceRows: table.sourceRows,
+    destinationRows: table.destinationRows,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.stdout.write(`copy of ${ROWS} rows: ${result.copySeconds} s; validation: ${result.validateSeconds} s (${result.ratio}x the copy)\n`);
 }
 
-main().catch((error) => {
-  process.stderr.write(`${error.stack ?? error}\n`);
-  process.exitCode = 1;
-});
+await runBench(main);

@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DST_PORT, HOST, SRC_PORT, USER, bash, createDatabase, dropAllDatabases, dropDatabase, log, median, pgUri, runFerryOneTime, seconds, startFerry, uid, withClient,
+  DST_PORT, HOST, SRC_PORT, USER, bash, createDatabase, dropDatabase, log, median, pgUri, runBench, runFerryOneTime, seconds, startFerry, uid, withClient,
 } from './lib.js';
 
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
@@ -160,81 +160,71 @@ const METHODS = [
 
 async function main() {
   const sourceDb = `bench_wdb_src_${uid()}`;
-  let ferry = null;
-  try {
-    log(`building the source database: 50 tables (8 partitions), 20 views, 30 functions, ${TOTAL_ROWS.toLocaleString('en-US')} rows on ${HOST}:${SRC_PORT}`);
-    await createDatabase(SRC_PORT, sourceDb);
-    const built = process.hrtime.bigint();
-    await withClient(SRC_PORT, sourceDb, async (c) => {
-      for (const statement of sourceStatements()) await c.query(statement);
-    });
-    const source = await inventory(SRC_PORT, sourceDb);
-    log(`source built in ${seconds(built).toFixed(1)} s: ${JSON.stringify(source)}`);
-    if (source.tables !== 50 || source.views !== 20 || source.functions !== 30 || Number(source.rows) !== TOTAL_ROWS) {
-      throw new Error(`the generated source is not what it should be: ${JSON.stringify(source)} (expected 50 relations: 41 tables, the partitioned parent and its 8 partitions, 20 views, 30 functions, ${TOTAL_ROWS} rows)`);
-    }
-    const sourceSchema = await schemaDump(SRC_PORT, sourceDb);
+  log(`building the source database: 50 tables (8 partitions), 20 views, 30 functions, ${TOTAL_ROWS.toLocaleString('en-US')} rows on ${HOST}:${SRC_PORT}`);
+  await createDatabase(SRC_PORT, sourceDb);
+  const built = process.hrtime.bigint();
+  await withClient(SRC_PORT, sourceDb, async (c) => {
+    for (const statement of sourceStatements()) await c.query(statement);
+  });
+  const source = await inventory(SRC_PORT, sourceDb);
+  log(`source built in ${seconds(built).toFixed(1)} s: ${JSON.stringify(source)}`);
+  if (source.tables !== 50 || source.views !== 20 || source.functions !== 30 || Number(source.rows) !== TOTAL_ROWS) {
+    throw new Error(`the generated source is not what it should be: ${JSON.stringify(source)} (expected 50 relations: 41 tables, the partitioned parent and its 8 partitions, 20 views, 30 functions, ${TOTAL_ROWS} rows)`);
+  }
+  const sourceSchema = await schemaDump(SRC_PORT, sourceDb);
 
-    ferry = await startFerry('ferry-bench-wdb-');
-    const times = METHODS.map(() => []);
-    const results = METHODS.map(() => null);
-    for (let rep = 1; rep <= REPEAT; rep++) {
-      // Rotate the order so that no method always runs first (on a colder or warmer server).
-      for (let k = 0; k < METHODS.length; k++) {
-        const m = (k + rep - 1) % METHODS.length;
-        const method = METHODS[m];
-        const dst = `bench_wdb_dst_${uid()}`;
-        await createDatabase(DST_PORT, dst);
+  const ferry = await startFerry('ferry-bench-wdb-');
+  const times = METHODS.map(() => []);
+  const results = METHODS.map(() => null);
+  for (let rep = 1; rep <= REPEAT; rep++) {
+    // Rotate the order so that no method always runs first (on a colder or warmer server).
+    for (let k = 0; k < METHODS.length; k++) {
+      const m = (k + rep - 1) % METHODS.length;
+      const method = METHODS[m];
+      const dst = `bench_wdb_dst_${uid()}`;
+      await createDatabase(DST_PORT, dst);
+      try {
+        let secondsTaken;
         try {
-          let secondsTaken;
-          try {
-            secondsTaken = await method.run(ferry, sourceDb, dst);
-          } catch (error) {
-            log(`run ${rep}: ${method.name} FAILED: ${error.message.slice(0, 2000)}`);
-            results[m] = { failed: error.message.split('\n')[0].slice(0, 200) };
-            continue;
-          }
-          times[m].push(secondsTaken);
-          const held = await inventory(DST_PORT, dst);
-          const schemaEqual = (await schemaDump(DST_PORT, dst)).join('\n') === sourceSchema.join('\n');
-          results[m] = { ...held, schemaEqual };
-          log(`run ${rep}: ${method.name} ${secondsTaken.toFixed(2)} s; destination ${JSON.stringify(held)}, schema ${schemaEqual ? 'equal' : 'DIFFERENT'}`);
-        } finally {
-          await dropDatabase(DST_PORT, dst);
+          secondsTaken = await method.run(ferry, sourceDb, dst);
+        } catch (error) {
+          log(`run ${rep}: ${method.name} FAILED: ${error.message.slice(0, 2000)}`);
+          results[m] = { failed: error.message.split('\n')[0].slice(0, 200) };
+          continue;
         }
+        times[m].push(secondsTaken);
+        const held = await inventory(DST_PORT, dst);
+        const schemaEqual = (await schemaDump(DST_PORT, dst)).join('\n') === sourceSchema.join('\n');
+        results[m] = { ...held, schemaEqual };
+        log(`run ${rep}: ${method.name} ${secondsTaken.toFixed(2)} s; destination ${JSON.stringify(held)}, schema ${schemaEqual ? 'equal' : 'DIFFERENT'}`);
+      } finally {
+        await dropDatabase(DST_PORT, dst);
       }
     }
-
-    const lines = [
-      '',
-      `Whole-database copy: 50 tables (41 ordinary, 1 partitioned with 8 partitions), 20 views, 30 functions, 2 triggers, 10 foreign keys, ` +
-        `${TOTAL_ROWS.toLocaleString('en-US')} rows; PostgreSQL ${SRC_PORT} to ${DST_PORT} on ${HOST} (same machine); fresh destination database per run; ${REPEAT} runs each, order rotated.`,
-      '',
-      '| Method | Median s | Runs s | Rows/s | On the destination (last run): tables / views / functions / triggers / FKs / rows | Schema dump equal |',
-      '|---|---:|---|---:|---|---|',
-      ...METHODS.map((method, m) => {
-        const r = results[m];
-        if (times[m].length === 0) return `| ${method.name} | failed | | | ${r?.failed ?? ''} | |`;
-        const med = median(times[m]);
-        const held = r && !r.failed ? `${r.tables} / ${r.views} / ${r.functions} / ${r.triggers} / ${r.fks} / ${Number(r.rows).toLocaleString('en-US')}` : (r?.failed ?? '');
-        return `| ${method.name} | ${med.toFixed(2)} | ${times[m].map((v) => v.toFixed(2)).join(', ')} | ${Math.round(TOTAL_ROWS / med).toLocaleString('en-US')} | ${held} | ${r && !r.failed ? (r.schemaEqual ? 'yes' : 'no') : ''} |`;
-      }),
-      '',
-      `Source: ${source.tables} tables incl. the partitioned parent / ${source.views} / ${source.functions} / ${source.triggers} / ${source.fks} / ${Number(source.rows).toLocaleString('en-US')}.`,
-      '"Schema dump equal": the destination\'s `pg_dump --schema-only --no-owner` (15), without comments, SET lines and blank lines, equals the source\'s.',
-      '',
-      'Reproduce: `npm run bench:whole-db` (BENCH_REPEAT runs per method, BENCH_SCALE multiplies the rows).',
-      '',
-    ];
-    process.stdout.write(lines.join('\n'));
-  } finally {
-    if (ferry) await ferry.stop().catch((e) => log(`stopping Ferry failed: ${e.message}`));
-    await dropAllDatabases();
-    log('cleaned up');
   }
+
+  const lines = [
+    '',
+    `Whole-database copy: 50 tables (41 ordinary, 1 partitioned with 8 partitions), 20 views, 30 functions, 2 triggers, 10 foreign keys, ` +
+      `${TOTAL_ROWS.toLocaleString('en-US')} rows; PostgreSQL ${SRC_PORT} to ${DST_PORT} on ${HOST} (same machine); fresh destination database per run; ${REPEAT} runs each, order rotated.`,
+    '',
+    '| Method | Median s | Runs s | Rows/s | On the destination (last run): tables / views / functions / triggers / FKs / rows | Schema dump equal |',
+    '|---|---:|---|---:|---|---|',
+    ...METHODS.map((method, m) => {
+      const r = results[m];
+      if (times[m].length === 0) return `| ${method.name} | failed | | | ${r?.failed ?? ''} | |`;
+      const med = median(times[m]);
+      const held = r && !r.failed ? `${r.tables} / ${r.views} / ${r.functions} / ${r.triggers} / ${r.fks} / ${Number(r.rows).toLocaleString('en-US')}` : (r?.failed ?? '');
+      return `| ${method.name} | ${med.toFixed(2)} | ${times[m].map((v) => v.toFixed(2)).join(', ')} | ${Math.round(TOTAL_ROWS / med).toLocaleString('en-US')} | ${held} | ${r && !r.failed ? (r.schemaEqual ? 'yes' : 'no') : ''} |`;
+    }),
+    '',
+    `Source: ${source.tables} tables incl. the partitioned parent / ${source.views} / ${source.functions} / ${source.triggers} / ${source.fks} / ${Number(source.rows).toLocaleString('en-US')}.`,
+    '"Schema dump equal": the destination\'s `pg_dump --schema-only --no-owner` (15), without comments, SET lines and blank lines, equals the source\'s.',
+    '',
+    'Reproduce: `npm run bench:whole-db` (BENCH_REPEAT runs per method, BENCH_SCALE multiplies the rows).',
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
 }
 
-main().catch((error) => {
-  process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
-  process.exit(1);
-});
+await runBench(main);
