@@ -112,6 +112,7 @@ export async function startFerry(prefix = 'ferry-bench-') {
   }
   return {
     url,
+    pid: child.pid,
     output: () => output,
     async stop() {
       if (!exited) {
