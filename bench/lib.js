@@ -3,7 +3,9 @@
 // compiled code (stopped by its PID) and its REST API, medians.
 //
 // Environment: FERRY_TEST_PG_HOST / FERRY_TEST_PG_SOURCE_PORT / FERRY_TEST_PG_DEST_PORT /
-// FERRY_TEST_PG_USER; FERRY_LOG_LEVEL for the server (default warn).
+// FERRY_TEST_PG_USER; FERRY_LOG_LEVEL for the server (default warn); FERRY_BENCH_NODE_ARGS,
+// node options for the server (space-separated), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+// to profile it (NODE_OPTIONS refuses --cpu-prof).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -90,7 +92,8 @@ export async function startFerry(prefix = 'ferry-bench-') {
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'ferry.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
+  const nodeArgs = (process.env.FERRY_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'ferry.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
     cwd: ROOT,
     env: { ...process.env, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
