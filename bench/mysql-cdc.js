@@ -28,6 +28,11 @@ import { DST_PORT, HOST, USER, call, createDatabase, dropDatabase, log, sleep, s
 import { startMariadb } from './mariadb.js';
 import pg from 'pg';
 
+const { openMysqlChangeReader } = await import('../dist/engines/mysql/mysql-change-reader.js').catch(() => {
+  throw new Error('dist/ is missing: run `npm run build` first');
+});
+const { BinlogPosition } = await import('../dist/engines/mysql/binlog-position.js');
+
 const TABLES = Number(process.env.BENCH_TABLES ?? 4);
 const TABLE_SIZE = Number(process.env.BENCH_TABLE_SIZE ?? 100_000);
 const THREADS = Number(process.env.BENCH_THREADS ?? 4);
@@ -142,6 +147,44 @@ async function pgChecksum(client) {
   return parts.join(' ');
 }
 
+async function binlogPosition(connection) {
+  const row = await firstRow(connection, 'SHOW MASTER STATUS');
+  return `${row.File}:${row.Position}`;
+}
+
+/** Statements the server ran, by kind, since it started (Questions and the Com_ counters that matter here). */
+async function statementCounters(connection) {
+  const [rows] = await connection.query(
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_insert', 'Com_update', 'Com_delete', 'Com_replace', 'Com_select', 'Com_commit', 'Com_begin', 'Com_set_option')",
+  );
+  return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
+}
+
+/**
+ * Ferry's change reader alone (from dist/, in this process), no applier: the binlog between
+ * `from` and `to` decoded as for a destination of `engine`. Resolves with the row changes read and the seconds it took.
+ */
+async function readerAlone(source, from, to, engine) {
+  const params = { engine: 'mysql', host: '127.0.0.1', port: source.port, database: DB, username: 'root', password: null, tls: { mode: 'none' } };
+  const end = BinlogPosition.parse(to);
+  const started = process.hrtime.bigint();
+  const reader = await openMysqlChangeReader(params, from, { destinationEngine: engine });
+  let changes = 0;
+  const timeout = setTimeout(() => void reader.close(), CATCH_UP_TIMEOUT_MS);
+  try {
+    outer: for await (const chunk of reader.events()) {
+      for (const event of chunk) {
+        if (event.kind === 'change') changes++;
+        else if ((event.kind === 'commit' || event.kind === 'heartbeat') && BinlogPosition.parse(event.position).compare(end) >= 0) break outer;
+      }
+    }
+  } finally {
+    clearTimeout(timeout);
+    await reader.close();
+  }
+  return { changes, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
 async function main() {
   if (SYSBENCH === null) throw new Error('sysbench is not installed: apt-get install -y sysbench');
   if (!Number.isInteger(TABLES) || TABLES < 1 || !Number.isInteger(THREADS) || THREADS < 1 || !(SECONDS > 0) || !(TABLE_SIZE > 0)) {
@@ -213,6 +256,9 @@ async function main() {
   await waitAllHold(probes, marker, READY_TIMEOUT_MS, 'before the load');
   log(`all destinations in step (Ferry to MariaDB ${((readyAt.mysql - setupStarted) / 1000).toFixed(1)} s, to PostgreSQL ${((readyAt.postgres - setupStarted) / 1000).toFixed(1)} s to Incremental load); sysbench run: ${THREADS} threads, ${SECONDS} s`);
 
+  const loadFrom = await binlogPosition(src);
+  const countersBefore = await statementCounters(ferryDstConn);
+
   // The load: sysbench, the heartbeat writer, the pollers and the RSS sampler, all at once.
   let loading = true;
   let polling = true;
@@ -220,6 +266,7 @@ async function main() {
   let lastBeat = marker;
   const samples = probes.map(() => []); // [{ t, lagMs, loading }]
   const caughtUpAt = probes.map(() => null);
+  const polls = probes.map(() => 0);
   let finalBeat = Infinity;
   let rssMax = 0;
   const loadStarted = Date.now();
@@ -241,6 +288,7 @@ async function main() {
     while (polling) {
       const sent = Date.now();
       const v = await probe.read().catch(() => NaN);
+      polls[i]++;
       const now = Date.now();
       if (Number.isFinite(v) && v >= marker) {
         samples[i].push({ t: now - loadStarted, lagMs: now - v, loading });
@@ -270,6 +318,16 @@ async function main() {
   polling = false;
   await Promise.all([...pollers, rssSampler]);
   const ferryHwm = procStatus(ferry.pid, 'VmHWM');
+  const countersAfter = await statementCounters(ferryDstConn);
+  const statements = Object.fromEntries(Object.keys(countersAfter).map((k) => [k, countersAfter[k] - (countersBefore[k] ?? 0)]));
+  // Less the bench's own polls of that server (one SELECT each) and the counter query itself.
+  const ownPolls = polls[probes.findIndex((p) => p.label === 'Ferry to MariaDB')];
+  statements.Questions -= ownPolls + 1;
+  statements.Com_select -= ownPolls;
+  const loadTo = await binlogPosition(src);
+  log(`Ferry's change reader alone over the load's binlog (${loadFrom} to ${loadTo})`);
+  const alone = {};
+  for (const engine of ['mysql', 'postgresql']) alone[engine] = await readerAlone(source, loadFrom, loadTo, engine);
   const ferryViews = {};
   for (const [key, job] of Object.entries(jobs)) ferryViews[key] = await call(ferry.url, 'GET', `/v1/migrationJobs/${job}`);
 
@@ -289,6 +347,7 @@ async function main() {
   // Results.
   const writes = Number(/write:\s+(\d+)/.exec(sysbenchOut)?.[1] ?? NaN);
   const tps = Number(/transactions:\s+\d+\s+\(([\d.]+) per sec/.exec(sysbenchOut)?.[1] ?? NaN);
+  const transactions = Number(/transactions:\s+(\d+)/.exec(sysbenchOut)?.[1] ?? NaN) + heartbeats;
   const rows = writes + heartbeats;
   const loadSeconds = (loadEnded - loadStarted) / 1000;
   const stats = probes.map((probe, i) => {
@@ -327,6 +386,8 @@ async function main() {
     ...stats.map((s, i) => `| ${s.probe.label} | ${sec(s.p50)} | ${sec(s.p95)} | ${sec(s.p99)} | ${sec(s.max)} | ${num(s.sustained)} | ${sec(s.catchUp)} | ${equal[i]} | ${target(s)} |`),
     '',
     `Lag: age of the newest heartbeat (written every ${HEARTBEAT_MS} ms) each destination held, polled every ${POLL_MS} ms while sysbench ran (${stats.map((s) => s.n).join(' / ')} samples). Target for Ferry: p99 <= 0.25 s and <= 2 x the reference p99 + 0.1 s.`,
+    `Ferry's change reader alone (decode only, no applier, in the bench process) over the load's binlog: ${Object.entries(alone).map(([engine, a]) => `for ${engine === 'mysql' ? 'MariaDB' : 'PostgreSQL'} ${num(a.changes)} rows in ${a.seconds.toFixed(2)} s = ${num(a.changes / a.seconds)} rows/s`).join('; ')}.`,
+    `Statements Ferry ran on its MariaDB destination during the load and catch-up: ${num(statements.Questions)} (${(statements.Questions / transactions).toFixed(1)} per source transaction, ${(statements.Questions / rows).toFixed(2)} per row change; insert ${num(statements.Com_insert)}, update ${num(statements.Com_update)}, delete ${num(statements.Com_delete)}, replace ${num(statements.Com_replace)}, select ${num(statements.Com_select)}, commit ${num(statements.Com_commit)}, set ${num(statements.Com_set_option)}).`,
     `Ferry peak RSS: ${mib(rssMax)} during the load (largest VmRSS sampled), ${mib(ferryHwm)} over the whole run (VmHWM, initial copies included). Ferry's counters: ${Object.entries(ferryViews).map(([k, v]) => `${k} changesApplied ${num(v.replication?.changesApplied ?? null)}, lagSeconds ${v.replication?.lagSeconds ?? 'n/a'}`).join('; ')}.`,
     `Reproduce: \`npm run bench:mysql-cdc\` (BENCH_TABLES=${TABLES} BENCH_TABLE_SIZE=${TABLE_SIZE} BENCH_THREADS=${THREADS} BENCH_SECONDS=${SECONDS} BENCH_REPLICA_THREADS=${REPLICA_THREADS.join(',')}).`,
     '',
