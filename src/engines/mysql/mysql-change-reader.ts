@@ -762,8 +762,17 @@ function tableKey(schema: string, name: string): string {
   return `${schema}\u0000${name}`;
 }
 
+/** The last timestamp isoTime formatted: binlog timestamps are whole seconds, shared by every transaction of that second. */
+let lastIsoMs = -1;
+let lastIso = '';
+
 function isoTime(timestampMs: number): string {
-  return new Date(timestampMs > 0 ? timestampMs : Date.now()).toISOString();
+  if (timestampMs <= 0) return new Date().toISOString();
+  if (timestampMs !== lastIsoMs) {
+    lastIso = new Date(timestampMs).toISOString();
+    lastIsoMs = timestampMs;
+  }
+  return lastIso;
 }
 
 function parseGtidState(text: string | null, flavor: 'mariadb' | 'mysql'): MariadbGtidPosition | GtidSet | null {
