@@ -257,6 +257,7 @@ async function main() {
   log(`all destinations in step (Ferry to MariaDB ${((readyAt.mysql - setupStarted) / 1000).toFixed(1)} s, to PostgreSQL ${((readyAt.postgres - setupStarted) / 1000).toFixed(1)} s to Incremental load); sysbench run: ${THREADS} threads, ${SECONDS} s`);
 
   const loadFrom = await binlogPosition(src);
+  const rssBefore = procStatus(ferry.pid, 'VmRSS');
   const countersBefore = await statementCounters(ferryDstConn);
 
   // The load: sysbench, the heartbeat writer, the pollers and the RSS sampler, all at once.
@@ -327,7 +328,13 @@ async function main() {
   const loadTo = await binlogPosition(src);
   log(`Ferry's change reader alone over the load's binlog (${loadFrom} to ${loadTo})`);
   const alone = {};
-  for (const engine of ['mysql', 'postgresql']) alone[engine] = await readerAlone(source, loadFrom, loadTo, engine);
+  // Twice each, the faster kept: the first pass also warms the code up.
+  for (let pass = 0; pass < 2; pass++) {
+    for (const engine of ['mysql', 'postgresql']) {
+      const result = await readerAlone(source, loadFrom, loadTo, engine);
+      if (alone[engine] === undefined || result.seconds < alone[engine].seconds) alone[engine] = result;
+    }
+  }
   const ferryViews = {};
   for (const [key, job] of Object.entries(jobs)) ferryViews[key] = await call(ferry.url, 'GET', `/v1/migrationJobs/${job}`);
 
@@ -386,9 +393,9 @@ async function main() {
     ...stats.map((s, i) => `| ${s.probe.label} | ${sec(s.p50)} | ${sec(s.p95)} | ${sec(s.p99)} | ${sec(s.max)} | ${num(s.sustained)} | ${sec(s.catchUp)} | ${equal[i]} | ${target(s)} |`),
     '',
     `Lag: age of the newest heartbeat (written every ${HEARTBEAT_MS} ms) each destination held, polled every ${POLL_MS} ms while sysbench ran (${stats.map((s) => s.n).join(' / ')} samples). Target for Ferry: p99 <= 0.25 s and <= 2 x the reference p99 + 0.1 s.`,
-    `Ferry's change reader alone (decode only, no applier, in the bench process) over the load's binlog: ${Object.entries(alone).map(([engine, a]) => `for ${engine === 'mysql' ? 'MariaDB' : 'PostgreSQL'} ${num(a.changes)} rows in ${a.seconds.toFixed(2)} s = ${num(a.changes / a.seconds)} rows/s`).join('; ')}.`,
+    `Ferry's change reader alone (decode only, no applier, in the bench process, faster of 2 passes) over the load's binlog: ${Object.entries(alone).map(([engine, a]) => `for ${engine === 'mysql' ? 'MariaDB' : 'PostgreSQL'} ${num(a.changes)} rows in ${a.seconds.toFixed(2)} s = ${num(a.changes / a.seconds)} rows/s`).join('; ')}.`,
     `Statements Ferry ran on its MariaDB destination during the load and catch-up: ${num(statements.Questions)} (${(statements.Questions / transactions).toFixed(1)} per source transaction, ${(statements.Questions / rows).toFixed(2)} per row change; insert ${num(statements.Com_insert)}, update ${num(statements.Com_update)}, delete ${num(statements.Com_delete)}, replace ${num(statements.Com_replace)}, select ${num(statements.Com_select)}, commit ${num(statements.Com_commit)}, set ${num(statements.Com_set_option)}).`,
-    `Ferry peak RSS: ${mib(rssMax)} during the load (largest VmRSS sampled), ${mib(ferryHwm)} over the whole run (VmHWM, initial copies included). Ferry's counters: ${Object.entries(ferryViews).map(([k, v]) => `${k} changesApplied ${num(v.replication?.changesApplied ?? null)}, lagSeconds ${v.replication?.lagSeconds ?? 'n/a'}`).join('; ')}.`,
+    `Ferry peak RSS: ${mib(rssMax)} during the load (largest VmRSS sampled; ${mib(rssBefore)} when it started), ${mib(ferryHwm)} over the whole run (VmHWM, initial copies included). Ferry's counters: ${Object.entries(ferryViews).map(([k, v]) => `${k} changesApplied ${num(v.replication?.changesApplied ?? null)}, lagSeconds ${v.replication?.lagSeconds ?? 'n/a'}`).join('; ')}.`,
     `Reproduce: \`npm run bench:mysql-cdc\` (BENCH_TABLES=${TABLES} BENCH_TABLE_SIZE=${TABLE_SIZE} BENCH_THREADS=${THREADS} BENCH_SECONDS=${SECONDS} BENCH_REPLICA_THREADS=${REPLICA_THREADS.join(',')}).`,
     '',
   ];
