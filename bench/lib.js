@@ -5,7 +5,9 @@
 // percentiles, and clean-up steps that also run on failure and on Ctrl-C.
 //
 // Environment: FERRY_TEST_PG_HOST / FERRY_TEST_PG_SOURCE_PORT / FERRY_TEST_PG_DEST_PORT /
-// FERRY_TEST_PG_USER; FERRY_LOG_LEVEL for the server (default warn).
+// FERRY_TEST_PG_USER; FERRY_LOG_LEVEL for the server (default warn); FERRY_BENCH_NODE_ARGS,
+// node options for the server (space-separated), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+// to profile it (NODE_OPTIONS refuses --cpu-prof).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -118,7 +120,7 @@ export async function freePort() {
  * unless stopped before (stop() may be called more than once).
  */
 export async function startFerry(options = {}) {
-  const { prefix = 'ferry-bench-', dataDir: givenDir = null, logFile = null, logLevel = process.env.FERRY_LOG_LEVEL ?? 'warn', nodeArgs = [] } =
+  const { prefix = 'ferry-bench-', dataDir: givenDir = null, logFile = null, logLevel = process.env.FERRY_LOG_LEVEL ?? 'warn', nodeArgs = (process.env.FERRY_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '') } =
     typeof options === 'string' ? { prefix: options } : options;
   if (!existsSync(join(ROOT, 'dist'))) throw new Error('dist/ is missing: run `npm run build` first');
   const dataDir = givenDir ?? mkdtempSync(join(tmpdir(), prefix));

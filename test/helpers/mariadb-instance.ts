@@ -5,17 +5,13 @@
  * (the destination needs database names the source already uses) and the binlog purge test
  * (purging the main server's binlog would break the continuous jobs of other test files).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { Connection } from 'mysql2/promise';
 import type { ConnectionParams } from '../../src/core/connection-profile.js';
 import { freePort } from './ferry-server.js';
-
-const INSTALL_DB = ['/usr/bin/mariadb-install-db', '/usr/bin/mysql_install_db'].find((p) => existsSync(p)) ?? 'mariadb-install-db';
-const MARIADBD = ['/usr/sbin/mariadbd', '/usr/sbin/mysqld'].find((p) => existsSync(p)) ?? 'mariadbd';
+import { MARIADBD, installMariadb, mariadbdArgs } from './mariadb-server.js';
 
 export interface MariadbInstance {
   host: string;
@@ -40,50 +36,13 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Starts a fresh MariaDB server; resolves once it accepts connections. */
 export async function startMariadbInstance(options: { serverId?: number; extraArgs?: string[] } = {}): Promise<MariadbInstance> {
-  const root = mkdtempSync(join(tmpdir(), 'ferry-mariadb-'));
-  const dataDir = join(root, 'data');
-  // A temporary directory of its own: a mariadbd starting (or bootstrapping) with a shared
-  // tmpdir deletes the #sql* files of every other server there (MariaDB 10.11 then crashes).
-  const tmp = join(root, 'tmp');
-  mkdirSync(tmp);
-  const asRoot = process.getuid?.() === 0;
-  // --no-defaults: the system server's my.cnf (user, log paths, port) must not leak in.
-  const install = spawnSync(
-    INSTALL_DB,
-    ['--no-defaults', `--datadir=${dataDir}`, `--tmpdir=${tmp}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...(asRoot ? ['--user=root'] : [])],
-    { encoding: 'utf8' },
-  );
-  if (install.status !== 0) {
-    rmSync(root, { recursive: true, force: true });
-    throw new Error(`${INSTALL_DB} failed (exit ${install.status}): ${install.stdout}\n${install.stderr}`);
-  }
+  const layout = installMariadb('ferry-mariadb-');
+  const { root, dataDir, errorLog } = layout;
   const port = await freePort();
-  const errorLog = join(root, 'error.log');
+  // Later options win: a test may listen elsewhere or turn TLS on (--ssl-ca, --ssl-cert, --ssl-key).
   const launch = () => spawn(
     MARIADBD,
-    [
-      '--no-defaults',
-      ...(asRoot ? ['--user=root'] : []),
-      `--datadir=${dataDir}`,
-      `--tmpdir=${tmp}`,
-      `--port=${port}`,
-      '--bind-address=127.0.0.1',
-      `--socket=${join(root, 'mysqld.sock')}`,
-      `--pid-file=${join(root, 'mysqld.pid')}`,
-      `--log-error=${errorLog}`,
-      `--log-bin=${join(dataDir, 'mariadb-bin')}`,
-      `--server-id=${options.serverId ?? 2}`,
-      '--binlog-format=ROW',
-      '--binlog-row-image=FULL',
-      '--local-infile=1',
-      '--character-set-server=utf8mb4',
-      '--collation-server=utf8mb4_general_ci',
-      '--innodb-buffer-pool-size=128M',
-      '--innodb-log-file-size=64M',
-      '--max-connections=200',
-      // Later options win: a test may listen elsewhere or turn TLS on (--ssl-ca, --ssl-cert, --ssl-key).
-      ...(options.extraArgs ?? []),
-    ],
+    mariadbdArgs(layout, { port, serverId: options.serverId ?? 2, extraArgs: options.extraArgs ?? [] }),
     { stdio: 'ignore' },
   );
   let pid = 0;

@@ -428,6 +428,45 @@ describe('MySQL binlog change capture', () => {
     }
   }, 120_000);
 
+  it('decodes every transaction and an ALTER right when the binlog describes its own columns (binlog_row_metadata = FULL)', async () => {
+    // zongji then builds a new table map entry at every table map event: the reader reuses its
+    // decoder while the columns stay the same, and must build a new one once they change.
+    const server = await startMariadbInstance({ extraArgs: ['--binlog-row-metadata=FULL'] });
+    try {
+      const admin = await server.connect();
+      try {
+        await admin.query('CREATE DATABASE described; CREATE TABLE described.t (id int PRIMARY KEY, name varchar(20))');
+        const params = server.params('described');
+        const { tables } = await mysqlEngine.readSchema(params, { include: ['described'], exclude: [] });
+        const from = await mysqlEngine.currentPosition(params);
+        await admin.query("INSERT INTO described.t VALUES (1, 'a')");
+        await admin.query("INSERT INTO described.t VALUES (2, 'b')");
+        await admin.query("UPDATE described.t SET name = 'c' WHERE id = 1");
+        // A column in the middle: a decoder kept from before would put 30 under name.
+        await admin.query('ALTER TABLE described.t ADD COLUMN n int AFTER id');
+        await admin.query("INSERT INTO described.t VALUES (3, 30, 'd')");
+        await admin.query('DELETE FROM described.t WHERE id = 2');
+        const reader = await openMysqlChangeReader(params, from, { tables });
+        readers.push(reader);
+        const collector = new Collector(reader);
+        const events = await collector.until(endsAfter((e) => e.kind === 'change' && e.change.op === 'delete'));
+        expect(withoutHeartbeats(events).filter((e) => e.kind === 'change' || e.kind === 'relation').map(describeEvent)).toEqual([
+          { insert: 't', row: { id: '1', name: 'a' } },
+          { insert: 't', row: { id: '2', name: 'b' } },
+          { update: 't', row: { id: '1', name: 'c' }, old: { id: '1', name: 'a' } },
+          'relation t(id int(11) key, n int(11), name varchar(20))',
+          { insert: 't', row: { id: '3', n: '30', name: 'd' } },
+          { delete: 't', old: { id: '2', n: null, name: 'b' } },
+        ]);
+        await reader.close();
+      } finally {
+        await admin.end();
+      }
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
+
   it('decodes 200k row changes', async () => {
     const c = db.connection;
     await c.query('CREATE TABLE big (id int PRIMARY KEY, name varchar(40), amount decimal(12,2), at datetime(6), flag tinyint(1))');

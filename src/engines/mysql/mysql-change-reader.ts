@@ -126,6 +126,8 @@ export async function openMysqlChangeReader(params: ConnectionParams, startPosit
 /** How the rows of one binlog table map are turned into changes. */
 interface TableDecoder {
   generation: number;
+  /** The columns (names and types) of the table map it was built for. */
+  signature: string;
   table: QualifiedName;
   names: string[];
   converters: Array<(value: unknown) => string | null>;
@@ -163,6 +165,12 @@ export class MysqlChangeReader implements ChangeReader {
   /** Selected databases; null means every non-system database. */
   private readonly databases: Set<string> | null;
   private readonly decoders = new WeakMap<TableMapEntry, TableDecoder>();
+  /**
+   * The last decoder of each table by "db\u0000table". zongji builds a new table map entry at
+   * every table map event when the binlog describes its columns itself (binlog_row_metadata =
+   * FULL), i.e. once per transaction: the decoder is reused while the columns are the same.
+   */
+  private readonly decodersByTable = new Map<string, TableDecoder>();
   /** nativeType by column name per table, when known (the job's schema, or a re-read after DDL). */
   private readonly typesByTable = new Map<string, Map<string, string>>();
 
@@ -697,6 +705,12 @@ export class MysqlChangeReader implements ChangeReader {
     let decoder = this.decoders.get(entry);
     if (decoder !== undefined && decoder.generation === this.typesGeneration) return decoder;
     const key = tableKey(entry.parentSchema, entry.tableName);
+    const signature = entry.columnSchemas.map((c) => `${c.COLUMN_NAME}\u0000${c.COLUMN_TYPE}`).join('\u0001');
+    const last = this.decodersByTable.get(key);
+    if (last !== undefined && last.generation === this.typesGeneration && last.signature === signature) {
+      this.decoders.set(entry, last);
+      return last;
+    }
     const known = this.typesByTable.get(key);
     const names = entry.columnSchemas.map((c) => c.COLUMN_NAME);
     const converters = entry.columnSchemas.map((c) => {
@@ -717,8 +731,9 @@ export class MysqlChangeReader implements ChangeReader {
     const keyIndexes = keyColumns.map((c) => names.indexOf(c));
     const describeKey = (row: Record<string, unknown>) =>
       describeRowKey(keyColumns, keyIndexes.map((i) => (i < 0 ? null : plainText(row[names[i] as string]))));
-    decoder = { generation: this.typesGeneration, table, names, converters, shapes: new Map(), describeKey };
+    decoder = { generation: this.typesGeneration, signature, table, names, converters, shapes: new Map(), describeKey };
     this.decoders.set(entry, decoder);
+    this.decodersByTable.set(key, decoder);
     return decoder;
   }
 
@@ -762,8 +777,17 @@ function tableKey(schema: string, name: string): string {
   return `${schema}\u0000${name}`;
 }
 
+/** The last timestamp isoTime formatted: binlog timestamps are whole seconds, shared by every transaction of that second. */
+let lastIsoMs = -1;
+let lastIso = '';
+
 function isoTime(timestampMs: number): string {
-  return new Date(timestampMs > 0 ? timestampMs : Date.now()).toISOString();
+  if (timestampMs <= 0) return new Date().toISOString();
+  if (timestampMs !== lastIsoMs) {
+    lastIso = new Date(timestampMs).toISOString();
+    lastIsoMs = timestampMs;
+  }
+  return lastIso;
 }
 
 function parseGtidState(text: string | null, flavor: 'mariadb' | 'mysql'): MariadbGtidPosition | GtidSet | null {
