@@ -380,7 +380,7 @@ async function main() {
   const mib = (v) => (v === null ? 'n/a' : `${(v / 1048576).toFixed(0)} MiB`);
   const target = (s) => {
     if (s.probe.kind !== 'ferry') return s === reference ? 'reference' : '';
-    if (s.p99 === null) return 'MISS (no samples)';
+    if (!Number.isFinite(s.p99)) return 'MISS (no samples)';
     const bound = Math.min(0.25, 2 * reference.p99 + 0.1);
     return `${s.p99 <= bound ? 'PASS' : 'MISS'} (p99 <= ${bound.toFixed(3)} s)`;
   };
