@@ -6,7 +6,7 @@
 // FERRY_TEST_PG_USER; FERRY_LOG_LEVEL for the server (default warn).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -112,6 +112,7 @@ export async function startFerry(prefix = 'ferry-bench-') {
   }
   return {
     url,
+    pid: child.pid,
     output: () => output,
     async stop() {
       if (!exited) {
@@ -123,6 +124,16 @@ export async function startFerry(prefix = 'ferry-bench-') {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A process's peak resident set size so far (VmHWM of /proc/PID/status), in MiB; null when unreadable. */
+export function peakRssMiB(pid) {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** One REST call; throws on a non-2xx answer. */
