@@ -499,6 +499,8 @@ async function copyRange(
     const append = writer.appendTableData?.bind(writer);
     if (append === undefined) throw new FerryError('INTERNAL', `The ${deps.destination.kind} destination cannot add rows to a table split into ranges.`);
     const result = await append(split.destinationTable, rows, signal, { sourceEngine: deps.source.kind, format });
+    // This range is committed, the table not DUMPED: a crash here makes the next attempt copy the whole table again.
+    await failpoint('after-range-copy');
     split.rows[index] = result.rows;
     split.bytes[index] = progress.bytes;
     split.remaining--;
