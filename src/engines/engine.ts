@@ -179,6 +179,8 @@ export interface BinaryForm {
   engine: EngineKind;
   /** The server's major version (binary forms are only compared within one). */
   serverMajor: number;
+  /** The database's encoding: binary COPY converts no text between encodings. */
+  encoding: string;
   /** The copied columns, in copy order, with the type as the server names it (e.g. "numeric(14,2)"). */
   columns: Array<{ name: string; type: string }>;
 }
@@ -248,7 +250,7 @@ export interface TableWriter {
   appendTableData?(table: TableSchema, rows: Readable, signal: AbortSignal, options?: LoadOptions): Promise<LoadResult>;
   /**
    * True when this destination loads `form` (a binaryForm of a source table) into `table` as is:
-   * same engine, same server major version, and every copied column of the same type. When in
+   * same engine, same server major version, same database encoding, and every copied column of the same type. When in
    * doubt, false (the text format). Optional: engines without a binary format leave it out.
    */
   acceptsBinary?(table: TableSchema, form: BinaryForm): Promise<boolean>;

@@ -222,8 +222,11 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       // the stream: the tables they link are copied by one reader, at one snapshot position.
       const carriesActions = carriesForeignKeyActions(source.kind, job.type);
       const units = carriesActions ? await copyUnits(store, job.id, schema.tables, objects) : schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED').map((t) => [t]);
+      const copyStarted = Date.now();
       await copyTables(job, deps, snapshot, units, objects, failures, signal, log, (t) => destinationTables.get(t) ?? t);
       if (failures.length > 0) return failures;
+      log.info({ tables: units.flat().length, seconds: (Date.now() - copyStarted) / 1000 }, 'tables copied');
+      const postDataStarted = Date.now();
 
       // Indexes and foreign keys are built once the data is in: faster, and FKs cannot fail on load order.
       // A continuous job adds its foreign keys at promote: replayed changes may pass through states they refuse.
@@ -243,6 +246,7 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       await failpoint('between-post-data-steps');
       await schemaWriter.syncSequences(target);
       await store.putCheckpoint(job.id, POST_DATA_CHECKPOINT, true);
+      log.info({ seconds: (Date.now() - postDataStarted) / 1000 }, 'post-data objects created');
     } finally {
       await schemaWriter.close().catch((error: unknown) => log.warn({ err: String(error) }, 'closing the schema writer failed'));
     }

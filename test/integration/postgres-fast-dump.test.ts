@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import pg from 'pg';
 import type { DatabaseSchema, TableSchema } from '../../src/core/schema.js';
 import type { TableReader, TableWriter } from '../../src/engines/engine.js';
 import { EngineRegistry } from '../../src/engines/engine-registry.js';
@@ -20,7 +21,7 @@ import { MigrationService } from '../../src/service/migration-service.js';
 import { SecretBox } from '../../src/service/secret-box.js';
 import { SshTunnelManager } from '../../src/engines/ssh-tunnel.js';
 import { SqliteMetadataStore } from '../../src/store/sqlite/sqlite-metadata-store.js';
-import { createDatabasePair, PG_HOST, PG_USER, type TestDatabase } from '../helpers/postgres.js';
+import { connectionParams, createDatabasePair, PG_DEST_PORT, PG_HOST, PG_USER, type TestDatabase } from '../helpers/postgres.js';
 
 const WIDE_DDL = `CREATE TABLE public.wide (
   id bigint PRIMARY KEY, name text, amount numeric(14,2), at timestamptz, doc jsonb,
@@ -107,6 +108,33 @@ describe('PostgreSQL to PostgreSQL: binary COPY and same-table concurrency', () 
       expect(await digest(dbs.destination, 'public.narrowed')).toEqual(await digest(dbs.source, 'public.narrowed'));
       expect(await digest(dbs.destination, 'public.moods')).toEqual(await digest(dbs.source, 'public.moods'));
     });
+  });
+
+  it('falls back to text for a destination database of another encoding (binary COPY converts no text)', async () => {
+    const name = `ferry_fastdump_latin1_${randomBytes(4).toString('hex')}`;
+    const admin = new pg.Client({ host: PG_HOST, port: PG_DEST_PORT, user: PG_USER, database: 'postgres' });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${name} ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'`);
+      const latin1 = new pg.Client({ host: PG_HOST, port: PG_DEST_PORT, user: PG_USER, database: name });
+      await latin1.connect();
+      await latin1.query('CREATE TABLE public.narrowed (id int PRIMARY KEY, amount numeric(14,2))');
+      await latin1.end();
+      const snapshot = await postgresEngine.openSnapshot(dbs.source.params);
+      const reader = await snapshot.openTableReader();
+      const writer = await postgresEngine.openTableWriter(connectionParams(PG_DEST_PORT, name));
+      try {
+        const narrowed = tableOf(await snapshot.readSchema({ include: [], exclude: [] }), 'narrowed');
+        expect((await reader.binaryForm?.(narrowed))?.encoding).toBe('UTF8');
+        expect(await chooseFormat(deps, reader, writer, narrowed, narrowed)).toBe('text');
+      } finally {
+        await Promise.allSettled([reader.close(), writer.close()]);
+        await snapshot.close();
+      }
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
   });
 
   it('splits a table into ctid ranges that readers of one snapshot copy side by side, exactly once each', async () => {

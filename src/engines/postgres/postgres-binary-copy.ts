@@ -1,7 +1,8 @@
 /**
  * When two PostgreSQL servers can move a table in the binary COPY format: both read the
  * copied columns' types from their own catalog, and the binary form is used only when the two
- * lists are equal, the servers are of the same major version, and every type is a built-in
+ * lists are equal, the servers are of the same major version, the databases have the same
+ * encoding (binary COPY converts no text), and every type is a built-in
  * base type (or an array of one) with binary I/O whose binary value does not hold an object
  * id of the server (the reg* alias types). Anything else (user-defined, extension, enum,
  * composite, domain, range types) is copied as text: when in doubt, text.
@@ -28,10 +29,11 @@ function columnTypesSql(): string {
   return COLUMN_TYPES_SQL.replace('ok(t)', PORTABLE_TYPE('t')).replace('ok(e)', PORTABLE_TYPE('e'));
 }
 
-/** The server's major version (15 for 15.4; 9 never happens: Ferry needs 10 or later). */
-export async function serverMajor(client: pg.Client): Promise<number> {
-  const result = await client.query('SHOW server_version_num');
-  return Math.floor(Number((result.rows[0] as { server_version_num: unknown }).server_version_num) / 10000);
+/** The server's major version (15 for 15.4) and the database's encoding. */
+async function serverFacts(client: pg.Client): Promise<{ serverMajor: number; encoding: string }> {
+  const result = await client.query("SELECT current_setting('server_version_num') AS version, pg_catalog.pg_encoding_to_char(d.encoding) AS encoding FROM pg_catalog.pg_database d WHERE d.datname = current_database()");
+  const row = result.rows[0] as { version: unknown; encoding: unknown };
+  return { serverMajor: Math.floor(Number(row.version) / 10000), encoding: String(row.encoding) };
 }
 
 /** The binary form of `columns` of the table as this server stores them, or null when one of them has none that travels. */
@@ -45,13 +47,14 @@ export async function readBinaryForm(client: pg.Client, table: QualifiedName, co
     if (row === undefined || !pgBool(row.portable)) return null;
     described.push({ name: column.name, type: row.type });
   }
-  return { engine: 'postgresql', serverMajor: await serverMajor(client), columns: described };
+  return { engine: 'postgresql', ...(await serverFacts(client)), columns: described };
 }
 
-/** True when a destination's form equals the source's: same engine, major version, and columns with the same types in the same order. */
+/** True when a destination's form equals the source's: same engine, major version, encoding, and columns with the same types in the same order. */
 export function sameBinaryForm(source: BinaryForm, destination: BinaryForm): boolean {
   return source.engine === destination.engine
     && source.serverMajor === destination.serverMajor
+    && source.encoding === destination.encoding
     && source.columns.length === destination.columns.length
     && source.columns.every((c, i) => c.name === destination.columns[i]?.name && c.type === destination.columns[i]?.type);
 }
