@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import type { DatabaseSchema, TableSchema } from '../../src/core/schema.js';
-import type { TableReader, TableWriter } from '../../src/engines/engine.js';
+import type { SchemaScript, TableReader, TableWriter } from '../../src/engines/engine.js';
+import { buildIndexesInParallel } from '../../src/engines/postgres/postgres-schema-script.js';
 import { EngineRegistry } from '../../src/engines/engine-registry.js';
 import { postgresEngine } from '../../src/engines/postgres/postgres-engine.js';
 import { systemClock } from '../../src/pipeline/clock.js';
@@ -134,6 +135,34 @@ describe('PostgreSQL to PostgreSQL: binary COPY and same-table concurrency', () 
     } finally {
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await admin.end();
+    }
+  });
+
+  it('builds the post-data constraints and indexes of one table on several connections, constraints first', async () => {
+    await dbs.destination.client.query(`CREATE TABLE public.indexed (id bigint NOT NULL, a int, b text); INSERT INTO public.indexed SELECT g, g % 13, md5(g::text) FROM generate_series(1, 5000) g`);
+    const entry = (type: string, name: string, sql: string) => ({ type, schema: 'public', name, phase: 'post-data' as const, sql });
+    const script: SchemaScript = {
+      engine: 'postgresql', tool: 'test', prologue: "SELECT pg_catalog.set_config('search_path', '', false);",
+      entries: [
+        entry('INDEX', 'indexed_a', 'CREATE INDEX indexed_a ON public.indexed USING btree (a);'),
+        entry('INDEX', 'indexed_b', 'CREATE INDEX indexed_b ON public.indexed USING btree (b);'),
+        entry('CONSTRAINT', 'indexed indexed_pkey', 'ALTER TABLE ONLY public.indexed ADD CONSTRAINT indexed_pkey PRIMARY KEY (id);'),
+        entry('INDEX', 'indexed_a_b', 'CREATE INDEX indexed_a_b ON public.indexed USING btree (a, b);'),
+      ],
+    };
+    const connections = await Promise.all([0, 1, 2].map(async () => {
+      const client = new pg.Client({ host: PG_HOST, port: PG_DEST_PORT, user: PG_USER, database: dbs.destination.params.database ?? '' });
+      await client.connect();
+      return client;
+    }));
+    try {
+      expect(await buildIndexesInParallel(connections, script)).toBe(4);
+      // Run again (a resumed attempt): everything exists, nothing is built.
+      expect(await buildIndexesInParallel(connections, script)).toBe(0);
+      const built = await dbs.destination.client.query<{ n: string }>(`SELECT indexname AS n FROM pg_indexes WHERE tablename = 'indexed' ORDER BY 1`);
+      expect(built.rows.map((r) => r.n)).toEqual(['indexed_a', 'indexed_a_b', 'indexed_b', 'indexed_pkey']);
+    } finally {
+      await Promise.allSettled(connections.map((c) => c.end()));
     }
   });
 
