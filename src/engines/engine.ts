@@ -5,7 +5,10 @@
  *
  * Data moves between engines in one interchange format: PostgreSQL's text COPY format
  * (one row per line, columns separated by a tab, `\N` for NULL, backslash escapes).
- * Every source produces it and every destination loads it.
+ * Every source produces it and every destination loads it. One exception, between two
+ * servers of the same engine that agree on it (TableReader.binaryForm and
+ * TableWriter.acceptsBinary): PostgreSQL's binary COPY format, which skips the text output and
+ * input functions on both sides.
  */
 import type { Readable } from 'node:stream';
 import type { ConnectionParams, EngineKind } from '../core/connection-profile.js';
@@ -72,6 +75,13 @@ export interface SourceSnapshot {
    * parallel. Cancellation: close() ends any copy in flight.
    */
   openTableReader(): Promise<TableReader>;
+  /**
+   * Cuts a large table into at most `parts` ranges of about `minPartBytes` or more that table readers of this snapshot copy in
+   * parallel (each row in exactly one range), and keeps the table from being rewritten until
+   * the snapshot is closed. Null when the table cannot be split (too small, or a kind of table
+   * the engine cannot cut). Optional: engines whose readers do not share one snapshot leave it out.
+   */
+  splitTable?(table: TableSchema, parts: number, minPartBytes: number): Promise<TableRange[] | null>;
   /** Releases the snapshot. Readers already open keep reading from it. Idempotent. */
   close(): Promise<void>;
 }
@@ -111,6 +121,11 @@ export interface SchemaScriptOptions {
   refreshMaterializedViews?: boolean;
   /** Source schema -> destination schema, for the schemas that land under another name. */
   schemaMapping?: Record<string, string>;
+  /**
+   * Post-data: build the indexes and index-backed constraints on up to this many connections
+   * at once (the indexes of one table side by side), before the rest of the phase. Default 1.
+   */
+  indexJobs?: number;
 }
 
 /** What applying one phase of a SchemaScript did. */
@@ -132,6 +147,42 @@ export interface CopyOptions {
   enumErrorValuePolicy?: 'label' | 'null';
   /** NUL characters in text bound for an engine whose text cannot hold them: 'refuse' (default: DATA_ERROR naming table, column and key) or 'strip' (counted for takeWarnings). */
   nulCharacterPolicy?: 'refuse' | 'strip';
+  /**
+   * 'binary': PostgreSQL's binary COPY format, only after the writer accepted this reader's
+   * binaryForm of the table. Default 'text' (the interchange format).
+   */
+  format?: CopyFormat;
+  /** Only the rows of this part of the table (SourceSnapshot.splitTable). */
+  range?: TableRange;
+}
+
+export type CopyFormat = 'text' | 'binary';
+
+/**
+ * One part of a table, as SourceSnapshot.splitTable cut it: the parts of one split cover every
+ * row of the table in the snapshot exactly once. Opaque to the pipeline (PostgreSQL: a block
+ * range of the heap, read by ctid, the last part open-ended).
+ */
+export interface TableRange {
+  /** A readable label for logs, e.g. "blocks 0-11999". */
+  label: string;
+  /** Engine-specific bounds. */
+  lower: string | null;
+  upper: string | null;
+}
+
+/**
+ * What a source says of a table's columns for a binary copy: a destination accepts the binary
+ * form only when every column has the same type (same binary representation) on its side.
+ */
+export interface BinaryForm {
+  engine: EngineKind;
+  /** The server's major version (binary forms are only compared within one). */
+  serverMajor: number;
+  /** The database's encoding: binary COPY converts no text between encodings. */
+  encoding: string;
+  /** The copied columns, in copy order, with the type as the server names it (e.g. "numeric(14,2)"). */
+  columns: Array<{ name: string; type: string }>;
 }
 
 export interface TableReader {
@@ -153,12 +204,26 @@ export interface TableReader {
    */
   copyOut(table: TableSchema, options?: CopyOptions): Readable;
   /**
+   * The table's binary form, or null when some copied column has no binary form a destination
+   * could share (a type outside the server's built-in catalog: user-defined, extension, enum,
+   * composite, domain; or without binary I/O). Optional: engines without a binary format leave it out.
+   */
+  binaryForm?(table: TableSchema): Promise<BinaryForm | null>;
+  /**
    * Values the reader had to change to fit the destination since the last call (MySQL zero
    * dates written as NULL), as sentences naming the column; the pipeline records them in the
    * job's history. Optional: engines that never change a value leave it out.
    */
   takeWarnings?(): string[];
   close(): Promise<void>;
+}
+
+/** How a load reads its rows. */
+export interface LoadOptions {
+  /** The engine that wrote the rows (default: this engine). */
+  sourceEngine?: EngineKind;
+  /** 'binary' only after acceptsBinary said yes for the rows' binaryForm. Default 'text'. */
+  format?: CopyFormat;
 }
 
 /** Summary of what a load wrote. */
@@ -176,7 +241,19 @@ export interface TableWriter {
    * columns `copiedColumns(table, sourceEngine, this engine)` lists (`sourceEngine` defaults
    * to this engine).
    */
-  replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options?: { sourceEngine?: EngineKind }): Promise<LoadResult>;
+  replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options?: LoadOptions): Promise<LoadResult>;
+  /**
+   * Adds the rows to the table, in one destination transaction of their own (one part of a
+   * table split by SourceSnapshot.splitTable, several at once on several writers, after a
+   * replaceTableData with no rows emptied it). Optional: a destination without it gets whole tables.
+   */
+  appendTableData?(table: TableSchema, rows: Readable, signal: AbortSignal, options?: LoadOptions): Promise<LoadResult>;
+  /**
+   * True when this destination loads `form` (a binaryForm of a source table) into `table` as is:
+   * same engine, same server major version, same database encoding, and every copied column of the same type. When in
+   * doubt, false (the text format). Optional: engines without a binary format leave it out.
+   */
+  acceptsBinary?(table: TableSchema, form: BinaryForm): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -17,6 +17,7 @@ export const FAILPOINTS = [
   'before-destination-commit',
   'after-destination-commit',
   'after-table-copy',
+  'after-range-copy',
   'in-create-replication',
   'between-post-data-steps',
   'promote-after-catch-up',

@@ -8,12 +8,12 @@
  * table is marked DUMPED only after that commits, so a table is either copied whole or copied
  * again. Tables already DUMPED are kept by the next attempt.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { FerryError, toJobError } from '../core/errors.js';
 import type { ConnectionParams } from '../core/connection-profile.js';
 import type { JobObject, MigrationJob } from '../core/migration-job.js';
 import { qualifiedName, type DatabaseSchema, type TableSchema } from '../core/schema.js';
-import type { CreatedObject, Engine, SchemaObjectOptions, SourceSnapshot, TableReader, TableWriter } from '../engines/engine.js';
+import type { CopyFormat, CreatedObject, Engine, SchemaObjectOptions, SourceSnapshot, TableRange, TableReader, TableWriter } from '../engines/engine.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
@@ -33,6 +33,19 @@ export interface FullDumpDeps {
   destinationParams: ConnectionParams;
   /** How often a table's progress is written to the store while it copies. */
   progressIntervalMs?: number;
+  /**
+   * Same-table concurrency: a table is cut into ranges of at least this many bytes, as many as
+   * the job's dumpParallelism allows (default: FERRY_DUMP_SPLIT_PART_BYTES, else 48 MiB; a table
+   * under twice this size is copied whole).
+   */
+  splitPartBytes?: number;
+}
+
+const DEFAULT_SPLIT_PART_BYTES = 48 * 2 ** 20;
+
+function splitPartBytes(deps: FullDumpDeps): number {
+  const fromEnvironment = Number(process.env.FERRY_DUMP_SPLIT_PART_BYTES);
+  return deps.splitPartBytes ?? (Number.isSafeInteger(fromEnvironment) && fromEnvironment > 0 ? fromEnvironment : DEFAULT_SPLIT_PART_BYTES);
 }
 
 /** A table (or, with table null, a step of the whole dump) that failed in this attempt. */
@@ -46,25 +59,36 @@ export const CREATED_OBJECTS_CHECKPOINT = 'createdObjects';
 export const SCHEMA_SCRIPT_CHECKPOINT = 'schemaScript';
 export const POST_DATA_CHECKPOINT = 'postDataDone';
 
-/** Counts bytes and rows (one per newline in the interchange format) as they pass. */
-class CopyProgress extends Transform {
+/**
+ * Counts bytes and rows as they pass: one row per newline in the interchange (text) format,
+ * one per tuple in PostgreSQL's binary COPY format (walked by its field lengths, never
+ * buffered: at most four bytes of a length are held across chunks).
+ */
+export class CopyProgress extends Transform {
   bytes = 0;
   rows = 0;
   #lastReport = 0;
+  #binary: BinaryTupleCounter | null;
 
   constructor(
     private readonly intervalMs: number,
     private readonly report: (rows: number, bytes: number) => void,
+    format: CopyFormat = 'text',
   ) {
     super();
+    this.#binary = format === 'binary' ? new BinaryTupleCounter() : null;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
-    let at = chunk.indexOf(10);
-    while (at !== -1) {
-      this.rows++;
-      at = chunk.indexOf(10, at + 1);
+    if (this.#binary !== null) {
+      this.rows += this.#binary.count(chunk);
+    } else {
+      let at = chunk.indexOf(10);
+      while (at !== -1) {
+        this.rows++;
+        at = chunk.indexOf(10, at + 1);
+      }
     }
     const now = Date.now();
     if (now - this.#lastReport >= this.intervalMs) {
@@ -72,6 +96,80 @@ class CopyProgress extends Transform {
       this.report(this.rows, this.bytes);
     }
     callback(null, chunk);
+  }
+}
+
+/**
+ * Walks PostgreSQL's binary COPY stream: an 11-byte signature, flags (int32), a header
+ * extension (int32 length, then that many bytes), then tuples, each an int16 field count
+ * (-1 ends the stream) and per field an int32 length (-1 for NULL) and that many bytes.
+ */
+export class BinaryTupleCounter {
+  #state: 'signature' | 'extensionLength' | 'extension' | 'fieldCount' | 'fieldLength' | 'fieldData' | 'done' = 'signature';
+  /** Bytes still to skip in the signature, extension or field data. */
+  #skip = 15;
+  #int = 0;
+  #intBytes = 0;
+  #fieldsLeft = 0;
+
+  /** Tuples that start in this chunk. */
+  count(chunk: Buffer): number {
+    let tuples = 0;
+    let i = 0;
+    const n = chunk.length;
+    while (i < n && this.#state !== 'done') {
+      switch (this.#state) {
+        case 'signature':
+        case 'extension':
+        case 'fieldData': {
+          const step = Math.min(this.#skip, n - i);
+          i += step;
+          this.#skip -= step;
+          if (this.#skip === 0) {
+            if (this.#state === 'signature') this.#state = 'extensionLength';
+            else if (this.#state === 'extension') this.#state = 'fieldCount';
+            else this.#nextField();
+          }
+          break;
+        }
+        case 'extensionLength':
+        case 'fieldLength':
+        case 'fieldCount': {
+          const width = this.#state === 'fieldCount' ? 2 : 4;
+          this.#int = ((this.#int << 8) | (chunk[i] as number)) >>> 0;
+          this.#intBytes++;
+          i++;
+          if (this.#intBytes < width) break;
+          const value = width === 2 ? (this.#int << 16) >> 16 : this.#int | 0;
+          this.#int = 0;
+          this.#intBytes = 0;
+          if (this.#state === 'extensionLength') {
+            this.#skip = value;
+            this.#state = value > 0 ? 'extension' : 'fieldCount';
+          } else if (this.#state === 'fieldCount') {
+            if (value === -1) {
+              this.#state = 'done';
+            } else {
+              tuples++;
+              this.#fieldsLeft = value;
+              this.#state = value > 0 ? 'fieldLength' : 'fieldCount';
+            }
+          } else if (value > 0) {
+            this.#skip = value;
+            this.#state = 'fieldData';
+          } else {
+            this.#nextField();
+          }
+          break;
+        }
+      }
+    }
+    return tuples;
+  }
+
+  #nextField(): void {
+    this.#fieldsLeft--;
+    this.#state = this.#fieldsLeft > 0 ? 'fieldLength' : 'fieldCount';
   }
 }
 
@@ -124,13 +222,16 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       // the stream: the tables they link are copied by one reader, at one snapshot position.
       const carriesActions = carriesForeignKeyActions(source.kind, job.type);
       const units = carriesActions ? await copyUnits(store, job.id, schema.tables, objects) : schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED').map((t) => [t]);
+      const copyStarted = Date.now();
       await copyTables(job, deps, snapshot, units, objects, failures, signal, log, (t) => destinationTables.get(t) ?? t);
       if (failures.length > 0) return failures;
+      log.info({ tables: units.flat().length, seconds: (Date.now() - copyStarted) / 1000 }, 'tables copied');
+      const postDataStarted = Date.now();
 
       // Indexes and foreign keys are built once the data is in: faster, and FKs cannot fail on load order.
       // A continuous job adds its foreign keys at promote: replayed changes may pass through states they refuse.
       if (script !== null && applyScript !== undefined) {
-        await applyScript(script, 'post-data', { refreshMaterializedViews: true, schemaMapping: mapping });
+        await applyScript(script, 'post-data', { refreshMaterializedViews: true, schemaMapping: mapping, indexJobs: job.dumpParallelism });
         // Triggers, rules, policies and foreign keys: now for a one-time job, at promote for a
         // continuous one (they would fire on, or refuse, the changes applied until then).
         if (!continuous) await applyScript(script, 'promote', { schemaMapping: mapping });
@@ -145,6 +246,7 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       await failpoint('between-post-data-steps');
       await schemaWriter.syncSequences(target);
       await store.putCheckpoint(job.id, POST_DATA_CHECKPOINT, true);
+      log.info({ seconds: (Date.now() - postDataStarted) / 1000 }, 'post-data objects created');
     } finally {
       await schemaWriter.close().catch((error: unknown) => log.warn({ err: String(error) }, 'closing the schema writer failed'));
     }
@@ -203,6 +305,29 @@ export async function recordCreatedObjects(store: MetadataStore, jobId: string, 
   await store.putCheckpoint(jobId, CREATED_OBJECTS_CHECKPOINT, [...known, ...created.filter((o) => !seen.has(key(o)))]);
 }
 
+/**
+ * A table split into ranges (SourceSnapshot.splitTable) that several workers copy at once,
+ * each range in a destination transaction of its own, after one empty replaceTableData emptied
+ * the table. The table is DUMPED only once every range committed; an attempt that stops before
+ * (crash, failed range) leaves it not DUMPED, and the next attempt empties it and copies every
+ * range again: never a duplicate row, but no range-level resume.
+ */
+interface SplitCopy {
+  table: TableSchema;
+  destinationTable: TableSchema;
+  ranges: TableRange[];
+  /** Started by the first worker that takes a range: marks the table DUMPING, empties it, picks the format. */
+  prepared: Promise<CopyFormat> | null;
+  remaining: number;
+  failed: boolean;
+  /** Rows and bytes of each range so far, summed for the table's progress. */
+  rows: number[];
+  bytes: number[];
+  save: (patch: Partial<JobObject>) => Promise<void>;
+}
+
+type CopyTask = { unit: TableSchema[] } | { split: SplitCopy; index: number };
+
 /** Copies the tables with up to `dumpParallelism` workers; appends a failure per table that failed. */
 async function copyTables(
   job: MigrationJob,
@@ -217,8 +342,29 @@ async function copyTables(
 ): Promise<void> {
   // Largest first: the longest copies start early and the tail of the dump stays short.
   const size = (unit: TableSchema[]) => unit.reduce((n, t) => n + Math.max(0, t.estimatedBytes), 0);
-  const queue = [...units].sort((a, b) => size(b) - size(a));
-  const workerCount = Math.max(1, Math.min(job.dumpParallelism, queue.length));
+  const sorted = [...units].sort((a, b) => size(b) - size(a));
+  const parallelism = Math.max(1, job.dumpParallelism);
+  const queue: CopyTask[] = [];
+  // Same-table concurrency: a large table alone in its unit is cut into ranges that the workers
+  // copy side by side, when the source can cut it and the destination can add rows to a table.
+  const canSplit = parallelism > 1 && snapshot.splitTable !== undefined && deps.destination.kind === 'postgresql';
+  const partBytes = splitPartBytes(deps);
+  for (const unit of sorted) {
+    const table = unit[0] as TableSchema;
+    // Offered from twice the part size on (by the estimate); the snapshot decides how many parts, if any.
+    const ranges = canSplit && unit.length === 1 && table.estimatedBytes >= 2 * partBytes ? await snapshot.splitTable?.(table, parallelism, partBytes) ?? null : null;
+    if (ranges === null || ranges.length < 2) {
+      queue.push({ unit });
+      continue;
+    }
+    log.info({ table: qualifiedName(table), ranges: ranges.map((r) => r.label) }, 'table split into ranges');
+    const split: SplitCopy = {
+      table, destinationTable: toDestination(table), ranges, prepared: null, remaining: ranges.length, failed: false,
+      rows: ranges.map(() => 0), bytes: ranges.map(() => 0), save: progressSaver(deps, qualifiedName(table), objects),
+    };
+    for (const index of ranges.keys()) queue.push({ split, index });
+  }
+  const workerCount = Math.max(1, Math.min(parallelism, queue.length));
 
   const worker = async (index: number): Promise<void> => {
     let reader: TableReader | null = null;
@@ -226,14 +372,19 @@ async function copyTables(
     try {
       reader = await snapshot.openTableReader();
       writer = await deps.destination.openTableWriter(deps.destinationParams);
-      for (let unit = queue.shift(); unit !== undefined; unit = queue.shift()) {
+      for (let task = queue.shift(); task !== undefined; task = queue.shift()) {
         let ok = true;
-        // The tables of a unit share this reader's snapshot; after a failure the rest of the unit
-        // waits for the next attempt, which copies the whole unit again (copyUnits).
-        for (const table of unit) {
+        if ('split' in task) {
           signal.throwIfAborted();
-          ok = await copyTable(deps, job.id, table, toDestination(table), reader, writer, objects, failures, signal, snapshot.position, job);
-          if (!ok) break;
+          ok = await copyRange(deps, job, task.split, task.index, reader, writer, failures, signal, snapshot.position, log);
+        } else {
+          // The tables of a unit share this reader's snapshot; after a failure the rest of the unit
+          // waits for the next attempt, which copies the whole unit again (copyUnits).
+          for (const table of task.unit) {
+            signal.throwIfAborted();
+            ok = await copyTable(deps, job.id, table, toDestination(table), reader, writer, objects, failures, signal, snapshot.position, job, log);
+            if (!ok) break;
+          }
         }
         // A failed table may have left this worker's connections unusable: take fresh ones.
         if (!ok && queue.length > 0) {
@@ -257,6 +408,131 @@ async function copyTables(
   signal.throwIfAborted();
   for (const result of results) if (result.status === 'rejected') throw result.reason;
 }
+
+/** Writes a table's job object, one write after another, so a late progress write never overwrites the final state. */
+function progressSaver(deps: FullDumpDeps, name: string, objects: Map<string, JobObject>): (patch: Partial<JobObject>) => Promise<void> {
+  const base = objects.get(name) as JobObject;
+  let writes: Promise<void> = Promise.resolve();
+  return (patch) => {
+    const next: JobObject = { ...base, ...patch, updateTime: deps.clock.now() };
+    objects.set(name, next);
+    writes = writes.then(() => deps.store.upsertJobObjects([next]));
+    return writes;
+  };
+}
+
+/**
+ * PostgreSQL's binary COPY format when both sides are of one engine and agree on every
+ * column's binary form (same major version, same built-in types); the text format otherwise.
+ */
+export async function chooseFormat(deps: FullDumpDeps, reader: TableReader, writer: TableWriter, table: TableSchema, destinationTable: TableSchema): Promise<CopyFormat> {
+  if (deps.source.kind !== deps.destination.kind || reader.binaryForm === undefined || writer.acceptsBinary === undefined) return 'text';
+  const form = await reader.binaryForm(table);
+  return form !== null && (await writer.acceptsBinary(destinationTable, form)) ? 'binary' : 'text';
+}
+
+/** The source rows of a table (or of one range of it), with source errors classified by the source engine. */
+function sourceRows(
+  deps: FullDumpDeps,
+  reader: TableReader,
+  table: TableSchema,
+  policies: Pick<MigrationJob, 'zeroDatePolicy' | 'enumErrorValuePolicy' | 'nulCharacterPolicy'>,
+  format: CopyFormat,
+  progress: CopyProgress,
+  onSourceError: (error: FerryError) => void,
+  range?: TableRange,
+): Readable {
+  const rows = reader.copyOut(table, {
+    destinationEngine: deps.destination.kind,
+    zeroDatePolicy: policies.zeroDatePolicy ?? 'null',
+    enumErrorValuePolicy: policies.enumErrorValuePolicy ?? 'label',
+    nulCharacterPolicy: policies.nulCharacterPolicy ?? 'refuse',
+    format,
+    ...(range === undefined ? {} : { range }),
+  });
+  rows.on('error', (error) => {
+    const classified = deps.source.classifyError(error);
+    onSourceError(classified);
+    progress.destroy(classified);
+  });
+  // The writer may not be reading yet (it opens its transaction first): an early source error
+  // must reach it through the destroyed stream, never as an unhandled 'error' event.
+  progress.on('error', () => undefined);
+  return rows.pipe(progress);
+}
+
+/** Copies one range of a split table; resolves false (with the failure recorded) when it failed. */
+async function copyRange(
+  deps: FullDumpDeps,
+  job: MigrationJob,
+  split: SplitCopy,
+  index: number,
+  reader: TableReader,
+  writer: TableWriter,
+  failures: DumpFailure[],
+  signal: AbortSignal,
+  snapshotPosition: string | null,
+  log: Logger,
+): Promise<boolean> {
+  const name = qualifiedName(split.table);
+  const range = split.ranges[index] as TableRange;
+  if (split.failed) return true;
+  let sourceError: FerryError | null = null;
+  try {
+    split.prepared ??= (async () => {
+      await split.save({ state: 'DUMPING', rowsCopied: 0, bytesCopied: 0, error: null });
+      // Committed before any range: the ranges only add rows, and a table copied again starts empty.
+      await writer.replaceTableData(split.destinationTable, Readable.from([]), signal, { sourceEngine: deps.source.kind });
+      const format = await chooseFormat(deps, reader, writer, split.table, split.destinationTable);
+      log.info({ table: name, format, ranges: split.ranges.length }, 'copying table');
+      await deps.store.appendJobEvent({
+        jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system',
+        message: `Copying ${name} in ${split.ranges.length} parts side by side (${format === 'binary' ? 'binary' : 'text'} COPY)`,
+        details: { code: 'TABLE_SPLIT', table: name, parts: split.ranges.length, format },
+      });
+      return format;
+    })();
+    const format = await split.prepared;
+    if (split.failed) return true;
+    const progress = new CopyProgress(deps.progressIntervalMs ?? 1000, (rows, bytes) => {
+      split.rows[index] = rows;
+      split.bytes[index] = bytes;
+      if (!split.failed && split.remaining > 0) void split.save({ state: 'DUMPING', rowsCopied: sum(split.rows), bytesCopied: sum(split.bytes), error: null }).catch(() => undefined);
+    }, format);
+    const rows = sourceRows(deps, reader, split.table, job, format, progress, (e) => (sourceError = e), range);
+    const append = writer.appendTableData?.bind(writer);
+    if (append === undefined) throw new FerryError('INTERNAL', `The ${deps.destination.kind} destination cannot add rows to a table split into ranges.`);
+    const result = await append(split.destinationTable, rows, signal, { sourceEngine: deps.source.kind, format });
+    // This range is committed, the table not DUMPED: a crash here makes the next attempt copy the whole table again.
+    await failpoint('after-range-copy');
+    split.rows[index] = result.rows;
+    split.bytes[index] = progress.bytes;
+    split.remaining--;
+    if (split.remaining === 0 && !split.failed) {
+      await failpoint('after-table-copy');
+      const position = reader.position ?? snapshotPosition;
+      if (position !== null) await deps.store.putCheckpoint(job.id, tablePositionCheckpoint(name), position);
+      await split.save({ state: 'DUMPED', rowsCopied: sum(split.rows), bytesCopied: sum(split.bytes), error: null });
+    }
+    return true;
+  } catch (error) {
+    if (signal.aborted) {
+      await split.save({ state: 'NOT_STARTED', rowsCopied: 0, bytesCopied: 0, error: null }).catch(() => undefined);
+      throw signal.reason;
+    }
+    const classified = sourceError ?? (error instanceof FerryError ? error : deps.destination.classifyError(error));
+    if (!split.failed) {
+      // The ranges already committed stay until the next attempt empties the table again.
+      split.failed = true;
+      failures.push({ table: name, error: classified });
+      await split.save({ state: 'FAILED', rowsCopied: 0, bytesCopied: 0, error: toJobError(classified, deps.clock.now()) });
+    }
+    log.warn({ table: name, range: range.label, err: String(error) }, 'copying a range failed');
+    return false;
+  }
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
 /**
  * What this attempt copies, in units that each share one reader (one snapshot position): a
@@ -294,40 +570,23 @@ async function copyTable(
   signal: AbortSignal,
   snapshotPosition: string | null,
   policies: Pick<MigrationJob, 'zeroDatePolicy' | 'enumErrorValuePolicy' | 'nulCharacterPolicy'>,
+  log: Logger,
 ): Promise<boolean> {
   const { store, clock } = deps;
   const name = qualifiedName(table);
-  const base = objects.get(name) as JobObject;
-  let writes: Promise<void> = Promise.resolve();
-  // Progress writes are queued one after another, so a late one never overwrites the final state.
-  const save = (patch: Partial<JobObject>) => {
-    const next: JobObject = { ...base, ...patch, updateTime: clock.now() };
-    objects.set(name, next);
-    writes = writes.then(() => store.upsertJobObjects([next]));
-    return writes;
-  };
+  const save = progressSaver(deps, name, objects);
 
   await save({ state: 'DUMPING', rowsCopied: 0, bytesCopied: 0, error: null });
   let sourceError: FerryError | null = null;
-  const progress = new CopyProgress(deps.progressIntervalMs ?? 1000, (rows, bytes) => {
-    void save({ state: 'DUMPING', rowsCopied: rows, bytesCopied: bytes, error: null }).catch(() => undefined);
-  });
+  let progress: CopyProgress | null = null;
   try {
-    const rows = reader.copyOut(table, {
-      destinationEngine: deps.destination.kind,
-      zeroDatePolicy: policies.zeroDatePolicy ?? 'null',
-      enumErrorValuePolicy: policies.enumErrorValuePolicy ?? 'label',
-      nulCharacterPolicy: policies.nulCharacterPolicy ?? 'refuse',
-    });
-    // Source errors are classified by the source engine before they reach the destination's load.
-    rows.on('error', (error) => {
-      sourceError = deps.source.classifyError(error);
-      progress.destroy(sourceError);
-    });
-    // The writer may not be reading yet (it opens its transaction first): an early source error
-    // must reach it through the destroyed stream, never as an unhandled 'error' event.
-    progress.on('error', () => undefined);
-    const result = await writer.replaceTableData(destinationTable, rows.pipe(progress), signal, { sourceEngine: deps.source.kind });
+    const format = await chooseFormat(deps, reader, writer, table, destinationTable);
+    log.debug({ table: name, format }, 'copying table');
+    progress = new CopyProgress(deps.progressIntervalMs ?? 1000, (rows, bytes) => {
+      void save({ state: 'DUMPING', rowsCopied: rows, bytesCopied: bytes, error: null }).catch(() => undefined);
+    }, format);
+    const rows = sourceRows(deps, reader, table, policies, format, progress, (e) => (sourceError = e));
+    const result = await writer.replaceTableData(destinationTable, rows, signal, { sourceEngine: deps.source.kind, format });
     // The table's changes are applied from the position it was read at; recorded before DUMPED so a DUMPED table always has one.
     await failpoint('after-table-copy');
     const position = reader.position ?? snapshotPosition;

@@ -14,8 +14,8 @@ import type pg from 'pg';
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
-import type { DatabaseSchema, QualifiedName } from '../../core/schema.js';
-import type { ReplicationSpec, SchemaReadOptions, SchemaScript, SourceSnapshot, TableReader } from '../engine.js';
+import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
+import type { ReplicationSpec, SchemaReadOptions, SchemaScript, SourceSnapshot, TableRange, TableReader } from '../engine.js';
 import { loadSql } from './load-sql.js';
 import { Lsn } from './lsn.js';
 import { connectReplicationClient, MARKER_PREFIX } from './postgres-change-reader.js';
@@ -288,6 +288,10 @@ export class PostgresAlignedSnapshot implements SourceSnapshot {
 
   openTableReader(): Promise<TableReader> {
     return this.snapshot.openTableReader();
+  }
+
+  splitTable(table: TableSchema, parts: number, minPartBytes: number): Promise<TableRange[] | null> {
+    return this.snapshot.splitTable(table, parts, minPartBytes);
   }
 
   close(): Promise<void> {

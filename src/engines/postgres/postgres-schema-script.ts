@@ -397,6 +397,59 @@ const CREATED_KINDS: Record<string, CreatedObject['kind']> = {
   COLLATION: 'collation', 'EVENT TRIGGER': 'event trigger',
 };
 
+/** What the post-data phase builds ahead, on several connections: indexes and the constraints that own one. */
+const PARALLEL_BUILD_TYPES = new Set(['CONSTRAINT', 'INDEX']);
+
+/** maintenance_work_mem of each parallel build: this budget shared by the builds, never below the server's own setting, at most 1 GiB each. */
+export const INDEX_BUILD_MEMORY_BUDGET_MB = 1024;
+
+/**
+ * Builds the post-data indexes and constraints (primary keys, unique, exclusion) of the script
+ * ahead of applySchemaPhase, on `connections` (each already connected to the destination), one
+ * entry per connection at a time, each in its own transaction: the indexes of one table are
+ * built side by side (CREATE INDEX takes a SHARE lock, which does not block another), and a
+ * table's constraints come before its indexes (ADD CONSTRAINT takes ACCESS EXCLUSIVE, which
+ * would hold them back). Each connection's maintenance_work_mem is the budget divided among
+ * them. Best effort: an entry that fails here (a lock conflict, a deadlock the server broke)
+ * is left to applySchemaPhase, which builds what is still missing in its one transaction and
+ * reports any real error. Not used with a schema mapping (the script's names are the
+ * source's, and the mapping renames schemas only inside applySchemaPhase's transaction).
+ * Resolves with the number of entries built.
+ */
+export async function buildIndexesInParallel(connections: pg.Client[], script: PostgresSchemaScript, log: (message: string) => void = () => undefined): Promise<number> {
+  const entries = script.entries.filter((e) => e.phase === 'post-data' && PARALLEL_BUILD_TYPES.has(e.type));
+  if (entries.length === 0 || connections.length === 0) return 0;
+  // Constraints first (per table they exclude every other build), then every index.
+  const waves = [entries.filter((e) => e.type === 'CONSTRAINT'), entries.filter((e) => e.type === 'INDEX')];
+  const setting = await (connections[0] as pg.Client).query("SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) AS bytes");
+  const current = Number((setting.rows[0] as { bytes: string }).bytes) / 2 ** 20;
+  const memoryMb = Math.max(Math.floor(current), Math.min(1024, Math.floor(INDEX_BUILD_MEMORY_BUDGET_MB / connections.length)));
+  for (const client of connections) {
+    await client.query(script.prologue);
+    await client.query(`SET maintenance_work_mem = '${memoryMb}MB'`);
+  }
+  let built = 0;
+  for (const wave of waves) {
+    const queue = [...wave];
+    await Promise.all(connections.map(async (client) => {
+      for (let entry = queue.shift(); entry !== undefined; entry = queue.shift()) {
+        try {
+          if (await exists(client, entry)) continue;
+          await client.query('BEGIN');
+          await client.query(entry.sql);
+          await client.query('COMMIT');
+          built++;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          log(`building ${entry.type} ${entry.name} ahead failed (${String(error)}); the post-data step builds it`);
+        }
+      }
+    }));
+  }
+  for (const client of connections) await client.query('RESET maintenance_work_mem; SET search_path = pg_catalog, pg_temp').catch(() => undefined);
+  return built;
+}
+
 /**
  * Applies the entries of one phase in one destination transaction, skipping what exists
  * already. `refreshMaterializedViews` refreshes every materialized view of the script at the

@@ -27,7 +27,7 @@ import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
 import { hasReferentialAction, orphanRowsError } from '../../core/foreign-key-actions.js';
 import type { UnsupportedColumn } from '../../core/type-mapping.js';
 import type { PostDataOptions, CreatedObject, DestinationTableState, SchemaObjectOptions, SchemaObjectPhase, SchemaScript, SchemaScriptOptions, SchemaScriptResult, SchemaWriter } from '../engine.js';
-import { applySchemaPhase } from './postgres-schema-script.js';
+import { applySchemaPhase, buildIndexesInParallel } from './postgres-schema-script.js';
 import { loadSql } from './load-sql.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgJson, pgText, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
@@ -244,7 +244,7 @@ interface CheckCreation {
 
 export async function openPostgresSchemaWriter(params: ConnectionParams, options: SchemaObjectOptions = {}): Promise<PostgresSchemaWriter> {
   const context = errorContext(params, { operation: 'ddl' });
-  return new PostgresSchemaWriter(await connectPostgres(params, context), context, options);
+  return new PostgresSchemaWriter(await connectPostgres(params, context), context, options, params);
 }
 
 export class PostgresSchemaWriter implements SchemaWriter {
@@ -253,6 +253,8 @@ export class PostgresSchemaWriter implements SchemaWriter {
     private readonly context: PostgresErrorContext,
     /** enumErrorValuePolicy: whether mapped MySQL enums get the label ''. */
     private readonly options: SchemaObjectOptions = {},
+    /** For the extra connections of parallel index builds; without it, indexes are built on the one connection. */
+    private readonly params: ConnectionParams | null = null,
   ) {}
 
   async inspectTables(tables: QualifiedName[]): Promise<DestinationTableState[]> {
@@ -590,12 +592,28 @@ export class PostgresSchemaWriter implements SchemaWriter {
       throw new FerryError('INTERNAL', `A ${script.engine} schema script cannot be applied on PostgreSQL; the pipeline must create this schema from its model.`);
     }
     try {
+      const jobs = options.indexJobs ?? 1;
+      const mapped = Object.entries(options.schemaMapping ?? {}).some(([from, to]) => from !== to);
+      if (phase === 'post-data' && jobs > 1 && !mapped && this.params !== null) await this.buildIndexesAhead(script, jobs);
       return await applySchemaPhase(this.client, script, phase, options);
     } catch (error) {
       const classified = classifyPostgresError(error, this.context);
       throw new FerryError(classified.code === 'INTERNAL' ? 'SCHEMA_ERROR' : classified.code, `Creating the ${phase} objects of the source's schema (from ${script.tool}) failed on the destination: ${classified.message}`, {
         retryable: classified.retryable, recoverable: classified.recoverable, details: { ...classified.details, phase }, cause: error,
       });
+    }
+  }
+
+  /** The post-data indexes and constraints on `jobs` connections at once (buildIndexesInParallel): this one and jobs - 1 more. */
+  private async buildIndexesAhead(script: SchemaScript, jobs: number): Promise<void> {
+    const count = Math.min(jobs, script.entries.filter((e) => e.phase === 'post-data' && (e.type === 'INDEX' || e.type === 'CONSTRAINT')).length);
+    if (count < 2 || this.params === null) return;
+    const extra: pg.Client[] = [];
+    try {
+      for (let i = 1; i < count; i++) extra.push(await connectPostgres(this.params, this.context));
+      await buildIndexesInParallel([this.client, ...extra], script);
+    } finally {
+      await Promise.allSettled(extra.map((c) => endQuietly(c)));
     }
   }
 

@@ -17,7 +17,8 @@ import { isTableSelected } from '../../core/object-selection.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
-import type { SchemaReadOptions, SchemaScript, SourceSnapshot, TableReader } from '../engine.js';
+import type { BinaryForm, CopyFormat, CopyOptions, SchemaReadOptions, SchemaScript, SourceSnapshot, TableRange, TableReader } from '../engine.js';
+import { readBinaryForm } from './postgres-binary-copy.js';
 import { connectPostgres, endQuietly, errorContext, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
 import { PostgresIntrospector } from './postgres-introspector.js';
@@ -28,15 +29,33 @@ const BEGIN_SNAPSHOT_SQL = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
 
 /**
  * The COPY statement that streams the columns a destination of `destinationEngine` loads
- * (copiedColumns), in text format. Another engine also gets the generated columns' values,
- * which COPY reads only through a query.
+ * (copiedColumns), in text format unless `format` says binary. Another engine also gets the
+ * generated columns' values, which COPY reads only through a query; so does one range of a
+ * split table (its rows by ctid, the table alone without its inheritance children).
  */
-export function copyOutSql(table: TableSchema, destinationEngine: EngineKind = 'postgresql'): string {
+export function copyOutSql(table: TableSchema, destinationEngine: EngineKind = 'postgresql', options: { format?: CopyFormat; range?: TableRange } = {}): string {
   const copied = copiedColumns(table, 'postgresql', destinationEngine);
   const columns = copied.map((c) => quoteIdent(c.name));
+  const format = options.format === 'binary' ? ' (FORMAT binary)' : '';
+  if (options.range !== undefined) {
+    const { lower, upper } = options.range;
+    const bounds = [
+      ...(lower === null ? [] : [`ctid >= ${quoteLiteral(`(${blockNumber(lower)},0)`)}::tid`]),
+      ...(upper === null ? [] : [`ctid < ${quoteLiteral(`(${blockNumber(upper)},0)`)}::tid`]),
+    ];
+    const where = bounds.length === 0 ? '' : ` WHERE ${bounds.join(' AND ')}`;
+    return `COPY (SELECT ${columns.length === 0 ? '' : columns.join(', ')} FROM ONLY ${quoteQualified(table)}${where}) TO STDOUT${format}`;
+  }
   // A partitioned table seen whole is read through a query over all its partitions.
-  if (copied.some((c) => c.generatedExpression !== null) || table.partitioned === true) return `COPY (SELECT ${columns.join(', ')} FROM ${quoteQualified(table)}) TO STDOUT`;
-  return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} TO STDOUT`;
+  if (copied.some((c) => c.generatedExpression !== null) || table.partitioned === true) return `COPY (SELECT ${columns.join(', ')} FROM ${quoteQualified(table)}) TO STDOUT${format}`;
+  return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} TO STDOUT${format}`;
+}
+
+/** A range bound is a heap block number, written by splitTable. */
+function blockNumber(bound: string): number {
+  const block = Number(bound);
+  if (!Number.isSafeInteger(block) || block < 0) throw new FerryError('INTERNAL', `A table range bound must be a block number, got ${JSON.stringify(bound)}.`);
+  return block;
 }
 
 /** Partitions as leaves for a PostgreSQL destination, as whole tables for another engine. */
@@ -61,6 +80,8 @@ export async function openPostgresSnapshot(params: ConnectionParams): Promise<Po
 
 export class PostgresSnapshotReader implements SourceSnapshot {
   private closing: Promise<void> | null = null;
+  /** splitTable's statements on the coordinator run one call at a time (they use a savepoint). */
+  private splitting: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly params: ConnectionParams,
@@ -118,6 +139,58 @@ export class PostgresSnapshotReader implements SourceSnapshot {
     return new PostgresTableReader(client, context);
   }
 
+  /**
+   * Block ranges of the table's heap (PostgreSQL 14 or later reads them with a TID range scan),
+   * the last one open-ended. The coordinator takes ACCESS SHARE on the table first and holds it
+   * until the snapshot closes: no VACUUM FULL or CLUSTER can move rows between ranges while
+   * they are read (other DDL on the table waits too, as it would for pg_dump). A lock not
+   * granted within 2 s means the table is copied whole instead.
+   */
+  splitTable(table: TableSchema, parts: number, minPartBytes: number): Promise<TableRange[] | null> {
+    const run = this.splitting.then(() => this.splitNow(table, parts, minPartBytes));
+    this.splitting = run.catch(() => undefined);
+    return run;
+  }
+
+  private async splitNow(table: TableSchema, parts: number, minPartBytes: number): Promise<TableRange[] | null> {
+    if (this.closing !== null || parts < 2 || table.partitioned === true) return null;
+    const client = this.coordinator;
+    try {
+      const info = await client.query(
+        `SELECT c.relkind::text AS kind, pg_catalog.pg_relation_size(c.oid) AS bytes, current_setting('block_size')::integer AS block_size,
+                current_setting('server_version_num')::integer AS version
+           FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass`,
+        [quoteQualified(table)],
+      );
+      const row = info.rows[0] as { kind: string; bytes: string; block_size: number; version: number } | undefined;
+      if (row === undefined || row.kind !== 'r' || row.version < 140000) return null;
+      const bytes = Number(row.bytes);
+      const count = Math.min(parts, Math.floor(bytes / Math.max(1, minPartBytes)));
+      if (count < 2) return null;
+      await client.query('SAVEPOINT ferry_split');
+      try {
+        await client.query("SET LOCAL lock_timeout = '2s'");
+        await client.query(`LOCK TABLE ONLY ${quoteQualified(table)} IN ACCESS SHARE MODE`);
+        await client.query('RELEASE SAVEPOINT ferry_split');
+      } catch {
+        await client.query('ROLLBACK TO SAVEPOINT ferry_split');
+        await client.query('RELEASE SAVEPOINT ferry_split');
+        return null;
+      } finally {
+        await client.query('SET LOCAL lock_timeout TO DEFAULT');
+      }
+      const blocks = Math.ceil(bytes / row.block_size);
+      const step = Math.ceil(blocks / count);
+      return Array.from({ length: count }, (_, i): TableRange => {
+        const lower = i === 0 ? null : i * step;
+        const upper = i === count - 1 ? null : (i + 1) * step;
+        return { label: `blocks ${lower ?? 0}-${upper === null ? 'end' : upper - 1}`, lower: lower === null ? null : String(lower), upper: upper === null ? null : String(upper) };
+      });
+    } catch (error) {
+      throw classifyPostgresError(error, errorContext(this.params, { operation: 'read', snapshotId: this.id }));
+    }
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {
@@ -145,7 +218,15 @@ export class PostgresTableReader implements TableReader {
     private readonly context: ReturnType<typeof errorContext>,
   ) {}
 
-  copyOut(table: TableSchema, options: { destinationEngine?: EngineKind } = {}): Readable {
+  async binaryForm(table: TableSchema): Promise<BinaryForm | null> {
+    try {
+      return await readBinaryForm(this.client, table, copiedColumns(table, 'postgresql', 'postgresql'));
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    }
+  }
+
+  copyOut(table: TableSchema, options: CopyOptions = {}): Readable {
     const output = new PassThrough();
     const refusal =
       this.closing !== null
@@ -156,7 +237,8 @@ export class PostgresTableReader implements TableReader {
       return output;
     }
 
-    const source = this.client.query(copyTo(copyOutSql(table, options.destinationEngine)));
+    const format = options.format === 'binary' && (options.destinationEngine ?? 'postgresql') === 'postgresql' ? 'binary' : 'text';
+    const source = this.client.query(copyTo(copyOutSql(table, options.destinationEngine, { format, ...(options.range === undefined ? {} : { range: options.range }) })));
     const copy = { source, output };
     this.active = copy;
     source.on('error', (error: unknown) => {

@@ -12,15 +12,16 @@ import type { ConnectionParams, EngineKind } from '../../core/connection-profile
 import { FerryError } from '../../core/errors.js';
 import type { TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
-import type { LoadResult, TableWriter } from '../engine.js';
+import type { BinaryForm, CopyFormat, LoadOptions, LoadResult, TableWriter } from '../engine.js';
+import { readBinaryForm, sameBinaryForm } from './postgres-binary-copy.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
 
 /** The COPY statement that loads the columns the source sends (copiedColumns: generated columns left out from a PostgreSQL source). */
-export function copyInSql(table: TableSchema, sourceEngine: EngineKind = 'postgresql'): string {
+export function copyInSql(table: TableSchema, sourceEngine: EngineKind = 'postgresql', format: CopyFormat = 'text'): string {
   const columns = copiedColumns(table, sourceEngine, 'postgresql').map((c) => quoteIdent(c.name));
-  return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} FROM STDIN`;
+  return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} FROM STDIN${format === 'binary' ? ' (FORMAT binary)' : ''}`;
 }
 
 /** Counts the bytes that pass through. */
@@ -48,7 +49,26 @@ export class PostgresTableWriter implements TableWriter {
     private readonly context: PostgresErrorContext,
   ) {}
 
-  async replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options: { sourceEngine?: EngineKind } = {}): Promise<LoadResult> {
+  replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options: LoadOptions = {}): Promise<LoadResult> {
+    return this.load(table, rows, signal, options, true);
+  }
+
+  /** One COPY in a transaction of its own, without emptying the table (one range of a split table). */
+  appendTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options: LoadOptions = {}): Promise<LoadResult> {
+    return this.load(table, rows, signal, options, false);
+  }
+
+  async acceptsBinary(table: TableSchema, form: BinaryForm): Promise<boolean> {
+    if (form.engine !== 'postgresql') return false;
+    try {
+      const own = await readBinaryForm(this.client, table, copiedColumns(table, 'postgresql', 'postgresql'));
+      return own !== null && sameBinaryForm(form, own);
+    } catch (error) {
+      throw classifyPostgresError(error, this.context);
+    }
+  }
+
+  private async load(table: TableSchema, rows: Readable, signal: AbortSignal, options: LoadOptions, replace: boolean): Promise<LoadResult> {
     if (this.broken !== null) {
       rows.destroy();
       throw this.broken;
@@ -64,12 +84,12 @@ export class PostgresTableWriter implements TableWriter {
       try {
         // An empty table needs no TRUNCATE, which foreign keys pointing at it would refuse.
         // ONLY: an inheritance parent's children are tables of their own, loaded on their own.
-        const current = await this.client.query(`SELECT EXISTS (SELECT 1 FROM ONLY ${quoteQualified(table)}) AS has_rows`);
-        if (pgBool((current.rows[0] as { has_rows: unknown }).has_rows)) {
+        const current = replace ? await this.client.query(`SELECT EXISTS (SELECT 1 FROM ONLY ${quoteQualified(table)}) AS has_rows`) : null;
+        if (current !== null && pgBool((current.rows[0] as { has_rows: unknown }).has_rows)) {
           await this.client.query(`TRUNCATE ONLY ${quoteQualified(table)}`);
         }
         const counter = new ByteCounter();
-        const copy = this.client.query(copyFrom(copyInSql(table, options.sourceEngine)));
+        const copy = this.client.query(copyFrom(copyInSql(table, options.sourceEngine, options.format ?? 'text')));
         // The signal makes pipeline destroy every stream: the COPY sends CopyFail and the
         // server aborts the transaction, which the rollback below ends.
         await pipeline(rows, counter, copy, { signal });
