@@ -135,7 +135,14 @@ describe('ferry store copy and ferry serve on a PostgreSQL store', () => {
     // Same secret key (the data directory's secret.key): every copied secret decrypts.
     expect(server.output()).not.toContain('cannot be decrypted');
     expect(server.output()).toContain('"store":"postgresql://');
+    // Without job leases, two servers on one store would run the same jobs: the second is refused.
+    const second = await runCli(['serve', '--port', '0', '--data-dir', makeDataDir('ferry-second-'), '--store', storeUrl]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`FAILED_PRECONDITION: Another Ferry server (127.0.0.1:${server.port} from 127.0.0.1) runs the jobs of the metadata store`);
     await server.stop();
+    // Once it stopped, the store is free again.
+    const again = await spawnFerryServer({ dataDir, env: { FERRY_STORE_URL: storeUrl, FERRY_API_TOKEN: 'ferry_bootstrap-token-for-this-test-only-0000000' } });
+    await again.stop();
   });
 
   it('a token created with --store is seen by the server on that store', async () => {

@@ -194,7 +194,7 @@ export class PostgresMetadataStore implements MetadataStore {
       if (result.rows[0]?.locked !== true) {
         const holder = await client.query<{ application_name: string; client_addr: string | null; pid: number }>(
           `SELECT a.application_name, host(a.client_addr) AS client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND l.objid = (hashtext($1)::bigint & 4294967295) AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objid::text::bigint = (hashtext($1)::bigint & 4294967295) AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
           [this.serverLockKey()],
         );
         const who = holder.rows[0];
