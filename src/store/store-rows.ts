@@ -19,7 +19,7 @@ import type {
 } from '../core/migration-job.js';
 import type { ObjectSelection } from '../core/object-selection.js';
 import type { SchemaMapping } from '../core/schema-mapping.js';
-import type { JobListOptions, SecretField, StoredApiToken, StoredProfile, StoredSecret } from './metadata-store.js';
+import type { JobListOptions, JobObjectTotals, SecretField, StoredApiToken, StoredProfile, StoredSecret } from './metadata-store.js';
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -459,4 +459,27 @@ export function rowToJobEvent(row: JobEventRow): JobHistoryEvent {
   if (row.has_phase !== 0) event.phase = row.phase as JobPhase | null;
   if (row.details !== null) event.details = JSON.parse(row.details) as Record<string, unknown>;
   return event;
+}
+
+/** One row of a job's tables grouped by state (both stores' totalJobObjects query). */
+export interface JobObjectTotalsRow {
+  job_id: string;
+  state: string;
+  tables: number;
+  rows_copied: number;
+  bytes_copied: number;
+  estimated_rows: number;
+  estimated_bytes: number;
+}
+
+export function rowToJobObjectTotals(row: JobObjectTotalsRow): JobObjectTotals {
+  return {
+    jobId: row.job_id,
+    state: row.state as JobObjectState,
+    tables: row.tables,
+    rowsCopied: row.rows_copied,
+    bytesCopied: row.bytes_copied,
+    estimatedRows: row.estimated_rows,
+    estimatedBytes: row.estimated_bytes,
+  };
 }

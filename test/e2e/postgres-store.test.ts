@@ -12,19 +12,28 @@ import { REPO_ROOT, api, makeDataDir, removeDataDir, runCli, runCliJson, spawnFe
 import { PG_DEST_PORT, PG_HOST, PG_USER, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 
 interface StoreLike {
-  getJob(id: string): Promise<{ id: string; displayName: string } | null>;
   getProfile(id: string): Promise<{ encryptedPassword: string | null } | null>;
   listJobEvents(jobId: string): Promise<Array<{ id: number; kind: string }>>;
   getCheckpoint(jobId: string, key: string): Promise<unknown>;
   putCheckpoint(jobId: string, key: string, value: unknown): Promise<void>;
   appendJobEvent(event: Record<string, unknown>): Promise<{ id: number }>;
   listApiTokens(): Promise<Array<{ id: string; tokenHash: string }>>;
+  upsertJobObjects(objects: Array<Record<string, unknown>>): Promise<void>;
+  listJobObjects(jobId: string): Promise<Array<Record<string, unknown>>>;
+  insertJob(job: Record<string, unknown>): Promise<void>;
+  getJob(id: string): Promise<{ id: string; displayName: string } | null>;
+  deleteJob(id: string): Promise<void>;
   migrate(): Promise<void>;
   close(): Promise<void>;
 }
 
 const JOB = 'moved-job';
 const CHECKPOINT = { createdObjects: ['public.orders'], step: 3 };
+const VALIDATION = { id: 'v-1', status: 'SUCCEEDED', tables: [{ name: 'public.orders', differences: 0 }] };
+const OBJECT = {
+  jobId: JOB, name: 'public.orders', state: 'DUMPED', rowsCopied: 1234, bytesCopied: 9_007_199_254, estimatedRows: 1200, estimatedBytes: 9_000_000_000,
+  error: null, updateTime: '2026-01-01T00:00:00.000Z', destinationName: 'archive.orders', parkedChanges: 2, lastRetryTime: '2026-01-01T00:00:01.000Z',
+};
 
 describe('ferry store copy and ferry serve on a PostgreSQL store', () => {
   let database: TestDatabase;
@@ -33,6 +42,8 @@ describe('ferry store copy and ferry serve on a PostgreSQL store', () => {
   let tokenSecret: string;
   let sqliteEvents: Array<{ id: number; kind: string }>;
   let sqlitePassword: string | null;
+  /** The id of an event of a job deleted before the copy: never to be given again. */
+  let deletedEventId: number;
 
   const openSqlite = async (): Promise<StoreLike> => {
     const { SqliteMetadataStore } = await import(join(REPO_ROOT, 'dist', 'store', 'sqlite', 'sqlite-metadata-store.js'));
@@ -67,7 +78,13 @@ describe('ferry store copy and ferry serve on a PostgreSQL store', () => {
     const sqlite = await openSqlite();
     try {
       await sqlite.putCheckpoint(JOB, 'full-dump', CHECKPOINT);
+      await sqlite.putCheckpoint(JOB, 'validation:v-1', VALIDATION);
+      await sqlite.upsertJobObjects([OBJECT]);
       await sqlite.appendJobEvent({ jobId: JOB, time: new Date().toISOString(), kind: 'info', message: 'written before the move', actor: 'system' });
+      const doomed = { ...(await sqlite.getJob(JOB)), id: 'deleted-before-the-move' };
+      await sqlite.insertJob(doomed);
+      deletedEventId = (await sqlite.appendJobEvent({ jobId: doomed.id, time: new Date().toISOString(), kind: 'info', message: 'gone', actor: 'system' })).id;
+      await sqlite.deleteJob(doomed.id);
       sqliteEvents = await sqlite.listJobEvents(JOB);
       sqlitePassword = (await sqlite.getProfile('copy-source'))?.encryptedPassword ?? null;
     } finally {
@@ -84,7 +101,7 @@ describe('ferry store copy and ferry serve on a PostgreSQL store', () => {
   it('copies everything into an empty store, in one go, and refuses a non-empty target unless told', async () => {
     const copied = await runCliJson<{ tables: Array<{ table: string; rows: number }>; replaced: boolean }>(['store', 'copy', '--from', dataDir, '--to', storeUrl]);
     const rows = Object.fromEntries(copied.tables.map((t) => [t.table, t.rows]));
-    expect(rows).toMatchObject({ connection_profiles: 2, migration_jobs: 1, checkpoints: 1, api_tokens: 1, job_objects: 0 });
+    expect(rows).toMatchObject({ connection_profiles: 2, migration_jobs: 1, checkpoints: 2, api_tokens: 1, job_objects: 1 });
     expect(rows['job_events']).toBe(sqliteEvents.length);
     expect(copied.replaced).toBe(false);
 
@@ -102,6 +119,8 @@ describe('ferry store copy and ferry serve on a PostgreSQL store', () => {
       // History keeps its ids: a client polling with afterId goes on where it was.
       expect(await pg.listJobEvents(JOB)).toEqual(sqliteEvents);
       expect(await pg.getCheckpoint(JOB, 'full-dump')).toEqual(CHECKPOINT);
+      expect(await pg.getCheckpoint(JOB, 'validation:v-1')).toEqual(VALIDATION);
+      expect(await pg.listJobObjects(JOB)).toEqual([OBJECT]);
       // The encrypted secret is copied as it is.
       expect((await pg.getProfile('copy-source'))?.encryptedPassword).toBe(sqlitePassword);
       expect(sqlitePassword).not.toBeNull();
@@ -109,6 +128,9 @@ describe('ferry store copy and ferry serve on a PostgreSQL store', () => {
       // New events continue after the copied ones.
       const next = await pg.appendJobEvent({ jobId: JOB, time: new Date().toISOString(), kind: 'info', message: 'after the move', actor: 'system' });
       expect(next.id).toBeGreaterThan(Math.max(...sqliteEvents.map((e) => e.id)));
+      // ... and after those of jobs deleted before the copy.
+      expect(deletedEventId).toBeGreaterThan(Math.max(...sqliteEvents.map((e) => e.id)));
+      expect(next.id).toBeGreaterThan(deletedEventId);
     } finally {
       await pg.close();
     }

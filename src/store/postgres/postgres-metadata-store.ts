@@ -12,7 +12,7 @@
 import pg from 'pg';
 import { FerryError, toFerryError } from '../../core/errors.js';
 import type { JobStatus } from '../../core/lifecycle.js';
-import type { JobHistoryEvent, JobListOrder, JobObject, JobObjectState, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
+import type { JobHistoryEvent, JobListOrder, JobObject, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
 import { classifyPostgresError } from '../../engines/postgres/postgres-error-classifier.js';
 import type {
   JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredProfile, StoredSecret,
@@ -21,7 +21,7 @@ import {
   API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
   apiTokenToRow, checkJobListOptions, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound,
   jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
-  type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobRow, type ProfileRow,
+  rowToJobObjectTotals, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
 } from '../store-rows.js';
 import { migratePostgres } from './migrations.js';
 
@@ -370,23 +370,13 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async totalJobObjects(jobIds: readonly string[]): Promise<JobObjectTotals[]> {
     if (jobIds.length === 0) return [];
-    const rows = await this.query<{
-      job_id: string; state: string; tables: number; rows_copied: number; bytes_copied: number; estimated_rows: number; estimated_bytes: number;
-    }>(
+    const rows = await this.query<JobObjectTotalsRow>(
       `SELECT job_id, state, count(*) AS tables, sum(rows_copied) AS rows_copied, sum(bytes_copied) AS bytes_copied,
               sum(greatest(0, estimated_rows)) AS estimated_rows, sum(greatest(0, estimated_bytes)) AS estimated_bytes
          FROM job_objects WHERE job_id = ANY($1::text[]) GROUP BY job_id, state`,
       [jobIds],
     );
-    return rows.map((row) => ({
-      jobId: row.job_id,
-      state: row.state as JobObjectState,
-      tables: row.tables,
-      rowsCopied: row.rows_copied,
-      bytesCopied: row.bytes_copied,
-      estimatedRows: row.estimated_rows,
-      estimatedBytes: row.estimated_bytes,
-    }));
+    return rows.map(rowToJobObjectTotals);
   }
 
   async deleteJobObjects(jobId: string): Promise<void> {

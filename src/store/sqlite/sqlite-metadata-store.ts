@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { FerryError, toFerryError } from '../../core/errors.js';
 import type { JobStatus } from '../../core/lifecycle.js';
-import type { JobHistoryEvent, JobListOrder, JobObject, JobObjectState, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
+import type { JobHistoryEvent, JobListOrder, JobObject, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
 import type {
   JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredProfile, StoredSecret,
 } from '../metadata-store.js';
@@ -9,7 +9,7 @@ import {
   API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
   apiTokenToRow, checkJobListOptions, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound,
   jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
-  type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobRow, type ProfileRow,
+  rowToJobObjectTotals, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
 } from '../store-rows.js';
 import { migrate } from './migrations.js';
 
@@ -292,18 +292,8 @@ export class SqliteMetadataStore implements MetadataStore {
         `SELECT job_id, state, count(*) AS tables, sum(rows_copied) AS rows_copied, sum(bytes_copied) AS bytes_copied,
                 sum(max(0, estimated_rows)) AS estimated_rows, sum(max(0, estimated_bytes)) AS estimated_bytes
            FROM job_objects WHERE job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id, state`,
-      ).all(JSON.stringify(jobIds)) as Array<{
-        job_id: string; state: string; tables: number; rows_copied: number; bytes_copied: number; estimated_rows: number; estimated_bytes: number;
-      }>;
-      return rows.map((row) => ({
-        jobId: row.job_id,
-        state: row.state as JobObjectState,
-        tables: row.tables,
-        rowsCopied: row.rows_copied,
-        bytesCopied: row.bytes_copied,
-        estimatedRows: row.estimated_rows,
-        estimatedBytes: row.estimated_bytes,
-      }));
+      ).all(JSON.stringify(jobIds)) as JobObjectTotalsRow[];
+      return rows.map(rowToJobObjectTotals);
     });
   }
 
