@@ -2,7 +2,8 @@
  * The one place that wires concrete parts together: the metadata store, the engines, the
  * job supervisor, the service and the HTTP API.
  */
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -18,6 +19,7 @@ import { MigrationService } from './service/migration-service.js';
 import { SecretKeyService, type ServerKey } from './service/secret-keys.js';
 import { removeServerPidFile, writeServerPidFile } from './service/server-pid-file.js';
 import { TokenService } from './service/token-service.js';
+import { startNodeHeartbeat, type NodeHeartbeat } from './service/node-heartbeat.js';
 import type { MetadataStore } from './store/metadata-store.js';
 import { PostgresMetadataStore, redactStoreUrl } from './store/postgres/postgres-metadata-store.js';
 import { SqliteMetadataStore } from './store/sqlite/sqlite-metadata-store.js';
@@ -38,6 +40,8 @@ export interface ServerConfig {
    * may share; absent or empty: the SQLite store `<dataDir>/ferry.db`.
    */
   storeUrl?: string;
+  /** This server's id among the nodes of its store (`--node-id`); default "<host name>:<port>". */
+  nodeId?: string;
   /** pino level; default "info", or FERRY_LOG_LEVEL. */
   logLevel?: string;
   /**
@@ -144,6 +148,19 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   });
   const url = await app.listen({ host: config.host, port: config.port });
   writeServerPidFile(dataDir);
+  const listening = new URL(url);
+  const nodeId = config.nodeId ?? `${hostname()}:${listening.port}`;
+  let heartbeat: NodeHeartbeat | null = null;
+  try {
+    heartbeat = await startNodeHeartbeat({ store, clock: systemClock, logger: pipelineLogger, node: { id: nodeId, address: url, version: ferryVersion() } });
+  } catch (error) {
+    await app.close();
+    await service.close();
+    await tunnels.close();
+    await store.close();
+    removeServerPidFile(dataDir);
+    throw error;
+  }
   await supervisor.start();
 
   let closing: Promise<void> | null = null;
@@ -152,6 +169,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
       watch?.stop();
       await app.close();
       await supervisor.close();
+      await heartbeat?.stop().catch((error: unknown) => logger.warn({ err: error }, 'could not record the stop of this node in the metadata store'));
       await service.close();
       await tunnels.close();
       await store.close();
@@ -175,10 +193,19 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     });
   }
   logger.info(
-    { url, dataDir, store: storeUrl === null ? join(dataDir, 'ferry.db') : redactStoreUrl(storeUrl), keyId: secrets.keyId, apiAccess: tokensRequired ? 'bearer token required' : 'open (loopback only)', allowedHosts },
+    { url, nodeId, dataDir, store: storeUrl === null ? join(dataDir, 'ferry.db') : redactStoreUrl(storeUrl), keyId: secrets.keyId, apiAccess: tokensRequired ? 'bearer token required' : 'open (loopback only)', allowedHosts },
     'ferry is serving',
   );
   return { url, close };
+}
+
+/** The version in package.json (dist/main.js and src/main.ts sit one level below it). */
+function ferryVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 /**

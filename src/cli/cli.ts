@@ -272,13 +272,14 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--port <port>', 'port to listen on', parseInteger(0, 65535), 8080)
     .addOption(new Option('--data-dir <dir>', 'where Ferry keeps its secret key (and its metadata, without --store)').env('FERRY_DATA_DIR').default('./.ferry'))
     .addOption(storeOption())
+    .addOption(new Option('--node-id <id>', "this server's id among the nodes of its store (default: <host name>:<port>)").env('FERRY_NODE_ID'))
     .option(
       '--allowed-host <name>',
       'another host name the API answers to, e.g. behind a reverse proxy (repeatable; also FERRY_ALLOWED_HOSTS, comma-separated)',
       collect,
     )
     .action(
-      run(async (options: { host: string; port: number; dataDir: string; store?: string; allowedHost?: string[] }) => {
+      run(async (options: { host: string; port: number; dataDir: string; store?: string; nodeId?: string; allowedHost?: string[] }) => {
         // Loaded on demand so that client commands do not load the server.
         const { startFerryServer, redactStoreUrl } = await import('../main.js');
         const dataDir = path.resolve(options.dataDir);
@@ -288,6 +289,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           port: options.port,
           dataDir,
           ...(storeUrlOf(options) === null ? {} : { storeUrl: storeUrlOf(options)! }),
+          ...(options.nodeId === undefined || options.nodeId === '' ? {} : { nodeId: options.nodeId }),
           allowedHosts,
           onFatalError: (error) => {
             io.stderr(`error: ${error.code}: ${error.message}\n`);
@@ -1061,6 +1063,24 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
         );
       }),
     );
+
+  // ---------------------------------------------------------------------------------
+  // nodes: the servers of the metadata store.
+
+  const nodes = program.command('nodes').description('The servers (nodes) that work on the metadata store.');
+  clientCommand(nodes, 'list', 'List the nodes of the metadata store: id, address, state (UP, LOST: no heartbeat for 15 s, STOPPED), last heartbeat.').action(
+    run(async (options: ClientOptions) => {
+      const list = await clientOf(options).listNodes();
+      if (options.output === 'json') return printJson(list);
+      if (list.nodes.length === 0) return print('No nodes.');
+      print(
+        renderTable(
+          ['id', 'state', 'address', 'version', 'started', 'last heartbeat', 'stopped'],
+          list.nodes.map((n) => [n.id, n.state, n.address, n.version, formatTime(n.startTime), formatTime(n.heartbeatTime), formatTime(n.stopTime)]),
+        ),
+      );
+    }),
+  );
 
   // ---------------------------------------------------------------------------------
   // store: the metadata store itself.

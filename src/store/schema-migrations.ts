@@ -366,6 +366,35 @@ export const SCHEMA_MIGRATIONS: readonly DialectMigration[] = [
       ALTER TABLE migration_jobs ADD COLUMN require_validation INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 11,
+    name: 'nodes',
+    sqlite: `
+      -- Each \`ferry serve\` on the store (a node), by its --node-id: where its API listens, which
+      -- Ferry it runs, when it started, its last heartbeat (every few seconds) and when it stopped
+      -- cleanly (NULL while it runs, or when it died).
+      CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        version TEXT NOT NULL,
+        start_time TEXT NOT NULL,
+        heartbeat_time TEXT NOT NULL,
+        stop_time TEXT
+      ) STRICT;
+    `,
+    postgresql: `
+      CREATE TABLE nodes (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        address TEXT NOT NULL,
+        version TEXT NOT NULL,
+        start_time TEXT NOT NULL,
+        heartbeat_time TEXT NOT NULL,
+        stop_time TEXT
+      );
+      CREATE TRIGGER nodes_data_version AFTER INSERT OR UPDATE OR DELETE ON nodes
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version();
+    `,
+  },
 ];
 
 /** Rejects migrations that do not start at 1 or do not increase. */

@@ -19,7 +19,7 @@ import type {
 } from '../core/migration-job.js';
 import type { ObjectSelection } from '../core/object-selection.js';
 import type { SchemaMapping } from '../core/schema-mapping.js';
-import type { JobListOptions, JobObjectTotals, SecretField, StoredApiToken, StoredProfile, StoredSecret } from './metadata-store.js';
+import type { JobListOptions, JobObjectTotals, SecretField, StoredApiToken, StoredNode, StoredProfile, StoredSecret } from './metadata-store.js';
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -482,4 +482,23 @@ export function rowToJobObjectTotals(row: JobObjectTotalsRow): JobObjectTotals {
     estimatedRows: row.estimated_rows,
     estimatedBytes: row.estimated_bytes,
   };
+}
+
+export interface NodeRow {
+  id: string;
+  address: string;
+  version: string;
+  start_time: string;
+  heartbeat_time: string;
+  stop_time: string | null;
+}
+
+export const NODE_COLUMNS = ['id', 'address', 'version', 'start_time', 'heartbeat_time', 'stop_time'] as const satisfies readonly (keyof NodeRow)[];
+
+export function nodeToRow(node: StoredNode): NodeRow {
+  return { id: node.id, address: node.address, version: node.version, start_time: node.startTime, heartbeat_time: node.heartbeatTime, stop_time: node.stopTime };
+}
+
+export function rowToNode(row: NodeRow): StoredNode {
+  return { id: row.id, address: row.address, version: row.version, startTime: row.start_time, heartbeatTime: row.heartbeat_time, stopTime: row.stop_time };
 }

@@ -860,6 +860,26 @@ export function metadataStoreContract(harness: StoreHarness): void {
     });
   });
 
+  describe('nodes', () => {
+    const node = (id: string, heartbeatTime: string) => ({
+      id, address: `http://${id}`, version: '0.1.0', startTime: '2024-05-01T10:00:00.000Z', heartbeatTime, stopTime: null,
+    });
+
+    it('two stores on one database see each other\'s nodes; a heartbeat replaces the row', async () => {
+      const [a, b] = await harness.openPair();
+      expect(await a.listNodes()).toEqual([]);
+      await a.putNode(node('node-b:8080', '2024-05-01T10:00:01.000Z'));
+      await b.putNode(node('node-a:8080', '2024-05-01T10:00:02.000Z'));
+      expect((await b.listNodes()).map((n) => n.id)).toEqual(['node-a:8080', 'node-b:8080']);
+      await a.putNode(node('node-b:8080', '2024-05-01T10:00:09.000Z'));
+      await b.putNode({ ...node('node-a:8080', '2024-05-01T10:00:10.000Z'), stopTime: '2024-05-01T10:00:10.000Z' });
+      expect(await a.listNodes()).toStrictEqual([
+        { ...node('node-a:8080', '2024-05-01T10:00:10.000Z'), stopTime: '2024-05-01T10:00:10.000Z' },
+        node('node-b:8080', '2024-05-01T10:00:09.000Z'),
+      ]);
+    });
+  });
+
   describe('durability', () => {
     async function writeEverything(store: MetadataStore): Promise<number> {
       await store.insertProfile(makeProfile());

@@ -15,13 +15,13 @@ import type { JobStatus } from '../../core/lifecycle.js';
 import type { JobHistoryEvent, JobListOrder, JobObject, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
 import { classifyPostgresError } from '../../engines/postgres/postgres-error-classifier.js';
 import type {
-  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredProfile, StoredSecret,
+  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredNode, StoredProfile, StoredSecret,
 } from '../metadata-store.js';
 import {
   API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
   apiTokenToRow, checkJobListOptions, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound,
   jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
-  rowToJobObjectTotals, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
+  NODE_COLUMNS, nodeToRow, rowToNode, rowToJobObjectTotals, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
 } from '../store-rows.js';
 import { migratePostgres } from './migrations.js';
 
@@ -94,6 +94,8 @@ const SQL = {
       error text, update_time text, destination_name text, parked_changes bigint, last_retry_time text)
     ON CONFLICT (job_id, name) DO UPDATE SET ${JOB_OBJECT_COLUMNS.slice(2).map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`,
   insertJobEvent: `INSERT INTO job_events (${JOB_EVENT_COLUMNS.join(', ')}) VALUES (${placeholders(JOB_EVENT_COLUMNS.length)}) RETURNING id`,
+  putNode: `INSERT INTO nodes (${NODE_COLUMNS.join(', ')}) VALUES (${placeholders(NODE_COLUMNS.length)})
+    ON CONFLICT (id) DO UPDATE SET ${NODE_COLUMNS.slice(1).map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`,
   insertApiToken: `INSERT INTO api_tokens (${API_TOKEN_COLUMNS.join(', ')}) VALUES (${placeholders(API_TOKEN_COLUMNS.length)})`,
 };
 
@@ -462,6 +464,14 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async touchApiToken(id: string, time: string): Promise<void> {
     await this.query('UPDATE api_tokens SET last_used_time = $1 WHERE id = $2', [time, id]);
+  }
+
+  async putNode(node: StoredNode): Promise<void> {
+    await this.query(SQL.putNode, valuesOf(nodeToRow(node), NODE_COLUMNS));
+  }
+
+  async listNodes(): Promise<StoredNode[]> {
+    return (await this.query<NodeRow>('SELECT * FROM nodes ORDER BY id')).map(rowToNode);
   }
 
   /**

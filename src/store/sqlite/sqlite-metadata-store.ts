@@ -3,13 +3,13 @@ import { FerryError, toFerryError } from '../../core/errors.js';
 import type { JobStatus } from '../../core/lifecycle.js';
 import type { JobHistoryEvent, JobListOrder, JobObject, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
 import type {
-  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredProfile, StoredSecret,
+  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredNode, StoredProfile, StoredSecret,
 } from '../metadata-store.js';
 import {
   API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
   apiTokenToRow, checkJobListOptions, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound,
   jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
-  rowToJobObjectTotals, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
+  NODE_COLUMNS, nodeToRow, rowToNode, rowToJobObjectTotals, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
 } from '../store-rows.js';
 import { migrate } from './migrations.js';
 
@@ -410,6 +410,16 @@ export class SqliteMetadataStore implements MetadataStore {
     this.guard(() => {
       this.statement('UPDATE api_tokens SET last_used_time = ? WHERE id = ?').run(time, id);
     });
+  }
+
+  async putNode(node: StoredNode): Promise<void> {
+    this.guard(() => {
+      this.statement(insertSql('nodes', NODE_COLUMNS, 'INSERT OR REPLACE')).run(nodeToRow(node));
+    });
+  }
+
+  async listNodes(): Promise<StoredNode[]> {
+    return this.guard(() => (this.statement('SELECT * FROM nodes ORDER BY id').all() as NodeRow[]).map(rowToNode));
   }
 
   /**
