@@ -23,12 +23,12 @@ import { startNodeHeartbeat, type NodeHeartbeat } from './service/node-heartbeat
 import type { MetadataStore } from './store/metadata-store.js';
 import { PostgresMetadataStore, redactStoreUrl } from './store/postgres/postgres-metadata-store.js';
 import { SqliteMetadataStore } from './store/sqlite/sqlite-metadata-store.js';
-
-export { redactStoreUrl };
 import { buildApiServer } from './api/api-server.js';
 import { registerConsoleAssets } from './api/console-assets.js';
 import { parseAllowedHosts } from './api/request-guard.js';
 import { FerryError } from './core/errors.js';
+
+export { redactStoreUrl };
 
 export interface ServerConfig {
   host: string;
