@@ -15,8 +15,11 @@ import { runningServerPid } from '../service/server-pid-file.js';
 import { PostgresMetadataStore, type Queryable } from './postgres/postgres-metadata-store.js';
 import { SqliteMetadataStore } from './sqlite/sqlite-metadata-store.js';
 
-/** Store bookkeeping that each store keeps for itself: never copied. */
-const OWN_TABLES = new Set(['schema_migrations', 'data_version', 'sqlite_sequence']);
+/**
+ * Never copied: bookkeeping that each store keeps for itself, and the nodes (the servers that
+ * ran on the source are not servers of the target).
+ */
+const OWN_TABLES = new Set(['schema_migrations', 'data_version', 'sqlite_sequence', 'nodes']);
 const BATCH_ROWS = 500;
 
 export interface StoreCopyResult {
@@ -68,8 +71,11 @@ export async function copySqliteStoreToPostgres(options: StoreCopyOptions): Prom
     return await target.transaction(async (client) => {
       // Nobody writes the target while the copy runs: other servers wait rather than see half of it.
       for (const table of tables) await client.query(`LOCK TABLE ${table} IN EXCLUSIVE MODE`);
-      const present = await Promise.all(tables.map(async (table) => ({ table, rows: await countRows(client, table) })));
-      const nonEmpty = present.filter((t) => t.rows > 0);
+      const nonEmpty: Array<{ table: string; rows: number }> = [];
+      for (const table of tables) {
+        const rows = await countRows(client, table);
+        if (rows > 0) nonEmpty.push({ table, rows });
+      }
       if (nonEmpty.length > 0 && options.replace !== true) {
         throw new FerryError(
           'FAILED_PRECONDITION',

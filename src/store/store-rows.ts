@@ -178,6 +178,11 @@ export const SECRET_COLUMNS: ReadonlyArray<{ owner: StoredSecret['owner']; field
   { owner: 'connectionProfile', field: 'sshPrivateKey', table: 'connection_profiles', column: 'encrypted_ssh_private_key' },
 ];
 
+/** The order of listSecrets: by owner id, then field. */
+export function compareSecrets(a: StoredSecret, b: StoredSecret): number {
+  return a.ownerId < b.ownerId ? -1 : a.ownerId > b.ownerId ? 1 : a.field < b.field ? -1 : a.field > b.field ? 1 : 0;
+}
+
 export function profileNotFound(id: string): FerryError {
   return new FerryError('NOT_FOUND', `Connection profile "${id}" does not exist; list profiles to find the right id`, {
     details: { profileId: id },

@@ -103,6 +103,8 @@ describe('ferry store copy and ferry serve on a PostgreSQL store', () => {
     const rows = Object.fromEntries(copied.tables.map((t) => [t.table, t.rows]));
     expect(rows).toMatchObject({ connection_profiles: 2, migration_jobs: 1, checkpoints: 2, api_tokens: 1, job_objects: 1 });
     expect(rows['job_events']).toBe(sqliteEvents.length);
+    // The SQLite server's node row stays behind: it is not a server of the new store.
+    expect(rows['nodes']).toBeUndefined();
     expect(copied.replaced).toBe(false);
 
     const refused = await runCli(['store', 'copy', '--from', dataDir, '--to', storeUrl]);

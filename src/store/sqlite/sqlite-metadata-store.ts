@@ -7,7 +7,7 @@ import type {
 } from '../metadata-store.js';
 import {
   API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
-  apiTokenToRow, checkJobListOptions, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound,
+  apiTokenToRow, checkJobListOptions, compareSecrets, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound,
   jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
   NODE_COLUMNS, nodeToRow, rowToNode, rowToJobObjectTotals, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
 } from '../store-rows.js';
@@ -156,7 +156,7 @@ export class SqliteMetadataStore implements MetadataStore {
       SECRET_COLUMNS.flatMap(({ owner, table, column, field }) =>
         (this.statement(`SELECT id, ${column} AS value FROM ${table} WHERE ${column} IS NOT NULL ORDER BY id`).all() as { id: string; value: string }[])
           .map((row): StoredSecret => ({ owner, ownerId: row.id, field, value: row.value })),
-      ).sort((a, b) => (a.ownerId < b.ownerId ? -1 : a.ownerId > b.ownerId ? 1 : a.field < b.field ? -1 : a.field > b.field ? 1 : 0)),
+      ).sort(compareSecrets),
     );
   }
 
