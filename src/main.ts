@@ -2,7 +2,8 @@
  * The one place that wires concrete parts together: the metadata store, the engines, the
  * job supervisor, the service and the HTTP API.
  */
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -18,17 +19,29 @@ import { MigrationService } from './service/migration-service.js';
 import { SecretKeyService, type ServerKey } from './service/secret-keys.js';
 import { removeServerPidFile, writeServerPidFile } from './service/server-pid-file.js';
 import { TokenService } from './service/token-service.js';
+import { startNodeHeartbeat, type NodeHeartbeat } from './service/node-heartbeat.js';
+import type { MetadataStore } from './store/metadata-store.js';
+import { PostgresMetadataStore, redactStoreUrl } from './store/postgres/postgres-metadata-store.js';
 import { SqliteMetadataStore } from './store/sqlite/sqlite-metadata-store.js';
 import { buildApiServer } from './api/api-server.js';
 import { registerConsoleAssets } from './api/console-assets.js';
 import { parseAllowedHosts } from './api/request-guard.js';
 import { FerryError } from './core/errors.js';
 
+export { redactStoreUrl };
+
 export interface ServerConfig {
   host: string;
   port: number;
-  /** Holds the SQLite metadata store and the secret key. Created when missing. */
+  /** Holds the secret key, the pid file and (without `storeUrl`) the SQLite metadata store. Created when missing. */
   dataDir: string;
+  /**
+   * The metadata store: a postgresql:// URL (`--store`, FERRY_STORE_URL) that several servers
+   * may share; absent or empty: the SQLite store `<dataDir>/ferry.db`.
+   */
+  storeUrl?: string;
+  /** This server's id among the nodes of its store (`--node-id`); default "<host name>:<port>". */
+  nodeId?: string;
   /** pino level; default "info", or FERRY_LOG_LEVEL. */
   logLevel?: string;
   /**
@@ -73,8 +86,16 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const tokensRequired = !isLoopbackHost(config.host) || bootstrapToken !== undefined;
 
   const allowedHosts = parseAllowedHosts(config.allowedHosts ?? []);
-  const store = openMetadataStore(dataDir);
-  await store.migrate();
+  const storeUrl = config.storeUrl === undefined || config.storeUrl === '' ? null : config.storeUrl;
+  const store = await openMigratedStore(dataDir, storeUrl);
+  if (store instanceof PostgresMetadataStore) {
+    try {
+      await store.claimSoleServer(`${config.host}:${config.port}`);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
   const tokens = new TokenService({ store, clock: systemClock, ...(bootstrapToken !== undefined ? { bootstrapToken } : {}) });
   if (tokensRequired && !(await tokens.hasUsableTokens())) {
     logger.warn(
@@ -127,6 +148,19 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   });
   const url = await app.listen({ host: config.host, port: config.port });
   writeServerPidFile(dataDir);
+  const listening = new URL(url);
+  const nodeId = config.nodeId ?? `${hostname()}:${listening.port}`;
+  let heartbeat: NodeHeartbeat | null = null;
+  try {
+    heartbeat = await startNodeHeartbeat({ store, clock: systemClock, logger: pipelineLogger, node: { id: nodeId, address: url, version: ferryVersion() } });
+  } catch (error) {
+    await app.close();
+    await service.close();
+    await tunnels.close();
+    await store.close();
+    removeServerPidFile(dataDir);
+    throw error;
+  }
   await supervisor.start();
 
   let closing: Promise<void> | null = null;
@@ -135,6 +169,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
       watch?.stop();
       await app.close();
       await supervisor.close();
+      await heartbeat?.stop().catch((error: unknown) => logger.warn({ err: error }, 'could not record the stop of this node in the metadata store'));
       await service.close();
       await tunnels.close();
       await store.close();
@@ -143,21 +178,49 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     })();
     return closing;
   };
-  watch = watchDataDirectory(dataDir, (error) => {
-    logger.fatal({ dataDir, code: error.code }, error.message);
-    close().then(
-      () => config.onFatalError?.(error),
-      (closeError: unknown) => {
-        logger.error({ err: closeError }, 'stopping after the data directory was lost failed');
-        config.onFatalError?.(error);
-      },
-    );
-  });
+  // A PostgreSQL store does not live in the data directory (the key is already loaded): only
+  // the SQLite store is watched.
+  if (storeUrl === null) {
+    watch = watchDataDirectory(dataDir, (error) => {
+      logger.fatal({ dataDir, code: error.code }, error.message);
+      close().then(
+        () => config.onFatalError?.(error),
+        (closeError: unknown) => {
+          logger.error({ err: closeError }, 'stopping after the data directory was lost failed');
+          config.onFatalError?.(error);
+        },
+      );
+    });
+  }
   logger.info(
-    { url, dataDir, keyId: secrets.keyId, apiAccess: tokensRequired ? 'bearer token required' : 'open (loopback only)', allowedHosts },
+    { url, nodeId, dataDir, store: storeUrl === null ? join(dataDir, 'ferry.db') : redactStoreUrl(storeUrl), keyId: secrets.keyId, apiAccess: tokensRequired ? 'bearer token required' : 'open (loopback only)', allowedHosts },
     'ferry is serving',
   );
   return { url, close };
+}
+
+/** The version in package.json (dist/main.js and src/main.ts sit one level below it). */
+function ferryVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Opens and migrates the metadata store: the PostgreSQL store at `storeUrl`, or the SQLite
+ * store in the data directory when it is null. Closed again when the migration fails.
+ */
+export async function openMigratedStore(dataDir: string, storeUrl: string | null): Promise<MetadataStore> {
+  const store: MetadataStore = storeUrl === null ? openMetadataStore(dataDir) : await PostgresMetadataStore.open(storeUrl);
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
 }
 
 /**
@@ -245,19 +308,14 @@ export function watchDataDirectory(dataDir: string, onLost: (error: FerryError) 
 }
 
 /**
- * The token service on a data directory's metadata store, for `ferry tokens`: works whether
- * or not a server is running on it (SQLite in WAL mode takes both). Close it when done.
+ * The token service on a data directory's metadata store (or the PostgreSQL store at
+ * `storeUrl`), for `ferry tokens`: works whether or not a server is running on it (SQLite in
+ * WAL mode and PostgreSQL take both). Close it when done.
  */
-export async function openTokenService(dataDirectory: string): Promise<{ tokens: TokenService; close(): Promise<void> }> {
+export async function openTokenService(dataDirectory: string, storeUrl: string | null = null): Promise<{ tokens: TokenService; close(): Promise<void> }> {
   const dataDir = resolve(dataDirectory);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = openMetadataStore(dataDir);
-  try {
-    await store.migrate();
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
+  const store = await openMigratedStore(dataDir, storeUrl);
   return { tokens: new TokenService({ store, clock: systemClock }), close: () => store.close() };
 }
 
@@ -266,15 +324,9 @@ export async function openTokenService(dataDirectory: string): Promise<{ tokens:
  * `ferry profiles set-password --data-dir`: works while no server runs (both refuse
  * otherwise), in particular when the server refuses to start for want of its key. Close it when done.
  */
-export async function openSecretKeyService(dataDirectory: string): Promise<{ keys: SecretKeyService; close(): Promise<void> }> {
+export async function openSecretKeyService(dataDirectory: string, storeUrl: string | null = null): Promise<{ keys: SecretKeyService; close(): Promise<void> }> {
   const dataDir = resolve(dataDirectory);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = SqliteMetadataStore.open(join(dataDir, 'ferry.db'));
-  try {
-    await store.migrate();
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
+  const store = await openMigratedStore(dataDir, storeUrl);
   return { keys: new SecretKeyService({ store, clock: systemClock, dataDir, env: process.env }), close: () => store.close() };
 }

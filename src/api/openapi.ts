@@ -170,6 +170,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[] = API_ROUTES, v
     tags: [
       { name: 'Connection profiles', description: 'Named, reusable ways to reach one database.' },
       { name: 'Migration jobs', description: 'Jobs that move a database from a source to a destination.' },
+      { name: 'Nodes', description: 'The `ferry serve` processes of the metadata store.' },
     ],
     paths,
     components: {

@@ -17,6 +17,7 @@ import {
   JobView,
   ListQuery,
   ListTablesInput,
+  NodeView,
   ProfileView,
   PromoteInput,
   RestartJobInput,
@@ -65,7 +66,7 @@ export interface RouteDefinition<
   operationId: string;
   summary: string;
   description?: string;
-  tag: 'Connection profiles' | 'Migration jobs';
+  tag: 'Connection profiles' | 'Migration jobs' | 'Nodes';
   params?: P;
   query?: Q;
   body?: B;
@@ -138,6 +139,9 @@ export type JobListView = z.infer<typeof JobListView>;
 export const JobObjectListView = z.object({ objects: z.array(JobObjectView) });
 export type JobObjectListView = z.infer<typeof JobObjectListView>;
 
+export const NodeListView = z.object({ nodes: z.array(NodeView) });
+export type NodeListView = z.infer<typeof NodeListView>;
+
 export const JobEventListView = z.object({ events: z.array(JobEventView) });
 export type JobEventListView = z.infer<typeof JobEventListView>;
 
@@ -171,6 +175,8 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [JobObjectListView, 'ListMigrationJobObjectsResponse'],
   [JobEventView, 'MigrationJobEvent'],
   [JobEventListView, 'ListMigrationJobEventsResponse'],
+  [NodeView, 'Node'],
+  [NodeListView, 'ListNodesResponse'],
   [VerifyReportView, 'VerifyReport'],
   [SchemaObjectPlanView, 'SchemaObjectPlan'],
   [SchemaObjectReportView, 'ListMigrationJobSchemaObjectsResponse'],
@@ -182,6 +188,7 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
 
 const PROFILES = 'Connection profiles' as const;
 const JOBS = 'Migration jobs' as const;
+const NODES = 'Nodes' as const;
 
 const ACTION_DESCRIPTIONS: { [A in Exclude<JobAction, 'delete'>]: string } = {
   start: 'Start a job that is Not started: Starting..., then Running (Full dump in progress).',
@@ -519,4 +526,15 @@ export const API_ROUTES: readonly ApiRoute[] = [
     handler: async (service, { params, query }) => ({ events: await service.listJobEvents(params.id, query.afterId) }),
   }),
   ...VALIDATION_ROUTES,
+  defineRoute({
+    method: 'GET',
+    path: '/v1/nodes',
+    operationId: 'listNodes',
+    summary: 'List the nodes of the metadata store',
+    description: 'Every `ferry serve` that worked on this metadata store, with its heartbeat and state. Any node answers.',
+    tag: NODES,
+    response: NodeListView,
+    status: 200,
+    handler: async (service) => ({ nodes: await service.listNodes() }),
+  }),
 ];

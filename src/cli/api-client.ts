@@ -5,6 +5,7 @@
 import type { JobAction } from '../core/lifecycle.js';
 import type {
   JobEventListView,
+  NodeListView,
   JobListView,
   JobObjectListView,
   ProfileListView,
@@ -154,6 +155,10 @@ export class ApiClient {
   }
   listJobEvents(id: string, afterId?: number): Promise<JobEventListView> {
     return this.request('GET', `/v1/migrationJobs/${segment(id)}/events`, { query: { afterId } });
+  }
+
+  listNodes(): Promise<NodeListView> {
+    return this.request('GET', '/v1/nodes');
   }
 
   private async request<T>(

@@ -257,6 +257,11 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
 
   const clientOf = (options: ClientOptions) => new ApiClient({ server: options.server, env: io.env });
 
+  /** --store / FERRY_STORE_URL: a PostgreSQL metadata store instead of the data directory's SQLite one. */
+  const storeOption = () =>
+    new Option('--store <url>', 'metadata store shared by several servers: postgresql://user[:password]@host[:port]/database (default: SQLite in the data directory)').env('FERRY_STORE_URL');
+  const storeUrlOf = (options: { store?: string }): string | null => (options.store === undefined || options.store === '' ? null : options.store);
+
   // ---------------------------------------------------------------------------------
   // serve
 
@@ -265,29 +270,33 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .description('Run the Ferry server: REST API, web console and migration workers in one process.')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', parseInteger(0, 65535), 8080)
-    .addOption(new Option('--data-dir <dir>', 'where Ferry keeps its metadata').env('FERRY_DATA_DIR').default('./.ferry'))
+    .addOption(new Option('--data-dir <dir>', 'where Ferry keeps its secret key (and its metadata, without --store)').env('FERRY_DATA_DIR').default('./.ferry'))
+    .addOption(storeOption())
+    .addOption(new Option('--node-id <id>', "this server's id among the nodes of its store (default: <host name>:<port>)").env('FERRY_NODE_ID'))
     .option(
       '--allowed-host <name>',
       'another host name the API answers to, e.g. behind a reverse proxy (repeatable; also FERRY_ALLOWED_HOSTS, comma-separated)',
       collect,
     )
     .action(
-      run(async (options: { host: string; port: number; dataDir: string; allowedHost?: string[] }) => {
+      run(async (options: { host: string; port: number; dataDir: string; store?: string; nodeId?: string; allowedHost?: string[] }) => {
         // Loaded on demand so that client commands do not load the server.
-        const { startFerryServer } = await import('../main.js');
+        const { startFerryServer, redactStoreUrl } = await import('../main.js');
         const dataDir = path.resolve(options.dataDir);
         const allowedHosts = [...(io.env['FERRY_ALLOWED_HOSTS'] ?? '').split(','), ...(options.allowedHost ?? [])].filter((h) => h.trim() !== '');
         const server = await startFerryServer({
           host: options.host,
           port: options.port,
           dataDir,
+          ...(storeUrlOf(options) === null ? {} : { storeUrl: storeUrlOf(options)! }),
+          ...(options.nodeId === undefined || options.nodeId === '' ? {} : { nodeId: options.nodeId }),
           allowedHosts,
           onFatalError: (error) => {
             io.stderr(`error: ${error.code}: ${error.message}\n`);
             io.exit(1);
           },
         });
-        io.stderr(`Ferry is serving at ${server.url} (data in ${dataDir}). Press Ctrl-C to stop.\n`);
+        io.stderr(`Ferry is serving at ${server.url} (${storeUrlOf(options) === null ? `data in ${dataDir}` : `metadata in ${redactStoreUrl(storeUrlOf(options)!)}, secret key in ${dataDir}`}). Press Ctrl-C to stop.\n`);
         const shutdown = (signal: NodeJS.Signals) => {
           io.stderr(`Received ${signal}: stopping (running jobs save their checkpoint and resume on the next start)...\n`);
           // A second signal does not wait for a clean stop.
@@ -545,8 +554,9 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .option('--password <password>', 'password (visible to other users of this machine: prefer --password-stdin or FERRY_PASSWORD)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--data-dir <dir>', 'work on this data directory instead of calling the server (only while no server runs on it)')
+    .addOption(storeOption())
     .action(
-      run(async (id: string, options: ClientOptions & { password?: string; passwordStdin?: boolean; dataDir?: string }) => {
+      run(async (id: string, options: ClientOptions & { password?: string; passwordStdin?: boolean; dataDir?: string; store?: string }) => {
         const password = await passwordOf(options);
         if (password === undefined) throw new UsageError('give the password with --password-stdin, --password or FERRY_PASSWORD.');
         if (options.dataDir === undefined) {
@@ -556,7 +566,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
         }
         if (options.server !== undefined) throw new UsageError('use either --server or --data-dir, not both.');
         const { openSecretKeyService } = await import('../main.js');
-        const opened = await openSecretKeyService(options.dataDir);
+        const opened = await openSecretKeyService(options.dataDir, storeUrlOf(options));
         let result;
         try {
           result = await opened.keys.setPassword(id, password);
@@ -963,11 +973,12 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
       .command(name)
       .description(description)
       .addOption(new Option('--data-dir <dir>', 'the data directory of the server').env('FERRY_DATA_DIR').default('./.ferry'))
+      .addOption(storeOption())
       .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'));
-  const withTokens = async <T>(dataDir: string, work: (service: TokenService) => Promise<T>): Promise<T> => {
+  const withTokens = async <T>(options: TokenOptions, work: (service: TokenService) => Promise<T>): Promise<T> => {
     // Loaded on demand so that API client commands do not load SQLite.
     const { openTokenService } = await import('../main.js');
-    const opened = await openTokenService(dataDir);
+    const opened = await openTokenService(options.dataDir, storeUrlOf(options));
     try {
       return await work(opened.tokens);
     } finally {
@@ -976,6 +987,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
   };
   interface TokenOptions {
     dataDir: string;
+    store?: string;
     output: OutputFormat;
   }
 
@@ -983,7 +995,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .requiredOption('--name <name>', 'what the token is for, e.g. ci or "alice laptop"')
     .action(
       run(async (options: TokenOptions & { name: string }) => {
-        const created = await withTokens(options.dataDir, (service) => service.create(options.name));
+        const created = await withTokens(options, (service) => service.create(options.name));
         if (options.output === 'json') return printJson(created);
         print(
           `Created API token ${created.token.id} (${created.token.name}) for the server whose data directory is ${path.resolve(options.dataDir)}.\n` +
@@ -996,7 +1008,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
 
   tokenCommand('list', 'List API tokens (never their secrets).').action(
     run(async (options: TokenOptions) => {
-      const list = await withTokens(options.dataDir, (service) => service.list());
+      const list = await withTokens(options, (service) => service.list());
       if (options.output === 'json') return printJson({ apiTokens: list });
       if (list.length === 0) return print('No API tokens. Create one with `ferry tokens create --name NAME`.');
       print(
@@ -1012,7 +1024,7 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .argument('<id>', 'token id (from `ferry tokens list`)')
     .action(
       run(async (id: string, options: TokenOptions) => {
-        const token = await withTokens(options.dataDir, (service) => service.revoke(id));
+        const token = await withTokens(options, (service) => service.revoke(id));
         if (options.output === 'json') return printJson(token);
         print(`Revoked API token ${token.id} (${token.name}) at ${formatTime(token.revokeTime)}.`);
       }),
@@ -1026,11 +1038,12 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .command('rotate')
     .description('Re-encrypt every stored secret with a new key, atomically, and replace the key file (with FERRY_SECRET_KEY: print the new key instead). Stop the server first.')
     .addOption(new Option('--data-dir <dir>', 'the data directory of the server').env('FERRY_DATA_DIR').default('./.ferry'))
+    .addOption(storeOption())
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(
-      run(async (options: { dataDir: string; output: OutputFormat }) => {
+      run(async (options: { dataDir: string; store?: string; output: OutputFormat }) => {
         const { openSecretKeyService } = await import('../main.js');
-        const opened = await openSecretKeyService(options.dataDir);
+        const opened = await openSecretKeyService(options.dataDir, storeUrlOf(options));
         let newKey: string | null = null;
         let result;
         try {
@@ -1047,6 +1060,48 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           result.keyFile === null
             ? `Rotated: ${plural(result.secretsReencrypted, 'secret')} re-encrypted with the new key (key id ${result.newKeyId}; the old key ${result.oldKeyId} no longer decrypts them). Set FERRY_SECRET_KEY to the new key printed above before starting Ferry, and replace your backup of the key.`
             : `Rotated: ${plural(result.secretsReencrypted, 'secret')} re-encrypted with a new key (key id ${result.newKeyId}), now in ${result.keyFile}; the old key (${result.oldKeyId}) no longer decrypts them. Replace your backup of the key file.`,
+        );
+      }),
+    );
+
+  // ---------------------------------------------------------------------------------
+  // nodes: the servers of the metadata store.
+
+  const nodes = program.command('nodes').description('The servers (nodes) that work on the metadata store.');
+  clientCommand(nodes, 'list', 'List the nodes of the metadata store: id, address, state (UP, LOST: no heartbeat for 15 s, STOPPED), last heartbeat.').action(
+    run(async (options: ClientOptions) => {
+      const list = await clientOf(options).listNodes();
+      if (options.output === 'json') return printJson(list);
+      if (list.nodes.length === 0) return print('No nodes.');
+      print(
+        renderTable(
+          ['id', 'state', 'address', 'version', 'started', 'last heartbeat', 'stopped'],
+          list.nodes.map((n) => [n.id, n.state, n.address, n.version, formatTime(n.startTime), formatTime(n.heartbeatTime), formatTime(n.stopTime)]),
+        ),
+      );
+    }),
+  );
+
+  // ---------------------------------------------------------------------------------
+  // store: the metadata store itself.
+
+  const storeCommand = program.command('store').description('Work on the metadata store (profiles, jobs, history, tokens).');
+  storeCommand
+    .command('copy')
+    .description('Copy everything a SQLite store holds (profiles with their encrypted secrets, jobs, tables, history, checkpoints, tokens) into a PostgreSQL store, in one transaction. Stop the server first; then start the servers with --store on the target and the same secret key.')
+    .requiredOption('--from <dir>', 'the data directory of the SQLite store (holds ferry.db)')
+    .requiredOption('--to <url>', 'the PostgreSQL store: postgresql://user[:password]@host[:port]/database')
+    .option('--replace', 'delete what the target store holds first (refused otherwise when it is not empty)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(
+      run(async (options: { from: string; to: string; replace?: boolean; output: OutputFormat }) => {
+        const { copySqliteStoreToPostgres } = await import('../store/store-copy.js');
+        const result = await copySqliteStoreToPostgres({ fromDataDir: options.from, toUrl: options.to, replace: options.replace === true });
+        if (options.output === 'json') return printJson(result);
+        print(
+          `Copied ${result.from} into ${result.to}${result.replaced ? ' (its previous content deleted)' : ''}:\n` +
+            renderTable(['table', 'rows'], result.tables.map((t) => [t.table, String(t.rows)])) +
+            `\nThe secrets are copied as they were: start every server on the new store with the secret key of ${path.resolve(options.from)} (its secret.key file, or FERRY_SECRET_KEY).`,
         );
       }),
     );

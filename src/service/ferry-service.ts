@@ -16,6 +16,7 @@ import type {
   JobObjectView,
   JobView,
   ListQuery,
+  NodeView,
   ProfileView,
   PromoteInput,
   UpdateJobInput,
@@ -96,4 +97,7 @@ export interface FerryService {
    */
   listJobSchemaObjects(id: string): Promise<SchemaObjectReportView>;
   listJobEvents(id: string, afterId?: number): Promise<z.infer<typeof JobEventView>[]>;
+
+  /** Every `ferry serve` recorded on the metadata store (nodes), ordered by id, with its state. */
+  listNodes(): Promise<NodeView[]>;
 }

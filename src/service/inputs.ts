@@ -350,6 +350,17 @@ export const JobEventView = z.object({
   details: z.record(z.string(), z.unknown()).optional(),
 });
 
+export const NodeView = z.object({
+  id: z.string().describe('The node id: `ferry serve --node-id`, by default "<host name>:<port>".'),
+  address: z.string().describe('Where its API listens.'),
+  version: z.string().describe('The Ferry version it runs.'),
+  state: z.enum(['UP', 'LOST', 'STOPPED']).describe('UP: heartbeat within the last 15 s; LOST: no heartbeat for longer (killed, machine gone, paused) without a clean stop; STOPPED: stopped cleanly.'),
+  startTime: z.string(),
+  heartbeatTime: z.string().describe('Its last heartbeat (every 5 s while it runs).'),
+  stopTime: z.string().nullable(),
+});
+export type NodeView = z.infer<typeof NodeView>;
+
 export const VerifyCheckView = z.object({
   code: z.string(),
   side: z.enum(['source', 'destination']),

@@ -44,7 +44,9 @@ import {
   type SourceTableListView,
   type VerifyReportView,
   type ValidationView,
+  type NodeView,
 } from './inputs.js';
+import { nodeState } from './node-heartbeat.js';
 import type { SecretBox } from './secret-box.js';
 import { openSecret } from './secret-keys.js';
 import type { ReplicationSnapshot } from '../pipeline/replication-stats.js';
@@ -595,6 +597,11 @@ export class MigrationService implements FerryService {
   async listJobObjects(id: string): Promise<JobObjectView[]> {
     await this.#job(id);
     return (await this.#deps.store.listJobObjects(id)).map(toObjectView);
+  }
+
+  async listNodes(): Promise<NodeView[]> {
+    const now = this.#deps.clock.now();
+    return (await this.#deps.store.listNodes()).map((node) => ({ ...node, state: nodeState(node, now) }));
   }
 
   async listJobEvents(id: string, afterId?: number): Promise<z.infer<typeof JobEventView>[]> {

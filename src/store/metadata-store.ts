@@ -106,6 +106,21 @@ export interface StoredApiToken {
   revokeTime: string | null;
 }
 
+/** A `ferry serve` working on the store (a node), as its heartbeats record it. */
+export interface StoredNode {
+  /** --node-id; default "<host name>:<port>". */
+  id: string;
+  /** Where its API listens, e.g. "http://10.0.0.5:8080". */
+  address: string;
+  /** The Ferry version it runs. */
+  version: string;
+  startTime: string;
+  /** Its last heartbeat. */
+  heartbeatTime: string;
+  /** When it stopped cleanly; null while it runs or when it died without stopping. */
+  stopTime: string | null;
+}
+
 export interface MetadataStore {
   /** Creates or upgrades the schema (versioned migrations, each in its own transaction). */
   migrate(): Promise<void>;
@@ -192,4 +207,9 @@ export interface MetadataStore {
   revokeApiToken(id: string, time: string): Promise<void>;
   /** Records that the token authenticated a request at `time`. Unknown ids are ignored. */
   touchApiToken(id: string, time: string): Promise<void>;
+
+  /** Inserts or replaces the node by id (a start or a heartbeat). */
+  putNode(node: StoredNode): Promise<void>;
+  /** Every node ever recorded, stopped ones included, ordered by id. */
+  listNodes(): Promise<StoredNode[]>;
 }

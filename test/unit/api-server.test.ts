@@ -291,6 +291,10 @@ class InMemoryFerryService implements FerryService {
     ];
     return events.filter((event) => afterId === undefined || event.id > afterId);
   }
+  async listNodes(): ReturnType<FerryService['listNodes']> {
+    this.record('listNodes');
+    return [{ id: 'host-a:8080', address: 'http://10.0.0.5:8080', version: '0.1.0', state: 'UP', startTime: TIME, heartbeatTime: TIME, stopTime: null }];
+  }
 }
 
 const PROFILE_BODY = { id: 'src', displayName: 'Source', engine: 'postgresql', host: 'db1', port: 5432, database: 'app', username: 'u', password: 'secret' };
@@ -383,6 +387,7 @@ describe('routing', () => {
     listMigrationJobObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/objects', status: 200, call: { method: 'listJobObjects', args: ['job-1'] } },
     listMigrationJobSchemaObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/schemaObjects', status: 200, call: { method: 'listJobSchemaObjects', args: ['job-1'] } },
     listMigrationJobEvents: { method: 'GET', url: '/v1/migrationJobs/job-1/events?afterId=1', status: 200, call: { method: 'listJobEvents', args: ['job-1', 1] } },
+    listNodes: { method: 'GET', url: '/v1/nodes', status: 200, call: { method: 'listNodes', args: [] } },
   };
 
   it('has a case here for every route of the table, and no other', () => {

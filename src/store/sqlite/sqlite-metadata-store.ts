@@ -1,153 +1,29 @@
 import Database from 'better-sqlite3';
-import type { ConnectivityMethod, EngineKind, SshTunnelSettings, TlsMode } from '../../core/connection-profile.js';
 import { FerryError, toFerryError } from '../../core/errors.js';
-import type { JobError } from '../../core/errors.js';
-import type { JobAction, JobPhase, JobStatus, JobType } from '../../core/lifecycle.js';
-import { JOB_LIST_ORDERS } from '../../core/migration-job.js';
+import type { JobStatus } from '../../core/lifecycle.js';
+import type { JobHistoryEvent, JobListOrder, JobObject, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
 import type {
-  JobEventKind,
-  JobHistoryEvent,
-  JobListOrder,
-  JobObject,
-  JobObjectState,
-  MigrationJob,
-  NewJobHistoryEvent,
-} from '../../core/migration-job.js';
-import type { ObjectSelection } from '../../core/object-selection.js';
-import type { SchemaMapping } from '../../core/schema-mapping.js';
-import type {
-  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretField, SecretReplacement, StoredApiToken, StoredProfile, StoredSecret,
+  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredNode, StoredProfile, StoredSecret,
 } from '../metadata-store.js';
+import {
+  API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
+  apiTokenToRow, checkJobListOptions, compareSecrets, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound,
+  jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
+  NODE_COLUMNS, nodeToRow, rowToNode, rowToJobObjectTotals, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
+} from '../store-rows.js';
 import { migrate } from './migrations.js';
 
-const DEFAULT_PAGE_SIZE = 100;
-const MAX_PAGE_SIZE = 1000;
 const BUSY_TIMEOUT_MILLIS = 5000;
-const INVALID_PAGE_TOKEN = 'pageToken is not valid; pass the nextPageToken of a previous response';
-const MAX_SEARCH_LENGTH = 200;
 
-/** How each job list order sorts, in SQL: the key column (with its collation) and the direction. */
-const JOB_ORDER_SQL: { [O in JobListOrder]: { column: string; key: keyof JobRow; descending: boolean } } = {
-  createTime: { column: 'create_time', key: 'create_time', descending: false },
-  'createTime desc': { column: 'create_time', key: 'create_time', descending: true },
-  updateTime: { column: 'update_time', key: 'update_time', descending: false },
-  'updateTime desc': { column: 'update_time', key: 'update_time', descending: true },
-  // NOCASE: "alpha", "Beta", "gamma" in that order. Indexed with the same collation (migration 4).
-  displayName: { column: 'display_name COLLATE NOCASE', key: 'display_name', descending: false },
-  'displayName desc': { column: 'display_name COLLATE NOCASE', key: 'display_name', descending: true },
+/** How each job list order sorts in SQLite: NOCASE folds ASCII letters ("alpha", "Beta", "gamma"), indexed with the same collation (migration 7). */
+const ORDER_COLUMN: { [O in JobListOrder]: string } = {
+  createTime: 'create_time',
+  'createTime desc': 'create_time',
+  updateTime: 'update_time',
+  'updateTime desc': 'update_time',
+  displayName: 'display_name COLLATE NOCASE',
+  'displayName desc': 'display_name COLLATE NOCASE',
 };
-
-interface ProfileRow {
-  id: string;
-  display_name: string;
-  engine: string;
-  host: string;
-  port: number;
-  database: string | null;
-  username: string;
-  tls_mode: string;
-  connectivity_method: string;
-  labels: string;
-  encrypted_password: string | null;
-  ca_certificate: string | null;
-  client_certificate: string | null;
-  encrypted_client_key: string | null;
-  create_time: string;
-  update_time: string;
-  ssh_tunnel: string | null;
-  encrypted_ssh_private_key: string | null;
-}
-
-interface JobRow {
-  id: string;
-  display_name: string;
-  type: string;
-  source_profile_id: string;
-  destination_profile_id: string;
-  source_engine: string;
-  destination_engine: string;
-  connectivity_method: string;
-  selection: string;
-  dump_parallelism: number;
-  zero_date_policy: string;
-  enum_error_value_policy: string;
-  nul_character_policy: string;
-  schema_mapping: string;
-  definer_policy: string;
-  max_parked_changes: number | null;
-  require_validation: number;
-  labels: string;
-  status: string;
-  phase: string | null;
-  error: string | null;
-  promote_requested: number;
-  create_time: string;
-  update_time: string;
-  start_time: string | null;
-  end_time: string | null;
-  running_millis: number;
-  run_start_time: string | null;
-}
-
-interface JobObjectRow {
-  job_id: string;
-  name: string;
-  state: string;
-  rows_copied: number;
-  bytes_copied: number;
-  estimated_rows: number;
-  estimated_bytes: number;
-  error: string | null;
-  update_time: string;
-  destination_name: string | null;
-  parked_changes: number;
-  last_retry_time: string | null;
-}
-
-interface JobEventRow {
-  id: number;
-  job_id: string;
-  time: string;
-  kind: string;
-  message: string;
-  actor: string;
-  action: string | null;
-  status: string | null;
-  phase: string | null;
-  has_phase: number;
-  details: string | null;
-}
-
-interface ApiTokenRow {
-  id: string;
-  name: string;
-  token_hash: string;
-  create_time: string;
-  last_used_time: string | null;
-  revoke_time: string | null;
-}
-
-const PROFILE_COLUMNS = [
-  'id', 'display_name', 'engine', 'host', 'port', 'database', 'username', 'tls_mode', 'connectivity_method',
-  'labels', 'encrypted_password', 'ca_certificate', 'client_certificate', 'encrypted_client_key',
-  'create_time', 'update_time', 'ssh_tunnel', 'encrypted_ssh_private_key',
-] as const satisfies readonly (keyof ProfileRow)[];
-
-const JOB_COLUMNS = [
-  'id', 'display_name', 'type', 'source_profile_id', 'destination_profile_id', 'source_engine',
-  'destination_engine', 'connectivity_method', 'selection', 'dump_parallelism', 'zero_date_policy', 'enum_error_value_policy', 'nul_character_policy', 'schema_mapping', 'definer_policy', 'max_parked_changes', 'require_validation', 'labels', 'status', 'phase',
-  'error', 'promote_requested', 'create_time', 'update_time', 'start_time', 'end_time', 'running_millis',
-  'run_start_time',
-] as const satisfies readonly (keyof JobRow)[];
-
-const JOB_OBJECT_COLUMNS = [
-  'job_id', 'name', 'state', 'rows_copied', 'bytes_copied', 'estimated_rows', 'estimated_bytes', 'error',
-  'update_time', 'destination_name', 'parked_changes', 'last_retry_time',
-] as const satisfies readonly (keyof JobObjectRow)[];
-
-const JOB_EVENT_COLUMNS = [
-  'job_id', 'time', 'kind', 'message', 'actor', 'action', 'status', 'phase', 'has_phase', 'details',
-] as const satisfies readonly (keyof JobEventRow)[];
 
 function insertSql(table: string, columns: readonly string[], verb = 'INSERT'): string {
   return `${verb} INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`;
@@ -280,7 +156,7 @@ export class SqliteMetadataStore implements MetadataStore {
       SECRET_COLUMNS.flatMap(({ owner, table, column, field }) =>
         (this.statement(`SELECT id, ${column} AS value FROM ${table} WHERE ${column} IS NOT NULL ORDER BY id`).all() as { id: string; value: string }[])
           .map((row): StoredSecret => ({ owner, ownerId: row.id, field, value: row.value })),
-      ).sort((a, b) => (a.ownerId < b.ownerId ? -1 : a.ownerId > b.ownerId ? 1 : a.field < b.field ? -1 : a.field > b.field ? 1 : 0)),
+      ).sort(compareSecrets),
     );
   }
 
@@ -354,20 +230,13 @@ export class SqliteMetadataStore implements MetadataStore {
         filters.push('status IN (SELECT value FROM json_each(?))');
         params.push(JSON.stringify(statuses));
       }
-      const search = options.search?.trim() ?? '';
-      if (search.length > MAX_SEARCH_LENGTH) {
-        throw new FerryError('INVALID_ARGUMENT', `search is ${search.length} characters long; search with at most ${MAX_SEARCH_LENGTH}`);
-      }
+      const { search, orderBy } = checkJobListOptions(options);
       if (search !== '') {
         // A substring anywhere cannot use an index: this scans the jobs table, which is small
         // next to everything else a job stores (no objects, events or checkpoints are read).
         filters.push("(display_name LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\')");
-        const pattern = `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        const pattern = containsPattern(search);
         params.push(pattern, pattern);
-      }
-      const orderBy = options.orderBy ?? 'createTime';
-      if (!(JOB_LIST_ORDERS as readonly string[]).includes(orderBy)) {
-        throw new FerryError('INVALID_ARGUMENT', `orderBy "${String(orderBy)}" is not valid; use one of ${JOB_LIST_ORDERS.map((o) => `"${o}"`).join(', ')}`);
       }
       const page = this.page('migration_jobs', filters, params, options, rowToJob, orderBy);
       const whereSql = filters.length === 0 ? '' : ` WHERE ${filters.join(' AND ')}`;
@@ -423,18 +292,8 @@ export class SqliteMetadataStore implements MetadataStore {
         `SELECT job_id, state, count(*) AS tables, sum(rows_copied) AS rows_copied, sum(bytes_copied) AS bytes_copied,
                 sum(max(0, estimated_rows)) AS estimated_rows, sum(max(0, estimated_bytes)) AS estimated_bytes
            FROM job_objects WHERE job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id, state`,
-      ).all(JSON.stringify(jobIds)) as Array<{
-        job_id: string; state: string; tables: number; rows_copied: number; bytes_copied: number; estimated_rows: number; estimated_bytes: number;
-      }>;
-      return rows.map((row) => ({
-        jobId: row.job_id,
-        state: row.state as JobObjectState,
-        tables: row.tables,
-        rowsCopied: row.rows_copied,
-        bytesCopied: row.bytes_copied,
-        estimatedRows: row.estimated_rows,
-        estimatedBytes: row.estimated_bytes,
-      }));
+      ).all(JSON.stringify(jobIds)) as JobObjectTotalsRow[];
+      return rows.map(rowToJobObjectTotals);
     });
   }
 
@@ -508,7 +367,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.guard(() => {
       try {
         this.statement(
-          'INSERT INTO api_tokens (id, name, token_hash, create_time, last_used_time, revoke_time) VALUES (@id, @name, @token_hash, @create_time, @last_used_time, @revoke_time)',
+          insertSql('api_tokens', API_TOKEN_COLUMNS),
         ).run(apiTokenToRow(token));
       } catch (error) {
         const code = sqliteCode(error);
@@ -553,6 +412,16 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  async putNode(node: StoredNode): Promise<void> {
+    this.guard(() => {
+      this.statement(insertSql('nodes', NODE_COLUMNS, 'INSERT OR REPLACE')).run(nodeToRow(node));
+    });
+  }
+
+  async listNodes(): Promise<StoredNode[]> {
+    return this.guard(() => (this.statement('SELECT * FROM nodes ORDER BY id').all() as NodeRow[]).map(rowToNode));
+  }
+
   /**
    * A keyset page: rows after the token's (key, id) in the order, so that rows added or
    * removed before that position never shift a page. Tables other than migration_jobs are
@@ -567,7 +436,7 @@ export class SqliteMetadataStore implements MetadataStore {
     orderBy: JobListOrder = 'createTime',
   ): Page<T> {
     const pageSize = resolvePageSize(options.pageSize);
-    const order = JOB_ORDER_SQL[orderBy];
+    const order = { ...JOB_ORDER_KEYS[orderBy], column: ORDER_COLUMN[orderBy] };
     const where = [...filters];
     const bound = [...params];
     if (options.pageToken !== undefined && options.pageToken !== null && options.pageToken !== '') {
@@ -637,292 +506,4 @@ function sqliteCode(error: unknown): string | undefined {
   return error instanceof Database.SqliteError ? error.code : undefined;
 }
 
-/** Where each kind of secret lives (see StoredSecret): listSecrets and replaceSecrets cover every entry. */
-const SECRET_COLUMNS: ReadonlyArray<{ owner: StoredSecret['owner']; field: SecretField; table: string; column: string }> = [
-  { owner: 'connectionProfile', field: 'password', table: 'connection_profiles', column: 'encrypted_password' },
-  { owner: 'connectionProfile', field: 'clientKey', table: 'connection_profiles', column: 'encrypted_client_key' },
-  { owner: 'connectionProfile', field: 'sshPrivateKey', table: 'connection_profiles', column: 'encrypted_ssh_private_key' },
-];
 
-function profileNotFound(id: string): FerryError {
-  return new FerryError('NOT_FOUND', `Connection profile "${id}" does not exist; list profiles to find the right id`, {
-    details: { profileId: id },
-  });
-}
-
-function jobNotFound(id: string): FerryError {
-  return new FerryError('NOT_FOUND', `Migration job "${id}" does not exist; list jobs to find the right id`, {
-    details: { jobId: id },
-  });
-}
-
-function resolvePageSize(pageSize: number | undefined): number {
-  if (pageSize === undefined) return DEFAULT_PAGE_SIZE;
-  if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
-    throw new FerryError('INVALID_ARGUMENT', `pageSize ${pageSize} is not valid; pass a whole number from 1 to ${MAX_PAGE_SIZE}`);
-  }
-  return Math.min(pageSize, MAX_PAGE_SIZE);
-}
-
-/** [key, id] for the default order (as tokens always were), [key, id, order] for the others. */
-function encodePageToken(key: string, id: string, orderBy: JobListOrder): string {
-  const parts = orderBy === 'createTime' ? [key, id] : [key, id, orderBy];
-  return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url');
-}
-
-function decodePageToken(token: string, orderBy: JobListOrder): [string, string] {
-  // Buffer's decoder skips characters it does not know: check the alphabet first.
-  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new FerryError('INVALID_ARGUMENT', INVALID_PAGE_TOKEN);
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch (error) {
-    throw new FerryError('INVALID_ARGUMENT', INVALID_PAGE_TOKEN, { cause: error });
-  }
-  if (
-    !Array.isArray(decoded) ||
-    (decoded.length !== 2 && decoded.length !== 3) ||
-    typeof decoded[0] !== 'string' ||
-    typeof decoded[1] !== 'string' ||
-    (decoded.length === 3 && !(JOB_LIST_ORDERS as readonly unknown[]).includes(decoded[2]))
-  ) {
-    throw new FerryError('INVALID_ARGUMENT', INVALID_PAGE_TOKEN);
-  }
-  const tokenOrder = (decoded[2] as JobListOrder | undefined) ?? 'createTime';
-  if (tokenOrder !== orderBy) {
-    throw new FerryError(
-      'INVALID_ARGUMENT',
-      `pageToken continues a list ordered by "${tokenOrder}", not by "${orderBy}"; pass the same orderBy as the request that returned it, or start again without pageToken`,
-    );
-  }
-  return [decoded[0], decoded[1]];
-}
-
-function checkpointJson(jobId: string, key: string, value: unknown): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (error) {
-    throw new FerryError(
-      'INVALID_ARGUMENT',
-      `Checkpoint "${key}" of job "${jobId}" cannot be stored as JSON (${error instanceof Error ? error.message : String(error)}); store plain data`,
-      { cause: error },
-    );
-  }
-  if (text === undefined) {
-    throw new FerryError(
-      'INVALID_ARGUMENT',
-      `Checkpoint "${key}" of job "${jobId}" has no JSON form (${typeof value}); store plain data, or null`,
-    );
-  }
-  return text;
-}
-
-function jsonOrNull(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
-}
-
-function parseOrNull<T>(text: string | null): T | null {
-  return text === null ? null : (JSON.parse(text) as T);
-}
-
-function profileToRow(profile: StoredProfile): ProfileRow {
-  return {
-    id: profile.id,
-    display_name: profile.displayName,
-    engine: profile.engine,
-    host: profile.host,
-    port: profile.port,
-    database: profile.database,
-    username: profile.username,
-    tls_mode: profile.tlsMode,
-    connectivity_method: profile.connectivityMethod,
-    labels: JSON.stringify(profile.labels),
-    encrypted_password: profile.encryptedPassword,
-    ca_certificate: profile.caCertificate,
-    client_certificate: profile.clientCertificate,
-    encrypted_client_key: profile.encryptedClientKey,
-    ssh_tunnel: jsonOrNull(profile.sshTunnel),
-    encrypted_ssh_private_key: profile.encryptedSshPrivateKey,
-    create_time: profile.createTime,
-    update_time: profile.updateTime,
-  };
-}
-
-function rowToProfile(row: ProfileRow): StoredProfile {
-  return {
-    id: row.id,
-    displayName: row.display_name,
-    engine: row.engine as EngineKind,
-    host: row.host,
-    port: row.port,
-    database: row.database,
-    username: row.username,
-    tlsMode: row.tls_mode as TlsMode,
-    connectivityMethod: row.connectivity_method as ConnectivityMethod,
-    labels: JSON.parse(row.labels) as Record<string, string>,
-    encryptedPassword: row.encrypted_password,
-    caCertificate: row.ca_certificate,
-    clientCertificate: row.client_certificate,
-    encryptedClientKey: row.encrypted_client_key,
-    sshTunnel: parseOrNull<SshTunnelSettings>(row.ssh_tunnel),
-    encryptedSshPrivateKey: row.encrypted_ssh_private_key,
-    createTime: row.create_time,
-    updateTime: row.update_time,
-  };
-}
-
-function apiTokenToRow(token: StoredApiToken): ApiTokenRow {
-  return {
-    id: token.id,
-    name: token.name,
-    token_hash: token.tokenHash,
-    create_time: token.createTime,
-    last_used_time: token.lastUsedTime,
-    revoke_time: token.revokeTime,
-  };
-}
-
-function rowToApiToken(row: ApiTokenRow): StoredApiToken {
-  return {
-    id: row.id,
-    name: row.name,
-    tokenHash: row.token_hash,
-    createTime: row.create_time,
-    lastUsedTime: row.last_used_time,
-    revokeTime: row.revoke_time,
-  };
-}
-
-function jobToRow(job: MigrationJob): JobRow {
-  return {
-    id: job.id,
-    display_name: job.displayName,
-    type: job.type,
-    source_profile_id: job.sourceProfileId,
-    destination_profile_id: job.destinationProfileId,
-    source_engine: job.sourceEngine,
-    destination_engine: job.destinationEngine,
-    connectivity_method: job.connectivityMethod,
-    selection: JSON.stringify(job.selection),
-    dump_parallelism: job.dumpParallelism,
-    zero_date_policy: job.zeroDatePolicy ?? 'null',
-    enum_error_value_policy: job.enumErrorValuePolicy ?? 'label',
-    nul_character_policy: job.nulCharacterPolicy ?? 'refuse',
-    schema_mapping: JSON.stringify(job.schemaMapping ?? {}),
-    definer_policy: job.definerPolicy ?? 'keep',
-    max_parked_changes: job.maxParkedChanges ?? null,
-    require_validation: job.requireValidation === true ? 1 : 0,
-    labels: JSON.stringify(job.labels),
-    status: job.status,
-    phase: job.phase,
-    error: jsonOrNull(job.error),
-    promote_requested: job.promoteRequested ? 1 : 0,
-    create_time: job.createTime,
-    update_time: job.updateTime,
-    start_time: job.startTime,
-    end_time: job.endTime,
-    running_millis: job.runningMillis,
-    run_start_time: job.runStartTime,
-  };
-}
-
-function rowToJob(row: JobRow): MigrationJob {
-  return {
-    id: row.id,
-    displayName: row.display_name,
-    type: row.type as JobType,
-    sourceProfileId: row.source_profile_id,
-    destinationProfileId: row.destination_profile_id,
-    sourceEngine: row.source_engine as EngineKind,
-    destinationEngine: row.destination_engine as EngineKind,
-    connectivityMethod: row.connectivity_method as ConnectivityMethod,
-    selection: JSON.parse(row.selection) as ObjectSelection,
-    dumpParallelism: row.dump_parallelism,
-    // The default stays implicit, so jobs written before the policy existed read back unchanged.
-    ...(row.zero_date_policy === 'refuse' ? { zeroDatePolicy: 'refuse' as const } : {}),
-    ...(row.enum_error_value_policy === 'null' ? { enumErrorValuePolicy: 'null' as const } : {}),
-    ...(row.nul_character_policy === 'strip' ? { nulCharacterPolicy: 'strip' as const } : {}),
-    ...(row.schema_mapping === '{}' ? {} : { schemaMapping: JSON.parse(row.schema_mapping) as SchemaMapping }),
-    ...(row.definer_policy !== 'keep' ? { definerPolicy: row.definer_policy } : {}),
-    ...(row.max_parked_changes === null ? {} : { maxParkedChanges: row.max_parked_changes }),
-    ...(row.require_validation === 1 ? { requireValidation: true } : {}),
-    labels: JSON.parse(row.labels) as Record<string, string>,
-    status: row.status as JobStatus,
-    phase: row.phase as JobPhase | null,
-    error: parseOrNull<JobError>(row.error),
-    promoteRequested: row.promote_requested !== 0,
-    createTime: row.create_time,
-    updateTime: row.update_time,
-    startTime: row.start_time,
-    endTime: row.end_time,
-    runningMillis: row.running_millis,
-    runStartTime: row.run_start_time,
-  };
-}
-
-function jobObjectToRow(object: JobObject): JobObjectRow {
-  return {
-    job_id: object.jobId,
-    name: object.name,
-    state: object.state,
-    rows_copied: object.rowsCopied,
-    bytes_copied: object.bytesCopied,
-    estimated_rows: object.estimatedRows,
-    estimated_bytes: object.estimatedBytes,
-    error: jsonOrNull(object.error),
-    update_time: object.updateTime,
-    destination_name: object.destinationName ?? null,
-    parked_changes: object.parkedChanges ?? 0,
-    last_retry_time: object.lastRetryTime ?? null,
-  };
-}
-
-function rowToJobObject(row: JobObjectRow): JobObject {
-  return {
-    jobId: row.job_id,
-    name: row.name,
-    state: row.state as JobObjectState,
-    rowsCopied: row.rows_copied,
-    bytesCopied: row.bytes_copied,
-    estimatedRows: row.estimated_rows,
-    estimatedBytes: row.estimated_bytes,
-    error: parseOrNull<JobError>(row.error),
-    updateTime: row.update_time,
-    ...(row.destination_name === null ? {} : { destinationName: row.destination_name }),
-    ...(row.parked_changes === 0 ? {} : { parkedChanges: row.parked_changes }),
-    ...(row.last_retry_time === null ? {} : { lastRetryTime: row.last_retry_time }),
-  };
-}
-
-function jobEventToRow(event: NewJobHistoryEvent): Omit<JobEventRow, 'id'> {
-  return {
-    job_id: event.jobId,
-    time: event.time,
-    kind: event.kind,
-    message: event.message,
-    actor: event.actor,
-    action: event.action ?? null,
-    status: event.status ?? null,
-    // phase has three states (absent, null, a phase): has_phase tells absent from null.
-    phase: event.phase ?? null,
-    has_phase: event.phase === undefined ? 0 : 1,
-    details: jsonOrNull(event.details),
-  };
-}
-
-function rowToJobEvent(row: JobEventRow): JobHistoryEvent {
-  const event: JobHistoryEvent = {
-    id: row.id,
-    jobId: row.job_id,
-    time: row.time,
-    kind: row.kind as JobEventKind,
-    message: row.message,
-    actor: row.actor,
-  };
-  if (row.action !== null) event.action = row.action as JobAction;
-  if (row.status !== null) event.status = row.status as JobStatus;
-  if (row.has_phase !== 0) event.phase = row.phase as JobPhase | null;
-  if (row.details !== null) event.details = JSON.parse(row.details) as Record<string, unknown>;
-  return event;
-}
