@@ -58,6 +58,26 @@ export function orderedTableGroups(tables: TableSchema[]): QualifiedName[][] {
   return actionForeignKeyGroups(tables).map((group) => group.map((t) => ({ schema: t.schema, name: t.name })));
 }
 
+/**
+ * planChangeBatch for an applier that learns a table's description asynchronously (it reads the
+ * destination table on first use): each table of the batch is described once, in order of its
+ * first change, before anything is planned.
+ */
+export async function planDescribedBatch(
+  changes: RowChange[],
+  describe: (table: QualifiedName) => Promise<PlanTable>,
+  orderedGroups: QualifiedName[][],
+): Promise<RowChange[]> {
+  if (changes.length < 2) return changes;
+  const tables = new Map<string, PlanTable>();
+  for (const change of changes) {
+    if (change.op === 'truncate') continue;
+    const name = qualifiedName(change.table);
+    if (!tables.has(name)) tables.set(name, await describe(change.table));
+  }
+  return planChangeBatch(changes, { table: (t) => tables.get(qualifiedName(t)) as PlanTable, orderedGroups });
+}
+
 /** The batch in the order to write it (see the module comment). The result holds the same change objects or merged copies. */
 export function planChangeBatch(changes: RowChange[], options: ChangeBatchPlanOptions): RowChange[] {
   const groupOf = new Map<string, string>();

@@ -1,6 +1,7 @@
 /**
- * Applies captured changes on a MySQL/MariaDB destination, batched: consecutive changes of
- * one shape (table, operation, columns) become one multi-row statement.
+ * Applies captured changes on a MySQL/MariaDB destination, batched: a batch is put in the order
+ * of its plan (pipeline/change-batch-plan.ts: grouped by table, collapsed per key), then
+ * consecutive changes of one shape (table, operation, columns) become one multi-row statement.
  *
  * Every statement is idempotent, so changes applied again end in the same state as changes
  * applied once:
@@ -41,7 +42,7 @@ import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
 import type { MysqlErrorContext } from './mysql-error-classifier.js';
 import { TransactionGuard } from '../transaction-guard.js';
-import { orderedTableGroups, planChangeBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
+import { orderedTableGroups, planDescribedBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
 
 /** The destination database that holds Ferry's replication bookkeeping. */
 export const POSITION_DATABASE = '_ferry';
@@ -521,21 +522,15 @@ export class MysqlChangeApplier implements ChangeApplier {
     entry.destination = found.get(tableKey(entry.source)) ?? null;
   }
 
-  /** The batch in the order it is written (change-batch-plan.ts): grouped by table, collapsed per key. */
-  private async planBatch(changes: RowChange[]): Promise<RowChange[]> {
-    if (changes.length < 2) return changes;
-    const classify = (error: unknown) => classifyMysqlError(error, this.context);
-    const tables = new Map<string, PlanTable>();
-    for (const change of changes) {
-      if (change.op === 'truncate' || tables.has(tableKey(change.table))) continue;
-      const table = await aboutTable(change.table, classify, () => this.destinationOf(change.table));
-      tables.set(tableKey(change.table), { keyColumns: table.primaryKey?.map((c) => c.name) ?? null, otherUnique: table.hasOtherUniqueIndex });
-    }
-    return planChangeBatch(changes, { table: (t) => tables.get(tableKey(t)) as PlanTable, orderedGroups: this.orderedGroups });
+  /** What the batch plan needs of a table: its destination key and whether another unique index orders its changes. */
+  private async describeForPlan(table: QualifiedName): Promise<PlanTable> {
+    const destination = await aboutTable(table, (error) => classifyMysqlError(error, this.context), () => this.destinationOf(table));
+    return { keyColumns: destination.primaryKey?.map((c) => c.name) ?? null, otherUnique: destination.hasOtherUniqueIndex };
   }
 
   private async applyInOrder(planned: RowChange[]): Promise<void> {
-    const changes = await this.planBatch(planned);
+    // Grouped by table and collapsed per key (change-batch-plan.ts), so that runs of one shape are long.
+    const changes = await planDescribedBatch(planned, (table) => this.describeForPlan(table), this.orderedGroups);
     let batch: PlannedRow[] = [];
     let bytes = 0;
     const classify = (error: unknown) => classifyMysqlError(error, this.context);

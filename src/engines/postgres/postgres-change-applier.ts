@@ -1,7 +1,9 @@
 /**
- * Applies captured changes on a PostgreSQL destination, set-based: consecutive changes of one
- * shape (table, operation, columns, unchanged columns) become one statement over arrays of
- * text values (`unnest($1::text[], ...)`), cast in SQL to the destination's column types.
+ * Applies captured changes on a PostgreSQL destination, set-based: a batch is put in the order
+ * of its plan (pipeline/change-batch-plan.ts: grouped by table, collapsed per key), then
+ * consecutive changes of one shape (table, operation, columns, unchanged columns) become one
+ * statement over arrays of text values (`unnest($1::text[], ...)`), cast in SQL to the
+ * destination's column types.
  *
  * Every statement is idempotent, so changes applied again after a crash (for tables that a
  * later snapshot copied) end in the same state as changes applied once:
@@ -29,7 +31,7 @@ import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, 
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
 import { TransactionGuard } from '../transaction-guard.js';
-import { orderedTableGroups, planChangeBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
+import { orderedTableGroups, planDescribedBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
 
 /** The destination schema that holds Ferry's replication bookkeeping. */
 export const POSITION_SCHEMA = '_ferry';
@@ -439,21 +441,15 @@ export class PostgresChangeApplier implements ChangeApplier {
     entry.destination = found.get(tableKey(entry.source)) ?? null;
   }
 
-  /** The batch in the order it is written (change-batch-plan.ts): grouped by table, collapsed per key. */
-  private async planBatch(changes: RowChange[]): Promise<RowChange[]> {
-    if (changes.length < 2) return changes;
-    const classify = (error: unknown) => classifyPostgresError(error, this.context);
-    const tables = new Map<string, PlanTable>();
-    for (const change of changes) {
-      if (change.op === 'truncate' || tables.has(tableKey(change.table))) continue;
-      const table = await aboutTable(change.table, classify, () => this.destinationOf(change.table));
-      tables.set(tableKey(change.table), { keyColumns: table.primaryKey?.map((c) => c.name) ?? null, otherUnique: table.hasOtherUniqueIndex });
-    }
-    return planChangeBatch(changes, { table: (t) => tables.get(tableKey(t)) as PlanTable, orderedGroups: this.orderedGroups });
+  /** What the batch plan needs of a table: its destination key and whether another unique index orders its changes. */
+  private async describeForPlan(table: QualifiedName): Promise<PlanTable> {
+    const destination = await aboutTable(table, (error) => classifyPostgresError(error, this.context), () => this.destinationOf(table));
+    return { keyColumns: destination.primaryKey?.map((c) => c.name) ?? null, otherUnique: destination.hasOtherUniqueIndex };
   }
 
   private async applyInOrder(batch: RowChange[]): Promise<void> {
-    const changes = await this.planBatch(batch);
+    // Grouped by table and collapsed per key (change-batch-plan.ts), so that runs of one shape are long.
+    const changes = await planDescribedBatch(batch, (table) => this.describeForPlan(table), this.orderedGroups);
     let shape: Shape | null = null;
     let rows: PlannedRow[] = [];
     let touched = new Set<string>();
