@@ -15,7 +15,7 @@
  *   of the final row, updates one update (a value the later update leaves unchanged, PostgreSQL's
  *   unchanged-TOAST marker, keeps the earlier one, or stays unchanged), a row inserted and deleted
  *   in the batch nothing, a delete then an insert a delete followed by the insert; an update that
- *   changes the key is a delete of the old key and an insert of the new row;
+ *   changes the key, with the whole new row, is a delete of the old key and an insert of the new row;
  * - writes a table's deletes first, then its inserts, then its updates, each sorted by shape, so
  *   that the applier's runs of one shape become long multi-row statements. A key has at most one
  *   delete followed by one insert or update, so every key still sees its changes in source order.
@@ -24,7 +24,8 @@
  * Changes of a table are left in source order and uncollapsed (still grouped with their table)
  * when the table has no primary key, when it has another unique index (two rows may trade a
  * value, and only the source order never holds it twice), or when a change cannot be placed by
- * key (a key value missing, or a key change whose new row is not whole).
+ * key (a key value missing, or a key change whose new row is not whole: unchanged values, or
+ * destination columns it does not carry).
  */
 import { qualifiedName, type QualifiedName, type TableSchema } from '../core/schema.js';
 import { actionForeignKeyGroups } from '../core/foreign-key-actions.js';
@@ -36,6 +37,12 @@ export interface PlanTable {
   keyColumns: string[] | null;
   /** Another unique index or constraint besides the primary key: changes keep their source order. */
   otherUnique: boolean;
+  /**
+   * The columns a whole row writes on the destination (not generated). A key change becomes a
+   * delete and an insert only when its new row has them all, so that no destination column is
+   * reset to its default.
+   */
+  writableColumns: string[];
 }
 
 export interface ChangeBatchPlanOptions {
@@ -171,7 +178,8 @@ function collapseTable(changes: KeyedChange[], table: PlanTable): RowChange[] | 
       const oldKey = change.oldColumns === null || change.oldValues === null ? newKey : (keyOf(keyColumns, change.oldColumns, change.oldValues) ?? newKey);
       if (oldKey !== newKey) {
         // A key change: the old key's row goes, the new row arrives whole (else it cannot be placed).
-        if (change.values.some((v) => v === UNCHANGED) || keyOf(keyColumns, change.columns, change.values) === null) return null;
+        const whole = !change.values.some((v) => v === UNCHANGED) && table.writableColumns.every((c) => change.columns.includes(c));
+        if (!whole || keyOf(keyColumns, change.columns, change.values) === null) return null;
         remove(oldKey, { op: 'delete', table: change.table, oldColumns: change.oldColumns as string[], oldValues: change.oldValues as ColumnValue[] });
         insert(newKey, { op: 'insert', table: change.table, columns: change.columns, values: change.values });
         continue;

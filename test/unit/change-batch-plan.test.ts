@@ -10,7 +10,7 @@ const upd = (table: string, id: string, v: string, big: ColumnValue = UNCHANGED,
   op: 'update', table: T(table), columns: COLS, values: [id, v, big], oldColumns: oldId === null ? null : ['id'], oldValues: oldId === null ? null : [oldId],
 });
 const del = (table: string, id: string): RowChange => ({ op: 'delete', table: T(table), oldColumns: ['id'], oldValues: [id] });
-const keyed: PlanTable = { keyColumns: ['id'], otherUnique: false };
+const keyed: PlanTable = { keyColumns: ['id'], otherUnique: false, writableColumns: COLS };
 const plan = (changes: RowChange[], tables: Record<string, PlanTable> = {}, orderedGroups: QualifiedName[][] = []) =>
   planChangeBatch(changes, { table: (t) => tables[t.name] ?? keyed, orderedGroups });
 /** A compact view: op:table:key[:values]. */
@@ -59,13 +59,18 @@ describe('planChangeBatch', () => {
     expect(show(plan(swap))).toEqual(['delete:t:1', 'delete:t:2', 'insert:t:1,y,Y', 'insert:t:2,x,X']);
   });
 
+  it('leaves a key change as it is when the destination has columns its new row lacks', () => {
+    const wider = { t: { keyColumns: ['id'], otherUnique: false, writableColumns: [...COLS, 'extra'] } };
+    expect(show(plan([upd('t', '2', 'a', 'A', '1'), upd('t', '2', 'b', 'B')], wider))).toEqual(['update:t:2,a,A<1', 'update:t:2,b,B']);
+  });
+
   it('leaves a table in source order when a key change carries unchanged values, the table has no key or another unique index', () => {
     const moveWithToast = [upd('t', '1', 'a'), upd('t', '2', 'b', UNCHANGED, '1'), upd('t', '2', 'c'), ins('u', '1', 'x')];
     expect(show(plan(moveWithToast))).toEqual(['update:t:1,a,~', 'update:t:2,b,~<1', 'update:t:2,c,~', 'insert:u:1,x,b']);
     const batch = [upd('t', '1', 'a'), ins('u', '1', 'x'), upd('t', '1', 'b'), del('t', '2')];
     const expected = ['update:t:1,a,~', 'update:t:1,b,~', 'delete:t:2', 'insert:u:1,x,b'];
-    expect(show(plan(batch, { t: { keyColumns: null, otherUnique: false } }))).toEqual(expected);
-    expect(show(plan(batch, { t: { keyColumns: ['id'], otherUnique: true } }))).toEqual(expected);
+    expect(show(plan(batch, { t: { keyColumns: null, otherUnique: false, writableColumns: COLS } }))).toEqual(expected);
+    expect(show(plan(batch, { t: { keyColumns: ['id'], otherUnique: true, writableColumns: COLS } }))).toEqual(expected);
   });
 
   it('treats TRUNCATE as a barrier', () => {

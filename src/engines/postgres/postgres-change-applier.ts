@@ -444,7 +444,11 @@ export class PostgresChangeApplier implements ChangeApplier {
   /** What the batch plan needs of a table: its destination key and whether another unique index orders its changes. */
   private async describeForPlan(table: QualifiedName): Promise<PlanTable> {
     const destination = await aboutTable(table, (error) => classifyPostgresError(error, this.context), () => this.destinationOf(table));
-    return { keyColumns: destination.primaryKey?.map((c) => c.name) ?? null, otherUnique: destination.hasOtherUniqueIndex };
+    return {
+      keyColumns: destination.primaryKey?.map((c) => c.name) ?? null,
+      otherUnique: destination.hasOtherUniqueIndex,
+      writableColumns: destination.ordered.filter((c) => !c.generated).map((c) => c.name),
+    };
   }
 
   private async applyInOrder(batch: RowChange[]): Promise<void> {
