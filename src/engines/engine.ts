@@ -480,7 +480,9 @@ export interface ChangeApplier {
   /** The position recorded by the last committed batch of this job, or null before the first. */
   readPosition(): Promise<string | null>;
   /**
-   * Applies the changes in order inside the open destination transaction (opening one if needed).
+   * Applies the changes inside the open destination transaction (opening one if needed), ending
+   * in the state they reach in order: the call may regroup and collapse them as
+   * pipeline/change-batch-plan.ts plans (every key's changes in order, TRUNCATE a barrier).
    * When a statement about one table fails (a value, a constraint, a missing column or table, a
    * privilege, a change that cannot identify its row), the rejection is a FerryError whose
    * `details.destinationTable` ({schema, name}) names that destination table (apply-failure.ts),

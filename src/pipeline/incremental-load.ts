@@ -91,7 +91,11 @@ export interface IncrementalLoadDeps {
   onHealthy(parked: FerryError | null): Promise<void>;
 }
 
-/** Batching: a destination commit at a source transaction boundary once either limit is reached. */
+/**
+ * Batching: a destination commit at a source transaction boundary once either limit is reached,
+ * and at the last commit of every chunk the reader hands over (what queued while the previous
+ * batch applied), so that a steady stream is committed as it comes, in batches that grow with the load.
+ */
 const MAX_BATCH_CHANGES = 5_000;
 const MAX_BATCH_MS = 500;
 /** Changes buffered before they are sent to the open destination transaction. */
@@ -257,6 +261,21 @@ export async function runIncrementalLoad(
         lastHeartbeatWrite = Date.now();
         await markHealthy();
       };
+      /** A heartbeat seen while a batch was open, with no transaction after it: handled once the batch is committed. */
+      let deferredHeartbeat: string | null = null;
+      const heartbeat = async (position: string) => {
+        if (compare(position, applied) <= 0) return;
+        if (untilPosition !== null || Date.now() - lastHeartbeatWrite >= HEARTBEAT_WRITE_MS) {
+          await advanceIdle(position);
+        } else {
+          // Every transaction before the heartbeat is committed on the destination, so the
+          // source may free WAL up to it (and a shutting-down source stops waiting for us).
+          // A restart from the older position stored on the destination finds nothing in between.
+          current.acknowledge(position);
+          // Shown as applied too: nothing before it waits, so the lag in bytes can reach 0.
+          stats.appliedPosition = position;
+        }
+      };
       // Parked tables are retried only between batches, in turn with the stream, so that order holds.
       const idle = () => !inTransaction && lastCommit === null;
       const drainIfIdle = async () => {
@@ -284,10 +303,20 @@ export async function runIncrementalLoad(
           }
           if (result.done === true) break;
           next = pull();
-          for (const event of result.value) {
+          // The chunk's last commit ends a batch: batches then grow with what arrived while the
+          // previous one was applied (its trailing partial transaction waits for the next chunk).
+          let lastCommitIndex = -1;
+          for (let i = result.value.length - 1; i >= 0; i--) {
+            if (result.value[i]?.kind === 'commit') {
+              lastCommitIndex = i;
+              break;
+            }
+          }
+          for (const [index, event] of result.value.entries()) {
             switch (event.kind) {
               case 'begin':
                 inTransaction = true;
+                deferredHeartbeat = null;
                 commitPosition = event.commitPosition;
                 if (batchTransactions === 0 && pending.length === 0) batchStarted = Date.now();
                 stats.oldestPendingCommitMs ??= Date.parse(event.commitTime);
@@ -308,22 +337,16 @@ export async function runIncrementalLoad(
                 batchTransactions++;
                 lastCommit = event.position;
                 lastCommitTime = event.commitTime;
-                if (batchChanges >= MAX_BATCH_CHANGES || Date.now() - batchStarted >= MAX_BATCH_MS) await flush();
+                if (index === lastCommitIndex || batchChanges >= MAX_BATCH_CHANGES || Date.now() - batchStarted >= MAX_BATCH_MS) await flush();
                 break;
               case 'heartbeat':
                 if (inTransaction) break;
-                if (lastCommit !== null) await flush();
-                if (compare(event.position, applied) <= 0) break;
-                if (untilPosition !== null || Date.now() - lastHeartbeatWrite >= HEARTBEAT_WRITE_MS) {
-                  await advanceIdle(event.position);
-                } else {
-                  // Every transaction before the heartbeat is committed on the destination, so the
-                  // source may free WAL up to it (and a shutting-down source stops waiting for us).
-                  // A restart from the older position stored on the destination finds nothing in between.
-                  current.acknowledge(event.position);
-                  // Shown as applied too: nothing before it waits, so the lag in bytes can reach 0.
-                  stats.appliedPosition = event.position;
+                // Mid-chunk, a heartbeat does not cut the batch: it counts once the chunk's batch is committed.
+                if (lastCommit !== null) {
+                  deferredHeartbeat = event.position;
+                  break;
                 }
+                await heartbeat(event.position);
                 break;
               case 'marker':
                 if (inTransaction) break;
@@ -339,6 +362,8 @@ export async function runIncrementalLoad(
           }
           // Do not sit on committed work when the stream pauses.
           if (!inTransaction && lastCommit !== null) await flush();
+          if (deferredHeartbeat !== null && idle()) await heartbeat(deferredHeartbeat);
+          deferredHeartbeat = null;
           await drainIfIdle();
           if (caughtUp()) return;
         }

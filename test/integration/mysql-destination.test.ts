@@ -658,6 +658,61 @@ describe('change applier', () => {
     expect(await rows('pairs', 'a, b', 'b')).toEqual(Array.from({ length: 100 }, (_, i) => ({ a: (2400 + i) % 50, b: `k${2400 + i}` })).sort((x, y) => (x.b < y.b ? -1 : 1)));
   });
 
+  it('ends an interleaved batch (hot keys, key changes, unchanged values, a table without key, TRUNCATE) as the changes applied one by one', async () => {
+    const columns = ['id', 'name', 'flag', 'data', 'at', 'big'];
+    // Rows that exist before the batch (committed alone): collapsing cannot hide their order.
+    const before: RowChange[] = [
+      insert('items', columns, ['1', 'a', 't', null, null, 'big1']),
+      insert('items', columns, ['2', 'b', 'f', null, null, 'big2']),
+      insert('uniq', ['id', 'email'], ['1', 'x@']),
+      insert('uniq', ['id', 'email'], ['2', 'y@']),
+    ];
+    const batch: RowChange[] = [];
+    for (let t = 0; t < 30; t++) {
+      batch.push(update('items', columns, [String(1 + (t % 2)), `t${t}`, t % 2 === 0 ? 't' : 'f', null, null, t % 3 === 0 ? `big${t}` : UNCHANGED]));
+      batch.push(insert('pairs', ['a', 'b', 'v'], [String(t % 4), `k${t % 3}`, `v${t}`]));
+      batch.push(insert('logs', ['at', 'message', 'r'], [String(t), `m${t}`, null]));
+      if (t % 5 === 4) batch.push(remove('pairs', ['a', 'b'], [String((t - 1) % 4), `k${(t - 1) % 3}`]));
+    }
+    batch.push(update('items', columns, ['5', 'moved', 't', '\\x05', null, 'bigm'], ['id'], ['2']));
+    batch.push(update('items', columns, ['5', 'moved again', 'f', null, null, UNCHANGED]));
+    batch.push(update('uniq', ['id', 'email'], ['1', 'tmp@']));
+    batch.push(update('uniq', ['id', 'email'], ['2', 'x@']));
+    batch.push(update('uniq', ['id', 'email'], ['1', 'y@']));
+    batch.push({ op: 'truncate', tables: [nameOf('logs')], cascade: false, restartIdentity: false });
+    batch.push(insert('logs', ['at', 'message', 'r'], ['99', 'after truncate', '1.5']));
+    batch.push(update('items', columns, ['1', 'last', 'f', null, null, UNCHANGED]));
+
+    const snapshot = async () => [
+      await rows('items', 'id, name, flag, HEX(data) AS data, big', 'id'),
+      await rows('pairs'),
+      await rows('logs', 'at, message'),
+      await rows('uniq'),
+    ];
+    const clear = () => db.connection.query('DELETE FROM items; DELETE FROM pairs; DELETE FROM logs; DELETE FROM uniq');
+    await clear();
+    await applyAndCommit(nextJob(), before, 'before');
+    await applyAndCommit(nextJob(), batch, 'together');
+    const together = await snapshot();
+    await clear();
+    await applyAndCommit(nextJob(), before, 'before');
+    const jobId = nextJob();
+    const applier = await openMysqlChangeApplier(db.params, jobId, tables());
+    try {
+      for (const change of batch) await applier.apply([change]);
+      await applier.commit('one by one');
+    } finally {
+      await applier.close();
+    }
+    expect(together).toEqual(await snapshot());
+    expect(together[0]).toEqual([
+      { id: 1, name: 'last', flag: 0, data: null, big: 'big24' },
+      { id: 5, name: 'moved again', flag: 0, data: null, big: 'bigm' },
+    ]);
+    expect(together[2]).toEqual([{ at: 99, message: 'after truncate' }]);
+    await clear();
+  });
+
   it('is idempotent: the same batch applied twice ends in the same state', async () => {
     const jobId = nextJob();
     await db.connection.query('DELETE FROM items; DELETE FROM uniq');

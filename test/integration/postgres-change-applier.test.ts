@@ -274,6 +274,70 @@ describe('PostgresChangeApplier', () => {
     }
   });
 
+  it('ends an interleaved batch (hot keys, key changes, unchanged TOAST, a table without key, TRUNCATE) as the changes applied one by one', async () => {
+    const cols = ['id', 'name', 'big', 'n'];
+    const pairCols = ['a', 'b', 'v'];
+    const uniqCols = ['id', 'email', 'big'];
+    // Rows that exist before the batch (committed alone): collapsing cannot hide their order.
+    const before: RowChange[] = [
+      insert('items', cols, ['1', 'a', 'big1', '1']),
+      insert('items', cols, ['2', 'b', 'big2', '1']),
+      insert('uniq', uniqCols, ['1', 'x@', 'u1']),
+      insert('uniq', uniqCols, ['2', 'y@', 'u2']),
+      insert('logs', ['at', 'message', 'doc'], ['1', 'first', null]),
+    ];
+    const batch: RowChange[] = [];
+    // OLTP-like: each "transaction" touches several tables, a few keys are hot.
+    for (let t = 0; t < 40; t++) {
+      batch.push(update('items', cols, [String(1 + (t % 2)), `t${t}`, t % 3 === 0 ? `big${t}` : UNCHANGED, String(t)]));
+      batch.push(insert('pairs', pairCols, [String(t % 5), `k${t % 3}`, `v${t}`]));
+      batch.push(insert('bench', ['id', 'name'], [String(t), `n${t}`]));
+      if (t % 7 === 6) batch.push(remove('bench', ['id'], [String(t - 3)]));
+      batch.push(insert('logs', ['at', 'message', 'doc'], [String(t), `m${t}`, null]));
+    }
+    // Whole-row key change, then the new key updated; a key change with an unchanged TOASTed value.
+    batch.push(update('items', cols, ['5', 'moved', 'bigm', '5'], ['id'], ['2']));
+    batch.push(update('items', cols, ['5', 'moved again', UNCHANGED, '6']));
+    batch.push(update('bench', ['id', 'name'], ['500', 'five hundred'], ['id'], ['10']));
+    batch.push(update('pairs', pairCols, ['9', 'k9', UNCHANGED], ['a', 'b'], ['0', 'k0']));
+    // Another unique index: two rows trade an email in source order.
+    batch.push(update('uniq', uniqCols, ['1', 'tmp@', UNCHANGED]));
+    batch.push(update('uniq', uniqCols, ['2', 'x@', UNCHANGED]));
+    batch.push(update('uniq', uniqCols, ['1', 'y@', UNCHANGED]));
+    batch.push({ op: 'truncate', tables: [nameOf('logs')], cascade: false, restartIdentity: false });
+    batch.push(insert('logs', ['at', 'message', 'doc'], ['99', 'after truncate', null]));
+    batch.push(update('items', cols, ['1', 'last', UNCHANGED, '99']));
+    batch.push(insert('bench', ['id', 'name'], ['3', 'back']));
+
+    const snapshot = async () => ({
+      items: await rows('items'),
+      pairs: await rows('pairs', 't.a, t.b'),
+      bench: await rows('bench'),
+      logs: await rows('logs', 't.at, t.message'),
+      uniq: await rows('uniq'),
+    });
+    const batched = await open();
+    try {
+      for (const change of before) await batched.apply([change]);
+      await batched.commit('0/1');
+      await applyAndCommit(batched, batch, '0/2');
+    } finally {
+      await batched.close();
+    }
+    const together = await snapshot();
+    await db.client.query('TRUNCATE public.items, public.pairs, public.logs, public.uniq, public.bench');
+    const single = await open();
+    try {
+      for (const change of [...before, ...batch]) await single.apply([change]);
+      await single.commit('0/2');
+    } finally {
+      await single.close();
+    }
+    expect(together).toEqual(await snapshot());
+    expect(together.items).toEqual(['(1,last,big36,99)', '(5,"moved again",bigm,6)']);
+    expect(together.logs).toEqual(['(99,"after truncate",)']);
+  });
+
   it('keeps the destination value of unchanged TOASTed columns', async () => {
     const applier = await open();
     try {

@@ -1,6 +1,7 @@
 /**
- * Applies captured changes on a MySQL/MariaDB destination, batched: consecutive changes of
- * one shape (table, operation, columns) become one multi-row statement.
+ * Applies captured changes on a MySQL/MariaDB destination, batched: a batch is put in the order
+ * of its plan (pipeline/change-batch-plan.ts: grouped by table, collapsed per key), then
+ * consecutive changes of one shape (table, operation, columns) become one multi-row statement.
  *
  * Every statement is idempotent, so changes applied again end in the same state as changes
  * applied once:
@@ -40,6 +41,8 @@ import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQua
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
 import type { MysqlErrorContext } from './mysql-error-classifier.js';
+import { TransactionGuard } from '../transaction-guard.js';
+import { orderedTableGroups, planDescribedBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
 
 /** The destination database that holds Ferry's replication bookkeeping. */
 export const POSITION_DATABASE = '_ferry';
@@ -285,13 +288,9 @@ export interface MysqlChangeApplierOptions {
 
 export class MysqlChangeApplier implements ChangeApplier {
   private readonly tables = new Map<string, TableEntry>();
-  private inTransaction = false;
-  /** Set when a statement of the open transaction failed: apply and commit refuse until rollback(). */
-  private failure: FerryError | null = null;
-  /** Set when the connection can no longer be trusted: every later call refuses. */
-  private broken: FerryError | null = null;
-  private busy = false;
-  private closed = false;
+  private readonly guard: TransactionGuard;
+  /** Tables whose changes keep their relative order (foreign keys with actions exist during the stream). */
+  private readonly orderedGroups: QualifiedName[][];
   private positionTableReady = false;
 
   constructor(
@@ -302,6 +301,13 @@ export class MysqlChangeApplier implements ChangeApplier {
     private readonly options: MysqlChangeApplierOptions,
   ) {
     for (const table of tables) this.tables.set(tableKey(table), { source: table, destination: null });
+    this.orderedGroups = orderedTableGroups(tables);
+    this.guard = new TransactionGuard({
+      begin: () => this.connection.query('START TRANSACTION'),
+      commit: () => this.connection.query('COMMIT'),
+      rollback: () => this.connection.query('ROLLBACK'),
+      classify: (error) => classifyMysqlError(error, this.context),
+    });
   }
 
   /** Creates the position table if missing and reads the destination tables. Called once by openMysqlChangeApplier. */
@@ -312,7 +318,7 @@ export class MysqlChangeApplier implements ChangeApplier {
   }
 
   async readPosition(): Promise<string | null> {
-    return this.run(async () => {
+    return this.guard.run(async () => {
       try {
         const [rows] = await this.connection.query(`SELECT position FROM ${POSITION_QUALIFIED} WHERE job_id = ?`, [this.jobId]);
         return mysqlText((rows as Array<Record<string, unknown>>)[0]?.position);
@@ -325,11 +331,11 @@ export class MysqlChangeApplier implements ChangeApplier {
 
   async apply(changes: RowChange[]): Promise<void> {
     if (changes.length === 0) return;
-    await this.inBatch('apply changes', () => this.applyInOrder(changes));
+    await this.guard.inBatch('apply changes', () => this.applyInOrder(changes));
   }
 
   async readParkedTables(): Promise<ParkedTableRecord[]> {
-    return this.run(async () => {
+    return this.guard.run(async () => {
       const [rows] = await this.connection.query(
         `SELECT t.table_schema, t.table_name, t.note, COUNT(c.seq) AS count, COALESCE(MAX(c.seq), 0) AS last_seq FROM ${PARKED_TABLES} t ` +
           `LEFT JOIN ${PARKED_CHANGES} c ON c.job_id = t.job_id AND c.table_schema = t.table_schema AND c.table_name = t.table_name ` +
@@ -346,7 +352,7 @@ export class MysqlChangeApplier implements ChangeApplier {
   }
 
   async setParkedTable(table: QualifiedName, note: string | null): Promise<void> {
-    await this.inBatch('record a parked table', async () => {
+    await this.guard.inBatch('record a parked table', async () => {
       if (note === null) await this.connection.query(`DELETE FROM ${PARKED_TABLES} WHERE ${PARKED_WHERE}`, [this.jobId, table.schema, table.name]);
       else await this.connection.query(`REPLACE INTO ${PARKED_TABLES} (job_id, table_schema, table_name, note) VALUES (?, ?, ?, ?)`, [this.jobId, table.schema, table.name, note]);
     });
@@ -354,7 +360,7 @@ export class MysqlChangeApplier implements ChangeApplier {
 
   async parkChanges(table: QualifiedName, changes: ParkedChangeRecord[]): Promise<void> {
     if (changes.length === 0) return;
-    await this.inBatch('park changes', async () => {
+    await this.guard.inBatch('park changes', async () => {
       for (let start = 0; start < changes.length; start += MAX_STATEMENT_ROWS) {
         const part = changes.slice(start, start + MAX_STATEMENT_ROWS);
         await this.connection.query(
@@ -366,8 +372,8 @@ export class MysqlChangeApplier implements ChangeApplier {
   }
 
   async readParkedChanges(table: QualifiedName, limit: number): Promise<ParkedChangeRecord[]> {
-    return this.run(async () => {
-      this.refuseAfterFailure('read parked changes');
+    return this.guard.run(async () => {
+      this.guard.refuseAfterFailure('read parked changes');
       const [rows] = await this.connection.query(`SELECT seq, payload FROM ${PARKED_CHANGES} WHERE ${PARKED_WHERE} ORDER BY seq LIMIT ${Math.max(0, Math.floor(limit))}`, [
         this.jobId, table.schema, table.name,
       ]);
@@ -376,77 +382,38 @@ export class MysqlChangeApplier implements ChangeApplier {
   }
 
   async deleteParkedChanges(table: QualifiedName, throughSeq: number): Promise<void> {
-    await this.inBatch('delete parked changes', async () => {
+    await this.guard.inBatch('delete parked changes', async () => {
       await this.connection.query(`DELETE FROM ${PARKED_CHANGES} WHERE ${PARKED_WHERE} AND seq <= ?`, [this.jobId, table.schema, table.name, throughSeq]);
     });
   }
 
-  /** Runs statements inside the open transaction (opening one); a failure abandons the batch. */
-  private async inBatch(what: string, statements: () => Promise<void>): Promise<void> {
-    await this.run(async () => {
-      this.refuseAfterFailure(what);
-      if (!this.inTransaction) {
-        await this.connection.query('START TRANSACTION');
-        this.inTransaction = true;
-      }
-      try {
-        await statements();
-      } catch (error) {
-        const classified = classifyMysqlError(error, this.context);
-        await this.abandonTransaction();
-        this.failure = classified;
-        throw classified;
-      }
-    });
-  }
-
   async commit(position: string): Promise<void> {
-    await this.run(async () => {
-      this.refuseAfterFailure('commit');
-      if (position === '') throw new FerryError('INVALID_ARGUMENT', 'commit() needs the source position the batch reaches; got an empty string.');
-      const hadBatch = this.inTransaction;
-      try {
+    await this.guard.commit(
+      position,
+      async (hadBatch) => {
         if (!this.positionTableReady) {
           if (hadBatch) throw positionTableGone(null);
           await this.createPositionTable();
         }
         // Without changes the position write alone is the transaction (autocommit).
         await this.connection.query(this.writePositionSql(), [this.jobId, position]);
-        if (hadBatch) {
-          this.inTransaction = false;
-          await this.connection.query('COMMIT');
-        }
-      } catch (error) {
+      },
+      (error) => {
+        if (error instanceof FerryError) return error;
         const gone = positionTableMissing(error) ? positionTableGone(error) : null;
         if (gone !== null) this.positionTableReady = false;
-        const classified = gone ?? classifyMysqlError(error, this.context);
-        if (this.inTransaction) await this.abandonTransaction();
-        // The batch is gone with its transaction (or its fate is unknown): refuse to go on as if it were applied.
-        if (hadBatch) this.failure = classified;
-        throw classified;
-      }
-    });
+        return gone ?? classifyMysqlError(error, this.context);
+      },
+    );
   }
 
   async rollback(): Promise<void> {
-    await this.run(async () => {
-      this.failure = null;
-      if (!this.inTransaction) return;
-      this.inTransaction = false;
-      try {
-        await this.connection.query('ROLLBACK');
-      } catch (error) {
-        this.broken = classifyMysqlError(error, this.context);
-        throw this.broken;
-      }
-    });
+    await this.guard.rollback();
   }
 
   async forgetPosition(): Promise<void> {
-    await this.run(async () => {
-      if (this.inTransaction) {
-        throw new FerryError('FAILED_PRECONDITION', 'Cannot forget the replication position while a batch is open; commit or roll it back first.');
-      }
+    await this.guard.run(async () => {
+      this.guard.refuseOpenBatch('forget the replication position');
       const [present] = await this.connection.query('SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [
         POSITION_DATABASE,
         POSITION_TABLE,
@@ -479,46 +446,9 @@ export class MysqlChangeApplier implements ChangeApplier {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
     // Ending the session abandons any open transaction.
-    this.inTransaction = false;
+    if (!this.guard.close()) return;
     await endQuietly(this.connection);
-  }
-
-  /** Runs one call: refuses when closed, broken or already busy, and classifies what it throws. */
-  private async run<T>(call: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new FerryError('FAILED_PRECONDITION', 'This change applier is closed; open a new one.');
-    if (this.broken !== null) throw this.broken;
-    if (this.busy) throw new FerryError('FAILED_PRECONDITION', 'This change applier is already running a call; wait for it before the next one.');
-    this.busy = true;
-    try {
-      return await call();
-    } catch (error) {
-      throw classifyMysqlError(error, this.context);
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  private refuseAfterFailure(what: string): void {
-    if (this.failure !== null) {
-      throw new FerryError(
-        'FAILED_PRECONDITION',
-        `Cannot ${what}: a statement of this batch failed (${this.failure.message}), so the batch was abandoned. Call rollback(), then apply the changes again from the last committed position.`,
-        { cause: this.failure },
-      );
-    }
-  }
-
-  /** Rolls back after a failure, keeping the failure; a failed rollback marks the connection broken. */
-  private async abandonTransaction(): Promise<void> {
-    this.inTransaction = false;
-    try {
-      await this.connection.query('ROLLBACK');
-    } catch (error) {
-      this.broken = classifyMysqlError(error, this.context);
-    }
   }
 
   private writePositionSql(): string {
@@ -592,7 +522,19 @@ export class MysqlChangeApplier implements ChangeApplier {
     entry.destination = found.get(tableKey(entry.source)) ?? null;
   }
 
-  private async applyInOrder(changes: RowChange[]): Promise<void> {
+  /** What the batch plan needs of a table: its destination key and whether another unique index orders its changes. */
+  private async describeForPlan(table: QualifiedName): Promise<PlanTable> {
+    const destination = await aboutTable(table, (error) => classifyMysqlError(error, this.context), () => this.destinationOf(table));
+    return {
+      keyColumns: destination.primaryKey?.map((c) => c.name) ?? null,
+      otherUnique: destination.hasOtherUniqueIndex,
+      writableColumns: [...destination.columns.values()].filter((c) => !c.generated).map((c) => c.name),
+    };
+  }
+
+  private async applyInOrder(planned: RowChange[]): Promise<void> {
+    // Grouped by table and collapsed per key (change-batch-plan.ts), so that runs of one shape are long.
+    const changes = await planDescribedBatch(planned, (table) => this.describeForPlan(table), this.orderedGroups);
     let batch: PlannedRow[] = [];
     let bytes = 0;
     const classify = (error: unknown) => classifyMysqlError(error, this.context);

@@ -1,7 +1,9 @@
 /**
- * Applies captured changes on a PostgreSQL destination, set-based: consecutive changes of one
- * shape (table, operation, columns, unchanged columns) become one statement over arrays of
- * text values (`unnest($1::text[], ...)`), cast in SQL to the destination's column types.
+ * Applies captured changes on a PostgreSQL destination, set-based: a batch is put in the order
+ * of its plan (pipeline/change-batch-plan.ts: grouped by table, collapsed per key), then
+ * consecutive changes of one shape (table, operation, columns, unchanged columns) become one
+ * statement over arrays of text values (`unnest($1::text[], ...)`), cast in SQL to the
+ * destination's column types.
  *
  * Every statement is idempotent, so changes applied again after a crash (for tables that a
  * later snapshot copied) end in the same state as changes applied once:
@@ -28,6 +30,8 @@ import type { ChangeApplier, ColumnValue, ParkedChangeRecord, ParkedTableRecord,
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
+import { TransactionGuard } from '../transaction-guard.js';
+import { orderedTableGroups, planDescribedBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
 
 /** The destination schema that holds Ferry's replication bookkeeping. */
 export const POSITION_SCHEMA = '_ferry';
@@ -215,13 +219,9 @@ export async function openPostgresChangeApplier(params: ConnectionParams, jobId:
 
 export class PostgresChangeApplier implements ChangeApplier {
   private readonly tables = new Map<string, TableEntry>();
-  private inTransaction = false;
-  /** Set when a statement of the open transaction failed: apply and commit refuse until rollback(). */
-  private failure: FerryError | null = null;
-  /** Set when the connection can no longer be trusted: every later call refuses. */
-  private broken: FerryError | null = null;
-  private busy = false;
-  private closed = false;
+  private readonly guard: TransactionGuard;
+  /** Tables whose changes keep their relative order (foreign keys with actions exist during the stream). */
+  private readonly orderedGroups: QualifiedName[][];
   private positionTableReady = false;
   private statementCount = 0;
   private readonly columnKeys = new WeakMap<string[], string>();
@@ -233,6 +233,13 @@ export class PostgresChangeApplier implements ChangeApplier {
     private readonly context: PostgresErrorContext,
   ) {
     for (const table of tables) this.tables.set(tableKey(table), { source: table, destination: null });
+    this.orderedGroups = orderedTableGroups(tables);
+    this.guard = new TransactionGuard({
+      begin: () => this.client.query('BEGIN'),
+      commit: () => this.client.query('COMMIT'),
+      rollback: () => this.client.query('ROLLBACK'),
+      classify: (error) => classifyPostgresError(error, this.context),
+    });
   }
 
   /** Creates the position table if missing and reads the destination tables. Called once by openPostgresChangeApplier. */
@@ -243,7 +250,7 @@ export class PostgresChangeApplier implements ChangeApplier {
   }
 
   async readPosition(): Promise<string | null> {
-    return this.run(async () => {
+    return this.guard.run(async () => {
       const present = await this.client.query(`SELECT to_regclass('${POSITION_SCHEMA}.${POSITION_TABLE}') IS NOT NULL AS present`);
       if (!pgBool((present.rows[0] as { present: unknown }).present)) return null;
       const result = await this.client.query(`SELECT position FROM ${POSITION_QUALIFIED} WHERE job_id = $1`, [this.jobId]);
@@ -253,11 +260,11 @@ export class PostgresChangeApplier implements ChangeApplier {
 
   async apply(changes: RowChange[]): Promise<void> {
     if (changes.length === 0) return;
-    await this.inBatch('apply changes', () => this.applyInOrder(changes));
+    await this.guard.inBatch('apply changes', () => this.applyInOrder(changes));
   }
 
   async readParkedTables(): Promise<ParkedTableRecord[]> {
-    return this.run(async () => {
+    return this.guard.run(async () => {
       const result = await this.client.query(READ_PARKED_TABLES_SQL, [this.jobId]);
       return (result.rows as Array<Record<string, unknown>>).map((row) => ({
         table: { schema: String(row.table_schema), name: String(row.table_name) },
@@ -269,7 +276,7 @@ export class PostgresChangeApplier implements ChangeApplier {
   }
 
   async setParkedTable(table: QualifiedName, note: string | null): Promise<void> {
-    await this.inBatch('record a parked table', async () => {
+    await this.guard.inBatch('record a parked table', async () => {
       if (note === null) {
         await this.client.query(`DELETE FROM ${PARKED_TABLES} WHERE job_id = $1 AND table_schema = $2 AND table_name = $3`, [this.jobId, table.schema, table.name]);
       } else {
@@ -283,7 +290,7 @@ export class PostgresChangeApplier implements ChangeApplier {
 
   async parkChanges(table: QualifiedName, changes: ParkedChangeRecord[]): Promise<void> {
     if (changes.length === 0) return;
-    await this.inBatch('park changes', async () => {
+    await this.guard.inBatch('park changes', async () => {
       await this.client.query({
         name: 'ferry_park_changes',
         text: `INSERT INTO ${PARKED_CHANGES} (job_id, table_schema, table_name, seq, payload) SELECT $1, $2, $3, u.seq, u.payload FROM unnest($4::bigint[], $5::text[]) AS u (seq, payload)`,
@@ -293,8 +300,8 @@ export class PostgresChangeApplier implements ChangeApplier {
   }
 
   async readParkedChanges(table: QualifiedName, limit: number): Promise<ParkedChangeRecord[]> {
-    return this.run(async () => {
-      this.refuseAfterFailure('read parked changes');
+    return this.guard.run(async () => {
+      this.guard.refuseAfterFailure('read parked changes');
       const result = await this.client.query(
         `SELECT seq, payload FROM ${PARKED_CHANGES} WHERE job_id = $1 AND table_schema = $2 AND table_name = $3 ORDER BY seq LIMIT $4`,
         [this.jobId, table.schema, table.name, limit],
@@ -304,151 +311,71 @@ export class PostgresChangeApplier implements ChangeApplier {
   }
 
   async deleteParkedChanges(table: QualifiedName, throughSeq: number): Promise<void> {
-    await this.inBatch('delete parked changes', async () => {
+    await this.guard.inBatch('delete parked changes', async () => {
       await this.client.query(`DELETE FROM ${PARKED_CHANGES} WHERE job_id = $1 AND table_schema = $2 AND table_name = $3 AND seq <= $4`, [
         this.jobId, table.schema, table.name, String(throughSeq),
       ]);
     });
   }
 
-  /** Runs bookkeeping statements inside the open transaction (opening one); a failure abandons the batch like apply(). */
-  private async inBatch(what: string, statements: () => Promise<void>): Promise<void> {
-    await this.run(async () => {
-      this.refuseAfterFailure(what);
-      if (!this.inTransaction) {
-        await this.client.query('BEGIN');
-        this.inTransaction = true;
-      }
-      try {
-        await statements();
-      } catch (error) {
-        const classified = classifyPostgresError(error, this.context);
-        await this.abandonTransaction();
-        this.failure = classified;
-        throw classified;
-      }
-    });
-  }
-
   async commit(position: string): Promise<void> {
-    await this.run(async () => {
-      this.refuseAfterFailure('commit');
-      if (position === '') throw new FerryError('INVALID_ARGUMENT', 'commit() needs the source position the batch reaches; got an empty string.');
-      const hadBatch = this.inTransaction;
-      try {
+    await this.guard.commit(
+      position,
+      async () => {
         if (!this.positionTableReady) await this.createPositionTable();
         // Without changes the position write alone is the transaction.
         await this.client.query({ name: 'ferry_write_position', text: WRITE_POSITION_SQL, values: [this.jobId, position] });
-        if (hadBatch) {
-          this.inTransaction = false;
-          await this.client.query('COMMIT');
-        }
-      } catch (error) {
-        const classified = positionTableDropped(error) ?? classifyPostgresError(error, this.context);
-        if (positionTableDropped(error) !== null) this.positionTableReady = false;
-        if (this.inTransaction) await this.abandonTransaction();
-        // The batch is gone with its transaction (or its fate is unknown): refuse to go on as if it were applied.
-        if (hadBatch) this.failure = classified;
-        throw classified;
-      }
-    });
+      },
+      (error) => {
+        const dropped = positionTableDropped(error);
+        if (dropped !== null) this.positionTableReady = false;
+        return dropped ?? classifyPostgresError(error, this.context);
+      },
+    );
   }
 
   async rollback(): Promise<void> {
-    await this.run(async () => {
-      this.failure = null;
-      if (!this.inTransaction) return;
-      this.inTransaction = false;
-      try {
-        await this.client.query('ROLLBACK');
-      } catch (error) {
-        this.broken = classifyPostgresError(error, this.context);
-        throw this.broken;
-      }
-    });
+    await this.guard.rollback();
   }
 
   async forgetPosition(): Promise<void> {
-    await this.run(async () => {
-      if (this.inTransaction) {
-        throw new FerryError('FAILED_PRECONDITION', 'Cannot forget the replication position while a batch is open; commit or roll it back first.');
-      }
+    await this.guard.run(async () => {
+      const what = 'forget the replication position';
+      this.guard.refuseOpenBatch(what);
       const present = await this.client.query(`SELECT to_regnamespace('${POSITION_SCHEMA}') IS NOT NULL AS present`);
       if (!pgBool((present.rows[0] as { present: unknown }).present)) {
         this.positionTableReady = false;
         return;
       }
-      await this.client.query('BEGIN');
-      this.inTransaction = true;
-      try {
-        const table = await this.client.query(`SELECT to_regclass('${POSITION_SCHEMA}.${POSITION_TABLE}') IS NOT NULL AS present`);
-        let left = 0;
-        if (pgBool((table.rows[0] as { present: unknown }).present)) {
-          // Blocks other jobs' position writes until the schema is gone or kept.
-          await this.client.query(`LOCK TABLE ${POSITION_QUALIFIED} IN SHARE ROW EXCLUSIVE MODE`);
-          await this.client.query(`DELETE FROM ${POSITION_QUALIFIED} WHERE job_id = $1`, [this.jobId]);
-          for (const parked of [PARKED_TABLES, PARKED_CHANGES]) {
-            const exists = await this.client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [parked]);
-            if (pgBool((exists.rows[0] as { present: unknown }).present)) await this.client.query(`DELETE FROM ${parked} WHERE job_id = $1`, [this.jobId]);
+      let left = 0;
+      await this.guard.standalone(
+        what,
+        async () => {
+          const table = await this.client.query(`SELECT to_regclass('${POSITION_SCHEMA}.${POSITION_TABLE}') IS NOT NULL AS present`);
+          if (pgBool((table.rows[0] as { present: unknown }).present)) {
+            // Blocks other jobs' position writes until the schema is gone or kept.
+            await this.client.query(`LOCK TABLE ${POSITION_QUALIFIED} IN SHARE ROW EXCLUSIVE MODE`);
+            await this.client.query(`DELETE FROM ${POSITION_QUALIFIED} WHERE job_id = $1`, [this.jobId]);
+            for (const parked of [PARKED_TABLES, PARKED_CHANGES]) {
+              const exists = await this.client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [parked]);
+              if (pgBool((exists.rows[0] as { present: unknown }).present)) await this.client.query(`DELETE FROM ${parked} WHERE job_id = $1`, [this.jobId]);
+            }
+            const count = await this.client.query(`SELECT count(*)::int AS n FROM ${POSITION_QUALIFIED}`);
+            left = Number((count.rows[0] as { n: unknown }).n);
           }
-          const count = await this.client.query(`SELECT count(*)::int AS n FROM ${POSITION_QUALIFIED}`);
-          left = Number((count.rows[0] as { n: unknown }).n);
-        }
-        // The destination stands alone once no job replicates into it.
-        if (left === 0) await this.client.query(`DROP SCHEMA ${quoteIdent(POSITION_SCHEMA)} CASCADE`);
-        this.inTransaction = false;
-        await this.client.query('COMMIT');
-        this.positionTableReady = left > 0;
-      } catch (error) {
-        const classified = classifyPostgresError(error, { ...this.context, operation: 'ddl' });
-        if (this.inTransaction) await this.abandonTransaction();
-        this.inTransaction = false;
-        throw classified;
-      }
+          // The destination stands alone once no job replicates into it.
+          if (left === 0) await this.client.query(`DROP SCHEMA ${quoteIdent(POSITION_SCHEMA)} CASCADE`);
+        },
+        (error) => classifyPostgresError(error, { ...this.context, operation: 'ddl' }),
+      );
+      this.positionTableReady = left > 0;
     });
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
     // Ending the session abandons any open transaction.
-    this.inTransaction = false;
+    if (!this.guard.close()) return;
     await endQuietly(this.client);
-  }
-
-  /** Runs one call: refuses when closed, broken or already busy, and classifies what it throws. */
-  private async run<T>(call: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new FerryError('FAILED_PRECONDITION', 'This change applier is closed; open a new one.');
-    if (this.broken !== null) throw this.broken;
-    if (this.busy) throw new FerryError('FAILED_PRECONDITION', 'This change applier is already running a call; wait for it before the next one.');
-    this.busy = true;
-    try {
-      return await call();
-    } catch (error) {
-      throw classifyPostgresError(error, this.context);
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  private refuseAfterFailure(what: string): void {
-    if (this.failure !== null) {
-      throw new FerryError(
-        'FAILED_PRECONDITION',
-        `Cannot ${what}: a statement of this batch failed (${this.failure.message}), so the batch was abandoned. Call rollback(), then apply the changes again from the last committed position.`,
-        { cause: this.failure },
-      );
-    }
-  }
-
-  /** Rolls back after a failure, keeping the failure; a failed rollback marks the connection broken. */
-  private async abandonTransaction(): Promise<void> {
-    this.inTransaction = false;
-    try {
-      await this.client.query('ROLLBACK');
-    } catch (error) {
-      this.broken = classifyPostgresError(error, this.context);
-    }
   }
 
   private async createPositionTable(): Promise<void> {
@@ -514,7 +441,19 @@ export class PostgresChangeApplier implements ChangeApplier {
     entry.destination = found.get(tableKey(entry.source)) ?? null;
   }
 
-  private async applyInOrder(changes: RowChange[]): Promise<void> {
+  /** What the batch plan needs of a table: its destination key and whether another unique index orders its changes. */
+  private async describeForPlan(table: QualifiedName): Promise<PlanTable> {
+    const destination = await aboutTable(table, (error) => classifyPostgresError(error, this.context), () => this.destinationOf(table));
+    return {
+      keyColumns: destination.primaryKey?.map((c) => c.name) ?? null,
+      otherUnique: destination.hasOtherUniqueIndex,
+      writableColumns: destination.ordered.filter((c) => !c.generated).map((c) => c.name),
+    };
+  }
+
+  private async applyInOrder(batch: RowChange[]): Promise<void> {
+    // Grouped by table and collapsed per key (change-batch-plan.ts), so that runs of one shape are long.
+    const changes = await planDescribedBatch(batch, (table) => this.describeForPlan(table), this.orderedGroups);
     let shape: Shape | null = null;
     let rows: PlannedRow[] = [];
     let touched = new Set<string>();
