@@ -105,7 +105,7 @@ describe('compareDatabases (the oracle)', () => {
     const differences = await compare();
     const kinds = differences.map((d) => `${d.kind} ${d.object}`).sort();
     expect(kinds).toContain('missing-table public.nopk');
-    expect(kinds).toContain('columns other.Mixed');
+    expect(kinds).toContain('column-type other.Mixed.v');
     expect(kinds).toContain('row-count public.items');
     expect(kinds).toContain('row public.items');
   });
