@@ -25,6 +25,7 @@ import type { DatabaseSchema, TableSchema } from '../../src/core/schema.js';
 import { isRefused, mapMysqlSchemaToPostgres, mapPostgresColumnToMysql } from '../../src/core/type-mapping.js';
 import { MysqlIntrospector } from '../../src/engines/mysql/mysql-introspector.js';
 import { planPostgresSchema, translatePostgresIndex } from '../../src/engines/mysql/mysql-schema-writer.js';
+import { rawTextTypes } from '../../src/engines/postgres/postgres-connection.js';
 import { PostgresIntrospector } from '../../src/engines/postgres/postgres-introspector.js';
 import type { CrossDifference, CrossSide } from './compare-cross.js';
 
@@ -235,8 +236,8 @@ async function mysqlIndexes(connection: Connection, schema: string, table: strin
 async function pgIndexes(client: pg.ClientBase, schema: string, table: string): Promise<IndexMeta[]> {
   const { rows } = await client.query<{ name: string; primary: boolean; unique: boolean; parts: string[]; columns: string[] }>(
     `SELECT i.relname AS name, x.indisprimary AS primary, x.indisunique AS unique,
-            array(SELECT pg_get_indexdef(x.indexrelid, k, true) FROM generate_series(1, x.indnkeyatts) k ORDER BY k) AS parts,
-            array(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns
+            array(SELECT pg_get_indexdef(x.indexrelid, k, true) FROM generate_series(1, x.indnkeyatts) k ORDER BY k)::text[] AS parts,
+            array(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)::text[] AS columns
        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 ORDER BY i.relname COLLATE "C"`,
     [schema, table],
@@ -283,9 +284,9 @@ async function mysqlForeignKeys(connection: Connection, schema: string, table: s
 async function pgForeignKeys(client: pg.ClientBase, schema: string, table: string): Promise<ForeignKeyMeta[]> {
   const { rows } = await client.query<{ name: string; columns: string[]; rs: string; rt: string; rc: string[]; del: string; upd: string }>(
     `SELECT k.conname AS name,
-            array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o) AS columns,
+            array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o)::text[] AS columns,
             rn.nspname AS rs, rc.relname AS rt,
-            array(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.o) AS rc,
+            array(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.o)::text[] AS rc,
             k.confdeltype::text AS del, k.confupdtype::text AS upd
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
@@ -397,10 +398,21 @@ async function expectedFromPostgres(
   tables: string[],
 ): Promise<Map<string, Expected>> {
   const flavor = await MysqlIntrospector.flavorOf(destination.connection);
-  const introspected = await new PostgresIntrospector(source.client as pg.Client).readSchema(
-    { include: tables.map((t) => `${source.schema}.${t}`), exclude: [] },
-    { partitions: 'roots', destinationEngine: 'mysql', readSequenceValues: false },
-  );
+  // The introspector reads values as raw text under Ferry's session settings (src/engines/postgres/postgres-connection.ts).
+  const client = source.client;
+  const raw = rawTextTypes();
+  const ferryLike = { query: (text: string, values?: unknown[]) => client.query({ text, ...(values === undefined ? {} : { values }), types: raw }) } as unknown as pg.Client;
+  const path = (await client.query<{ search_path: string }>('SHOW search_path')).rows[0]?.search_path ?? 'public';
+  await client.query('SET search_path = pg_catalog, pg_temp');
+  let introspected: DatabaseSchema;
+  try {
+    introspected = await new PostgresIntrospector(ferryLike).readSchema(
+      { include: tables.map((t) => `${source.schema}.${t}`), exclude: [] },
+      { partitions: 'roots', destinationEngine: 'mysql', readSequenceValues: false },
+    );
+  } finally {
+    await client.query(`SET search_path = ${path}`);
+  }
   const schema = renameSchema(introspected, source.schema, destination.schema);
   const plan = planPostgresSchema(schema, { mariadb: flavor === 'mariadb' });
   const out = new Map<string, Expected>();
@@ -427,7 +439,7 @@ async function expectedFromPostgres(
     const keyParts = (list: string) => [...list.matchAll(/`((?:[^`]|``)+)`(?:\(\d+\))?(?: DESC)?/g)].map((m) => (m[1] ?? '').replace(/``/g, '`'));
     const indexes: Expected['indexes'] = [];
     // The table's keys as the plan writes them in CREATE TABLE (the primary key, unique keys, the AUTO_INCREMENT column's own key).
-    for (const m of planned.createSql.matchAll(/^ {2}(PRIMARY KEY|UNIQUE KEY `(?:[^`]|``)+`|KEY `(?:[^`]|``)+`) \((.*)\)$/gm)) {
+    for (const m of planned.createSql.matchAll(/^ {2}(PRIMARY KEY|UNIQUE KEY `(?:[^`]|``)+`|KEY `(?:[^`]|``)+`) \((.*)\),?$/gm)) {
       indexes.push({ primary: m[1] === 'PRIMARY KEY', unique: m[1] !== undefined && !m[1].startsWith('KEY'), columns: keyParts(m[2] ?? '') });
     }
     // Secondary indexes the plan carries (expression, partial and other methods are left out, documented).
