@@ -141,11 +141,18 @@ function balanced(text: string): boolean {
   return ok && depth === 0;
 }
 
-/** MariaDB prints integer display widths (`int(11)`): they mean nothing, except `tinyint(1)`, which is MySQL's boolean. */
+/**
+ * A MySQL type as information_schema prints it. MariaDB prints integer display widths
+ * (`int(11)`): they mean nothing, except `tinyint(1)`, which is MySQL's boolean. A fractional
+ * precision of 0 is not printed (`datetime(0)` is `datetime`). MariaDB keeps its metadata in
+ * utf8mb3, so a character outside the BMP in an enum or set label reads back as `?` in
+ * COLUMN_TYPE (and SHOW CREATE TABLE) while the values keep it: compared as `?` on both sides.
+ */
 function normalizeMysqlType(type: string): string {
-  const t = type.toLowerCase().trim();
-  if (/^tinyint\(1\)/.test(t)) return t;
-  return t.replace(/^(tinyint|smallint|mediumint|int|bigint)\(\d+\)/, '$1');
+  const t = type.trim().replace(/[\u{10000}-\u{10FFFF}]/gu, '?');
+  const lower = /^(enum|set)\(/i.test(t) ? t.replace(/^[a-z]+/i, (m) => m.toLowerCase()) : t.toLowerCase();
+  if (/^tinyint\(1\)/.test(lower)) return lower;
+  return lower.replace(/^(tinyint|smallint|mediumint|int|bigint)\(\d+\)/, '$1').replace(/^(datetime|timestamp|time)\(0\)/, '$1');
 }
 
 async function mysqlTables(connection: Connection, schema: string): Promise<string[]> {
