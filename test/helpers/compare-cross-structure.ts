@@ -176,11 +176,20 @@ async function mysqlColumns(connection: Connection, schema: string, table: strin
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
     [schema, table],
   );
+  // MariaDB's COLUMN_TYPE does not print a spatial column's REF_SYSTEM_ID: GEOMETRY_COLUMNS has it, 0 for none (docs/type-mapping.md, Spatial types).
+  const srids = new Map<string, number>();
+  try {
+    const [g] = await connection.query(`SELECT G_GEOMETRY_COLUMN AS name, SRID AS srid FROM information_schema.GEOMETRY_COLUMNS WHERE F_TABLE_SCHEMA = ? AND F_TABLE_NAME = ?`, [schema, table]);
+    for (const r of g as Array<{ name: string; srid: unknown }>) if (Number(r.srid) > 0) srids.set(String(r.name), Number(r.srid));
+  } catch {
+    // A server without GEOMETRY_COLUMNS (MySQL 8 prints `SRID n` in COLUMN_TYPE already).
+  }
   return (rows as Array<Record<string, unknown>>).map((r) => {
     const def = r.def === null || r.def === undefined ? null : String(r.def);
+    const srid = srids.get(String(r.name));
     return {
       name: String(r.name),
-      type: normalizeMysqlType(String(r.type)),
+      type: normalizeMysqlType(`${String(r.type)}${srid === undefined ? '' : ` ref_system_id=${srid}`}`),
       nullable: r.nullable === 'YES',
       defaultText: def,
       defaultValue: normalizeDefault(def),
