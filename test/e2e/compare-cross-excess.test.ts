@@ -65,8 +65,8 @@ describe('compareAcrossEngines: the structure, MariaDB and PostgreSQL', () => {
   let n = 0;
   beforeEach(async () => {
     await mysql.connection.query('SET FOREIGN_KEY_CHECKS = 0');
-    const [rows] = await mysql.connection.query(`SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?`, [mysql.name]);
-    for (const r of rows as Array<{ t: string }>) await mysql.connection.query(`DROP TABLE \`${r.t}\``);
+    const [rows] = await mysql.connection.query(`SELECT TABLE_NAME AS t, TABLE_TYPE AS k FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?`, [mysql.name]);
+    for (const r of rows as Array<{ t: string; k: string }>) await mysql.connection.query(`DROP ${r.k === 'VIEW' ? 'VIEW' : 'TABLE'} \`${r.t}\``);
     await mysql.connection.query('SET FOREIGN_KEY_CHECKS = 1');
     schema = `s${++n}`;
   });
@@ -171,6 +171,53 @@ describe('compareAcrossEngines: the structure, MariaDB and PostgreSQL', () => {
       await mysql.connection.query(`ALTER TABLE child ADD CONSTRAINT child_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE SET NULL`);
       const differences = await compare();
       expect(kinds(differences)).toEqual([`foreign-key ${child()}`, `foreign-key ${child()}`]);
+    });
+  });
+
+  describe('MariaDB to MariaDB', () => {
+    let other: MysqlTestDatabase;
+    const SAME = [
+      ...MYSQL_TABLES,
+      `CREATE VIEW cheap AS SELECT id, qty FROM child WHERE qty < 5`,
+      `CREATE TRIGGER child_bi BEFORE INSERT ON child FOR EACH ROW SET NEW.qty = NEW.qty + 0`,
+    ];
+    beforeAll(async () => {
+      other = await createMysqlTestDatabase('ferry_cx');
+    });
+    afterAll(async () => {
+      await other?.drop();
+    });
+    beforeEach(async () => {
+      await other.connection.query('SET FOREIGN_KEY_CHECKS = 0');
+      const [rows] = await other.connection.query(`SELECT TABLE_NAME AS t, TABLE_TYPE AS k FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?`, [other.name]);
+      for (const r of rows as Array<{ t: string; k: string }>) await other.connection.query(`DROP ${r.k === 'VIEW' ? 'VIEW' : 'TABLE'} \`${r.t}\``);
+      await other.connection.query('SET FOREIGN_KEY_CHECKS = 1');
+      await run(mysql.connection, SAME);
+      await run(other.connection, SAME);
+    });
+    const compare = () => compareAcrossEngines(mysqlSide(), { engine: 'mysql', connection: other.connection as Connection, schema: other.name });
+
+    it('finds no difference between identical databases (views and triggers included)', async () => {
+      const differences = await compare();
+      expect(differences, formatCrossDifferences(differences)).toEqual([]);
+    });
+
+    it('reports an extra table, view and trigger, a changed collation, default and index on the destination', async () => {
+      await other.connection.query(`CREATE TABLE leftover (x int)`);
+      expect(kinds(await compare())).toEqual([`extra-table ${other.name}.leftover`]);
+      await other.connection.query(`DROP TABLE leftover`);
+      await other.connection.query(`CREATE VIEW everything AS SELECT * FROM child`);
+      expect(kinds(await compare())).toEqual([`view ${other.name}.everything`]);
+      await other.connection.query(`DROP VIEW everything`);
+      await other.connection.query(`CREATE TRIGGER child_bu BEFORE UPDATE ON child FOR EACH ROW SET NEW.qty = NEW.qty`);
+      expect(kinds(await compare())).toEqual([`trigger ${other.name}.child_bu`]);
+      await other.connection.query(`DROP TRIGGER child_bu`);
+      await other.connection.query(`ALTER TABLE child MODIFY note varchar(50) COLLATE utf8mb4_bin DEFAULT 'none'`);
+      expect(kinds(await compare())).toEqual([`column-type ${mysql.name}.child.note`]);
+      await other.connection.query(`ALTER TABLE child MODIFY note varchar(50) COLLATE utf8mb4_general_ci DEFAULT 'nothing'`);
+      expect(kinds(await compare())).toEqual([`column-default ${mysql.name}.child.note`]);
+      await other.connection.query(`ALTER TABLE child MODIFY note varchar(50) COLLATE utf8mb4_general_ci DEFAULT 'none', DROP KEY child_qty, ADD KEY child_qty (qty, id)`);
+      expect(kinds(await compare())).toEqual([`index ${mysql.name}.child`, `index ${mysql.name}.child`]);
     });
   });
 });

@@ -15,7 +15,9 @@
  *   directions: what the destination lacks and what it has in excess. Findings: `index`,
  *   `foreign-key`.
  * - MySQL to MySQL (same engine): every column's COLUMN_TYPE, nullability, default, EXTRA and
- *   collation, every index (by name, with prefix lengths and type) and foreign key kept exactly.
+ *   collation, every index (by name, with prefix lengths and type) and foreign key kept exactly;
+ *   views, routines, triggers and events by name and definition, both directions (`view`,
+ *   `routine`, `trigger`, `event`; whole-schema comparisons only).
  *
  * Deliberate, documented differences are excluded where they are met, each with its reason.
  */
@@ -168,6 +170,19 @@ async function pgTables(client: pg.ClientBase, schema: string): Promise<string[]
     [schema],
   );
   return rows.map((r) => r.name);
+}
+
+/** Views, routines, triggers and events of a MySQL database, `kind name` → definition (the database's own name taken out). */
+async function mysqlObjects(connection: Connection, schema: string): Promise<Map<string, string>> {
+  const [rows] = await connection.query(
+    `SELECT CONCAT('view ', TABLE_NAME) AS k, VIEW_DEFINITION AS v FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?
+     UNION ALL SELECT CONCAT('routine ', ROUTINE_NAME), CONCAT(ROUTINE_TYPE, ' ', COALESCE(DTD_IDENTIFIER, ''), ' ', COALESCE(ROUTINE_DEFINITION, '')) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?
+     UNION ALL SELECT CONCAT('trigger ', TRIGGER_NAME), CONCAT(ACTION_TIMING, ' ', EVENT_MANIPULATION, ' ON ', EVENT_OBJECT_TABLE, ' ', ACTION_STATEMENT) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?
+     UNION ALL SELECT CONCAT('event ', EVENT_NAME), EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?`,
+    [schema, schema, schema, schema],
+  );
+  const own = new RegExp(`\`${schema.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`\\.`, 'g');
+  return new Map((rows as Array<{ k: string; v: string | null }>).map((r) => [String(r.k), String(r.v ?? '').replace(own, '')]));
 }
 
 async function mysqlColumns(connection: Connection, schema: string, table: string): Promise<ColumnMeta[]> {
@@ -494,6 +509,20 @@ export async function compareStructure(source: CrossSide, destination: CrossSide
     const [sourceTables, destinationTables] = await Promise.all([tablesOf(source), tablesOf(destination)]);
     for (const t of destinationTables) {
       if (!sourceTables.includes(t)) add({ kind: 'extra-table', table: `${destination.schema}.${t}`, message: `${destination.schema}.${t} exists on the destination only (the source schema ${source.schema} has no such table)` });
+    }
+  }
+  if (options.tables === undefined && source.engine === 'mysql' && destination.engine === 'mysql') {
+    // Same engine: views, routines, triggers and events are carried (docs/type-mapping.md, "Schema objects beyond tables"); both directions.
+    const [a, b] = await Promise.all([mysqlObjects(source.connection, source.schema), mysqlObjects(destination.connection, destination.schema)]);
+    for (const [key, definition] of a) {
+      const other = b.get(key);
+      const [kind, objectName] = key.split(' ') as [CrossDifference['kind'], string];
+      if (other === undefined) add({ kind, table: `${source.schema}.${objectName}`, message: `the ${kind} ${source.schema}.${objectName} is missing on the destination`, source: definition, destination: null });
+      else if (other !== definition) add({ kind, table: `${source.schema}.${objectName}`, message: `the ${kind} ${source.schema}.${objectName} differs`, source: definition, destination: other });
+    }
+    for (const [key, definition] of b) {
+      const [kind, objectName] = key.split(' ') as [CrossDifference['kind'], string];
+      if (!a.has(key)) add({ kind, table: `${destination.schema}.${objectName}`, message: `the ${kind} ${destination.schema}.${objectName} exists only on the destination`, source: null, destination: definition });
     }
   }
   const [onSource, onDestination] = await Promise.all([tablesOf(source), tablesOf(destination)]);

@@ -51,7 +51,12 @@ export interface CrossDifference {
     | 'column-default'
     | 'column-nullability'
     | 'index'
-    | 'foreign-key';
+    | 'foreign-key'
+    // MySQL to MySQL: the schema objects carried with the tables.
+    | 'view'
+    | 'routine'
+    | 'trigger'
+    | 'event';
   table: string;
   /** The primary key, as `col=value, ...` (source values); every column for a table without one. */
   key?: string;
