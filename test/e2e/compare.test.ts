@@ -1,7 +1,9 @@
 /**
  * The oracle must be able to fail: equal databases give no difference, and a single changed
  * cell, a missing row, a missing table, a changed type, a sequence behind, a missing index or
- * constraint each give one.
+ * constraint each give one. So does each thing the destination has in excess or otherwise
+ * different: an extra table, schema, view, function, trigger, index or constraint, a column's
+ * collation, nullability or default, a table's replica identity, a foreign key's action.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { compareDatabases, formatDifferences } from '../helpers/compare.js';
@@ -27,6 +29,9 @@ const SCHEMA = `
   CREATE INDEX items_name_idx ON public.items (name);
   CREATE TABLE other."Mixed" (k bigint PRIMARY KEY, item_id integer REFERENCES public.items (id), v double precision);
   CREATE TABLE public.nopk (a integer, b text);
+  CREATE VIEW public.cheap AS SELECT id, name FROM public.items WHERE price < 10;
+  CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+  CREATE TRIGGER items_touch BEFORE UPDATE ON public.items FOR EACH ROW EXECUTE FUNCTION public.touch();
 `;
 
 const DATA = `
@@ -50,7 +55,7 @@ describe('compareDatabases (the oracle)', () => {
 
   beforeEach(async () => {
     for (const db of [pair.source, pair.destination]) {
-      await db.client.query('DROP SCHEMA IF EXISTS other CASCADE; DROP SCHEMA public CASCADE; CREATE SCHEMA public;');
+      await db.client.query('DROP SCHEMA IF EXISTS other CASCADE; DROP SCHEMA IF EXISTS extra CASCADE; DROP SCHEMA IF EXISTS _ferry CASCADE; DROP SCHEMA public CASCADE; CREATE SCHEMA public;');
       await db.client.query('DROP TYPE IF EXISTS mood; DROP DOMAIN IF EXISTS posint;');
       await db.client.query(SCHEMA);
       await db.client.query(DATA);
@@ -105,7 +110,7 @@ describe('compareDatabases (the oracle)', () => {
     const differences = await compare();
     const kinds = differences.map((d) => `${d.kind} ${d.object}`).sort();
     expect(kinds).toContain('missing-table public.nopk');
-    expect(kinds).toContain('columns other.Mixed');
+    expect(kinds).toContain('column-type other.Mixed.v');
     expect(kinds).toContain('row-count public.items');
     expect(kinds).toContain('row public.items');
   });
@@ -123,5 +128,59 @@ describe('compareDatabases (the oracle)', () => {
       'sequence public.items_id_seq',
       'type public.mood',
     ]);
+  });
+
+  /** The one difference a single change on the destination makes, as `kind object`. */
+  const only = async (sql: string) => {
+    await pair.destination.client.query(sql);
+    const differences = await compare();
+    return differences.map((d) => `${d.kind} ${d.object}`);
+  };
+
+  it('reports an extra table, an extra schema, an extra view, function and trigger on the destination', async () => {
+    expect(await only(`CREATE TABLE public.leftover (x int)`)).toEqual(['extra-table public.leftover']);
+    await pair.destination.client.query(`DROP TABLE public.leftover`);
+    expect(await only(`CREATE SCHEMA extra`)).toEqual(['extra-schema extra']);
+    await pair.destination.client.query(`DROP SCHEMA extra`);
+    expect(await only(`CREATE VIEW public.everything AS SELECT * FROM public.items`)).toEqual(['view public.everything']);
+    await pair.destination.client.query(`DROP VIEW public.everything`);
+    expect(await only(`CREATE FUNCTION public.two() RETURNS int LANGUAGE sql AS 'SELECT 2'`)).toEqual(['function public.two()']);
+    await pair.destination.client.query(`DROP FUNCTION public.two()`);
+    expect(await only(`CREATE TRIGGER items_touch_too BEFORE INSERT ON public.items FOR EACH ROW EXECUTE FUNCTION public.touch()`)).toEqual(['trigger public.items.items_touch_too']);
+    await pair.destination.client.query(`DROP TRIGGER items_touch_too ON public.items`);
+    expect(await only(`ALTER TABLE public.items DISABLE TRIGGER items_touch`)).toEqual(['trigger public.items.items_touch']);
+    await pair.destination.client.query(`ALTER TABLE public.items ENABLE TRIGGER items_touch`);
+    // A view whose definition changed, and one missing.
+    expect(await only(`CREATE OR REPLACE VIEW public.cheap AS SELECT id, name FROM public.items WHERE price < 11`)).toEqual(['view public.cheap']);
+    expect(await only(`DROP VIEW public.cheap`)).toEqual(['view public.cheap']);
+    expect(await compare()).toHaveLength(1);
+  });
+
+  it("leaves out Ferry's bookkeeping schema _ferry (and only it)", async () => {
+    await pair.destination.client.query(`CREATE SCHEMA _ferry; CREATE TABLE _ferry.replication_position (job_id text PRIMARY KEY, position text NOT NULL)`);
+    const differences = await compare();
+    expect(differences, formatDifferences(differences)).toEqual([]);
+  });
+
+  it('reports a different collation, replica identity, nullability, default and type, each named', async () => {
+    expect(await only(`ALTER TABLE public.nopk ALTER COLUMN b TYPE text COLLATE "C"`)).toEqual(['collation public.nopk.b']);
+    await pair.destination.client.query(`ALTER TABLE public.nopk ALTER COLUMN b TYPE text COLLATE "default"`);
+    expect(await only(`ALTER TABLE public.nopk REPLICA IDENTITY FULL`)).toEqual(['replica-identity public.nopk']);
+    await pair.destination.client.query(`ALTER TABLE public.nopk REPLICA IDENTITY DEFAULT`);
+    expect(await only(`ALTER TABLE other."Mixed" ALTER COLUMN v SET NOT NULL`)).toEqual(['column-nullability other.Mixed.v']);
+    await pair.destination.client.query(`ALTER TABLE other."Mixed" ALTER COLUMN v DROP NOT NULL`);
+    expect(await only(`ALTER TABLE public.items ALTER COLUMN at SET DEFAULT now()`)).toEqual(['column-default public.items.at']);
+    await pair.destination.client.query(`ALTER TABLE public.items ALTER COLUMN at DROP DEFAULT`);
+    expect(await only(`ALTER TABLE public.items ALTER COLUMN at TYPE timestamp(3) with time zone`)).toEqual(['column-type public.items.at']);
+  });
+
+  it('reports an extra index, an extra constraint and a changed foreign key action', async () => {
+    expect(await only(`CREATE INDEX items_at_idx ON public.items (at)`)).toEqual(['index public.items.items_at_idx']);
+    await pair.destination.client.query(`DROP INDEX public.items_at_idx`);
+    expect(await only(`ALTER TABLE public.items ADD CONSTRAINT items_name_key UNIQUE (name)`).then((k) => k.sort())).toEqual(['constraint public.items.items_name_key', 'index public.items.items_name_key']);
+    await pair.destination.client.query(`ALTER TABLE public.items DROP CONSTRAINT items_name_key`);
+    expect(
+      await only(`ALTER TABLE other."Mixed" DROP CONSTRAINT "Mixed_item_id_fkey", ADD CONSTRAINT "Mixed_item_id_fkey" FOREIGN KEY (item_id) REFERENCES public.items (id) ON DELETE CASCADE`),
+    ).toEqual(['constraint other.Mixed.Mixed_item_id_fkey']);
   });
 });

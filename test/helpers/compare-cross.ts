@@ -22,18 +22,41 @@
  * - between two MySQL/MariaDB servers every value is compared as the raw bytes the server
  *   sends (zero dates included): same-engine migrations keep every value exactly.
  *
+ * Then the structure (compare-cross-structure.ts): tables the destination has in excess, each
+ * column's type, default and nullability through the documented mapping, indexes and foreign
+ * keys, in both directions (option `structure: false` leaves it out).
+ *
  * Returns the differences (the first `maxDifferences`, default 20), each naming the table,
  * the key, the column and both values (as read and normalized); empty means equal.
  */
 import type { Connection } from 'mysql2/promise';
 import type pg from 'pg';
+import { compareStructure } from './compare-cross-structure.js';
 
 export type CrossSide =
   | { engine: 'postgresql'; client: pg.ClientBase; schema: string }
   | { engine: 'mysql'; connection: Connection; schema: string };
 
 export interface CrossDifference {
-  kind: 'missing-table' | 'columns' | 'row-count' | 'missing-row' | 'extra-row' | 'value';
+  kind:
+    | 'missing-table'
+    | 'columns'
+    | 'row-count'
+    | 'missing-row'
+    | 'extra-row'
+    | 'value'
+    // The structure (compare-cross-structure.ts): what the destination has in excess or otherwise.
+    | 'extra-table'
+    | 'column-type'
+    | 'column-default'
+    | 'column-nullability'
+    | 'index'
+    | 'foreign-key'
+    // MySQL to MySQL: the schema objects carried with the tables.
+    | 'view'
+    | 'routine'
+    | 'trigger'
+    | 'event';
   table: string;
   /** The primary key, as `col=value, ...` (source values); every column for a table without one. */
   key?: string;
@@ -53,6 +76,14 @@ export interface CrossCompareOptions {
    * MySQL side's text are removed before comparing, as the documented mapping does.
    */
   nulStripped?: boolean;
+  /**
+   * Also compare the structure (default true): extra destination tables, each column's type,
+   * default and nullability through the documented mapping, indexes and foreign keys
+   * (compare-cross-structure.ts).
+   */
+  structure?: boolean;
+  /** The job's enumErrorValuePolicy, when it was 'null' (MySQL to PostgreSQL: enum columns become nullable, as documented). */
+  enumErrorValue?: 'label' | 'null';
 }
 
 /** How a column's values are normalized before comparison. */
@@ -656,6 +687,9 @@ export async function compareAcrossEngines(source: CrossSide, destination: Cross
     if (srcCount !== dstCount) {
       differences.push({ kind: 'row-count', table: name, message: `${name}: ${srcCount} rows on the source, ${dstCount} on the destination`, source: srcCount, destination: dstCount });
     }
+  }
+  if (options.structure !== false) {
+    await compareStructure(source, destination, tables, { ...(options.tables === undefined ? {} : { tables: options.tables }), ...(options.enumErrorValue === undefined ? {} : { enumErrorValue: options.enumErrorValue }) }, differences, max);
   }
   return differences;
 }

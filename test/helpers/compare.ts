@@ -10,7 +10,18 @@
  *   through cursors (a chunk at a time, memory stays bounded), and compared row by row; the
  *   first differing row is reported with both values.
  * Also sequences (settings and last_value), indexes and constraints by name and definition,
- * enum labels and domain constraints.
+ * enum labels and domain constraints, views (and materialized views' definitions), functions
+ * and procedures, triggers, each column's collation and each table's replica identity.
+ *
+ * Both directions: what the destination has in excess is a difference as much as what it
+ * lacks: a table of a compared schema that the source does not have (`extra-table`, unless
+ * `tables` narrows the comparison), a schema (`extra-schema`, whole-database comparisons only:
+ * no `schemas`, `tables` or `schemaMapping`), an index, constraint, sequence, type, view,
+ * function or trigger. Ferry's own bookkeeping schema `_ferry` (the replication position and
+ * parked changes, src/engines/postgres/postgres-change-applier.ts POSITION_SCHEMA) is not part
+ * of the migrated database: it exists while a continuous job replicates into the destination
+ * and is dropped at promote when no other job uses it, so it is left out on both sides.
+ * Objects that belong to an extension are left out (the extension creates them).
  *
  * Partitioned parents (relkind p) are compared whole (their rows are their partitions' rows) and
  * every partition on its own, so a row in the wrong partition shows. Ordinary tables are read
@@ -24,7 +35,18 @@ import type pg from 'pg';
 
 export type DifferenceKind =
   | 'missing-table'
+  | 'extra-table'
+  | 'missing-schema'
+  | 'extra-schema'
   | 'columns'
+  | 'column-type'
+  | 'column-default'
+  | 'column-nullability'
+  | 'collation'
+  | 'replica-identity'
+  | 'view'
+  | 'function'
+  | 'trigger'
   | 'row-count'
   | 'row'
   | 'sequence'
@@ -65,7 +87,15 @@ export interface CompareOptions {
 
 type Client = pg.ClientBase;
 
-const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
+/**
+ * Ferry's bookkeeping schema on a PostgreSQL destination (POSITION_SCHEMA in
+ * src/engines/postgres/postgres-change-applier.ts): the replication position, parked tables and
+ * parked changes of the continuous jobs writing into it (src/pipeline/parked-changes.ts). Not
+ * migrated data; dropped at promote once no job is left.
+ */
+const FERRY_SCHEMA = '_ferry';
+
+const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${FERRY_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
 
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
@@ -127,13 +157,18 @@ interface ColumnInfo {
   defaultExpr: string | null;
   identity: string;
   generated: string;
+  /** The column's collation when it is not its type's default, else null. */
+  collation: string | null;
 }
 
 async function columns(client: Client, t: TableRef): Promise<ColumnInfo[]> {
   const { rows } = await client.query<ColumnInfo>(
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS "notNull",
-            pg_get_expr(d.adbin, d.adrelid) AS "defaultExpr", a.attidentity AS identity, a.attgenerated AS generated
+            pg_get_expr(d.adbin, d.adrelid) AS "defaultExpr", a.attidentity AS identity, a.attgenerated AS generated,
+            CASE WHEN a.attcollation <> t.typcollation THEN co.collname END AS collation
        FROM pg_attribute a
+       JOIN pg_type t ON t.oid = a.atttypid
+       LEFT JOIN pg_collation co ON co.oid = a.attcollation
        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
       WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY a.attnum`,
@@ -145,9 +180,37 @@ async function columns(client: Client, t: TableRef): Promise<ColumnInfo[]> {
 function describeColumns(cols: ColumnInfo[]): string[] {
   return cols.map(
     (c) =>
-      `${c.name} ${c.type}${c.notNull ? ' NOT NULL' : ''}${c.defaultExpr !== null ? ` DEFAULT ${c.defaultExpr}` : ''}` +
+      `${c.name} ${c.type}${c.collation !== null ? ` COLLATE ${c.collation}` : ''}${c.notNull ? ' NOT NULL' : ''}${c.defaultExpr !== null ? ` DEFAULT ${c.defaultExpr}` : ''}` +
       `${c.identity !== '' ? ` IDENTITY(${c.identity})` : ''}${c.generated !== '' ? ` GENERATED(${c.generated})` : ''}`,
   );
+}
+
+/** Column by column, when both sides have the same columns in the same order: one finding per property that differs. */
+function diffColumns(object: string, a: ColumnInfo[], b: ColumnInfo[], out: Difference[]): void {
+  a.forEach((c, i) => {
+    const d = b[i] as ColumnInfo;
+    const where = `${object}.${c.name}`;
+    const check = (kind: DifferenceKind, what: string, x: unknown, y: unknown) => {
+      if (x !== y) out.push({ kind, object: where, message: `${what} of ${where} differs`, source: x, destination: y });
+    };
+    check('column-type', 'the type', c.type, d.type);
+    check('column-nullability', 'NOT NULL', c.notNull, d.notNull);
+    check('column-default', 'the default', c.defaultExpr, d.defaultExpr);
+    check('collation', 'the collation', c.collation ?? 'default', d.collation ?? 'default');
+    check('columns', 'identity', c.identity, d.identity);
+    check('columns', 'the generation expression', c.generated, d.generated);
+  });
+}
+
+/** A table's replica identity: default, nothing, full, or the index it uses. */
+async function replicaIdentity(client: Client, t: TableRef): Promise<string> {
+  const { rows } = await client.query<{ r: string }>(
+    `SELECT CASE c.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full'
+              ELSE 'index ' || coalesce((SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid AND x.indisreplident), '?') END AS r
+       FROM pg_class c WHERE c.oid = $1::regclass`,
+    [qualified(t.schema, t.name)],
+  );
+  return rows[0]!.r;
 }
 
 async function count(client: Client, t: TableRef): Promise<number> {
@@ -313,7 +376,31 @@ async function compareSchemaObjects(
   const [srcCon, dstCon] = await onBoth(constraintSql);
   diffMaps('constraint', 'constraint', srcCon, dstCon, out);
 
+  // Triggers of the compared tables (not the internal ones of foreign keys), with whether they are enabled.
+  const triggerSql = (side: (typeof sides)[number]) => `SELECT n.nspname || '.' || t.relname || '.' || g.tgname AS k, g.tgenabled::text || ' ' || pg_get_triggerdef(g.oid) AS v
+      FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+      WHERE ${tableFilterSql(side.tables, 't', 'n')} AND NOT g.tgisinternal`;
+  const [srcTrg, dstTrg] = await onBoth(triggerSql);
+  diffMaps('trigger', 'trigger', srcTrg, dstTrg, out);
+
   if (options.tables !== undefined) return; // sequences and types are per schema: only for whole-schema comparisons
+
+  // Views and materialized views by definition (a materialized view's rows only with `materializedViews`).
+  const notFromExtension = (classid: string, alias: string) => `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${classid}'::regclass AND e.objid = ${alias}.oid AND e.deptype = 'e')`;
+  const viewSql = (side: (typeof sides)[number]) => `SELECT n.nspname || '.' || c.relname AS k, c.relkind::text || ' ' || pg_get_viewdef(c.oid, true) AS v
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('v', 'm') AND ${schemaFilterOf(side)('n')} AND ${notFromExtension('pg_class', 'c')}`;
+  const [srcView, dstView] = await onBoth(viewSql);
+  diffMaps('view', 'view', srcView, dstView, out);
+
+  // Functions, procedures and aggregates: signature, result, language, body and properties.
+  const functionSql = (side: (typeof sides)[number]) => `SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS k,
+      concat_ws(' ', p.prokind::text, 'returns', pg_get_function_result(p.oid), 'language', l.lanname, 'volatility', p.provolatile::text,
+                'strict', p.proisstrict, 'security definer', p.prosecdef, 'config', array_to_string(p.proconfig, ','), 'body', p.prosrc) AS v
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+      WHERE ${schemaFilterOf(side)('n')} AND ${notFromExtension('pg_proc', 'p')}`;
+  const [srcFn, dstFn] = await onBoth(functionSql);
+  diffMaps('function', 'function', srcFn, dstFn, out);
 
   // Sequences: settings and the value the next nextval() continues from.
   const sequenceSql = (side: (typeof sides)[number]) => `SELECT schemaname || '.' || sequencename AS k,
@@ -385,10 +472,14 @@ async function compareUnmapped(source: Client, destination: Client, options: Com
       if (!pa) continue;
     }
     const [srcCols, dstCols] = await Promise.all([columns(source, t), columns(destination, d)]);
-    const a = describeColumns(srcCols);
-    const b = describeColumns(dstCols);
-    if (a.join('\n') !== b.join('\n')) {
-      out.push({ kind: 'columns', object, message: `columns of ${object} differ`, source: a, destination: b });
+    if (srcCols.map((c) => c.name).join('\n') !== dstCols.map((c) => c.name).join('\n')) {
+      out.push({ kind: 'columns', object, message: `columns of ${object} differ`, source: describeColumns(srcCols), destination: describeColumns(dstCols) });
+    } else {
+      diffColumns(object, srcCols, dstCols, out);
+    }
+    if (!options.dataOnly && t.kind !== 'm') {
+      const [ra, rb] = await Promise.all([replicaIdentity(source, t), replicaIdentity(destination, d)]);
+      if (ra !== rb) out.push({ kind: 'replica-identity', object, message: `the replica identity of ${object} differs`, source: ra, destination: rb });
     }
     const [na, nb] = await Promise.all([count(source, t), count(destination, d)]);
     if (na !== nb) {
@@ -400,8 +491,45 @@ async function compareUnmapped(source: Client, destination: Client, options: Com
       if (rowDiff !== null) out.push(rowDiff);
     }
   }
+  if (options.tables === undefined && out.length < max) await findExcess(source, destination, tables, options, out, onDestination);
   if (!options.dataOnly && out.length < max) await compareSchemaObjects(source, destination, present, options, out, onDestination);
   return out.slice(0, max);
+}
+
+async function listSchemas(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT n.nspname AS name FROM pg_namespace n WHERE ${SYSTEM_SCHEMA_FILTER}
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
+      ORDER BY n.nspname COLLATE "C"`,
+  );
+  return rows.map((r) => r.name);
+}
+
+/**
+ * What the destination has that the source has not: tables of the compared schemas (under
+ * their destination names) and, comparing whole databases (no schemas, no mapping), schemas.
+ */
+async function findExcess(source: Client, destination: Client, tables: TableRef[], options: CompareOptions, out: Difference[], onDestination: (t: TableRef) => TableRef): Promise<void> {
+  const mapped = Object.keys(options.schemaMapping ?? {}).length > 0;
+  const whole = options.schemas === undefined && !mapped;
+  const sourceSchemas = options.schemas ?? (whole ? await listSchemas(source) : [...new Set(tables.map((t) => t.schema))]);
+  const toDestination = (schema: string) => onDestination({ schema, name: '', kind: 'r' }).schema;
+  const back = new Map(sourceSchemas.map((s) => [toDestination(s), s]));
+  if (whole) {
+    const destinationSchemas = await listSchemas(destination);
+    for (const schema of destinationSchemas) {
+      if (!back.has(schema)) out.push({ kind: 'extra-schema', object: schema, message: `schema ${schema} exists only on the destination` });
+    }
+    for (const schema of sourceSchemas) {
+      if (!destinationSchemas.includes(toDestination(schema))) out.push({ kind: 'missing-schema', object: schema, message: `schema ${schema} is missing on the destination` });
+    }
+  }
+  const known = new Set(tables.map((t) => `${t.schema}.${t.name}`));
+  const destinationTables = await listTables(destination, { ...options, schemas: [...back.keys()], tables: undefined });
+  for (const t of destinationTables) {
+    const object = `${back.get(t.schema) ?? t.schema}.${t.name}`;
+    if (!known.has(object)) out.push({ kind: 'extra-table', object, message: `${KIND_NAMES[t.kind] ?? 'table'} ${object} exists only on the destination${object === `${t.schema}.${t.name}` ? '' : ` (as ${t.schema}.${t.name})`}` });
+  }
 }
 
 /** pg_get_indexdef names the table qualified whatever the search path: the destination's schema read back as the source's. */
