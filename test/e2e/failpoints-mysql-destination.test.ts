@@ -11,10 +11,10 @@
  * table (the audit log as a multiset) plus, on the destination, no trace of the job left in `_ferry`.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareAcrossEngines, formatCrossDifferences, type CrossSide } from '../helpers/compare-cross.js';
-import { mysqlSourceWriter, oracleSchema, postgresSourceWriter, walkFailpoints, type FailpointPair } from '../helpers/failpoint-walk.js';
+import { mysqlWriter, postgresWriter } from '../helpers/crash-oracles.js';
+import { oracleSchema, walkFailpoints, type FailpointPair } from '../helpers/failpoint-walk.js';
 import { stopAllFerryServers } from '../helpers/ferry-server.js';
 import { startMariadbInstance, type MariadbInstance } from '../helpers/mariadb-instance.js';
 import { connectMysqlAdmin, createMysqlTestDatabase, mysqlConnectionParams } from '../helpers/mysql.js';
@@ -56,11 +56,6 @@ describe('failpoints with a MySQL/MariaDB destination', () => {
     await db.client.query(`CREATE SCHEMA "${schema}"; SET search_path = "${schema}"`);
     for (const sql of oracleSchema()) await db.client.query(sql);
     await db.client.query('ALTER TABLE audit_log REPLICA IDENTITY FULL; RESET search_path');
-    const p = db.params;
-    const writer = new pg.Client({ host: p.host, port: p.port, user: p.username, database: p.database as string });
-    writer.on('error', () => undefined);
-    await writer.connect();
-    await writer.query(`SET search_path = "${schema}"`);
     const destination = await connectMysqlAdmin();
     cleanups.push(async () => {
       await destination.query(`DROP DATABASE IF EXISTS \`${schema}\``);
@@ -70,7 +65,7 @@ describe('failpoints with a MySQL/MariaDB destination', () => {
     const destinationSide = { engine: 'mysql', connection: destination, schema } as const;
     const pair: FailpointPair = {
       name: 'PostgreSQL to MariaDB',
-      writer: postgresSourceWriter(writer),
+      writer: await postgresWriter(db.params, schema),
       source,
       destination: destinationSide,
       sourceProfile: db.params,
@@ -82,7 +77,7 @@ describe('failpoints with a MySQL/MariaDB destination', () => {
     console.log(await walkFailpoints(pair));
     const slots = await db.client.query(`SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`);
     expect(slots.rows, 'no slot is left on the source').toEqual([]);
-  }, 240_000);
+  }, 300_000);
 
   it('MariaDB to MariaDB: a kill at every failpoint neither loses nor repeats a change', async () => {
     const db = await createMysqlTestDatabase('ferry_fpr');
@@ -94,7 +89,7 @@ describe('failpoints with a MySQL/MariaDB destination', () => {
     const destinationSide = { engine: 'mysql', connection: destination, schema: db.name } as const;
     const pair: FailpointPair = {
       name: 'MariaDB to MariaDB',
-      writer: mysqlSourceWriter(await connectMysqlAdmin(db.name)),
+      writer: await mysqlWriter(db.name),
       source,
       destination: destinationSide,
       sourceProfile: mysqlConnectionParams(null),
@@ -103,5 +98,5 @@ describe('failpoints with a MySQL/MariaDB destination', () => {
       compare: () => compareAll(source, destinationSide),
     };
     console.log(await walkFailpoints(pair));
-  }, 240_000);
+  }, 300_000);
 });

@@ -5,13 +5,13 @@
  * full comparison after promote). The pairs with a MySQL/MariaDB destination are in
  * failpoints-mysql-destination.test.ts.
  */
-import pg from 'pg';
 import { afterAll, describe, it } from 'vitest';
 import { compareDatabases, formatDifferences } from '../helpers/compare.js';
 import { compareAcrossEngines, formatCrossDifferences } from '../helpers/compare-cross.js';
-import { mysqlSourceWriter, oracleSchema, postgresSourceWriter, walkFailpoints, type FailpointPair } from '../helpers/failpoint-walk.js';
+import { mysqlWriter, postgresWriter } from '../helpers/crash-oracles.js';
+import { oracleSchema, walkFailpoints, type FailpointPair } from '../helpers/failpoint-walk.js';
 import { stopAllFerryServers } from '../helpers/ferry-server.js';
-import { connectMysqlAdmin, createMysqlTestDatabase, mysqlConnectionParams } from '../helpers/mysql.js';
+import { createMysqlTestDatabase, mysqlConnectionParams } from '../helpers/mysql.js';
 import { PG_DEST_PORT, PG_SOURCE_PORT, createTestDatabase } from '../helpers/postgres.js';
 
 interface Case {
@@ -28,13 +28,10 @@ const CASES: Case[] = [
       const destination = await createTestDatabase(PG_DEST_PORT, 'ferry_fpp');
       for (const sql of oracleSchema()) await source.client.query(sql);
       await source.client.query('ALTER TABLE audit_log REPLICA IDENTITY FULL');
-      const p = source.params;
-      const writer = new pg.Client({ host: p.host, port: p.port, user: p.username, database: p.database as string });
-      await writer.connect();
       return {
         pair: {
           name: this.name,
-          writer: postgresSourceWriter(writer),
+          writer: await postgresWriter(source.params, 'public'),
           source: { engine: 'postgresql', client: source.client, schema: 'public' },
           destination: { engine: 'postgresql', client: destination.client, schema: 'public' },
           sourceProfile: source.params,
@@ -61,7 +58,7 @@ const CASES: Case[] = [
       return {
         pair: {
           name: this.name,
-          writer: mysqlSourceWriter(await connectMysqlAdmin(source.name)),
+          writer: await mysqlWriter(source.name),
           source: sourceSide,
           destination: destinationSide,
           sourceProfile: mysqlConnectionParams(null),

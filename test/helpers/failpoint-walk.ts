@@ -15,32 +15,16 @@
  * - `counters`, updated with x = x + 1: each equals the increments the workload committed;
  * - `items`, with key changes and TRUNCATEs, compared row for row (the pair's `compare`).
  */
-import type { Connection } from 'mysql2/promise';
-import type pg from 'pg';
 import { expect } from 'vitest';
 import type { ConnectionParams } from '../../src/core/connection-profile.js';
 import type { CrossSide } from './compare-cross.js';
+import type { SourceWriter } from './crash-oracles.js';
 import { createJob, createProfile, sleep, waitForJob } from './e2e-jobs.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCliJson, spawnFerryServer, type ApiClient, type FerryServer } from './ferry-server.js';
 
 export const COUNTERS = 5;
 /** The audit rows the schema seeds, as `event|counter_id`. */
 const SEED_AUDIT = ['seed|1', 'seed|1', 'seed|2'];
-
-/** One connection of the workload to the source, whatever its engine (statements without parameters). */
-export interface SourceWriter {
-  run(sql: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-export function mysqlSourceWriter(connection: Connection): SourceWriter {
-  return { run: async (sql) => void (await connection.query(sql)), close: () => connection.end() };
-}
-
-/** `client` must be connected with the search path on the source schema. */
-export function postgresSourceWriter(client: pg.Client): SourceWriter {
-  return { run: async (sql) => void (await client.query(sql)), close: () => client.end() };
-}
 
 /**
  * One transaction after another: an audit row (every tenth twice: duplicates are allowed), a
@@ -63,19 +47,19 @@ export class OracleWorkload {
         const counter = 1 + (i % COUNTERS);
         const rows = i % 10 === 0 ? 2 : 1;
         try {
-          await this.side.run('BEGIN');
-          for (let r = 0; r < rows; r++) await this.side.run(`INSERT INTO audit_log (event, counter_id) VALUES ('e${i}', ${counter})`);
-          await this.side.run(`UPDATE counters SET x = x + 1 WHERE id = ${counter}`);
-          if (i % 3 === 0) await this.side.run(`INSERT INTO items (id, v) VALUES (${i}, 'item ${i}')`);
-          if (i % 7 === 0) await this.side.run(`UPDATE items SET id = id + 1000000, v = 'moved' WHERE id = ${i - 6}`);
-          await this.side.run('COMMIT');
+          await this.side.query('BEGIN');
+          for (let r = 0; r < rows; r++) await this.side.query(`INSERT INTO audit_log (event, counter_id) VALUES ('e${i}', ${counter})`);
+          await this.side.query(`UPDATE counters SET x = x + 1 WHERE id = ${counter}`);
+          if (i % 3 === 0) await this.side.query(`INSERT INTO items (id, v) VALUES (${i}, 'item ${i}')`);
+          if (i % 7 === 0) await this.side.query(`UPDATE items SET id = id + 1000000, v = 'moved' WHERE id = ${i - 6}`);
+          await this.side.query('COMMIT');
           for (let r = 0; r < rows; r++) this.audit.push(`e${i}|${counter}`);
           this.increments[counter]!++;
           this.committed++;
-          if (i % 120 === 0) await this.side.run('TRUNCATE TABLE items');
+          if (i % 120 === 0) await this.side.query('TRUNCATE TABLE items');
         } catch (error) {
           this.errors.push((error as Error).message);
-          await this.side.run('ROLLBACK').catch(() => undefined);
+          await this.side.query('ROLLBACK').catch(() => undefined);
           if (this.errors.length >= 20) break;
         }
         await sleep(3);
@@ -121,7 +105,7 @@ export async function readCounters(side: CrossSide): Promise<Array<[number, numb
 /** One engine pair, its databases made, the oracle schema on the source. */
 export interface FailpointPair {
   name: string;
-  /** The workload's own connection to the source. */
+  /** The workload's own connection to the source (crash-oracles.ts: mysqlWriter, postgresWriter). */
   writer: SourceWriter;
   source: CrossSide;
   destination: CrossSide;
