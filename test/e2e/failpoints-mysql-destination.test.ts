@@ -77,7 +77,7 @@ describe('failpoints with a MySQL/MariaDB destination', () => {
     console.log(await walkFailpoints(pair));
     const slots = await db.client.query(`SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`);
     expect(slots.rows, 'no slot is left on the source').toEqual([]);
-  }, 300_000);
+  }, 360_000);
 
   it('MariaDB to MariaDB: a kill at every failpoint neither loses nor repeats a change', async () => {
     const db = await createMysqlTestDatabase('ferry_fpr');
@@ -98,5 +98,5 @@ describe('failpoints with a MySQL/MariaDB destination', () => {
       compare: () => compareAll(source, destinationSide),
     };
     console.log(await walkFailpoints(pair));
-  }, 300_000);
+  }, 360_000);
 });

@@ -88,5 +88,5 @@ describe.each(CASES)('failpoints: $name', (c) => {
     } finally {
       await drop().catch(() => undefined);
     }
-  }, 240_000);
+  }, 360_000);
 });

@@ -17,7 +17,7 @@
 import type { Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareAcrossEngines, formatCrossDifferences } from '../helpers/compare-cross.js';
-import { OracleWriter, mysqlWriter, oracleSchemaSql } from '../helpers/crash-oracles.js';
+import { OracleWriter, auditRowCount, mysqlWriter, oracleSchemaSql, waitForStreamedAuditRows } from '../helpers/crash-oracles.js';
 import { CrossWorkload, createMysqlSource, seededRng } from '../helpers/cross-workload.js';
 import { createJob, createProfile, eventsOf, jobOf, objectsOf, sleep, waitForJob, watchCopiedTables, type JobView } from '../helpers/e2e-jobs.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
@@ -178,19 +178,24 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
 
     // 2. Kills during binlog streaming, at random moments: sometimes right after the restart, sometimes once changes flow.
     // The applied counter survives restarts: a new server has applied changes once it passes the count at the kill.
+    // The last kill always waits until the stream applied audit rows (waitForStreamedAuditRows says why).
     let appliedAtKill = 0;
+    const destinationSide = { engine: 'postgresql', client: destination.client, schema: source.name } as const;
+    let auditAtKill = await auditRowCount(destinationSide);
     for (let k = 0; k < STREAMING_KILLS; k++) {
-      if (rng() < 0.3) {
+      if (k < STREAMING_KILLS - 1 && rng() < 0.3) {
         await sleep(between(0, 1_500));
       } else {
         await waitForJob(current, jobId, 'changes applied after the restart', (j) => (j.replication?.changesApplied ?? 0) > appliedAtKill, 60_000);
+        if (k === STREAMING_KILLS - 1) await waitForStreamedAuditRows(destinationSide, auditAtKill);
         await sleep(between(200, 2_500));
       }
+      auditAtKill = await auditRowCount(destinationSide);
       const job = await jobOf(client, jobId);
       if (job.status === 'FAILED') throw new Error(`job failed during streaming: ${JSON.stringify(job.error)}`);
       expect(job.phase).toBe('INCREMENTAL_LOAD');
       appliedAtKill = job.replication?.changesApplied ?? 0;
-      await killAndRestart(`streaming #${k + 1} (${job.replication?.changesApplied ?? 0} changes applied by that server)`);
+      await killAndRestart(`streaming #${k + 1} (${job.replication?.changesApplied ?? 0} changes applied in all, ${auditAtKill} audit rows on the destination)`);
     }
 
     await waitForJob(current, jobId, 'changes applied under the last server', (j) => (j.replication?.changesApplied ?? 0) > appliedAtKill, 60_000);
@@ -215,7 +220,6 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
 
     // The oracles: no change lost, none applied twice.
     const sourceSide = { engine: 'mysql', connection: source.connection, schema: source.name } as const;
-    const destinationSide = { engine: 'postgresql', client: destination.client, schema: source.name } as const;
     const oracleDifferences = await oracle.differences(sourceSide, destinationSide);
     expect(oracleDifferences, oracleDifferences.join('\n')).toEqual([]);
     const compared = Date.now();
@@ -229,7 +233,7 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
         `${bulkWriter.writes} writes to the large tables; ${oracle.committed} oracle transactions; compared in ${((Date.now() - compared) / 1000).toFixed(1)} s`,
     );
     await server.stop();
-  }, 300_000);
+  }, 480_000);
 
   it('a TRUNCATE of a table the dump has not reached yet (its snapshot can no longer read it) neither stops ferry serve nor loses rows', async () => {
     // One dump worker reads every table from one snapshot: the large table first, then `small`,

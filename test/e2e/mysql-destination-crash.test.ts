@@ -23,7 +23,7 @@ import type { Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionParams } from '../../src/core/connection-profile.js';
 import { compareAcrossEngines, formatCrossDifferences, type CrossSide } from '../helpers/compare-cross.js';
-import { OracleWriter, mysqlWriter, oracleSchemaSql, postgresWriter, type SourceWriter } from '../helpers/crash-oracles.js';
+import { OracleWriter, auditRowCount, mysqlWriter, oracleSchemaSql, postgresWriter, waitForStreamedAuditRows, type SourceWriter } from '../helpers/crash-oracles.js';
 import { CrossWorkload, createMysqlSource, createPostgresSource, seededRng } from '../helpers/cross-workload.js';
 import { createJob, createProfile, eventsOf, jobOf, objectsOf, sleep, waitForJob, watchCopiedTables, type JobObject, type JobView } from '../helpers/e2e-jobs.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
@@ -140,13 +140,17 @@ async function runKills(s: Scenario): Promise<void> {
   s.workload.enableTruncate();
 
   // 2. Kills while changes stream, at random moments: sometimes right after the restart, sometimes once changes flow.
+  // The last kill always waits until the stream applied audit rows (waitForStreamedAuditRows says why).
+  let auditAtKill = await auditRowCount(s.destination);
   for (let k = 0; k < STREAMING_KILLS; k++) {
-    if (rng() < 0.3) {
+    if (k < STREAMING_KILLS - 1 && rng() < 0.3) {
       await sleep(between(0, 1_500));
     } else {
       await waitForJob(current, s.jobId, 'changes applied after the restart', (j) => (j.replication?.changesApplied ?? 0) > 0, 60_000);
+      if (k === STREAMING_KILLS - 1) await waitForStreamedAuditRows(s.destination, auditAtKill);
       await sleep(between(200, 2_500));
     }
+    auditAtKill = await auditRowCount(s.destination);
     const job = await jobOf(client, s.jobId);
     if (job.status === 'FAILED') throw new Error(`job failed during streaming: ${JSON.stringify(job.error)}`);
     expect(job.phase).toBe('INCREMENTAL_LOAD');
@@ -265,7 +269,7 @@ describe('kill -9 of ferry serve during continuous jobs to MariaDB (dump, stream
         expect((await db.client.query(`SELECT pubname FROM pg_publication`)).rows, 'no publication is left on the source').toEqual([]);
       },
     });
-  }, 300_000);
+  }, 420_000);
 
   it('MariaDB to MariaDB: kills during the dump, the stream and the promote; nothing lost, nothing applied twice', async () => {
     const source = await createMysqlTestDatabase('ferry_m2mkill');
@@ -295,5 +299,5 @@ describe('kill -9 of ferry serve during continuous jobs to MariaDB (dump, stream
       oracleWriter: () => mysqlWriter(source.name),
       destinationAlone: true,
     });
-  }, 300_000);
+  }, 420_000);
 });

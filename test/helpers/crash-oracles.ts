@@ -136,6 +136,26 @@ export class OracleWriter {
   }
 }
 
+/** The number of audit_log rows on one side. */
+export async function auditRowCount(side: CrossSide): Promise<number> {
+  const sql = `SELECT COUNT(*) AS n FROM ${side.engine === 'mysql' ? `\`${side.schema}\`` : `"${side.schema}"`}.audit_log`;
+  const rows = side.engine === 'mysql' ? ((await side.connection.query(sql))[0] as Array<{ n: unknown }>) : (await side.client.query<{ n: unknown }>(sql)).rows;
+  return Number(rows[0]?.n);
+}
+
+/**
+ * Waits (at most `timeoutMs`) until the destination holds more audit rows than `before`: the
+ * stream applied audit rows written after the table's copy. A kill before that only makes a
+ * restart replay changes older than the copy, which the per-table positions filter, so a
+ * change applied twice could not show in the oracles.
+ */
+export async function waitForStreamedAuditRows(destination: CrossSide, before: number, timeoutMs = 120_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; (await auditRowCount(destination)) <= before;) {
+    if (Date.now() > deadline) throw new Error(`no audit row streamed to the destination within ${timeoutMs / 1000} s (${before} rows there)`);
+    await sleep(250);
+  }
+}
+
 /** Reads the counters and the audit multiset (counts per `counter_id|note`) of one side. */
 async function readOracles(side: CrossSide): Promise<{ counters: Map<number, number>; audit: Map<string, number> }> {
   const table = (name: string) => (side.engine === 'mysql' ? `\`${side.schema}\`.${name}` : `"${side.schema}".${name}`);

@@ -142,10 +142,10 @@ export async function walkFailpoints(pair: FailpointPair): Promise<string> {
       return server;
     };
     const current = () => client;
-    /** Waits (bounded) until the server killed itself at `point`. */
-    const diesAt = async (s: FerryServer, point: string) => {
-      const exit = await Promise.race([s.exited, sleep(60_000).then(() => null)]);
-      expect(exit, `ferry serve did not die at failpoint ${point} within 60 s; output:\n${s.output().slice(-3000)}`).not.toBeNull();
+    /** Waits (bounded: `seconds`) until the server killed itself at `point`. */
+    const diesAt = async (s: FerryServer, point: string, seconds = 60) => {
+      const exit = await Promise.race([s.exited, sleep(seconds * 1000).then(() => null)]);
+      expect(exit, `ferry serve did not die at failpoint ${point} within ${seconds} s; output:\n${s.output().slice(-3000)}`).not.toBeNull();
       expect(exit?.signal).toBe('SIGKILL');
       expect(s.output()).toContain(`failpoint ${point} fired: kill`);
     };
@@ -159,7 +159,9 @@ export async function walkFailpoints(pair: FailpointPair): Promise<string> {
     await createJob(s, jobId, { type: 'continuous', source: 'src', destination: 'dst', include: pair.include, dumpParallelism: 1 });
     workload.start();
     await run(['jobs', 'start', jobId]);
-    await diesAt(s, 'in-create-replication');
+    // PostgreSQL creates a logical slot only once every transaction open on the whole cluster
+    // has ended: on the shared test servers other files' transactions can hold it for a while.
+    await diesAt(s, 'in-create-replication', 150);
 
     // 2. Paused after a table's copy committed, before its state is stored: stopped there, then killed by the test.
     s = await live('after-table-copy=pause');
