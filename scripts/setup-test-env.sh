@@ -9,17 +9,29 @@ set -euo pipefail
 
 log() { printf 'setup-test-env: %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+die() { log "$*"; exit 1; }
 apt_updated=0
+# Returns non-zero when apt fails (callers that need the package use require_packages).
 apt_install() {
-  if [ $apt_updated = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  if [ $apt_updated = 0 ]; then as_root apt-get update -qq || return 1; apt_updated=1; fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+# Every package the tests need: a failed install stops the setup, naming the package and who
+# needs it. Nothing is skipped: a test whose tool is missing fails, it is never skipped.
+require_packages() { # "what needs them" package...
+  local why=$1
+  shift
+  apt_install "$@" || die "could not install $* (apt-get install $* failed; see its output above): $why. Fix the package sources (apt-get update) and run this script again."
 }
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1 || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
   log "installing PostgreSQL"
-  apt_install postgresql postgresql-contrib
+  require_packages "every test needs PostgreSQL" postgresql postgresql-contrib
 fi
-PGVER=$(ls /etc/postgresql | sort -V | tail -n 1)
+command -v pg_ctlcluster >/dev/null 2>&1 || die "pg_ctlcluster is missing after installing postgresql: install Debian's postgresql-common"
+PGVER=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1 || true)
+[ -n "$PGVER" ] || die "no PostgreSQL version under /etc/postgresql after installing postgresql"
+
 
 ensure_cluster() { # name port
   local name=$1 port=$2
@@ -69,7 +81,8 @@ ensure_cluster ferryfaultdst 5435
 # Test files read the certificates from here (the private MariaDB of test/e2e/tls.test.ts too).
 TLS_DIR=/var/lib/postgresql/ferry-tls
 ensure_tls_certificates() {
-  if ! command -v openssl >/dev/null 2>&1; then apt_install openssl; fi
+  if ! command -v openssl >/dev/null 2>&1; then require_packages "the TLS tests' certificates are made with it" openssl; fi
+  command -v openssl >/dev/null 2>&1 || die "openssl is missing after installing it: the TLS tests' certificates are made with it"
   if as_root test -s "$TLS_DIR/client.key" && as_root test -s "$TLS_DIR/other-ca.crt"; then return 0; fi
   log "making test certificates in $TLS_DIR"
   as_root install -d -o postgres -g postgres -m 0755 "$TLS_DIR"
@@ -175,8 +188,9 @@ mariadb_stop() {
 }
 if ! command -v mariadbd >/dev/null 2>&1; then
   log "installing MariaDB"
-  apt_install mariadb-server
+  require_packages "the MySQL/MariaDB tests need MariaDB 10.11" mariadb-server
 fi
+command -v mariadbd >/dev/null 2>&1 || die "mariadbd is missing after installing mariadb-server: the MySQL/MariaDB tests need it"
 mariadb_restart=0
 as_root mkdir -p "$MARIADB_CNF_DIR"
 if [ "$(as_root cat "$MARIADB_CNF" 2>/dev/null || true)" != "$MARIADB_CNF_TEXT" ]; then
@@ -216,7 +230,7 @@ fi
 for ext in citext btree_gist; do
   if [ ! -f "/usr/share/postgresql/$PGVER/extension/$ext.control" ]; then
     log "installing postgresql-contrib (the $ext extension)"
-    apt_install "postgresql-contrib-$PGVER" || apt_install postgresql-contrib || true
+    apt_install "postgresql-contrib-$PGVER" || require_packages "the whole-database tests load the $ext extension" postgresql-contrib
   fi
   if [ ! -f "/usr/share/postgresql/$PGVER/extension/$ext.control" ]; then
     log "the $ext extension is missing from /usr/share/postgresql/$PGVER/extension: install Debian's postgresql-contrib"
@@ -225,14 +239,15 @@ for ext in citext btree_gist; do
 done
 if ! command -v pgcopydb >/dev/null 2>&1; then
   log "installing pgcopydb (the whole-database benchmark)"
-  apt_install pgcopydb || { log "pgcopydb could not be installed (apt-get install pgcopydb): npm run bench:whole-db needs it"; exit 1; }
+  require_packages "npm run bench:whole-db runs pgcopydb next to Ferry" pgcopydb
 fi
+command -v pgcopydb >/dev/null 2>&1 || die "pgcopydb is missing after installing it: npm run bench:whole-db needs it"
 
 # Spatial tests (issue 12) create PostGIS in their own databases: MySQL spatial columns map to
 # PostGIS geometry, and PostGIS columns to MySQL spatial types.
 if [ ! -f "/usr/share/postgresql/$PGVER/extension/postgis.control" ]; then
   log "installing postgresql-$PGVER-postgis-3 (spatial tests)"
-  apt_install "postgresql-$PGVER-postgis-3" || { log "postgresql-$PGVER-postgis-3 could not be installed (apt-get install postgresql-$PGVER-postgis-3): the spatial tests need PostGIS"; exit 1; }
+  require_packages "the spatial tests need PostGIS" "postgresql-$PGVER-postgis-3"
 fi
 if [ ! -f "/usr/share/postgresql/$PGVER/extension/postgis.control" ]; then
   log "the postgis extension is missing from /usr/share/postgresql/$PGVER/extension after installing postgresql-$PGVER-postgis-3"
@@ -241,13 +256,14 @@ fi
 
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing Debian's chromium (browser tests)"
-  apt_install chromium || { log "chromium could not be installed (apt-get install chromium): the console's browser tests need it"; exit 1; }
+  require_packages "the console's browser tests drive Debian's Chromium (they fail without it, they are not skipped)" chromium
 fi
+[ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing after installing chromium: the browser tests launch that path (test/helpers/browser.ts)"
 
 # SSH tunnel tests start their own sshd (own config, host key and port) from Debian's openssh-server.
 if [ ! -x /usr/sbin/sshd ]; then
   log "installing openssh-server (SSH tunnel tests)"
-  apt_install openssh-server
+  require_packages "the SSH tunnel tests start their own sshd" openssh-server
 fi
 if [ ! -x /usr/sbin/sshd ]; then log "openssh-server could not be installed: /usr/sbin/sshd is missing"; exit 1; fi
 

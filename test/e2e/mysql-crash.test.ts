@@ -7,12 +7,17 @@
  * each kill a new server starts on the same data directory and the job carries on by itself.
  * After promote the destination equals the source value for value (the cross-engine oracle):
  * no change lost, none applied twice; tables copied before a kill were not copied again.
+ * Every keyed table's applier is idempotent (a replayed change leaves no trace), so the source
+ * also has the oracles of crash-oracles.ts: a keyless insert-only audit log with duplicate rows,
+ * compared as a multiset with what was committed (a change applied twice adds a row), and
+ * counters updated with x = x + 1.
  *
  * FERRY_CRASH_SEED changes the kill moments (default 20241125).
  */
 import type { Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareAcrossEngines, formatCrossDifferences } from '../helpers/compare-cross.js';
+import { OracleWriter, auditRowCount, mysqlWriter, oracleSchemaSql, waitForStreamedAuditRows } from '../helpers/crash-oracles.js';
 import { CrossWorkload, createMysqlSource, seededRng } from '../helpers/cross-workload.js';
 import { createJob, createProfile, eventsOf, jobOf, objectsOf, sleep, waitForJob, watchCopiedTables, type JobView } from '../helpers/e2e-jobs.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
@@ -23,6 +28,7 @@ const SEED = Number(process.env.FERRY_CRASH_SEED ?? 20241125);
 const BULK_TABLES = ['bulk_a', 'bulk_b', 'bulk_c', 'bulk_d'];
 const BULK_ROWS = 150_000;
 const STREAMING_KILLS = 4;
+const ORACLES = { counters: 20, auditRows: 20_000 };
 
 /** Inserts, updates and deletes on the large tables (keys above BULK_ROWS for inserts), until stopped. */
 class BulkWriter {
@@ -70,6 +76,7 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
   let dataDir: string;
   let workload: CrossWorkload | null = null;
   let bulkWriter: BulkWriter | null = null;
+  let oracle: OracleWriter | null = null;
 
   beforeAll(async () => {
     const started = Date.now();
@@ -79,6 +86,7 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
     // The large tables are written without binlog: nobody reads these rows from it (the job
     // starts later), and the binlog is shared with every other test file.
     await source.connection.query('SET SESSION sql_log_bin = 0');
+    await source.connection.query(oracleSchemaSql('mysql', ORACLES));
     for (const table of BULK_TABLES) {
       await source.connection.query(
         `CREATE TABLE ${table} (id int NOT NULL PRIMARY KEY, n int NOT NULL, label varchar(60), amount decimal(12,2), at datetime(3), note text) ENGINE=InnoDB`,
@@ -96,6 +104,7 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
   afterAll(async () => {
     await workload?.stop().catch(() => undefined);
     await bulkWriter?.stop().catch(() => undefined);
+    await oracle?.stop().catch(() => undefined);
     await stopAllFerryServers();
     await bulkConnection?.end().catch(() => undefined);
     await source?.drop().catch(() => undefined);
@@ -119,6 +128,8 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
     await workload.start();
     bulkWriter = new BulkWriter(bulkConnection, SEED);
     bulkWriter.start();
+    oracle = new OracleWriter(await mysqlWriter(source.name), seededRng(SEED + 1), ORACLES);
+    oracle.start();
     await runCliJson(['jobs', 'start', jobId], { server: server.url });
 
     const kills: string[] = [];
@@ -167,26 +178,34 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
 
     // 2. Kills during binlog streaming, at random moments: sometimes right after the restart, sometimes once changes flow.
     // The applied counter survives restarts: a new server has applied changes once it passes the count at the kill.
+    // The last kill always waits until the stream applied audit rows (waitForStreamedAuditRows says why).
     let appliedAtKill = 0;
+    const destinationSide = { engine: 'postgresql', client: destination.client, schema: source.name } as const;
+    let auditAtKill = await auditRowCount(destinationSide);
     for (let k = 0; k < STREAMING_KILLS; k++) {
-      if (rng() < 0.3) {
+      if (k < STREAMING_KILLS - 1 && rng() < 0.3) {
         await sleep(between(0, 1_500));
       } else {
         await waitForJob(current, jobId, 'changes applied after the restart', (j) => (j.replication?.changesApplied ?? 0) > appliedAtKill, 60_000);
+        if (k === STREAMING_KILLS - 1) await waitForStreamedAuditRows(destinationSide, auditAtKill);
         await sleep(between(200, 2_500));
       }
+      auditAtKill = await auditRowCount(destinationSide);
       const job = await jobOf(client, jobId);
       if (job.status === 'FAILED') throw new Error(`job failed during streaming: ${JSON.stringify(job.error)}`);
       expect(job.phase).toBe('INCREMENTAL_LOAD');
       appliedAtKill = job.replication?.changesApplied ?? 0;
-      await killAndRestart(`streaming #${k + 1} (${job.replication?.changesApplied ?? 0} changes applied by that server)`);
+      await killAndRestart(`streaming #${k + 1} (${job.replication?.changesApplied ?? 0} changes applied in all, ${auditAtKill} audit rows on the destination)`);
     }
 
     await waitForJob(current, jobId, 'changes applied under the last server', (j) => (j.replication?.changesApplied ?? 0) > appliedAtKill, 60_000);
     const stats = await workload.stop();
     workload = null;
     await bulkWriter.stop();
+    await oracle.stop();
     expect(stats.errors, stats.errors.join('\n')).toEqual([]);
+    expect(oracle.errors, oracle.errors.join('\n')).toEqual([]);
+    expect(oracle.committed).toBeGreaterThan(0);
     expect(bulkWriter.errors, bulkWriter.errors.join('\n')).toEqual([]);
     for (const op of ['changeAllTypesKey', 'deleteAllTypes', 'multiTableTransaction', 'rolledBackTransaction', 'transfer']) {
       expect(stats.ops[op] ?? 0, op).toBeGreaterThan(0);
@@ -199,6 +218,10 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
     expect(events.filter((e) => e.kind === 'action').map((e) => e.action)).toEqual(['start', 'promote']);
     expect(events.filter((e) => e.status === 'FAILED').map((e) => e.message)).toEqual([]);
 
+    // The oracles: no change lost, none applied twice.
+    const sourceSide = { engine: 'mysql', connection: source.connection, schema: source.name } as const;
+    const oracleDifferences = await oracle.differences(sourceSide, destinationSide);
+    expect(oracleDifferences, oracleDifferences.join('\n')).toEqual([]);
     const compared = Date.now();
     const differences = await compareAcrossEngines(
       { engine: 'mysql', connection: source.connection, schema: source.name },
@@ -207,10 +230,10 @@ describe('kill -9 of ferry serve during a continuous MySQL to PostgreSQL job', (
     expect(differences, formatCrossDifferences(differences)).toEqual([]);
     console.log(
       `mysql-crash: seed ${SEED}; ${kills.length} kills: ${kills.join('; ')}; workload committed ${stats.committed}, rolled back ${stats.rolledBack}; ` +
-        `${bulkWriter.writes} writes to the large tables; compared in ${((Date.now() - compared) / 1000).toFixed(1)} s`,
+        `${bulkWriter.writes} writes to the large tables; ${oracle.committed} oracle transactions; compared in ${((Date.now() - compared) / 1000).toFixed(1)} s`,
     );
     await server.stop();
-  }, 300_000);
+  }, 480_000);
 
   it('a TRUNCATE of a table the dump has not reached yet (its snapshot can no longer read it) neither stops ferry serve nor loses rows', async () => {
     // One dump worker reads every table from one snapshot: the large table first, then `small`,

@@ -20,11 +20,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Connection } from 'mysql2/promise';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionParams } from '../../src/core/connection-profile.js';
 import { compareAcrossEngines, formatCrossDifferences, type CrossSide } from '../helpers/compare-cross.js';
-import { CrossWorkload, createMysqlSource, createPostgresSource, seededRng, type Rng } from '../helpers/cross-workload.js';
+import { OracleWriter, auditRowCount, mysqlWriter, oracleSchemaSql, postgresWriter, waitForStreamedAuditRows, type SourceWriter } from '../helpers/crash-oracles.js';
+import { CrossWorkload, createMysqlSource, createPostgresSource, seededRng } from '../helpers/cross-workload.js';
 import { createJob, createProfile, eventsOf, jobOf, objectsOf, sleep, waitForJob, watchCopiedTables, type JobObject, type JobView } from '../helpers/e2e-jobs.js';
 import { FAST_RETRY_ENV, api, makeDataDir, removeDataDir, runCliJson, spawnFerryServer, stopAllFerryServers, type ApiClient, type FerryServer } from '../helpers/ferry-server.js';
 import { startMariadbInstance, type MariadbInstance } from '../helpers/mariadb-instance.js';
@@ -36,123 +36,9 @@ const BULK_TABLES = ['bulk_a', 'bulk_b', 'bulk_c'];
 const BULK_ROWS = 80_000;
 /** Rows of audit_log before the job starts (so that its own copy takes a moment). */
 const AUDIT_ROWS = 200_000;
-const COUNTERS = 20;
+const ORACLES = { counters: 20, auditRows: AUDIT_ROWS };
 const DUMP_KILLS = 2;
 const STREAMING_KILLS = 2;
-
-/** A statement runner on the source, MySQL placeholders (`?`) on either engine. */
-interface SourceWriter {
-  query(sql: string, params?: unknown[]): Promise<void>;
-  close(): Promise<void>;
-}
-
-async function mysqlWriter(database: string): Promise<SourceWriter> {
-  const connection = await connectMysqlAdmin(database);
-  return { query: async (sql, params = []) => void (await connection.query(sql, params)), close: () => connection.end() };
-}
-
-async function postgresWriter(params: ConnectionParams, schema: string): Promise<SourceWriter> {
-  const client = new pg.Client({ host: params.host, port: params.port, user: params.username, database: params.database ?? undefined });
-  client.on('error', () => undefined);
-  await client.connect();
-  await client.query(`SET search_path = "${schema}"`);
-  return {
-    query: async (sql, values = []) => {
-      let k = 0;
-      await client.query(sql.replace(/\?/g, () => `$${++k}`), values);
-    },
-    close: () => client.end(),
-  };
-}
-
-/**
- * One writer of the two oracles: each transaction adds 1 to a counter and inserts one or two
- * identical audit rows; what it counts is only what COMMIT acknowledged.
- */
-class OracleWriter {
-  private running = true;
-  private loop: Promise<void> = Promise.resolve();
-  /** Committed increments per counter id. */
-  readonly increments = new Map<number, number>();
-  /** Committed audit rows per `counter_id|note`. */
-  readonly audit = new Map<string, number>();
-  committed = 0;
-  errors: string[] = [];
-
-  constructor(private readonly db: SourceWriter, private readonly r: Rng) {}
-
-  start(): void {
-    this.loop = (async () => {
-      while (this.running) {
-        const id = 1 + Math.floor(this.r() * COUNTERS);
-        const note = this.r() < 0.5 ? 'tick' : 'tock';
-        const copies = this.r() < 0.3 ? 2 : 1;
-        try {
-          await this.db.query('BEGIN');
-          await this.db.query('UPDATE counters SET x = x + 1 WHERE id = ?', [id]);
-          for (let c = 0; c < copies; c++) await this.db.query('INSERT INTO audit_log (counter_id, note) VALUES (?, ?)', [id, note]);
-          await this.db.query('COMMIT');
-          this.increments.set(id, (this.increments.get(id) ?? 0) + 1);
-          this.audit.set(`${id}|${note}`, (this.audit.get(`${id}|${note}`) ?? 0) + copies);
-          this.committed++;
-        } catch (error) {
-          await this.db.query('ROLLBACK').catch(() => undefined);
-          this.errors.push((error as Error).message);
-          if (this.errors.length >= 20) break;
-        }
-        await sleep(3);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-    await this.db.close().catch(() => undefined);
-  }
-}
-
-/** The oracles' tables and their initial rows: counters at 0, AUDIT_ROWS audit rows ('seed', many duplicates). */
-function oracleSchemaSql(engine: 'mysql' | 'postgresql'): string {
-  const rows = engine === 'mysql' ? `seq_1_to_${AUDIT_ROWS}` : `generate_series(1, ${AUDIT_ROWS}) AS g(seq)`;
-  return `
-    CREATE TABLE counters (id int NOT NULL PRIMARY KEY, x bigint NOT NULL);
-    CREATE TABLE audit_log (counter_id int NOT NULL, note varchar(20) NOT NULL);
-    INSERT INTO counters SELECT seq, 0 FROM ${engine === 'mysql' ? `seq_1_to_${COUNTERS}` : `generate_series(1, ${COUNTERS}) AS g(seq)`};
-    INSERT INTO audit_log SELECT 1 + seq % ${COUNTERS}, 'seed' FROM ${rows};`;
-}
-
-/** Reads counters and the audit multiset of one side. */
-async function readOracles(side: CrossSide): Promise<{ counters: Map<number, number>; audit: Map<string, number> }> {
-  const counterSql = `SELECT id, x FROM ${side.engine === 'mysql' ? `\`${side.schema}\`` : `"${side.schema}"`}.counters ORDER BY id`;
-  const auditSql = `SELECT counter_id, note, COUNT(*) AS n FROM ${side.engine === 'mysql' ? `\`${side.schema}\`` : `"${side.schema}"`}.audit_log GROUP BY counter_id, note`;
-  const read = async (sql: string) => {
-    if (side.engine === 'mysql') return (await side.connection.query(sql))[0] as Array<Record<string, unknown>>;
-    return (await side.client.query(sql)).rows as Array<Record<string, unknown>>;
-  };
-  const counters = new Map((await read(counterSql)).map((r) => [Number(r.id), Number(r.x)] as const));
-  const audit = new Map((await read(auditSql)).map((r) => [`${Number(r.counter_id)}|${String(r.note)}`, Number(r.n)] as const));
-  return { counters, audit };
-}
-
-/** What the oracle tables must hold: the initial rows plus what the writer committed. */
-function expectedOracles(writer: OracleWriter): { counters: Map<number, number>; audit: Map<string, number> } {
-  const counters = new Map<number, number>();
-  const audit = new Map<string, number>();
-  for (let id = 1; id <= COUNTERS; id++) {
-    counters.set(id, writer.increments.get(id) ?? 0);
-    // seq % COUNTERS + 1 = id for AUDIT_ROWS / COUNTERS values of seq in 1..AUDIT_ROWS.
-    audit.set(`${id}|seed`, AUDIT_ROWS / COUNTERS);
-  }
-  for (const [key, n] of writer.audit) audit.set(key, n);
-  return { counters, audit };
-}
-
-/** The keys whose counts differ, as readable lines (empty when equal). */
-function countDifferences(what: string, actual: Map<number | string, number>, expected: Map<number | string, number>): string[] {
-  const keys = [...new Set([...actual.keys(), ...expected.keys()])].sort((a, b) => String(a).localeCompare(String(b)));
-  return keys.filter((k) => actual.get(k) !== expected.get(k)).map((k) => `${what} ${k}: ${actual.get(k) ?? 'absent'}, committed ${expected.get(k) ?? 'absent'}`);
-}
 
 interface Scenario {
   name: string;
@@ -188,7 +74,7 @@ async function runKills(s: Scenario): Promise<void> {
   // One table at a time: the dump lasts long enough to be killed between tables.
   await createJob(server, s.jobId, { type: 'continuous', source: 'src', destination: 'dst', include: [s.include], dumpParallelism: 1 });
 
-  const oracle = new OracleWriter(await s.oracleWriter(), seededRng(SEED + 1));
+  const oracle = new OracleWriter(await s.oracleWriter(), seededRng(SEED + 1), ORACLES);
   let stopped = false;
   const stopWriters = async () => {
     if (stopped) return null;
@@ -254,13 +140,17 @@ async function runKills(s: Scenario): Promise<void> {
   s.workload.enableTruncate();
 
   // 2. Kills while changes stream, at random moments: sometimes right after the restart, sometimes once changes flow.
+  // The last kill always waits until the stream applied audit rows (waitForStreamedAuditRows says why).
+  let auditAtKill = await auditRowCount(s.destination);
   for (let k = 0; k < STREAMING_KILLS; k++) {
-    if (rng() < 0.3) {
+    if (k < STREAMING_KILLS - 1 && rng() < 0.3) {
       await sleep(between(0, 1_500));
     } else {
       await waitForJob(current, s.jobId, 'changes applied after the restart', (j) => (j.replication?.changesApplied ?? 0) > 0, 60_000);
+      if (k === STREAMING_KILLS - 1) await waitForStreamedAuditRows(s.destination, auditAtKill);
       await sleep(between(200, 2_500));
     }
+    auditAtKill = await auditRowCount(s.destination);
     const job = await jobOf(client, s.jobId);
     if (job.status === 'FAILED') throw new Error(`job failed during streaming: ${JSON.stringify(job.error)}`);
     expect(job.phase).toBe('INCREMENTAL_LOAD');
@@ -300,17 +190,7 @@ async function runKills(s: Scenario): Promise<void> {
   }
 
   // The oracles: no change lost, none applied twice.
-  const expected = expectedOracles(oracle);
-  const [onSource, onDestination] = await Promise.all([readOracles(s.source), readOracles(s.destination)]);
-  const differences = [
-    // The source itself first: a difference there is the test's own accounting.
-    ...countDifferences('source counter', onSource.counters, expected.counters),
-    ...countDifferences('source audit_log rows', onSource.audit, expected.audit),
-    // x = x + 1 lost (or applied out of order) on the destination.
-    ...countDifferences('destination counter', onDestination.counters, expected.counters),
-    // Keyless inserts lost or applied twice on the destination.
-    ...countDifferences('destination audit_log rows', onDestination.audit, expected.audit),
-  ];
+  const differences = await oracle.differences(s.source, s.destination);
   expect(differences, differences.join('\n')).toEqual([]);
   const compared = Date.now();
   const crossDifferences = await compareAcrossEngines(s.source, s.destination);
@@ -357,7 +237,7 @@ describe('kill -9 of ferry serve during continuous jobs to MariaDB (dump, stream
     const schema = `ferry_p2mkill_${randomBytes(4).toString('hex')}`;
     // Without the generated column: the PostgreSQL change stream does not carry it (a test of its own in mysql-migrations).
     await createPostgresSource(db.client, schema, { seed: SEED % 1000, generated: false });
-    await db.client.query(`SET search_path = "${schema}"; ${oracleSchemaSql('postgresql')}`);
+    await db.client.query(`SET search_path = "${schema}"; ${oracleSchemaSql('postgresql', ORACLES)}`);
     for (const table of BULK_TABLES) {
       await db.client.query(
         `CREATE TABLE "${schema}".${table} (id int PRIMARY KEY, n int NOT NULL, label varchar(60), amount numeric(12,2), at timestamp(3), note text);
@@ -389,7 +269,7 @@ describe('kill -9 of ferry serve during continuous jobs to MariaDB (dump, stream
         expect((await db.client.query(`SELECT pubname FROM pg_publication`)).rows, 'no publication is left on the source').toEqual([]);
       },
     });
-  }, 300_000);
+  }, 420_000);
 
   it('MariaDB to MariaDB: kills during the dump, the stream and the promote; nothing lost, nothing applied twice', async () => {
     const source = await createMysqlTestDatabase('ferry_m2mkill');
@@ -397,7 +277,7 @@ describe('kill -9 of ferry serve during continuous jobs to MariaDB (dump, stream
     await createMysqlSource(source.params, { seed: SEED % 1000 });
     // The large tables and the initial audit rows are written without binlog: nobody reads
     // these rows from it (the job starts later), and the binlog is shared with every other test file.
-    await source.connection.query(`SET SESSION sql_log_bin = 0; ${oracleSchemaSql('mysql')}`);
+    await source.connection.query(`SET SESSION sql_log_bin = 0; ${oracleSchemaSql('mysql', ORACLES)}`);
     for (const table of BULK_TABLES) {
       await source.connection.query(
         `CREATE TABLE ${table} (id int NOT NULL PRIMARY KEY, n int NOT NULL, label varchar(60), amount decimal(12,2), at datetime(3), note text) ENGINE=InnoDB;
@@ -419,5 +299,5 @@ describe('kill -9 of ferry serve during continuous jobs to MariaDB (dump, stream
       oracleWriter: () => mysqlWriter(source.name),
       destinationAlone: true,
     });
-  }, 300_000);
+  }, 420_000);
 });
