@@ -282,6 +282,8 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
       run(async (options: { host: string; port: number; dataDir: string; store?: string; nodeId?: string; allowedHost?: string[] }) => {
         // Loaded on demand so that client commands do not load the server.
         const { startFerryServer, redactStoreUrl } = await import('../main.js');
+        // Bounded memory (docs/ARCHITECTURE.md, "Memory of ferry serve"): a process-level setting, so here and not in startFerryServer.
+        (await import('../heap-growth.js')).limitHeapGrowth();
         const dataDir = path.resolve(options.dataDir);
         const allowedHosts = [...(io.env['FERRY_ALLOWED_HOSTS'] ?? '').split(','), ...(options.allowedHost ?? [])].filter((h) => h.trim() !== '');
         const server = await startFerryServer({

@@ -342,6 +342,23 @@ describe('MySQL binlog change capture', () => {
     expect(inserted.map((e) => (e.kind === 'change' && e.change.op === 'insert' ? e.change.values[0] : null))).toEqual(Array.from({ length: 5_000 }, (_, i) => String(i + 1)));
   });
 
+  it('pauses the binlog connection at the byte bound of the queue, whatever its count of events', async () => {
+    const c = db.connection;
+    await c.query('CREATE TABLE wide (id int PRIMARY KEY, pad varchar(2000))');
+    const from = await position();
+    // About 4.3 KB estimated per row: 100 KB holds some 24 rows, far below 10,000 events.
+    const reader = await openMysqlChangeReader(db.params, from, { tables: [table('wide')], highWaterBytes: 100_000 });
+    readers.push(reader);
+    await c.query(`INSERT INTO wide SELECT seq, repeat('w', 2000) FROM seq_1_to_2000`);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const queued = (reader as unknown as { pending: ChangeEvent[] }).pending.length;
+    expect(queued).toBeGreaterThanOrEqual(20);
+    expect(queued).toBeLessThan(200);
+    const collector = new Collector(reader);
+    const events = await collector.until((e) => e.some((x) => x.kind === 'commit'));
+    expect(events.filter((e) => e.kind === 'change')).toHaveLength(2_000);
+  });
+
   it('fails a statement-based change on a selected table instead of losing it', async () => {
     const admin = await connectMysqlAdmin(db.name);
     try {

@@ -545,9 +545,9 @@ describe('classification of replication failures', () => {
 });
 
 describe('PostgresChangeReader protocol handling (scripted server)', () => {
-  async function started(highWaterEvents = 10_000): Promise<{ client: ScriptedClient; reader: PostgresChangeReader }> {
+  async function started(highWaterEvents = 10_000, highWaterBytes?: number): Promise<{ client: ScriptedClient; reader: PostgresChangeReader }> {
     const client = new ScriptedClient();
-    const reader = new PostgresChangeReader(client as unknown as pg.Client, {}, Lsn.parse('0/100'), { highWaterEvents, statusIntervalMs: 3_600_000 });
+    const reader = new PostgresChangeReader(client as unknown as pg.Client, {}, Lsn.parse('0/100'), { highWaterEvents, statusIntervalMs: 3_600_000, ...(highWaterBytes === undefined ? {} : { highWaterBytes }) });
     const starting = reader.start({ slotName: 'job "slot"', publicationName: 'job pub' });
     client.start();
     await starting;
@@ -624,6 +624,25 @@ describe('PostgresChangeReader protocol handling (scripted server)', () => {
     expect(() => reader.events()).toThrow(FerryError);
     await reader.close();
     expect((await iterator.next()).done).toBe(true);
+  });
+
+  it('pauses the socket once the queued events reach the byte bound, whatever their count', async () => {
+    // Events of 200-byte values: the second one passes 2,000 estimated bytes, far below 10,000 events.
+    const { client, reader } = await started(10_000, 2_000);
+    client.xlogData(RELATION);
+    client.xlogData(BEGIN('0/480'));
+    client.xlogData(INSERT('a'.repeat(200)));
+    expect(client.connection.stream.paused).toBe(false);
+    client.xlogData(INSERT('b'.repeat(200)));
+    expect(client.connection.stream.paused).toBe(true);
+    const iterator = reader.events()[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    expect(first.value).toHaveLength(4);
+    expect(client.connection.stream.paused).toBe(false);
+    // The count starts again from the empty queue: one more such event does not pause.
+    client.xlogData(INSERT('c'.repeat(200)));
+    expect(client.connection.stream.paused).toBe(false);
+    await reader.close();
   });
 
   it('delivers what arrived, then ends with the classified stream error', async () => {

@@ -31,8 +31,8 @@
  * Acknowledgement: a MySQL server keeps binlogs by age (binlog_expire_logs_seconds), not by
  * what replicas confirmed, so acknowledge() only records the position.
  *
- * Memory: events wait in a queue until events() hands them out; past `highWaterEvents` the
- * binlog connection is paused (mysql2 queues nothing more than the read in flight), and it
+ * Memory: events wait in a queue until events() hands them out; past `highWaterEvents`, or
+ * `highWaterBytes` of estimated heap bytes (changeEventBytes()), the binlog connection is paused (mysql2 queues nothing more than the read in flight), and it
  * resumes when the consumer takes the queue.
  */
 import { zeroDateRefused } from '../../core/type-mapping.js';
@@ -62,6 +62,25 @@ export const SYSTEM_DATABASES = ['mysql', 'sys', 'information_schema', 'performa
 
 const HEARTBEAT_INTERVAL_MS = 2_000;
 const HIGH_WATER_EVENTS = 10_000;
+/** Estimated bytes of queued events beyond which the binlog connection is paused. */
+export const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * An upper estimate of the heap bytes of an event: a fixed part for its objects and arrays,
+ * and per value a string header and array slot (24 bytes) plus 2 bytes per character (a
+ * string with a character beyond Latin-1 takes two bytes for each).
+ */
+export function changeEventBytes(event: ChangeEvent): number {
+  if (event.kind !== 'change') return 256;
+  const change = event.change;
+  let bytes = 256;
+  const add = (values: ColumnValue[] | null) => {
+    for (const value of values ?? []) bytes += typeof value === 'string' ? 24 + 2 * value.length : 8;
+  };
+  if (change.op === 'insert' || change.op === 'update') add(change.values);
+  if (change.op === 'update' || change.op === 'delete') add(change.oldValues);
+  return bytes;
+}
 /** How long close() waits for zongji to end the stream before giving up on it. */
 const STOP_TIMEOUT_MS = 5_000;
 /**
@@ -96,6 +115,7 @@ export interface MysqlChangeReaderOptions {
   /** The server heartbeat period and the longest gap between heartbeats on a busy binlog. */
   heartbeatIntervalMs?: number;
   highWaterEvents?: number;
+  highWaterBytes?: number;
   /** The replica server id this reader announces; unique per reader (random by default). */
   serverId?: number;
 }
@@ -155,6 +175,9 @@ export class MysqlChangeReader implements ChangeReader {
   private readonly serverId: number;
   private readonly heartbeatMs: number;
   private readonly highWater: number;
+  private readonly highWaterBytes: number;
+  /** changeEventBytes() of what `pending` holds. */
+  private pendingBytes = 0;
   private readonly canonical: boolean;
   private readonly policies: ValuePolicies;
   /** Key columns by "db\u0000table", naming the row in refusals. */
@@ -228,6 +251,7 @@ export class MysqlChangeReader implements ChangeReader {
     this.serverId = options.serverId ?? 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
     this.heartbeatMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     this.highWater = options.highWaterEvents ?? HIGH_WATER_EVENTS;
+    this.highWaterBytes = options.highWaterBytes ?? HIGH_WATER_BYTES;
     this.canonical = options.destinationEngine !== undefined && options.destinationEngine !== 'mysql';
     this.policies = valuePoliciesOf(options);
     this.context = errorContext(params, { operation: 'replication' });
@@ -360,6 +384,7 @@ export class MysqlChangeReader implements ChangeReader {
       if (this.pending.length > 0) {
         const chunk = this.pending;
         this.pending = [];
+        this.pendingBytes = 0;
         if (this.backPressured) {
           this.backPressured = false;
           this.resumeIfAllowed();
@@ -382,7 +407,8 @@ export class MysqlChangeReader implements ChangeReader {
 
   private push(event: ChangeEvent): void {
     this.pending.push(event);
-    if (this.pending.length >= this.highWater) {
+    this.pendingBytes += changeEventBytes(event);
+    if (this.pending.length >= this.highWater || this.pendingBytes >= this.highWaterBytes) {
       // Also when already back-pressured: zongji resumes the connection after its own column
       // fetches, and the next event pauses it again.
       this.backPressured = true;
@@ -764,6 +790,7 @@ export class MysqlChangeReader implements ChangeReader {
 
   private async stop(): Promise<void> {
     this.pending = [];
+    this.pendingBytes = 0;
     this.wake();
     await this.stopZongji();
     this.zongji.removeAllListeners('binlog');

@@ -8,8 +8,13 @@
  * slot keeps every change that is not durably applied. Before the first acknowledge() it
  * confirms nothing (0/0, which the server ignores).
  *
- * Memory: events wait in a queue until events() hands them out; past HIGH_WATER_EVENTS the
- * socket is paused, and it resumes when the consumer takes the queue.
+ * Memory: events wait in a queue until events() hands them out. The queue is bounded in events
+ * (HIGH_WATER_EVENTS) and in estimated bytes (HIGH_WATER_BYTES: eventBytes() of each
+ * message's wire size, an upper estimate of what its decoded strings and objects take on the
+ * V8 heap): past either, the socket is paused, and it resumes when the consumer takes the
+ * queue. A transaction of a million rows therefore never sits in memory whole: the reader
+ * holds at most one queue plus one socket read (64 KiB) of messages, the consumer the chunk it
+ * took, and the pipeline applies it in pieces inside one destination transaction.
  */
 import pg from 'pg';
 import type { ClientConfig } from 'pg';
@@ -31,6 +36,18 @@ export const MARKER_PREFIX = 'ferry';
 const STATUS_INTERVAL_MS = 10_000;
 /** Queued events beyond which the socket is paused. */
 const HIGH_WATER_EVENTS = 10_000;
+/** Estimated bytes of queued events beyond which the socket is paused. */
+export const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * An upper estimate of the heap bytes of the event decoded from a message of `wireBytes`: the
+ * event's objects and arrays (a fixed part), and per wire byte up to 3 heap bytes (a value's
+ * text becomes a string of 1 or 2 bytes per character; each column's 5-byte header becomes a
+ * string header and an array slot of about 24 bytes, 5 per header byte, amortised over data).
+ */
+export function eventBytes(wireBytes: number): number {
+  return 256 + 3 * wireBytes;
+}
 /** How long close() waits for the server to end the stream before dropping the connection. */
 const STOP_TIMEOUT_MS = 5_000;
 
@@ -47,6 +64,7 @@ interface ReplicationConnection extends pg.Connection {
 export interface PostgresChangeReaderOptions {
   statusIntervalMs?: number;
   highWaterEvents?: number;
+  highWaterBytes?: number;
 }
 
 /**
@@ -107,6 +125,9 @@ export class PostgresChangeReader implements ChangeReader {
   private readonly connection: ReplicationConnection;
   private readonly decoder = new PgoutputDecoder();
   private readonly highWater: number;
+  private readonly highWaterBytes: number;
+  /** eventBytes() of what `pending` holds. */
+  private pendingBytes = 0;
   private readonly statusIntervalMs: number;
   private pending: ChangeEvent[] = [];
   private wakeConsumer: (() => void) | null = null;
@@ -136,6 +157,7 @@ export class PostgresChangeReader implements ChangeReader {
     this.connection = client.connection as ReplicationConnection;
     this.delivered = startPosition;
     this.highWater = options.highWaterEvents ?? HIGH_WATER_EVENTS;
+    this.highWaterBytes = options.highWaterBytes ?? HIGH_WATER_BYTES;
     this.statusIntervalMs = options.statusIntervalMs ?? STATUS_INTERVAL_MS;
   }
 
@@ -206,6 +228,7 @@ export class PostgresChangeReader implements ChangeReader {
       if (this.pending.length > 0) {
         const chunk = this.pending;
         this.pending = [];
+        this.pendingBytes = 0;
         if (this.paused) {
           this.paused = false;
           this.connection.stream.resume();
@@ -226,9 +249,10 @@ export class PostgresChangeReader implements ChangeReader {
     wake?.();
   }
 
-  private push(event: ChangeEvent): void {
+  private push(event: ChangeEvent, wireBytes = 0): void {
     this.pending.push(event);
-    if (this.pending.length >= this.highWater && !this.paused) {
+    this.pendingBytes += eventBytes(wireBytes);
+    if ((this.pending.length >= this.highWater || this.pendingBytes >= this.highWaterBytes) && !this.paused) {
       // pg parses a socket read whole, so a few more messages may still arrive: bounded by one read.
       this.paused = true;
       this.connection.stream.pause();
@@ -243,7 +267,7 @@ export class PostgresChangeReader implements ChangeReader {
     try {
       const type = chunk[0];
       if (type === XLOG_DATA) {
-        this.handle(this.decoder.decode(chunk, 25));
+        this.handle(this.decoder.decode(chunk, 25), chunk.length);
       } else if (type === PRIMARY_KEEPALIVE) {
         const walEnd = Lsn.read(chunk, 1);
         // Between transactions the server has sent every commit before walEnd; inside one, walEnd
@@ -263,7 +287,7 @@ export class PostgresChangeReader implements ChangeReader {
     }
   }
 
-  private handle(message: PgoutputMessage): void {
+  private handle(message: PgoutputMessage, wireBytes: number): void {
     switch (message.tag) {
       case 'begin':
         this.inTransaction = true;
@@ -282,7 +306,7 @@ export class PostgresChangeReader implements ChangeReader {
         });
         break;
       case 'change':
-        this.push({ kind: 'change', change: message.change });
+        this.push({ kind: 'change', change: message.change }, wireBytes);
         break;
       case 'message':
         if (message.prefix !== MARKER_PREFIX) break;
@@ -342,6 +366,7 @@ export class PostgresChangeReader implements ChangeReader {
   private async stop(): Promise<void> {
     this.stopStatusTimer();
     this.pending = [];
+    this.pendingBytes = 0;
     this.wake();
     if (!this.streamEnded) {
       try {
