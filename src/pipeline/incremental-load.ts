@@ -225,6 +225,7 @@ export async function runIncrementalLoad(
         } catch (error) {
           throw parked.refusedTable(error) ?? error;
         }
+        stats.recordSent(pending.length);
         pending = [];
         await parked.writeHeld(applier);
       };
@@ -372,6 +373,7 @@ export async function runIncrementalLoad(
         // The batch is abandoned; the table is parked at the last committed position and the stream replays from there.
         await applier.rollback();
         stats.oldestPendingCommitMs = null;
+        stats.discardInFlight();
         await current.close().catch(() => undefined);
         await parked.park(applier, error, applied);
         continue;
@@ -386,6 +388,7 @@ export async function runIncrementalLoad(
     signal.removeEventListener('abort', onAbort);
     if (lagTimer !== null) clearInterval(lagTimer);
     stats.oldestPendingCommitMs = null;
+    stats.discardInFlight();
     if (stats.changesApplied > 0) await saveCounters(store, job.id, stats, true).catch(() => undefined);
     await reader?.close().catch(() => undefined);
     await applier.rollback().catch(() => undefined);

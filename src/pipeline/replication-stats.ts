@@ -12,7 +12,11 @@ export interface ReplicationSnapshot {
   lagBytes: number | null;
   /** How old the oldest change received but not yet applied is; 0 when none is waiting. */
   lagSeconds: number;
-  /** Changes applied per second over the last 10 seconds. */
+  /**
+   * Changes written to the destination per second over the last 10 seconds, counting those
+   * sent into the open destination transaction (a transaction of a million rows is applied in
+   * chunks long before it commits, and the rate must not read 0 meanwhile).
+   */
   appliedChangesPerSecond: number;
   changesApplied: number;
   transactionsApplied: number;
@@ -45,6 +49,8 @@ export class ReplicationStats {
   oldestPendingCommitMs: number | null = null;
   /** When the counters were last written to the store (ms since epoch; 0: never). */
   countersSavedAt = 0;
+  /** Changes sent into the open destination transaction, not committed yet. */
+  #inFlight = 0;
   #samples: Array<{ at: number; changes: number }> = [];
 
   counters(): ReplicationCounters {
@@ -72,6 +78,7 @@ export class ReplicationStats {
     this.lastAppliedCommitTime = saved.lastAppliedCommitTime;
     this.tableChanges.clear();
     for (const [table, count] of Object.entries(saved.tableChanges)) this.tableChanges.set(table, count);
+    this.#inFlight = 0;
     this.#samples = [];
   }
 
@@ -83,7 +90,24 @@ export class ReplicationStats {
     if (lastCommitTime !== null) this.lastAppliedCommitTime = lastCommitTime;
     for (const [table, count] of perTable) this.tableChanges.set(table, (this.tableChanges.get(table) ?? 0) + count);
     this.oldestPendingCommitMs = null;
-    this.#samples.push({ at: now, changes: this.changesApplied });
+    this.#inFlight = 0;
+    this.#sample(now);
+  }
+
+  /** Records changes sent into the open destination transaction (they count in the rate now, in the counters at commit). */
+  recordSent(changes: number, now = Date.now()): void {
+    this.#inFlight += changes;
+    this.#sample(now);
+  }
+
+  /** The open destination transaction was rolled back: what it held is not applied. */
+  discardInFlight(): void {
+    this.#inFlight = 0;
+    this.#samples = [];
+  }
+
+  #sample(now: number): void {
+    this.#samples.push({ at: now, changes: this.changesApplied + this.#inFlight });
     while (this.#samples.length > 2 && (this.#samples[0] as { at: number }).at < now - RATE_WINDOW_MS) this.#samples.shift();
   }
 
@@ -93,7 +117,7 @@ export class ReplicationStats {
     let rate = 0;
     if (first !== undefined && last !== undefined && now - last.at < RATE_WINDOW_MS) {
       const span = Math.max(1000, now - first.at);
-      rate = ((last.changes - first.changes) * 1000) / span;
+      rate = Math.max(0, ((last.changes - first.changes) * 1000) / span);
     }
     return {
       appliedPosition: this.appliedPosition,

@@ -29,4 +29,28 @@ describe('replication stats', () => {
     expect(stats.appliedPosition).toBeNull();
     expect(stats.counters()).toEqual({ changesApplied: 0, transactionsApplied: 0, lastAppliedCommitTime: null, tableChanges: {} });
   });
+
+  it('counts changes sent into a long destination transaction in the rate before it commits, and in the counters only at commit', () => {
+    const stats = new ReplicationStats();
+    stats.recordBatch('0/10', 10, 1, null, new Map([['public.a', 10]]), 1_000);
+    // One source transaction of 6,000 rows, sent in chunks of 2,000 over three seconds, not committed yet.
+    stats.recordSent(2_000, 2_000);
+    stats.recordSent(2_000, 3_000);
+    stats.recordSent(2_000, 4_000);
+    const during = stats.snapshot(4_100);
+    // 6,000 changes since the sample at 1 s, over 3.1 s.
+    expect(during.appliedChangesPerSecond).toBeCloseTo(6_000 / 3.1, 0);
+    expect(during.changesApplied).toBe(10);
+    // The commit moves them to the counters; the rate does not count them twice.
+    stats.recordBatch('0/20', 6_000, 1, null, new Map([['public.a', 6_000]]), 4_200);
+    const after = stats.snapshot(4_300);
+    expect(after.changesApplied).toBe(6_010);
+    expect(after.appliedChangesPerSecond).toBeCloseTo(6_000 / 3.3, 0);
+    // A rolled-back transaction: what it sent is not applied, and the rate never goes negative.
+    stats.recordSent(500, 5_000);
+    stats.discardInFlight();
+    stats.recordBatch('0/30', 0, 0, null, new Map(), 5_500);
+    expect(stats.snapshot(5_600).changesApplied).toBe(6_010);
+    expect(stats.snapshot(5_600).appliedChangesPerSecond).toBeGreaterThanOrEqual(0);
+  });
 });
