@@ -102,7 +102,10 @@ describe('a dump resumed between the tables of a cascade group copies the group 
       server = await spawnFerryServer({ dataDir, env: FAST_RETRY_ENV });
       client = api(server.url);
 
-      await waitForJob(current, 'fkres', 'Incremental load', (j) => j.phase === 'INCREMENTAL_LOAD', 180_000);
+      await waitForJob(current, 'fkres', 'Incremental load', (j) => j.phase === 'INCREMENTAL_LOAD', 180_000).catch((error: Error) => {
+        // What the restarted server was doing (a CI run once saw the dump stall after both tables were copied).
+        throw new Error(`${error.message}\nferry serve output (last 6000 characters):\n${server.output().slice(-6000)}`);
+      });
       const after = (await objectsOf(client, 'fkres')).find((o) => o.name === name('a_entries'));
       // Copied again by the attempt after the kill, with its parent, at one position.
       expect(after?.updateTime).not.toBe(before?.updateTime);
