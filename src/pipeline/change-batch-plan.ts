@@ -272,9 +272,23 @@ function byShape(changes: RowChange[]): RowChange[] {
 
 function shapeOf(change: RowChange): string {
   if (change.op === 'truncate') return '';
-  if (change.op === 'delete') return change.oldColumns.join('\u0000');
+  if (change.op === 'delete') return joined(change.oldColumns);
   let unchanged = '';
   for (let i = 0; i < change.values.length; i++) if (change.values[i] === UNCHANGED) unchanged += `${i},`;
-  const old = change.op === 'update' ? (change.oldColumns === null ? '-' : change.oldColumns.join('\u0000')) : '';
-  return `${change.columns.join('\u0000')}\u0001${unchanged}\u0001${old}`;
+  const old = change.op === 'update' ? (change.oldColumns === null ? '-' : joined(change.oldColumns)) : '';
+  return `${joined(change.columns)}\u0001${unchanged}\u0001${old}`;
+}
+
+/**
+ * A column list as one string, remembered per array: a reader hands every change of a table
+ * the same columns array, so a batch of a million rows joins it once, not once per change.
+ */
+const joinedColumns = new WeakMap<string[], string>();
+function joined(columns: string[]): string {
+  let key = joinedColumns.get(columns);
+  if (key === undefined) {
+    key = columns.join('\u0000');
+    joinedColumns.set(columns, key);
+  }
+  return key;
 }

@@ -219,15 +219,39 @@ export async function runIncrementalLoad(
       let perTable = new Map<string, number>();
       const warned = new Set<string>();
 
-      const applyPending = async () => {
-        try {
-          if (pending.length > 0) await applier.apply(pending);
-        } catch (error) {
-          throw parked.refusedTable(error) ?? error;
-        }
-        stats.recordSent(pending.length);
+      /**
+       * A chunk sent ahead mid-transaction (see applyPending): the destination runs it while the
+       * loop reads and maps the next chunk. Every later use of the applier awaits it first.
+       */
+      let inFlight: Promise<void> | null = null;
+      const settle = async () => {
+        const running = inFlight;
+        inFlight = null;
+        if (running !== null) await running;
+      };
+      /**
+       * Sends the pending changes into the open destination transaction. `ahead` (mid-transaction,
+       * no table parked): returns once they are sent, so that the loop prepares the next chunk
+       * while the destination applies this one; one chunk at most is in flight, statements keep
+       * their order on the one session, and its failure surfaces at the next applier call.
+       */
+      const applyPending = async (ahead = false) => {
+        await settle();
+        const sent = pending;
         pending = [];
-        await parked.writeHeld(applier);
+        const send = async () => {
+          try {
+            if (sent.length > 0) await applier.apply(sent);
+          } catch (error) {
+            throw parked.refusedTable(error) ?? error;
+          }
+          stats.recordSent(sent.length);
+          await parked.writeHeld(applier);
+        };
+        if (!ahead || parked.size > 0) return send();
+        inFlight = send();
+        // Awaited by the next settle(); until then its failure is not unhandled.
+        inFlight.catch(() => undefined);
       };
       const flush = async () => {
         await applyPending();
@@ -330,7 +354,7 @@ export async function runIncrementalLoad(
                 batchChanges++;
                 const name = change.op === 'truncate' ? 'truncate' : qualifiedName(change.table);
                 perTable.set(name, (perTable.get(name) ?? 0) + 1);
-                if (pending.length >= APPLY_CHUNK || parked.heldCount >= APPLY_CHUNK) await applyPending();
+                if (pending.length >= APPLY_CHUNK || parked.heldCount >= APPLY_CHUNK) await applyPending(true);
                 break;
               }
               case 'commit':
@@ -369,14 +393,19 @@ export async function runIncrementalLoad(
           if (caughtUp()) return;
         }
       } catch (error) {
-        if (!(error instanceof TableRefused) || signal.aborted) throw error;
+        // A chunk still in flight ends before the applier is used again (its own failure is the same batch's).
+        const failure = await settle().then(() => error, (sentFailure: unknown) => (error instanceof TableRefused ? error : sentFailure));
+        if (!(failure instanceof TableRefused) || signal.aborted) throw failure;
         // The batch is abandoned; the table is parked at the last committed position and the stream replays from there.
         await applier.rollback();
         stats.oldestPendingCommitMs = null;
         stats.discardInFlight();
         await current.close().catch(() => undefined);
-        await parked.park(applier, error, applied);
+        await parked.park(applier, failure, applied);
         continue;
+      } finally {
+        // Leaving the stream (caught up, ended) with a chunk in flight: it ends before the applier is rolled back or closed.
+        await settle().catch(() => undefined);
       }
       signal.throwIfAborted();
       throw new FerryError('CONNECTION_LOST', 'The source ended the change stream; Ferry reconnects and continues from the last applied position.', { retryable: true });

@@ -615,12 +615,8 @@ export class PostgresChangeApplier implements ChangeApplier {
   private async execute(shape: Shape, rows: PlannedRow[]): Promise<void> {
     if (shape.setBased) {
       const count = rows[0]?.params.length ?? 0;
-      const arrays: Array<Array<string | null>> = [];
-      for (let p = 0; p < count; p++) {
-        const array = new Array<string | null>(rows.length);
-        for (let r = 0; r < rows.length; r++) array[r] = (rows[r] as PlannedRow).params[p] ?? null;
-        arrays.push(array);
-      }
+      const arrays: string[] = [];
+      for (let p = 0; p < count; p++) arrays.push(arrayLiteral(rows, p));
       for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: arrays });
       return;
     }
@@ -654,6 +650,23 @@ function schemaChanged(mismatch: ColumnMismatch): FerryError {
     `The source sends column${mismatch.missing.length === 1 ? '' : 's'} ${columns} for table ${table}, which the destination table lacks (DDL on the source). Apply the same change on the destination (e.g. ${example}); Ferry retries and continues by itself.`,
     { retryable: true, details: { table, columns: mismatch.missing } },
   );
+}
+
+/**
+ * Parameter `p` of every row as one text[] literal (`{"a","b\\"c",NULL}`), what node-postgres
+ * would send for an array of strings, built without its per-element preparation: a chunk of a
+ * large transaction is thousands of rows times every column.
+ */
+function arrayLiteral(rows: PlannedRow[], p: number): string {
+  let out = '{';
+  for (let r = 0; r < rows.length; r++) {
+    if (r > 0) out += ',';
+    const value = (rows[r] as PlannedRow).params[p];
+    if (value === null || value === undefined) out += 'NULL';
+    else if (value.includes('\\') || value.includes('"')) out += `"${value.replace(/[\\"]/g, '\\$&')}"`;
+    else out += `"${value}"`;
+  }
+  return `${out}}`;
 }
 
 function rowChars(params: Array<string | null>): number {
