@@ -47,6 +47,7 @@ export class JobSupervisor {
   #sweepTimer: NodeJS.Timeout | null = null;
   #pollTimer: NodeJS.Timeout | null = null;
   #polling = false;
+  #sweeping = false;
   #draining = false;
   #closed = false;
   #takeovers = 0;
@@ -78,6 +79,17 @@ export class JobSupervisor {
   }
 
   async sweep(): Promise<void> {
+    // One sweep at a time: on a slow store the timer must not pile them up.
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      await this.#sweepOnce();
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  async #sweepOnce(): Promise<void> {
     const candidates: MigrationJob[] = [];
     let pageToken: string | null = null;
     do {
@@ -247,7 +259,9 @@ export class JobSupervisor {
       const lease = await keeper.acquire(job.id);
       if (lease === null) return;
       this.#waiting.delete(job.id);
-      const from = current?.nodeId ?? null;
+      // A takeover when the row this acquisition replaced (the next epoch) named another node;
+      // `current` may be older than that (a slow sweep) and then says nothing.
+      const from = current !== undefined && current.epoch + 1 === lease.epoch ? current.nodeId : null;
       if (from !== null && from !== nodeId) {
         this.#takeovers += 1;
         this.#deps.logger.info({ jobId: job.id, fromNode: from, toNode: nodeId, epoch: lease.epoch }, 'took a job over from a node that stopped renewing its lease');

@@ -32,7 +32,8 @@ describe('job leases across ferry serve processes on one PostgreSQL store', () =
   const start = async (nodeId: string, port: number): Promise<FerryServer> => {
     const dataDir = makeDataDir('ferry-lease-');
     dataDirs.push(dataDir);
-    const server = await spawnFerryServer({ dataDir, port, env: { ...env, FERRY_STORE_URL: storeUrl, FERRY_NODE_ID: nodeId } });
+    // A generous start timeout: other test runs may load the machine.
+    const server = await spawnFerryServer({ dataDir, port, startTimeoutMs: 90_000, env: { ...env, FERRY_STORE_URL: storeUrl, FERRY_NODE_ID: nodeId } });
     servers.set(nodeId, server);
     return server;
   };
@@ -140,5 +141,24 @@ describe('job leases across ferry serve processes on one PostgreSQL store', () =
     const unknown = await runCli(['nodes', 'drain', 'no-such-node'], { server: c.url });
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('NOT_FOUND');
-  }, 240_000);
+
+    // Actions through a node that does not run the job reach the one that does, through the store.
+    const survivorApi = () => api(survivor.url);
+    await runCliJson(['jobs', 'stop', JOB], { server: survivor.url });
+    const stopped = await waitForJob(survivorApi, JOB, 'Stopped', (job) => job.status === 'STOPPED', 30_000);
+    expect((stopped as unknown as { node: string | null }).node).toBeNull();
+    await runCliJson(['jobs', 'resume', JOB], { server: survivor.url });
+    await waitForJob(survivorApi, JOB, 'the incremental load again', inIncrementalLoad, 60_000);
+    await insertRows(50);
+    await destinationCatchesUp('the rows written after the resume on the destination');
+    const runningOn = ((await jobOf(survivorApi(), JOB)) as unknown as { node: string }).node;
+    const other = runningOn === 'node-c' ? survivor : c;
+    // Delete through the other node: it takes the lease from the node running the job, which lets go of the slot.
+    const deleted = await runCli(['jobs', 'delete', JOB, '--yes'], { server: other.url });
+    expect(deleted.code, deleted.stderr).toBe(0);
+    const slots = await databases.source.client.query("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'ferry_lease_job%'");
+    expect(slots.rows).toEqual([]);
+    await sleep(2_000);
+    for (const server of [survivor, c]) expect((await nodesOf(server)).every((n) => n.jobs.length === 0)).toBe(true);
+  }, 300_000);
 });
