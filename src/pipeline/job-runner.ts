@@ -30,7 +30,7 @@ import type { Logger } from './logger.js';
 import { failpoint } from './failpoints.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
 import type { JobFence } from './job-fence.js';
-import { fencedStore } from './fenced-store.js';
+import { fencedStore, leaseLostError } from './fenced-store.js';
 
 export interface JobRunnerDeps {
   store: MetadataStore;
@@ -183,6 +183,7 @@ export class JobRunner {
    * lease) is final. LEASE_LOST when a newer epoch raised it already.
    */
   async #raiseFence(job: MigrationJob, fence: JobFence): Promise<void> {
+    if (!fence.valid()) throw leaseLostError(job.id, fence);
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
     const raised: DestinationFence = { key: fenceKeyOf(job, replication), epoch: fence.epoch };
     const { destination } = this.#engines(job);
