@@ -17,7 +17,7 @@ import type { TableSchema } from '../../src/core/schema.js';
 import type { ChangeApplier, DestinationFence, Engine, RowChange } from '../../src/engines/engine.js';
 import { mysqlEngine } from '../../src/engines/mysql/mysql-engine.js';
 import { postgresEngine } from '../../src/engines/postgres/postgres-engine.js';
-import { startMariadbInstance, type MariadbInstance } from '../helpers/mariadb-instance.js';
+import { startMariadbWithDatabase, type MariadbInstance } from '../helpers/mariadb-instance.js';
 import { mysqlDb, pgDb, type Db } from '../helpers/parked-scenario.js';
 import { PG_DEST_PORT, PG_HOST, PG_USER, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 
@@ -44,13 +44,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 beforeAll(async () => {
   pgDatabase = await createTestDatabase(PG_DEST_PORT, 'ferry_fence');
   cleanups.push(() => pgDatabase.drop());
-  mariadb = await startMariadbInstance({ serverId: 91 });
-  cleanups.push(() => mariadb.stop());
-  const admin = await mariadb.connect();
-  await admin.query('CREATE DATABASE app CHARACTER SET utf8mb4');
-  await admin.end();
-  const connection = await mariadb.connect('app');
-  cleanups.push(() => connection.end());
+  const started = await startMariadbWithDatabase('app', { serverId: 91 });
+  cleanups.push(() => started.stop());
+  mariadb = started.instance;
+  const connection = started.connection;
   const pgName = pgDatabase.params.database;
   sides.postgresql = {
     engine: postgresEngine, params: pgDatabase.params, schema: 'public', db: pgDb(pgDatabase.client),
