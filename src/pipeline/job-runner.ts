@@ -183,7 +183,7 @@ export class JobRunner {
    * lease) is final. LEASE_LOST when a newer epoch raised it already.
    */
   async #raiseFence(job: MigrationJob, fence: JobFence): Promise<void> {
-    if (!fence.valid()) throw leaseLostError(job.id, fence);
+    this.#requireLease(job);
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
     const raised: DestinationFence = { key: fenceKeyOf(job, replication), epoch: fence.epoch };
     const { destination } = this.#engines(job);
@@ -196,6 +196,14 @@ export class JobRunner {
   async #dropFence(job: MigrationJob, destinationParams: ConnectionParams): Promise<void> {
     if (this.#raised === null) return;
     await this.#engines(job).destination.dropFence(destinationParams, this.#raised);
+  }
+
+  /**
+   * Before destination writes that no fence check covers (Restart's emptying and dropping: DDL,
+   * and TRUNCATE commits at once in MySQL): LEASE_LOST once the lease may have expired.
+   */
+  #requireLease(job: MigrationJob): void {
+    if (this.#fence !== null && !this.#fence.valid()) throw leaseLostError(job.id, this.#fence);
   }
 
   #stopForLostLease(error: FerryError): void {
@@ -490,6 +498,7 @@ export class JobRunner {
       .filter((t) => !createdTables.has(`${t.schema}.${t.name}`));
     signal.throwIfAborted();
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
+    this.#requireLease(job);
     if (replication !== null) {
       const { source } = this.#engines(job);
       await source.dropReplication(await this.#deps.resolveConnection(job.sourceProfileId), replication.spec);
@@ -532,6 +541,7 @@ export class JobRunner {
     const chosen = new Set(names);
     const objects = (await this.#deps.store.listJobObjects(job.id)).filter((o) => chosen.has(o.name));
     signal.throwIfAborted();
+    this.#requireLease(job);
     const writer = await destination.openSchemaWriter(destinationParams);
     try {
       await writer.truncateTables(objects.map((o) => mapQualifiedName(mapping, splitQualifiedName(o.name))));
