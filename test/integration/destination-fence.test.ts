@@ -5,6 +5,8 @@
  *   holds none of its changes and the position of its last successful commit;
  * - a raise waits for an epoch-1 transaction that already holds the fence's share lock: that
  *   transaction commits, and the raise then sees its position;
+ * - a raise ends an epoch-1 transaction stuck while holding the share lock (a paused node) after
+ *   a grace period: it is rolled back;
  * - a stale table load (epoch 1 after the raise to 2) rolls back, the table as it was;
  * - dropFence refuses another epoch, and removes `_ferry` once nothing is left in it.
  */
@@ -15,6 +17,7 @@ import { FerryError } from '../../src/core/errors.js';
 import type { ConnectionParams } from '../../src/core/connection-profile.js';
 import type { TableSchema } from '../../src/core/schema.js';
 import type { ChangeApplier, DestinationFence, Engine, RowChange } from '../../src/engines/engine.js';
+import { FENCE_HOLDER_GRACE_MS } from '../../src/engines/destination-fence.js';
 import { mysqlEngine } from '../../src/engines/mysql/mysql-engine.js';
 import { postgresEngine } from '../../src/engines/postgres/postgres-engine.js';
 import { startMariadbWithDatabase, type MariadbInstance } from '../helpers/mariadb-instance.js';
@@ -53,6 +56,8 @@ beforeAll(async () => {
     engine: postgresEngine, params: pgDatabase.params, schema: 'public', db: pgDb(pgDatabase.client),
     async session() {
       const client = new pg.Client({ host: PG_HOST, port: PG_DEST_PORT, user: PG_USER, database: pgName });
+      // A session a raise ends (terminated) must not crash the test process.
+      client.on('error', () => undefined);
       await client.connect();
       return { db: pgDb(client), close: () => client.end() };
     },
@@ -68,6 +73,8 @@ beforeAll(async () => {
     engine: mysqlEngine, params: mariadb.params('app'), schema: 'app', db: mysqlDb(connection),
     async session() {
       const other = await mariadb.connect('app');
+      // A session a raise ends (killed) must not crash the test process.
+      other.on('error', () => undefined);
       return { db: mysqlDb(other), close: () => other.end() };
     },
     async lockWaits() {
@@ -177,7 +184,8 @@ describe.each(['postgresql', 'mysql'] as const)('the job fence on a %s destinati
       await untilLockWaits(side(), 1);
       const raising = raise(key, 2).then(() => order.push('raise'));
       await untilLockWaits(side(), 2);
-      await sleep(300);
+      // Well within FENCE_HOLDER_GRACE_MS: a holder past it would be ended (the next test).
+      await sleep(100);
       expect(order, 'the raise waits for the transaction holding the share lock').toEqual([]);
       await holder.db.query('ROLLBACK');
       // Epoch 1's commit succeeds (its check came first), then the raise goes through.
@@ -189,6 +197,27 @@ describe.each(['postgresql', 'mysql'] as const)('the job fence on a %s destinati
     }
     expect(await positionOf(key)).toBe('pos-11');
     expect(await items()).toEqual(expect.arrayContaining(['10=100', '11=110']));
+  });
+
+  it('a raise ends an older-epoch transaction stuck while it holds the share lock (a paused node): rolled back, the raise goes through', async () => {
+    const key = `${kind}-stuck`;
+    await raise(key, 1);
+    const stuck = await side().session();
+    try {
+      // What a fenced commit does up to its COMMIT, then the node stops.
+      await stuck.db.query(kind === 'postgresql' ? 'BEGIN' : 'START TRANSACTION');
+      await stuck.db.query(`INSERT INTO ${side().schema}.items (id, v) VALUES (30, 300)`);
+      await stuck.db.query(`SELECT epoch FROM _ferry.job_fence WHERE job_id = ? ${kind === 'postgresql' ? 'FOR SHARE' : 'LOCK IN SHARE MODE'}`, [key]);
+      const started = Date.now();
+      await raise(key, 2);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(FENCE_HOLDER_GRACE_MS - 100);
+      expect(Date.now() - started).toBeLessThan(FENCE_HOLDER_GRACE_MS + 8_000);
+      await expect(stuck.db.query('COMMIT'), 'the stuck session was ended').rejects.toThrow();
+    } finally {
+      await stuck.close().catch(() => undefined);
+    }
+    expect(await items()).not.toContain('30=300');
+    await side().engine.dropFence(side().params, { key, epoch: 2 });
   });
 
   it('a stale table load (epoch 1 after the raise to 2) rolls back and leaves the table as it was', async () => {

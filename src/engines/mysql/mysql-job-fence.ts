@@ -2,14 +2,15 @@
  * The job fence on a MySQL/MariaDB destination: `_ferry`.`job_fence` (InnoDB), one row per job
  * key with the epoch of the lease whose holder may commit (docs/ARCHITECTURE.md, Fencing).
  * - raise: a transaction that reads the row FOR UPDATE (its exclusive lock, which waits for
- *   every transaction holding the row's share lock), then updates or inserts it;
+ *   every transaction holding the row's share lock, and ends those that hold it past
+ *   FENCE_HOLDER_GRACE_MS: endStuckFenceHolders), then updates or inserts it;
  * - check: SELECT ... LOCK IN SHARE MODE right before COMMIT, held until the commit. A locking
  *   read sees the latest committed row whatever the transaction's snapshot; another epoch (or
  *   no row) is LEASE_LOST and the caller rolls back.
  */
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
-import { fenceLost } from '../destination-fence.js';
+import { endStuckFenceHolders, fenceLost } from '../destination-fence.js';
 import type { DestinationFence } from '../engine.js';
 import { connectMysql, endQuietly, errorContext } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
@@ -38,12 +39,26 @@ export async function raiseMysqlFence(params: ConnectionParams, fence: Destinati
   const context = errorContext(params, { operation: 'write' });
   const connection = await connectMysql(params, { context });
   try {
+    const [ids] = await connection.query('SELECT CONNECTION_ID() AS id');
+    const id = Number((ids as Row[])[0]?.id);
     for (let attempt = 1; ; attempt++) {
       try {
         for (const statement of CREATE_FENCE_SQL) await connection.query(statement);
         await connection.query('START TRANSACTION');
         try {
-          const [rows] = await connection.query(`SELECT epoch FROM ${FENCE_TABLE} WHERE job_id = ? FOR UPDATE`, [fence.key]);
+          let watcher: MysqlConnection | null = null;
+          const stopWatching = endStuckFenceHolders(
+            async () => {
+              watcher ??= await connectMysql(params, { context });
+              // The sessions whose locks this raise waits for: on the fence row only (its one locking read).
+              const [blockers] = await watcher.query('SELECT DISTINCT blocking_pid FROM sys.innodb_lock_waits WHERE waiting_pid = ?', [id]);
+              for (const blocker of blockers as Row[]) await watcher.query(`KILL CONNECTION ${Number(blocker.blocking_pid)}`);
+            },
+            async () => {
+              if (watcher !== null) await endQuietly(watcher);
+            },
+          );
+          const [rows] = await connection.query(`SELECT epoch FROM ${FENCE_TABLE} WHERE job_id = ? FOR UPDATE`, [fence.key]).finally(stopWatching);
           const row = (rows as Row[])[0];
           if (row === undefined) {
             await connection.query(`INSERT INTO ${FENCE_TABLE} (job_id, epoch, node_id, raised_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))`, [fence.key, fence.epoch, fence.nodeId]);

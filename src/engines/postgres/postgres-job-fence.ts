@@ -2,7 +2,8 @@
  * The job fence on a PostgreSQL destination: `_ferry.job_fence`, one row per job key with the
  * epoch of the lease whose holder may commit (docs/ARCHITECTURE.md, Fencing).
  * - raise: INSERT ... ON CONFLICT DO UPDATE ... WHERE epoch <= new: the row's exclusive lock,
- *   so it waits for every transaction that holds the row's share lock;
+ *   so it waits for every transaction that holds the row's share lock (and ends those that hold
+ *   it past FENCE_HOLDER_GRACE_MS: endStuckFenceHolders);
  * - check: SELECT ... FOR SHARE right before COMMIT, held until the commit; another epoch (or
  *   no row) is LEASE_LOST and the caller rolls back.
  * Both run at READ COMMITTED: the check reads the latest committed epoch, whenever its
@@ -11,7 +12,7 @@
 import type pg from 'pg';
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
-import { fenceLost } from '../destination-fence.js';
+import { endStuckFenceHolders, fenceLost } from '../destination-fence.js';
 import type { DestinationFence } from '../engine.js';
 import { connectPostgres, endQuietly, errorContext, pgBool } from './postgres-connection.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
@@ -28,15 +29,35 @@ const CHECK_FENCE_SQL = `SELECT epoch::text AS epoch FROM ${FENCE_TABLE} WHERE j
 /** Object missing (the schema or table was dropped), duplicate (two raises created them at once). */
 const RETRY_CODES = new Set(['42P01', '3F000', '23505', '42P06', '42P07']);
 
+/**
+ * The backends that block the raise on the fence row itself (the raise waits for their
+ * transaction, not for a table lock): transactions of older epochs between their check and their
+ * COMMIT, or another raise or drop of the same key. Ending one rolls its transaction back.
+ */
+const END_ROW_BLOCKERS_SQL = `SELECT pg_terminate_backend(b.pid) AS ended
+FROM pg_stat_activity w, unnest(pg_blocking_pids(w.pid)) AS b(pid)
+WHERE w.pid = $1 AND w.wait_event_type = 'Lock' AND w.wait_event IN ('transactionid', 'tuple')`;
+
 /** Engine.raiseFence for PostgreSQL. */
 export async function raisePostgresFence(params: ConnectionParams, fence: DestinationFence & { nodeId: string }): Promise<void> {
   const context = errorContext(params, { operation: 'write' });
   const client = await connectPostgres(params, context);
   try {
+    const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
     for (let attempt = 1; ; attempt++) {
       try {
         await client.query(CREATE_FENCE_TABLE_SQL);
-        const raised = await client.query(RAISE_FENCE_SQL, [fence.key, String(fence.epoch), fence.nodeId]);
+        let watcher: pg.Client | null = null;
+        const stopWatching = endStuckFenceHolders(
+          async () => {
+            watcher ??= await connectPostgres(params);
+            await watcher.query(END_ROW_BLOCKERS_SQL, [pid]);
+          },
+          async () => {
+            if (watcher !== null) await endQuietly(watcher);
+          },
+        );
+        const raised = await client.query(RAISE_FENCE_SQL, [fence.key, String(fence.epoch), fence.nodeId]).finally(stopWatching);
         if (raised.rows.length > 0) return;
         const current = await client.query(`SELECT epoch::text AS epoch FROM ${FENCE_TABLE} WHERE job_id = $1`, [fence.key]);
         const found = current.rows.length === 0 ? null : Number((current.rows[0] as { epoch: string }).epoch);
