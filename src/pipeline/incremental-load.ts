@@ -162,6 +162,7 @@ export async function runIncrementalLoad(
   });
   let reader: ChangeReader | null = null;
   let lagTimer: NodeJS.Timeout | null = null;
+  let leaseLost = false;
   const onAbort = () => {
     void reader?.close().catch(() => undefined);
   };
@@ -428,13 +429,15 @@ export async function runIncrementalLoad(
     }
   } catch (error) {
     if (signal.aborted) throw signal.reason;
+    // Another node holds the job: not even the counters are written for it.
+    leaseLost = error instanceof FerryError && error.code === 'LEASE_LOST';
     throw error;
   } finally {
     signal.removeEventListener('abort', onAbort);
     if (lagTimer !== null) clearInterval(lagTimer);
     stats.oldestPendingCommitMs = null;
     stats.discardInFlight();
-    if (stats.changesApplied > 0) await saveCounters(store, job.id, stats, true).catch(() => undefined);
+    if (stats.changesApplied > 0 && !leaseLost) await saveCounters(store, job.id, stats, true).catch(() => undefined);
     await reader?.close().catch(() => undefined);
     await applier.rollback().catch(() => undefined);
     await applier.close().catch(() => undefined);

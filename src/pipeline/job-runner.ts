@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { ConnectionParams } from '../core/connection-profile.js';
 import { ERROR_CODES, FerryError, toJobError, type ErrorCode } from '../core/errors.js';
-import type { JobEvent } from '../core/lifecycle.js';
+import type { JobEvent, JobStatus } from '../core/lifecycle.js';
 import type { JobObject, MigrationJob } from '../core/migration-job.js';
 import type { QualifiedName } from '../core/schema.js';
 import type { CreatedObject, DestinationFence, Engine, ReplicationSpec, SchemaScript, VerifyCheck } from '../engines/engine.js';
@@ -70,7 +70,7 @@ export const RESTART_OBJECTS_CHECKPOINT = 'restartObjects';
 const START_PENDING_CHECKPOINT = 'startPending';
 
 /** The statuses whose steps write on the destination: a fenced runner raises the fence before the first of them. */
-const WRITES_DESTINATION = new Set<string>(['RESTARTING', 'RUNNING', 'RUNNING_WITH_ERRORS']);
+const WRITES_DESTINATION: ReadonlySet<JobStatus> = new Set<JobStatus>(['RESTARTING', 'RUNNING', 'RUNNING_WITH_ERRORS']);
 
 /**
  * The key of a job's fence on the destination (`_ferry.job_fence`): its destination key once it
