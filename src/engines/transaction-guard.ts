@@ -5,7 +5,9 @@
  * - a batch is one destination transaction, opened by the first statement that needs it;
  * - a statement that fails abandons the batch (rolled back) and every later apply or commit is
  *   refused until rollback(), so that nothing is ever committed as if the batch were whole;
- * - a failed rollback, or a closed applier, refuses every later call.
+ * - a failed rollback, or a closed applier, refuses every later call;
+ * - a fenced applier (TransactionSession.checkFence) checks the job's fence in every transaction
+ *   that commits a position, under a share lock held until the COMMIT.
  * The engine supplies its statements (BEGIN, COMMIT, ROLLBACK) and its error classifier.
  */
 import { FerryError } from '../core/errors.js';
@@ -16,6 +18,13 @@ export interface TransactionSession {
   rollback(): Promise<unknown>;
   /** The engine's classification of a driver error. */
   classify(error: unknown): FerryError;
+  /**
+   * A fenced applier's check (throws LEASE_LOST when the fence holds another epoch), run inside
+   * the transaction that commits a position, before the position write and the COMMIT. With it,
+   * a position written outside any batch gets a transaction of its own, so that no position is
+   * ever committed unchecked.
+   */
+  checkFence?(): Promise<void>;
 }
 
 export class TransactionGuard {
@@ -93,8 +102,14 @@ export class TransactionGuard {
       if (position === '') throw new FerryError('INVALID_ARGUMENT', 'commit() needs the source position the batch reaches; got an empty string.');
       const hadBatch = this.#inTransaction;
       try {
+        if (!hadBatch && this.session.checkFence !== undefined) {
+          await this.session.begin();
+          this.#inTransaction = true;
+        }
+        // The fence's share lock, once taken, is held until the COMMIT below.
+        await this.session.checkFence?.();
         await writePosition(hadBatch);
-        if (hadBatch) {
+        if (this.#inTransaction) {
           this.#inTransaction = false;
           await this.session.commit();
         }
