@@ -16,10 +16,11 @@ import { PostgresMetadataStore, type Queryable } from './postgres/postgres-metad
 import { SqliteMetadataStore } from './sqlite/sqlite-metadata-store.js';
 
 /**
- * Never copied: bookkeeping that each store keeps for itself, and the nodes (the servers that
- * ran on the source are not servers of the target).
+ * Never copied: bookkeeping that each store keeps for itself, the nodes (the servers that
+ * ran on the source are not servers of the target) and the work items of running dumps (they
+ * name source snapshots that live only as long as the dump's attempt).
  */
-const OWN_TABLES = new Set(['schema_migrations', 'data_version', 'sqlite_sequence', 'nodes']);
+const OWN_TABLES = new Set(['schema_migrations', 'data_version', 'sqlite_sequence', 'nodes', 'job_work_items']);
 const BATCH_ROWS = 500;
 
 export interface StoreCopyResult {
