@@ -152,7 +152,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const nodeId = config.nodeId ?? `${hostname()}:${listening.port}`;
   let heartbeat: NodeHeartbeat | null = null;
   try {
-    heartbeat = await startNodeHeartbeat({ store, clock: systemClock, logger: pipelineLogger, node: { id: nodeId, address: url, version: ferryVersion() } });
+    heartbeat = await startNodeHeartbeat({ store, clock: systemClock, logger: pipelineLogger, node: { id: nodeId, address: url, version: ferryVersion(), maxJobs: null } });
   } catch (error) {
     await app.close();
     await service.close();

@@ -29,7 +29,7 @@ export async function startNodeHeartbeat(deps: {
   store: MetadataStore;
   clock: Clock;
   logger: Logger;
-  node: Pick<StoredNode, 'id' | 'address' | 'version'>;
+  node: Pick<StoredNode, 'id' | 'address' | 'version' | 'maxJobs'>;
   intervalMs?: number;
 }): Promise<NodeHeartbeat> {
   const startTime = deps.clock.now();
