@@ -998,6 +998,9 @@ export function metadataStoreContract(harness: StoreHarness): void {
       await store.acquireJobLease('job-2', 'node-a', 60_000);
       await store.deleteJob('job-1');
       expect((await store.listJobLeases()).map((l) => l.jobId)).toEqual(['job-2']);
+    });
+  });
+
   describe('work items', () => {
     const item = (itemId: string, position: number, jobId = 'job-1') => ({
       jobId, itemId, position, kind: 'range' as const, spec: { table: 'public.big', range: { lower: String(position * 10), upper: null } }, snapshot: '00000003-0000001B-1', epoch: 7,
