@@ -244,7 +244,8 @@ export interface LoadOptions {
    * The load is this work item's one copy (TableWriter.prepareWorkItems): in its own
    * transaction, right before COMMIT, it marks the item's marker done; when the marker is gone
    * (a later attempt replaced the job's markers) or already done (another node committed the
-   * item), it rolls back and rejects with FAILED_PRECONDITION (details.superseded true).
+   * item), it rolls back and rejects with FAILED_PRECONDITION (details.superseded true;
+   * details.alreadyCommitted true when another copy of the item committed).
    */
   workItem?: { jobKey: string; itemId: string };
 }

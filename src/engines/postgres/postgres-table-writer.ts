@@ -134,10 +134,14 @@ export class PostgresTableWriter implements TableWriter {
   private async markWorkItem(table: TableSchema, item: { jobKey: string; itemId: string }): Promise<void> {
     const marked = await this.client.query(`UPDATE ${WORK_ITEMS} SET done = true WHERE job_id = $1 AND item_id = $2 AND NOT done`, [item.jobKey, item.itemId]);
     if (marked.rowCount === 1) return;
+    const marker = await this.client.query(`SELECT done FROM ${WORK_ITEMS} WHERE job_id = $1 AND item_id = $2`, [item.jobKey, item.itemId]);
+    const committed = marker.rows.length === 1 && pgBool((marker.rows[0] as { done: unknown }).done);
     throw new FerryError(
       'FAILED_PRECONDITION',
-      `The copy of ${table.schema}.${table.name} (work item ${item.itemId}) was rolled back: another node already committed this item, or a newer attempt of the dump replaced it. Nothing of this copy was kept.`,
-      { details: { superseded: true, jobKey: item.jobKey, itemId: item.itemId } },
+      committed
+        ? `The copy of ${table.schema}.${table.name} (work item ${item.itemId}) was rolled back: another copy of this item committed first. Nothing of this copy was kept.`
+        : `The copy of ${table.schema}.${table.name} (work item ${item.itemId}) was rolled back: a newer attempt of the dump replaced its items. Nothing of this copy was kept.`,
+      { details: { superseded: true, alreadyCommitted: committed, jobKey: item.jobKey, itemId: item.itemId } },
     );
   }
 
