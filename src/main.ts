@@ -12,6 +12,7 @@ import { postgresEngine } from './engines/postgres/postgres-engine.js';
 import { mysqlEngine } from './engines/mysql/mysql-engine.js';
 import { SshTunnelManager } from './engines/ssh-tunnel.js';
 import { systemClock } from './pipeline/clock.js';
+import { DEFAULT_LEASE_SECONDS, nodeHeartbeatIntervalMs, nodeLostAfterMs } from './pipeline/job-leases.js';
 import { JobSupervisor } from './pipeline/job-supervisor.js';
 import type { Logger } from './pipeline/logger.js';
 import { WorkItemWorker } from './pipeline/work-items.js';
@@ -43,6 +44,10 @@ export interface ServerConfig {
   storeUrl?: string;
   /** This server's id among the nodes of its store (`--node-id`); default "<host name>:<port>". */
   nodeId?: string;
+  /** How long a job's lease lasts from its last renewal (`--lease-seconds`, FERRY_LEASE_SECONDS); default 15. */
+  leaseSeconds?: number;
+  /** At most this many jobs run on this node (`--max-jobs`, FERRY_MAX_JOBS); default no limit. */
+  maxJobs?: number | null;
   /** pino level; default "info", or FERRY_LOG_LEVEL. */
   logLevel?: string;
   /**
@@ -89,14 +94,6 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const allowedHosts = parseAllowedHosts(config.allowedHosts ?? []);
   const storeUrl = config.storeUrl === undefined || config.storeUrl === '' ? null : config.storeUrl;
   const store = await openMigratedStore(dataDir, storeUrl);
-  if (store instanceof PostgresMetadataStore) {
-    try {
-      await store.claimSoleServer(`${config.host}:${config.port}`);
-    } catch (error) {
-      await store.close();
-      throw error;
-    }
-  }
   const tokens = new TokenService({ store, clock: systemClock, ...(bootstrapToken !== undefined ? { bootstrapToken } : {}) });
   if (tokensRequired && !(await tokens.hasUsableTokens())) {
     logger.warn(
@@ -127,6 +124,8 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const pipelineLogger = logger as unknown as Logger;
   const tunnels = new SshTunnelManager();
 
+  const leaseMs = Math.round((config.leaseSeconds ?? DEFAULT_LEASE_SECONDS) * 1000);
+  const maxJobs = config.maxJobs ?? null;
   let service: MigrationService | null = null;
   const supervisor = new JobSupervisor({
     store,
@@ -136,9 +135,9 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     retryPolicy: retryPolicyFromEnv(process.env),
     resolveConnection: (profileId) => (service as MigrationService).resolveConnection(profileId),
     // A shared store: one-time dumps are work items that every node copies.
-    ...(storeUrl === null ? {} : { workSpread: { liveNodes: () => countLiveNodes(store) } }),
+    ...(storeUrl === null ? {} : { workSpread: { liveNodes: () => countLiveNodes(store, nodeLostAfterMs(leaseMs)) } }),
   });
-  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger, tunnels });
+  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger, tunnels, nodeLostAfterMs: nodeLostAfterMs(leaseMs) });
 
   let watch: DataDirectoryWatch | null = null;
   const app = buildApiServer(service, {
@@ -155,7 +154,9 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const nodeId = config.nodeId ?? `${hostname()}:${listening.port}`;
   let heartbeat: NodeHeartbeat | null = null;
   try {
-    heartbeat = await startNodeHeartbeat({ store, clock: systemClock, logger: pipelineLogger, node: { id: nodeId, address: url, version: ferryVersion(), maxJobs: null } });
+    heartbeat = await startNodeHeartbeat({
+      store, clock: systemClock, logger: pipelineLogger, node: { id: nodeId, address: url, version: ferryVersion(), maxJobs }, intervalMs: nodeHeartbeatIntervalMs(leaseMs),
+    });
   } catch (error) {
     await app.close();
     await service.close();
@@ -164,11 +165,14 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     removeServerPidFile(dataDir);
     throw error;
   }
-  await supervisor.start();
+  // On the SQLite store this is the only node (the pid file guards the data directory): leases
+  // are trivial and runners get no destination fence.
+  const sqlite = storeUrl === null;
+  await supervisor.start({ nodeId, leaseMs, maxJobs, fenced: !sqlite, soleNode: sqlite });
 
   // Every node of a shared store copies work items of any job's full dump, its own jobs' too.
   const workItems = storeUrl === null ? null : new WorkItemWorker({
-    store, clock: systemClock, logger: pipelineLogger, engines, nodeId,
+    store, clock: systemClock, logger: pipelineLogger, engines, nodeId, claimMs: leaseMs,
     resolveConnection: (profileId) => (service as MigrationService).resolveConnection(profileId),
   });
   workItems?.start();
@@ -210,10 +214,10 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   return { url, close };
 }
 
-/** The nodes of the store that are up (their heartbeat is recent and they did not stop). */
-async function countLiveNodes(store: MetadataStore): Promise<number> {
+/** The nodes of the store that run (their heartbeat is recent and they did not stop): each copies work items, draining or not. */
+async function countLiveNodes(store: MetadataStore, lostAfterMs: number): Promise<number> {
   const now = systemClock.now();
-  return (await store.listNodes()).filter((node) => nodeState(node, now) === 'UP').length;
+  return (await store.listNodes()).filter((node) => !['STOPPED', 'LOST'].includes(nodeState(node, now, 0, lostAfterMs))).length;
 }
 
 /** The version in package.json (dist/main.js and src/main.ts sit one level below it). */

@@ -114,8 +114,6 @@ export type Queryable = Pick<pg.PoolClient, 'query'>;
 
 export class PostgresMetadataStore implements MetadataStore {
   private closed = false;
-  /** The session that holds the sole-server lock, once claimed. */
-  private serverLock: pg.Client | null = null;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -187,46 +185,7 @@ export class PostgresMetadataStore implements MetadataStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.serverLock?.end().catch(() => undefined);
     await this.pool.end();
-  }
-
-  /**
-   * Makes this the one server that runs jobs on the store, until close(): a session advisory
-   * lock on a connection of its own. Until jobs run under leases (one node per job), two
-   * servers on one store would both resume the same running jobs; the second is refused.
-   * `name` (host:port) tells the refused one who holds the store.
-   */
-  async claimSoleServer(name: string): Promise<void> {
-    if (this.serverLock !== null) return;
-    const client = new pg.Client({ ...this.pool.options, application_name: `ferry-server ${name}`.slice(0, 63) });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [this.serverLockKey()]);
-      if (result.rows[0]?.locked !== true) {
-        const holder = await client.query<{ application_name: string; client_addr: string | null; pid: number }>(
-          `SELECT a.application_name, host(a.client_addr) AS client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND l.objid::text::bigint = (hashtext($1)::bigint & 4294967295) AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-          [this.serverLockKey()],
-        );
-        const who = holder.rows[0];
-        throw new FerryError(
-          'FAILED_PRECONDITION',
-          `Another Ferry server${who === undefined ? '' : ` (${who.application_name.replace(/^ferry-server /, '')}${who.client_addr === null ? '' : ` from ${who.client_addr}`})`} runs the jobs of the metadata store ${this.location}: ` +
-            'two servers on one store would both run the same jobs, so only one may run at a time (several nodes need job leases, not built yet). Stop the other server, or give this one another store',
-          { details: { store: this.location, ...(who === undefined ? {} : { holder: who.application_name }) } },
-        );
-      }
-      this.serverLock = client;
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw storeError(error, this.location);
-    }
-  }
-
-  private serverLockKey(): string {
-    return `ferry server: ${this.schema}`;
   }
 
   async dataVersion(): Promise<string> {
