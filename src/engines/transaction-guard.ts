@@ -17,7 +17,8 @@ export interface TransactionSession {
   /** The engine's classification of a driver error. */
   classify(error: unknown): FerryError;
   /**
-   * A fenced applier's check, run inside the transaction right before its COMMIT (it throws
+   * A fenced applier's check, run inside the transaction that commits a position, before the
+   * position write and the COMMIT (it throws
    * LEASE_LOST when the fence holds another epoch). With it, a position written outside any
    * batch gets a transaction of its own, so that no position is ever committed unchecked.
    */
@@ -103,9 +104,10 @@ export class TransactionGuard {
           await this.session.begin();
           this.#inTransaction = true;
         }
+        // The fence's share lock, once taken, is held until the COMMIT below.
+        await this.session.checkFence?.();
         await writePosition(hadBatch);
         if (this.#inTransaction) {
-          await this.session.checkFence?.();
           this.#inTransaction = false;
           await this.session.commit();
         }

@@ -30,7 +30,7 @@ import type { Logger } from './logger.js';
 import { failpoint } from './failpoints.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
 import type { JobFence } from './job-fence.js';
-import { fencedStore } from './fenced-store.js';
+import { fencedStore, leaseLostError } from './fenced-store.js';
 
 export interface JobRunnerDeps {
   store: MetadataStore;
@@ -185,6 +185,7 @@ export class JobRunner {
    * lease) is final. LEASE_LOST when a newer epoch raised it already.
    */
   async #raiseFence(job: MigrationJob, fence: JobFence): Promise<void> {
+    this.#requireLease(job);
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
     const raised: DestinationFence = { key: fenceKeyOf(job, replication), epoch: fence.epoch };
     const { destination } = this.#engines(job);
@@ -197,6 +198,14 @@ export class JobRunner {
   async #dropFence(job: MigrationJob, destinationParams: ConnectionParams): Promise<void> {
     if (this.#raised === null) return;
     await this.#engines(job).destination.dropFence(destinationParams, this.#raised);
+  }
+
+  /**
+   * Before destination writes that no fence check covers (Restart's emptying and dropping: DDL,
+   * and TRUNCATE commits at once in MySQL): LEASE_LOST once the lease may have expired.
+   */
+  #requireLease(job: MigrationJob): void {
+    if (this.#fence !== null && !this.#fence.valid()) throw leaseLostError(job.id, this.#fence);
   }
 
   #stopForLostLease(error: FerryError): void {
@@ -492,6 +501,7 @@ export class JobRunner {
       .filter((t) => !createdTables.has(`${t.schema}.${t.name}`));
     signal.throwIfAborted();
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
+    this.#requireLease(job);
     if (replication !== null) {
       const { source } = this.#engines(job);
       await source.dropReplication(await this.#deps.resolveConnection(job.sourceProfileId), replication.spec);
@@ -534,6 +544,7 @@ export class JobRunner {
     const chosen = new Set(names);
     const objects = (await this.#deps.store.listJobObjects(job.id)).filter((o) => chosen.has(o.name));
     signal.throwIfAborted();
+    this.#requireLease(job);
     const writer = await destination.openSchemaWriter(destinationParams);
     try {
       await writer.truncateTables(objects.map((o) => mapQualifiedName(mapping, splitQualifiedName(o.name))));
