@@ -44,6 +44,17 @@ class ByteCounter extends Transform {
   }
 }
 
+/** A work item's load that must not commit: another copy committed the item, or a newer attempt replaced it. */
+function supersededError(table: TableSchema, item: { jobKey: string; itemId: string }, committed: boolean): FerryError {
+  return new FerryError(
+    'FAILED_PRECONDITION',
+    committed
+      ? `The copy of ${table.schema}.${table.name} (work item ${item.itemId}) was rolled back: another copy of this item committed first. Nothing of this copy was kept.`
+      : `The copy of ${table.schema}.${table.name} (work item ${item.itemId}) was rolled back: a newer attempt of the dump replaced its items. Nothing of this copy was kept.`,
+    { details: { superseded: true, alreadyCommitted: committed, jobKey: item.jobKey, itemId: item.itemId } },
+  );
+}
+
 export async function openPostgresTableWriter(params: ConnectionParams): Promise<PostgresTableWriter> {
   const context = errorContext(params, { operation: 'write' });
   return new PostgresTableWriter(await connectPostgres(params, context), context);
@@ -92,6 +103,9 @@ export class PostgresTableWriter implements TableWriter {
       signal.throwIfAborted();
       await this.client.query('BEGIN');
       try {
+        // A copy of an item already committed stops before reading a row (a table with a key
+        // would refuse its rows anyway); the check that counts is the marking before COMMIT.
+        if (options.workItem !== undefined) await this.checkWorkItem(table, options.workItem);
         // An empty table needs no TRUNCATE, which foreign keys pointing at it would refuse.
         // ONLY: an inheritance parent's children are tables of their own, loaded on their own.
         const current = replace ? await this.client.query(`SELECT EXISTS (SELECT 1 FROM ONLY ${quoteQualified(table)}) AS has_rows`) : null;
@@ -131,18 +145,17 @@ export class PostgresTableWriter implements TableWriter {
     }
   }
 
+  private async checkWorkItem(table: TableSchema, item: { jobKey: string; itemId: string }): Promise<void> {
+    const marker = await this.client.query(`SELECT done FROM ${WORK_ITEMS} WHERE job_id = $1 AND item_id = $2`, [item.jobKey, item.itemId]);
+    if (marker.rows.length === 1 && !pgBool((marker.rows[0] as { done: unknown }).done)) return;
+    throw supersededError(table, item, marker.rows.length === 1);
+  }
+
   private async markWorkItem(table: TableSchema, item: { jobKey: string; itemId: string }): Promise<void> {
     const marked = await this.client.query(`UPDATE ${WORK_ITEMS} SET done = true WHERE job_id = $1 AND item_id = $2 AND NOT done`, [item.jobKey, item.itemId]);
     if (marked.rowCount === 1) return;
     const marker = await this.client.query(`SELECT done FROM ${WORK_ITEMS} WHERE job_id = $1 AND item_id = $2`, [item.jobKey, item.itemId]);
-    const committed = marker.rows.length === 1 && pgBool((marker.rows[0] as { done: unknown }).done);
-    throw new FerryError(
-      'FAILED_PRECONDITION',
-      committed
-        ? `The copy of ${table.schema}.${table.name} (work item ${item.itemId}) was rolled back: another copy of this item committed first. Nothing of this copy was kept.`
-        : `The copy of ${table.schema}.${table.name} (work item ${item.itemId}) was rolled back: a newer attempt of the dump replaced its items. Nothing of this copy was kept.`,
-      { details: { superseded: true, alreadyCommitted: committed, jobKey: item.jobKey, itemId: item.itemId } },
-    );
+    throw supersededError(table, item, marker.rows.length === 1 && pgBool((marker.rows[0] as { done: unknown }).done));
   }
 
   async prepareWorkItems(jobKey: string, itemIds: string[]): Promise<void> {
