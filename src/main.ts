@@ -15,12 +15,13 @@ import { systemClock } from './pipeline/clock.js';
 import { DEFAULT_LEASE_SECONDS, nodeHeartbeatIntervalMs, nodeLostAfterMs } from './pipeline/job-leases.js';
 import { JobSupervisor } from './pipeline/job-supervisor.js';
 import type { Logger } from './pipeline/logger.js';
+import { WorkItemWorker } from './pipeline/work-items.js';
 import { retryPolicyFromEnv } from './pipeline/retry-policy.js';
 import { MigrationService } from './service/migration-service.js';
 import { SecretKeyService, type ServerKey } from './service/secret-keys.js';
 import { removeServerPidFile, writeServerPidFile } from './service/server-pid-file.js';
 import { TokenService } from './service/token-service.js';
-import { startNodeHeartbeat, type NodeHeartbeat } from './service/node-heartbeat.js';
+import { nodeState, startNodeHeartbeat, type NodeHeartbeat } from './service/node-heartbeat.js';
 import type { MetadataStore } from './store/metadata-store.js';
 import { PostgresMetadataStore, redactStoreUrl } from './store/postgres/postgres-metadata-store.js';
 import { SqliteMetadataStore } from './store/sqlite/sqlite-metadata-store.js';
@@ -133,6 +134,8 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     engines,
     retryPolicy: retryPolicyFromEnv(process.env),
     resolveConnection: (profileId) => (service as MigrationService).resolveConnection(profileId),
+    // A shared store: one-time dumps are work items that every node copies.
+    ...(storeUrl === null ? {} : { workSpread: { liveNodes: () => countLiveNodes(store, nodeLostAfterMs(leaseMs)) } }),
   });
   service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger, tunnels, nodeLostAfterMs: nodeLostAfterMs(leaseMs) });
 
@@ -167,11 +170,19 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const sqlite = storeUrl === null;
   await supervisor.start({ nodeId, leaseMs, maxJobs, fenced: !sqlite, soleNode: sqlite });
 
+  // Every node of a shared store copies work items of any job's full dump, its own jobs' too.
+  const workItems = storeUrl === null ? null : new WorkItemWorker({
+    store, clock: systemClock, logger: pipelineLogger, engines, nodeId, claimMs: leaseMs,
+    resolveConnection: (profileId) => (service as MigrationService).resolveConnection(profileId),
+  });
+  workItems?.start();
+
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
       watch?.stop();
       await app.close();
+      await workItems?.close();
       await supervisor.close();
       await heartbeat?.stop().catch((error: unknown) => logger.warn({ err: error }, 'could not record the stop of this node in the metadata store'));
       await service.close();
@@ -201,6 +212,12 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     'ferry is serving',
   );
   return { url, close };
+}
+
+/** The nodes of the store that run (their heartbeat is recent and they did not stop): each copies work items, draining or not. */
+async function countLiveNodes(store: MetadataStore, lostAfterMs: number): Promise<number> {
+  const now = systemClock.now();
+  return (await store.listNodes()).filter((node) => !['STOPPED', 'LOST'].includes(nodeState(node, now, 0, lostAfterMs))).length;
 }
 
 /** The version in package.json (dist/main.js and src/main.ts sit one level below it). */

@@ -240,6 +240,14 @@ export interface LoadOptions {
   format?: CopyFormat;
   /** Commit only while the destination fence holds this epoch (else roll back, LEASE_LOST). */
   fence?: DestinationFence;
+  /**
+   * The load is this work item's one copy (TableWriter.prepareWorkItems): in its own
+   * transaction, right before COMMIT, it marks the item's marker done; when the marker is gone
+   * (a later attempt replaced the job's markers) or already done (another node committed the
+   * item), it rolls back and rejects with FAILED_PRECONDITION (details.superseded true;
+   * details.alreadyCommitted true when another copy of the item committed).
+   */
+  workItem?: { jobKey: string; itemId: string };
 }
 
 /** How a change applier writes. */
@@ -280,6 +288,16 @@ export interface TableWriter {
    * doubt, false (the text format). Optional: engines without a binary format leave it out.
    */
   acceptsBinary?(table: TableSchema, form: BinaryForm): Promise<boolean>;
+  /**
+   * Work items (a dump that several nodes copy): replaces the job's item markers on the
+   * destination with one not-done marker per item, in one transaction. It waits for loads that
+   * are marking an earlier item of the job; once it resolves, no load of an earlier attempt can
+   * commit (its marker is gone). Optional, with forgetWorkItems: a destination without them
+   * gets no work items.
+   */
+  prepareWorkItems?(jobKey: string, itemIds: string[]): Promise<void>;
+  /** Removes the job's item markers (and the bookkeeping that holds them once no job has any). */
+  forgetWorkItems?(jobKey: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -568,6 +586,13 @@ export interface Engine {
    * exported snapshot). Rejects with a classified FerryError.
    */
   openSnapshot(params: ConnectionParams, options?: { alignedWithChanges?: boolean }): Promise<SourceSnapshot>;
+  /**
+   * A table reader bound to a snapshot that another session opened and still holds open
+   * (`SourceSnapshot.id`, from this process or another node): every reader of one snapshot id
+   * reads the same instant. Rejects with SNAPSHOT_LOST (retryable) once the snapshot is closed.
+   * Optional: an engine whose snapshots cannot be shared between sessions leaves it out.
+   */
+  openSnapshotReader?(params: ConnectionParams, snapshotId: string): Promise<TableReader>;
   /**
    * Creates the job's replication objects on the source (publication over `tables`, slot)
    * if missing. Resolves with the slot's start position. Idempotent. `insertOnlyTables`

@@ -11,6 +11,7 @@ import type { JobFence } from './job-fence.js';
 /** The store methods that write a job's state, objects, history or checkpoints. */
 const JOB_WRITES: ReadonlySet<string> = new Set<keyof MetadataStore>([
   'insertJob', 'updateJob', 'deleteJob', 'upsertJobObjects', 'deleteJobObjects', 'appendJobEvent', 'putCheckpoint', 'deleteCheckpoints',
+  'publishWorkItems', 'deleteWorkItems',
 ]);
 
 /** LEASE_LOST for a store write of a runner whose lease is no longer valid. */

@@ -8,19 +8,21 @@
  * table is marked DUMPED only after that commits, so a table is either copied whole or copied
  * again. Tables already DUMPED are kept by the next attempt.
  */
+import { randomUUID } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { FerryError, toJobError } from '../core/errors.js';
+import { ERROR_CODES, FerryError, toJobError, type JobError } from '../core/errors.js';
 import type { ConnectionParams } from '../core/connection-profile.js';
 import type { JobObject, MigrationJob } from '../core/migration-job.js';
 import { qualifiedName, type DatabaseSchema, type TableSchema } from '../core/schema.js';
 import type { CopyFormat, CreatedObject, DestinationFence, Engine, SchemaObjectOptions, SourceSnapshot, TableRange, TableReader, TableWriter } from '../engines/engine.js';
-import type { MetadataStore } from '../store/metadata-store.js';
+import type { MetadataStore, StoredWorkItem } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import { SOURCE_SCHEMA_CHECKPOINT, tablePositionCheckpoint } from './incremental-load.js';
 import { mapDatabaseSchema, mapQualifiedName, type SchemaMapping } from '../core/schema-mapping.js';
 import { fixSchemaMapping } from './destination-names.js';
 import { failpoint } from './failpoints.js';
+import { sleep } from './retry-policy.js';
 import { actionForeignKeyGroups, carriesForeignKeyActions } from '../core/foreign-key-actions.js';
 
 export interface FullDumpDeps {
@@ -41,6 +43,29 @@ export interface FullDumpDeps {
   splitPartBytes?: number;
   /** Every table or range load commits only while the destination fence holds this epoch (LEASE_LOST otherwise). */
   fence?: DestinationFence;
+  /**
+   * A store shared by several nodes: a one-time job from a source whose snapshot other sessions
+   * can import publishes its tables and ranges as work items that every node copies (see
+   * copyAsWorkItems). Absent: this process copies everything.
+   */
+  workSpread?: WorkSpread;
+}
+
+/** What the dump needs to know of the nodes that copy work items. */
+export interface WorkSpread {
+  /** How many nodes copy items now (a large table is cut into dumpParallelism parts per node). */
+  liveNodes(): Promise<number>;
+}
+
+/** What a work item copies (its `spec` in the store): a table, or one block range of it. */
+export interface WorkItemSpec {
+  /** The source table, and the same table under its destination names. */
+  table: TableSchema;
+  destinationTable: TableSchema;
+  /** Null: the whole table (replaced); else this range (appended to the table the owner emptied). */
+  range: TableRange | null;
+  /** The destination fence the item's load checks (the owner's lease epoch), when the job runs under a lease. */
+  fence: DestinationFence | null;
 }
 
 const DEFAULT_SPLIT_PART_BYTES = 48 * 2 ** 20;
@@ -225,7 +250,11 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       const carriesActions = carriesForeignKeyActions(source.kind, job.type);
       const units = carriesActions ? await copyUnits(store, job.id, schema.tables, objects) : schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED').map((t) => [t]);
       const copyStarted = Date.now();
-      await copyTables(job, deps, snapshot, units, objects, failures, signal, log, (t) => destinationTables.get(t) ?? t);
+      const toDestination = (t: TableSchema) => destinationTables.get(t) ?? t;
+      const spread = deps.workSpread !== undefined && !continuous && !carriesActions && source.openSnapshotReader !== undefined
+        ? await copyAsWorkItems(job, deps, deps.workSpread, snapshot, units.flat(), objects, failures, signal, log, toDestination)
+        : false;
+      if (!spread) await copyTables(job, deps, snapshot, units, objects, failures, signal, log, toDestination);
       if (failures.length > 0) return failures;
       log.info({ tables: units.flat().length, seconds: (Date.now() - copyStarted) / 1000 }, 'tables copied');
       const postDataStarted = Date.now();
@@ -427,7 +456,7 @@ function progressSaver(deps: FullDumpDeps, name: string, objects: Map<string, Jo
  * PostgreSQL's binary COPY format when both sides are of one engine and agree on every
  * column's binary form (same major version, same built-in types); the text format otherwise.
  */
-export async function chooseFormat(deps: FullDumpDeps, reader: TableReader, writer: TableWriter, table: TableSchema, destinationTable: TableSchema): Promise<CopyFormat> {
+export async function chooseFormat(deps: Pick<FullDumpDeps, 'source' | 'destination'>, reader: TableReader, writer: TableWriter, table: TableSchema, destinationTable: TableSchema): Promise<CopyFormat> {
   if (deps.source.kind !== deps.destination.kind || reader.binaryForm === undefined || writer.acceptsBinary === undefined) return 'text';
   const form = await reader.binaryForm(table);
   return form !== null && (await writer.acceptsBinary(destinationTable, form)) ? 'binary' : 'text';
@@ -435,7 +464,7 @@ export async function chooseFormat(deps: FullDumpDeps, reader: TableReader, writ
 
 /** The source rows of a table (or of one range of it), with source errors classified by the source engine. */
 function sourceRows(
-  deps: FullDumpDeps,
+  deps: Pick<FullDumpDeps, 'source' | 'destination'>,
   reader: TableReader,
   table: TableSchema,
   policies: Pick<MigrationJob, 'zeroDatePolicy' | 'enumErrorValuePolicy' | 'nulCharacterPolicy'>,
@@ -614,5 +643,189 @@ async function copyTable(
     failures.push({ table: name, error: classified });
     await save({ state: 'FAILED', rowsCopied: 0, bytesCopied: 0, error: toJobError(classified, clock.now()) });
     return false;
+  }
+}
+
+/** How often the job's owner reads its work items back while nodes copy them. */
+const WORK_ITEMS_POLL_MS = 1_000;
+
+/**
+ * Work spread: the tables not DUMPED, and the block ranges of the large ones, become work items
+ * that every node's item worker (work-items.ts, this node's too) claims from the store, copies
+ * from this snapshot (importing it) and finishes. In order, each step before the next:
+ * 1. the destination's item markers are replaced (after that, no load of an earlier attempt or
+ *    an earlier owner can commit: its marker is gone);
+ * 2. split tables are emptied (their ranges only add rows);
+ * 3. the items are published in the store (replacing an earlier attempt's).
+ * Then the owner reads the items back every second: a table is DUMPED once all its items are
+ * DONE, FAILED (with the item's error) once one of them failed. A node that dies mid-item
+ * leaves a claim that expires: another node claims the item again, and its load either commits
+ * (the dead node's transaction died with its connection) or finds the marker done (the dead
+ * node committed before dying) and records the item DONE. The snapshot stays open until every
+ * item is settled. Resolves false (nothing done) when the destination has no item markers.
+ */
+async function copyAsWorkItems(
+  job: MigrationJob,
+  deps: FullDumpDeps,
+  spread: WorkSpread,
+  snapshot: SourceSnapshot,
+  tables: TableSchema[],
+  objects: Map<string, JobObject>,
+  failures: DumpFailure[],
+  signal: AbortSignal,
+  log: Logger,
+  toDestination: (table: TableSchema) => TableSchema,
+): Promise<boolean> {
+  const writer = await deps.destination.openTableWriter(deps.destinationParams);
+  let published = false;
+  let settledAll = false;
+  try {
+    if (tables.length === 0 || writer.prepareWorkItems === undefined || writer.forgetWorkItems === undefined || writer.appendTableData === undefined) return false;
+    const nodes = Math.max(1, await spread.liveNodes());
+    const parallelism = Math.max(1, job.dumpParallelism);
+    const partBytes = splitPartBytes(deps);
+    const attempt = randomUUID().slice(0, 8);
+    const sorted = [...tables].sort((a, b) => Math.max(0, b.estimatedBytes) - Math.max(0, a.estimatedBytes));
+    const specs: WorkItemSpec[] = [];
+    const split: Array<{ table: TableSchema; parts: number }> = [];
+    const fence = deps.fence ?? null;
+    for (const table of sorted) {
+      const destinationTable = toDestination(table);
+      const ranges = table.estimatedBytes >= 2 * partBytes ? await snapshot.splitTable?.(table, parallelism * nodes, partBytes) ?? null : null;
+      if (ranges === null || ranges.length < 2) {
+        specs.push({ table, destinationTable, range: null, fence });
+        continue;
+      }
+      split.push({ table, parts: ranges.length });
+      for (const range of ranges) specs.push({ table, destinationTable, range, fence });
+    }
+    const items = specs.map((spec, position) => ({
+      jobId: job.id, itemId: `${attempt}-${position}`, position, kind: spec.range === null ? 'table' as const : 'range' as const,
+      spec, snapshot: snapshot.id, epoch: fence?.epoch ?? 0,
+    }));
+    await writer.prepareWorkItems(job.id, items.map((i) => i.itemId));
+    const saves = new Map(tables.map((t) => [qualifiedName(t), progressSaver(deps, qualifiedName(t), objects)]));
+    for (const { table, parts } of split) {
+      // Committed before any range is published: the ranges only add rows.
+      await writer.replaceTableData(toDestination(table), Readable.from([]), signal, { sourceEngine: deps.source.kind, ...fenced(deps) });
+      await deps.store.appendJobEvent({
+        jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system',
+        message: `Copying ${qualifiedName(table)} in ${parts} parts that the nodes copy side by side`,
+        details: { code: 'TABLE_SPLIT', table: qualifiedName(table), parts },
+      });
+    }
+    for (const save of saves.values()) await save({ state: 'DUMPING', rowsCopied: 0, bytesCopied: 0, error: null });
+    await deps.store.publishWorkItems(job.id, items);
+    published = true;
+    await deps.store.appendJobEvent({
+      jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system',
+      message: `${tables.length} tables published as ${items.length} work items that every node copies from snapshot ${snapshot.id} (${nodes} nodes up)`,
+      details: { code: 'WORK_ITEMS_PUBLISHED', tables: tables.length, items: items.length, snapshot: snapshot.id, nodes },
+    });
+    log.info({ items: items.length, tables: tables.length, nodes }, 'work items published');
+
+    const settled = new Set<string>();
+    let latest: StoredWorkItem[] = [];
+    while (settled.size < tables.length) {
+      await sleep(WORK_ITEMS_POLL_MS, signal);
+      latest = await deps.store.listWorkItems(job.id);
+      if (!latest.some((i) => i.itemId.startsWith(`${attempt}-`))) {
+        throw new FerryError('FAILED_PRECONDITION', 'The work items of this dump attempt are gone from the store (another attempt replaced them); this attempt stops.', { retryable: true });
+      }
+      for (const table of tables) {
+        const name = qualifiedName(table);
+        if (settled.has(name)) continue;
+        const own = latest.filter((i) => qualifiedName((i.spec as WorkItemSpec).table) === name);
+        const save = saves.get(name) as (patch: Partial<JobObject>) => Promise<void>;
+        const rowsCopied = sum(own.map((i) => i.rows));
+        const bytesCopied = sum(own.map((i) => i.bytes));
+        const failed = own.find((i) => i.state === 'FAILED');
+        if (failed !== undefined) {
+          const error = workItemError(failed);
+          failures.push({ table: name, error });
+          await save({ state: 'FAILED', rowsCopied: 0, bytesCopied: 0, error: toJobError(error, deps.clock.now()) });
+          settled.add(name);
+        } else if (own.every((i) => i.state === 'DONE')) {
+          await save({ state: 'DUMPED', rowsCopied, bytesCopied, error: null });
+          settled.add(name);
+        } else {
+          const previous = objects.get(name);
+          if (previous?.rowsCopied !== rowsCopied) await save({ state: 'DUMPING', rowsCopied, bytesCopied, error: null });
+        }
+      }
+    }
+    settledAll = true;
+    const byNode = new Map<string, { items: number; rows: number }>();
+    for (const item of latest) {
+      if (item.state !== 'DONE' || item.nodeId === null) continue;
+      const entry = byNode.get(item.nodeId) ?? { items: 0, rows: 0 };
+      byNode.set(item.nodeId, { items: entry.items + 1, rows: entry.rows + item.rows });
+    }
+    const nodesCopied = Object.fromEntries([...byNode.entries()].sort(([a], [b]) => a.localeCompare(b)));
+    await deps.store.appendJobEvent({
+      jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system',
+      message: `Work items copied by ${byNode.size} ${byNode.size === 1 ? 'node' : 'nodes'}: ${Object.entries(nodesCopied).map(([node, n]) => `${node} (${n.items} items, ${n.rows} rows)`).join(', ')}`,
+      details: { code: 'WORK_ITEMS_COPIED', nodes: nodesCopied },
+    });
+    if (failures.length === 0) await writer.forgetWorkItems(job.id);
+    await deps.store.deleteWorkItems(job.id);
+    return true;
+  } finally {
+    // Stopped or failed before every item settled: no node may go on claiming this attempt's
+    // items (a later attempt or owner replaces the destination markers anyway).
+    if (published && !settledAll) await deps.store.deleteWorkItems(job.id).catch((error: unknown) => log.warn({ err: String(error) }, 'removing the work items of a stopped dump attempt failed'));
+    await writer.close().catch((error: unknown) => log.warn({ err: String(error) }, 'closing the work item writer failed'));
+  }
+}
+
+/** The error a node recorded for a FAILED item, as a FerryError. */
+function workItemError(item: StoredWorkItem): FerryError {
+  const recorded = (item.error ?? {}) as Partial<JobError>;
+  const code = typeof recorded.code === 'string' && Object.hasOwn(ERROR_CODES, recorded.code) ? recorded.code : 'INTERNAL';
+  return new FerryError(code, `${recorded.message ?? 'A work item failed without saying why.'} (work item ${item.itemId}, node ${item.nodeId ?? 'unknown'})`, {
+    retryable: recorded.retryable ?? true,
+    recoverable: recorded.recoverable ?? false,
+    details: { ...(recorded.details ?? {}), itemId: item.itemId, nodeId: item.nodeId },
+  });
+}
+
+/**
+ * Copies one claimed work item with this reader (bound to the item's snapshot) and writer:
+ * the whole table replaced, or the range appended, in one destination transaction that also
+ * marks the item's destination marker (LoadOptions.workItem) and checks the owner's fence.
+ * `onProgress` hears rows and bytes as they pass. Resolves with the load's result; rejects with
+ * a classified FerryError (FAILED_PRECONDITION with details.superseded when another copy of the
+ * item, or a newer attempt, came first).
+ */
+export async function copyWorkItem(
+  deps: Pick<FullDumpDeps, 'source' | 'destination' | 'progressIntervalMs'>,
+  job: MigrationJob,
+  itemId: string,
+  spec: WorkItemSpec,
+  reader: TableReader,
+  writer: TableWriter,
+  signal: AbortSignal,
+  onProgress: (rows: number, bytes: number) => void,
+): Promise<{ rows: number; bytes: number }> {
+  let sourceError: FerryError | null = null;
+  try {
+    const format = await chooseFormat(deps, reader, writer, spec.table, spec.destinationTable);
+    const progress = new CopyProgress(deps.progressIntervalMs ?? 1000, onProgress, format);
+    const rows = sourceRows(deps, reader, spec.table, job, format, progress, (e) => (sourceError = e), spec.range ?? undefined);
+    const options = {
+      sourceEngine: deps.source.kind, format, workItem: { jobKey: job.id, itemId },
+      ...(spec.fence === null ? {} : { fence: spec.fence }),
+    };
+    let result;
+    if (spec.range === null) {
+      result = await writer.replaceTableData(spec.destinationTable, rows, signal, options);
+    } else {
+      if (writer.appendTableData === undefined) throw new FerryError('INTERNAL', `The ${deps.destination.kind} destination cannot add rows to a table split into ranges.`);
+      result = await writer.appendTableData(spec.destinationTable, rows, signal, options);
+    }
+    return { rows: result.rows, bytes: progress.bytes };
+  } catch (error) {
+    if (signal.aborted) throw signal.reason;
+    throw sourceError ?? (error instanceof FerryError ? error : deps.destination.classifyError(error));
   }
 }

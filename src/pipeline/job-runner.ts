@@ -24,7 +24,7 @@ import { ReplicationStats } from './replication-stats.js';
 import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
-import { CREATED_OBJECTS_CHECKPOINT, SCHEMA_SCRIPT_CHECKPOINT, recordCreatedObjects, runFullDumpAttempt, schemaObjectOptions, type DumpFailure } from './full-dump.js';
+import { CREATED_OBJECTS_CHECKPOINT, SCHEMA_SCRIPT_CHECKPOINT, recordCreatedObjects, runFullDumpAttempt, schemaObjectOptions, type DumpFailure, type WorkSpread } from './full-dump.js';
 import { recordJobEvent, type EventOptions } from './job-transitions.js';
 import type { Logger } from './logger.js';
 import { failpoint } from './failpoints.js';
@@ -40,6 +40,8 @@ export interface JobRunnerDeps {
   /** The profile's connection parameters with secrets decrypted; re-read on every use so a fixed password takes effect. */
   resolveConnection(profileId: string): Promise<ConnectionParams>;
   retryPolicy: RetryPolicy;
+  /** Set on a store shared by several nodes: a one-time job's dump is copied by every node (FullDumpDeps.workSpread). */
+  workSpread?: WorkSpread;
 }
 
 class Interrupted extends Error {
@@ -367,6 +369,7 @@ export class JobRunner {
     const failures = await runFullDumpAttempt(job, {
       store: this.#deps.store, clock: this.#deps.clock, logger: this.#deps.logger,
       source, destination, sourceParams, destinationParams, ...(this.#raised === null ? {} : { fence: this.#raised }),
+      ...(this.#deps.workSpread === undefined ? {} : { workSpread: this.#deps.workSpread }),
     }, signal);
     const lost = failures.find((f) => f.error.code === 'LEASE_LOST');
     if (lost !== undefined) throw lost.error;

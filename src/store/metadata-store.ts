@@ -139,6 +139,58 @@ export interface StoredJobLease {
   expireTime: string;
 }
 
+/** Where a work item is: waiting, copied by a node under a claim, committed, or given up. */
+export type WorkItemState = 'PENDING' | 'CLAIMED' | 'DONE' | 'FAILED';
+
+/**
+ * One piece of a one-time job's full dump that any node may copy (a table, or a block range of
+ * a large one), read from the job owner's exported snapshot. Published by the owner, claimed by
+ * one node at a time; a claim not renewed before `claimExpireTime` (the store's clock) may be
+ * claimed again by any node.
+ */
+export interface StoredWorkItem {
+  jobId: string;
+  itemId: string;
+  /** The order items are claimed in (the owner publishes the largest first). */
+  position: number;
+  kind: 'table' | 'range';
+  /** What to copy (the pipeline's own JSON document: tables, range, ...). */
+  spec: unknown;
+  /** The source snapshot to import (PostgreSQL: an exported snapshot id). */
+  snapshot: string;
+  /** The job's lease epoch when the owner published it (0 without leases). */
+  epoch: number;
+  state: WorkItemState;
+  /** The node of the current or last claim; null until claimed. */
+  nodeId: string | null;
+  /** How many times it was claimed: a claim is (nodeId, claims). */
+  claims: number;
+  /** Until when the current claim holds (ISO time); null until claimed. */
+  claimExpireTime: string | null;
+  rows: number;
+  bytes: number;
+  /** Why it FAILED (a job error as JSON), else null. */
+  error: unknown;
+}
+
+/** An item as the owner publishes it. */
+export type NewWorkItem = Pick<StoredWorkItem, 'jobId' | 'itemId' | 'position' | 'kind' | 'spec' | 'snapshot' | 'epoch'>;
+
+/** A claimed item, with the node of the claim before it (null when nobody had claimed it). */
+export interface ClaimedWorkItem extends StoredWorkItem {
+  previousNodeId: string | null;
+}
+
+/** One claim a node holds: the item and which claim of it. */
+export interface WorkClaim {
+  jobId: string;
+  itemId: string;
+  claims: number;
+  /** Progress so far, recorded with the renewal. */
+  rows: number;
+  bytes: number;
+}
+
 export interface MetadataStore {
   /** Creates or upgrades the schema (versioned migrations, each in its own transaction). */
   migrate(): Promise<void>;
@@ -251,4 +303,28 @@ export interface MetadataStore {
   releaseJobLease(jobId: string, nodeId: string, epoch: number): Promise<void>;
   /** Every lease row, released and expired ones included, ordered by job id. */
   listJobLeases(): Promise<StoredJobLease[]>;
+
+  /**
+   * Replaces the job's work items with these (one transaction: the items of an earlier attempt
+   * are gone, claimed or not, when it resolves). Rejects with NOT_FOUND for a missing job.
+   */
+  publishWorkItems(jobId: string, items: NewWorkItem[]): Promise<void>;
+  /**
+   * Claims one item for `nodeId` until `claimMs` from now (the store's clock): the first by
+   * position of those PENDING or CLAIMED with an expired claim, of the job `jobId` only when
+   * given, else of any job. One statement; two nodes never get the same claim (PostgreSQL:
+   * FOR UPDATE SKIP LOCKED, so claimers do not queue behind each other). Null when none is free.
+   */
+  claimWorkItem(nodeId: string, claimMs: number, jobId?: string): Promise<ClaimedWorkItem | null>;
+  /** Extends these claims of `nodeId` by `claimMs` and records their progress; resolves with those still held (a missing one was lost). */
+  renewWorkClaims(nodeId: string, claims: WorkClaim[], claimMs: number): Promise<WorkClaim[]>;
+  /**
+   * Ends the claim: DONE with its rows and bytes, or FAILED with `error`. Only while `nodeId`
+   * holds that claim (not expired-and-claimed by another, not republished): resolves false and
+   * changes nothing otherwise.
+   */
+  finishWorkItem(claim: WorkClaim, nodeId: string, outcome: { state: 'DONE' } | { state: 'FAILED'; error: unknown }): Promise<boolean>;
+  /** The job's items, by position. */
+  listWorkItems(jobId: string): Promise<StoredWorkItem[]>;
+  deleteWorkItems(jobId: string): Promise<void>;
 }

@@ -427,6 +427,57 @@ export const SCHEMA_MIGRATIONS: readonly DialectMigration[] = [
       ALTER TABLE nodes ADD COLUMN max_jobs INTEGER;
     `,
   },
+  {
+    version: 13,
+    name: 'job work items',
+    sqlite: `
+      -- One-time jobs on a shared store: the tables and block ranges of the full dump that any
+      -- node copies from the job owner's exported snapshot (snapshot). epoch: the job's lease
+      -- epoch when published. state PENDING -> CLAIMED (node_id, until claim_expire_time, by the
+      -- store's clock; an expired claim is claimable again, claims counts them) -> DONE or FAILED
+      -- (error: a job error as JSON). position: the order items are claimed in (largest first).
+      CREATE TABLE job_work_items (
+        job_id TEXT NOT NULL REFERENCES migration_jobs (id) ON DELETE CASCADE,
+        item_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        node_id TEXT,
+        claims INTEGER NOT NULL,
+        claim_expire_time TEXT,
+        rows INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        error TEXT,
+        PRIMARY KEY (job_id, item_id)
+      ) STRICT;
+      CREATE INDEX job_work_items_state ON job_work_items (state, job_id, position);
+    `,
+    postgresql: `
+      CREATE TABLE job_work_items (
+        job_id TEXT COLLATE "C" NOT NULL REFERENCES migration_jobs (id) ON DELETE CASCADE,
+        item_id TEXT COLLATE "C" NOT NULL,
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        node_id TEXT,
+        claims INTEGER NOT NULL,
+        claim_expire_time TIMESTAMPTZ,
+        rows BIGINT NOT NULL,
+        bytes BIGINT NOT NULL,
+        error TEXT,
+        PRIMARY KEY (job_id, item_id)
+      );
+      CREATE INDEX job_work_items_state ON job_work_items (state, job_id, position);
+      CREATE TRIGGER job_work_items_data_version AFTER INSERT OR UPDATE OR DELETE ON job_work_items
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version();
+    `,
+  },
 ];
 
 /** Rejects migrations that do not start at 1 or do not increase. */

@@ -17,11 +17,12 @@ import { SqliteMetadataStore } from './sqlite/sqlite-metadata-store.js';
 
 /**
  * Never copied: bookkeeping that each store keeps for itself, the nodes (the servers that
- * ran on the source are not servers of the target) and the job leases (live state of those
+ * ran on the source are not servers of the target), the job leases (live state of those
  * servers; the target's nodes acquire new ones, with epochs from 1: runners on a SQLite store
- * never raise a destination fence, so no fence row holds a higher epoch).
+ * never raise a destination fence, so no fence row holds a higher epoch) and the work items of
+ * running dumps (they name source snapshots that live only as long as the dump's attempt).
  */
-const OWN_TABLES = new Set(['schema_migrations', 'data_version', 'sqlite_sequence', 'nodes', 'job_leases']);
+const OWN_TABLES = new Set(['schema_migrations', 'data_version', 'sqlite_sequence', 'nodes', 'job_leases', 'job_work_items']);
 const BATCH_ROWS = 500;
 
 export interface StoreCopyResult {

@@ -19,7 +19,7 @@ import type {
 } from '../core/migration-job.js';
 import type { ObjectSelection } from '../core/object-selection.js';
 import type { SchemaMapping } from '../core/schema-mapping.js';
-import type { JobListOptions, JobObjectTotals, SecretField, StoredApiToken, StoredJobLease, StoredNode, StoredProfile, StoredSecret } from './metadata-store.js';
+import type { JobListOptions, JobObjectTotals, NewWorkItem, SecretField, StoredApiToken, StoredJobLease, StoredNode, StoredProfile, StoredSecret, StoredWorkItem, WorkItemState } from './metadata-store.js';
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -542,3 +542,44 @@ export function checkLeaseMs(leaseMs: number): void {
     throw new FerryError('INVALID_ARGUMENT', `A lease of ${leaseMs} ms is not valid; pass a whole number of milliseconds above 0`);
   }
 }
+
+export interface WorkItemRow {
+  job_id: string;
+  item_id: string;
+  position: number;
+  kind: string;
+  spec: string;
+  snapshot: string;
+  epoch: number;
+  state: string;
+  node_id: string | null;
+  claims: number;
+  /** SQLite: ISO text; PostgreSQL: timestamptz, read as a Date. */
+  claim_expire_time: string | Date | null;
+  rows: number;
+  bytes: number;
+  error: string | null;
+}
+
+export function rowToWorkItem(row: WorkItemRow): StoredWorkItem {
+  const expire = row.claim_expire_time;
+  return {
+    jobId: row.job_id, itemId: row.item_id, position: Number(row.position), kind: row.kind as StoredWorkItem['kind'],
+    spec: JSON.parse(row.spec) as unknown, snapshot: row.snapshot, epoch: Number(row.epoch), state: row.state as WorkItemState,
+    nodeId: row.node_id, claims: Number(row.claims),
+    claimExpireTime: expire === null ? null : expire instanceof Date ? expire.toISOString() : expire,
+    rows: Number(row.rows), bytes: Number(row.bytes), error: row.error === null ? null : JSON.parse(row.error) as unknown,
+  };
+}
+
+/** A new item's row: PENDING, never claimed. */
+export function newWorkItemToRow(item: NewWorkItem): WorkItemRow {
+  return {
+    job_id: item.jobId, item_id: item.itemId, position: item.position, kind: item.kind, spec: JSON.stringify(item.spec),
+    snapshot: item.snapshot, epoch: item.epoch, state: 'PENDING', node_id: null, claims: 0, claim_expire_time: null, rows: 0, bytes: 0, error: null,
+  };
+}
+
+export const WORK_ITEM_COLUMNS = [
+  'job_id', 'item_id', 'position', 'kind', 'spec', 'snapshot', 'epoch', 'state', 'node_id', 'claims', 'claim_expire_time', 'rows', 'bytes', 'error',
+] as const satisfies readonly (keyof WorkItemRow)[];

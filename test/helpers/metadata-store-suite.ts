@@ -1001,6 +1001,83 @@ export function metadataStoreContract(harness: StoreHarness): void {
     });
   });
 
+  describe('work items', () => {
+    const item = (itemId: string, position: number, jobId = 'job-1') => ({
+      jobId, itemId, position, kind: 'range' as const, spec: { table: 'public.big', range: { lower: String(position * 10), upper: null } }, snapshot: '00000003-0000001B-1', epoch: 7,
+    });
+    const claimOf = (claimed: { jobId: string; itemId: string; claims: number }, rows = 0, bytes = 0) => ({ jobId: claimed.jobId, itemId: claimed.itemId, claims: claimed.claims, rows, bytes });
+
+    it('publishes items PENDING, hands them out by position once each, and ends a claim only for its holder', async () => {
+      const store = await harness.open();
+      await store.insertJob(makeJob());
+      await store.publishWorkItems('job-1', [item('b', 1), item('a', 0)]);
+      expect(await store.listWorkItems('job-1')).toStrictEqual([
+        { ...item('a', 0), state: 'PENDING', nodeId: null, claims: 0, claimExpireTime: null, rows: 0, bytes: 0, error: null },
+        { ...item('b', 1), state: 'PENDING', nodeId: null, claims: 0, claimExpireTime: null, rows: 0, bytes: 0, error: null },
+      ]);
+      const first = await store.claimWorkItem('node-a', 60_000);
+      expect(first).toMatchObject({ itemId: 'a', state: 'CLAIMED', nodeId: 'node-a', claims: 1, previousNodeId: null, spec: item('a', 0).spec });
+      expect(Date.parse(first!.claimExpireTime!)).toBeGreaterThan(Date.now() + 30_000);
+      const second = await store.claimWorkItem('node-b', 60_000, 'job-1');
+      expect(second).toMatchObject({ itemId: 'b', nodeId: 'node-b', claims: 1 });
+      expect(await store.claimWorkItem('node-c', 60_000)).toBeNull();
+
+      expect(await store.renewWorkClaims('node-a', [claimOf(first!, 5, 50), claimOf(second!)], 60_000)).toStrictEqual([claimOf(first!, 5, 50)]);
+      expect((await store.listWorkItems('job-1'))[0]).toMatchObject({ rows: 5, bytes: 50 });
+      expect(await store.finishWorkItem(claimOf(first!, 9, 90), 'node-b', { state: 'DONE' })).toBe(false);
+      expect(await store.finishWorkItem(claimOf(first!, 9, 90), 'node-a', { state: 'DONE' })).toBe(true);
+      expect(await store.finishWorkItem(claimOf(first!, 9, 90), 'node-a', { state: 'DONE' })).toBe(false);
+      expect(await store.finishWorkItem(claimOf(second!), 'node-b', { state: 'FAILED', error: SAMPLE_ERROR })).toBe(true);
+      expect(await store.listWorkItems('job-1')).toMatchObject([
+        { itemId: 'a', state: 'DONE', nodeId: 'node-a', rows: 9, bytes: 90, claimExpireTime: null, error: null },
+        { itemId: 'b', state: 'FAILED', nodeId: 'node-b', error: SAMPLE_ERROR },
+      ]);
+      expect(await store.claimWorkItem('node-c', 60_000)).toBeNull();
+    });
+
+    it('an expired claim goes to another node, and the first holder can neither renew nor finish it', async () => {
+      const store = await harness.open();
+      await store.insertJob(makeJob());
+      await store.publishWorkItems('job-1', [item('a', 0)]);
+      const lapsed = await store.claimWorkItem('node-a', 1);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const taken = await store.claimWorkItem('node-b', 60_000);
+      expect(taken).toMatchObject({ itemId: 'a', nodeId: 'node-b', claims: 2, previousNodeId: 'node-a' });
+      expect(await store.renewWorkClaims('node-a', [claimOf(lapsed!)], 60_000)).toStrictEqual([]);
+      expect(await store.finishWorkItem(claimOf(lapsed!), 'node-a', { state: 'DONE' })).toBe(false);
+      // The same node claiming again holds a new claim: its old one is over too.
+      expect(await store.finishWorkItem(claimOf(taken!), 'node-b', { state: 'DONE' })).toBe(true);
+    });
+
+    it('publishing again replaces the job\'s items (claims included) and leaves other jobs\' alone; deleting the job deletes them', async () => {
+      const store = await harness.open();
+      await store.insertJob(makeJob());
+      await store.insertJob(makeJob({ id: 'job-2' }));
+      await store.publishWorkItems('job-1', [item('a', 0)]);
+      await store.publishWorkItems('job-2', [item('x', 5, 'job-2')]);
+      const old = await store.claimWorkItem('node-a', 60_000, 'job-1');
+      await store.publishWorkItems('job-1', [item('c', 0), item('d', 1)]);
+      expect(await store.finishWorkItem(claimOf(old!), 'node-a', { state: 'DONE' })).toBe(false);
+      expect((await store.listWorkItems('job-1')).map((i) => [i.itemId, i.state])).toEqual([['c', 'PENDING'], ['d', 'PENDING']]);
+      expect((await store.claimWorkItem('node-a', 60_000, 'job-2'))?.itemId).toBe('x');
+      expect((await rejection(store.publishWorkItems('ghost', [item('a', 0, 'ghost')]))).code).toBe('NOT_FOUND');
+      await store.deleteJob('job-1');
+      expect(await store.listWorkItems('job-1')).toEqual([]);
+      await store.deleteWorkItems('job-2');
+      expect(await store.listWorkItems('job-2')).toEqual([]);
+    });
+
+    it('two stores claiming at once never get the same item', async () => {
+      const [a, b] = await harness.openPair();
+      await a.insertJob(makeJob());
+      await a.publishWorkItems('job-1', Array.from({ length: 12 }, (_, i) => item(`item-${String(i).padStart(2, '0')}`, i)));
+      const claims = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? a : b).claimWorkItem(`node-${i}`, 60_000)));
+      const got = claims.filter((c) => c !== null).map((c) => c!.itemId).sort();
+      expect(got).toEqual(Array.from({ length: 12 }, (_, i) => `item-${String(i).padStart(2, '0')}`));
+      expect((await b.listWorkItems('job-1')).every((i) => i.state === 'CLAIMED' && i.claims === 1)).toBe(true);
+    });
+  });
+
   describe('durability', () => {
     async function writeEverything(store: MetadataStore): Promise<number> {
       await store.insertProfile(makeProfile());

@@ -13,7 +13,7 @@ import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
 import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
 import type { MappedSchema } from '../../core/type-mapping.js';
-import type { ChangeApplier, ChangeApplierOptions, ChangeReader, ConnectionReport, CopyOptions, DestinationFence, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaReadOptions, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import type { ChangeApplier, ChangeApplierOptions, ChangeReader, ConnectionReport, CopyOptions, DestinationFence, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaReadOptions, SchemaWriter, SourceSnapshot, TableReader, TableWriter, VerifyCheck } from '../engine.js';
 import { schemaObjectsOf } from './postgres-schema-script.js';
 import { loadSql } from './load-sql.js';
 import { Lsn } from './lsn.js';
@@ -26,7 +26,7 @@ import { classifyPostgresError } from './postgres-error-classifier.js';
 import { PostgresIntrospector } from './postgres-introspector.js';
 import { PostgresReplication } from './postgres-replication.js';
 import { PostgresSchemaWriter, openPostgresSchemaWriter } from './postgres-schema-writer.js';
-import { introspectOptionsFor, openPostgresSnapshot } from './postgres-snapshot-reader.js';
+import { introspectOptionsFor, openPostgresSnapshot, openSnapshotTableReader } from './postgres-snapshot-reader.js';
 import { openPostgresTableWriter } from './postgres-table-writer.js';
 import { postgisCheck } from './postgis-check.js';
 
@@ -533,6 +533,10 @@ export class PostgresEngine implements Engine {
         : { code: 'TYPE_MAPPING', side, severity: 'ok', message: 'Every column, default and constraint carries over as docs/type-mapping.md describes.' },
     );
     return checks;
+  }
+
+  openSnapshotReader(params: ConnectionParams, snapshotId: string): Promise<TableReader> {
+    return openSnapshotTableReader(params, snapshotId);
   }
 
   openSnapshot(params: ConnectionParams, options?: { alignedWithChanges?: boolean }): Promise<SourceSnapshot> {

@@ -78,6 +78,25 @@ export async function openPostgresSnapshot(params: ConnectionParams): Promise<Po
   }
 }
 
+/**
+ * A table reader on a snapshot exported by another session (this process's coordinator, or
+ * another node's): its own connection, in a REPEATABLE READ transaction that imports the
+ * snapshot. The exporting transaction must still be open: PostgreSQL refuses the import
+ * otherwise ("invalid snapshot identifier"), classified SNAPSHOT_LOST.
+ */
+export async function openSnapshotTableReader(params: ConnectionParams, snapshotId: string): Promise<PostgresTableReader> {
+  const context = errorContext(params, { operation: 'read', snapshotId });
+  const client = await connectPostgres(params, context);
+  try {
+    await client.query(BEGIN_SNAPSHOT_SQL);
+    await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshotId)}`);
+  } catch (error) {
+    await endQuietly(client);
+    throw classifyPostgresError(error, context);
+  }
+  return new PostgresTableReader(client, context);
+}
+
 export class PostgresSnapshotReader implements SourceSnapshot {
   private closing: Promise<void> | null = null;
   /** splitTable's statements on the coordinator run one call at a time (they use a savepoint). */
@@ -127,16 +146,7 @@ export class PostgresSnapshotReader implements SourceSnapshot {
         { retryable: true, details: { snapshotId: this.id } },
       );
     }
-    const context = errorContext(this.params, { operation: 'read', snapshotId: this.id });
-    const client = await connectPostgres(this.params, context);
-    try {
-      await client.query(BEGIN_SNAPSHOT_SQL);
-      await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(this.id)}`);
-    } catch (error) {
-      await endQuietly(client);
-      throw classifyPostgresError(error, context);
-    }
-    return new PostgresTableReader(client, context);
+    return openSnapshotTableReader(this.params, this.id);
   }
 
   /**

@@ -18,6 +18,15 @@ import { checkPostgresFence } from './postgres-job-fence.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
+import { POSITION_SCHEMA } from './postgres-change-applier.js';
+
+/**
+ * The work items' markers (prepareWorkItems): one row per item of a job's current attempt,
+ * done once a load committed it. A load marks its row in its own transaction, so the row lock
+ * orders two copies of one item (the second finds it done) and the attempt's replacement
+ * (which deletes the rows) after every load that already marked one.
+ */
+const WORK_ITEMS = `${quoteIdent(POSITION_SCHEMA)}.work_items`;
 
 /** The COPY statement that loads the columns the source sends (copiedColumns: generated columns left out from a PostgreSQL source). */
 export function copyInSql(table: TableSchema, sourceEngine: EngineKind = 'postgresql', format: CopyFormat = 'text'): string {
@@ -33,6 +42,17 @@ class ByteCounter extends Transform {
     this.bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     callback(null, chunk);
   }
+}
+
+/** A work item's load that must not commit: another copy committed the item, or a newer attempt replaced it. */
+function supersededError(table: TableSchema, item: { jobKey: string; itemId: string }, committed: boolean): FerryError {
+  return new FerryError(
+    'FAILED_PRECONDITION',
+    committed
+      ? `The copy of ${table.schema}.${table.name} (work item ${item.itemId}) was rolled back: another copy of this item committed first. Nothing of this copy was kept.`
+      : `The copy of ${table.schema}.${table.name} (work item ${item.itemId}) was rolled back: a newer attempt of the dump replaced its items. Nothing of this copy was kept.`,
+    { details: { superseded: true, alreadyCommitted: committed, jobKey: item.jobKey, itemId: item.itemId } },
+  );
 }
 
 export async function openPostgresTableWriter(params: ConnectionParams): Promise<PostgresTableWriter> {
@@ -83,6 +103,9 @@ export class PostgresTableWriter implements TableWriter {
       signal.throwIfAborted();
       await this.client.query('BEGIN');
       try {
+        // A copy of an item already committed stops before reading a row (a table with a key
+        // would refuse its rows anyway); the check that counts is the marking before COMMIT.
+        if (options.workItem !== undefined) await this.checkWorkItem(table, options.workItem);
         // An empty table needs no TRUNCATE, which foreign keys pointing at it would refuse.
         // ONLY: an inheritance parent's children are tables of their own, loaded on their own.
         const current = replace ? await this.client.query(`SELECT EXISTS (SELECT 1 FROM ONLY ${quoteQualified(table)}) AS has_rows`) : null;
@@ -95,6 +118,7 @@ export class PostgresTableWriter implements TableWriter {
         // server aborts the transaction, which the rollback below ends.
         await pipeline(rows, counter, copy, { signal });
         if (options.fence !== undefined) await checkPostgresFence(this.client, options.fence, `Loading ${table.schema}.${table.name}`);
+        if (options.workItem !== undefined) await this.markWorkItem(table, options.workItem);
         await this.client.query('COMMIT');
         return { rows: copy.rowCount, bytes: counter.bytes };
       } catch (error) {
@@ -116,6 +140,61 @@ export class PostgresTableWriter implements TableWriter {
         });
       }
       throw classifyPostgresError(error, this.context);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async checkWorkItem(table: TableSchema, item: { jobKey: string; itemId: string }): Promise<void> {
+    const marker = await this.client.query(`SELECT done FROM ${WORK_ITEMS} WHERE job_id = $1 AND item_id = $2`, [item.jobKey, item.itemId]);
+    if (marker.rows.length === 1 && !pgBool((marker.rows[0] as { done: unknown }).done)) return;
+    throw supersededError(table, item, marker.rows.length === 1);
+  }
+
+  private async markWorkItem(table: TableSchema, item: { jobKey: string; itemId: string }): Promise<void> {
+    const marked = await this.client.query(`UPDATE ${WORK_ITEMS} SET done = true WHERE job_id = $1 AND item_id = $2 AND NOT done`, [item.jobKey, item.itemId]);
+    if (marked.rowCount === 1) return;
+    const marker = await this.client.query(`SELECT done FROM ${WORK_ITEMS} WHERE job_id = $1 AND item_id = $2`, [item.jobKey, item.itemId]);
+    throw supersededError(table, item, marker.rows.length === 1 && pgBool((marker.rows[0] as { done: unknown }).done));
+  }
+
+  async prepareWorkItems(jobKey: string, itemIds: string[]): Promise<void> {
+    await this.inTransaction(async () => {
+      await this.client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(POSITION_SCHEMA)}`);
+      await this.client.query(`CREATE TABLE IF NOT EXISTS ${WORK_ITEMS} (job_id text NOT NULL, item_id text NOT NULL, done boolean NOT NULL DEFAULT false, PRIMARY KEY (job_id, item_id))`);
+      // The DELETE waits for the row locks of loads that marked an earlier item and have not committed yet.
+      await this.client.query(`DELETE FROM ${WORK_ITEMS} WHERE job_id = $1`, [jobKey]);
+      await this.client.query(`INSERT INTO ${WORK_ITEMS} (job_id, item_id) SELECT $1, unnest($2::text[])`, [jobKey, itemIds]);
+    });
+  }
+
+  async forgetWorkItems(jobKey: string): Promise<void> {
+    await this.inTransaction(async () => {
+      const present = await this.client.query(`SELECT to_regclass('${POSITION_SCHEMA}.work_items') IS NOT NULL AS present`);
+      if (!pgBool((present.rows[0] as { present: unknown }).present)) return;
+      await this.client.query(`DELETE FROM ${WORK_ITEMS} WHERE job_id = $1`, [jobKey]);
+      const left = await this.client.query(`SELECT EXISTS (SELECT 1 FROM ${WORK_ITEMS}) AS any`);
+      if (pgBool((left.rows[0] as { any: unknown }).any)) return;
+      await this.client.query(`DROP TABLE ${WORK_ITEMS}`);
+      // The destination stands alone once nothing else of Ferry's is kept there.
+      const others = await this.client.query(`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = '${POSITION_SCHEMA}'::regnamespace) AS any`);
+      if (!pgBool((others.rows[0] as { any: unknown }).any)) await this.client.query(`DROP SCHEMA ${quoteIdent(POSITION_SCHEMA)}`);
+    });
+  }
+
+  private async inTransaction(work: () => Promise<void>): Promise<void> {
+    if (this.broken !== null) throw this.broken;
+    if (this.busy) throw new FerryError('FAILED_PRECONDITION', 'This table writer is loading a table; write work item markers between loads.');
+    this.busy = true;
+    try {
+      await this.client.query('BEGIN');
+      await work();
+      await this.client.query('COMMIT');
+    } catch (error) {
+      await this.client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        this.broken = classifyPostgresError(rollbackError, this.context);
+      });
+      throw error instanceof FerryError ? error : classifyPostgresError(error, this.context);
     } finally {
       this.busy = false;
     }

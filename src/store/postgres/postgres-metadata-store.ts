@@ -15,13 +15,14 @@ import type { JobStatus } from '../../core/lifecycle.js';
 import type { JobHistoryEvent, JobListOrder, JobObject, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
 import { classifyPostgresError } from '../../engines/postgres/postgres-error-classifier.js';
 import type {
-  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredJobLease, StoredNode, StoredProfile, StoredSecret,
+  ClaimedWorkItem, JobListOptions, JobObjectTotals, ListOptions, MetadataStore, NewWorkItem, Page, SecretReplacement, StoredApiToken, StoredJobLease, StoredNode, StoredProfile, StoredSecret,
+  StoredWorkItem, WorkClaim,
 } from '../metadata-store.js';
 import {
   API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
   apiTokenToRow, checkJobListOptions, compareSecrets, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound, nodeNotFound,
   jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
-  NODE_COLUMNS, checkLeaseMs, nodeToRow, rowToJobLease, rowToNode, rowToJobObjectTotals, type JobLeaseRow, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
+  NODE_COLUMNS, WORK_ITEM_COLUMNS, checkLeaseMs, newWorkItemToRow, nodeToRow, rowToJobLease, rowToNode, rowToJobObjectTotals, rowToWorkItem, type JobLeaseRow, type NodeRow, type WorkItemRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
 } from '../store-rows.js';
 import { migratePostgres } from './migrations.js';
 
@@ -472,6 +473,71 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async listJobLeases(): Promise<StoredJobLease[]> {
     return (await this.query<JobLeaseRow>('SELECT job_id, node_id, epoch, expire_time FROM job_leases ORDER BY job_id')).map(rowToJobLease);
+  }
+
+  async publishWorkItems(jobId: string, items: NewWorkItem[]): Promise<void> {
+    try {
+      await this.transaction(async (client) => {
+        await client.query('DELETE FROM job_work_items WHERE job_id = $1', [jobId]);
+        if (items.length === 0) return;
+        await client.query(
+          `INSERT INTO job_work_items (${WORK_ITEM_COLUMNS.join(', ')})
+            SELECT ${WORK_ITEM_COLUMNS.join(', ')} FROM jsonb_populate_recordset(NULL::job_work_items, $1::jsonb)`,
+          [JSON.stringify(items.map((item) => newWorkItemToRow({ ...item, jobId })))],
+        );
+      });
+    } catch (error) {
+      if (sqlState(error) === '23503') throw jobNotFound(jobId);
+      throw error;
+    }
+  }
+
+  async claimWorkItem(nodeId: string, claimMs: number, jobId?: string): Promise<ClaimedWorkItem | null> {
+    // SKIP LOCKED: a row another claimer is taking is passed over, not waited for; the UPDATE
+    // re-checks the row's state on its latest version, so one claim wins.
+    const rows = await this.query<WorkItemRow & { previous_node_id: string | null }>(
+      `UPDATE job_work_items w
+          SET state = 'CLAIMED', node_id = $1, claims = w.claims + 1, claim_expire_time = now() + $2 * interval '1 millisecond'
+         FROM (SELECT job_id, item_id, node_id AS previous_node_id FROM job_work_items
+                WHERE (state = 'PENDING' OR (state = 'CLAIMED' AND claim_expire_time < now())) AND ($3::text IS NULL OR job_id = $3::text)
+                ORDER BY position, job_id LIMIT 1 FOR UPDATE SKIP LOCKED) c
+        WHERE w.job_id = c.job_id AND w.item_id = c.item_id
+        RETURNING w.*, c.previous_node_id`,
+      [nodeId, claimMs, jobId ?? null],
+    );
+    const row = rows[0];
+    return row === undefined ? null : { ...rowToWorkItem(row), previousNodeId: row.previous_node_id };
+  }
+
+  async renewWorkClaims(nodeId: string, claims: WorkClaim[], claimMs: number): Promise<WorkClaim[]> {
+    if (claims.length === 0) return [];
+    const rows = await this.query<{ job_id: string; item_id: string }>(
+      `UPDATE job_work_items w SET claim_expire_time = now() + $2 * interval '1 millisecond', rows = c.rows, bytes = c.bytes
+         FROM jsonb_to_recordset($3::jsonb) AS c(job_id text, item_id text, claims int, rows bigint, bytes bigint)
+        WHERE w.job_id = c.job_id AND w.item_id = c.item_id AND w.claims = c.claims AND w.node_id = $1 AND w.state = 'CLAIMED'
+        RETURNING w.job_id, w.item_id`,
+      [nodeId, claimMs, JSON.stringify(claims.map((c) => ({ job_id: c.jobId, item_id: c.itemId, claims: c.claims, rows: c.rows, bytes: c.bytes })))],
+    );
+    const held = new Set(rows.map((r) => JSON.stringify([r.job_id, r.item_id])));
+    return claims.filter((c) => held.has(JSON.stringify([c.jobId, c.itemId])));
+  }
+
+  async finishWorkItem(claim: WorkClaim, nodeId: string, outcome: { state: 'DONE' } | { state: 'FAILED'; error: unknown }): Promise<boolean> {
+    const error = outcome.state === 'FAILED' ? JSON.stringify(outcome.error ?? null) : null;
+    const result = await this.run(
+      `UPDATE job_work_items SET state = $1, rows = $2, bytes = $3, error = $4, claim_expire_time = NULL
+        WHERE job_id = $5 AND item_id = $6 AND claims = $7 AND node_id = $8 AND state = 'CLAIMED'`,
+      [outcome.state, claim.rows, claim.bytes, error, claim.jobId, claim.itemId, claim.claims, nodeId],
+    );
+    return result.rowCount === 1;
+  }
+
+  async listWorkItems(jobId: string): Promise<StoredWorkItem[]> {
+    return (await this.query<WorkItemRow>('SELECT * FROM job_work_items WHERE job_id = $1 ORDER BY position, item_id', [jobId])).map(rowToWorkItem);
+  }
+
+  async deleteWorkItems(jobId: string): Promise<void> {
+    await this.query('DELETE FROM job_work_items WHERE job_id = $1', [jobId]);
   }
 
   /**

@@ -3,13 +3,14 @@ import { FerryError, toFerryError } from '../../core/errors.js';
 import type { JobStatus } from '../../core/lifecycle.js';
 import type { JobHistoryEvent, JobListOrder, JobObject, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
 import type {
-  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredJobLease, StoredNode, StoredProfile, StoredSecret,
+  ClaimedWorkItem, JobListOptions, JobObjectTotals, ListOptions, MetadataStore, NewWorkItem, Page, SecretReplacement, StoredApiToken, StoredJobLease, StoredNode, StoredProfile, StoredSecret,
+  StoredWorkItem, WorkClaim,
 } from '../metadata-store.js';
 import {
   API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
   apiTokenToRow, checkJobListOptions, compareSecrets, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound, nodeNotFound,
   jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
-  NODE_COLUMNS, checkLeaseMs, nodeToRow, rowToJobLease, rowToNode, rowToJobObjectTotals, type JobLeaseRow, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
+  NODE_COLUMNS, WORK_ITEM_COLUMNS, checkLeaseMs, newWorkItemToRow, nodeToRow, rowToJobLease, rowToNode, rowToJobObjectTotals, rowToWorkItem, type JobLeaseRow, type NodeRow, type WorkItemRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
 } from '../store-rows.js';
 import { migrate } from './migrations.js';
 
@@ -476,6 +477,77 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.guard(() =>
       (this.statement('SELECT job_id, node_id, epoch, expire_time FROM job_leases ORDER BY job_id').all() as JobLeaseRow[]).map(rowToJobLease),
     );
+  }
+
+  async publishWorkItems(jobId: string, items: NewWorkItem[]): Promise<void> {
+    this.guard(() =>
+      this.db.transaction(() => {
+        this.statement('DELETE FROM job_work_items WHERE job_id = ?').run(jobId);
+        const insert = this.statement(insertSql('job_work_items', WORK_ITEM_COLUMNS));
+        for (const item of items) {
+          try {
+            insert.run(newWorkItemToRow({ ...item, jobId }));
+          } catch (error) {
+            if (sqliteCode(error) === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw jobNotFound(jobId);
+            throw error;
+          }
+        }
+      })(),
+    );
+  }
+
+  async claimWorkItem(nodeId: string, claimMs: number, jobId?: string): Promise<ClaimedWorkItem | null> {
+    // One connection, one writer at a time: the select and the update cannot interleave with another claim.
+    return this.guard(() =>
+      this.db.transaction((): ClaimedWorkItem | null => {
+        const now = new Date();
+        const row = this.statement(
+          `SELECT * FROM job_work_items WHERE (state = 'PENDING' OR (state = 'CLAIMED' AND claim_expire_time < @now)) AND (@job_id IS NULL OR job_id = @job_id)
+            ORDER BY position, job_id LIMIT 1`,
+        ).get({ now: now.toISOString(), job_id: jobId ?? null }) as WorkItemRow | undefined;
+        if (row === undefined) return null;
+        const claimed: WorkItemRow = { ...row, state: 'CLAIMED', node_id: nodeId, claims: row.claims + 1, claim_expire_time: new Date(now.getTime() + claimMs).toISOString() };
+        this.statement('UPDATE job_work_items SET state = @state, node_id = @node_id, claims = @claims, claim_expire_time = @claim_expire_time WHERE job_id = @job_id AND item_id = @item_id')
+          .run({ state: claimed.state, node_id: claimed.node_id, claims: claimed.claims, claim_expire_time: claimed.claim_expire_time, job_id: row.job_id, item_id: row.item_id });
+        return { ...rowToWorkItem(claimed), previousNodeId: row.node_id };
+      }).immediate(),
+    );
+  }
+
+  async renewWorkClaims(nodeId: string, claims: WorkClaim[], claimMs: number): Promise<WorkClaim[]> {
+    return this.guard(() =>
+      this.db.transaction(() => {
+        const expire = new Date(Date.now() + claimMs).toISOString();
+        const renew = this.statement(
+          `UPDATE job_work_items SET claim_expire_time = @expire, rows = @rows, bytes = @bytes
+            WHERE job_id = @job_id AND item_id = @item_id AND claims = @claims AND node_id = @node_id AND state = 'CLAIMED'`,
+        );
+        return claims.filter((c) => renew.run({ expire, rows: c.rows, bytes: c.bytes, job_id: c.jobId, item_id: c.itemId, claims: c.claims, node_id: nodeId }).changes === 1);
+      })(),
+    );
+  }
+
+  async finishWorkItem(claim: WorkClaim, nodeId: string, outcome: { state: 'DONE' } | { state: 'FAILED'; error: unknown }): Promise<boolean> {
+    return this.guard(() => {
+      const result = this.statement(
+        `UPDATE job_work_items SET state = @state, rows = @rows, bytes = @bytes, error = @error, claim_expire_time = NULL
+          WHERE job_id = @job_id AND item_id = @item_id AND claims = @claims AND node_id = @node_id AND state = 'CLAIMED'`,
+      ).run({
+        state: outcome.state, rows: claim.rows, bytes: claim.bytes, error: outcome.state === 'FAILED' ? JSON.stringify(outcome.error ?? null) : null,
+        job_id: claim.jobId, item_id: claim.itemId, claims: claim.claims, node_id: nodeId,
+      });
+      return result.changes === 1;
+    });
+  }
+
+  async listWorkItems(jobId: string): Promise<StoredWorkItem[]> {
+    return this.guard(() => (this.statement('SELECT * FROM job_work_items WHERE job_id = ? ORDER BY position, item_id').all(jobId) as WorkItemRow[]).map(rowToWorkItem));
+  }
+
+  async deleteWorkItems(jobId: string): Promise<void> {
+    this.guard(() => {
+      this.statement('DELETE FROM job_work_items WHERE job_id = ?').run(jobId);
+    });
   }
 
   /**
