@@ -142,11 +142,13 @@ function NodeRow({ node, now, busy, onDrain, onUndrain }: { node: FerryNode; now
       <td className="nowrap" data-testid="heartbeat-age" title={formatTime(node.heartbeatTime)}>
         {heartbeatAge(node, now)}
       </td>
-      <td data-testid="node-jobs">
+      <td>
         {jobs.length === 0 ? (
-          <span className="muted">None</span>
+          <span className="muted" data-testid="node-jobs">
+            None
+          </span>
         ) : (
-          <ul className="plain-list">
+          <ul className="plain-list" data-testid="node-jobs">
             {jobs.map((id) => (
               <li key={id}>
                 <Link to={paths.job(id)}>
@@ -156,7 +158,11 @@ function NodeRow({ node, now, busy, onDrain, onUndrain }: { node: FerryNode; now
             ))}
           </ul>
         )}
-        {node.maxJobs != null && <div className="muted small">at most {node.maxJobs}</div>}
+        {node.maxJobs != null && (
+          <div className="muted small" data-testid="node-max-jobs">
+            at most {node.maxJobs} {node.maxJobs === 1 ? 'job' : 'jobs'}
+          </div>
+        )}
       </td>
       <td className="nowrap">
         {drainAsked ? (
