@@ -239,7 +239,9 @@ export class JobSupervisor {
     if (maxJobs !== null && keeper.heldCount >= maxJobs) return;
     const waitingSince = this.#waiting.get(job.id) ?? now;
     this.#waiting.set(job.id, waitingSince);
-    if (now - waitingSince < 2 * this.sweepIntervalMs && keeper.heldCount > this.#leastLoad(leases, nodes, now)) return;
+    // The sole node of a SQLite store balances with nobody (rows of its earlier runs may still look UP).
+    const balanced = keeper.settings.soleNode || now - waitingSince >= 2 * this.sweepIntervalMs || keeper.heldCount <= this.#leastLoad(leases, nodes, now);
+    if (!balanced) return;
     this.#claiming.add(job.id);
     try {
       const lease = await keeper.acquire(job.id);
