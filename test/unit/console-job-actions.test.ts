@@ -34,6 +34,7 @@ function job(overrides: Partial<Job> = {}): Job {
     error: null,
     progress: { tablesTotal: 0, tablesCompleted: 0, rowsCopied: 0, bytesCopied: 0, estimatedRows: 0, estimatedBytes: 0, totalsEstimated: false, percent: 0 },
     replication: null,
+    node: null,
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@ import { CreateJobPage } from './pages/create-job-page';
 import { JobDetailsPage } from './pages/job-details-page';
 import { JobsListPage } from './pages/jobs-list-page';
 import { LoginPage } from './pages/login-page';
+import { NodesPage } from './pages/nodes-page';
 import { CreateProfilePage, ProfilePage, ProfilesListPage } from './pages/profiles-pages';
 import { Link, navigate, paths, useLocation } from './lib/router';
 
@@ -24,6 +25,7 @@ function Page({ pathname }: { pathname: string }) {
   if (pathname === paths.profiles) return <ProfilesListPage />;
   if (pathname === paths.createProfile) return <CreateProfilePage />;
   if ((match = /^\/profiles\/([^/]+)$/.exec(pathname))) return <ProfilePage key={match[1]} id={decode(match[1]!)} />;
+  if (pathname === paths.nodes) return <NodesPage />;
   return (
     <section className="page">
       <h1>Page not found</h1>
@@ -51,7 +53,7 @@ export function App() {
     setHasToken(false);
     setSession((n) => n + 1);
   };
-  const section = pathname.startsWith('/profiles') || pathname === paths.createProfile ? 'profiles' : 'jobs';
+  const section = pathname.startsWith('/profiles') || pathname === paths.createProfile ? 'profiles' : pathname === paths.nodes ? 'nodes' : 'jobs';
 
   return (
     <div className="app">
@@ -66,6 +68,9 @@ export function App() {
             </Link>
             <Link to={paths.profiles} className={section === 'profiles' ? 'active' : undefined} aria-current={section === 'profiles' ? 'page' : undefined}>
               Connection profiles
+            </Link>
+            <Link to={paths.nodes} className={section === 'nodes' ? 'active' : undefined} aria-current={section === 'nodes' ? 'page' : undefined}>
+              Nodes
             </Link>
           </nav>
         )}

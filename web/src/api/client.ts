@@ -7,6 +7,7 @@ import type {
   ConnectionTest,
   CreateJobInput,
   CreateProfileInput,
+  FerryNode,
   Job,
   JobAction,
   JobEvent,
@@ -206,6 +207,16 @@ export const api = {
   listProfileTables: async (id: string, selection: ObjectSelection, signal?: AbortSignal) =>
     (await request<{ tables: SourceTable[] }>('POST', `/v1/connectionProfiles/${segment(id)}:listTables`, { body: selection, signal })).tables,
   testProfileInput: (input: CreateProfileInput) => request<ConnectionTest>('POST', '/v1/connectionProfiles:test', { body: input }),
+
+  listNodes: async (signal?: AbortSignal) => (await request<{ nodes: FerryNode[] }>('GET', '/v1/nodes', { signal })).nodes,
+  /** The node takes no new job and hands its jobs to other nodes at their next safe point. */
+  drainNode: async (id: string): Promise<void> => {
+    await request<unknown>('POST', `/v1/nodes/${segment(id)}:drain`);
+  },
+  /** The node takes jobs again. */
+  undrainNode: async (id: string): Promise<void> => {
+    await request<unknown>('POST', `/v1/nodes/${segment(id)}:undrain`);
+  },
 };
 
 /** A message to show for anything a call threw. */

@@ -110,6 +110,33 @@ export interface Job {
   replication?: Replication | null;
   /** True when Promote was asked and is being carried out. */
   promoteRequested?: boolean;
+  /** The id of the node that runs the job (holds its live lease), or null when no node runs it. */
+  node: string | null;
+}
+
+/**
+ * UP: heartbeat within the last 15 s; LOST: no heartbeat for longer without a clean stop;
+ * STOPPED: stopped cleanly; DRAINING: drain asked, jobs still held; DRAINED: drain asked, no job held.
+ */
+export const NODE_STATES = ['UP', 'LOST', 'STOPPED', 'DRAINING', 'DRAINED'] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+
+/** A `ferry serve` of the metadata store (GET /v1/nodes; "Node" in the OpenAPI document, renamed here to keep the DOM's Node). */
+export interface FerryNode {
+  id: string;
+  /** Where its API listens. */
+  address: string;
+  version: string;
+  state: NodeState;
+  startTime: string;
+  heartbeatTime: string;
+  stopTime: string | null;
+  /** The ids of the jobs it runs (holds a live lease of). */
+  jobs: string[];
+  /** When a drain was asked, or null. */
+  drainTime: string | null;
+  /** Its --max-jobs, or null for no limit. */
+  maxJobs: number | null;
 }
 
 export type JobObjectState = 'NOT_STARTED' | 'DUMPING' | 'DUMPED' | 'REPLICATING' | 'FAILED' | 'COMPLETED' | 'ERROR';

@@ -1,5 +1,5 @@
 /** How the console writes numbers, sizes, times and names. */
-import type { ConnectivityMethod, EngineKind, JobObjectState, JobType } from '../api/types';
+import type { ConnectivityMethod, EngineKind, JobObjectState, JobType, NodeState } from '../api/types';
 
 const ENGINE_NAMES: Record<EngineKind, string> = { postgresql: 'PostgreSQL', mysql: 'MySQL' };
 const TYPE_NAMES: Record<JobType, string> = { 'one-time': 'One-time', continuous: 'Continuous' };
@@ -14,10 +14,19 @@ const OBJECT_STATE_NAMES: Record<JobObjectState, string> = {
   ERROR: 'Error (changes parked)',
 };
 
+const NODE_STATE_NAMES: Record<NodeState, string> = {
+  UP: 'Up',
+  LOST: 'Lost',
+  STOPPED: 'Stopped',
+  DRAINING: 'Draining',
+  DRAINED: 'Drained',
+};
+
 export const engineName = (engine: EngineKind) => ENGINE_NAMES[engine] ?? engine;
 export const typeName = (type: JobType) => TYPE_NAMES[type] ?? type;
 export const connectivityName = (method: ConnectivityMethod) => CONNECTIVITY_NAMES[method] ?? method;
 export const objectStateName = (state: JobObjectState) => OBJECT_STATE_NAMES[state] ?? state;
+export const nodeStateName = (state: NodeState) => NODE_STATE_NAMES[state] ?? state;
 
 export function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');

@@ -1,5 +1,5 @@
 /**
- * A minimal client-side router over the History API: the console has six pages, which do
+ * A minimal client-side router over the History API: the console has seven pages, which do
  * not need a routing library. The server answers index.html for every console path.
  */
 import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from 'react';
@@ -48,4 +48,5 @@ export const paths = {
   profiles: '/profiles',
   profile: (id: string) => `/profiles/${encodeURIComponent(id)}`,
   createProfile: '/create/profile',
+  nodes: '/nodes',
 };

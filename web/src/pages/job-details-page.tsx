@@ -1,5 +1,5 @@
 /**
- * One migration job: every field of the seed's details page, status and substatus, the error
+ * One migration job: every field of the seed's details page, status, substatus and node, the error
  * with what to do, replication lag and throughput charts, per-table progress and the event
  * history, refreshed every 2 s; buttons for exactly the job's availableActions.
  */
@@ -9,6 +9,7 @@ import type { Job, JobAction, JobEvent, JobObject } from '../api/types';
 import { Alert, ErrorAlert } from '../components/alert';
 import { JobActionButtons } from '../components/job-action-buttons';
 import { LineChart, type ChartPoint } from '../components/line-chart';
+import { NodeName } from '../components/node-name';
 import { ProgressBar } from '../components/progress-bar';
 import { StatusBadge } from '../components/status-badge';
 import { ValidationPanel } from '../components/validation-panel';
@@ -429,6 +430,7 @@ export function JobDetailsPage({ id }: { id: string }) {
           items={[
             ['Status', <StatusBadge key="st" status={job.status} label={job.statusLabel} />],
             ['Substatus', job.substatus ?? 'None'],
+            ['Node', <span key="node" data-testid="job-node"><NodeName node={job.node} /></span>],
           ]}
         />
         <ErrorPanel job={job} />

@@ -1,7 +1,7 @@
 /**
- * Migration jobs: one page of jobs at a time, filtered, searched and ordered by the server,
- * and only that page refreshed every 2 s; act on several jobs at once when they share a
- * status. The search box asks the server once typing pauses.
+ * Migration jobs: one page of jobs at a time, each with the node that runs it, filtered,
+ * searched and ordered by the server, and only that page refreshed every 2 s; act on several
+ * jobs at once when they share a status. The search box asks the server once typing pauses.
  */
 import { memo, useCallback, useEffect, useState } from 'react';
 import { api } from '../api/client';
@@ -9,6 +9,7 @@ import type { Job, JobListOrder, JobStatus } from '../api/types';
 import { JOB_LIST_ORDERS, JOB_STATUSES, STATUS_LABELS } from '../api/types';
 import { ErrorAlert } from '../components/alert';
 import { JobActionButtons } from '../components/job-action-buttons';
+import { NodeName } from '../components/node-name';
 import { StatusBadge } from '../components/status-badge';
 import { engineName, formatDuration, formatTime, typeName } from '../lib/format';
 import { Link, navigate, paths, useLocation } from '../lib/router';
@@ -212,6 +213,7 @@ export function JobsListPage() {
               <th>ID</th>
               <th>Status</th>
               <th>Substatus</th>
+              <th>Node</th>
               <th>Type</th>
               <th>Source</th>
               <th>Destination</th>
@@ -248,6 +250,9 @@ const JobRow = memo(function JobRow({ job, selected, onToggle }: { job: Job; sel
         <StatusBadge status={job.status} label={job.statusLabel} />
       </td>
       <td>{job.substatus ?? '—'}</td>
+      <td data-testid="job-node">
+        <NodeName node={job.node} />
+      </td>
       <td>{typeName(job.type)}</td>
       <td>
         {job.sourceProfileName ?? job.sourceProfileId}
