@@ -12,6 +12,7 @@ import { postgresEngine } from './engines/postgres/postgres-engine.js';
 import { mysqlEngine } from './engines/mysql/mysql-engine.js';
 import { SshTunnelManager } from './engines/ssh-tunnel.js';
 import { systemClock } from './pipeline/clock.js';
+import { DEFAULT_LEASE_SECONDS, nodeHeartbeatIntervalMs, nodeLostAfterMs } from './pipeline/job-leases.js';
 import { JobSupervisor } from './pipeline/job-supervisor.js';
 import type { Logger } from './pipeline/logger.js';
 import { retryPolicyFromEnv } from './pipeline/retry-policy.js';
@@ -42,6 +43,10 @@ export interface ServerConfig {
   storeUrl?: string;
   /** This server's id among the nodes of its store (`--node-id`); default "<host name>:<port>". */
   nodeId?: string;
+  /** How long a job's lease lasts from its last renewal (`--lease-seconds`, FERRY_LEASE_SECONDS); default 15. */
+  leaseSeconds?: number;
+  /** At most this many jobs run on this node (`--max-jobs`, FERRY_MAX_JOBS); default no limit. */
+  maxJobs?: number | null;
   /** pino level; default "info", or FERRY_LOG_LEVEL. */
   logLevel?: string;
   /**
@@ -88,14 +93,6 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const allowedHosts = parseAllowedHosts(config.allowedHosts ?? []);
   const storeUrl = config.storeUrl === undefined || config.storeUrl === '' ? null : config.storeUrl;
   const store = await openMigratedStore(dataDir, storeUrl);
-  if (store instanceof PostgresMetadataStore) {
-    try {
-      await store.claimSoleServer(`${config.host}:${config.port}`);
-    } catch (error) {
-      await store.close();
-      throw error;
-    }
-  }
   const tokens = new TokenService({ store, clock: systemClock, ...(bootstrapToken !== undefined ? { bootstrapToken } : {}) });
   if (tokensRequired && !(await tokens.hasUsableTokens())) {
     logger.warn(
@@ -126,6 +123,8 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const pipelineLogger = logger as unknown as Logger;
   const tunnels = new SshTunnelManager();
 
+  const leaseMs = Math.round((config.leaseSeconds ?? DEFAULT_LEASE_SECONDS) * 1000);
+  const maxJobs = config.maxJobs ?? null;
   let service: MigrationService | null = null;
   const supervisor = new JobSupervisor({
     store,
@@ -135,7 +134,7 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     retryPolicy: retryPolicyFromEnv(process.env),
     resolveConnection: (profileId) => (service as MigrationService).resolveConnection(profileId),
   });
-  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger, tunnels });
+  service = new MigrationService({ store, engines, workers: supervisor, clock: systemClock, secrets, logger: pipelineLogger, tunnels, nodeLostAfterMs: nodeLostAfterMs(leaseMs) });
 
   let watch: DataDirectoryWatch | null = null;
   const app = buildApiServer(service, {
@@ -152,7 +151,9 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
   const nodeId = config.nodeId ?? `${hostname()}:${listening.port}`;
   let heartbeat: NodeHeartbeat | null = null;
   try {
-    heartbeat = await startNodeHeartbeat({ store, clock: systemClock, logger: pipelineLogger, node: { id: nodeId, address: url, version: ferryVersion() } });
+    heartbeat = await startNodeHeartbeat({
+      store, clock: systemClock, logger: pipelineLogger, node: { id: nodeId, address: url, version: ferryVersion(), maxJobs }, intervalMs: nodeHeartbeatIntervalMs(leaseMs),
+    });
   } catch (error) {
     await app.close();
     await service.close();
@@ -161,7 +162,10 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     removeServerPidFile(dataDir);
     throw error;
   }
-  await supervisor.start();
+  // On the SQLite store this is the only node (the pid file guards the data directory): leases
+  // are trivial and runners get no destination fence.
+  const sqlite = storeUrl === null;
+  await supervisor.start({ nodeId, leaseMs, maxJobs, fenced: !sqlite, soleNode: sqlite });
 
   let closing: Promise<void> | null = null;
   const close = () => {

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics in the text exposition format: per job, its status, rows and bytes
  * copied, replication lag and changes applied, and whether it has an error; per parked table,
- * its waiting changes.
+ * its waiting changes; per node, the jobs it runs; the takeovers this node made.
  */
 import { FerryError } from '../core/errors.js';
 import { JOB_STATUSES } from '../core/lifecycle.js';
@@ -60,7 +60,7 @@ async function parkedSamples(service: FerryService, jobs: JobView[]): Promise<Me
 }
 
 export async function collectMetrics(service: FerryService): Promise<string> {
-  const jobs = await allJobs(service);
+  const [jobs, nodes] = await Promise.all([allJobs(service), service.listNodes()]);
   const parked = await parkedSamples(service, jobs);
   const perJob = (name: string, help: string, type: Metric['type'], value: (job: JobView) => number | null): Metric => ({
     name, help, type,
@@ -84,5 +84,13 @@ export async function collectMetrics(service: FerryService): Promise<string> {
     perJob('ferry_job_transactions_applied_total', 'Source transactions applied since this server took the job.', 'counter', (j) => j.replication?.transactionsApplied ?? null),
     perJob('ferry_job_duration_seconds', 'Running time of the job.', 'gauge', (j) => j.durationSeconds),
     { name: 'ferry_job_parked_changes', help: 'Changes of a parked table (the destination refuses them) waiting on the destination.', type: 'gauge', samples: parked },
+    {
+      name: 'ferry_node_jobs', help: 'Jobs whose live lease the node holds (the jobs it runs), per node of the metadata store.', type: 'gauge',
+      samples: nodes.map((node) => ({ labels: { node: node.id, state: node.state }, value: node.jobs.length })),
+    },
+    {
+      name: 'ferry_job_takeovers_total', help: 'Jobs this node took over from another node whose lease expired, since it started (sum over the nodes for the store).', type: 'counter',
+      samples: [{ labels: {}, value: service.jobTakeovers() }],
+    },
   ]);
 }

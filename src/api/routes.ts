@@ -537,4 +537,25 @@ export const API_ROUTES: readonly ApiRoute[] = [
     status: 200,
     handler: async (service) => ({ nodes: await service.listNodes() }),
   }),
+  nodeDrainRoute(true),
+  nodeDrainRoute(false),
 ];
+
+function nodeDrainRoute(drain: boolean): ApiRoute {
+  return defineRoute({
+    method: 'POST',
+    path: `/v1/nodes/{id}:${drain ? 'drain' : 'undrain'}`,
+    operationId: `${drain ? 'drain' : 'undrain'}Node`,
+    summary: drain ? 'Drain a node: move its jobs to other nodes' : 'Undrain a node: it takes jobs again',
+    description: drain
+      ? 'The node stops taking jobs, stops each of its runners at its next safe point and releases their leases, so that other nodes take the jobs at once (within a few seconds). ' +
+        'State DRAINING while it still holds jobs, DRAINED once it holds none: then it can be stopped and upgraded with no job stopped. The drain lasts until undrain, across restarts of the node. 404 NOT_FOUND for an unknown node.'
+      : 'Lifts a drain: the node takes jobs again (new jobs and jobs whose node was lost; jobs running elsewhere stay where they are). 404 NOT_FOUND for an unknown node.',
+    tag: NODES,
+    params: IdParams,
+    body: EmptyRequest,
+    response: NodeView,
+    status: 200,
+    handler: (service, { params, actor }) => service.setNodeDrain(params.id, drain, actor),
+  });
+}

@@ -15,6 +15,7 @@ import type {
   CreateJobInput,
   CreateProfileInput,
   JobView,
+  NodeView,
   ProfileView,
   RestartJobInput,
   UpdateJobInput,
@@ -159,6 +160,10 @@ export class ApiClient {
 
   listNodes(): Promise<NodeListView> {
     return this.request('GET', '/v1/nodes');
+  }
+
+  setNodeDrain(nodeId: string, drain: boolean): Promise<NodeView> {
+    return this.request('POST', `/v1/nodes/${segment(nodeId)}:${drain ? 'drain' : 'undrain'}`);
   }
 
   private async request<T>(

@@ -273,13 +273,18 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
     .addOption(new Option('--data-dir <dir>', 'where Ferry keeps its secret key (and its metadata, without --store)').env('FERRY_DATA_DIR').default('./.ferry'))
     .addOption(storeOption())
     .addOption(new Option('--node-id <id>', "this server's id among the nodes of its store (default: <host name>:<port>)").env('FERRY_NODE_ID'))
+    .addOption(
+      new Option('--lease-seconds <seconds>', "how long a job's lease lasts from its last renewal: another node takes a job over about this long after its node died (every node of a store alike)")
+        .env('FERRY_LEASE_SECONDS').argParser(parseSeconds).default(15),
+    )
+    .addOption(new Option('--max-jobs <count>', 'run at most this many jobs on this node (default: no limit)').env('FERRY_MAX_JOBS').argParser(parseInteger(1, 100_000)))
     .option(
       '--allowed-host <name>',
       'another host name the API answers to, e.g. behind a reverse proxy (repeatable; also FERRY_ALLOWED_HOSTS, comma-separated)',
       collect,
     )
     .action(
-      run(async (options: { host: string; port: number; dataDir: string; store?: string; nodeId?: string; allowedHost?: string[] }) => {
+      run(async (options: { host: string; port: number; dataDir: string; store?: string; nodeId?: string; leaseSeconds: number; maxJobs?: number; allowedHost?: string[] }) => {
         // Loaded on demand so that client commands do not load the server.
         const { startFerryServer, redactStoreUrl } = await import('../main.js');
         // Bounded memory (docs/ARCHITECTURE.md, "Memory of ferry serve"): a process-level setting, so here and not in startFerryServer.
@@ -292,6 +297,8 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
           dataDir,
           ...(storeUrlOf(options) === null ? {} : { storeUrl: storeUrlOf(options)! }),
           ...(options.nodeId === undefined || options.nodeId === '' ? {} : { nodeId: options.nodeId }),
+          leaseSeconds: options.leaseSeconds,
+          maxJobs: options.maxJobs ?? null,
           allowedHosts,
           onFatalError: (error) => {
             io.stderr(`error: ${error.code}: ${error.message}\n`);
@@ -1070,19 +1077,44 @@ export function buildCli(overrides: Partial<CliIo> = {}): Command {
   // nodes: the servers of the metadata store.
 
   const nodes = program.command('nodes').description('The servers (nodes) that work on the metadata store.');
-  clientCommand(nodes, 'list', 'List the nodes of the metadata store: id, address, state (UP, LOST: no heartbeat for 15 s, STOPPED), last heartbeat.').action(
+  clientCommand(
+    nodes,
+    'list',
+    'List the nodes of the metadata store: id, state (UP; LOST: no heartbeat for three heartbeats; STOPPED; DRAINING, DRAINED), the jobs each runs, address, last heartbeat.',
+  ).action(
     run(async (options: ClientOptions) => {
       const list = await clientOf(options).listNodes();
       if (options.output === 'json') return printJson(list);
       if (list.nodes.length === 0) return print('No nodes.');
       print(
         renderTable(
-          ['id', 'state', 'address', 'version', 'started', 'last heartbeat', 'stopped'],
-          list.nodes.map((n) => [n.id, n.state, n.address, n.version, formatTime(n.startTime), formatTime(n.heartbeatTime), formatTime(n.stopTime)]),
+          ['id', 'state', 'jobs', 'address', 'version', 'started', 'last heartbeat', 'stopped'],
+          list.nodes.map((n) => [
+            n.id, n.state, n.jobs.length === 0 ? '-' : n.jobs.join(', '), n.address, n.version, formatTime(n.startTime), formatTime(n.heartbeatTime), formatTime(n.stopTime),
+          ]),
         ),
       );
     }),
   );
+  for (const drain of [true, false]) {
+    clientCommand(
+      nodes,
+      `${drain ? 'drain' : 'undrain'} <node>`,
+      drain
+        ? 'Drain a node: it stops taking jobs and hands the jobs it runs to other nodes at their next safe point (state DRAINING, then DRAINED: it can be stopped and upgraded). Lasts until undrain.'
+        : 'Undrain a node: it takes jobs again.',
+    ).action(
+      run(async (nodeId: string, options: ClientOptions) => {
+        const node = await clientOf(options).setNodeDrain(nodeId, drain);
+        if (options.output === 'json') return printJson(node);
+        print(
+          drain
+            ? `Node ${node.id} drains (${node.state}${node.jobs.length === 0 ? '' : `, still running ${node.jobs.join(', ')}`}): its jobs move to other nodes; \`ferry nodes list\` shows it DRAINED once it holds none.`
+            : `Node ${node.id} takes jobs again (${node.state}).`,
+        );
+      }),
+    );
+  }
 
   // ---------------------------------------------------------------------------------
   // store: the metadata store itself.

@@ -268,7 +268,7 @@ function profileText(name: string | null, id: string, engine: string): string {
 export function renderJobsTable(jobs: JobView[]): string {
   if (jobs.length === 0) return 'No migration jobs. Create one with `ferry jobs create`.';
   return renderTable(
-    ['id', 'name', 'status', 'substatus', 'type', 'source → destination', 'created', 'duration'],
+    ['id', 'name', 'status', 'substatus', 'type', 'source → destination', 'node', 'created', 'duration'],
     jobs.map((j) => [
       j.id,
       j.displayName,
@@ -276,6 +276,7 @@ export function renderJobsTable(jobs: JobView[]): string {
       j.substatus ?? '-',
       j.type,
       `${j.sourceProfileName ?? j.sourceProfileId} → ${j.destinationProfileName ?? j.destinationProfileId}`,
+      j.node ?? '-',
       formatTime(j.createTime),
       formatDuration(j.durationSeconds),
     ]),
@@ -404,6 +405,7 @@ export function renderJobDetails(job: JobView, options: JobDetailsOptions = {}):
       ['Status', job.statusLabel],
       ['Substatus', job.substatus ?? '-'],
       ['Available actions', job.availableActions.length > 0 ? job.availableActions.join(', ') : '-'],
+      ['Node', job.node ?? '- (no node runs it)'],
       ['Source', profileText(job.sourceProfileName, job.sourceProfileId, job.sourceEngine)],
       ['Destination', profileText(job.destinationProfileName, job.destinationProfileId, job.destinationEngine)],
       ['Connectivity', job.connectivityMethod],

@@ -29,6 +29,7 @@ import { recordJobEvent, type EventOptions } from './job-transitions.js';
 import type { Logger } from './logger.js';
 import { failpoint } from './failpoints.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
+import type { JobFence } from './job-fence.js';
 
 export interface JobRunnerDeps {
   store: MetadataStore;
@@ -91,11 +92,19 @@ export class JobRunner {
   #failingSince: number | null = null;
   #failures = 0;
 
-  constructor(jobId: string, deps: JobRunnerDeps, stats = new ReplicationStats()) {
+  /**
+   * With `fence`, the runner works under that lease (several nodes on one store): once its
+   * `lost` signal aborts, the runner stops as cancel() does, without another write for the job.
+   */
+  constructor(jobId: string, deps: JobRunnerDeps, stats = new ReplicationStats(), fence?: JobFence) {
     this.stats = stats;
     this.jobId = jobId;
     this.#deps = deps;
     this.#log = deps.logger.child({ jobId });
+    fence?.lost.addEventListener('abort', () => {
+      this.#cancelled = true;
+      this.#controller.abort(new Interrupted());
+    }, { once: true });
     this.done = this.#run();
   }
 

@@ -98,6 +98,14 @@ export interface FerryService {
   listJobSchemaObjects(id: string): Promise<SchemaObjectReportView>;
   listJobEvents(id: string, afterId?: number): Promise<z.infer<typeof JobEventView>[]>;
 
-  /** Every `ferry serve` recorded on the metadata store (nodes), ordered by id, with its state. */
+  /** Every `ferry serve` recorded on the metadata store (nodes), ordered by id, with its state and the jobs it runs. */
   listNodes(): Promise<NodeView[]>;
+  /**
+   * Asks the node to drain (`drain` true): it stops taking jobs, stops each of its runners at
+   * its next safe point and releases their leases, so that other nodes take the jobs at once;
+   * the drain lasts until undrain (`drain` false). NOT_FOUND for an unknown node.
+   */
+  setNodeDrain(id: string, drain: boolean, actor: Actor): Promise<NodeView>;
+  /** Jobs this node took over from another node whose lease expired, since it started. */
+  jobTakeovers(): number;
 }

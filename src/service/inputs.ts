@@ -8,6 +8,7 @@ import { JOB_ACTIONS, JOB_PHASES, JOB_STATUSES } from '../core/lifecycle.js';
 import { DEFAULT_MAX_PARKED_CHANGES, ENUM_ERROR_VALUE_POLICIES, JOB_EVENT_KINDS, JOB_LIST_ORDERS, JOB_OBJECT_STATES, NUL_CHARACTER_POLICIES, ZERO_DATE_POLICIES } from '../core/migration-job.js';
 import { ERROR_CODES } from '../core/errors.js';
 import { TABLE_VALIDATION_STATES, VALIDATION_STATUSES } from '../core/validation.js';
+import { NODE_STATES } from './node-heartbeat.js';
 
 /** A name people read: not empty and not only white space. */
 const displayName = z.string().min(1).max(200).regex(/\S/, 'must contain a character other than white space');
@@ -303,6 +304,7 @@ export const JobView = z.object({
   replication: ReplicationView.nullable(),
   /** True when Promote was asked and is being carried out. */
   promoteRequested: z.boolean(),
+  node: z.string().nullable().describe('The node that runs the job: the holder of its live lease; null when no node holds one.'),
 });
 export type JobView = z.infer<typeof JobView>;
 
@@ -354,10 +356,16 @@ export const NodeView = z.object({
   id: z.string().describe('The node id: `ferry serve --node-id`, by default "<host name>:<port>".'),
   address: z.string().describe('Where its API listens.'),
   version: z.string().describe('The Ferry version it runs.'),
-  state: z.enum(['UP', 'LOST', 'STOPPED']).describe('UP: heartbeat within the last 15 s; LOST: no heartbeat for longer (killed, machine gone, paused) without a clean stop; STOPPED: stopped cleanly.'),
+  state: z.enum(NODE_STATES).describe(
+    'UP: its heartbeat is recent (within three heartbeats: 15 s by default, about one lease with a shorter --lease-seconds); LOST: no heartbeat for longer (killed, machine gone, paused) without a clean stop; ' +
+      'STOPPED: stopped cleanly; DRAINING: up, a drain was asked and it still holds jobs; DRAINED: up, a drain was asked and it holds no job.',
+  ),
   startTime: z.string(),
-  heartbeatTime: z.string().describe('Its last heartbeat (every 5 s while it runs).'),
+  heartbeatTime: z.string().describe('Its last heartbeat (every 5 s while it runs, or a third of --lease-seconds when shorter).'),
   stopTime: z.string().nullable(),
+  jobs: z.array(z.string()).describe('The jobs whose live lease it holds (the jobs it runs), by id.'),
+  drainTime: z.string().nullable().describe('When a drain was asked (`ferry nodes drain`); null when it takes jobs. A drain lasts until undrain, across restarts.'),
+  maxJobs: z.number().nullable().describe('Its --max-jobs; null: no limit.'),
 });
 export type NodeView = z.infer<typeof NodeView>;
 

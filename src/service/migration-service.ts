@@ -24,7 +24,7 @@ import type { EngineRegistry } from '../engines/engine-registry.js';
 import type { ConnectionTunnels } from '../engines/ssh-tunnel.js';
 import type { Clock } from '../pipeline/clock.js';
 import type { Logger } from '../pipeline/logger.js';
-import type { JobObjectTotals, MetadataStore, StoredProfile } from '../store/metadata-store.js';
+import type { JobObjectTotals, MetadataStore, StoredJobLease, StoredProfile } from '../store/metadata-store.js';
 import type { Actor, FerryService, JobActionOptions, PageView } from './ferry-service.js';
 import {
   CreateJobInput,
@@ -63,6 +63,8 @@ export interface JobWorkers {
   cancel(jobId: string): Promise<void>;
   /** Live incremental-load numbers of a job this process runs, or null. */
   replicationStats(jobId: string): ReplicationSnapshot | null;
+  /** Jobs this node took over from another node whose lease expired, since it started. */
+  readonly takeovers: number;
 }
 
 export interface MigrationServiceDeps {
@@ -74,6 +76,8 @@ export interface MigrationServiceDeps {
   logger: Logger;
   /** Opens the SSH tunnels of profiles with connectivityMethod "ssh-tunnel". */
   tunnels: ConnectionTunnels;
+  /** A running node whose heartbeat is older than this is LOST; default NODE_LOST_AFTER_MS. */
+  nodeLostAfterMs?: number;
 }
 
 /** Engine pairs and job types this build runs. Anything else is refused with NOT_IMPLEMENTED. */
@@ -600,8 +604,26 @@ export class MigrationService implements FerryService {
   }
 
   async listNodes(): Promise<NodeView[]> {
+    const [nodes, leases] = await Promise.all([this.#deps.store.listNodes(), this.#deps.store.listJobLeases()]);
     const now = this.#deps.clock.now();
-    return (await this.#deps.store.listNodes()).map((node) => ({ ...node, state: nodeState(node, now) }));
+    const jobsOf = new Map<string, string[]>();
+    for (const [jobId, nodeId] of liveLeaseHolders(leases, now)) jobsOf.set(nodeId, [...(jobsOf.get(nodeId) ?? []), jobId]);
+    return nodes.map((node) => {
+      const jobs = jobsOf.get(node.id) ?? [];
+      return { ...node, state: nodeState(node, now, jobs.length, this.#deps.nodeLostAfterMs), jobs };
+    });
+  }
+
+  jobTakeovers(): number {
+    return this.#deps.workers.takeovers;
+  }
+
+  async setNodeDrain(id: string, drain: boolean, actor: Actor): Promise<NodeView> {
+    await this.#deps.store.setNodeDrain(id, drain ? this.#deps.clock.now() : null);
+    this.#deps.logger.info({ nodeId: id, actor }, drain ? 'drain of a node asked: its jobs move to other nodes' : 'drain of a node lifted: it takes jobs again');
+    const node = (await this.listNodes()).find((n) => n.id === id);
+    if (node === undefined) throw new FerryError('NOT_FOUND', `Node "${id}" vanished from the metadata store; list nodes to check`, { details: { nodeId: id } });
+    return node;
   }
 
   async listJobEvents(id: string, afterId?: number): Promise<z.infer<typeof JobEventView>[]> {
@@ -732,9 +754,10 @@ export class MigrationService implements FerryService {
   async #toJobViews(jobs: readonly MigrationJob[]): Promise<JobView[]> {
     if (jobs.length === 0) return [];
     const profileIds = [...new Set(jobs.flatMap((job) => [job.sourceProfileId, job.destinationProfileId]))];
-    const [totals, names] = await Promise.all([
+    const [totals, names, leases] = await Promise.all([
       this.#deps.store.totalJobObjects(jobs.map((job) => job.id)),
       this.#deps.store.getProfileNames(profileIds),
+      this.#deps.store.listJobLeases(),
     ]);
     const totalsByJob = new Map<string, JobObjectTotals[]>();
     for (const row of totals) {
@@ -743,10 +766,11 @@ export class MigrationService implements FerryService {
       else totalsByJob.set(row.jobId, [row]);
     }
     const now = this.#deps.clock.now();
-    return jobs.map((job) => this.#jobView(job, totalsByJob.get(job.id) ?? [], names, now));
+    const holders = liveLeaseHolders(leases, now);
+    return jobs.map((job) => this.#jobView(job, totalsByJob.get(job.id) ?? [], names, now, holders.get(job.id) ?? null));
   }
 
-  #jobView(job: MigrationJob, totals: JobObjectTotals[], profileNames: Map<string, string>, now: string): JobView {
+  #jobView(job: MigrationJob, totals: JobObjectTotals[], profileNames: Map<string, string>, now: string, node: string | null): JobView {
     return {
       id: job.id,
       displayName: job.displayName,
@@ -782,8 +806,19 @@ export class MigrationService implements FerryService {
       progress: summarizeProgress(totals),
       replication: this.#deps.workers.replicationStats(job.id),
       promoteRequested: job.promoteRequested,
+      node,
     };
   }
+}
+
+/** Job id -> the node holding its lease, for the leases still live at `now` (held and not expired). */
+function liveLeaseHolders(leases: readonly StoredJobLease[], now: string): Map<string, string> {
+  const at = Date.parse(now);
+  const holders = new Map<string, string>();
+  for (const lease of leases) {
+    if (lease.nodeId !== null && Date.parse(lease.expireTime) > at) holders.set(lease.jobId, lease.nodeId);
+  }
+  return holders;
 }
 
 /** Tables whose copy is finished: their totals are what was copied, not an estimate. */

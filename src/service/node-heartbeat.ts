@@ -1,7 +1,7 @@
 /**
  * Each `ferry serve` is a node of its metadata store: it records itself when it starts,
  * renews its heartbeat every few seconds and records its stop. `GET /v1/nodes` reads them back
- * with a state derived from the heartbeat's age, so a node that died shows as LOST.
+ * with a state derived from the heartbeat's age (a node that died shows as LOST) and its drain.
  */
 import type { Clock } from '../pipeline/clock.js';
 import type { Logger } from '../pipeline/logger.js';
@@ -12,11 +12,15 @@ export const NODE_HEARTBEAT_MS = 5_000;
 /** A running node whose heartbeat is older than this is LOST (three missed heartbeats). */
 export const NODE_LOST_AFTER_MS = 3 * NODE_HEARTBEAT_MS;
 
-export type NodeState = 'UP' | 'LOST' | 'STOPPED';
+export const NODE_STATES = ['UP', 'LOST', 'STOPPED', 'DRAINING', 'DRAINED'] as const;
+export type NodeState = (typeof NODE_STATES)[number];
 
-export function nodeState(node: StoredNode, now: string, lostAfterMs = NODE_LOST_AFTER_MS): NodeState {
+/** The node's state at `now`, given how many jobs it holds the live lease of. */
+export function nodeState(node: StoredNode, now: string, heldJobs: number, lostAfterMs = NODE_LOST_AFTER_MS): NodeState {
   if (node.stopTime !== null) return 'STOPPED';
-  return Date.parse(now) - Date.parse(node.heartbeatTime) > lostAfterMs ? 'LOST' : 'UP';
+  if (Date.parse(now) - Date.parse(node.heartbeatTime) > lostAfterMs) return 'LOST';
+  if (node.drainTime !== null) return heldJobs > 0 ? 'DRAINING' : 'DRAINED';
+  return 'UP';
 }
 
 export interface NodeHeartbeat {
@@ -29,7 +33,7 @@ export async function startNodeHeartbeat(deps: {
   store: MetadataStore;
   clock: Clock;
   logger: Logger;
-  node: Pick<StoredNode, 'id' | 'address' | 'version'>;
+  node: Pick<StoredNode, 'id' | 'address' | 'version' | 'maxJobs'>;
   intervalMs?: number;
 }): Promise<NodeHeartbeat> {
   const startTime = deps.clock.now();

@@ -119,6 +119,24 @@ export interface StoredNode {
   heartbeatTime: string;
   /** When it stopped cleanly; null while it runs or when it died without stopping. */
   stopTime: string | null;
+  /** When a drain of the node was asked (`ferry nodes drain`), null when it is not draining. Only setNodeDrain writes it. */
+  drainTime: string | null;
+  /** Its --max-jobs: at most this many jobs run on it; null: no limit. */
+  maxJobs: number | null;
+}
+
+/**
+ * A job's lease (issue 10): the node that runs the job holds it and renews it. Times are by
+ * the store's clock (PostgreSQL now(); SQLite the process clock).
+ */
+export interface StoredJobLease {
+  jobId: string;
+  /** The holder; null once it released the lease. */
+  nodeId: string | null;
+  /** Grows by one at every acquisition, never decreases: the fencing token (src/pipeline/job-fence.ts). */
+  epoch: number;
+  /** When the lease ends unless renewed (ISO 8601, UTC). */
+  expireTime: string;
 }
 
 export interface MetadataStore {
@@ -208,8 +226,29 @@ export interface MetadataStore {
   /** Records that the token authenticated a request at `time`. Unknown ids are ignored. */
   touchApiToken(id: string, time: string): Promise<void>;
 
-  /** Inserts or replaces the node by id (a start or a heartbeat). */
-  putNode(node: StoredNode): Promise<void>;
+  /** Inserts or replaces the node by id (a start or a heartbeat); an existing drainTime stays as it is. */
+  putNode(node: Omit<StoredNode, 'drainTime'>): Promise<void>;
   /** Every node ever recorded, stopped ones included, ordered by id. */
   listNodes(): Promise<StoredNode[]>;
+  /** Sets (a time) or clears (null) the node's drainTime. Rejects with NOT_FOUND for an unknown node. */
+  setNodeDrain(nodeId: string, drainTime: string | null): Promise<void>;
+
+  /**
+   * Takes the job's lease for `nodeId` until the store's clock reaches now + leaseMs, when
+   * nobody holds it, its holder released it, it expired, or `nodeId` itself holds it (a node
+   * restarted under the same id); the epoch grows by one. One compare-and-set statement: of
+   * several nodes racing for one lease, exactly one gets it. Resolves null when another node
+   * holds it; rejects with NOT_FOUND when the job does not exist.
+   */
+  acquireJobLease(jobId: string, nodeId: string, leaseMs: number): Promise<StoredJobLease | null>;
+  /**
+   * Extends to now + leaseMs (store clock) those of these leases that `nodeId` still holds
+   * with the same epoch, expired or not (nobody took them meanwhile), in one statement;
+   * resolves with the job ids renewed. A job missing from the answer is lost.
+   */
+  renewJobLeases(nodeId: string, held: ReadonlyArray<{ jobId: string; epoch: number }>, leaseMs: number): Promise<string[]>;
+  /** Gives the lease up (nodeId becomes null) when `nodeId` still holds it with this epoch; the epoch stays. Otherwise does nothing. */
+  releaseJobLease(jobId: string, nodeId: string, epoch: number): Promise<void>;
+  /** Every lease row, released and expired ones included, ordered by job id. */
+  listJobLeases(): Promise<StoredJobLease[]>;
 }

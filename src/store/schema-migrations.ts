@@ -395,6 +395,38 @@ export const SCHEMA_MIGRATIONS: readonly DialectMigration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version();
     `,
   },
+  {
+    version: 12,
+    name: 'job leases',
+    sqlite: `
+      -- A job runs on the node that holds its lease (docs/ARCHITECTURE.md, "Leases"). node_id is
+      -- NULL once the holder released it; epoch grows by one at every acquisition and never
+      -- decreases (the fencing token); expire_time is by the store's clock (here the process's:
+      -- one SQLite store has one node). The row goes with its job.
+      CREATE TABLE job_leases (
+        job_id TEXT PRIMARY KEY REFERENCES migration_jobs (id) ON DELETE CASCADE,
+        node_id TEXT,
+        epoch INTEGER NOT NULL,
+        expire_time TEXT NOT NULL
+      ) STRICT;
+      -- When a drain of the node was asked (NULL: not draining), and its --max-jobs (NULL: no limit).
+      ALTER TABLE nodes ADD COLUMN drain_time TEXT;
+      ALTER TABLE nodes ADD COLUMN max_jobs INTEGER;
+    `,
+    postgresql: `
+      -- expire_time by the store server's clock (now()): every node compares against the same clock.
+      CREATE TABLE job_leases (
+        job_id TEXT COLLATE "C" PRIMARY KEY REFERENCES migration_jobs (id) ON DELETE CASCADE,
+        node_id TEXT COLLATE "C",
+        epoch BIGINT NOT NULL,
+        expire_time TIMESTAMPTZ NOT NULL
+      );
+      CREATE TRIGGER job_leases_data_version AFTER INSERT OR UPDATE OR DELETE ON job_leases
+        FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version();
+      ALTER TABLE nodes ADD COLUMN drain_time TEXT;
+      ALTER TABLE nodes ADD COLUMN max_jobs INTEGER;
+    `,
+  },
 ];
 
 /** Rejects migrations that do not start at 1 or do not increase. */

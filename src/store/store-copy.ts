@@ -16,10 +16,12 @@ import { PostgresMetadataStore, type Queryable } from './postgres/postgres-metad
 import { SqliteMetadataStore } from './sqlite/sqlite-metadata-store.js';
 
 /**
- * Never copied: bookkeeping that each store keeps for itself, and the nodes (the servers that
- * ran on the source are not servers of the target).
+ * Never copied: bookkeeping that each store keeps for itself, the nodes (the servers that
+ * ran on the source are not servers of the target) and the job leases (live state of those
+ * servers; the target's nodes acquire new ones, with epochs from 1: runners on a SQLite store
+ * never raise a destination fence, so no fence row holds a higher epoch).
  */
-const OWN_TABLES = new Set(['schema_migrations', 'data_version', 'sqlite_sequence', 'nodes']);
+const OWN_TABLES = new Set(['schema_migrations', 'data_version', 'sqlite_sequence', 'nodes', 'job_leases']);
 const BATCH_ROWS = 500;
 
 export interface StoreCopyResult {

@@ -19,7 +19,7 @@ import type {
 } from '../core/migration-job.js';
 import type { ObjectSelection } from '../core/object-selection.js';
 import type { SchemaMapping } from '../core/schema-mapping.js';
-import type { JobListOptions, JobObjectTotals, SecretField, StoredApiToken, StoredNode, StoredProfile, StoredSecret } from './metadata-store.js';
+import type { JobListOptions, JobObjectTotals, SecretField, StoredApiToken, StoredJobLease, StoredNode, StoredProfile, StoredSecret } from './metadata-store.js';
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -192,6 +192,12 @@ export function profileNotFound(id: string): FerryError {
 export function jobNotFound(id: string): FerryError {
   return new FerryError('NOT_FOUND', `Migration job "${id}" does not exist; list jobs to find the right id`, {
     details: { jobId: id },
+  });
+}
+
+export function nodeNotFound(id: string): FerryError {
+  return new FerryError('NOT_FOUND', `Node "${id}" is not known to the metadata store; list nodes (\`ferry nodes list\`) to find the right id`, {
+    details: { nodeId: id },
   });
 }
 
@@ -496,14 +502,43 @@ export interface NodeRow {
   start_time: string;
   heartbeat_time: string;
   stop_time: string | null;
+  drain_time: string | null;
+  max_jobs: number | null;
 }
 
-export const NODE_COLUMNS = ['id', 'address', 'version', 'start_time', 'heartbeat_time', 'stop_time'] as const satisfies readonly (keyof NodeRow)[];
+/** The columns a start or a heartbeat writes (drain_time is written by setNodeDrain only). */
+export const NODE_COLUMNS = ['id', 'address', 'version', 'start_time', 'heartbeat_time', 'stop_time', 'max_jobs'] as const satisfies readonly (keyof NodeRow)[];
 
-export function nodeToRow(node: StoredNode): NodeRow {
-  return { id: node.id, address: node.address, version: node.version, start_time: node.startTime, heartbeat_time: node.heartbeatTime, stop_time: node.stopTime };
+export function nodeToRow(node: Omit<StoredNode, 'drainTime'>): Omit<NodeRow, 'drain_time'> {
+  return {
+    id: node.id, address: node.address, version: node.version, start_time: node.startTime, heartbeat_time: node.heartbeatTime, stop_time: node.stopTime,
+    max_jobs: node.maxJobs,
+  };
 }
 
 export function rowToNode(row: NodeRow): StoredNode {
-  return { id: row.id, address: row.address, version: row.version, startTime: row.start_time, heartbeatTime: row.heartbeat_time, stopTime: row.stop_time };
+  return {
+    id: row.id, address: row.address, version: row.version, startTime: row.start_time, heartbeatTime: row.heartbeat_time, stopTime: row.stop_time,
+    drainTime: row.drain_time, maxJobs: row.max_jobs,
+  };
+}
+
+export interface JobLeaseRow {
+  job_id: string;
+  node_id: string | null;
+  epoch: number;
+  /** ISO text (SQLite) or a Date (PostgreSQL timestamptz). */
+  expire_time: string | Date;
+}
+
+export function rowToJobLease(row: JobLeaseRow): StoredJobLease {
+  const expireTime = row.expire_time instanceof Date ? row.expire_time.toISOString() : row.expire_time;
+  return { jobId: row.job_id, nodeId: row.node_id, epoch: Number(row.epoch), expireTime };
+}
+
+/** Rejects a lease duration that is not a positive whole number of milliseconds. */
+export function checkLeaseMs(leaseMs: number): void {
+  if (!(Number.isSafeInteger(leaseMs) && leaseMs > 0)) {
+    throw new FerryError('INVALID_ARGUMENT', `A lease of ${leaseMs} ms is not valid; pass a whole number of milliseconds above 0`);
+  }
 }

@@ -2,9 +2,9 @@
  * The nodes of a metadata store, against a real `ferry serve` on a PostgreSQL store (a fresh
  * database on 127.0.0.1:5433): the server records itself under its --node-id and renews its
  * heartbeat; GET /v1/nodes and `ferry nodes list` show every node of the store with its state.
- * Other nodes are written by the test through the store, as another server would (a second
- * `ferry serve` on one store is refused until jobs run under leases); the default node id
- * (host name and port) is checked on a SQLite server.
+ * Other nodes are written by the test through the store, as another server would (several
+ * `ferry serve` on one store, running jobs under leases, are in test/e2e/job-leases.test.ts);
+ * the default node id (host name and port) is checked on a SQLite server.
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';

@@ -6,6 +6,8 @@
  * password and accepts the token. Also the clear refusals: a non-empty target, a running
  * source server, an unreachable store.
  */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, api, makeDataDir, removeDataDir, runCli, runCliJson, spawnFerryServer, stopAllFerryServers } from '../helpers/ferry-server.js';
@@ -159,14 +161,17 @@ describe('ferry store copy and ferry serve on a PostgreSQL store', () => {
     // Same secret key (the data directory's secret.key): every copied secret decrypts.
     expect(server.output()).not.toContain('cannot be decrypted');
     expect(server.output()).toContain('"store":"postgresql://');
-    // Without job leases, two servers on one store would run the same jobs: the second is refused.
-    const second = await runCli(['serve', '--port', '0', '--data-dir', makeDataDir('ferry-second-'), '--store', storeUrl]);
-    expect(second.code).toBe(1);
-    expect(second.stderr).toContain(`FAILED_PRECONDITION: Another Ferry server (127.0.0.1:${server.port} from 127.0.0.1) runs the jobs of the metadata store`);
+    // A second server on the store is another node (jobs run under leases, one node each): both are UP.
+    const secondDir = makeDataDir('ferry-second-');
+    const second = await spawnFerryServer({
+      dataDir: secondDir,
+      env: { FERRY_STORE_URL: storeUrl, FERRY_API_TOKEN: 'ferry_bootstrap-token-for-this-test-only-0000000', FERRY_SECRET_KEY: readFileSync(join(dataDir, 'secret.key'), 'utf8').trim() },
+    });
+    const nodes = await get<{ nodes: Array<{ id: string; state: string; jobs: string[] }> }>('/v1/nodes');
+    expect(nodes.body.nodes.filter((n) => n.state === 'UP').map((n) => n.id).sort()).toEqual([`${hostname()}:${server.port}`, `${hostname()}:${second.port}`].sort());
+    await second.stop();
+    removeDataDir(secondDir);
     await server.stop();
-    // Once it stopped, the store is free again.
-    const again = await spawnFerryServer({ dataDir, env: { FERRY_STORE_URL: storeUrl, FERRY_API_TOKEN: 'ferry_bootstrap-token-for-this-test-only-0000000' } });
-    await again.stop();
   });
 
   it('a token created with --store is seen by the server on that store', async () => {

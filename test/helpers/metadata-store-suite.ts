@@ -862,7 +862,21 @@ export function metadataStoreContract(harness: StoreHarness): void {
 
   describe('nodes', () => {
     const node = (id: string, heartbeatTime: string) => ({
-      id, address: `http://${id}`, version: '0.1.0', startTime: '2024-05-01T10:00:00.000Z', heartbeatTime, stopTime: null,
+      id, address: `http://${id}`, version: '0.1.0', startTime: '2024-05-01T10:00:00.000Z', heartbeatTime, stopTime: null, maxJobs: null,
+    });
+    const listed = (id: string, heartbeatTime: string) => ({ ...node(id, heartbeatTime), drainTime: null });
+
+    it('a drain is set and cleared by setNodeDrain only: a heartbeat keeps it; an unknown node is NOT_FOUND', async () => {
+      const store = await harness.open();
+      await store.putNode({ ...node('node-a:8080', '2024-05-01T10:00:01.000Z'), maxJobs: 3 });
+      await store.setNodeDrain('node-a:8080', '2024-05-01T10:00:02.000Z');
+      await store.putNode({ ...node('node-a:8080', '2024-05-01T10:00:06.000Z'), maxJobs: 3 });
+      expect(await store.listNodes()).toStrictEqual([{ ...listed('node-a:8080', '2024-05-01T10:00:06.000Z'), maxJobs: 3, drainTime: '2024-05-01T10:00:02.000Z' }]);
+      await store.setNodeDrain('node-a:8080', null);
+      expect((await store.listNodes())[0]?.drainTime).toBeNull();
+      const error = await rejection(store.setNodeDrain('node-x:1', '2024-05-01T10:00:02.000Z'));
+      expect(error.code).toBe('NOT_FOUND');
+      expect(error.message).toContain('node-x:1');
     });
 
     it('two stores on one database see each other\'s nodes; a heartbeat replaces the row', async () => {
@@ -874,9 +888,116 @@ export function metadataStoreContract(harness: StoreHarness): void {
       await a.putNode(node('node-b:8080', '2024-05-01T10:00:09.000Z'));
       await b.putNode({ ...node('node-a:8080', '2024-05-01T10:00:10.000Z'), stopTime: '2024-05-01T10:00:10.000Z' });
       expect(await a.listNodes()).toStrictEqual([
-        { ...node('node-a:8080', '2024-05-01T10:00:10.000Z'), stopTime: '2024-05-01T10:00:10.000Z' },
-        node('node-b:8080', '2024-05-01T10:00:09.000Z'),
+        { ...listed('node-a:8080', '2024-05-01T10:00:10.000Z'), stopTime: '2024-05-01T10:00:10.000Z' },
+        listed('node-b:8080', '2024-05-01T10:00:09.000Z'),
       ]);
+    });
+  });
+
+  describe('job leases', () => {
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    async function storeWithJobs(...ids: string[]): Promise<MetadataStore> {
+      const store = await harness.open();
+      for (const id of ids) await store.insertJob(makeNewJob({ id }));
+      return store;
+    }
+
+    it('acquires a free lease with epoch 1, expiring leaseMs from now by the store clock', async () => {
+      const store = await storeWithJobs('job-1');
+      const before = Date.now();
+      const lease = await store.acquireJobLease('job-1', 'node-a', 60_000);
+      expect(lease).toMatchObject({ jobId: 'job-1', nodeId: 'node-a', epoch: 1 });
+      // The store's clock (PostgreSQL's now()) and this process's agree within a few seconds here.
+      expect(Math.abs(Date.parse(lease!.expireTime) - (before + 60_000))).toBeLessThan(5_000);
+      expect(lease!.expireTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(await store.listJobLeases()).toStrictEqual([lease]);
+    });
+
+    it('refuses a lease another node holds, and changes nothing', async () => {
+      const store = await storeWithJobs('job-1');
+      const held = await store.acquireJobLease('job-1', 'node-a', 60_000);
+      expect(await store.acquireJobLease('job-1', 'node-b', 60_000)).toBeNull();
+      expect(await store.listJobLeases()).toStrictEqual([held]);
+    });
+
+    it('the holder itself (a node restarted under its id) takes its lease again with the next epoch', async () => {
+      const store = await storeWithJobs('job-1');
+      await store.acquireJobLease('job-1', 'node-a', 60_000);
+      expect(await store.acquireJobLease('job-1', 'node-a', 60_000)).toMatchObject({ nodeId: 'node-a', epoch: 2 });
+    });
+
+    it('takes an expired lease over with epoch + 1; the old holder can no longer renew or release it', async () => {
+      const store = await storeWithJobs('job-1');
+      await store.acquireJobLease('job-1', 'node-a', 40);
+      await sleep(80);
+      const taken = await store.acquireJobLease('job-1', 'node-b', 60_000);
+      expect(taken).toMatchObject({ jobId: 'job-1', nodeId: 'node-b', epoch: 2 });
+      expect(await store.renewJobLeases('node-a', [{ jobId: 'job-1', epoch: 1 }], 60_000)).toEqual([]);
+      await store.releaseJobLease('job-1', 'node-a', 1);
+      expect(await store.listJobLeases()).toStrictEqual([taken]);
+    });
+
+    it('renews only the leases the node still holds with those epochs, expired but not taken ones included', async () => {
+      const store = await storeWithJobs('job-1', 'job-2', 'job-3', 'job-4');
+      await store.acquireJobLease('job-1', 'node-a', 40);
+      await store.acquireJobLease('job-2', 'node-a', 60_000);
+      await store.acquireJobLease('job-3', 'node-b', 60_000);
+      await store.acquireJobLease('job-4', 'node-a', 60_000);
+      await store.acquireJobLease('job-4', 'node-a', 60_000); // epoch 2: a renewal with epoch 1 is stale
+      await sleep(80);
+      const renewed = await store.renewJobLeases(
+        'node-a',
+        [{ jobId: 'job-1', epoch: 1 }, { jobId: 'job-2', epoch: 1 }, { jobId: 'job-3', epoch: 1 }, { jobId: 'job-4', epoch: 1 }, { jobId: 'job-5', epoch: 1 }],
+        60_000,
+      );
+      expect(renewed).toEqual(['job-1', 'job-2']);
+      const leases = await store.listJobLeases();
+      // job-1 was expired: renewed, nobody may take it now.
+      expect(Date.parse(leases[0]!.expireTime)).toBeGreaterThan(Date.now() + 30_000);
+      expect(await store.acquireJobLease('job-1', 'node-b', 60_000)).toBeNull();
+      expect(await store.renewJobLeases('node-a', [], 60_000)).toEqual([]);
+    });
+
+    it('release frees the lease and keeps the epoch: the next acquisition counts on from it', async () => {
+      const store = await storeWithJobs('job-1');
+      await store.acquireJobLease('job-1', 'node-a', 60_000);
+      await store.releaseJobLease('job-1', 'node-b', 1); // not the holder: nothing happens
+      await store.releaseJobLease('job-1', 'node-a', 2); // not its epoch: nothing happens
+      expect((await store.listJobLeases())[0]).toMatchObject({ nodeId: 'node-a', epoch: 1 });
+      await store.releaseJobLease('job-1', 'node-a', 1);
+      expect((await store.listJobLeases())[0]).toMatchObject({ jobId: 'job-1', nodeId: null, epoch: 1 });
+      expect(await store.renewJobLeases('node-a', [{ jobId: 'job-1', epoch: 1 }], 60_000)).toEqual([]);
+      expect(await store.acquireJobLease('job-1', 'node-b', 60_000)).toMatchObject({ nodeId: 'node-b', epoch: 2 });
+    });
+
+    it('of many concurrent acquisitions on two connections, exactly one wins', async () => {
+      const [a, b] = await harness.openPair();
+      await a.insertJob(makeNewJob({ id: 'job-1' }));
+      // Round 0 races for a lease nobody ever held (the insert), the next ones for a released one (the update).
+      for (let round = 0; round < 3; round += 1) {
+        const attempts = Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? a : b).acquireJobLease('job-1', `node-${i}`, 60_000));
+        const won = (await Promise.all(attempts)).filter((lease) => lease !== null);
+        expect(won).toHaveLength(1);
+        expect(won[0]!.epoch).toBe(round + 1);
+        await a.releaseJobLease('job-1', won[0]!.nodeId!, won[0]!.epoch);
+      }
+    });
+
+    it('rejects a lease on a missing job with NOT_FOUND, and a bad duration with INVALID_ARGUMENT', async () => {
+      const store = await storeWithJobs('job-1');
+      expect((await rejection(store.acquireJobLease('job-9', 'node-a', 60_000))).code).toBe('NOT_FOUND');
+      expect((await rejection(store.acquireJobLease('job-1', 'node-a', 0))).code).toBe('INVALID_ARGUMENT');
+      expect((await rejection(store.renewJobLeases('node-a', [], 1.5))).code).toBe('INVALID_ARGUMENT');
+      expect(await store.listJobLeases()).toEqual([]);
+    });
+
+    it('a lease goes with its job', async () => {
+      const store = await storeWithJobs('job-1', 'job-2');
+      await store.acquireJobLease('job-1', 'node-a', 60_000);
+      await store.acquireJobLease('job-2', 'node-a', 60_000);
+      await store.deleteJob('job-1');
+      expect((await store.listJobLeases()).map((l) => l.jobId)).toEqual(['job-2']);
     });
   });
 

@@ -11,6 +11,8 @@ import type { FerryService } from '../../src/service/ferry-service.js';
 
 const service = {
   listJobs: async () => ({ items: [], nextPageToken: null }),
+  listNodes: async () => [],
+  jobTakeovers: () => 0,
   createProfile: async () => {
     throw new Error('must not be reached without a token');
   },

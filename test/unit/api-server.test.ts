@@ -81,6 +81,7 @@ function jobView(id: string, status: JobStatus = 'NOT_STARTED', overrides: Parti
     progress: { tablesTotal: 0, tablesCompleted: 0, rowsCopied: 0, bytesCopied: 0, estimatedRows: 0, estimatedBytes: 0, totalsEstimated: false, percent: 0 },
     replication: null,
     promoteRequested: false,
+    node: null,
     ...overrides,
   };
 }
@@ -293,7 +294,16 @@ class InMemoryFerryService implements FerryService {
   }
   async listNodes(): ReturnType<FerryService['listNodes']> {
     this.record('listNodes');
-    return [{ id: 'host-a:8080', address: 'http://10.0.0.5:8080', version: '0.1.0', state: 'UP', startTime: TIME, heartbeatTime: TIME, stopTime: null }];
+    return [{ id: 'host-a:8080', address: 'http://10.0.0.5:8080', version: '0.1.0', state: 'UP', startTime: TIME, heartbeatTime: TIME, stopTime: null, jobs: [], drainTime: null, maxJobs: null }];
+  }
+
+  async setNodeDrain(id: string, drain: boolean): ReturnType<FerryService['setNodeDrain']> {
+    this.record('setNodeDrain', id, drain);
+    if (id !== 'host-a:8080') throw new FerryError('NOT_FOUND', `Node "${id}" is not known to the metadata store`);
+    return {
+      id, address: 'http://10.0.0.5:8080', version: '0.1.0', state: drain ? 'DRAINED' : 'UP', startTime: TIME, heartbeatTime: TIME, stopTime: null,
+      jobs: [], drainTime: drain ? TIME : null, maxJobs: null,
+    };
   }
 }
 
@@ -388,6 +398,9 @@ describe('routing', () => {
     listMigrationJobSchemaObjects: { method: 'GET', url: '/v1/migrationJobs/job-1/schemaObjects', status: 200, call: { method: 'listJobSchemaObjects', args: ['job-1'] } },
     listMigrationJobEvents: { method: 'GET', url: '/v1/migrationJobs/job-1/events?afterId=1', status: 200, call: { method: 'listJobEvents', args: ['job-1', 1] } },
     listNodes: { method: 'GET', url: '/v1/nodes', status: 200, call: { method: 'listNodes', args: [] } },
+    // A node id holds a colon ("<host>:<port>"): the custom method is what follows the last one.
+    drainNode: { method: 'POST', url: '/v1/nodes/host-a:8080:drain', body: {}, status: 200, call: { method: 'setNodeDrain', args: ['host-a:8080', true] } },
+    undrainNode: { method: 'POST', url: '/v1/nodes/host-a%3A8080:undrain', body: {}, status: 200, call: { method: 'setNodeDrain', args: ['host-a:8080', false] } },
   };
 
   it('has a case here for every route of the table, and no other', () => {

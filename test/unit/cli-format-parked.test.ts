@@ -16,7 +16,7 @@ const JOB = {
   startTime: TIME, endTime: null, durationSeconds: 60,
   error: { code: 'CONSTRAINT_VIOLATION', message: 'Table parked, the other tables keep replicating. public.gamma: ...', retryable: true, recoverable: true, details: {}, time: TIME },
   progress: { tablesTotal: 2, tablesCompleted: 2, rowsCopied: 10, bytesCopied: 100, estimatedRows: 10, estimatedBytes: 100, percent: 100 },
-  replication: null, promoteRequested: false,
+  replication: null, promoteRequested: false, node: null,
 } satisfies JobView;
 
 const base = { rowsCopied: 5, bytesCopied: 50, estimatedRows: 5, estimatedBytes: 50, updateTime: TIME };

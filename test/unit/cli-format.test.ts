@@ -54,6 +54,7 @@ function job(overrides: Partial<JobView> = {}): JobView {
     progress: { tablesTotal: 3, tablesCompleted: 1, rowsCopied: 1_500_000, bytesCopied: 1.5 * 1024 ** 3, estimatedRows: 3_000_000, estimatedBytes: 3 * 1024 ** 3, totalsEstimated: true, percent: 50 },
     replication: null,
     promoteRequested: false,
+    node: null,
     ...overrides,
   };
 }

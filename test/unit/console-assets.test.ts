@@ -16,6 +16,8 @@ const INDEX = '<!doctype html><html><body><div id="root"></div><script type="mod
 /** Only what /metrics asks for: the console tests call no API route. */
 const service = {
   listJobs: async () => ({ items: [], nextPageToken: null }),
+  listNodes: async () => [],
+  jobTakeovers: () => 0,
 } as unknown as FerryService;
 
 describe('console assets', () => {

@@ -15,13 +15,13 @@ import type { JobStatus } from '../../core/lifecycle.js';
 import type { JobHistoryEvent, JobListOrder, JobObject, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
 import { classifyPostgresError } from '../../engines/postgres/postgres-error-classifier.js';
 import type {
-  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredNode, StoredProfile, StoredSecret,
+  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredJobLease, StoredNode, StoredProfile, StoredSecret,
 } from '../metadata-store.js';
 import {
   API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
-  apiTokenToRow, checkJobListOptions, compareSecrets, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound,
+  apiTokenToRow, checkJobListOptions, compareSecrets, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound, nodeNotFound,
   jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
-  NODE_COLUMNS, nodeToRow, rowToNode, rowToJobObjectTotals, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
+  NODE_COLUMNS, checkLeaseMs, nodeToRow, rowToJobLease, rowToNode, rowToJobObjectTotals, type JobLeaseRow, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
 } from '../store-rows.js';
 import { migratePostgres } from './migrations.js';
 
@@ -96,6 +96,16 @@ const SQL = {
   insertJobEvent: `INSERT INTO job_events (${JOB_EVENT_COLUMNS.join(', ')}) VALUES (${placeholders(JOB_EVENT_COLUMNS.length)}) RETURNING id`,
   putNode: `INSERT INTO nodes (${NODE_COLUMNS.join(', ')}) VALUES (${placeholders(NODE_COLUMNS.length)})
     ON CONFLICT (id) DO UPDATE SET ${NODE_COLUMNS.slice(1).map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`,
+  // One compare-and-set: the row is locked by the conflict, and the WHERE is checked on its
+  // latest version, so of several nodes racing for a lease exactly one gets it.
+  acquireJobLease: `INSERT INTO job_leases (job_id, node_id, epoch, expire_time) VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond')
+    ON CONFLICT (job_id) DO UPDATE SET node_id = EXCLUDED.node_id, epoch = job_leases.epoch + 1, expire_time = EXCLUDED.expire_time
+      WHERE job_leases.node_id IS NULL OR job_leases.node_id = EXCLUDED.node_id OR job_leases.expire_time <= now()
+    RETURNING job_id, node_id, epoch, expire_time`,
+  renewJobLeases: `UPDATE job_leases AS l SET expire_time = now() + $3 * interval '1 millisecond'
+    FROM jsonb_to_recordset($2::jsonb) AS h(job_id text, epoch bigint)
+    WHERE l.job_id = h.job_id AND l.epoch = h.epoch AND l.node_id = $1
+    RETURNING l.job_id`,
   insertApiToken: `INSERT INTO api_tokens (${API_TOKEN_COLUMNS.join(', ')}) VALUES (${placeholders(API_TOKEN_COLUMNS.length)})`,
 };
 
@@ -103,8 +113,6 @@ export type Queryable = Pick<pg.PoolClient, 'query'>;
 
 export class PostgresMetadataStore implements MetadataStore {
   private closed = false;
-  /** The session that holds the sole-server lock, once claimed. */
-  private serverLock: pg.Client | null = null;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -176,46 +184,7 @@ export class PostgresMetadataStore implements MetadataStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.serverLock?.end().catch(() => undefined);
     await this.pool.end();
-  }
-
-  /**
-   * Makes this the one server that runs jobs on the store, until close(): a session advisory
-   * lock on a connection of its own. Until jobs run under leases (one node per job), two
-   * servers on one store would both resume the same running jobs; the second is refused.
-   * `name` (host:port) tells the refused one who holds the store.
-   */
-  async claimSoleServer(name: string): Promise<void> {
-    if (this.serverLock !== null) return;
-    const client = new pg.Client({ ...this.pool.options, application_name: `ferry-server ${name}`.slice(0, 63) });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [this.serverLockKey()]);
-      if (result.rows[0]?.locked !== true) {
-        const holder = await client.query<{ application_name: string; client_addr: string | null; pid: number }>(
-          `SELECT a.application_name, host(a.client_addr) AS client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND l.objid::text::bigint = (hashtext($1)::bigint & 4294967295) AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-          [this.serverLockKey()],
-        );
-        const who = holder.rows[0];
-        throw new FerryError(
-          'FAILED_PRECONDITION',
-          `Another Ferry server${who === undefined ? '' : ` (${who.application_name.replace(/^ferry-server /, '')}${who.client_addr === null ? '' : ` from ${who.client_addr}`})`} runs the jobs of the metadata store ${this.location}: ` +
-            'two servers on one store would both run the same jobs, so only one may run at a time (several nodes need job leases, not built yet). Stop the other server, or give this one another store',
-          { details: { store: this.location, ...(who === undefined ? {} : { holder: who.application_name }) } },
-        );
-      }
-      this.serverLock = client;
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw storeError(error, this.location);
-    }
-  }
-
-  private serverLockKey(): string {
-    return `ferry server: ${this.schema}`;
   }
 
   async dataVersion(): Promise<string> {
@@ -472,6 +441,37 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async listNodes(): Promise<StoredNode[]> {
     return (await this.query<NodeRow>('SELECT * FROM nodes ORDER BY id')).map(rowToNode);
+  }
+
+  async setNodeDrain(nodeId: string, drainTime: string | null): Promise<void> {
+    const result = await this.run('UPDATE nodes SET drain_time = $2 WHERE id = $1', [nodeId, drainTime]);
+    if (result.rowCount === 0) throw nodeNotFound(nodeId);
+  }
+
+  async acquireJobLease(jobId: string, nodeId: string, leaseMs: number): Promise<StoredJobLease | null> {
+    checkLeaseMs(leaseMs);
+    try {
+      const rows = await this.query<JobLeaseRow>(SQL.acquireJobLease, [jobId, nodeId, leaseMs]);
+      return rows[0] === undefined ? null : rowToJobLease(rows[0]);
+    } catch (error) {
+      if (sqlState(error) === '23503') throw jobNotFound(jobId);
+      throw error;
+    }
+  }
+
+  async renewJobLeases(nodeId: string, held: ReadonlyArray<{ jobId: string; epoch: number }>, leaseMs: number): Promise<string[]> {
+    checkLeaseMs(leaseMs);
+    if (held.length === 0) return [];
+    const rows = await this.query<{ job_id: string }>(SQL.renewJobLeases, [nodeId, JSON.stringify(held.map((h) => ({ job_id: h.jobId, epoch: h.epoch }))), leaseMs]);
+    return rows.map((row) => row.job_id).sort();
+  }
+
+  async releaseJobLease(jobId: string, nodeId: string, epoch: number): Promise<void> {
+    await this.query('UPDATE job_leases SET node_id = NULL WHERE job_id = $1 AND node_id = $2 AND epoch = $3', [jobId, nodeId, epoch]);
+  }
+
+  async listJobLeases(): Promise<StoredJobLease[]> {
+    return (await this.query<JobLeaseRow>('SELECT job_id, node_id, epoch, expire_time FROM job_leases ORDER BY job_id')).map(rowToJobLease);
   }
 
   /**

@@ -3,13 +3,13 @@ import { FerryError, toFerryError } from '../../core/errors.js';
 import type { JobStatus } from '../../core/lifecycle.js';
 import type { JobHistoryEvent, JobListOrder, JobObject, MigrationJob, NewJobHistoryEvent } from '../../core/migration-job.js';
 import type {
-  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredNode, StoredProfile, StoredSecret,
+  JobListOptions, JobObjectTotals, ListOptions, MetadataStore, Page, SecretReplacement, StoredApiToken, StoredJobLease, StoredNode, StoredProfile, StoredSecret,
 } from '../metadata-store.js';
 import {
   API_TOKEN_COLUMNS, JOB_COLUMNS, JOB_EVENT_COLUMNS, JOB_OBJECT_COLUMNS, JOB_ORDER_KEYS, PROFILE_COLUMNS, SECRET_COLUMNS,
-  apiTokenToRow, checkJobListOptions, compareSecrets, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound,
+  apiTokenToRow, checkJobListOptions, compareSecrets, checkpointJson, containsPattern, decodePageToken, encodePageToken, jobEventToRow, jobNotFound, nodeNotFound,
   jobObjectToRow, jobToRow, profileNotFound, profileToRow, resolvePageSize, rowToApiToken, rowToJob, rowToJobEvent, rowToJobObject, rowToProfile,
-  NODE_COLUMNS, nodeToRow, rowToNode, rowToJobObjectTotals, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
+  NODE_COLUMNS, checkLeaseMs, nodeToRow, rowToJobLease, rowToNode, rowToJobObjectTotals, type JobLeaseRow, type NodeRow, type ApiTokenRow, type JobEventRow, type JobObjectRow, type JobObjectTotalsRow, type JobRow, type ProfileRow,
 } from '../store-rows.js';
 import { migrate } from './migrations.js';
 
@@ -412,14 +412,70 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
-  async putNode(node: StoredNode): Promise<void> {
+  async putNode(node: Omit<StoredNode, 'drainTime'>): Promise<void> {
     this.guard(() => {
-      this.statement(insertSql('nodes', NODE_COLUMNS, 'INSERT OR REPLACE')).run(nodeToRow(node));
+      // An upsert, not INSERT OR REPLACE: the row's drain_time (set by setNodeDrain) stays.
+      this.statement(`${insertSql('nodes', NODE_COLUMNS)} ON CONFLICT (id) DO UPDATE SET ${NODE_COLUMNS.slice(1).map((c) => `${c} = excluded.${c}`).join(', ')}`).run(nodeToRow(node));
     });
   }
 
   async listNodes(): Promise<StoredNode[]> {
     return this.guard(() => (this.statement('SELECT * FROM nodes ORDER BY id').all() as NodeRow[]).map(rowToNode));
+  }
+
+  async setNodeDrain(nodeId: string, drainTime: string | null): Promise<void> {
+    this.guard(() => {
+      const result = this.statement('UPDATE nodes SET drain_time = ? WHERE id = ?').run(drainTime, nodeId);
+      if (result.changes === 0) throw nodeNotFound(nodeId);
+    });
+  }
+
+  async acquireJobLease(jobId: string, nodeId: string, leaseMs: number): Promise<StoredJobLease | null> {
+    checkLeaseMs(leaseMs);
+    return this.guard(() => {
+      // The process clock is the store's clock: one SQLite store has one node.
+      const now = new Date();
+      const expireTime = new Date(now.getTime() + leaseMs).toISOString();
+      try {
+        const row = this.statement(
+          `INSERT INTO job_leases (job_id, node_id, epoch, expire_time) VALUES (?, ?, 1, ?)
+             ON CONFLICT (job_id) DO UPDATE SET node_id = excluded.node_id, epoch = job_leases.epoch + 1, expire_time = excluded.expire_time
+               WHERE job_leases.node_id IS NULL OR job_leases.node_id = excluded.node_id OR job_leases.expire_time <= ?
+             RETURNING job_id, node_id, epoch, expire_time`,
+        ).get(jobId, nodeId, expireTime, now.toISOString()) as JobLeaseRow | undefined;
+        return row === undefined ? null : rowToJobLease(row);
+      } catch (error) {
+        if (sqliteCode(error) === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw jobNotFound(jobId);
+        throw error;
+      }
+    });
+  }
+
+  async renewJobLeases(nodeId: string, held: ReadonlyArray<{ jobId: string; epoch: number }>, leaseMs: number): Promise<string[]> {
+    checkLeaseMs(leaseMs);
+    return this.guard(() => {
+      if (held.length === 0) return [];
+      const expireTime = new Date(Date.now() + leaseMs).toISOString();
+      const rows = this.statement(
+        `UPDATE job_leases SET expire_time = ?
+           WHERE node_id = ? AND (job_id, epoch) IN (SELECT json_extract(value, '$.jobId'), json_extract(value, '$.epoch') FROM json_each(?))
+           RETURNING job_id`,
+        true,
+      ).all(expireTime, nodeId, JSON.stringify(held)) as string[];
+      return rows.sort();
+    });
+  }
+
+  async releaseJobLease(jobId: string, nodeId: string, epoch: number): Promise<void> {
+    this.guard(() => {
+      this.statement('UPDATE job_leases SET node_id = NULL WHERE job_id = ? AND node_id = ? AND epoch = ?').run(jobId, nodeId, epoch);
+    });
+  }
+
+  async listJobLeases(): Promise<StoredJobLease[]> {
+    return this.guard(() =>
+      (this.statement('SELECT job_id, node_id, epoch, expire_time FROM job_leases ORDER BY job_id').all() as JobLeaseRow[]).map(rowToJobLease),
+    );
   }
 
   /**
