@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   SCHEMA_CHANGED: { http: 422 },
   REPLICATION_NOT_CONFIGURED: { http: 422 },
   CANCELLED: { http: 409 },
+  /** This node no longer holds the job's lease (another node took the job over): it stops and writes nothing more. */
+  LEASE_LOST: { http: 409 },
   SCHEMA_ERROR: { http: 422 },
   PG_DUMP_UNAVAILABLE: { http: 422 },
   DATA_ERROR: { http: 422 },

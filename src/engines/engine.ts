@@ -218,12 +218,38 @@ export interface TableReader {
   close(): Promise<void>;
 }
 
+/**
+ * A job's fence on the destination (`_ferry.job_fence`, one row per key): the epoch of the lease
+ * whose holder may commit there (docs/ARCHITECTURE.md, Fencing). A fenced writer reads the row
+ * under a share lock right before each COMMIT that records a position or finishes a copy, and
+ * rolls back with LEASE_LOST when it holds another epoch (or is gone); Engine.raiseFence takes
+ * the row's exclusive lock, so it waits for those commits in flight.
+ */
+export interface DestinationFence {
+  /** The job's key on the destination (pipeline: fenceKeyOf). */
+  key: string;
+  /** The lease epoch this writer holds. */
+  epoch: number;
+}
+
 /** How a load reads its rows. */
 export interface LoadOptions {
   /** The engine that wrote the rows (default: this engine). */
   sourceEngine?: EngineKind;
   /** 'binary' only after acceptsBinary said yes for the rows' binaryForm. Default 'text'. */
   format?: CopyFormat;
+  /** Commit only while the destination fence holds this epoch (else roll back, LEASE_LOST). */
+  fence?: DestinationFence;
+}
+
+/** How a change applier writes. */
+export interface ChangeApplierOptions {
+  /**
+   * Every commit() checks the fence, in the transaction that writes the position (a position
+   * written alone gets a transaction of its own): another epoch, or no fence row, rolls the
+   * batch back with LEASE_LOST.
+   */
+  fence?: DestinationFence;
 }
 
 /** Summary of what a load wrote. */
@@ -559,16 +585,33 @@ export interface Engine {
   /**
    * Streams changes from `startPosition` (exclusive of transactions that ended at or before it).
    * `tables` limits the stream to the job's tables and gives their columns (MySQL filters the
-   * binlog by them); `destinationEngine` picks the value form as for copyOut.
+   * binlog by them); `destinationEngine` picks the value form as for copyOut. `takeOverSlot`
+   * (a node that holds the job's lease and raised its fence): a slot still held by another
+   * connection (the walsender of a node that lost the lease) is taken over by terminating that
+   * backend, a bounded number of times; engines without slots ignore it.
    */
   openChangeReader(
     params: ConnectionParams,
     spec: ReplicationSpec,
     startPosition: string,
-    options?: CopyOptions & { tables?: TableSchema[] },
+    options?: CopyOptions & { tables?: TableSchema[]; takeOverSlot?: boolean },
   ): Promise<ChangeReader>;
-  /** The applier for one job on the destination. */
-  openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<ChangeApplier>;
+  /** The applier for one job on the destination (`jobId`: the job's destination key). */
+  openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[], options?: ChangeApplierOptions): Promise<ChangeApplier>;
+  /**
+   * Raises the job's destination fence to `fence.epoch` for `fence.nodeId` (creating `_ferry`
+   * and its row when missing): an update of the row, so it waits for every transaction of an
+   * older epoch that holds the row's share lock (those commit first; the caller reads what they
+   * wrote), and every later check of an older epoch fails. Idempotent for the same epoch.
+   * LEASE_LOST when the fence already holds a higher epoch. Durable when it resolves.
+   */
+  raiseFence(params: ConnectionParams, fence: DestinationFence & { nodeId: string }): Promise<void>;
+  /**
+   * Removes the job's fence row when it holds `fence.epoch` (a job done with the destination),
+   * then `_ferry` when nothing is left in it. Nothing to do when the row is gone. LEASE_LOST
+   * when it holds another epoch.
+   */
+  dropFence(params: ConnectionParams, fence: DestinationFence): Promise<void>;
   /** The source's current position (PostgreSQL: pg_current_wal_lsn()). */
   currentPosition(params: ConnectionParams): Promise<string>;
   /**

@@ -16,6 +16,13 @@ export interface TransactionSession {
   rollback(): Promise<unknown>;
   /** The engine's classification of a driver error. */
   classify(error: unknown): FerryError;
+  /**
+   * A fenced applier's check, run inside the transaction that commits a position, before the
+   * position write and the COMMIT (it throws
+   * LEASE_LOST when the fence holds another epoch). With it, a position written outside any
+   * batch gets a transaction of its own, so that no position is ever committed unchecked.
+   */
+  checkFence?(): Promise<void>;
 }
 
 export class TransactionGuard {
@@ -93,8 +100,14 @@ export class TransactionGuard {
       if (position === '') throw new FerryError('INVALID_ARGUMENT', 'commit() needs the source position the batch reaches; got an empty string.');
       const hadBatch = this.#inTransaction;
       try {
+        if (!hadBatch && this.session.checkFence !== undefined) {
+          await this.session.begin();
+          this.#inTransaction = true;
+        }
+        // The fence's share lock, once taken, is held until the COMMIT below.
+        await this.session.checkFence?.();
         await writePosition(hadBatch);
-        if (hadBatch) {
+        if (this.#inTransaction) {
           this.#inTransaction = false;
           await this.session.commit();
         }

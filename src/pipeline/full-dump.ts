@@ -13,7 +13,7 @@ import { FerryError, toJobError } from '../core/errors.js';
 import type { ConnectionParams } from '../core/connection-profile.js';
 import type { JobObject, MigrationJob } from '../core/migration-job.js';
 import { qualifiedName, type DatabaseSchema, type TableSchema } from '../core/schema.js';
-import type { CopyFormat, CreatedObject, Engine, SchemaObjectOptions, SourceSnapshot, TableRange, TableReader, TableWriter } from '../engines/engine.js';
+import type { CopyFormat, CreatedObject, DestinationFence, Engine, SchemaObjectOptions, SourceSnapshot, TableRange, TableReader, TableWriter } from '../engines/engine.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
@@ -39,6 +39,8 @@ export interface FullDumpDeps {
    * under twice this size is copied whole).
    */
   splitPartBytes?: number;
+  /** Every table or range load commits only while the destination fence holds this epoch (LEASE_LOST otherwise). */
+  fence?: DestinationFence;
 }
 
 const DEFAULT_SPLIT_PART_BYTES = 48 * 2 ** 20;
@@ -482,7 +484,7 @@ async function copyRange(
     split.prepared ??= (async () => {
       await split.save({ state: 'DUMPING', rowsCopied: 0, bytesCopied: 0, error: null });
       // Committed before any range: the ranges only add rows, and a table copied again starts empty.
-      await writer.replaceTableData(split.destinationTable, Readable.from([]), signal, { sourceEngine: deps.source.kind });
+      await writer.replaceTableData(split.destinationTable, Readable.from([]), signal, { sourceEngine: deps.source.kind, ...fenced(deps) });
       const format = await chooseFormat(deps, reader, writer, split.table, split.destinationTable);
       log.info({ table: name, format, ranges: split.ranges.length }, 'copying table');
       await deps.store.appendJobEvent({
@@ -502,7 +504,7 @@ async function copyRange(
     const rows = sourceRows(deps, reader, split.table, job, format, progress, (e) => (sourceError = e), range);
     const append = writer.appendTableData?.bind(writer);
     if (append === undefined) throw new FerryError('INTERNAL', `The ${deps.destination.kind} destination cannot add rows to a table split into ranges.`);
-    const result = await append(split.destinationTable, rows, signal, { sourceEngine: deps.source.kind, format });
+    const result = await append(split.destinationTable, rows, signal, { sourceEngine: deps.source.kind, format, ...fenced(deps) });
     // This range is committed, the table not DUMPED: a crash here makes the next attempt copy the whole table again.
     await failpoint('after-range-copy');
     split.rows[index] = result.rows;
@@ -521,6 +523,8 @@ async function copyRange(
       throw signal.reason;
     }
     const classified = sourceError ?? (error instanceof FerryError ? error : deps.destination.classifyError(error));
+    // Another node holds the job: nothing more is written for it, not even this failure.
+    if (classified.code === 'LEASE_LOST') throw classified;
     if (!split.failed) {
       // The ranges already committed stay until the next attempt empties the table again.
       split.failed = true;
@@ -533,6 +537,9 @@ async function copyRange(
 }
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+/** The load options that fence a table or range load, when the dump runs under a lease. */
+const fenced = (deps: FullDumpDeps): { fence?: DestinationFence } => (deps.fence === undefined ? {} : { fence: deps.fence });
 
 /**
  * What this attempt copies, in units that each share one reader (one snapshot position): a
@@ -586,7 +593,7 @@ async function copyTable(
       void save({ state: 'DUMPING', rowsCopied: rows, bytesCopied: bytes, error: null }).catch(() => undefined);
     }, format);
     const rows = sourceRows(deps, reader, table, policies, format, progress, (e) => (sourceError = e));
-    const result = await writer.replaceTableData(destinationTable, rows, signal, { sourceEngine: deps.source.kind, format });
+    const result = await writer.replaceTableData(destinationTable, rows, signal, { sourceEngine: deps.source.kind, format, ...fenced(deps) });
     // The table's changes are applied from the position it was read at; recorded before DUMPED so a DUMPED table always has one.
     await failpoint('after-table-copy');
     const position = reader.position ?? snapshotPosition;
@@ -602,6 +609,8 @@ async function copyTable(
       throw signal.reason;
     }
     const classified = sourceError ?? (error instanceof FerryError ? error : deps.destination.classifyError(error));
+    // Another node holds the job: nothing more is written for it, not even this failure.
+    if (classified.code === 'LEASE_LOST') throw classified;
     failures.push({ table: name, error: classified });
     await save({ state: 'FAILED', rowsCopied: 0, bytesCopied: 0, error: toJobError(classified, clock.now()) });
     return false;

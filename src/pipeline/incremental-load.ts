@@ -22,7 +22,7 @@ import type { ConnectionParams } from '../core/connection-profile.js';
 import type { MigrationJob } from '../core/migration-job.js';
 import { qualifiedName, type DatabaseSchema, type QualifiedName } from '../core/schema.js';
 import { copiedColumns } from '../core/type-mapping.js';
-import type { ChangeApplier, ChangeReader, ChangeStreamOrigin, Engine, ReplicationSpec, RowChange } from '../engines/engine.js';
+import type { ChangeApplier, ChangeReader, ChangeStreamOrigin, DestinationFence, Engine, ReplicationSpec, RowChange } from '../engines/engine.js';
 import type { MetadataStore } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
@@ -32,6 +32,8 @@ import { mapRowChange, recordedSchemaMapping } from './destination-names.js';
 import { ParkedTables, TableRefused } from './parked-changes.js';
 import { sleep, type RetryPolicy } from './retry-policy.js';
 import { failpoint } from './failpoints.js';
+import type { JobFence } from './job-fence.js';
+import { leaseLostError } from './fenced-store.js';
 
 export const REPLICATION_CHECKPOINT = 'replication';
 export const SOURCE_SCHEMA_CHECKPOINT = 'sourceSchema';
@@ -89,6 +91,12 @@ export interface IncrementalLoadDeps {
    * null when every table replicates.
    */
   onHealthy(parked: FerryError | null): Promise<void>;
+  /**
+   * Under a lease: every destination commit checks this fence (LEASE_LOST once another node
+   * raised it), the stream opens only while `lease.valid()`, and takes the slot over from a
+   * stale reader (Engine.openChangeReader's takeOverSlot).
+   */
+  fence?: { destination: DestinationFence; lease: JobFence };
 }
 
 /**
@@ -139,7 +147,8 @@ export async function runIncrementalLoad(
 
   // Changes arrive with the source's names; the applier knows the tables by their destination names.
   const mapping = await recordedSchemaMapping(store, job.id);
-  const applier: ChangeApplier = await destination.openChangeApplier(deps.destinationParams, destinationKeyOf(job, replication), mapDatabaseSchema(schema, mapping).tables);
+  const fence = deps.fence;
+  const applier: ChangeApplier = await destination.openChangeApplier(deps.destinationParams, destinationKeyOf(job, replication), mapDatabaseSchema(schema, mapping).tables, fence === undefined ? {} : { fence: fence.destination });
   let healthy = false;
   const parked = new ParkedTables(job, schema.tables.map((t) => ({
     destination: mapQualifiedName(mapping, { schema: t.schema, name: t.name }),
@@ -200,7 +209,14 @@ export async function runIncrementalLoad(
       const copiedAt = tablePositions.get(qualifiedName(table));
       return copiedAt === undefined || compare(at, copiedAt) >= 0;
     };
-    const openReader = () => source.openChangeReader(deps.sourceParams, replication.spec, applied, { destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse', tables: schema.tables });
+    const openReader = () => {
+      // Taking the slot over is for the lease holder only: a node whose lease lapsed must not end the new owner's stream.
+      if (fence !== undefined && !fence.lease.valid()) throw leaseLostError(job.id, fence.lease);
+      return source.openChangeReader(deps.sourceParams, replication.spec, applied, {
+        destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse',
+        tables: schema.tables, ...(fence === undefined ? {} : { takeOverSlot: true }),
+      });
+    };
 
     // One pass per stream opening: a table refused mid-batch is parked and the stream replays from the last commit.
     for (let opening = 0; ; opening++) {

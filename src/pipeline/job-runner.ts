@@ -14,7 +14,7 @@ import { ERROR_CODES, FerryError, toJobError, type ErrorCode } from '../core/err
 import type { JobEvent } from '../core/lifecycle.js';
 import type { JobObject, MigrationJob } from '../core/migration-job.js';
 import type { QualifiedName } from '../core/schema.js';
-import type { CreatedObject, Engine, ReplicationSpec, SchemaScript, VerifyCheck } from '../engines/engine.js';
+import type { CreatedObject, DestinationFence, Engine, ReplicationSpec, SchemaScript, VerifyCheck } from '../engines/engine.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import { pairChecks } from '../core/job-checks.js';
 import { mapDatabaseSchema, mapQualifiedName, resolveSchemaMapping } from '../core/schema-mapping.js';
@@ -30,6 +30,7 @@ import type { Logger } from './logger.js';
 import { failpoint } from './failpoints.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
 import type { JobFence } from './job-fence.js';
+import { fencedStore, leaseLostError } from './fenced-store.js';
 
 export interface JobRunnerDeps {
   store: MetadataStore;
@@ -68,6 +69,23 @@ export const RESTART_OBJECTS_CHECKPOINT = 'restartObjects';
  */
 const START_PENDING_CHECKPOINT = 'startPending';
 
+/** The statuses whose steps write on the destination: a fenced runner raises the fence before the first of them. */
+const WRITES_DESTINATION = new Set<string>(['RESTARTING', 'RUNNING', 'RUNNING_WITH_ERRORS']);
+
+/**
+ * The key of a job's fence on the destination (`_ferry.job_fence`): its destination key once it
+ * has a replication checkpoint, else the name its slot has or would have (unique to the job's
+ * id and creation time, so that a deleted job's fence never stands in the way of a new job of
+ * the same id). The same for every run of the job, one-time jobs included.
+ */
+export function fenceKeyOf(job: Pick<MigrationJob, 'id' | 'createTime'>, replication: ReplicationCheckpoint | null): string {
+  return replication !== null ? destinationKeyOf(job, replication) : replicationSpecFor(job).slotName;
+}
+
+function isLeaseLost(error: unknown): error is FerryError {
+  return error instanceof FerryError && error.code === 'LEASE_LOST';
+}
+
 /**
  * The names of a job's replication objects on the source (63 characters at most). Slots are
  * per server, not per database: a short hash of the job's id and creation time keeps two
@@ -91,21 +109,37 @@ export class JobRunner {
   /** When the current run of consecutive failures began (ms since epoch), and how many. */
   #failingSince: number | null = null;
   #failures = 0;
+  /** The lease this runner works under (several nodes on one store), or null (one node: no fencing). */
+  readonly #fence: JobFence | null;
+  /** The destination fence this runner raised, once it raised it. */
+  #raised: DestinationFence | null = null;
+  #leaseLost = false;
 
   /**
-   * With `fence`, the runner works under that lease (several nodes on one store): once its
-   * `lost` signal aborts, the runner stops as cancel() does, without another write for the job.
+   * With `fence`, the runner works under that lease: its job writes to the store are refused
+   * once `fence.valid()` is false, it raises the job's destination fence to `fence.epoch`
+   * before its first step that reads or writes the destination, every destination commit
+   * checks that fence, and LEASE_LOST (or `fence.lost`) ends the runner without another write.
    */
   constructor(jobId: string, deps: JobRunnerDeps, stats = new ReplicationStats(), fence?: JobFence) {
     this.stats = stats;
     this.jobId = jobId;
-    this.#deps = deps;
+    this.#fence = fence ?? null;
+    this.#deps = fence === undefined ? deps : { ...deps, store: fencedStore(deps.store, jobId, fence) };
     this.#log = deps.logger.child({ jobId });
-    fence?.lost.addEventListener('abort', () => {
+    const onLost = () => {
+      this.#leaseLost = true;
       this.#cancelled = true;
       this.#controller.abort(new Interrupted());
-    }, { once: true });
+    };
+    if (fence?.lost.aborted === true) onLost();
+    else fence?.lost.addEventListener('abort', onLost, { once: true });
     this.done = this.#run();
+  }
+
+  /** True once the runner stopped because another node holds the job (LEASE_LOST, or the lease's `lost` signal). */
+  get leaseLost(): boolean {
+    return this.#leaseLost;
   }
 
   /** The job's status changed under the runner (Stop, Restart): abandon the step and re-read. */
@@ -127,14 +161,54 @@ export class JobRunner {
       const job = await this.#deps.store.getJob(this.jobId);
       if (job === null) return;
       try {
+        if (this.#fence !== null && this.#raised === null && WRITES_DESTINATION.has(job.status)) await this.#raiseFence(job, this.#fence);
         if (!(await this.#step(job, signal))) return;
       } catch (error) {
+        if (isLeaseLost(error)) return this.#stopForLostLease(error);
         if (signal.aborted || this.#cancelled) continue;
-        await this.#handleFailure(job, error, signal).catch((inner: unknown) => {
+        try {
+          await this.#handleFailure(job, error, signal);
+        } catch (inner) {
+          if (isLeaseLost(inner)) return this.#stopForLostLease(inner);
           if (!signal.aborted) this.#log.error({ err: String(inner) }, 'recording a failure failed');
-        });
+        }
       }
     }
+  }
+
+  /**
+   * Raises the job's destination fence to this lease's epoch: from now on every commit of an
+   * older epoch fails, and every one that got its check in before has committed, so what the
+   * steps read next (position, parked tables; DUMPED tables were written under the store's
+   * lease) is final. LEASE_LOST when a newer epoch raised it already.
+   */
+  async #raiseFence(job: MigrationJob, fence: JobFence): Promise<void> {
+    this.#requireLease(job);
+    const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
+    const raised: DestinationFence = { key: fenceKeyOf(job, replication), epoch: fence.epoch };
+    const { destination } = this.#engines(job);
+    await destination.raiseFence(await this.#deps.resolveConnection(job.destinationProfileId), { ...raised, nodeId: fence.nodeId });
+    this.#raised = raised;
+    this.#log.info({ fenceKey: raised.key, epoch: raised.epoch, nodeId: fence.nodeId }, 'destination fence raised');
+  }
+
+  /** Removes the job's destination fence row (the job is done with the destination). */
+  async #dropFence(job: MigrationJob, destinationParams: ConnectionParams): Promise<void> {
+    if (this.#raised === null) return;
+    await this.#engines(job).destination.dropFence(destinationParams, this.#raised);
+  }
+
+  /**
+   * Before destination writes that no fence check covers (Restart's emptying and dropping: DDL,
+   * and TRUNCATE commits at once in MySQL): LEASE_LOST once the lease may have expired.
+   */
+  #requireLease(job: MigrationJob): void {
+    if (this.#fence !== null && !this.#fence.valid()) throw leaseLostError(job.id, this.#fence);
+  }
+
+  #stopForLostLease(error: FerryError): void {
+    this.#leaseLost = true;
+    this.#log.warn({ code: error.code, msg: error.message }, 'lease lost: this node stops working on the job');
   }
 
   /** Does what the status asks. Resolves false when nothing is left to do for this job. */
@@ -292,11 +366,15 @@ export class JobRunner {
     const { sourceParams, destinationParams } = await this.#connections(job);
     const failures = await runFullDumpAttempt(job, {
       store: this.#deps.store, clock: this.#deps.clock, logger: this.#deps.logger,
-      source, destination, sourceParams, destinationParams,
+      source, destination, sourceParams, destinationParams, ...(this.#raised === null ? {} : { fence: this.#raised }),
     }, signal);
+    const lost = failures.find((f) => f.error.code === 'LEASE_LOST');
+    if (lost !== undefined) throw lost.error;
     if (failures.length > 0) throw failuresToError(failures, job.id);
     this.#succeeded();
     if (job.type === 'one-time') {
+      // A one-time job is done with the destination: its fence row goes (and `_ferry` with it when empty).
+      await this.#dropFence(job, destinationParams);
       await this.#markObjects(job.id, 'COMPLETED');
       await this.#event('completed', { message: 'Full dump completed: the destination holds the source\'s data' });
     } else {
@@ -311,6 +389,7 @@ export class JobRunner {
     await runIncrementalLoad(job, {
       store: this.#deps.store, clock: this.#deps.clock, logger: this.#deps.logger,
       source, destination, sourceParams, destinationParams, stats: this.stats, retryPolicy: this.#deps.retryPolicy,
+      ...(this.#raised === null || this.#fence === null ? {} : { fence: { destination: this.#raised, lease: this.#fence } }),
       onHealthy: async (parked) => {
         // The stream flows: the retry budget starts afresh. Parked tables keep the job Running with errors.
         this.#succeeded();
@@ -369,6 +448,7 @@ export class JobRunner {
     } finally {
       await applier.close();
     }
+    await this.#dropFence(job, destinationParams);
     const notMigrated = await this.#markPromotedObjects(job.id);
     this.#succeeded();
     if (notMigrated.length > 0) {
@@ -418,6 +498,7 @@ export class JobRunner {
       .filter((t) => !createdTables.has(`${t.schema}.${t.name}`));
     signal.throwIfAborted();
     const replication = await this.#deps.store.getCheckpoint<ReplicationCheckpoint>(job.id, REPLICATION_CHECKPOINT);
+    this.#requireLease(job);
     if (replication !== null) {
       const { source } = this.#engines(job);
       await source.dropReplication(await this.#deps.resolveConnection(job.sourceProfileId), replication.spec);
@@ -460,6 +541,7 @@ export class JobRunner {
     const chosen = new Set(names);
     const objects = (await this.#deps.store.listJobObjects(job.id)).filter((o) => chosen.has(o.name));
     signal.throwIfAborted();
+    this.#requireLease(job);
     const writer = await destination.openSchemaWriter(destinationParams);
     try {
       await writer.truncateTables(objects.map((o) => mapQualifiedName(mapping, splitQualifiedName(o.name))));

@@ -155,3 +155,20 @@ export async function startMariadbInstance(options: { serverId?: number; extraAr
     stop,
   };
 }
+
+/** A fresh MariaDB server with an empty `database` (utf8mb4) and a root connection to it; `stop` ends both. */
+export async function startMariadbWithDatabase(database: string, options: { serverId?: number } = {}): Promise<{ instance: MariadbInstance; connection: Connection; stop(): Promise<void> }> {
+  const instance = await startMariadbInstance(options);
+  const admin = await instance.connect();
+  await admin.query(`CREATE DATABASE ${database} CHARACTER SET utf8mb4`);
+  await admin.end();
+  const connection = await instance.connect(database);
+  return {
+    instance,
+    connection,
+    async stop() {
+      await connection.end().catch(() => undefined);
+      await instance.stop();
+    },
+  };
+}

@@ -14,7 +14,7 @@ import { destinationTableOf } from '../../src/engines/apply-failure.js';
 import { mysqlEngine } from '../../src/engines/mysql/mysql-engine.js';
 import { postgresEngine } from '../../src/engines/postgres/postgres-engine.js';
 import type { ConnectionParams } from '../../src/core/connection-profile.js';
-import { startMariadbInstance, type MariadbInstance } from '../helpers/mariadb-instance.js';
+import { startMariadbWithDatabase, type MariadbInstance } from '../helpers/mariadb-instance.js';
 import { mysqlDb, pgDb, type Db } from '../helpers/parked-scenario.js';
 import { PG_DEST_PORT, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 
@@ -33,13 +33,10 @@ const cleanups: Array<() => Promise<unknown>> = [];
 beforeAll(async () => {
   pg = await createTestDatabase(PG_DEST_PORT, 'ferry_parkapply');
   cleanups.push(() => pg.drop());
-  mariadb = await startMariadbInstance({ serverId: 83 });
-  cleanups.push(() => mariadb.stop());
-  const admin = await mariadb.connect();
-  await admin.query('CREATE DATABASE app CHARACTER SET utf8mb4');
-  await admin.end();
-  const connection = await mariadb.connect('app');
-  cleanups.push(() => connection.end());
+  const started = await startMariadbWithDatabase('app', { serverId: 83 });
+  cleanups.push(() => started.stop());
+  mariadb = started.instance;
+  const connection = started.connection;
   sides.postgresql = { engine: postgresEngine, params: pg.params, schema: 'public', db: pgDb(pg.client) };
   sides.mysql = { engine: mysqlEngine, params: mariadb.params('app'), schema: 'app', db: mysqlDb(connection) };
   for (const side of Object.values(sides) as Side[]) {

@@ -34,7 +34,8 @@ import { actionReferencedTables } from '../../core/foreign-key-actions.js';
 import { describeRowKey } from '../../core/value-policies.js';
 import { aboutTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
-import type { ChangeApplier, ColumnValue, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
+import type { ChangeApplier, ChangeApplierOptions, ColumnValue, DestinationFence, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
+import { checkMysqlFence } from './mysql-job-fence.js';
 import { LENIENT_WRITE_SQL_MODE, MAX_ERROR_COUNT, STRICT_WRITE_SQL_MODE, takesEnumErrorValue, unexpectedWarnings, warningsRefused } from './enum-error-values.js';
 import { loadSql } from './load-sql.js';
 import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
@@ -247,7 +248,7 @@ function postgresTypeOf(column: DestinationColumn, value: string): string {
  * Opens the applier of one job: connects, creates the position table if missing and reads the
  * destination's columns of `tables`. Rejects with a classified FerryError.
  */
-export async function openMysqlChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<MysqlChangeApplier> {
+export async function openMysqlChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[], applierOptions: ChangeApplierOptions = {}): Promise<MysqlChangeApplier> {
   const context = errorContext(params, { operation: 'write' });
   const connection = await connectMysql(params, { context });
   try {
@@ -265,6 +266,7 @@ export async function openMysqlChangeApplier(params: ConnectionParams, jobId: st
       dialect: dialectOf(mysqlText(row.version) ?? ''),
       maxStatementBytes: Math.min(MAX_STATEMENT_BYTES, Math.floor(Number(row.max_packet ?? MAX_STATEMENT_BYTES * 2) / 2)),
       convert: mysqlSource ? mysqlValue : canonicalValue,
+      ...(applierOptions.fence === undefined ? {} : { fence: applierOptions.fence }),
     });
     await applier.prepare();
     return applier;
@@ -284,6 +286,8 @@ export interface MysqlChangeApplierOptions {
   dialect: MysqlDialect;
   maxStatementBytes: number;
   convert: ValueConverter;
+  /** ChangeApplierOptions.fence: every commit checks it. */
+  fence?: DestinationFence;
 }
 
 export class MysqlChangeApplier implements ChangeApplier {
@@ -302,11 +306,13 @@ export class MysqlChangeApplier implements ChangeApplier {
   ) {
     for (const table of tables) this.tables.set(tableKey(table), { source: table, destination: null });
     this.orderedGroups = orderedTableGroups(tables);
+    const fence = options.fence;
     this.guard = new TransactionGuard({
       begin: () => this.connection.query('START TRANSACTION'),
       commit: () => this.connection.query('COMMIT'),
       rollback: () => this.connection.query('ROLLBACK'),
       classify: (error) => classifyMysqlError(error, this.context),
+      ...(fence === undefined ? {} : { checkFence: () => checkMysqlFence(this.connection, fence, 'A batch of changes and its position') }),
     });
   }
 
@@ -390,12 +396,13 @@ export class MysqlChangeApplier implements ChangeApplier {
   async commit(position: string): Promise<void> {
     await this.guard.commit(
       position,
-      async (hadBatch) => {
+      async () => {
         if (!this.positionTableReady) {
-          if (hadBatch) throw positionTableGone(null);
+          // DDL would commit the open transaction (a batch, or a fenced commit's own).
+          if (this.guard.inTransaction) throw positionTableGone(null);
           await this.createPositionTable();
         }
-        // Without changes the position write alone is the transaction (autocommit).
+        // Without changes (and without a fence) the position write alone is the transaction (autocommit).
         await this.connection.query(this.writePositionSql(), [this.jobId, position]);
       },
       (error) => {

@@ -8,8 +8,9 @@ import { FerryError } from '../../core/errors.js';
 import type { JobType } from '../../core/lifecycle.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
-import type { ChangeApplier, ChangeReader, ConnectionReport, CopyOptions, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaWriter, SourceSnapshot, SourceVerifyOptions, TableWriter, VerifyCheck } from '../engine.js';
+import type { ChangeApplier, ChangeApplierOptions, ChangeReader, ConnectionReport, CopyOptions, DestinationFence, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaWriter, SourceSnapshot, SourceVerifyOptions, TableWriter, VerifyCheck } from '../engine.js';
 import { BinlogPosition } from './binlog-position.js';
+import { dropMysqlFence, raiseMysqlFence } from './mysql-job-fence.js';
 import { openMysqlChangeApplier } from './mysql-change-applier.js';
 import { openMysqlChangeReader, readBinlogPosition, requireRowBinlog } from './mysql-change-reader.js';
 import { connectMysql, endQuietly, errorContext } from './mysql-connection.js';
@@ -71,8 +72,16 @@ export class MysqlEngine implements Engine {
     return openMysqlTableWriter(params);
   }
 
-  openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<ChangeApplier> {
-    return openMysqlChangeApplier(params, jobId, tables);
+  openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[], options?: ChangeApplierOptions): Promise<ChangeApplier> {
+    return openMysqlChangeApplier(params, jobId, tables, options);
+  }
+
+  raiseFence(params: ConnectionParams, fence: DestinationFence & { nodeId: string }): Promise<void> {
+    return raiseMysqlFence(params, fence);
+  }
+
+  dropFence(params: ConnectionParams, fence: DestinationFence): Promise<void> {
+    return dropMysqlFence(params, fence);
   }
 
   /**
@@ -93,12 +102,13 @@ export class MysqlEngine implements Engine {
   /**
    * Streams the binlog from `startPosition`. `options.tables` limits the stream to the job's
    * tables (and gives their column types); `options.destinationEngine` picks the value form.
+   * `takeOverSlot` changes nothing: a binlog reader of a node that lost the lease only reads.
    */
   openChangeReader(
     params: ConnectionParams,
     _spec: ReplicationSpec,
     startPosition: string,
-    options: CopyOptions & { tables?: TableSchema[] } = {},
+    options: CopyOptions & { tables?: TableSchema[]; takeOverSlot?: boolean } = {},
   ): Promise<ChangeReader> {
     return openMysqlChangeReader(params, startPosition, options);
   }

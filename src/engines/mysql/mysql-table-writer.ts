@@ -24,12 +24,13 @@ import { FerryError } from '../../core/errors.js';
 import { isMysqlSpatialType } from '../../core/spatial.js';
 import type { TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
-import type { LoadResult, TableWriter } from '../engine.js';
+import type { LoadOptions, LoadResult, TableWriter } from '../engine.js';
 import { MAX_ERROR_COUNT, STRICT_WRITE_SQL_MODE, takesEnumErrorValue, unexpectedWarnings, warningsRefused } from './enum-error-values.js';
 import { loadSql } from './load-sql.js';
 import { connectMysql, endQuietly, errorContext, mysqlText, quoteIdent, quoteQualified } from './mysql-connection.js';
 import type { MysqlConnection } from './mysql-connection.js';
 import { classifyMysqlError } from './mysql-error-classifier.js';
+import { checkMysqlFence } from './mysql-job-fence.js';
 import type { MysqlErrorContext } from './mysql-error-classifier.js';
 
 type Row = Record<string, unknown>;
@@ -290,7 +291,7 @@ export class MysqlTableWriter implements TableWriter {
     private readonly context: MysqlErrorContext,
   ) {}
 
-  async replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options: { sourceEngine?: EngineKind } = {}): Promise<LoadResult> {
+  async replaceTableData(table: TableSchema, rows: Readable, signal: AbortSignal, options: Pick<LoadOptions, 'sourceEngine' | 'fence'> = {}): Promise<LoadResult> {
     if (this.broken !== null) {
       rows.destroy();
       throw this.broken;
@@ -345,6 +346,7 @@ export class MysqlTableWriter implements TableWriter {
           const unexpected = await unexpectedWarnings(this.connection, warnings, expected);
           if (unexpected !== null) throw refusal(table, warnings, unexpected);
         }
+        if (options.fence !== undefined) await checkMysqlFence(this.connection, options.fence, `Loading ${name}`);
         await this.connection.query('COMMIT');
         return { rows: affected, bytes: feed.bytes };
       } catch (error) {

@@ -26,7 +26,8 @@ import { FerryError } from '../../core/errors.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import { aboutTable, namingTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
-import type { ChangeApplier, ColumnValue, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
+import type { ChangeApplier, ChangeApplierOptions, ColumnValue, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
+import { checkPostgresFence } from './postgres-job-fence.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
@@ -204,11 +205,11 @@ function displayName(table: QualifiedName): string {
  * Opens the applier of one job: connects, creates the position table if missing and reads the
  * destination's columns of `tables`. Rejects with a classified FerryError.
  */
-export async function openPostgresChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<PostgresChangeApplier> {
+export async function openPostgresChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[], options: ChangeApplierOptions = {}): Promise<PostgresChangeApplier> {
   const context = errorContext(params, { operation: 'write' });
   const client = await connectPostgres(params, context);
   try {
-    const applier = new PostgresChangeApplier(client, jobId, tables, context);
+    const applier = new PostgresChangeApplier(client, jobId, tables, context, options);
     await applier.prepare();
     return applier;
   } catch (error) {
@@ -231,14 +232,17 @@ export class PostgresChangeApplier implements ChangeApplier {
     private readonly jobId: string,
     tables: TableSchema[],
     private readonly context: PostgresErrorContext,
+    options: ChangeApplierOptions = {},
   ) {
     for (const table of tables) this.tables.set(tableKey(table), { source: table, destination: null });
     this.orderedGroups = orderedTableGroups(tables);
+    const fence = options.fence;
     this.guard = new TransactionGuard({
       begin: () => this.client.query('BEGIN'),
       commit: () => this.client.query('COMMIT'),
       rollback: () => this.client.query('ROLLBACK'),
       classify: (error) => classifyPostgresError(error, this.context),
+      ...(fence === undefined ? {} : { checkFence: () => checkPostgresFence(this.client, fence, 'A batch of changes and its position') }),
     });
   }
 
@@ -348,11 +352,13 @@ export class PostgresChangeApplier implements ChangeApplier {
         return;
       }
       let left = 0;
+      let positionTable = false;
       await this.guard.standalone(
         what,
         async () => {
           const table = await this.client.query(`SELECT to_regclass('${POSITION_SCHEMA}.${POSITION_TABLE}') IS NOT NULL AS present`);
-          if (pgBool((table.rows[0] as { present: unknown }).present)) {
+          positionTable = pgBool((table.rows[0] as { present: unknown }).present);
+          if (positionTable) {
             // Blocks other jobs' position writes until the schema is gone or kept.
             await this.client.query(`LOCK TABLE ${POSITION_QUALIFIED} IN SHARE ROW EXCLUSIVE MODE`);
             await this.client.query(`DELETE FROM ${POSITION_QUALIFIED} WHERE job_id = $1`, [this.jobId]);
@@ -363,12 +369,19 @@ export class PostgresChangeApplier implements ChangeApplier {
             const count = await this.client.query(`SELECT count(*)::int AS n FROM ${POSITION_QUALIFIED}`);
             left = Number((count.rows[0] as { n: unknown }).n);
           }
+          // Fence rows (Engine.raiseFence) keep the schema: their jobs still write here (this
+          // job's own row goes with Engine.dropFence, when the job is done with the destination).
+          const fences = await this.client.query(`SELECT to_regclass('${POSITION_SCHEMA}.job_fence') IS NOT NULL AS present`);
+          if (pgBool((fences.rows[0] as { present: unknown }).present)) {
+            await this.client.query(`LOCK TABLE ${quoteIdent(POSITION_SCHEMA)}.job_fence IN SHARE ROW EXCLUSIVE MODE`);
+            left += (await this.client.query(`SELECT 1 FROM ${quoteIdent(POSITION_SCHEMA)}.job_fence LIMIT 1`)).rows.length;
+          }
           // The destination stands alone once no job replicates into it.
           if (left === 0) await this.client.query(`DROP SCHEMA ${quoteIdent(POSITION_SCHEMA)} CASCADE`);
         },
         (error) => classifyPostgresError(error, { ...this.context, operation: 'ddl' }),
       );
-      this.positionTableReady = left > 0;
+      this.positionTableReady = positionTable && left > 0;
     });
   }
 

@@ -13,13 +13,14 @@ import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
 import { mapMysqlSchemaToPostgres } from '../../core/type-mapping.js';
 import type { MappedSchema } from '../../core/type-mapping.js';
-import type { ChangeApplier, ChangeReader, ConnectionReport, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaReadOptions, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
+import type { ChangeApplier, ChangeApplierOptions, ChangeReader, ConnectionReport, CopyOptions, DestinationFence, Engine, ReplicationSpec, SchemaObjectInfo, SchemaObjectOptions, SchemaReadOptions, SchemaWriter, SourceSnapshot, TableWriter, VerifyCheck } from '../engine.js';
 import { schemaObjectsOf } from './postgres-schema-script.js';
 import { loadSql } from './load-sql.js';
 import { Lsn } from './lsn.js';
 import { pgDumpToolsFor } from './pg-dump-tools.js';
 import { openPostgresChangeApplier } from './postgres-change-applier.js';
 import { openPostgresChangeReader } from './postgres-change-reader.js';
+import { dropPostgresFence, raisePostgresFence } from './postgres-job-fence.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
 import { PostgresIntrospector } from './postgres-introspector.js';
@@ -44,6 +45,8 @@ interface ServerFacts {
   walSendersUsed: number;
 }
 
+/** Times a lease holder terminates the backend that holds its job's slot before it gives up (the step is retried). */
+const SLOT_TAKEOVER_ATTEMPTS = 3;
 const SETTING_NAMES = ['server_version_num', 'wal_level', 'max_replication_slots', 'max_wal_senders', 'max_slot_wal_keep_size', 'server_encoding'] as const;
 
 function names(objects: QualifiedName[]): string[] {
@@ -595,12 +598,29 @@ export class PostgresEngine implements Engine {
     return new PostgresReplication(params).drop(spec);
   }
 
-  openChangeReader(params: ConnectionParams, spec: ReplicationSpec, startPosition: string): Promise<ChangeReader> {
-    return openPostgresChangeReader(params, spec, startPosition);
+  async openChangeReader(params: ConnectionParams, spec: ReplicationSpec, startPosition: string, options: CopyOptions & { takeOverSlot?: boolean } = {}): Promise<ChangeReader> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await openPostgresChangeReader(params, spec, startPosition);
+      } catch (error) {
+        // A stale walsender (a node that lost the lease, paused or gone) holds the slot until
+        // wal_sender_timeout at best: the lease holder ends it, a bounded number of times.
+        if (options.takeOverSlot !== true || attempt > SLOT_TAKEOVER_ATTEMPTS || !(error instanceof FerryError) || error.details.slotActive !== true) throw error;
+        await new PostgresReplication(params).takeOverSlot(spec.slotName);
+      }
+    }
   }
 
-  openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[]): Promise<ChangeApplier> {
-    return openPostgresChangeApplier(params, jobId, tables);
+  openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[], options?: ChangeApplierOptions): Promise<ChangeApplier> {
+    return openPostgresChangeApplier(params, jobId, tables, options);
+  }
+
+  raiseFence(params: ConnectionParams, fence: DestinationFence & { nodeId: string }): Promise<void> {
+    return raisePostgresFence(params, fence);
+  }
+
+  dropFence(params: ConnectionParams, fence: DestinationFence): Promise<void> {
+    return dropPostgresFence(params, fence);
   }
 
   currentPosition(params: ConnectionParams): Promise<string> {

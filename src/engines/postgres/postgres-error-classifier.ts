@@ -222,7 +222,8 @@ function classifyReplicationError(sqlstate: string, serverMessage: string, where
     return make(
       'FAILED_PRECONDITION',
       `The job's replication slot is in use by another connection on ${where} (${serverMessage}). A previous reader may still be stopping: Ferry retries. If it persists, check that no other tool or Ferry instance streams from it (pg_stat_replication).`,
-      options(true),
+      // slotActive: a node that holds the job's lease takes the slot over (openChangeReader's takeOverSlot).
+      (({ details, ...rest }) => ({ ...rest, details: { ...details, slotActive: true } }))(options(true)),
     );
   }
   if (sqlstate === '53400' && /replication slots/.test(serverMessage)) {

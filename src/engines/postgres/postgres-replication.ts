@@ -93,6 +93,32 @@ export class PostgresReplication {
     }
   }
 
+  /**
+   * Slot takeover: terminates the backend that holds the slot (the walsender of a node that
+   * lost the job's lease, or one that stopped answering) and waits, up to RELEASE_WAIT_MS, for
+   * the slot to be free. Resolves true when it is, false when someone still holds it.
+   */
+  async takeOverSlot(slot: string): Promise<boolean> {
+    const context = errorContext(this.params, { operation: 'ddl' });
+    const client = await connectPostgres(this.params, context);
+    try {
+      const deadline = Date.now() + RELEASE_WAIT_MS;
+      for (let terminated = new Set<unknown>(); ; await sleep(RELEASE_POLL_MS)) {
+        const row = (await client.query('SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0] as Row | undefined;
+        if (row === undefined || row.active !== 't') return true;
+        if (Date.now() >= deadline) return false;
+        if (!terminated.has(row.active_pid)) {
+          await client.query('SELECT pg_terminate_backend($1)', [row.active_pid]);
+          terminated.add(row.active_pid);
+        }
+      }
+    } catch (error) {
+      throw classifyPostgresError(error, context);
+    } finally {
+      await endQuietly(client);
+    }
+  }
+
   /** pg_current_wal_lsn(), canonical. */
   async currentPosition(): Promise<string> {
     const context = errorContext(this.params, { operation: 'read' });

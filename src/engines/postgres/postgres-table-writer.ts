@@ -14,6 +14,7 @@ import type { TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
 import type { BinaryForm, CopyFormat, LoadOptions, LoadResult, TableWriter } from '../engine.js';
 import { readBinaryForm, sameBinaryForm } from './postgres-binary-copy.js';
+import { checkPostgresFence } from './postgres-job-fence.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
@@ -93,6 +94,7 @@ export class PostgresTableWriter implements TableWriter {
         // The signal makes pipeline destroy every stream: the COPY sends CopyFail and the
         // server aborts the transaction, which the rollback below ends.
         await pipeline(rows, counter, copy, { signal });
+        if (options.fence !== undefined) await checkPostgresFence(this.client, options.fence, `Loading ${table.schema}.${table.name}`);
         await this.client.query('COMMIT');
         return { rows: copy.rowCount, bytes: counter.bytes };
       } catch (error) {

@@ -1,0 +1,237 @@
+/**
+ * Destination fencing (docs/ARCHITECTURE.md, Fencing) for both destination engines against real
+ * servers (PostgreSQL 5433, a private MariaDB): two writers of one job key, epochs 1 and 2.
+ * - once epoch 2 raised the fence, epoch 1's commit rolls back with LEASE_LOST: the destination
+ *   holds none of its changes and the position of its last successful commit;
+ * - a raise waits for an epoch-1 transaction that already holds the fence's share lock: that
+ *   transaction commits, and the raise then sees its position;
+ * - a stale table load (epoch 1 after the raise to 2) rolls back, the table as it was;
+ * - dropFence refuses another epoch, and removes `_ferry` once nothing is left in it.
+ */
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { FerryError } from '../../src/core/errors.js';
+import type { ConnectionParams } from '../../src/core/connection-profile.js';
+import type { TableSchema } from '../../src/core/schema.js';
+import type { ChangeApplier, DestinationFence, Engine, RowChange } from '../../src/engines/engine.js';
+import { mysqlEngine } from '../../src/engines/mysql/mysql-engine.js';
+import { postgresEngine } from '../../src/engines/postgres/postgres-engine.js';
+import { startMariadbWithDatabase, type MariadbInstance } from '../helpers/mariadb-instance.js';
+import { mysqlDb, pgDb, type Db } from '../helpers/parked-scenario.js';
+import { PG_DEST_PORT, PG_HOST, PG_USER, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+
+interface Side {
+  engine: Engine;
+  params: ConnectionParams;
+  schema: string;
+  /** For assertions. */
+  db: Db;
+  /** Opens another session (a transaction of its own). */
+  session(): Promise<{ db: Db; close(): Promise<void> }>;
+  /** Sessions of this database waiting for a lock. */
+  lockWaits(): Promise<number>;
+  /** True while Ferry's `_ferry` schema (PostgreSQL) or database (MySQL) exists. */
+  ferryExists(): Promise<boolean>;
+}
+
+const sides: Record<'postgresql' | 'mysql', Side | null> = { postgresql: null, mysql: null };
+let pgDatabase: TestDatabase;
+let mariadb: MariadbInstance;
+const cleanups: Array<() => Promise<unknown>> = [];
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  pgDatabase = await createTestDatabase(PG_DEST_PORT, 'ferry_fence');
+  cleanups.push(() => pgDatabase.drop());
+  const started = await startMariadbWithDatabase('app', { serverId: 91 });
+  cleanups.push(() => started.stop());
+  mariadb = started.instance;
+  const connection = started.connection;
+  const pgName = pgDatabase.params.database;
+  sides.postgresql = {
+    engine: postgresEngine, params: pgDatabase.params, schema: 'public', db: pgDb(pgDatabase.client),
+    async session() {
+      const client = new pg.Client({ host: PG_HOST, port: PG_DEST_PORT, user: PG_USER, database: pgName });
+      await client.connect();
+      return { db: pgDb(client), close: () => client.end() };
+    },
+    async lockWaits() {
+      const rows = await pgDb(pgDatabase.client).query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+      return Number(rows[0]?.n);
+    },
+    async ferryExists() {
+      return (await pgDb(pgDatabase.client).query(`SELECT 1 FROM pg_namespace WHERE nspname = '_ferry'`)).length > 0;
+    },
+  };
+  sides.mysql = {
+    engine: mysqlEngine, params: mariadb.params('app'), schema: 'app', db: mysqlDb(connection),
+    async session() {
+      const other = await mariadb.connect('app');
+      return { db: mysqlDb(other), close: () => other.end() };
+    },
+    async lockWaits() {
+      // A statement still running in another session here waits for a lock (a point lookup waits in state 'Statistics').
+      const rows = await mysqlDb(connection).query(`SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND ID <> CONNECTION_ID() AND INFO IS NOT NULL`);
+      return Number(rows[0]?.n);
+    },
+    async ferryExists() {
+      return (await mysqlDb(connection).query(`SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '_ferry'`)).length > 0;
+    },
+  };
+  for (const side of Object.values(sides) as Side[]) {
+    await side.db.query(`CREATE TABLE ${side.schema}.items (id bigint NOT NULL PRIMARY KEY, v bigint)`);
+    await side.db.query(`CREATE TABLE ${side.schema}.loaded (id bigint NOT NULL PRIMARY KEY, v bigint)`);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+}, 60_000);
+
+async function rejection(promise: Promise<unknown>): Promise<FerryError> {
+  const outcome = await promise.then(() => null, (error: unknown) => error);
+  expect(outcome, 'the call must reject').toBeInstanceOf(FerryError);
+  return outcome as FerryError;
+}
+
+/** Waits until `n` sessions wait for a lock (or fails after 10 s). */
+async function untilLockWaits(side: Side, n: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await side.lockWaits()) < n) {
+    if (Date.now() > deadline) throw new Error(`expected ${n} sessions waiting for a lock`);
+    await sleep(50);
+  }
+}
+
+describe.each(['postgresql', 'mysql'] as const)('the job fence on a %s destination', (kind) => {
+  const side = () => sides[kind] as Side;
+  const tables = async (): Promise<TableSchema[]> => {
+    const s = side();
+    return (await s.engine.readSchema(s.params, { include: [s.schema], exclude: [] })).tables;
+  };
+  const open = async (fence: DestinationFence): Promise<ChangeApplier> => side().engine.openChangeApplier(side().params, fence.key, await tables(), { fence });
+  const insert = (id: number, v: number): RowChange => ({ op: 'insert', table: { schema: side().schema, name: 'items' }, columns: ['id', 'v'], values: [String(id), String(v)] });
+  const items = async () => (await side().db.query(`SELECT id, v FROM ${side().schema}.items ORDER BY id`)).map((r) => `${String(r.id)}=${String(r.v)}`);
+  const raise = (key: string, epoch: number) => side().engine.raiseFence(side().params, { key, epoch, nodeId: `node-${epoch}` });
+  const positionOf = async (key: string) => {
+    const reader = await side().engine.openChangeApplier(side().params, key, []);
+    try {
+      return await reader.readPosition();
+    } finally {
+      await reader.close();
+    }
+  };
+
+  it("after epoch 2 raises, epoch 1's commit rolls back with LEASE_LOST: none of its changes, the position of its last good commit", async () => {
+    const key = `${kind}-stale-commit`;
+    await raise(key, 1);
+    const stale = await open({ key, epoch: 1 });
+    try {
+      await stale.apply([insert(1, 10)]);
+      await stale.commit('pos-1');
+      await stale.apply([insert(2, 20)]);
+      await raise(key, 2);
+      const lost = await rejection(stale.commit('pos-2'));
+      expect(lost.code).toBe('LEASE_LOST');
+      expect(lost.httpStatus).toBe(409);
+      expect(lost.retryable).toBe(false);
+      expect(lost.details).toMatchObject({ fenceKey: key, epoch: 1, fenceEpoch: 2 });
+      await stale.rollback();
+      // A position written alone (a heartbeat) is checked too.
+      expect((await rejection(stale.commit('pos-3'))).code).toBe('LEASE_LOST');
+    } finally {
+      await stale.close();
+    }
+    expect(await items()).toEqual(['1=10']);
+    expect(await positionOf(key)).toBe('pos-1');
+    // The new owner commits; an older epoch can no longer raise the fence back.
+    const owner = await open({ key, epoch: 2 });
+    try {
+      await owner.apply([insert(2, 21)]);
+      await owner.commit('pos-2b');
+    } finally {
+      await owner.close();
+    }
+    expect(await items()).toEqual(['1=10', '2=21']);
+    expect(await positionOf(key)).toBe('pos-2b');
+    expect((await rejection(raise(key, 1))).code).toBe('LEASE_LOST');
+    await raise(key, 2);
+  });
+
+  it('a raise waits for an epoch-1 transaction that holds the share lock: it commits, and the raise then sees its position', async () => {
+    const key = `${kind}-in-flight`;
+    await raise(key, 1);
+    const stale = await open({ key, epoch: 1 });
+    const holder = await side().session();
+    try {
+      await stale.apply([insert(10, 100)]);
+      await stale.commit('pos-10');
+      // Another session holds the position row: epoch 1's next commit passes its fence check
+      // (the share lock) and then waits at its position write, in flight.
+      await holder.db.query(kind === 'postgresql' ? 'BEGIN' : 'START TRANSACTION');
+      await holder.db.query(`SELECT position FROM _ferry.replication_position WHERE job_id = ? FOR UPDATE`, [key]);
+      await stale.apply([insert(11, 110)]);
+      const order: string[] = [];
+      const committing = stale.commit('pos-11').then(() => order.push('commit'));
+      await untilLockWaits(side(), 1);
+      const raising = raise(key, 2).then(() => order.push('raise'));
+      await untilLockWaits(side(), 2);
+      await sleep(300);
+      expect(order, 'the raise waits for the transaction holding the share lock').toEqual([]);
+      await holder.db.query('ROLLBACK');
+      // Epoch 1's commit succeeds (its check came first), then the raise goes through.
+      await Promise.all([committing, raising]);
+      expect([...order].sort()).toEqual(['commit', 'raise']);
+    } finally {
+      await holder.close().catch(() => undefined);
+      await stale.close();
+    }
+    expect(await positionOf(key)).toBe('pos-11');
+    expect(await items()).toEqual(expect.arrayContaining(['10=100', '11=110']));
+  });
+
+  it('a stale table load (epoch 1 after the raise to 2) rolls back and leaves the table as it was', async () => {
+    const key = `${kind}-stale-load`;
+    const loaded = (await tables()).find((t) => t.name === 'loaded') as TableSchema;
+    await side().db.query(`INSERT INTO ${side().schema}.loaded (id, v) VALUES (1, 1)`);
+    await raise(key, 1);
+    await raise(key, 2);
+    const writer = await side().engine.openTableWriter(side().params);
+    try {
+      const stale = await rejection(writer.replaceTableData(loaded, Readable.from(['7\t70\n', '8\t80\n']), new AbortController().signal, { fence: { key, epoch: 1 } }));
+      expect(stale.code).toBe('LEASE_LOST');
+      expect((await side().db.query(`SELECT id, v FROM ${side().schema}.loaded ORDER BY id`)).map((r) => `${String(r.id)}=${String(r.v)}`)).toEqual(['1=1']);
+      if (writer.appendTableData !== undefined) {
+        expect((await rejection(writer.appendTableData(loaded, Readable.from(['9\t90\n']), new AbortController().signal, { fence: { key, epoch: 1 } }))).code).toBe('LEASE_LOST');
+      }
+      // The same writer loads for the epoch the fence holds.
+      const result = await writer.replaceTableData(loaded, Readable.from(['7\t70\n', '8\t80\n']), new AbortController().signal, { fence: { key, epoch: 2 } });
+      expect(result.rows).toBe(2);
+    } finally {
+      await writer.close();
+    }
+    expect((await side().db.query(`SELECT id, v FROM ${side().schema}.loaded ORDER BY id`)).map((r) => `${String(r.id)}=${String(r.v)}`)).toEqual(['7=70', '8=80']);
+  });
+
+  it('dropFence refuses another epoch; `_ferry` goes once no position and no fence is left', async () => {
+    const keys = [`${kind}-stale-commit`, `${kind}-in-flight`, `${kind}-stale-load`];
+    expect((await rejection(side().engine.dropFence(side().params, { key: keys[0] as string, epoch: 1 }))).code).toBe('LEASE_LOST');
+    for (const key of keys.slice(0, 2)) {
+      const applier = await side().engine.openChangeApplier(side().params, key, []);
+      try {
+        await applier.forgetPosition();
+      } finally {
+        await applier.close();
+      }
+      // Fences still held keep `_ferry` when the positions go.
+      expect(await side().ferryExists()).toBe(true);
+    }
+    for (const [i, key] of keys.entries()) {
+      await side().engine.dropFence(side().params, { key, epoch: 2 });
+      expect(await side().ferryExists()).toBe(i < keys.length - 1);
+    }
+    // Nothing left to drop: a second drop does nothing.
+    await side().engine.dropFence(side().params, { key: keys[0] as string, epoch: 2 });
+  });
+});
