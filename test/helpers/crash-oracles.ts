@@ -73,7 +73,8 @@ export class OracleWriter {
   committed = 0;
   errors: string[] = [];
 
-  constructor(private readonly db: SourceWriter, private readonly r: () => number, private readonly size: OracleSize) {}
+  /** `pauseMs`: the pause between two transactions (a lighter load with several writers). */
+  constructor(private readonly db: SourceWriter, private readonly r: () => number, private readonly size: OracleSize, private readonly pauseMs = 3) {}
 
   start(): void {
     this.loop = (async () => {
@@ -94,7 +95,7 @@ export class OracleWriter {
           this.errors.push((error as Error).message);
           if (this.errors.length >= 20) break;
         }
-        await sleep(3);
+        await sleep(this.pauseMs);
       }
     })();
   }

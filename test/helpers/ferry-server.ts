@@ -37,6 +37,8 @@ export interface FerryServerOptions {
   env?: Record<string, string>;
   /** How long to wait for GET /healthz. */
   startTimeoutMs?: number;
+  /** More `ferry serve` options (`--lease-seconds 4`, ...), after the ones this helper sets. */
+  args?: string[];
 }
 
 export interface ExitInfo {
@@ -113,7 +115,7 @@ export async function spawnFerryServer(options: FerryServerOptions = {}): Promis
   const url = `http://${reachable}:${port}`;
   const child: ChildProcess = spawn(
     process.execPath,
-    [FERRY_BIN, 'serve', '--host', host, '--port', String(port), '--data-dir', dataDir],
+    [FERRY_BIN, 'serve', '--host', host, '--port', String(port), '--data-dir', dataDir, ...(options.args ?? [])],
     {
       cwd: REPO_ROOT,
       env: { ...process.env, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'info', ...options.env },
