@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { EngineRegistry } from './engines/engine-registry.js';
 import { postgresEngine } from './engines/postgres/postgres-engine.js';
+import { primePgDumpTools } from './engines/postgres/pg-dump-tools.js';
 import { mysqlEngine } from './engines/mysql/mysql-engine.js';
 import { SshTunnelManager } from './engines/ssh-tunnel.js';
 import { systemClock } from './pipeline/clock.js';
@@ -121,6 +122,8 @@ export async function startFerryServer(config: ServerConfig): Promise<RunningSer
     );
   }
   const engines = new EngineRegistry([postgresEngine, mysqlEngine]);
+  // Which pg_dump to use is found in the background now, not on the first job's start.
+  void primePgDumpTools().catch((error: unknown) => logger.warn({ err: String(error) }, 'looking for pg_dump failed'));
   const pipelineLogger = logger as unknown as Logger;
   const tunnels = new SshTunnelManager();
 

@@ -23,6 +23,7 @@ import { mapDatabaseSchema, mapQualifiedName, type SchemaMapping } from '../core
 import { fixSchemaMapping } from './destination-names.js';
 import { failpoint } from './failpoints.js';
 import { sleep } from './retry-policy.js';
+import { DumpPrelude } from './dump-prelude.js';
 import { actionForeignKeyGroups, carriesForeignKeyActions } from '../core/foreign-key-actions.js';
 
 export interface FullDumpDeps {
@@ -145,6 +146,26 @@ export class BinaryTupleCounter {
     let i = 0;
     const n = chunk.length;
     while (i < n && this.#state !== 'done') {
+      // Fast path: whole tuples inside this chunk, walked with plain reads. The tuple that
+      // runs past the chunk's end goes through the state machine below.
+      if (this.#state === 'fieldCount' && this.#intBytes === 0) {
+        for (;;) {
+          if (i + 2 > n) break;
+          const fields = chunk.readInt16BE(i);
+          if (fields === -1) break;
+          let j = i + 2;
+          let f = 0;
+          while (f < fields && j + 4 <= n) {
+            const length = chunk.readInt32BE(j);
+            j += 4 + (length > 0 ? length : 0);
+            f++;
+          }
+          if (f < fields || j > n) break;
+          tuples++;
+          i = j;
+        }
+        if (i >= n) break;
+      }
       switch (this.#state) {
         case 'signature':
         case 'extension':
@@ -200,18 +221,23 @@ export class BinaryTupleCounter {
   }
 }
 
-/** Runs one attempt. Resolves with the failures (empty when the dump is complete). Rejects only when aborted. */
-export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, signal: AbortSignal): Promise<DumpFailure[]> {
+/**
+ * Runs one attempt. Resolves with the failures (empty when the dump is complete). Rejects only
+ * when aborted. `prelude`: the source reads already under way (a one-time job's start opens it);
+ * the attempt takes it over and closes it. Without one the attempt opens its own.
+ */
+export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, signal: AbortSignal, prelude?: DumpPrelude): Promise<DumpFailure[]> {
   const { store, clock, logger, source, destination } = deps;
   const log = logger.child({ jobId: job.id, phase: 'FULL_DUMP' });
-  let snapshot: SourceSnapshot | null = null;
+  const reads = prelude ?? DumpPrelude.open(job, source, deps.sourceParams, destination.kind);
   const failures: DumpFailure[] = [];
+  let workers: Array<Promise<WorkerConnections>> = [];
+  let snapshotClosed: Promise<void> | null = null;
   try {
     const continuous = job.type === 'continuous';
-    // A continuous job's snapshot must say where it meets the change stream.
-    snapshot = await source.openSnapshot(deps.sourceParams, { alignedWithChanges: continuous });
+    const snapshot = await reads.snapshot;
     signal.throwIfAborted();
-    const schema = await snapshot.readSchema(job.selection, { destinationEngine: destination.kind });
+    const schema = await reads.schema;
     if (schema.tables.length === 0) {
       return [{
         table: null,
@@ -222,18 +248,34 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
     const mapping = await fixSchemaMapping(store, job, schema, destination.kind, deps.destinationParams);
     const target = mapDatabaseSchema(schema, mapping);
     const destinationTables = new Map(schema.tables.map((t, i) => [t, target.tables[i] as TableSchema]));
+    const toDestination = (t: TableSchema) => destinationTables.get(t) ?? t;
     const objects = await syncJobObjects(store, clock, job.id, schema, mapping);
     if (continuous) await store.putCheckpoint(job.id, SOURCE_SCHEMA_CHECKPOINT, schema);
     log.info({ snapshot: snapshot.id, tables: schema.tables.length }, 'snapshot opened');
 
-    const schemaWriter = await destination.openSchemaWriter(deps.destinationParams, schemaObjectOptions(job));
+    // A continuous job from MySQL keeps the foreign keys with actions on the destination during
+    // the stream: the tables they link are copied by one reader, at one snapshot position.
+    const carriesActions = carriesForeignKeyActions(source.kind, job.type);
+    const units = carriesActions ? await copyUnits(store, job.id, schema.tables, objects) : schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED').map((t) => [t]);
+    // The source reads the copy needs (its plan, its workers' connections) go on while the
+    // schema script is read and the pre-data objects are created: none of them writes.
+    const [opened, planned] = await Promise.allSettled([
+      destination.openSchemaWriter(deps.destinationParams, schemaObjectOptions(job)),
+      planCopy(job, deps, snapshot, units, objects, log, toDestination).then((p) => {
+        workers = Array.from({ length: p.workerCount }, () => openWorkerConnections(deps, snapshot));
+        return p;
+      }),
+    ]);
+    if (planned.status === 'rejected') {
+      if (opened.status === 'fulfilled') await opened.value.close().catch(() => undefined);
+      throw planned.reason;
+    }
+    if (opened.status === 'rejected') throw opened.reason;
+    const schemaWriter = opened.value;
+    const plan = planned.value;
     try {
-      // Within one engine the source's own tool writes the schema (PostgreSQL: pg_dump at this
-      // snapshot): every object it knows, not only tables. Across engines, the mapped model.
-      const applyScript = source.kind === destination.kind ? schemaWriter.applySchemaScript?.bind(schemaWriter) : undefined;
-      const script = applyScript !== undefined && snapshot.readSchemaScript !== undefined
-        ? await snapshot.readSchemaScript(job.selection, schema)
-        : null;
+      const applyScript = schemaWriter.applySchemaScript?.bind(schemaWriter);
+      const script = applyScript !== undefined ? await reads.script : null;
       signal.throwIfAborted();
       if (script !== null && applyScript !== undefined) {
         await store.putCheckpoint(job.id, SCHEMA_SCRIPT_CHECKPOINT, script);
@@ -245,17 +287,17 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       }
       signal.throwIfAborted();
 
-      // A continuous job from MySQL keeps the foreign keys with actions on the destination during
-      // the stream: the tables they link are copied by one reader, at one snapshot position.
-      const carriesActions = carriesForeignKeyActions(source.kind, job.type);
-      const units = carriesActions ? await copyUnits(store, job.id, schema.tables, objects) : schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED').map((t) => [t]);
       const copyStarted = Date.now();
-      const toDestination = (t: TableSchema) => destinationTables.get(t) ?? t;
       const spread = deps.workSpread !== undefined && !continuous && !carriesActions && source.openSnapshotReader !== undefined
         ? await copyAsWorkItems(job, deps, deps.workSpread, snapshot, units.flat(), objects, failures, signal, log, toDestination)
         : false;
-      if (!spread) await copyTables(job, deps, snapshot, units, objects, failures, signal, log, toDestination);
+      if (!spread) {
+        await copyTables(job, deps, snapshot, plan, workers, objects, failures, signal, log, toDestination);
+        workers = [];
+      }
       if (failures.length > 0) return failures;
+      // Every reader is done: the snapshot (and a split table's lock) goes while the indexes are built.
+      snapshotClosed = reads.close();
       log.info({ tables: units.flat().length, seconds: (Date.now() - copyStarted) / 1000 }, 'tables copied');
       const postDataStarted = Date.now();
 
@@ -287,7 +329,9 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
     const classified = error instanceof FerryError ? error : (deps.source.classifyError(error));
     return [...failures, { table: null, error: classified }];
   } finally {
-    await snapshot?.close().catch((error: unknown) => log.warn({ err: String(error) }, 'closing the snapshot failed'));
+    // Connections opened for a copy that never began (the pre-data failed, or the attempt was stopped).
+    await closeWorkerConnections(workers);
+    await (snapshotClosed ?? reads.close()).catch((error: unknown) => log.warn({ err: String(error) }, 'closing the snapshot failed'));
   }
 }
 
@@ -354,23 +398,35 @@ interface SplitCopy {
   /** Rows and bytes of each range so far, summed for the table's progress. */
   rows: number[];
   bytes: number[];
+  /** When the table's progress was last written (ms): once per interval for all its ranges. */
+  savedAt: number;
   save: (patch: Partial<JobObject>) => Promise<void>;
 }
 
 type CopyTask = { unit: TableSchema[] } | { split: SplitCopy; index: number };
 
-/** Copies the tables with up to `dumpParallelism` workers; appends a failure per table that failed. */
-async function copyTables(
+/** What the workers copy, largest first, and how many workers copy it. */
+interface CopyPlan {
+  queue: CopyTask[];
+  workerCount: number;
+}
+
+/** A worker's pair of connections: a reader bound to the snapshot and a destination writer. */
+interface WorkerConnections {
+  reader: TableReader;
+  writer: TableWriter;
+}
+
+/** Cuts the units into the workers' tasks (a large table alone in its unit into ranges); reads only the source. */
+async function planCopy(
   job: MigrationJob,
   deps: FullDumpDeps,
   snapshot: SourceSnapshot,
   units: TableSchema[][],
   objects: Map<string, JobObject>,
-  failures: DumpFailure[],
-  signal: AbortSignal,
   log: Logger,
   toDestination: (table: TableSchema) => TableSchema,
-): Promise<void> {
+): Promise<CopyPlan> {
   // Largest first: the longest copies start early and the tail of the dump stays short.
   const size = (unit: TableSchema[]) => unit.reduce((n, t) => n + Math.max(0, t.estimatedBytes), 0);
   const sorted = [...units].sort((a, b) => size(b) - size(a));
@@ -391,18 +447,54 @@ async function copyTables(
     log.info({ table: qualifiedName(table), ranges: ranges.map((r) => r.label) }, 'table split into ranges');
     const split: SplitCopy = {
       table, destinationTable: toDestination(table), ranges, prepared: null, remaining: ranges.length, failed: false,
-      rows: ranges.map(() => 0), bytes: ranges.map(() => 0), save: progressSaver(deps, qualifiedName(table), objects),
+      rows: ranges.map(() => 0), bytes: ranges.map(() => 0), savedAt: 0, save: progressSaver(deps, qualifiedName(table), objects),
     };
     for (const index of ranges.keys()) queue.push({ split, index });
   }
-  const workerCount = Math.max(1, Math.min(parallelism, queue.length));
+  return { queue, workerCount: Math.min(parallelism, queue.length) };
+}
 
+/** Opens a worker's reader and writer side by side; a failure closes the other one. */
+async function openWorkerConnections(deps: FullDumpDeps, snapshot: SourceSnapshot): Promise<WorkerConnections> {
+  const [reader, writer] = await Promise.allSettled([snapshot.openTableReader(), deps.destination.openTableWriter(deps.destinationParams)]);
+  if (reader.status === 'fulfilled' && writer.status === 'fulfilled') return { reader: reader.value, writer: writer.value };
+  await Promise.allSettled([reader.status === 'fulfilled' ? reader.value.close() : null, writer.status === 'fulfilled' ? writer.value.close() : null]);
+  if (reader.status === 'rejected') throw toFerryError(deps.source, reader.reason);
+  throw toFerryError(deps.destination, (writer as PromiseRejectedResult).reason);
+}
+
+/** Closes the connections of workers that never ran (or never took them over). */
+async function closeWorkerConnections(workers: Array<Promise<WorkerConnections>>): Promise<void> {
+  await Promise.allSettled(workers.map(async (opening) => {
+    const { reader, writer } = await opening;
+    await Promise.allSettled([reader.close(), writer.close()]);
+  }));
+}
+
+const toFerryError = (engine: Engine, error: unknown): FerryError => (error instanceof FerryError ? error : engine.classifyError(error));
+
+/**
+ * Copies the plan's tasks, one worker per connection pair of `connections` (opened by
+ * openWorkerConnections, taken over: each worker closes its own); appends a failure per table
+ * that failed.
+ */
+async function copyTables(
+  job: MigrationJob,
+  deps: FullDumpDeps,
+  snapshot: SourceSnapshot,
+  { queue }: CopyPlan,
+  connections: Array<Promise<WorkerConnections>>,
+  objects: Map<string, JobObject>,
+  failures: DumpFailure[],
+  signal: AbortSignal,
+  log: Logger,
+  toDestination: (table: TableSchema) => TableSchema,
+): Promise<void> {
   const worker = async (index: number): Promise<void> => {
     let reader: TableReader | null = null;
     let writer: TableWriter | null = null;
     try {
-      reader = await snapshot.openTableReader();
-      writer = await deps.destination.openTableWriter(deps.destinationParams);
+      ({ reader, writer } = await (connections[index] as Promise<WorkerConnections>));
       for (let task = queue.shift(); task !== undefined; task = queue.shift()) {
         let ok = true;
         if ('split' in task) {
@@ -422,20 +514,19 @@ async function copyTables(
           await Promise.allSettled([reader.close(), writer.close()]);
           reader = null;
           writer = null;
-          reader = await snapshot.openTableReader();
-          writer = await deps.destination.openTableWriter(deps.destinationParams);
+          ({ reader, writer } = await openWorkerConnections(deps, snapshot));
         }
       }
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       const side = reader === null ? deps.source : deps.destination;
-      failures.push({ table: null, error: error instanceof FerryError ? error : side.classifyError(error) });
+      failures.push({ table: null, error: toFerryError(side, error) });
       log.warn({ worker: index, err: String(error) }, 'dump worker stopped');
     } finally {
       await Promise.allSettled([reader?.close(), writer?.close()]);
     }
   };
-  const results = await Promise.allSettled(Array.from({ length: workerCount }, (_, i) => worker(i)));
+  const results = await Promise.allSettled(connections.map((_, i) => worker(i)));
   signal.throwIfAborted();
   for (const result of results) if (result.status === 'rejected') throw result.reason;
 }
@@ -511,10 +602,12 @@ async function copyRange(
   let sourceError: FerryError | null = null;
   try {
     split.prepared ??= (async () => {
-      await split.save({ state: 'DUMPING', rowsCopied: 0, bytesCopied: 0, error: null });
       // Committed before any range: the ranges only add rows, and a table copied again starts empty.
-      await writer.replaceTableData(split.destinationTable, Readable.from([]), signal, { sourceEngine: deps.source.kind, ...fenced(deps) });
-      const format = await chooseFormat(deps, reader, writer, split.table, split.destinationTable);
+      const [, format] = await Promise.all([
+        split.save({ state: 'DUMPING', rowsCopied: 0, bytesCopied: 0, error: null }),
+        writer.replaceTableData(split.destinationTable, Readable.from([]), signal, { sourceEngine: deps.source.kind, ...fenced(deps) })
+          .then(() => chooseFormat(deps, reader, writer, split.table, split.destinationTable)),
+      ]);
       log.info({ table: name, format, ranges: split.ranges.length }, 'copying table');
       await deps.store.appendJobEvent({
         jobId: job.id, time: deps.clock.now(), kind: 'info', actor: 'system',
@@ -525,9 +618,14 @@ async function copyRange(
     })();
     const format = await split.prepared;
     if (split.failed) return true;
-    const progress = new CopyProgress(deps.progressIntervalMs ?? 1000, (rows, bytes) => {
+    const interval = deps.progressIntervalMs ?? 1000;
+    const progress = new CopyProgress(interval, (rows, bytes) => {
       split.rows[index] = rows;
       split.bytes[index] = bytes;
+      // A store write blocks the process for its sync: one per table and interval, not one per range.
+      const now = Date.now();
+      if (now - split.savedAt < interval) return;
+      split.savedAt = now;
       if (!split.failed && split.remaining > 0) void split.save({ state: 'DUMPING', rowsCopied: sum(split.rows), bytesCopied: sum(split.bytes), error: null }).catch(() => undefined);
     }, format);
     const rows = sourceRows(deps, reader, split.table, job, format, progress, (e) => (sourceError = e), range);

@@ -28,6 +28,7 @@ import { CREATED_OBJECTS_CHECKPOINT, SCHEMA_SCRIPT_CHECKPOINT, recordCreatedObje
 import { recordJobEvent, type EventOptions } from './job-transitions.js';
 import type { Logger } from './logger.js';
 import { failpoint } from './failpoints.js';
+import { DumpPrelude } from './dump-prelude.js';
 import { retryDelayMs, sleep, type RetryPolicy } from './retry-policy.js';
 import type { JobFence } from './job-fence.js';
 import { fencedStore, leaseLostError } from './fenced-store.js';
@@ -116,6 +117,8 @@ export class JobRunner {
   /** The destination fence this runner raised, once it raised it. */
   #raised: DestinationFence | null = null;
   #leaseLost = false;
+  /** A one-time job's dump reads, begun by its start beside the checks (see #prepareStart); taken by the full dump. */
+  #prelude: DumpPrelude | null = null;
 
   /**
    * With `fence`, the runner works under that lease: its job writes to the store are refused
@@ -156,25 +159,36 @@ export class JobRunner {
     return this.done;
   }
 
+  /** Releases the start's source reads when no full dump took them over. */
+  async #closePrelude(): Promise<void> {
+    const prelude = this.#prelude;
+    this.#prelude = null;
+    await prelude?.close().catch((error: unknown) => this.#log.warn({ err: String(error) }, 'closing the dump\'s snapshot failed'));
+  }
+
   async #run(): Promise<void> {
-    while (!this.#cancelled) {
-      if (this.#controller.signal.aborted) this.#controller = new AbortController();
-      const signal = this.#controller.signal;
-      const job = await this.#deps.store.getJob(this.jobId);
-      if (job === null) return;
-      try {
-        if (this.#fence !== null && this.#raised === null && WRITES_DESTINATION.has(job.status)) await this.#raiseFence(job, this.#fence);
-        if (!(await this.#step(job, signal))) return;
-      } catch (error) {
-        if (isLeaseLost(error)) return this.#stopForLostLease(error);
-        if (signal.aborted || this.#cancelled) continue;
+    try {
+      while (!this.#cancelled) {
+        if (this.#controller.signal.aborted) this.#controller = new AbortController();
+        const signal = this.#controller.signal;
+        const job = await this.#deps.store.getJob(this.jobId);
+        if (job === null) return;
         try {
-          await this.#handleFailure(job, error, signal);
-        } catch (inner) {
-          if (isLeaseLost(inner)) return this.#stopForLostLease(inner);
-          if (!signal.aborted) this.#log.error({ err: String(inner) }, 'recording a failure failed');
+          if (this.#fence !== null && this.#raised === null && WRITES_DESTINATION.has(job.status)) await this.#raiseFence(job, this.#fence);
+          if (!(await this.#step(job, signal))) return;
+        } catch (error) {
+          if (isLeaseLost(error)) return this.#stopForLostLease(error);
+          if (signal.aborted || this.#cancelled) continue;
+          try {
+            await this.#handleFailure(job, error, signal);
+          } catch (inner) {
+            if (isLeaseLost(inner)) return this.#stopForLostLease(inner);
+            if (!signal.aborted) this.#log.error({ err: String(inner) }, 'recording a failure failed');
+          }
         }
       }
+    } finally {
+      await this.#closePrelude();
     }
   }
 
@@ -215,6 +229,8 @@ export class JobRunner {
 
   /** Does what the status asks. Resolves false when nothing is left to do for this job. */
   async #step(job: MigrationJob, signal: AbortSignal): Promise<boolean> {
+    // The start's source reads serve only the full dump right after it (stopped meanwhile: released).
+    if (this.#prelude !== null && !((job.status === 'RUNNING' || job.status === 'RUNNING_WITH_ERRORS') && (job.phase === 'FULL_DUMP' || job.phase === null))) await this.#closePrelude();
     switch (job.status) {
       case 'STARTING':
         await this.#start(job, signal);
@@ -303,16 +319,40 @@ export class JobRunner {
     await this.#event('started', { message: 'Prerequisites verified; full dump in progress' });
   }
 
-  /** The start's checks, and for a continuous job its slot and publication; throws what blocks the start. */
+  /**
+   * The start's checks, and for a continuous job its slot and publication; throws what blocks
+   * the start. A one-time job's dump begins its source reads (DumpPrelude) beside the checks,
+   * which then verify the schema it reads at its snapshot; the full dump that follows takes
+   * it over. (A continuous job's snapshot must wait for its slot.)
+   */
   async #prepareStart(job: MigrationJob, signal: AbortSignal): Promise<void> {
-    const { source, destination } = this.#engines(job);
+    await this.#closePrelude();
     const { sourceParams, destinationParams } = await this.#connections(job);
-    await this.#requireReachable(source, sourceParams, destination, destinationParams);
+    if (job.type === 'one-time') this.#prelude = DumpPrelude.open(job, this.#engines(job).source, sourceParams, job.destinationEngine);
+    try {
+      await this.#checkAndPrepare(job, signal, sourceParams, destinationParams);
+    } catch (error) {
+      await this.#closePrelude();
+      throw error;
+    }
+  }
+
+  async #checkAndPrepare(job: MigrationJob, signal: AbortSignal, sourceParams: ConnectionParams, destinationParams: ConnectionParams): Promise<void> {
+    const { source, destination } = this.#engines(job);
+    // The checks of both sides run side by side; a server that cannot be reached is the first thing said.
+    const [reachable, sourceChecks, sourceSchema] = await Promise.allSettled([
+      this.#requireReachable(source, sourceParams, destination, destinationParams),
+      source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse' }),
+      this.#prelude?.schema ?? source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine }),
+    ]);
+    if (reachable.status === 'rejected') throw reachable.reason;
     signal.throwIfAborted();
-    const checks: VerifyCheck[] = await source.verifySource(sourceParams, job.selection, job.type, { destinationEngine: job.destinationEngine, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse' });
+    if (sourceChecks.status === 'rejected') throw sourceChecks.reason;
+    const checks: VerifyCheck[] = sourceChecks.value;
     let schema: DatabaseSchema | null = null;
     if (!checks.some((c) => c.severity === 'error')) {
-      schema = await source.readSchema(sourceParams, job.selection, { destinationEngine: job.destinationEngine });
+      if (sourceSchema.status === 'rejected') throw sourceSchema.reason;
+      schema = sourceSchema.value;
       checks.push(...pairChecks(schema, job.sourceEngine, job.destinationEngine, job.type));
       const mapping = resolveSchemaMapping({ explicit: job.schemaMapping ?? {}, sourceSchemas: schema.schemas, destinationEngine: job.destinationEngine, destinationDatabase: destinationParams.database });
       checks.push(...mapping.checks.filter((c) => c.severity !== 'ok'));
@@ -365,12 +405,22 @@ export class JobRunner {
 
   async #fullDump(job: MigrationJob, signal: AbortSignal): Promise<void> {
     const { source, destination } = this.#engines(job);
-    const { sourceParams, destinationParams } = await this.#connections(job);
+    // The start's source reads, if they are this attempt's: the dump closes them.
+    const prelude = this.#prelude ?? undefined;
+    this.#prelude = null;
+    let sourceParams: ConnectionParams;
+    let destinationParams: ConnectionParams;
+    try {
+      ({ sourceParams, destinationParams } = await this.#connections(job));
+    } catch (error) {
+      await prelude?.close().catch(() => undefined);
+      throw error;
+    }
     const failures = await runFullDumpAttempt(job, {
       store: this.#deps.store, clock: this.#deps.clock, logger: this.#deps.logger,
       source, destination, sourceParams, destinationParams, ...(this.#raised === null ? {} : { fence: this.#raised }),
       ...(this.#deps.workSpread === undefined ? {} : { workSpread: this.#deps.workSpread }),
-    }, signal);
+    }, signal, prelude);
     const lost = failures.find((f) => f.error.code === 'LEASE_LOST');
     if (lost !== undefined) throw lost.error;
     if (failures.length > 0) throw failuresToError(failures, job.id);

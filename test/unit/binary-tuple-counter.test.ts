@@ -25,6 +25,32 @@ describe('BinaryTupleCounter', () => {
     }
   });
 
+  it('counts every tuple of a long stream cut at uneven places (whole tuples inside a chunk and tuples across chunks)', () => {
+    const head = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
+    const tuples: Buffer[] = [];
+    for (let t = 0; t < 1000; t++) {
+      const fields = [Buffer.from([0, 1 + (t % 4)])];
+      for (let f = 0; f < 1 + (t % 4); f++) {
+        const size = (t * 7 + f * 13) % 90 - 10; // NULLs, empty fields and lengths up to 79
+        const length = Buffer.alloc(4);
+        length.writeInt32BE(size < 0 ? -1 : size);
+        fields.push(length, Buffer.alloc(Math.max(0, size), t % 256));
+      }
+      tuples.push(Buffer.concat(fields));
+    }
+    const stream = Buffer.concat([head, ...tuples, Buffer.from([0xff, 0xff])]);
+    for (const sizes of [[4096], [100, 3, 1, 77], [65536], [5, 1000, 2]]) {
+      const counter = new BinaryTupleCounter();
+      let counted = 0;
+      for (let i = 0, k = 0; i < stream.length; k++) {
+        const size = sizes[k % sizes.length] as number;
+        counted += counter.count(stream.subarray(i, i + size));
+        i += size;
+      }
+      expect(counted, `chunks of ${sizes.join(', ')}`).toBe(1000);
+    }
+  });
+
   it('reports rows through CopyProgress in binary mode, and newlines in text mode', async () => {
     const head = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
     const one = Buffer.from([0, 1, 0, 0, 0, 1, 10]); // one field holding a newline byte

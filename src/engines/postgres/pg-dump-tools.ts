@@ -8,7 +8,8 @@
  * Where they are looked for, first match wins: `FERRY_PG_BIN_DIR` (a directory holding both),
  * then Debian's `/usr/lib/postgresql/<major>/bin` (newest major first), then `PATH`.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { FerryError } from '../../core/errors.js';
@@ -36,14 +37,40 @@ function candidateDirectories(): string[] {
   return directories;
 }
 
+/** `--version` answers read ahead by primePgDumpTools, by program path. */
+const primedVersions = new Map<string, string | null>();
+
+function parseVersion(output: string | null): { major: number; text: string } | null {
+  if (output === null) return null;
+  const text = output.trim();
+  const match = /(\d+)(?:\.(\d+))?/.exec(text.replace(/^[^)]*\)/, ''));
+  return match === null ? null : { major: Number(match[1]), text };
+}
+
 function versionOf(program: string): { major: number; text: string } | null {
+  const primed = primedVersions.get(program);
+  if (primed !== undefined) return parseVersion(primed);
   try {
-    const text = execFileSync(program, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim();
-    const match = /(\d+)(?:\.(\d+))?/.exec(text.replace(/^[^)]*\)/, ''));
-    return match === null ? null : { major: Number(match[1]), text };
+    return parseVersion(execFileSync(program, ['--version'], { encoding: 'utf8', timeout: 10_000 }));
   } catch {
     return null;
   }
+}
+
+/**
+ * Runs every candidate's `--version` without blocking the process, then fills the cache of
+ * findPgDumpTools, so that the first job's start (verify, pg_dump) does not wait for the
+ * lookup. `ferry serve` calls it once at start; findPgDumpTools works without it.
+ */
+export async function primePgDumpTools(): Promise<void> {
+  const run = promisify(execFile);
+  await Promise.all(candidateDirectories().map(async (directory) => {
+    const pgDump = join(directory, 'pg_dump');
+    if (!existsSync(pgDump) || !existsSync(join(directory, 'pg_restore'))) return;
+    const output = await run(pgDump, ['--version'], { encoding: 'utf8', timeout: 10_000 }).then((r) => r.stdout, () => null);
+    primedVersions.set(pgDump, output);
+  }));
+  findPgDumpTools();
 }
 
 let cached: PgDumpTools | null | undefined;
@@ -69,6 +96,7 @@ export function findPgDumpTools(): PgDumpTools | null {
 /** Forgets the cached choice (tests that change FERRY_PG_BIN_DIR). */
 export function resetPgDumpToolsCache(): void {
   cached = undefined;
+  primedVersions.clear();
 }
 
 /**

@@ -209,8 +209,10 @@ export async function dumpPostgresSchema(params: ConnectionParams, options: Dump
       });
     }
     const restore = (section: 'pre-data' | 'post-data') => run(tools.pgRestore, ['--section', section, '--no-owner', '--file', '-', archive], env, 5 * 60_000);
-    const pre = splitRestoreOutput(await restore('pre-data'), 'pre');
-    const post = splitRestoreOutput(await restore('post-data'), 'post');
+    // Both sections at once: each pg_restore only reads the archive.
+    const [preText, postText] = await Promise.all([restore('pre-data'), restore('post-data')]);
+    const pre = splitRestoreOutput(preText, 'pre');
+    const post = splitRestoreOutput(postText, 'post');
     // Grants come last in pre-data: they name objects of every kind.
     const preEntries = [...pre.entries.filter((e) => e.type !== 'ACL' && e.type !== 'DEFAULT ACL'), ...pre.entries.filter((e) => e.type === 'ACL' || e.type === 'DEFAULT ACL')];
     return { engine: 'postgresql', tool: tools.versionText, prologue: pre.prologue, entries: [...preEntries, ...post.entries] };
