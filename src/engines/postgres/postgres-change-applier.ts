@@ -551,18 +551,17 @@ export class PostgresChangeApplier implements ChangeApplier {
       if (layout instanceof ColumnMismatch) throw ahead ? NOT_PLANNABLE : schemaChanged(layout);
       let planned: PlannedRow;
       try {
-        planned = planRow(layout, change, () => this.nextStatementName());
+        planned = planRow(layout, change, this.statementName);
       } catch (error) {
         if (ahead) throw NOT_PLANNABLE;
         throw namingTable(classify(error), change.table);
       }
-      const keys = rowKeys(planned);
       const size = rowChars(planned.params);
       if (
         planned.shape !== shape ||
         rows.length >= planned.shape.maxRows ||
         chars + size > MAX_STATEMENT_CHARS ||
-        keys.some((k) => touched.has(k))
+        touchesAny(planned, touched)
       ) {
         flush();
         shape = planned.shape;
@@ -570,7 +569,7 @@ export class PostgresChangeApplier implements ChangeApplier {
       rows.push(planned);
       chars += size;
       totalChars += size;
-      for (const k of keys) touched.add(k);
+      touch(planned, touched);
     }
     flush();
     if (ahead && totalChars <= MAX_PREPARED_CHARS) {
@@ -650,10 +649,11 @@ export class PostgresChangeApplier implements ChangeApplier {
     if (layout instanceof ColumnMismatch) throw schemaChanged(layout);
   }
 
-  private nextStatementName(): string {
+  /** The name of a new prepared statement. */
+  private readonly statementName = (): string => {
     this.statementCount++;
     return `ferry_apply_${this.statementCount}`;
-  }
+  };
 
   private columnsKey(columns: string[]): string {
     let key = this.columnKeys.get(columns);
@@ -803,10 +803,19 @@ function rowChars(params: Array<string | null>): number {
   return n;
 }
 
-function rowKeys(row: PlannedRow): string[] {
-  const groups = row.shape.keyGroups;
-  if (groups.length === 0) return [];
-  return groups.map((positions) => (positions.length === 1 ? String(row.params[positions[0] as number]) : positions.map((p) => row.params[p]).join('\u0000')));
+/** The key of the rows one key group of a planned row identifies (a one-column key is its value). */
+function rowKey(row: PlannedRow, positions: number[]): string {
+  return positions.length === 1 ? String(row.params[positions[0] as number]) : positions.map((p) => row.params[p]).join('\u0000');
+}
+
+/** True when the row identifies a row that one of the statement's rows already touches. */
+function touchesAny(row: PlannedRow, touched: Set<string>): boolean {
+  for (const positions of row.shape.keyGroups) if (touched.has(rowKey(row, positions))) return true;
+  return false;
+}
+
+function touch(row: PlannedRow, touched: Set<string>): void {
+  for (const positions of row.shape.keyGroups) touched.add(rowKey(row, positions));
 }
 
 function text(value: ColumnValue | undefined): string | null {
