@@ -22,7 +22,11 @@
 //    BENCH_CATCHUP_FIRST=subscription; alternating over BENCH_CATCHUP_ROUNDS rounds) and timed
 //    from resume until its destination holds the end marker and equals the source (balances and
 //    history). Ferry's peak RSS during its catch-up:
-//    VmHWM reset before it (clear_refs) and VmRSS sampled every 100 ms.
+//    VmHWM reset before it (clear_refs) and VmRSS sampled every 100 ms. CPU seconds of the
+//    processes doing each catch-up (/proc/PID/stat): the source's walsenders of the database,
+//    `ferry serve`, and the destination database's server processes (Ferry's applier session;
+//    the subscription's apply worker): on a shared machine they vary less than wall time. The
+//    walsender decodes the whole cluster's WAL, so other databases' writes count there.
 //
 // Run: `npm run bench:cdc` (builds first). Environment: BENCH_SCALE (10), BENCH_SECONDS (30),
 // BENCH_CLIENTS (4), BENCH_BACKLOG_SECONDS (20), BENCH_BACKLOG_UPDATES (2), BENCH_CATCHUP_ROUNDS
