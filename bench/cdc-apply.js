@@ -22,7 +22,11 @@
 //    BENCH_CATCHUP_FIRST=subscription; alternating over BENCH_CATCHUP_ROUNDS rounds) and timed
 //    from resume until its destination holds the end marker and equals the source (balances and
 //    history). Ferry's peak RSS during its catch-up:
-//    VmHWM reset before it (clear_refs) and VmRSS sampled every 100 ms.
+//    VmHWM reset before it (clear_refs) and VmRSS sampled every 100 ms. CPU seconds of the
+//    processes doing each catch-up (/proc/PID/stat): the source's walsenders of the database,
+//    `ferry serve`, and the destination database's server processes (Ferry's applier session;
+//    the subscription's apply worker): on a shared machine they vary less than wall time. The
+//    walsender decodes the whole cluster's WAL, so other databases' writes count there.
 //
 // Run: `npm run bench:cdc` (builds first). Environment: BENCH_SCALE (10), BENCH_SECONDS (30),
 // BENCH_CLIENTS (4), BENCH_BACKLOG_SECONDS (20), BENCH_BACKLOG_UPDATES (2), BENCH_CATCHUP_ROUNDS
@@ -35,7 +39,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DST_PORT, HOST, SRC_PORT, USER, call, connect, createDatabase, createPgJob, every, log, median, onCleanup, percentile, run, runBench, startFerry, uid, waitUntil, watchMemory,
+  DST_PORT, HOST, SRC_PORT, USER, call, connect, cpuMillis, createDatabase, createPgJob, every, log, median, onCleanup, percentile, run, runBench, startFerry, uid, waitUntil, watchMemory,
 } from './lib.js';
 
 const env = (name, fallback) => {
@@ -77,6 +81,14 @@ const checksum = (client) =>
     .query(`SELECT (SELECT sum(abalance) FROM pgbench_accounts)::text AS a, (SELECT sum(bbalance) FROM pgbench_branches)::text AS b,
                    (SELECT sum(tbalance) FROM pgbench_tellers)::text AS t, (SELECT count(*) FROM pgbench_history)::text AS h`)
     .then((r) => JSON.stringify(r.rows[0]));
+
+/** CPU ms used so far by each server process of `db` (pg_stat_activity on the cluster `client` is on), by PID; `type` filters backend_type. */
+const serverCpu = async (client, db, type = null) => {
+  const { rows } = await client.query(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND ($2::text IS NULL OR backend_type = $2)`, [db, type]);
+  return new Map(rows.map((r) => [r.pid, cpuMillis(r.pid)]).filter(([, ms]) => Number.isFinite(ms)));
+};
+/** CPU ms used between two serverCpu readings (a process that started in between counts whole). */
+const cpuSince = (before, after) => [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
 
 /** waitFor with this bench's timeout (BENCH_TIMEOUT_SECONDS). */
 const waitFor = (what, check, everyMs = POLL_MS) => waitUntil(what, check, { everyMs, timeoutMs: TIMEOUT_MS, hint: 'BENCH_TIMEOUT_SECONDS' });
@@ -298,6 +310,8 @@ async function main() {
     for (const d of order) {
       log(`catch-up round ${round}: resuming ${d.name} alone`);
       const memory = d.key === 'ferry' ? watchMemory(ferry.pid) : null;
+      // CPU seconds of every process that does the work: on a shared machine they vary less than wall time.
+      const cpu0 = { walsender: await serverCpu(source, names.source, 'walsender'), destination: await serverCpu(d.client, d.key === 'ferry' ? names.ferryDst : names.subDst), ferry: cpuMillis(ferry.pid) };
       const started = process.hrtime.bigint();
       await (d.key === 'ferry' ? resumeFerry() : resumeSub());
       await waitFor(`${d.name} caught up with the backlog`, async () => (await d.healthy(), (await heartbeatSeq(d.client)) >= marker));
@@ -309,6 +323,11 @@ async function main() {
         secondsTaken = Number(process.hrtime.bigint() - started) / 1e9;
       }
       result[d.key] = secondsTaken;
+      result[`${d.key}Cpu`] = {
+        walsender: cpuSince(cpu0.walsender, await serverCpu(source, names.source, 'walsender')) / 1000,
+        destination: cpuSince(cpu0.destination, await serverCpu(d.client, d.key === 'ferry' ? names.ferryDst : names.subDst)) / 1000,
+        ferry: d.key === 'ferry' ? (cpuMillis(ferry.pid) - cpu0.ferry) / 1000 : 0,
+      };
       if (memory !== null) result.rss = await memory.stop();
       log(`${d.name}: caught up in ${secondsTaken.toFixed(1)} s${memory !== null ? `, peak RSS ${fmtMiB(result.rss.peak)}` : ''}`);
     }
@@ -336,6 +355,16 @@ async function main() {
       ...(rounds.length > 1 ? [`| median | | | ${catchUp.ferry.toFixed(1)} | ${catchUp.sub.toFixed(1)} | ${(catchUp.ferry / catchUp.sub).toFixed(2)} | max ${fmtMiB(catchUp.rss)} | |`] : []),
       '',
       `Row changes/s during catch-up (round 1): Ferry ${num(first.changes / first.ferry)}, subscription ${num(first.changes / first.sub)}.`,
+      '',
+      'CPU seconds used during each catch-up (/proc/PID/stat of the processes doing the work; steadier than wall time on a shared machine):',
+      '',
+      '| Round | Ferry: walsender / ferry serve / destination backends = total | Subscription: walsender / apply worker (destination backends) = total |',
+      '|---:|---|---|',
+      ...rounds.map((r) => {
+        const f = r.ferryCpu;
+        const s = r.subCpu;
+        return `| ${r.round} | ${f.walsender.toFixed(1)} / ${f.ferry.toFixed(1)} / ${f.destination.toFixed(1)} = ${(f.walsender + f.ferry + f.destination).toFixed(1)} | ${s.walsender.toFixed(1)} / ${s.destination.toFixed(1)} = ${(s.walsender + s.destination).toFixed(1)} |`;
+      }),
       `Reproduce: \`${COMMAND}\``,
       '',
     ];

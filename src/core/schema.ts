@@ -155,6 +155,20 @@ export function qualifiedName(object: QualifiedName): string {
   return `${object.schema}.${object.name}`;
 }
 
+const sharedNames = new WeakMap<QualifiedName, string>();
+/**
+ * qualifiedName of a name object that never changes, remembered per object: a change reader
+ * hands every change of a table the same one, so a batch of a million changes builds it once.
+ */
+export function sharedQualifiedName(object: QualifiedName): string {
+  let name = sharedNames.get(object);
+  if (name === undefined) {
+    name = qualifiedName(object);
+    sharedNames.set(object, name);
+  }
+  return name;
+}
+
 /**
  * A schema object other than a table's columns and rows (a view, routine, trigger, event,
  * index, constraint, partition, grant, ...), as the source engine lists it for verify and

@@ -520,6 +520,12 @@ export interface ParkedChangeRecord {
 }
 
 /** Applies changes on the destination in transactions that also record the source position. */
+/** A batch of changes a ChangeApplier planned ahead (planAhead); only that applier's applyPlanned takes it. */
+export interface PlannedChanges {
+  /** How many changes it was planned from. */
+  readonly changes: number;
+}
+
 export interface ChangeApplier {
   /** The position recorded by the last committed batch of this job, or null before the first. */
   readPosition(): Promise<string | null>;
@@ -533,6 +539,15 @@ export interface ChangeApplier {
    * so that the pipeline can park that table alone.
    */
   apply(changes: RowChange[]): Promise<void>;
+  /**
+   * Optional: plans `changes` as apply() would, without the destination (grouping, collapsing,
+   * statement parameters: CPU only), so that the pipeline prepares a chunk while the destination
+   * still applies the previous one. Null when planning needs the destination (a table not read
+   * yet, a change it would refuse): apply() then does it all, and says what is wrong.
+   */
+  planAhead?(changes: RowChange[]): PlannedChanges | null;
+  /** Applies what this applier's planAhead() returned, once, exactly as apply() would have applied those changes. */
+  applyPlanned?(planned: PlannedChanges): Promise<void>;
   /** The tables this job has parked, as committed on the destination, with their waiting changes. */
   readParkedTables(): Promise<ParkedTableRecord[]>;
   /**

@@ -27,7 +27,7 @@
  * key (a key value missing, or a key change whose new row is not whole: unchanged values, or
  * destination columns it does not carry).
  */
-import { qualifiedName, type QualifiedName, type TableSchema } from '../core/schema.js';
+import { qualifiedName, sharedQualifiedName, type QualifiedName, type TableSchema } from '../core/schema.js';
 import { actionForeignKeyGroups } from '../core/foreign-key-actions.js';
 import { UNCHANGED, type ColumnValue, type RowChange } from '../engines/engine.js';
 
@@ -79,10 +79,10 @@ export async function planDescribedBatch(
   const tables = new Map<string, PlanTable>();
   for (const change of changes) {
     if (change.op === 'truncate') continue;
-    const name = qualifiedName(change.table);
+    const name = sharedQualifiedName(change.table);
     if (!tables.has(name)) tables.set(name, await describe(change.table));
   }
-  return planChangeBatch(changes, { table: (t) => tables.get(qualifiedName(t)) as PlanTable, orderedGroups });
+  return planChangeBatch(changes, { table: (t) => tables.get(sharedQualifiedName(t)) as PlanTable, orderedGroups });
 }
 
 /** The batch in the order to write it (see the module comment). The result holds the same change objects or merged copies. */
@@ -117,7 +117,7 @@ function planSegment(changes: KeyedChange[], options: ChangeBatchPlanOptions, gr
   if (changes.length === 0) return;
   const units = new Map<string, Unit>();
   for (const change of changes) {
-    const name = qualifiedName(change.table);
+    const name = sharedQualifiedName(change.table);
     const group = groupOf.get(name);
     const key = group ?? name;
     let unit = units.get(key);
@@ -211,6 +211,11 @@ function collapseTable(changes: KeyedChange[], table: PlanTable): RowChange[] | 
 
 /** The key of a row from its columns and values, or null when a key value is missing. */
 function keyOf(keyColumns: string[], columns: string[], values: ColumnValue[]): string | null {
+  if (keyColumns.length === 1) {
+    // One column: its value is the key.
+    const value = values[columns.indexOf(keyColumns[0] as string)];
+    return typeof value === 'string' ? value : null;
+  }
   let key = '';
   for (const column of keyColumns) {
     const index = columns.indexOf(column);
@@ -224,6 +229,7 @@ function keyOf(keyColumns: string[], columns: string[], values: ColumnValue[]): 
 /** The key an update leaves the row at: the new values, or the old ones for key columns the new row does not carry. */
 function newKeyOf(keyColumns: string[], change: Extract<RowChange, { op: 'update' }>): string | null {
   let key = '';
+  const single = keyColumns.length === 1;
   for (const column of keyColumns) {
     const index = change.columns.indexOf(column);
     let value = index < 0 ? undefined : change.values[index];
@@ -232,6 +238,7 @@ function newKeyOf(keyColumns: string[], change: Extract<RowChange, { op: 'update
       value = oldIndex < 0 ? undefined : change.oldValues[oldIndex];
     }
     if (typeof value !== 'string') return null;
+    if (single) return value;
     key += `${value.length}:${value}`;
   }
   return key;
@@ -259,7 +266,7 @@ function merge(columns: string[], values: ColumnValue[], laterColumns: string[],
 
 /** Changes sorted (stably) by their shape: columns, unchanged values, old columns. */
 function byShape(changes: RowChange[]): RowChange[] {
-  if (changes.length < 2) return changes;
+  if (changes.length < 2 || oneShape(changes)) return changes;
   const shapes = new Map<string, RowChange[]>();
   for (const change of changes) {
     const shape = shapeOf(change);
@@ -268,6 +275,18 @@ function byShape(changes: RowChange[]): RowChange[] {
     else list.push(change);
   }
   return shapes.size === 1 ? changes : [...shapes.values()].flat();
+}
+
+/** True when every change has the first one's column arrays (by identity: a reader shares them per table) and none an unchanged value. */
+function oneShape(changes: RowChange[]): boolean {
+  const first = changes[0] as RowChange;
+  const columns = (c: RowChange) => (c.op === 'insert' || c.op === 'update' ? c.columns : null);
+  const oldColumns = (c: RowChange) => (c.op === 'delete' || c.op === 'update' ? c.oldColumns : null);
+  for (const change of changes) {
+    if (change.op !== first.op || columns(change) !== columns(first) || oldColumns(change) !== oldColumns(first)) return false;
+    if ((change.op === 'insert' || change.op === 'update') && change.values.includes(UNCHANGED)) return false;
+  }
+  return true;
 }
 
 function shapeOf(change: RowChange): string {

@@ -43,5 +43,7 @@ export async function recordedSchemaMapping(store: MetadataStore, jobId: string)
 /** The change with its tables under their destination names (changes arrive with the source's). */
 export function mapRowChange(change: RowChange, mapping: SchemaMapping): RowChange {
   if (change.op === 'truncate') return { ...change, tables: change.tables.map((t) => mapQualifiedName(mapping, t)) };
-  return { ...change, table: mapQualifiedName(mapping, change.table) };
+  const table = mapQualifiedName(mapping, change.table);
+  // Unmapped (the usual case): the same change, not a copy of each of millions.
+  return table === change.table ? change : { ...change, table };
 }

@@ -20,7 +20,7 @@
 import { FerryError } from '../core/errors.js';
 import type { ConnectionParams } from '../core/connection-profile.js';
 import type { MigrationJob } from '../core/migration-job.js';
-import { qualifiedName, type DatabaseSchema, type QualifiedName } from '../core/schema.js';
+import { qualifiedName, sharedQualifiedName, type DatabaseSchema, type QualifiedName } from '../core/schema.js';
 import { copiedColumns } from '../core/type-mapping.js';
 import type { ChangeApplier, ChangeReader, ChangeStreamOrigin, DestinationFence, Engine, ReplicationSpec, RowChange } from '../engines/engine.js';
 import type { MetadataStore } from '../store/metadata-store.js';
@@ -207,7 +207,8 @@ export async function runIncrementalLoad(
       await deps.onHealthy(parked.jobError());
     };
     const wanted = (table: QualifiedName, at: string) => {
-      const copiedAt = tablePositions.get(qualifiedName(table));
+      if (tablePositions.size === 0) return true;
+      const copiedAt = tablePositions.get(sharedQualifiedName(table));
       return copiedAt === undefined || compare(at, copiedAt) >= 0;
     };
     const openReader = () => {
@@ -253,12 +254,15 @@ export async function runIncrementalLoad(
        * their order on the one session, and its failure surfaces at the next applier call.
        */
       const applyPending = async (ahead = false) => {
-        await settle();
         const sent = pending;
         pending = [];
+        // Planned (CPU only) while the previous chunk still runs on the destination.
+        const planned = sent.length > 0 && applier.applyPlanned !== undefined ? (applier.planAhead?.(sent) ?? null) : null;
+        await settle();
         const send = async () => {
           try {
-            if (sent.length > 0) await applier.apply(sent);
+            if (planned !== null) await applier.applyPlanned?.(planned);
+            else if (sent.length > 0) await applier.apply(sent);
           } catch (error) {
             throw parked.refusedTable(error) ?? error;
           }
@@ -354,7 +358,8 @@ export async function runIncrementalLoad(
               break;
             }
           }
-          for (const [index, event] of result.value.entries()) {
+          for (let index = 0; index < result.value.length; index++) {
+            const event = result.value[index] as (typeof result.value)[number];
             switch (event.kind) {
               case 'begin':
                 inTransaction = true;
@@ -369,7 +374,7 @@ export async function runIncrementalLoad(
                 const applying = parked.route(mapRowChange(change, mapping));
                 if (applying !== null) pending.push(applying);
                 batchChanges++;
-                const name = change.op === 'truncate' ? 'truncate' : qualifiedName(change.table);
+                const name = change.op === 'truncate' ? 'truncate' : sharedQualifiedName(change.table);
                 perTable.set(name, (perTable.get(name) ?? 0) + 1);
                 if (pending.length >= APPLY_CHUNK || parked.heldCount >= APPLY_CHUNK) await applyPending(true);
                 break;

@@ -524,6 +524,37 @@ describe('PostgresChangeApplier', () => {
     }
   });
 
+  it('plans a batch ahead while the previous one runs, and leaves to apply() what only the destination can tell', async () => {
+    const cols = ['id', 'name', 'big', 'n'];
+    const applier = await open();
+    try {
+      const running = applier.apply([insert('items', cols, ['1', 'a', 'big1', '1']), insert('bench', ['id', 'name'], ['1', 'x'])]);
+      // No round trip: planned while the first batch is still on the destination.
+      const planned = applier.planAhead([update('items', cols, ['1', 'a2', UNCHANGED, '2']), remove('bench', ['id'], ['1']), insert('bench', ['id', 'name'], ['2', 'y'])]);
+      expect(planned?.changes).toBe(3);
+      await running;
+      await applier.applyPlanned(planned as NonNullable<typeof planned>);
+      await applier.commit('0/1');
+      expect(await rows('items')).toEqual(['(1,a2,big1,2)']);
+      expect(await rows('bench')).toEqual(['(2,y)']);
+
+      // A column the destination lacks (it may have been added since it was read): apply() looks again and says what is wrong.
+      const extra = [insert('items', ['id', 'name', 'extra'], ['2', 'two', 'more'])];
+      expect(applier.planAhead(extra)).toBeNull();
+      expect((await rejection(applier.apply(extra))).code).toBe('SCHEMA_CHANGED');
+      await applier.rollback();
+      // A change without its key value: refused by apply(), naming the table.
+      const keyless = [insert('items', cols, [null, 'x', null, '1'])];
+      expect(applier.planAhead(keyless)).toBeNull();
+      const refused = await rejection(applier.apply(keyless));
+      expect(refused.code).toBe('DATA_ERROR');
+      expect(refused.details.destinationTable).toEqual(nameOf('items'));
+      await applier.rollback();
+    } finally {
+      await applier.close();
+    }
+  });
+
   it('refuses columns and tables the destination lacks with SCHEMA_CHANGED, and recovers after ALTER TABLE', async () => {
     const applier = await open();
     try {

@@ -44,6 +44,8 @@ export interface PgoutputRelation {
   columns: PgoutputColumn[];
   /** The column names, in order. Shared by every RowChange of the relation: treat as read-only. */
   columnNames: string[];
+  /** The table's name. Shared by every RowChange of the relation: treat as read-only. */
+  table: QualifiedName;
 }
 
 export type PgoutputMessage =
@@ -311,7 +313,7 @@ export class PgoutputDecoder {
       const typeModifier = cursor.int32();
       columns.push({ name: columnName, key: (flags & 1) === 1, typeOid, typeModifier, nativeType: this.typeName(typeOid, typeModifier) });
     }
-    const relation: PgoutputRelation = { id, schema, name, replicaIdentity, columns, columnNames: columns.map((c) => c.name) };
+    const relation: PgoutputRelation = { id, schema, name, replicaIdentity, columns, columnNames: columns.map((c) => c.name), table: { schema, name } };
     this.relations.set(id, relation);
     return relation;
   }
@@ -389,7 +391,7 @@ export class PgoutputDecoder {
 }
 
 function tableOf(relation: PgoutputRelation): QualifiedName {
-  return { schema: relation.schema, name: relation.name };
+  return relation.table;
 }
 
 function expectTupleTag(cursor: Cursor, expected: number): void {

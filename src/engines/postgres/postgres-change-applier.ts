@@ -26,13 +26,13 @@ import { FerryError } from '../../core/errors.js';
 import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import { aboutTable, namingTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
-import type { ChangeApplier, ChangeApplierOptions, ColumnValue, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
+import type { ChangeApplier, ChangeApplierOptions, ColumnValue, ParkedChangeRecord, ParkedTableRecord, PlannedChanges, RowChange } from '../engine.js';
 import { checkPostgresFence } from './postgres-job-fence.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
 import { TransactionGuard } from '../transaction-guard.js';
-import { orderedTableGroups, planDescribedBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
+import { orderedTableGroups, planChangeBatch, planDescribedBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
 
 /** The destination schema that holds Ferry's replication bookkeeping. */
 export const POSITION_SCHEMA = '_ferry';
@@ -43,6 +43,8 @@ export const POSITION_TABLE = 'replication_position';
 const MAX_STATEMENT_ROWS = 5_000;
 /** Characters of values per set-based statement, so that wide rows do not build huge messages. */
 const MAX_STATEMENT_CHARS = 32 * 1024 * 1024;
+/** Characters of values whose statement parameters planAhead() builds ahead; a wider batch builds each statement's when it runs. */
+const MAX_PREPARED_CHARS = 8 * 1024 * 1024;
 
 const POSITION_QUALIFIED = `${quoteIdent(POSITION_SCHEMA)}.${quoteIdent(POSITION_TABLE)}`;
 const PARKED_TABLES = `${quoteIdent(POSITION_SCHEMA)}.parked_tables`;
@@ -129,6 +131,10 @@ interface DestinationTable {
   hasOtherUniqueIndex: boolean;
   /** Layouts by change structure, built on first use. */
   layouts: Map<string, Layout>;
+  /** The last layout found and the structure it was found for: a chunk's changes mostly share one. */
+  lastLayout: { op: string; columns: string[] | null; oldColumns: string[] | null; layout: Layout } | null;
+  /** What the batch plan needs of the table (built on first use). */
+  plan: PlanTable | null;
 }
 
 interface TableEntry {
@@ -186,6 +192,24 @@ interface PlannedRow {
   params: Array<string | null>;
 }
 
+/** One step of a planned batch: a statement family over rows (its array parameters built ahead, or null), or a TRUNCATE. */
+type Step =
+  | { kind: 'rows'; shape: Shape; rows: PlannedRow[]; values: string[] | null }
+  | { kind: 'truncate'; change: Extract<RowChange, { op: 'truncate' }> };
+
+/** A batch planned by planAhead(): the steps apply() would have run for those changes. */
+class PlannedBatch implements PlannedChanges {
+  constructor(
+    readonly owner: PostgresChangeApplier,
+    readonly changes: number,
+    readonly steps: Step[],
+  ) {}
+}
+
+/** planAhead() met something only the destination can settle: apply() plans the batch itself. */
+class NotPlannable {}
+const NOT_PLANNABLE = new NotPlannable();
+
 class ColumnMismatch {
   constructor(
     readonly table: QualifiedName,
@@ -220,6 +244,7 @@ export async function openPostgresChangeApplier(params: ConnectionParams, jobId:
 
 export class PostgresChangeApplier implements ChangeApplier {
   private readonly tables = new Map<string, TableEntry>();
+  private readonly entries = new WeakMap<QualifiedName, TableEntry>();
   private readonly guard: TransactionGuard;
   /** Tables whose changes keep their relative order (foreign keys with actions exist during the stream). */
   private readonly orderedGroups: QualifiedName[][];
@@ -264,7 +289,26 @@ export class PostgresChangeApplier implements ChangeApplier {
 
   async apply(changes: RowChange[]): Promise<void> {
     if (changes.length === 0) return;
-    await this.guard.inBatch('apply changes', () => this.applyInOrder(changes));
+    await this.guard.inBatch('apply changes', async () => this.run(this.planAhead(changes)?.steps ?? (await this.planWithDestination(changes))));
+  }
+
+  /**
+   * Plans the batch without the destination when every table it touches is known and every
+   * change fits its table; else null (apply() plans it with the destination and reports what is wrong).
+   */
+  planAhead(changes: RowChange[]): PlannedBatch | null {
+    try {
+      const planned = planChangeBatch(changes, { table: (table) => this.planTableOf(this.knownDestination(table)), orderedGroups: this.orderedGroups });
+      return new PlannedBatch(this, changes.length, this.steps(planned, true));
+    } catch {
+      return null;
+    }
+  }
+
+  async applyPlanned(planned: PlannedChanges): Promise<void> {
+    if (!(planned instanceof PlannedBatch) || planned.owner !== this) throw new Error('applyPlanned takes only what this applier planned');
+    if (planned.steps.length === 0) return;
+    await this.guard.inBatch('apply changes', () => this.run(planned.steps));
   }
 
   async readParkedTables(): Promise<ParkedTableRecord[]> {
@@ -424,6 +468,8 @@ export class PostgresChangeApplier implements ChangeApplier {
           primaryKey: null,
           hasOtherUniqueIndex: pgBool(raw.other_unique),
           layouts: new Map(),
+          lastLayout: null,
+          plan: null,
         };
         found.set(key, table);
         keyed.set(key, []);
@@ -455,26 +501,51 @@ export class PostgresChangeApplier implements ChangeApplier {
   }
 
   /** What the batch plan needs of a table: its destination key and whether another unique index orders its changes. */
-  private async describeForPlan(table: QualifiedName): Promise<PlanTable> {
-    const destination = await aboutTable(table, (error) => classifyPostgresError(error, this.context), () => this.destinationOf(table));
-    return {
+  private planTableOf(destination: DestinationTable): PlanTable {
+    destination.plan ??= {
       keyColumns: destination.primaryKey?.map((c) => c.name) ?? null,
       otherUnique: destination.hasOtherUniqueIndex,
       writableColumns: destination.ordered.filter((c) => !c.generated).map((c) => c.name),
     };
+    return destination.plan;
   }
 
-  private async applyInOrder(batch: RowChange[]): Promise<void> {
+  /** The destination table as already read; throws NOT_PLANNABLE when it was not (or is missing). */
+  private knownDestination(table: QualifiedName): DestinationTable {
+    const destination = this.entryOf(table)?.destination;
+    if (destination === undefined || destination === null) throw NOT_PLANNABLE;
+    return destination;
+  }
+
+  /**
+   * The steps of a batch, reading the destination where planAhead() could not: each table on its
+   * first change (again after DDL), a failure classified and naming its table.
+   */
+  private async planWithDestination(batch: RowChange[]): Promise<Step[]> {
+    const classify = (error: unknown) => classifyPostgresError(error, this.context);
     // Grouped by table and collapsed per key (change-batch-plan.ts), so that runs of one shape are long.
-    const changes = await planDescribedBatch(batch, (table) => this.describeForPlan(table), this.orderedGroups);
+    const changes = await planDescribedBatch(batch, (table) => aboutTable(table, classify, async () => this.planTableOf(await this.destinationOf(table))), this.orderedGroups);
+    for (const change of changes) {
+      if (change.op !== 'truncate') await aboutTable(change.table, classify, () => this.layoutWithDestination(change));
+    }
+    return this.steps(changes, false);
+  }
+
+  /**
+   * The steps of a planned batch: runs of one shape become one statement. `ahead` (planAhead):
+   * every table must be known and every change fit it, else NOT_PLANNABLE is thrown; the array
+   * parameters are built now unless the batch is wide.
+   */
+  private steps(changes: RowChange[], ahead: boolean): Step[] {
+    const steps: Step[] = [];
     let shape: Shape | null = null;
     let rows: PlannedRow[] = [];
     let touched = new Set<string>();
     let chars = 0;
+    let totalChars = 0;
     const classify = (error: unknown) => classifyPostgresError(error, this.context);
-    const flush = async () => {
-      const current: Shape | null = shape;
-      if (current !== null && rows.length > 0) await aboutTable(current.layout.table.name, classify, () => this.execute(current, rows));
+    const flush = () => {
+      if (shape !== null && rows.length > 0) steps.push({ kind: 'rows', shape, rows, values: null });
       shape = null;
       rows = [];
       touched = new Set();
@@ -483,32 +554,59 @@ export class PostgresChangeApplier implements ChangeApplier {
 
     for (const change of changes) {
       if (change.op === 'truncate') {
-        await flush();
-        await this.truncate(change).catch((error: unknown) => {
-          // One statement empties every table: the server's error names the one it is about.
-          const classified = classify(error);
-          const named = change.tables.find((t) => t.schema === classified.details.schema && t.name === classified.details.table);
-          throw namingTable(classified, named ?? (change.tables[0] as QualifiedName));
-        });
+        flush();
+        if (ahead) for (const table of change.tables) this.knownDestination(table);
+        steps.push({ kind: 'truncate', change });
         continue;
       }
-      const planned = await aboutTable(change.table, classify, () => this.plan(change));
-      const keys = rowKeys(planned);
+      const table = ahead ? this.knownDestination(change.table) : (this.entryOf(change.table)?.destination as DestinationTable);
+      const layout = this.layoutOf(table, change);
+      if (layout instanceof ColumnMismatch) throw ahead ? NOT_PLANNABLE : schemaChanged(layout);
+      let planned: PlannedRow;
+      try {
+        planned = planRow(layout, change, this.statementName);
+      } catch (error) {
+        if (ahead) throw NOT_PLANNABLE;
+        throw namingTable(classify(error), change.table);
+      }
       const size = rowChars(planned.params);
       if (
         planned.shape !== shape ||
         rows.length >= planned.shape.maxRows ||
         chars + size > MAX_STATEMENT_CHARS ||
-        keys.some((k) => touched.has(k))
+        touchesAny(planned, touched)
       ) {
-        await flush();
+        flush();
         shape = planned.shape;
       }
       rows.push(planned);
       chars += size;
-      for (const k of keys) touched.add(k);
+      totalChars += size;
+      touch(planned, touched);
     }
-    await flush();
+    flush();
+    if (ahead && totalChars <= MAX_PREPARED_CHARS) {
+      for (const step of steps) if (step.kind === 'rows' && step.shape.setBased) step.values = arrayParameters(step.rows);
+    }
+    return steps;
+  }
+
+  /** Runs the steps in order in the open transaction. */
+  private async run(steps: Step[]): Promise<void> {
+    const classify = (error: unknown) => classifyPostgresError(error, this.context);
+    for (const step of steps) {
+      if (step.kind === 'rows') {
+        await aboutTable(step.shape.layout.table.name, classify, () => this.execute(step.shape, step.rows, step.values));
+        continue;
+      }
+      const change = step.change;
+      await this.truncate(change).catch((error: unknown) => {
+        // One statement empties every table: the server's error names the one it is about.
+        const classified = classify(error);
+        const named = change.tables.find((t) => t.schema === classified.details.schema && t.name === classified.details.table);
+        throw namingTable(classified, named ?? (change.tables[0] as QualifiedName));
+      });
+    }
   }
 
   private async truncate(change: Extract<RowChange, { op: 'truncate' }>): Promise<void> {
@@ -523,8 +621,18 @@ export class PostgresChangeApplier implements ChangeApplier {
   }
 
   /** The destination table of a change's table; rejects with SCHEMA_CHANGED when the job does not have it or the destination lacks it. */
+  /** The job's entry of a table, remembered per name object (a reader hands every change of a table the same one). */
+  private entryOf(table: QualifiedName): TableEntry | undefined {
+    let entry = this.entries.get(table);
+    if (entry === undefined) {
+      entry = this.tables.get(tableKey(table));
+      if (entry !== undefined) this.entries.set(table, entry);
+    }
+    return entry;
+  }
+
   private async destinationOf(table: QualifiedName): Promise<DestinationTable> {
-    const entry = this.tables.get(tableKey(table));
+    const entry = this.entryOf(table);
     if (entry === undefined) {
       throw new FerryError(
         'SCHEMA_CHANGED',
@@ -543,24 +651,22 @@ export class PostgresChangeApplier implements ChangeApplier {
     return entry.destination;
   }
 
-  private async plan(change: Exclude<RowChange, { op: 'truncate' }>): Promise<PlannedRow> {
-    let table = await this.destinationOf(change.table);
-    let layout = this.layoutOf(table, change);
-    if (layout instanceof ColumnMismatch) {
-      // The destination may have been fixed since it was read: look again before refusing.
-      const entry = this.tables.get(tableKey(change.table)) as TableEntry;
-      await this.refreshTable(entry);
-      table = await this.destinationOf(change.table);
-      layout = this.layoutOf(table, change);
-      if (layout instanceof ColumnMismatch) throw schemaChanged(layout);
-    }
-    return planRow(layout, change, () => this.nextStatementName());
+  /** Reads the table on first use, and again when the change carries columns it lacks (DDL since); refuses with SCHEMA_CHANGED when they are still missing. */
+  private async layoutWithDestination(change: Exclude<RowChange, { op: 'truncate' }>): Promise<void> {
+    const table = await this.destinationOf(change.table);
+    if (!(this.layoutOf(table, change) instanceof ColumnMismatch)) return;
+    // The destination may have been fixed since it was read: look again before refusing.
+    const entry = this.tables.get(tableKey(change.table)) as TableEntry;
+    await this.refreshTable(entry);
+    const layout = this.layoutOf(await this.destinationOf(change.table), change);
+    if (layout instanceof ColumnMismatch) throw schemaChanged(layout);
   }
 
-  private nextStatementName(): string {
+  /** The name of a new prepared statement. */
+  private readonly statementName = (): string => {
     this.statementCount++;
     return `ferry_apply_${this.statementCount}`;
-  }
+  };
 
   private columnsKey(columns: string[]): string {
     let key = this.columnKeys.get(columns);
@@ -580,6 +686,22 @@ export class PostgresChangeApplier implements ChangeApplier {
     if (values !== null) {
       for (let i = 0; i < values.length; i++) if (values[i] === UNCHANGED) unchanged += `${i},`;
     }
+    // A reader hands every change of a table the same column arrays: most changes find the previous one's layout.
+    const last = table.lastLayout;
+    if (unchanged === '' && last !== null && last.op === change.op && last.columns === columns && last.oldColumns === oldColumns) return last.layout;
+    const found = this.layoutBySignature(table, change, columns, values, oldColumns, unchanged);
+    if (unchanged === '' && !(found instanceof ColumnMismatch)) table.lastLayout = { op: change.op, columns, oldColumns, layout: found };
+    return found;
+  }
+
+  private layoutBySignature(
+    table: DestinationTable,
+    change: Exclude<RowChange, { op: 'truncate' }>,
+    columns: string[] | null,
+    values: ColumnValue[] | null,
+    oldColumns: string[] | null,
+    unchanged: string,
+  ): Layout | ColumnMismatch {
     const signature = `${change.op}\u0001${columns === null ? '' : this.columnsKey(columns)}\u0001${oldColumns === null ? '-' : this.columnsKey(oldColumns)}\u0001${unchanged}`;
     const cached = table.layouts.get(signature);
     if (cached !== undefined) return cached;
@@ -625,11 +747,9 @@ export class PostgresChangeApplier implements ChangeApplier {
     return layout;
   }
 
-  private async execute(shape: Shape, rows: PlannedRow[]): Promise<void> {
+  private async execute(shape: Shape, rows: PlannedRow[], values: string[] | null): Promise<void> {
     if (shape.setBased) {
-      const count = rows[0]?.params.length ?? 0;
-      const arrays: string[] = [];
-      for (let p = 0; p < count; p++) arrays.push(arrayLiteral(rows, p));
+      const arrays = values ?? arrayParameters(rows);
       for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: arrays });
       return;
     }
@@ -682,16 +802,33 @@ function arrayLiteral(rows: PlannedRow[], p: number): string {
   return `${out}}`;
 }
 
+/** The array parameters of a set-based statement: one text[] literal per parameter position. */
+function arrayParameters(rows: PlannedRow[]): string[] {
+  const count = rows[0]?.params.length ?? 0;
+  const arrays: string[] = [];
+  for (let p = 0; p < count; p++) arrays.push(arrayLiteral(rows, p));
+  return arrays;
+}
+
 function rowChars(params: Array<string | null>): number {
   let n = 0;
   for (const p of params) if (p !== null) n += p.length;
   return n;
 }
 
-function rowKeys(row: PlannedRow): string[] {
-  const groups = row.shape.keyGroups;
-  if (groups.length === 0) return [];
-  return groups.map((positions) => (positions.length === 1 ? String(row.params[positions[0] as number]) : positions.map((p) => row.params[p]).join('\u0000')));
+/** The key of the rows one key group of a planned row identifies (a one-column key is its value). */
+function rowKey(row: PlannedRow, positions: number[]): string {
+  return positions.length === 1 ? String(row.params[positions[0] as number]) : positions.map((p) => row.params[p]).join('\u0000');
+}
+
+/** True when the row identifies a row that one of the statement's rows already touches. */
+function touchesAny(row: PlannedRow, touched: Set<string>): boolean {
+  for (const positions of row.shape.keyGroups) if (touched.has(rowKey(row, positions))) return true;
+  return false;
+}
+
+function touch(row: PlannedRow, touched: Set<string>): void {
+  for (const positions of row.shape.keyGroups) touched.add(rowKey(row, positions));
 }
 
 function text(value: ColumnValue | undefined): string | null {
