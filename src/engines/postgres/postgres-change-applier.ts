@@ -27,7 +27,7 @@ import type { QualifiedName, TableSchema } from '../../core/schema.js';
 import { aboutTable, namingTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
 import type { ChangeApplier, ChangeApplierOptions, ColumnValue, ParkedChangeRecord, ParkedTableRecord, PlannedChanges, RowChange } from '../engine.js';
-import { checkPostgresFence } from './postgres-job-fence.js';
+import { checkPostgresFence, tagPostgresFencedSession } from './postgres-job-fence.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
@@ -251,6 +251,7 @@ export class PostgresChangeApplier implements ChangeApplier {
   private positionTableReady = false;
   private statementCount = 0;
   private readonly columnKeys = new WeakMap<string[], string>();
+  private readonly fence: ChangeApplierOptions['fence'];
 
   constructor(
     private readonly client: pg.Client,
@@ -262,6 +263,7 @@ export class PostgresChangeApplier implements ChangeApplier {
     for (const table of tables) this.tables.set(tableKey(table), { source: table, destination: null });
     this.orderedGroups = orderedTableGroups(tables);
     const fence = options.fence;
+    this.fence = fence;
     this.guard = new TransactionGuard({
       begin: () => this.client.query('BEGIN'),
       commit: () => this.client.query('COMMIT'),
@@ -273,6 +275,7 @@ export class PostgresChangeApplier implements ChangeApplier {
 
   /** Creates the position table if missing and reads the destination tables. Called once by openPostgresChangeApplier. */
   async prepare(): Promise<void> {
+    if (this.fence !== undefined) await tagPostgresFencedSession(this.client, this.fence);
     await this.createPositionTable();
     const found = await this.readDestinationTables([...this.tables.values()].map((t) => t.source));
     for (const [key, entry] of this.tables) entry.destination = found.get(key) ?? null;

@@ -9,6 +9,7 @@
  * Both run at READ COMMITTED: the check reads the latest committed epoch, whenever its
  * transaction began.
  */
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
@@ -38,6 +39,28 @@ const END_ROW_BLOCKERS_SQL = `SELECT pg_terminate_backend(b.pid) AS ended
 FROM pg_stat_activity w, unnest(pg_blocking_pids(w.pid)) AS b(pid)
 WHERE w.pid = $1 AND w.wait_event_type = 'Lock' AND w.wait_event IN ('transactionid', 'tuple')`;
 
+/**
+ * The application_name of a session that writes under a fence: `ferry fence <key hash> e<epoch>`
+ * (63 bytes at most, whatever the key), so that a raise finds the sessions of older epochs.
+ */
+function fencedSessionPrefix(key: string): string {
+  return `ferry fence ${createHash('sha256').update(key).digest('hex').slice(0, 16)} e`;
+}
+
+/** Names the session as writing under `fence` (the applier once, a table writer before each fenced load). */
+export async function tagPostgresFencedSession(client: pg.Client, fence: DestinationFence): Promise<void> {
+  await client.query("SELECT set_config('application_name', $1, false)", [`${fencedSessionPrefix(fence.key)}${fence.epoch}`]);
+}
+
+/**
+ * After a raise, every session of an older epoch of the key is ended: none of its transactions can
+ * commit any more (its fence check fails), and one whose node was paused mid-batch would hold its
+ * row locks until the node woke, stalling the new owner's writes to the same rows.
+ */
+const END_OLDER_EPOCH_SESSIONS_SQL = `SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND starts_with(application_name, $1)
+  AND substr(application_name, length($1) + 1) ~ '^[0-9]+$' AND substr(application_name, length($1) + 1)::bigint < $2::bigint`;
+
 /** Engine.raiseFence for PostgreSQL. */
 export async function raisePostgresFence(params: ConnectionParams, fence: DestinationFence & { nodeId: string }): Promise<void> {
   const context = errorContext(params, { operation: 'write' });
@@ -58,7 +81,11 @@ export async function raisePostgresFence(params: ConnectionParams, fence: Destin
           },
         );
         const raised = await client.query(RAISE_FENCE_SQL, [fence.key, String(fence.epoch), fence.nodeId]).finally(stopWatching);
-        if (raised.rows.length > 0) return;
+        if (raised.rows.length > 0) {
+          // Without the right to end sessions (pg_signal_backend), the new owner waits for them instead.
+          await client.query(END_OLDER_EPOCH_SESSIONS_SQL, [fencedSessionPrefix(fence.key), String(fence.epoch)]).catch(() => undefined);
+          return;
+        }
         const current = await client.query(`SELECT epoch::text AS epoch FROM ${FENCE_TABLE} WHERE job_id = $1`, [fence.key]);
         const found = current.rows.length === 0 ? null : Number((current.rows[0] as { epoch: string }).epoch);
         throw fenceLost(fence, found, 'Raising the job\'s fence on the destination');

@@ -14,7 +14,7 @@ import type { TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
 import type { BinaryForm, CopyFormat, LoadOptions, LoadResult, TableWriter } from '../engine.js';
 import { readBinaryForm, sameBinaryForm } from './postgres-binary-copy.js';
-import { checkPostgresFence } from './postgres-job-fence.js';
+import { checkPostgresFence, tagPostgresFencedSession } from './postgres-job-fence.js';
 import { connectPostgres, endQuietly, errorContext, pgBool, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
@@ -101,6 +101,7 @@ export class PostgresTableWriter implements TableWriter {
     this.busy = true;
     try {
       signal.throwIfAborted();
+      if (options.fence !== undefined) await tagPostgresFencedSession(this.client, options.fence);
       await this.client.query('BEGIN');
       try {
         // A copy of an item already committed stops before reading a row (a table with a key
