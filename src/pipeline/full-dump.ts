@@ -257,14 +257,18 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
     // the stream: the tables they link are copied by one reader, at one snapshot position.
     const carriesActions = carriesForeignKeyActions(source.kind, job.type);
     const units = carriesActions ? await copyUnits(store, job.id, schema.tables, objects) : schema.tables.filter((t) => objects.get(qualifiedName(t))?.state !== 'DUMPED').map((t) => [t]);
+    // A one-time job on a shared store is copied by every node as work items (copyAsWorkItems),
+    // which cut and open what they need: the local plan and workers only when it is not spread.
+    const spreading = deps.workSpread !== undefined && !continuous && !carriesActions && source.openSnapshotReader !== undefined;
+    const startPlan = () => planCopy(job, deps, snapshot, units, objects, log, toDestination).then((p) => {
+      workers = Array.from({ length: p.workerCount }, () => openWorkerConnections(deps, snapshot));
+      return p;
+    });
     // The source reads the copy needs (its plan, its workers' connections) go on while the
     // schema script is read and the pre-data objects are created: none of them writes.
     const [opened, planned] = await Promise.allSettled([
       destination.openSchemaWriter(deps.destinationParams, schemaObjectOptions(job)),
-      planCopy(job, deps, snapshot, units, objects, log, toDestination).then((p) => {
-        workers = Array.from({ length: p.workerCount }, () => openWorkerConnections(deps, snapshot));
-        return p;
-      }),
+      spreading ? null : startPlan(),
     ]);
     if (planned.status === 'rejected') {
       if (opened.status === 'fulfilled') await opened.value.close().catch(() => undefined);
@@ -272,7 +276,6 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
     }
     if (opened.status === 'rejected') throw opened.reason;
     const schemaWriter = opened.value;
-    const plan = planned.value;
     try {
       const applyScript = schemaWriter.applySchemaScript?.bind(schemaWriter);
       const script = applyScript !== undefined ? await reads.script : null;
@@ -288,10 +291,12 @@ export async function runFullDumpAttempt(job: MigrationJob, deps: FullDumpDeps, 
       signal.throwIfAborted();
 
       const copyStarted = Date.now();
-      const spread = deps.workSpread !== undefined && !continuous && !carriesActions && source.openSnapshotReader !== undefined
+      const spread = spreading && deps.workSpread !== undefined
         ? await copyAsWorkItems(job, deps, deps.workSpread, snapshot, units.flat(), objects, failures, signal, log, toDestination)
         : false;
       if (!spread) {
+        // Not spread after all (nothing to copy, or a destination without work items): copied here.
+        const plan = planned.value ?? await startPlan();
         await copyTables(job, deps, snapshot, plan, workers, objects, failures, signal, log, toDestination);
         workers = [];
       }

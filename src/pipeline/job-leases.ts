@@ -12,7 +12,7 @@
  * runner, which then writes nothing more for the job.
  */
 import { performance } from 'node:perf_hooks';
-import type { MetadataStore } from '../store/metadata-store.js';
+import type { MetadataStore, StoredNode } from '../store/metadata-store.js';
 import type { JobFence } from './job-fence.js';
 import type { Logger } from './logger.js';
 
@@ -203,4 +203,18 @@ export function nodeHeartbeatIntervalMs(leaseMs: number): number {
 /** A running node whose heartbeat is older than this is LOST (three missed heartbeats, about one lease). */
 export function nodeLostAfterMs(leaseMs: number): number {
   return 3 * nodeHeartbeatIntervalMs(leaseMs);
+}
+
+export const NODE_STATES = ['UP', 'LOST', 'STOPPED', 'DRAINING', 'DRAINED'] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+
+/**
+ * The node's state at `now`, given how many jobs it holds the live lease of: what `GET /v1/nodes`
+ * shows and which nodes the supervisor counts as able to take a job (UP).
+ */
+export function nodeState(node: StoredNode, now: string, heldJobs: number, lostAfterMs = nodeLostAfterMs(DEFAULT_LEASE_SECONDS * 1000)): NodeState {
+  if (node.stopTime !== null) return 'STOPPED';
+  if (Date.parse(now) - Date.parse(node.heartbeatTime) > lostAfterMs) return 'LOST';
+  if (node.drainTime !== null) return heldJobs > 0 ? 'DRAINING' : 'DRAINED';
+  return 'UP';
 }

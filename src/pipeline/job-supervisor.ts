@@ -15,7 +15,7 @@
 import { needsWorker } from '../core/lifecycle.js';
 import type { MigrationJob } from '../core/migration-job.js';
 import type { MetadataStore, StoredJobLease, StoredNode } from '../store/metadata-store.js';
-import { JobLeaseKeeper, leaseSweepIntervalMs, nodeLostAfterMs, type HeldLease, type LeaseSettings } from './job-leases.js';
+import { JobLeaseKeeper, leaseSweepIntervalMs, nodeLostAfterMs, nodeState, type HeldLease, type LeaseSettings } from './job-leases.js';
 import { JobRunner, type JobRunnerDeps } from './job-runner.js';
 import { ReplicationStats, type ReplicationSnapshot } from './replication-stats.js';
 
@@ -288,9 +288,10 @@ export class JobSupervisor {
     }
     let least = keeper.heldCount;
     const lostAfter = nodeLostAfterMs(keeper.settings.leaseMs);
+    const at = new Date(now).toISOString();
     for (const node of nodes) {
-      if (node.id === keeper.settings.nodeId || node.stopTime !== null || node.drainTime !== null) continue;
-      if (now - Date.parse(node.heartbeatTime) > lostAfter) continue;
+      // Not running, lost or draining: it takes no job.
+      if (node.id === keeper.settings.nodeId || nodeState(node, at, 0, lostAfter) !== 'UP') continue;
       const count = load.get(node.id) ?? 0;
       if (node.maxJobs !== null && count >= node.maxJobs) continue;
       least = Math.min(least, count);

@@ -76,7 +76,7 @@ export interface MigrationServiceDeps {
   logger: Logger;
   /** Opens the SSH tunnels of profiles with connectivityMethod "ssh-tunnel". */
   tunnels: ConnectionTunnels;
-  /** A running node whose heartbeat is older than this is LOST; default NODE_LOST_AFTER_MS. */
+  /** A running node whose heartbeat is older than this is LOST; default that of a 15 s lease (15 s). */
   nodeLostAfterMs?: number;
 }
 

@@ -9,19 +9,7 @@ import type { MetadataStore, StoredNode } from '../store/metadata-store.js';
 
 /** How often a node renews its heartbeat. */
 export const NODE_HEARTBEAT_MS = 5_000;
-/** A running node whose heartbeat is older than this is LOST (three missed heartbeats). */
-export const NODE_LOST_AFTER_MS = 3 * NODE_HEARTBEAT_MS;
-
-export const NODE_STATES = ['UP', 'LOST', 'STOPPED', 'DRAINING', 'DRAINED'] as const;
-export type NodeState = (typeof NODE_STATES)[number];
-
-/** The node's state at `now`, given how many jobs it holds the live lease of. */
-export function nodeState(node: StoredNode, now: string, heldJobs: number, lostAfterMs = NODE_LOST_AFTER_MS): NodeState {
-  if (node.stopTime !== null) return 'STOPPED';
-  if (Date.parse(now) - Date.parse(node.heartbeatTime) > lostAfterMs) return 'LOST';
-  if (node.drainTime !== null) return heldJobs > 0 ? 'DRAINING' : 'DRAINED';
-  return 'UP';
-}
+export { NODE_STATES, nodeState, type NodeState } from '../pipeline/job-leases.js';
 
 export interface NodeHeartbeat {
   /** Records the clean stop (stopTime) and ends the heartbeats. */
