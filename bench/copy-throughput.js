@@ -4,18 +4,23 @@
 //
 // Environment: BENCH_ROWS (default 2000000), BENCH_REPEAT (default 3), BENCH_METHODS (comma
 // list of ferry, psql, pgcopydb; default all three), PGCOPYDB (default pgcopydb),
+// BENCH_DB_PREFIX (default bench: the databases' names start with it, so that two runs at once
+// can be told apart and cleaned up separately),
 // FERRY_TEST_PG_HOST / FERRY_TEST_PG_SOURCE_PORT / FERRY_TEST_PG_DEST_PORT / FERRY_TEST_PG_USER.
 //
 // Each repetition copies into a fresh, empty destination database. The source table is built
-// once per run and read by every method (equally warm in the cache). Every method ends with
+// once per run, then CHECKPOINTed (else the first method to run pays for writing the build's
+// dirty pages), and read by every method (equally warm in the cache). Every method ends with
 // the primary key built: the psql pipe loads a table without it and then runs ADD PRIMARY KEY,
 // inside its timing. Ferry's peak RSS (VmHWM of `ferry serve`, over the whole run) is printed
-// too: BENCH_ROWS=10000000 BENCH_METHODS=ferry BENCH_REPEAT=1 gives the 10 M-row figure.
+// too: BENCH_ROWS=10000000 BENCH_METHODS=ferry BENCH_REPEAT=1 gives the 10 M-row figure; and the
+// CPU seconds `ferry serve` used per job (the wall times are noisy on a shared machine, its CPU
+// much less so).
 // Databases, the Ferry server (stopped by its PID) and the work directories are removed at the end.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DST_PORT, HOST, SRC_PORT, bash, createDatabase, dropDatabase, log, median, memoryOf, pgUri, psqlCmd, runBench, runFerryOneTime, seconds, startFerry, uid, withClient } from './lib.js';
+import { DST_PORT, HOST, SRC_PORT, bash, cpuMillis, createDatabase, dropDatabase, log, median, memoryOf, pgUri, psqlCmd, runBench, runFerryOneTime, seconds, startFerry, uid, withClient } from './lib.js';
 
 const peakRssMiB = (pid) => {
   const hwm = memoryOf(pid)?.hwm;
@@ -26,6 +31,8 @@ const ROWS = Number(process.env.BENCH_ROWS ?? 2_000_000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const METHODS = (process.env.BENCH_METHODS ?? 'ferry,psql,pgcopydb').split(',').map((m) => m.trim()).filter(Boolean);
 const PGCOPYDB = process.env.PGCOPYDB ?? 'pgcopydb';
+const PREFIX = process.env.BENCH_DB_PREFIX ?? 'bench';
+if (!/^[a-z_][a-z0-9_]*$/.test(PREFIX)) throw new Error(`BENCH_DB_PREFIX must be a lower-case SQL identifier, got ${JSON.stringify(PREFIX)}`);
 const TARGET_VS_PSQL = 1.0;
 const TARGET_VS_PGCOPYDB = 0.8;
 const TARGET_RSS_MIB = 200;
@@ -60,7 +67,7 @@ async function checkCopy(method, dst) {
 }
 
 async function runPsqlPipe(sourceDb, rep) {
-  const dst = `bench_dst_psql_${uid()}`;
+  const dst = `${PREFIX}_dst_psql_${uid()}`;
   await createDatabase(DST_PORT, dst);
   try {
     await withClient(DST_PORT, dst, (c) => c.query(TABLE_WITHOUT_PK_DDL));
@@ -77,7 +84,7 @@ async function runPsqlPipe(sourceDb, rep) {
 }
 
 async function runPgcopydb(sourceDb, rep) {
-  const dst = `bench_dst_pgcopydb_${uid()}`;
+  const dst = `${PREFIX}_dst_pgcopydb_${uid()}`;
   await createDatabase(DST_PORT, dst);
   const dir = mkdtempSync(join(tmpdir(), 'pgcopydb-bench-'));
   try {
@@ -93,15 +100,21 @@ async function runPgcopydb(sourceDb, rep) {
   }
 }
 
+/** CPU seconds `ferry serve` used per job, in run order. */
+const ferryCpu = [];
+
 async function runFerry(ferry, sourceDb, rep) {
-  const dst = `bench_dst_ferry_${uid()}`;
+  const dst = `${PREFIX}_dst_ferry_${uid()}`;
   await createDatabase(DST_PORT, dst);
   try {
+    const cpuBefore = cpuMillis(ferry.pid);
     const { wall, objects } = await runFerryOneTime(ferry, sourceDb, dst);
+    const cpu = (cpuMillis(ferry.pid) - cpuBefore) / 1000;
+    ferryCpu.push(cpu);
     const table = objects.find((o) => o.name === 'public.t');
     if (!table || table.rowsCopied !== ROWS) throw new Error(`Ferry reports ${table?.rowsCopied} rows copied, expected ${ROWS}`);
     await checkCopy('Ferry', dst);
-    log(`run ${rep}: Ferry ${wall.toFixed(2)} s :start to Completed (peak RSS so far ${peakRssMiB(ferry.pid)?.toFixed(0)} MiB)`);
+    log(`run ${rep}: Ferry ${wall.toFixed(2)} s :start to Completed, ferry serve CPU ${cpu.toFixed(2)} s (peak RSS so far ${peakRssMiB(ferry.pid)?.toFixed(0)} MiB)`);
     return wall;
   } finally {
     await dropDatabase(DST_PORT, dst);
@@ -109,7 +122,7 @@ async function runFerry(ferry, sourceDb, rep) {
 }
 
 async function main() {
-  const sourceDb = `bench_src_${uid()}`;
+  const sourceDb = `${PREFIX}_src_${uid()}`;
   let ferry = null;
   log(`building the source table: ${ROWS.toLocaleString('en-US')} rows on ${HOST}:${SRC_PORT}`);
   await createDatabase(SRC_PORT, sourceDb);
@@ -117,6 +130,8 @@ async function main() {
     await c.query(TABLE_DDL);
     await c.query(FILL_SQL, [ROWS]);
     await c.query('VACUUM ANALYZE public.t');
+    // The build's dirty pages written now, not by the checkpointer during the first timed copy.
+    await c.query('CHECKPOINT');
   });
   const tableBytes = await withClient(SRC_PORT, sourceDb, async (c) => Number((await c.query(`SELECT pg_table_size('public.t') AS n`)).rows[0].n));
   log(`table size on the source: ${(tableBytes / 2 ** 20).toFixed(0)} MiB`);
@@ -144,6 +159,7 @@ async function main() {
     ...(m.ferry !== undefined ? [line('Ferry one-time job, :start to Completed', 'ferry')] : []),
     ...(m.psql !== undefined ? [line('psql COPY TO \\| psql COPY FROM (no PK), then ADD PRIMARY KEY', 'psql')] : []),
     ...(m.pgcopydb !== undefined ? [line('pgcopydb clone (default jobs)', 'pgcopydb')] : []),
+    ...(ferryCpu.length > 0 ? ['', `ferry serve CPU per job (user + system, s): ${ferryCpu.map((v) => v.toFixed(2)).join(', ')}; load average at the end: ${loadavg().map((v) => v.toFixed(2)).join(' ')}`] : []),
     '',
     '| Target | Measured | Verdict |',
     '|---|---:|---|',
