@@ -185,6 +185,17 @@ export interface BinaryForm {
   columns: Array<{ name: string; type: string }>;
 }
 
+/** A copyOut stream that counts its rows itself, without scanning the bytes (from the wire protocol). */
+export interface RowCounting {
+  /** Rows read from the source so far: those handed on, and at most a stream buffer more. */
+  readonly rows: number;
+}
+
+/** True when `stream` counts its own rows (RowCounting). */
+export function countsRows(stream: object): stream is RowCounting {
+  return typeof (stream as Partial<RowCounting>).rows === 'number';
+}
+
 export interface TableReader {
   /**
    * The source position of this reader's own snapshot, when it has one (MySQL/MariaDB: each
@@ -201,6 +212,9 @@ export interface TableReader {
    * source engine's own text form when `destinationEngine` is the same engine, and in the
    * canonical form of docs/type-mapping.md (PostgreSQL's text input syntax for the mapped
    * type) when it is another.
+   *
+   * The stream may implement RowCounting (PostgreSQL's counts the COPY's messages): the dump's
+   * progress then reads its count instead of scanning the bytes for rows.
    */
   copyOut(table: TableSchema, options?: CopyOptions): Readable;
   /**

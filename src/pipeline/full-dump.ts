@@ -14,7 +14,8 @@ import { ERROR_CODES, FerryError, toJobError, type JobError } from '../core/erro
 import type { ConnectionParams } from '../core/connection-profile.js';
 import type { JobObject, MigrationJob } from '../core/migration-job.js';
 import { qualifiedName, type DatabaseSchema, type TableSchema } from '../core/schema.js';
-import type { CopyFormat, CreatedObject, DestinationFence, Engine, SchemaObjectOptions, SourceSnapshot, TableRange, TableReader, TableWriter } from '../engines/engine.js';
+import { countsRows } from '../engines/engine.js';
+import type { CopyFormat, CreatedObject, DestinationFence, Engine, RowCounting, SchemaObjectOptions, SourceSnapshot, TableRange, TableReader, TableWriter } from '../engines/engine.js';
 import type { MetadataStore, StoredWorkItem } from '../store/metadata-store.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
@@ -90,13 +91,15 @@ export const POST_DATA_CHECKPOINT = 'postDataDone';
 /**
  * Counts bytes and rows as they pass: one row per newline in the interchange (text) format,
  * one per tuple in PostgreSQL's binary COPY format (walked by its field lengths, never
- * buffered: at most four bytes of a length are held across chunks).
+ * buffered: at most four bytes of a length are held across chunks). A source stream that
+ * counts its own rows (RowCounting, given to countRowsOf) saves the scan: its count is read.
  */
 export class CopyProgress extends Transform {
   bytes = 0;
   rows = 0;
   #lastReport = 0;
   #binary: BinaryTupleCounter | null;
+  #counted: RowCounting | null = null;
 
   constructor(
     private readonly intervalMs: number,
@@ -107,9 +110,16 @@ export class CopyProgress extends Transform {
     this.#binary = format === 'binary' ? new BinaryTupleCounter() : null;
   }
 
+  /** Rows are taken from `source`'s own count from now on. */
+  countRowsOf(source: RowCounting): void {
+    this.#counted = source;
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
-    if (this.#binary !== null) {
+    if (this.#counted !== null) {
+      this.rows = this.#counted.rows;
+    } else if (this.#binary !== null) {
       this.rows += this.#binary.count(chunk);
     } else {
       let at = chunk.indexOf(10);
@@ -124,6 +134,11 @@ export class CopyProgress extends Transform {
       this.report(this.rows, this.bytes);
     }
     callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#counted !== null) this.rows = this.#counted.rows;
+    callback();
   }
 }
 
@@ -577,6 +592,7 @@ function sourceRows(
     format,
     ...(range === undefined ? {} : { range }),
   });
+  if (countsRows(rows)) progress.countRowsOf(rows);
   rows.on('error', (error) => {
     const classified = deps.source.classifyError(error);
     onSourceError(classified);

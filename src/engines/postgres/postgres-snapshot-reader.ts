@@ -10,14 +10,14 @@
 import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import type { ConnectionParams, EngineKind } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
 import { isTableSelected } from '../../core/object-selection.js';
 import type { ObjectSelection } from '../../core/object-selection.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../core/schema.js';
 import { copiedColumns } from '../../core/type-mapping.js';
-import type { BinaryForm, CopyFormat, CopyOptions, SchemaReadOptions, SchemaScript, SourceSnapshot, TableRange, TableReader } from '../engine.js';
+import type { BinaryForm, CopyFormat, CopyOptions, RowCounting, SchemaReadOptions, SchemaScript, SourceSnapshot, TableRange, TableReader } from '../engine.js';
+import { CopyOutStream } from './copy-out-stream.js';
 import { readBinaryForm } from './postgres-binary-copy.js';
 import { connectPostgres, endQuietly, errorContext, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
@@ -215,6 +215,15 @@ export class PostgresSnapshotReader implements SourceSnapshot {
   }
 }
 
+/** What copyOut returns: the COPY's bytes, and its rows as the COPY counts them. */
+class CopyOutput extends PassThrough implements RowCounting {
+  source: RowCounting | null = null;
+
+  get rows(): number {
+    return this.source?.rows ?? 0;
+  }
+}
+
 /** Streams tables in COPY text format from one connection bound to the snapshot. */
 export class PostgresTableReader implements TableReader {
   /** Every PostgreSQL reader imports the shared snapshot: its position is the snapshot's. */
@@ -237,7 +246,7 @@ export class PostgresTableReader implements TableReader {
   }
 
   copyOut(table: TableSchema, options: CopyOptions = {}): Readable {
-    const output = new PassThrough();
+    const output = new CopyOutput();
     const refusal =
       this.closing !== null
         ? new FerryError('FAILED_PRECONDITION', 'This table reader is closed; open another one from the snapshot.')
@@ -248,7 +257,8 @@ export class PostgresTableReader implements TableReader {
     }
 
     const format = options.format === 'binary' && (options.destinationEngine ?? 'postgresql') === 'postgresql' ? 'binary' : 'text';
-    const source = this.client.query(copyTo(copyOutSql(table, options.destinationEngine, { format, ...(options.range === undefined ? {} : { range: options.range }) })));
+    const source = this.client.query(new CopyOutStream(copyOutSql(table, options.destinationEngine, { format, ...(options.range === undefined ? {} : { range: options.range }) })));
+    output.source = source;
     const copy = { source, output };
     this.active = copy;
     source.on('error', (error: unknown) => {
