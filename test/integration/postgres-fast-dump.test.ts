@@ -155,8 +155,32 @@ describe('PostgreSQL to PostgreSQL: binary COPY and same-table concurrency', () 
       await client.connect();
       return client;
     }));
+    // The statements each connection sent, in order: which maintenance_work_mem each build ran with.
+    const sent = connections.map((client) => {
+      const statements: string[] = [];
+      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+      (client as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = (...args) => {
+        if (typeof args[0] === 'string') statements.push(args[0]);
+        return query(...args);
+      };
+      return statements;
+    });
+    const memoryOfBuild = (marker: string): number => {
+      for (const statements of sent) {
+        const at = statements.findIndex((sql) => sql.includes(marker));
+        if (at < 0) continue;
+        const set = statements.slice(0, at).reverse().find((sql) => sql.startsWith('SET maintenance_work_mem'));
+        return Number(/'(\d+)MB'/.exec(set ?? '')?.[1] ?? NaN);
+      }
+      return NaN;
+    };
     try {
       expect(await buildIndexesInParallel(connections, script)).toBe(4);
+      // The primary key builds alone (constraints come first): the whole budget. The three
+      // indexes build side by side on three connections: a third each, the budget in all.
+      expect(memoryOfBuild('ADD CONSTRAINT indexed_pkey')).toBe(1024);
+      const indexes = ['CREATE INDEX indexed_a ', 'CREATE INDEX indexed_b ', 'CREATE INDEX indexed_a_b '].map(memoryOfBuild);
+      expect(indexes).toEqual([341, 341, 341]);
       // Run again (a resumed attempt): everything exists, nothing is built.
       expect(await buildIndexesInParallel(connections, script)).toBe(0);
       const built = await dbs.destination.client.query<{ n: string }>(`SELECT indexname AS n FROM pg_indexes WHERE tablename = 'indexed' ORDER BY 1`);

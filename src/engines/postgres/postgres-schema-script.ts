@@ -402,8 +402,20 @@ const CREATED_KINDS: Record<string, CreatedObject['kind']> = {
 /** What the post-data phase builds ahead, on several connections: indexes and the constraints that own one. */
 const PARALLEL_BUILD_TYPES = new Set(['CONSTRAINT', 'INDEX']);
 
-/** maintenance_work_mem of each parallel build: this budget shared by the builds, never below the server's own setting, at most 1 GiB each. */
+/** maintenance_work_mem of the parallel builds: this budget shared by the builds that run at once, never below the server's own setting. */
 export const INDEX_BUILD_MEMORY_BUDGET_MB = 1024;
+
+/**
+ * The maintenance_work_mem (MB) of a build that starts while `concurrent` builds (itself
+ * included) can run until it ends: the budget divided among them, never below the server's
+ * own setting (`serverMb`). The number of builds still running or queued only falls, so each
+ * running build holds at most budget / (its count at its start) <= budget / (today's count):
+ * the builds running at once never hold more than the budget together. A lone build (a table
+ * whose only index is its primary key, or the last large index) gets the whole budget.
+ */
+export function indexBuildMemoryMb(concurrent: number, serverMb: number): number {
+  return Math.max(Math.floor(serverMb), Math.floor(INDEX_BUILD_MEMORY_BUDGET_MB / Math.max(1, concurrent)));
+}
 
 /**
  * Builds the post-data indexes and constraints (primary keys, unique, exclusion) of the script
@@ -411,8 +423,8 @@ export const INDEX_BUILD_MEMORY_BUDGET_MB = 1024;
  * entry per connection at a time, each in its own transaction: the indexes of one table are
  * built side by side (CREATE INDEX takes a SHARE lock, which does not block another), and a
  * table's constraints come before its indexes (ADD CONSTRAINT takes ACCESS EXCLUSIVE, which
- * would hold them back). Each connection's maintenance_work_mem is the budget divided among
- * them. Best effort: an entry that fails here (a lock conflict, a deadlock the server broke)
+ * would hold them back). Each build's maintenance_work_mem is the budget divided among the
+ * builds that can run beside it (indexBuildMemoryMb). Best effort: an entry that fails here (a lock conflict, a deadlock the server broke)
  * is left to applySchemaPhase, which builds what is still missing in its one transaction and
  * reports any real error. Not used with a schema mapping (the script's names are the
  * source's, and the mapping renames schemas only inside applySchemaPhase's transaction).
@@ -424,19 +436,24 @@ export async function buildIndexesInParallel(connections: pg.Client[], script: P
   // Constraints first (per table they exclude every other build), then every index.
   const waves = [entries.filter((e) => e.type === 'CONSTRAINT'), entries.filter((e) => e.type === 'INDEX')];
   const setting = await (connections[0] as pg.Client).query("SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) AS bytes");
-  const current = Number((setting.rows[0] as { bytes: string }).bytes) / 2 ** 20;
-  const memoryMb = Math.max(Math.floor(current), Math.min(1024, Math.floor(INDEX_BUILD_MEMORY_BUDGET_MB / connections.length)));
-  for (const client of connections) {
-    await client.query(script.prologue);
-    await client.query(`SET maintenance_work_mem = '${memoryMb}MB'`);
-  }
+  const serverMb = Number((setting.rows[0] as { bytes: string }).bytes) / 2 ** 20;
+  for (const client of connections) await client.query(script.prologue);
+  const memoryOf = new Map<pg.Client, number>();
   let built = 0;
   for (const wave of waves) {
     const queue = [...wave];
+    let running = 0;
     await Promise.all(connections.map(async (client) => {
       for (let entry = queue.shift(); entry !== undefined; entry = queue.shift()) {
+        running++;
         try {
           if (await exists(client, entry)) continue;
+          // Counted when the build starts: the builds running now, this one, and those still queued.
+          const memoryMb = indexBuildMemoryMb(Math.min(connections.length, running + queue.length), serverMb);
+          if (memoryOf.get(client) !== memoryMb) {
+            await client.query(`SET maintenance_work_mem = '${memoryMb}MB'`);
+            memoryOf.set(client, memoryMb);
+          }
           await client.query('BEGIN');
           await client.query(entry.sql);
           await client.query('COMMIT');
@@ -444,6 +461,8 @@ export async function buildIndexesInParallel(connections: pg.Client[], script: P
         } catch (error) {
           await client.query('ROLLBACK').catch(() => undefined);
           log(`building ${entry.type} ${entry.name} ahead failed (${String(error)}); the post-data step builds it`);
+        } finally {
+          running--;
         }
       }
     }));
