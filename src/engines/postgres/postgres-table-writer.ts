@@ -4,7 +4,7 @@
  * bounded by the stream buffers whatever the table size.
  */
 import { Transform } from 'node:stream';
-import type { Readable, TransformCallback } from 'node:stream';
+import type { Readable, TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -32,6 +32,28 @@ const WORK_ITEMS = `${quoteIdent(POSITION_SCHEMA)}.work_items`;
 export function copyInSql(table: TableSchema, sourceEngine: EngineKind = 'postgresql', format: CopyFormat = 'text'): string {
   const columns = copiedColumns(table, sourceEngine, 'postgresql').map((c) => quoteIdent(c.name));
   return `COPY ${quoteQualified(table)}${columns.length === 0 ? '' : ` (${columns.join(', ')})`} FROM STDIN${format === 'binary' ? ' (FORMAT binary)' : ''}`;
+}
+
+/**
+ * COPY FROM STDIN whose every CopyData message leaves in one socket write. pg-copy-streams
+ * writes a message's 5-byte header and its chunk in two writes, and pg's sockets have
+ * TCP_NODELAY: each header went out as a segment of its own (the binary COPY's first chunk,
+ * which carries its header, included). Corked, both leave in one writev.
+ */
+function copyFromStdin(sql: string): ReturnType<typeof copyFrom> {
+  const copy = copyFrom(sql) as ReturnType<typeof copyFrom> & { flushChunk(chunk: Buffer): boolean; connection: { stream: Writable } | null };
+  const flushChunk = copy.flushChunk.bind(copy);
+  copy.flushChunk = (chunk) => {
+    const socket = copy.connection?.stream;
+    if (socket === undefined) return flushChunk(chunk);
+    socket.cork();
+    try {
+      return flushChunk(chunk);
+    } finally {
+      socket.uncork();
+    }
+  };
+  return copy;
 }
 
 /** Counts the bytes that pass through. */
@@ -114,7 +136,7 @@ export class PostgresTableWriter implements TableWriter {
           await this.client.query(`TRUNCATE ONLY ${quoteQualified(table)}`);
         }
         const counter = new ByteCounter();
-        const copy = this.client.query(copyFrom(copyInSql(table, options.sourceEngine, options.format ?? 'text')));
+        const copy = this.client.query(copyFromStdin(copyInSql(table, options.sourceEngine, options.format ?? 'text')));
         // The signal makes pipeline destroy every stream: the COPY sends CopyFail and the
         // server aborts the transaction, which the rollback below ends.
         await pipeline(rows, counter, copy, { signal });
