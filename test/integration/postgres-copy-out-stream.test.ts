@@ -12,6 +12,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { countsRows } from '../../src/engines/engine.js';
 import { CopyOutStream } from '../../src/engines/postgres/copy-out-stream.js';
 import { postgresEngine } from '../../src/engines/postgres/postgres-engine.js';
+import { CopyProgress } from '../../src/pipeline/full-dump.js';
 import { createTestDatabase, PG_HOST, PG_SOURCE_PORT, PG_USER, type TestDatabase } from '../helpers/postgres.js';
 
 const ROWS = 100_000;
@@ -142,7 +143,7 @@ describe('CopyOutStream', () => {
     }
   }, 60_000);
 
-  it('gives the table reader its row count without scanning', async () => {
+  it('gives the table reader and the dump progress its row count without scanning', async () => {
     const snapshot = await postgresEngine.openSnapshot(db.params);
     const reader = await snapshot.openTableReader();
     try {
@@ -152,8 +153,13 @@ describe('CopyOutStream', () => {
       for (const format of ['text', 'binary'] as const) {
         const rows = reader.copyOut(table, { format });
         expect(countsRows(rows)).toBe(true);
-        await collect(rows);
+        // The dump's progress takes the count (a text-format progress would count newlines,
+        // which the binary data does not have one per row).
+        const progress = new CopyProgress(60_000, () => undefined, 'text');
+        if (countsRows(rows)) progress.countRowsOf(rows);
+        await collect(rows.pipe(progress));
         expect(countsRows(rows) ? rows.rows : -1).toBe(ROWS);
+        expect(progress.rows).toBe(ROWS);
       }
     } finally {
       await reader.close();
