@@ -149,7 +149,7 @@ async function binlogPosition(connection) {
 /** Statements the server ran, by kind, since it started (Questions and the Com_ counters that matter here). */
 async function statementCounters(connection) {
   const [rows] = await connection.query(
-    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_insert', 'Com_update', 'Com_delete', 'Com_replace', 'Com_select', 'Com_commit', 'Com_begin', 'Com_set_option')",
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_insert', 'Com_update', 'Com_delete', 'Com_replace', 'Com_select', 'Com_commit', 'Com_begin', 'Com_set_option', 'Com_savepoint')",
   );
   return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
 }
@@ -419,7 +419,7 @@ async function main() {
     '',
     `Lag: age of the newest heartbeat (written every ${HEARTBEAT_MS} ms) each destination held, polled every ${POLL_MS} ms while sysbench ran (${stats.map((s) => s.n).join(' / ')} samples). Target for Ferry: p99 <= 0.25 s and <= 2 x the reference p99 + 0.1 s.`,
     `Ferry's change reader alone (decode only, no applier, in the bench process, faster of 2 passes) over the load's binlog: ${Object.entries(alone).map(([engine, a]) => `for ${engine === 'mysql' ? 'MariaDB' : 'PostgreSQL'} ${num(a.changes)} rows in ${a.seconds.toFixed(2)} s = ${num(a.changes / a.seconds)} rows/s`).join('; ')}.`,
-    `Statements Ferry ran on its MariaDB destination during the load and catch-up: ${num(statements.Questions)} (${(statements.Questions / transactions).toFixed(1)} per source transaction, ${(statements.Questions / rows).toFixed(2)} per row change; insert ${num(statements.Com_insert)}, update ${num(statements.Com_update)}, delete ${num(statements.Com_delete)}, replace ${num(statements.Com_replace)}, select ${num(statements.Com_select)}, commit ${num(statements.Com_commit)}, set ${num(statements.Com_set_option)}).`,
+    `Statements Ferry ran on its MariaDB destination during the load and catch-up: ${num(statements.Questions)} (${(statements.Questions / transactions).toFixed(1)} per source transaction, ${(statements.Questions / rows).toFixed(2)} per row change; insert ${num(statements.Com_insert)}, update ${num(statements.Com_update)}, delete ${num(statements.Com_delete)}, replace ${num(statements.Com_replace)}, select ${num(statements.Com_select)}, commit ${num(statements.Com_commit)}, set ${num(statements.Com_set_option)}; ${num(statements.Com_savepoint)} queries of several statements, each behind a SAVEPOINT).`,
     `Ferry's own lag (job.replication.lagSeconds, every 500 ms while sysbench ran), p50 / p99: ${Object.entries(reported).map(([key, values]) => `to ${key === 'mysql' ? 'MariaDB' : 'PostgreSQL'} ${sec(percentile(values, 50))} / ${sec(percentile(values, 99))} s (${values.length} samples)`).join('; ')}.`,
     `Ferry peak RSS: ${mib(rssMax)} during the load (largest VmRSS sampled; ${mib(rssBefore)} when it started), ${mib(ferryHwm)} over the whole run (VmHWM, initial copies included). Ferry's counters: ${Object.entries(ferryViews).map(([k, v]) => `${k} changesApplied ${num(v.replication?.changesApplied ?? null)}, lagSeconds ${v.replication?.lagSeconds ?? 'n/a'}`).join('; ')}.`,
     `Reproduce: \`npm run bench:mysql-cdc\` (BENCH_TABLES=${TABLES} BENCH_TABLE_SIZE=${TABLE_SIZE} BENCH_THREADS=${THREADS} BENCH_SECONDS=${SECONDS} BENCH_REPLICA_THREADS=${REPLICA_THREADS.join(',')}).`,
