@@ -150,6 +150,24 @@ describe('PostgresChangeApplier', () => {
     }
   });
 
+  it('writes the position with its COMMIT in one round trip: any text exactly, and a failed write keeps neither', async () => {
+    // The job id and position are sent as literals there: quotes, backslashes and placeholders stay text.
+    const applier = await open(`job-'quoted' \\ $2 ${++jobCounter}`);
+    try {
+      const cols = ['id', 'name', 'big', 'n'];
+      await applyAndCommit(applier, [insert('items', cols, ['1', 'one', 'b1', '1'])], "0/1 'x' \\ $1");
+      expect(await applier.readPosition()).toBe("0/1 'x' \\ $1");
+      await applier.apply([insert('items', cols, ['2', 'two', 'b2', '2'])]);
+      // A position the server cannot take (a NUL byte) fails the write: the COMMIT after it does not run.
+      await rejection(applier.commit('0/2\u0000'));
+      await applier.rollback();
+      expect(await applier.readPosition()).toBe("0/1 'x' \\ $1");
+      expect(await rows('items')).toEqual(['(1,one,b1,1)']);
+    } finally {
+      await applier.close();
+    }
+  });
+
   it('applies inserts, updates, deletes and truncates in order', async () => {
     const applier = await open();
     try {

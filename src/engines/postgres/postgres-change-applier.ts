@@ -375,7 +375,15 @@ export class PostgresChangeApplier implements ChangeApplier {
       async () => {
         if (!this.positionTableReady) await this.createPositionTable();
         // Without changes the position write alone is the transaction.
-        await this.client.query({ name: 'ferry_write_position', text: WRITE_POSITION_SQL, values: [this.jobId, position] });
+        if (!this.guard.inTransaction) {
+          await this.client.query({ name: 'ferry_write_position', text: WRITE_POSITION_SQL, values: [this.jobId, position] });
+          return false;
+        }
+        // In a transaction the COMMIT goes in the same round trip: a simple query of two statements,
+        // the second not run when the first fails.
+        const values = [this.jobId, position];
+        await this.client.query(`${WRITE_POSITION_SQL.replace(/\$([12])/g, (_, n: string) => this.client.escapeLiteral(values[Number(n) - 1] as string))}; COMMIT`);
+        return true;
       },
       (error) => {
         const dropped = positionTableDropped(error);
