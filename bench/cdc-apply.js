@@ -39,7 +39,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DST_PORT, HOST, SRC_PORT, USER, call, connect, cpuMillis, createDatabase, createPgJob, every, log, median, onCleanup, percentile, run, runBench, startFerry, uid, waitUntil, watchMemory,
+  DST_PORT, HOST, SRC_PORT, USER, call, connect, cpuMillis, cpuSince, createDatabase, createPgJob, every, log, median, onCleanup, percentile, run, runBench, serverCpu, startFerry, uid, waitUntil, watchMemory,
 } from './lib.js';
 
 const env = (name, fallback) => {
@@ -81,14 +81,6 @@ const checksum = (client) =>
     .query(`SELECT (SELECT sum(abalance) FROM pgbench_accounts)::text AS a, (SELECT sum(bbalance) FROM pgbench_branches)::text AS b,
                    (SELECT sum(tbalance) FROM pgbench_tellers)::text AS t, (SELECT count(*) FROM pgbench_history)::text AS h`)
     .then((r) => JSON.stringify(r.rows[0]));
-
-/** CPU ms used so far by each server process of `db` (pg_stat_activity on the cluster `client` is on), by PID; `type` filters backend_type. */
-const serverCpu = async (client, db, type = null) => {
-  const { rows } = await client.query(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND ($2::text IS NULL OR backend_type = $2)`, [db, type]);
-  return new Map(rows.map((r) => [r.pid, cpuMillis(r.pid)]).filter(([, ms]) => Number.isFinite(ms)));
-};
-/** CPU ms used between two serverCpu readings (a process that started in between counts whole). */
-const cpuSince = (before, after) => [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
 
 /** waitFor with this bench's timeout (BENCH_TIMEOUT_SECONDS). */
 const waitFor = (what, check, everyMs = POLL_MS) => waitUntil(what, check, { everyMs, timeoutMs: TIMEOUT_MS, hint: 'BENCH_TIMEOUT_SECONDS' });

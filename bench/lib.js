@@ -272,6 +272,15 @@ export function cpuMillis(pid) {
   }
 }
 
+/** CPU ms used so far by each server process of `db` (pg_stat_activity on the cluster `client` is on), by PID; `type` filters backend_type. */
+export async function serverCpu(client, db, type = null) {
+  const { rows } = await client.query(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND ($2::text IS NULL OR backend_type = $2)`, [db, type]);
+  return new Map(rows.map((r) => [r.pid, cpuMillis(r.pid)]).filter(([, ms]) => Number.isFinite(ms)));
+}
+
+/** CPU ms used between two serverCpu readings (a process that started in between counts whole). */
+export const cpuSince = (before, after) => [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+
 /**
  * Clean-up steps, undone last-in first-out by runBench: after main ends, fails, or on Ctrl-C
  * (SIGINT) or SIGTERM; then the databases createDatabase made and nobody dropped. A failing step

@@ -13,7 +13,9 @@
 // sysbench ran. Sustained rows/s = row changes written to the source during the load
 // (sysbench's writes, one row each, plus the heartbeats) / time from the load's start until
 // that destination holds the last heartbeat. Ferry's peak RSS is read from /proc (VmHWM,
-// and the largest VmRSS sampled during the load).
+// and the largest VmRSS sampled during the load). CPU seconds of each process doing the work
+// (ferry serve, the mariadbd servers, the PostgreSQL backends of the destination database) from
+// the load's start until every destination caught up, from /proc, with the load average.
 //
 // Run: `npm run bench:mysql-cdc` (= `npm run build && node bench/mysql-cdc.js`).
 // Environment: BENCH_TABLES (4), BENCH_TABLE_SIZE (100000), BENCH_THREADS (4), BENCH_SECONDS
@@ -24,7 +26,8 @@
 // also on failure or Ctrl-C. The shared MariaDB on 3306 is not used.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { DST_PORT, HOST, USER, call, createDatabase, dropDatabase, log, onCleanup, percentile, runBench, sleep, startFerry, uid } from './lib.js';
+import { DST_PORT, HOST, USER, call, cpuMillis, cpuSince, createDatabase, dropDatabase, log, onCleanup, percentile, runBench, serverCpu, sleep, startFerry, uid } from './lib.js';
+import { cpus, loadavg } from 'node:os';
 import { startMariadb } from './mariadb.js';
 import pg from 'pg';
 
@@ -146,7 +149,7 @@ async function binlogPosition(connection) {
 /** Statements the server ran, by kind, since it started (Questions and the Com_ counters that matter here). */
 async function statementCounters(connection) {
   const [rows] = await connection.query(
-    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_insert', 'Com_update', 'Com_delete', 'Com_replace', 'Com_select', 'Com_commit', 'Com_begin', 'Com_set_option')",
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_insert', 'Com_update', 'Com_delete', 'Com_replace', 'Com_select', 'Com_commit', 'Com_begin', 'Com_set_option', 'Com_savepoint')",
   );
   return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
 }
@@ -250,6 +253,16 @@ async function main() {
   const loadFrom = await binlogPosition(src);
   const rssBefore = procStatus(ferry.pid, 'VmRSS');
   const countersBefore = await statementCounters(ferryDstConn);
+  // CPU seconds of every process doing the work, from the load's start until all caught up: steadier than wall time on a shared machine.
+  const cpuProcesses = [
+    { label: '`ferry serve` (both jobs)', pid: ferry.pid },
+    { label: 'mariadbd source (sysbench, binlog senders)', pid: source.pid },
+    ...replicas.map((r) => ({ label: `mariadbd replica, ${r.threads > 0 ? `${r.threads} parallel appliers` : 'single-threaded'}`, pid: r.instance.pid })),
+    { label: 'mariadbd Ferry destination', pid: ferryDst.pid },
+  ];
+  const cpuBefore = cpuProcesses.map((p) => cpuMillis(p.pid));
+  const pgCpuBefore = await serverCpu(pgDst, PG_DB);
+  const loadAverageBefore = loadavg();
 
   // The load: sysbench, the heartbeat writer, the pollers and the RSS sampler, all at once.
   let loading = true;
@@ -322,6 +335,11 @@ async function main() {
   polling = false;
   await Promise.all([...pollers, rssSampler, apiSampler]);
   const ferryHwm = procStatus(ferry.pid, 'VmHWM');
+  const cpuUsed = [
+    ...cpuProcesses.map((p, i) => ({ label: p.label, seconds: (cpuMillis(p.pid) - (cpuBefore[i] ?? NaN)) / 1000 })),
+    { label: 'PostgreSQL backends of the Ferry destination database', seconds: cpuSince(pgCpuBefore, await serverCpu(pgDst, PG_DB)) / 1000 },
+  ];
+  const loadAverageAfter = loadavg();
   const countersAfter = await statementCounters(ferryDstConn);
   const statements = Object.fromEntries(Object.keys(countersAfter).map((k) => [k, countersAfter[k] - (countersBefore[k] ?? 0)]));
   // Less the bench's own polls of that server (one SELECT each) and the counter query itself.
@@ -389,15 +407,19 @@ async function main() {
     `MySQL CDC: sysbench oltp_write_only, ${TABLES} tables x ${TABLE_SIZE.toLocaleString('en-US')} rows, ${THREADS} threads, ${SECONDS} s, on a private MariaDB (${(await firstRow(src, 'SELECT VERSION() AS v')).v}, ROW/FULL binlog, GTID strict);`,
     'every destination followed the same source in the same run: native replicas (MASTER_USE_GTID = slave_pos), Ferry to a private MariaDB and Ferry to PostgreSQL 5433 (one `ferry serve`).',
     `Source: ${num(tps)} tps, ${num(writes)} row writes + ${num(heartbeats)} heartbeats = ${num(rows / loadSeconds)} rows/s offered during ${loadSeconds.toFixed(1)} s.`,
-    'The machine has 2 cores shared with other work: absolute numbers are noisy; compare within the run.',
+    `The machine has ${cpus().length} cores shared with other work (load average ${loadAverageBefore.map((v) => v.toFixed(1)).join(' ')} before the load, ${loadAverageAfter.map((v) => v.toFixed(1)).join(' ')} after it): absolute numbers are noisy; compare within the run.`,
     '',
     '| Destination | lag p50 (s) | p95 (s) | p99 (s) | max (s) | sustained rows/s | caught up after load (s) | rows equal | target |',
     '|---|---:|---:|---:|---:|---:|---:|---|---|',
     ...stats.map((s, i) => `| ${s.probe.label} | ${sec(s.p50)} | ${sec(s.p95)} | ${sec(s.p99)} | ${sec(s.max)} | ${num(s.sustained)} | ${sec(s.catchUp)} | ${equal[i]} | ${target(s)} |`),
     '',
+    '| Process | CPU seconds from the load\'s start until every destination caught up |',
+    '|---|---:|',
+    ...cpuUsed.map((c) => `| ${c.label} | ${Number.isFinite(c.seconds) ? c.seconds.toFixed(1) : 'n/a'} |`),
+    '',
     `Lag: age of the newest heartbeat (written every ${HEARTBEAT_MS} ms) each destination held, polled every ${POLL_MS} ms while sysbench ran (${stats.map((s) => s.n).join(' / ')} samples). Target for Ferry: p99 <= 0.25 s and <= 2 x the reference p99 + 0.1 s.`,
     `Ferry's change reader alone (decode only, no applier, in the bench process, faster of 2 passes) over the load's binlog: ${Object.entries(alone).map(([engine, a]) => `for ${engine === 'mysql' ? 'MariaDB' : 'PostgreSQL'} ${num(a.changes)} rows in ${a.seconds.toFixed(2)} s = ${num(a.changes / a.seconds)} rows/s`).join('; ')}.`,
-    `Statements Ferry ran on its MariaDB destination during the load and catch-up: ${num(statements.Questions)} (${(statements.Questions / transactions).toFixed(1)} per source transaction, ${(statements.Questions / rows).toFixed(2)} per row change; insert ${num(statements.Com_insert)}, update ${num(statements.Com_update)}, delete ${num(statements.Com_delete)}, replace ${num(statements.Com_replace)}, select ${num(statements.Com_select)}, commit ${num(statements.Com_commit)}, set ${num(statements.Com_set_option)}).`,
+    `Statements Ferry ran on its MariaDB destination during the load and catch-up: ${num(statements.Questions)} (${(statements.Questions / transactions).toFixed(1)} per source transaction, ${(statements.Questions / rows).toFixed(2)} per row change; insert ${num(statements.Com_insert)}, update ${num(statements.Com_update)}, delete ${num(statements.Com_delete)}, replace ${num(statements.Com_replace)}, select ${num(statements.Com_select)}, commit ${num(statements.Com_commit)}, set ${num(statements.Com_set_option)}; ${num(statements.Com_savepoint)} queries of several statements, each behind a SAVEPOINT).`,
     `Ferry's own lag (job.replication.lagSeconds, every 500 ms while sysbench ran), p50 / p99: ${Object.entries(reported).map(([key, values]) => `to ${key === 'mysql' ? 'MariaDB' : 'PostgreSQL'} ${sec(percentile(values, 50))} / ${sec(percentile(values, 99))} s (${values.length} samples)`).join('; ')}.`,
     `Ferry peak RSS: ${mib(rssMax)} during the load (largest VmRSS sampled; ${mib(rssBefore)} when it started), ${mib(ferryHwm)} over the whole run (VmHWM, initial copies included). Ferry's counters: ${Object.entries(ferryViews).map(([k, v]) => `${k} changesApplied ${num(v.replication?.changesApplied ?? null)}, lagSeconds ${v.replication?.lagSeconds ?? 'n/a'}`).join('; ')}.`,
     `Reproduce: \`npm run bench:mysql-cdc\` (BENCH_TABLES=${TABLES} BENCH_TABLE_SIZE=${TABLE_SIZE} BENCH_THREADS=${THREADS} BENCH_SECONDS=${SECONDS} BENCH_REPLICA_THREADS=${REPLICA_THREADS.join(',')}).`,

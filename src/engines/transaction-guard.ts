@@ -93,10 +93,15 @@ export class TransactionGuard {
 
   /**
    * Ends the batch: `writePosition` writes the position (inside the open transaction, or alone
-   * when no batch is open), then the transaction commits. `classify` may give a failure of its
-   * own meaning (a position table that vanished). A failed commit abandons the batch.
+   * when no batch is open), then the transaction commits; `writePosition` resolves true when it
+   * sent the COMMIT itself (in the position write's round trip). `classify` may give a failure
+   * of its own meaning (a position table that vanished). A failed commit abandons the batch.
    */
-  async commit(position: string, writePosition: (hadBatch: boolean) => Promise<void>, classify: (error: unknown) => FerryError = (e) => this.session.classify(e)): Promise<void> {
+  async commit(
+    position: string,
+    writePosition: (hadBatch: boolean) => Promise<boolean | void>,
+    classify: (error: unknown) => FerryError = (e) => this.session.classify(e),
+  ): Promise<void> {
     await this.run(async () => {
       this.refuseAfterFailure('commit');
       if (position === '') throw new FerryError('INVALID_ARGUMENT', 'commit() needs the source position the batch reaches; got an empty string.');
@@ -108,10 +113,10 @@ export class TransactionGuard {
         }
         // The fence's share lock, once taken, is held until the COMMIT below.
         await this.session.checkFence?.();
-        await writePosition(hadBatch);
+        const committed = await writePosition(hadBatch);
         if (this.#inTransaction) {
           this.#inTransaction = false;
-          await this.session.commit();
+          if (committed !== true) await this.session.commit();
         }
       } catch (error) {
         const classified = classify(error);

@@ -13,6 +13,7 @@ import type { Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../src/core/errors.js';
 import type { DatabaseSchema, QualifiedName, TableSchema } from '../../src/core/schema.js';
+import { destinationTableOf } from '../../src/engines/apply-failure.js';
 import { UNCHANGED } from '../../src/engines/engine.js';
 import type { ColumnValue, RowChange } from '../../src/engines/engine.js';
 import { bitBytes, dialectOf, openMysqlChangeApplier, POSITION_DATABASE, POSITION_TABLE } from '../../src/engines/mysql/mysql-change-applier.js';
@@ -810,6 +811,41 @@ describe('change applier', () => {
       await applier.commit('after');
       expect(await applier.readPosition()).toBe('after');
       expect(await rows('uniq', 'id', 'id')).toContainEqual({ id: 11 });
+    } finally {
+      await applier.close();
+    }
+  });
+
+  it('names the table of the failing statement among several sent in one round trip, and keeps none of the batch', async () => {
+    const jobId = nextJob();
+    await applyAndCommit(jobId, [insert('uniq', ['id', 'email'], ['20', 'twenty@x'])], 'before');
+    const applier = await openMysqlChangeApplier(db.params, jobId, tables());
+    try {
+      // Three tables, three statements: the server refuses the middle one (b is varchar(20), strict mode).
+      const error = await applier
+        .apply([
+          insert('uniq', ['id', 'email'], ['21', 'twenty-one@x']),
+          insert('pairs', ['a', 'b', 'v'], ['21', 'x'.repeat(30), 'too long']),
+          insert('logs', ['at', 'message', 'r'], ['21', 'after', '1.5']),
+        ])
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FerryError);
+      expect((error as FerryError).code).toBe('DATA_ERROR');
+      expect(destinationTableOf(error as FerryError)).toEqual(nameOf('pairs'));
+      await applier.rollback();
+      expect(await applier.readPosition()).toBe('before');
+      expect(await rows('uniq', 'id', 'id')).not.toContainEqual({ id: 21 });
+      expect(await rows('logs', 'at', 'at')).not.toContainEqual({ at: 21 });
+      // A value refused before anything is sent (not a boolean): what was queued before it goes nowhere, not into the next batch.
+      const refused = await applier
+        .apply([insert('uniq', ['id', 'email'], ['22', 'twenty-two@x']), remove('uniq', ['id'], ['99']), insert('items', ['id', 'name', 'flag', 'data', 'at', 'big'], ['22', 'x', 'maybe', null, null, null])])
+        .catch((e: unknown) => e);
+      expect((refused as FerryError).code).toBe('DATA_ERROR');
+      await applier.rollback();
+      await applier.apply([insert('logs', ['at', 'message', 'r'], ['22', 'next', '2.5'])]);
+      await applier.commit('after');
+      expect(await rows('uniq', 'id', 'id')).not.toContainEqual({ id: 22 });
+      expect(await rows('logs', 'at', 'at')).toContainEqual({ at: 22 });
     } finally {
       await applier.close();
     }

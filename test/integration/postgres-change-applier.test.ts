@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { FerryError } from '../../src/core/errors.js';
 import type { QualifiedName, TableSchema } from '../../src/core/schema.js';
+import { destinationTableOf } from '../../src/engines/apply-failure.js';
 import { UNCHANGED } from '../../src/engines/engine.js';
 import type { ColumnValue, RowChange } from '../../src/engines/engine.js';
 import { openPostgresChangeApplier } from '../../src/engines/postgres/postgres-change-applier.js';
@@ -128,8 +129,10 @@ describe('PostgresChangeApplier', () => {
     });
     const applier = await open();
     try {
-      await applyAndCommit(applier, changes, '0/1');
+      // With a second table the batch is two statements, sent in one query with their values as literals.
+      await applyAndCommit(applier, [...changes, insert('bench', ['id', 'name'], ['1', "it's $1::text[] \\ {1}"])], '0/1');
       expect(await rows('kinds')).toEqual(await rows('kinds_src'));
+      expect((await raw.query('SELECT name FROM public.bench')).rows).toEqual([{ name: "it's $1::text[] \\ {1}" }]);
       const texts = await raw.query('SELECT note, day::text, tstz::text, doc::text, ints::text, doubled FROM public.kinds WHERE id = 1');
       expect(texts.rows[0]).toMatchObject({ ints: '{1,NULL,3}', day: '0044-03-15 BC', tstz: '2024-01-01 00:00:00.123456+00', doc: '{"b": 1,  "a": [1, 2.50, 1e400]}', doubled: '2' });
       expect(String((texts.rows[0] as { note: string }).note)).toContain('😀 "quotes" \\ backslash\ttab\nnewline');
@@ -139,12 +142,52 @@ describe('PostgresChangeApplier', () => {
         const other = all[all.length - 1 - i] as Array<string | null>;
         return update('kinds', columns.filter((c) => c !== 'doubled'), values.map((v, j) => (columns[j] === 'id' ? v : other[j] ?? null)).filter((_, j) => columns[j] !== 'doubled'));
       });
-      await applyAndCommit(applier, reversed, '0/2');
+      await applyAndCommit(applier, [...reversed, remove('bench', ['id'], ['1'])], '0/2');
       const expected = await db.client.query<{ r: string }>(
         `SELECT (s.id, o.big, o.amount, o.note, o.data, o.flag, o.day, o.tstz, o.span, o.uid, o.doc, o.docb, o.ints, o.mood, o.qty, o.short, o.moods, s.id * 2)::text AS r
          FROM public.kinds_src s JOIN public.kinds_src o ON o.id = 5 - s.id ORDER BY s.id`,
       );
       expect(await rows('kinds')).toEqual(expected.rows.map((r) => r.r));
+    } finally {
+      await applier.close();
+    }
+  });
+
+  it('names the table of the failing statement among several sent in one query, and keeps none of the batch', async () => {
+    const applier = await open();
+    try {
+      await applyAndCommit(applier, [insert('bench', ['id', 'name'], ['1', 'before'])], '0/1');
+      const error = await rejection(
+        applier.apply([
+          insert('items', ['id', 'name', 'big', 'n'], ['1', 'one', 'b1', '1']),
+          insert('logs', ['at', 'message', 'doc'], ['1', 'bad', '{not json']),
+          insert('bench', ['id', 'name'], ['2', 'after']),
+        ]),
+      );
+      expect(error.code).toBe('DATA_ERROR');
+      expect(destinationTableOf(error)).toEqual(nameOf('logs'));
+      await applier.rollback();
+      expect(await applier.readPosition()).toBe('0/1');
+      expect(await rows('items')).toEqual([]);
+      expect(await rows('bench')).toEqual(['(1,before)']);
+    } finally {
+      await applier.close();
+    }
+  });
+
+  it('writes the position with its COMMIT in one round trip: any text exactly, and a failed write keeps neither', async () => {
+    // The job id and position are sent as literals there: quotes, backslashes and placeholders stay text.
+    const applier = await open(`job-'quoted' \\ $2 ${++jobCounter}`);
+    try {
+      const cols = ['id', 'name', 'big', 'n'];
+      await applyAndCommit(applier, [insert('items', cols, ['1', 'one', 'b1', '1'])], "0/1 'x' \\ $1");
+      expect(await applier.readPosition()).toBe("0/1 'x' \\ $1");
+      await applier.apply([insert('items', cols, ['2', 'two', 'b2', '2'])]);
+      // A position the server cannot take (a NUL byte) fails the write: the COMMIT after it does not run.
+      await rejection(applier.commit('0/2\u0000'));
+      await applier.rollback();
+      expect(await applier.readPosition()).toBe("0/1 'x' \\ $1");
+      expect(await rows('items')).toEqual(['(1,one,b1,1)']);
     } finally {
       await applier.close();
     }

@@ -24,6 +24,9 @@
  * destination and is written in the same transaction as the changes it covers; so do the tables
  * the pipeline parked (`_ferry.parked_tables`) and their waiting changes (`_ferry.parked_changes`).
  * DDL commits in MySQL, so these tables are created when the applier opens, never inside a batch.
+ *
+ * Round trips: the statements of one apply() whose answer is not read go together in one query
+ * (sendDeferred), and the position write carries the COMMIT (docs/ARCHITECTURE.md).
  */
 import type { ConnectionParams } from '../../core/connection-profile.js';
 import { FerryError } from '../../core/errors.js';
@@ -250,7 +253,9 @@ function postgresTypeOf(column: DestinationColumn, value: string): string {
  */
 export async function openMysqlChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[], applierOptions: ChangeApplierOptions = {}): Promise<MysqlChangeApplier> {
   const context = errorContext(params, { operation: 'write' });
-  const connection = await connectMysql(params, { context });
+  // Several statements per round trip (sendDeferred, the position write with its COMMIT); every
+  // value is escaped by the driver as for one statement.
+  const connection = await connectMysql(params, { context, connection: { multipleStatements: true } });
   try {
     for (const statement of APPLY_SESSION_SQL) await connection.query(statement);
     const [versionRows] = await connection.query('SELECT VERSION() AS version, @@max_allowed_packet AS max_packet');
@@ -296,6 +301,8 @@ export class MysqlChangeApplier implements ChangeApplier {
   /** Tables whose changes keep their relative order (foreign keys with actions exist during the stream). */
   private readonly orderedGroups: QualifiedName[][];
   private positionTableReady = false;
+  /** Statements of the open apply() that return nothing to look at, waiting to go in one round trip (sendDeferred). */
+  private deferred: Array<{ table: QualifiedName; sql: string }> = [];
 
   constructor(
     private readonly connection: MysqlConnection,
@@ -402,8 +409,14 @@ export class MysqlChangeApplier implements ChangeApplier {
           if (this.guard.inTransaction) throw positionTableGone(null);
           await this.createPositionTable();
         }
-        // Without changes (and without a fence) the position write alone is the transaction (autocommit).
-        await this.connection.query(this.writePositionSql(), [this.jobId, position]);
+        // Without changes (and without a fence) the position write alone is the transaction (autocommit);
+        // in a transaction the COMMIT goes in the same round trip (not run when the write fails).
+        if (!this.guard.inTransaction) {
+          await this.connection.query(this.writePositionSql(), [this.jobId, position]);
+          return false;
+        }
+        await this.connection.query(`${this.connection.format(this.writePositionSql(), [this.jobId, position])}; COMMIT`);
+        return true;
       },
       (error) => {
         if (error instanceof FerryError) return error;
@@ -540,6 +553,15 @@ export class MysqlChangeApplier implements ChangeApplier {
   }
 
   private async applyInOrder(planned: RowChange[]): Promise<void> {
+    try {
+      await this.applyDeferring(planned);
+    } finally {
+      // A failed apply() leaves nothing queued for the next one.
+      this.deferred = [];
+    }
+  }
+
+  private async applyDeferring(planned: RowChange[]): Promise<void> {
     // Grouped by table and collapsed per key (change-batch-plan.ts), so that runs of one shape are long.
     const changes = await planDescribedBatch(planned, (table) => this.describeForPlan(table), this.orderedGroups);
     let batch: PlannedRow[] = [];
@@ -573,9 +595,11 @@ export class MysqlChangeApplier implements ChangeApplier {
       bytes += planned.bytes;
     }
     await flush();
+    await this.sendDeferred();
   }
 
   private async truncate(change: Extract<RowChange, { op: 'truncate' }>): Promise<void> {
+    await this.sendDeferred();
     for (const table of change.tables) {
       await aboutTable(table, (error) => classifyMysqlError(error, this.context), async () => {
         const destination = await this.destinationOf(table);
@@ -647,20 +671,20 @@ export class MysqlChangeApplier implements ChangeApplier {
         const values = batch.flatMap((r) => r.values);
         const rows = batch.map(() => rowPlaceholders).join(', ');
         if (first.kind === 'insert') {
-          await this.write(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written, batch.length);
+          await this.write(table.name, `INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written, batch.length);
         } else if (table.hasOtherUniqueIndex) {
           // An upsert that meets two rows (by key and by another unique index) updates one of
           // them and fails on the other; REPLACE removes both and writes the new row.
-          await this.write(`REPLACE INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written, batch.length);
+          await this.write(table.name, `REPLACE INTO ${table.quoted} (${columnList}) VALUES ${rows}`, values, written, batch.length);
         } else {
-          await this.write(`INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows} ${this.upsertTail(written, keyColumns)}`, values, written, batch.length);
+          await this.write(table.name, `INSERT INTO ${table.quoted} (${columnList}) VALUES ${rows} ${this.upsertTail(written, keyColumns)}`, values, written, batch.length);
         }
         return;
       }
       case 'delete': {
         const placeholders = keyColumns.length === 1 ? '?' : `(${keyColumns.map(() => '?').join(', ')})`;
         const target = keyColumns.length === 1 ? (keyColumns[0] as DestinationColumn).quoted : `(${keyColumns.map((c) => c.quoted).join(', ')})`;
-        await this.connection.query(`DELETE FROM ${table.quoted} WHERE ${target} IN (${batch.map(() => placeholders).join(', ')})`, batch.flatMap((r) => r.oldKey));
+        this.defer(table.name, `DELETE FROM ${table.quoted} WHERE ${target} IN (${batch.map(() => placeholders).join(', ')})`, batch.flatMap((r) => r.oldKey));
         return;
       }
       case 'update': {
@@ -668,7 +692,7 @@ export class MysqlChangeApplier implements ChangeApplier {
         if (settable.length === 0) return;
         const sql = `UPDATE ${table.quoted} SET ${settable.map((c) => `${c.quoted} = ?`).join(', ')} WHERE ${keyMatch}`;
         for (const row of batch) {
-          await this.write(sql, [...settable.map((c) => row.values[written.indexOf(c)] ?? null), ...row.oldKey], settable);
+          await this.write(table.name, sql, [...settable.map((c) => row.values[written.indexOf(c)] ?? null), ...row.oldKey], settable);
         }
         return;
       }
@@ -681,9 +705,9 @@ export class MysqlChangeApplier implements ChangeApplier {
           const conditions = layout.match.map((m) => matchCondition(m.column)).join(' AND ');
           const where = conditions === '' ? '' : ` WHERE ${conditions}`;
           if (first.kind === 'row-delete') {
-            await this.connection.query(`DELETE FROM ${table.quoted}${where} LIMIT 1`, row.match);
+            this.defer(table.name, `DELETE FROM ${table.quoted}${where} LIMIT 1`, row.match);
           } else if (written.length > 0) {
-            await this.write(`UPDATE ${table.quoted} SET ${written.map((c) => `${c.quoted} = ?`).join(', ')}${where} LIMIT 1`, [...row.values, ...row.match], written);
+            await this.write(table.name, `UPDATE ${table.quoted} SET ${written.map((c) => `${c.quoted} = ?`).join(', ')}${where} LIMIT 1`, [...row.values, ...row.match], written);
           }
         }
         return;
@@ -698,10 +722,13 @@ export class MysqlChangeApplier implements ChangeApplier {
   private async move(row: PlannedRow, written: DestinationColumn[], keyColumns: DestinationColumn[]): Promise<void> {
     const table = row.layout.table;
     const keyMatch = keyColumns.map((c) => `${c.quoted} = ?`).join(' AND ');
+    // The SELECT must see every statement before it.
+    await this.sendDeferred();
     const [old] = await this.connection.query(`SELECT 1 AS present FROM ${table.quoted} WHERE ${keyMatch} FOR UPDATE`, row.oldKey);
     if ((old as unknown[]).length === 0) {
       if (row.layout.fullRow) {
         await this.write(
+          table.name,
           `${table.hasOtherUniqueIndex ? 'REPLACE' : 'INSERT'} INTO ${table.quoted} (${written.map((c) => c.quoted).join(', ')}) VALUES (${written.map(() => '?').join(', ')})` +
             (table.hasOtherUniqueIndex ? '' : ` ${this.upsertTail(written, keyColumns)}`),
           row.values,
@@ -711,8 +738,8 @@ export class MysqlChangeApplier implements ChangeApplier {
       return;
     }
     const newKey = row.layout.keys.map((k) => row.values[written.indexOf(k.column)] ?? null);
-    await this.connection.query(`DELETE FROM ${table.quoted} WHERE ${keyMatch}`, newKey);
-    await this.write(`UPDATE ${table.quoted} SET ${written.map((c) => `${c.quoted} = ?`).join(', ')} WHERE ${keyMatch}`, [...row.values, ...row.oldKey], written);
+    this.defer(table.name, `DELETE FROM ${table.quoted} WHERE ${keyMatch}`, newKey);
+    await this.write(table.name, `UPDATE ${table.quoted} SET ${written.map((c) => `${c.quoted} = ?`).join(', ')} WHERE ${keyMatch}`, [...row.values, ...row.oldKey], written);
   }
 
   /**
@@ -720,8 +747,9 @@ export class MysqlChangeApplier implements ChangeApplier {
    * SET list; the key values after them are not counted). Values '' in enum columns without that
    * label are MySQL's error value: such a statement runs without strictness and must raise
    * exactly one warning 1265 per such value, else it fails (DATA_ERROR) and the batch with it.
+   * Any other statement is deferred (sendDeferred): nothing of its answer is read.
    */
-  private async write(sql: string, values: MysqlValue[], columns: DestinationColumn[], rows = 1): Promise<void> {
+  private async write(table: QualifiedName, sql: string, values: MysqlValue[], columns: DestinationColumn[], rows = 1): Promise<void> {
     const expected = new Map<string, number>();
     if (columns.some((c) => c.takesErrorValue)) {
       for (let r = 0; r < rows; r++) {
@@ -731,9 +759,11 @@ export class MysqlChangeApplier implements ChangeApplier {
       }
     }
     if (expected.size === 0) {
-      await this.connection.query(sql, values);
+      this.defer(table, sql, values);
       return;
     }
+    // Its warnings are read from its own answer.
+    await this.sendDeferred();
     await this.connection.query(`SET SESSION sql_mode = '${LENIENT_WRITE_SQL_MODE}'`);
     try {
       const [result] = await this.connection.query(sql, values);
@@ -742,6 +772,48 @@ export class MysqlChangeApplier implements ChangeApplier {
       if (unexpected !== null) throw warningsRefused(`A change to ${columns[0]?.qualifiedName.split('.').slice(0, 2).join('.') ?? 'a table'}`, warnings, unexpected);
     } finally {
       await this.connection.query(`SET SESSION sql_mode = '${STRICT_WRITE_SQL_MODE}'`);
+    }
+  }
+
+  /** Queues a statement whose answer nobody reads, to be sent with the others of this apply() (sendDeferred). */
+  private defer(table: QualifiedName, sql: string, values: MysqlValue[]): void {
+    this.deferred.push({ table, sql: this.connection.format(sql, values) });
+  }
+
+  /**
+   * Sends the queued statements, as many per round trip as the byte bound allows, behind a
+   * SAVEPOINT. When one fails the server runs none after it: back to the savepoint, they run
+   * again one at a time, so that the failure names its table and is classified as that
+   * statement's, as if each had been sent alone. The batch fails either way.
+   */
+  private async sendDeferred(): Promise<void> {
+    const queue = this.deferred;
+    this.deferred = [];
+    const classify = (error: unknown) => classifyMysqlError(error, this.context);
+    let start = 0;
+    while (start < queue.length) {
+      let end = start + 1;
+      let bytes = (queue[start] as { sql: string }).sql.length;
+      while (end < queue.length && bytes + (queue[end] as { sql: string }).sql.length <= this.options.maxStatementBytes) bytes += (queue[end++] as { sql: string }).sql.length;
+      const part = queue.slice(start, end);
+      start = end;
+      if (part.length === 1) {
+        const only = part[0] as { table: QualifiedName; sql: string };
+        await aboutTable(only.table, classify, () => this.connection.query(only.sql));
+        continue;
+      }
+      try {
+        await this.connection.query(`SAVEPOINT ferry_deferred; ${part.map((d) => d.sql).join('; ')}`);
+      } catch (error) {
+        try {
+          // Gone when the error ended the transaction (a deadlock): nothing to run again.
+          await this.connection.query('ROLLBACK TO SAVEPOINT ferry_deferred');
+        } catch {
+          throw classify(error);
+        }
+        for (const d of part) await aboutTable(d.table, classify, () => this.connection.query(d.sql));
+        throw classify(error);
+      }
     }
   }
 

@@ -804,15 +804,28 @@ function tableKey(schema: string, name: string): string {
   return `${schema}\u0000${name}`;
 }
 
-/** The last timestamp isoTime formatted: binlog timestamps are whole seconds, shared by every transaction of that second. */
+/**
+ * When a transaction whose binlog event carries `timestampMs` committed, as precisely as this
+ * reader can tell, for the lag (ReplicationStats): binlog timestamps are whole seconds, so taken
+ * as they are the lag would read up to a second too high. The event was written at the commit
+ * and received at `receivedMs`: received within the second it names, the reader is caught up and
+ * the commit was (almost) at the receipt; received later, the reader reads a backlog and the
+ * middle of that second is off by half a second at most.
+ */
+export function binlogTime(timestampMs: number, receivedMs: number): number {
+  if (timestampMs <= 0) return receivedMs;
+  return receivedMs < timestampMs + 1000 ? receivedMs : timestampMs + 500;
+}
+
+/** The last time isoTime formatted: every transaction of one backlog second shares it. */
 let lastIsoMs = -1;
 let lastIso = '';
 
 function isoTime(timestampMs: number): string {
-  if (timestampMs <= 0) return new Date().toISOString();
-  if (timestampMs !== lastIsoMs) {
-    lastIso = new Date(timestampMs).toISOString();
-    lastIsoMs = timestampMs;
+  const time = binlogTime(timestampMs, Date.now());
+  if (time !== lastIsoMs) {
+    lastIso = new Date(time).toISOString();
+    lastIsoMs = time;
   }
   return lastIso;
 }

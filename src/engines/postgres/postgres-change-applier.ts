@@ -375,7 +375,15 @@ export class PostgresChangeApplier implements ChangeApplier {
       async () => {
         if (!this.positionTableReady) await this.createPositionTable();
         // Without changes the position write alone is the transaction.
-        await this.client.query({ name: 'ferry_write_position', text: WRITE_POSITION_SQL, values: [this.jobId, position] });
+        if (!this.guard.inTransaction) {
+          await this.client.query({ name: 'ferry_write_position', text: WRITE_POSITION_SQL, values: [this.jobId, position] });
+          return false;
+        }
+        // In a transaction the COMMIT goes in the same round trip: a simple query of two statements,
+        // the second not run when the first fails.
+        const values = [this.jobId, position];
+        await this.client.query(`${WRITE_POSITION_SQL.replace(/\$([12])/g, (_, n: string) => this.client.escapeLiteral(values[Number(n) - 1] as string))}; COMMIT`);
+        return true;
       },
       (error) => {
         const dropped = positionTableDropped(error);
@@ -596,6 +604,12 @@ export class PostgresChangeApplier implements ChangeApplier {
 
   /** Runs the steps in order in the open transaction. */
   private async run(steps: Step[]): Promise<void> {
+    if (await this.runInOneQuery(steps)) return;
+    await this.runEach(steps);
+  }
+
+  /** Runs the steps one statement per round trip, each failure naming its table. */
+  private async runEach(steps: Step[]): Promise<void> {
     const classify = (error: unknown) => classifyPostgresError(error, this.context);
     for (const step of steps) {
       if (step.kind === 'rows') {
@@ -610,6 +624,40 @@ export class PostgresChangeApplier implements ChangeApplier {
         throw namingTable(classified, named ?? (change.tables[0] as QualifiedName));
       });
     }
+  }
+
+  /**
+   * Steps that are all set-based (the usual batch) go in one simple query, their text[]
+   * parameters as escaped literals, behind a SAVEPOINT: one round trip instead of one per
+   * statement. When one fails the server runs none after it: back to the savepoint, the steps run
+   * again one at a time (run()), so that the failure names its table as if each had been sent
+   * alone; the batch fails either way. False when the steps do not qualify (nothing sent).
+   */
+  private async runInOneQuery(steps: Step[]): Promise<boolean> {
+    const texts: string[] = [];
+    for (const step of steps) {
+      if (step.kind !== 'rows' || !step.shape.setBased) return false;
+      const values = (step.values ??= arrayParameters(step.rows));
+      for (const statement of step.shape.statements) {
+        // Only placeholders may hold a '$' (a quoted name could too): else the extended protocol.
+        const placeholders = statement.text.match(/\$\d+::text\[\]/g)?.length ?? 0;
+        if (placeholders !== (statement.text.match(/\$/g)?.length ?? 0)) return false;
+        texts.push(statement.text.replace(/\$(\d+)::text\[\]/g, (_, n: string) => `${this.client.escapeLiteral(values[Number(n) - 1] as string)}::text[]`));
+      }
+    }
+    if (texts.length < 2) return false;
+    try {
+      await this.client.query(`SAVEPOINT ferry_steps; ${texts.join('; ')}`);
+    } catch (error) {
+      try {
+        await this.client.query('ROLLBACK TO SAVEPOINT ferry_steps');
+      } catch {
+        throw classifyPostgresError(error, this.context);
+      }
+      await this.runEach(steps);
+      throw classifyPostgresError(error, this.context);
+    }
+    return true;
   }
 
   private async truncate(change: Extract<RowChange, { op: 'truncate' }>): Promise<void> {
