@@ -2,8 +2,8 @@
  * Applies captured changes on a PostgreSQL destination, set-based: a batch is put in the order
  * of its plan (pipeline/change-batch-plan.ts: grouped by table, collapsed per key), then
  * consecutive changes of one shape (table, operation, columns, unchanged columns) become one
- * statement over arrays of text values (`unnest($1::text[], ...)`), cast in SQL to the
- * destination's column types.
+ * statement over arrays of text values (`unnest($1::text[], ...)`, sent in binary:
+ * binary-text-array.ts), cast in SQL to the destination's column types.
  *
  * Every statement is idempotent, so changes applied again after a crash (for tables that a
  * later snapshot copied) end in the same state as changes applied once:
@@ -31,6 +31,7 @@ import { checkPostgresFence, tagPostgresFencedSession } from './postgres-job-fen
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
+import { binaryTextArray } from './binary-text-array.js';
 import { TransactionGuard } from '../transaction-guard.js';
 import { orderedTableGroups, planChangeBatch, planDescribedBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
 
@@ -194,7 +195,7 @@ interface PlannedRow {
 
 /** One step of a planned batch: a statement family over rows (its array parameters built ahead, or null), or a TRUNCATE. */
 type Step =
-  | { kind: 'rows'; shape: Shape; rows: PlannedRow[]; values: string[] | null }
+  | { kind: 'rows'; shape: Shape; rows: PlannedRow[]; values: Buffer[] | null }
   | { kind: 'truncate'; change: Extract<RowChange, { op: 'truncate' }> };
 
 /** A batch planned by planAhead(): the steps apply() would have run for those changes. */
@@ -750,7 +751,7 @@ export class PostgresChangeApplier implements ChangeApplier {
     return layout;
   }
 
-  private async execute(shape: Shape, rows: PlannedRow[], values: string[] | null): Promise<void> {
+  private async execute(shape: Shape, rows: PlannedRow[], values: Buffer[] | null): Promise<void> {
     if (shape.setBased) {
       const arrays = values ?? arrayParameters(rows);
       for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: arrays });
@@ -788,28 +789,11 @@ function schemaChanged(mismatch: ColumnMismatch): FerryError {
   );
 }
 
-/**
- * Parameter `p` of every row as one text[] literal (`{"a","b\\"c",NULL}`), what node-postgres
- * would send for an array of strings, built without its per-element preparation: a chunk of a
- * large transaction is thousands of rows times every column.
- */
-function arrayLiteral(rows: PlannedRow[], p: number): string {
-  let out = '{';
-  for (let r = 0; r < rows.length; r++) {
-    if (r > 0) out += ',';
-    const value = (rows[r] as PlannedRow).params[p];
-    if (value === null || value === undefined) out += 'NULL';
-    else if (value.includes('\\') || value.includes('"')) out += `"${value.replace(/[\\"]/g, '\\$&')}"`;
-    else out += `"${value}"`;
-  }
-  return `${out}}`;
-}
-
-/** The array parameters of a set-based statement: one text[] literal per parameter position. */
-function arrayParameters(rows: PlannedRow[]): string[] {
+/** The array parameters of a set-based statement: parameter `p` of every row as one binary text[] (binary-text-array.ts). */
+function arrayParameters(rows: PlannedRow[]): Buffer[] {
   const count = rows[0]?.params.length ?? 0;
-  const arrays: string[] = [];
-  for (let p = 0; p < count; p++) arrays.push(arrayLiteral(rows, p));
+  const arrays: Buffer[] = [];
+  for (let p = 0; p < count; p++) arrays.push(binaryTextArray(rows.length, (r) => (rows[r] as PlannedRow).params[p]));
   return arrays;
 }
 
