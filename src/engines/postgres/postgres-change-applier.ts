@@ -167,6 +167,8 @@ interface Layout {
   written: Slot[];
   /** Every written value is known and every key column is among them. */
   fullRow: boolean;
+  /** The written values are the change's values, all of them, in order (see planRow). */
+  valuesInOrder: boolean;
   keys: KeySlot[];
   /** Old columns to match in row mode. */
   match: Slot[];
@@ -187,15 +189,18 @@ interface Shape {
   keyGroups: number[][];
 }
 
-/** One change turned into statement parameters. */
+/** One row's statement parameters. */
+type RowParams = Array<string | null>;
+
+/** One change turned into statement parameters (while its step is planned: a step keeps only the parameters). */
 interface PlannedRow {
   shape: Shape;
-  params: Array<string | null>;
+  params: RowParams;
 }
 
 /** One step of a planned batch: a statement family over rows (its array parameters built ahead, or null), or a TRUNCATE. */
 type Step =
-  | { kind: 'rows'; shape: Shape; rows: PlannedRow[]; values: Buffer[] | null }
+  | { kind: 'rows'; shape: Shape; rows: RowParams[]; values: Buffer[] | null }
   | { kind: 'truncate'; change: Extract<RowChange, { op: 'truncate' }> };
 
 /** A batch planned by planAhead(): the steps apply() would have run for those changes. */
@@ -543,7 +548,7 @@ export class PostgresChangeApplier implements ChangeApplier {
   private steps(changes: RowChange[], ahead: boolean): Step[] {
     const steps: Step[] = [];
     let shape: Shape | null = null;
-    let rows: PlannedRow[] = [];
+    let rows: RowParams[] = [];
     let touched = new Set<string>();
     let chars = 0;
     let totalChars = 0;
@@ -583,7 +588,7 @@ export class PostgresChangeApplier implements ChangeApplier {
         flush();
         shape = planned.shape;
       }
-      rows.push(planned);
+      rows.push(planned.params);
       chars += size;
       totalChars += size;
       touch(planned, touched);
@@ -743,6 +748,7 @@ export class PostgresChangeApplier implements ChangeApplier {
       mode: keyed ? 'keyed' : 'row',
       written,
       fullRow: unchanged === '' && keys.every((k) => k.writtenPosition >= 0),
+      valuesInOrder: columns !== null && written.length === columns.length && written.every((w, i) => w.index === i),
       keys,
       match: keyed ? [] : old,
       shapes: new Map(),
@@ -751,14 +757,14 @@ export class PostgresChangeApplier implements ChangeApplier {
     return layout;
   }
 
-  private async execute(shape: Shape, rows: PlannedRow[], values: Buffer[] | null): Promise<void> {
+  private async execute(shape: Shape, rows: RowParams[], values: Buffer[] | null): Promise<void> {
     if (shape.setBased) {
       const arrays = values ?? arrayParameters(rows);
       for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: arrays });
       return;
     }
     for (const row of rows) {
-      for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: row.params });
+      for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: row });
     }
   }
 }
@@ -790,16 +796,19 @@ function schemaChanged(mismatch: ColumnMismatch): FerryError {
 }
 
 /** The array parameters of a set-based statement: parameter `p` of every row as one binary text[] (binary-text-array.ts). */
-function arrayParameters(rows: PlannedRow[]): Buffer[] {
-  const count = rows[0]?.params.length ?? 0;
+function arrayParameters(rows: RowParams[]): Buffer[] {
+  const count = rows[0]?.length ?? 0;
   const arrays: Buffer[] = [];
-  for (let p = 0; p < count; p++) arrays.push(binaryTextArray(rows.length, (r) => (rows[r] as PlannedRow).params[p]));
+  for (let p = 0; p < count; p++) arrays.push(binaryTextArray(rows.length, (r) => (rows[r] as RowParams)[p]));
   return arrays;
 }
 
 function rowChars(params: Array<string | null>): number {
   let n = 0;
-  for (const p of params) if (p !== null) n += p.length;
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i];
+    if (typeof p === 'string') n += p.length;
+  }
   return n;
 }
 
@@ -826,16 +835,18 @@ function text(value: ColumnValue | undefined): string | null {
 function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>, name: () => string): PlannedRow {
   const values = change.op === 'delete' ? [] : change.values;
   const oldValues = change.op === 'insert' ? null : change.oldValues;
-  const written = layout.written.map((w) => text(values[w.index]));
-  const table = displayName(layout.table.name);
+  // Every value written in order (no unchanged, generated or unknown column): the change's own
+  // values are the row's parameters, read-only like every change.
+  const written = layout.valuesInOrder ? (values as Array<string | null>) : layout.written.map((w) => text(values[w.index]));
+  const table = () => displayName(layout.table.name);
 
   if (layout.mode === 'row') {
     if (layout.op === 'insert') return { shape: shapeOf(layout, 'insert', '', name), params: written };
     if (oldValues === null) {
       throw new FerryError(
         'TABLE_WITHOUT_PRIMARY_KEY',
-        `An ${layout.op} of ${table} arrived without the old row, and the table has no primary key on the destination, so the row cannot be found. Give the source table a primary key or run ALTER TABLE ${quoteQualified(layout.table.name)} REPLICA IDENTITY FULL on the source, then Restart the job.`,
-        { details: { table } },
+        `An ${layout.op} of ${table()} arrived without the old row, and the table has no primary key on the destination, so the row cannot be found. Give the source table a primary key or run ALTER TABLE ${quoteQualified(layout.table.name)} REPLICA IDENTITY FULL on the source, then Restart the job.`,
+        { details: { table: table() } },
       );
     }
     // Rows are matched with `=` (or IS NULL), so the statement depends on which old values are null.
@@ -855,38 +866,47 @@ function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>,
     return { shape: shapeOf(layout, kind, mask, name), params };
   }
 
-  const newKey: Array<string | null> = [];
-  const oldKey: Array<string | null> = [];
+  // The key before and after the change, checked without building it (most changes keep their key).
+  let moved = false;
   for (const k of layout.keys) {
     const oldValue = k.oldIndex >= 0 && oldValues !== null ? text(oldValues[k.oldIndex]) : null;
     const newValue = k.writtenPosition >= 0 ? (written[k.writtenPosition] ?? null) : oldValue;
     if (newValue === null && layout.op !== 'delete') {
       throw new FerryError(
         'DATA_ERROR',
-        `A change to ${table} has no value for its key column ${k.column.name}, so the row cannot be identified. Check that the destination's primary key matches the source's.`,
-        { details: { table, column: k.column.name } },
+        `A change to ${table()} has no value for its key column ${k.column.name}, so the row cannot be identified. Check that the destination's primary key matches the source's.`,
+        { details: { table: table(), column: k.column.name } },
       );
     }
-    newKey.push(newValue);
-    oldKey.push(k.oldIndex >= 0 ? oldValue : newValue);
+    if (k.oldIndex >= 0 && oldValue !== newValue) moved = true;
   }
   if (layout.op === 'delete') {
+    const oldKey = keyValues(layout, written, oldValues, 'old');
     if (oldKey.some((v) => v === null)) {
-      throw new FerryError('DATA_ERROR', `A delete from ${table} has no value for a key column, so the row cannot be identified. Check that the destination's primary key matches the source's.`, {
-        details: { table },
+      throw new FerryError('DATA_ERROR', `A delete from ${table()} has no value for a key column, so the row cannot be identified. Check that the destination's primary key matches the source's.`, {
+        details: { table: table() },
       });
     }
     return { shape: shapeOf(layout, 'delete', '', name), params: oldKey };
   }
   if (layout.op === 'insert') return { shape: shapeOf(layout, 'upsert', '', name), params: written };
-  const moved = newKey.some((v, i) => v !== oldKey[i]);
-  if (moved) return { shape: shapeOf(layout, 'move', '', name), params: [...written, ...newKey, ...oldKey] };
+  if (moved) return { shape: shapeOf(layout, 'move', '', name), params: [...written, ...keyValues(layout, written, oldValues, 'new'), ...keyValues(layout, written, oldValues, 'old')] };
   if (layout.fullRow) return { shape: shapeOf(layout, 'upsert', '', name), params: written };
-  return { shape: shapeOf(layout, 'update', '', name), params: [...written, ...newKey] };
+  return { shape: shapeOf(layout, 'update', '', name), params: [...written, ...keyValues(layout, written, oldValues, 'new')] };
+}
+
+/** The row's key values after the change ('new': written, else old) or before it ('old': old, else new). */
+function keyValues(layout: Layout, written: Array<string | null>, oldValues: ColumnValue[] | null, which: 'new' | 'old'): Array<string | null> {
+  return layout.keys.map((k) => {
+    const oldValue = k.oldIndex >= 0 && oldValues !== null ? text(oldValues[k.oldIndex]) : null;
+    const newValue = k.writtenPosition >= 0 ? (written[k.writtenPosition] ?? null) : oldValue;
+    return which === 'old' && k.oldIndex >= 0 ? oldValue : newValue;
+  });
 }
 
 function shapeOf(layout: Layout, kind: ShapeKind, mask: string, name: () => string): Shape {
-  const key = `${kind}:${mask}`;
+  // No string is built per change for the usual shapes (no mask).
+  const key = mask === '' ? kind : `${kind}:${mask}`;
   let shape = layout.shapes.get(key);
   if (shape === undefined) {
     shape = buildShape(layout, kind, mask, name);
