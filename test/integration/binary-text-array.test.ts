@@ -52,6 +52,14 @@ describe('binaryTextArray', () => {
     result.values.forEach((v, i) => expect(v === values[i], `element ${i}`).toBe(true));
   });
 
+  it('round-trips repeated values, the same string or equal ones, also where the buffer grows between them', async () => {
+    const filler = ' '.repeat(84);
+    const wide = `${'é'.repeat(500)}${'q'.repeat(500)}`;
+    const values: Array<string | null> = [];
+    for (let i = 0; i < 300; i++) values.push(filler, ' '.repeat(84), wide, wide, null, String(i % 3), String(i % 3), '', '');
+    expect((await roundTrip(values)).values).toEqual(values);
+  });
+
   it('reads an array without elements, one of NULLs only, and thousands of rows', async () => {
     expect(await roundTrip([])).toEqual({ values: [], length: 0, dims: null });
     expect((await roundTrip([null, null])).values).toEqual([null, null]);

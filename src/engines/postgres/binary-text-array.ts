@@ -22,11 +22,40 @@ const SHORT_VALUE = 1024;
 /** A scratch buffer grown past this is dropped after use, so one wide statement does not keep its size. */
 const KEEP_SCRATCH_BYTES = 1024 * 1024;
 
-let scratch = Buffer.allocUnsafe(64 * 1024);
+/** Values up to this many characters are copied in JavaScript when they are ASCII (most keys, numbers, flags): no call into C++ per value. */
+const SHORT_ASCII = 128;
+
+/** Node's Buffer.utf8Write: Buffer.write without its argument handling (present on every Buffer, undocumented). */
+type Utf8WritingBuffer = Buffer & { utf8Write(value: string, offset: number): number };
+
+let scratch = Buffer.allocUnsafe(64 * 1024) as Utf8WritingBuffer;
+
+/** A big-endian int32 at `offset` of the scratch buffer (which has room for it), without writeInt32BE's checks. */
+function int32(value: number, offset: number): void {
+  scratch[offset] = value >>> 24;
+  scratch[offset + 1] = value >>> 16;
+  scratch[offset + 2] = value >>> 8;
+  scratch[offset + 3] = value;
+}
+
+/** Writes `value` as UTF-8 at `offset` of the scratch buffer (which has room for it); returns the bytes written. */
+function writeUtf8(value: string, offset: number): number {
+  const length = value.length;
+  if (length <= SHORT_ASCII) {
+    let i = 0;
+    for (; i < length; i++) {
+      const code = value.charCodeAt(i);
+      if (code >= 0x80) break;
+      scratch[offset + i] = code;
+    }
+    if (i === length) return length;
+  }
+  return scratch.utf8Write(value, offset);
+}
 
 function ensure(bytes: number): void {
   if (bytes <= scratch.length) return;
-  const grown = Buffer.allocUnsafe(Math.max(bytes, scratch.length * 2));
+  const grown = Buffer.allocUnsafe(Math.max(bytes, scratch.length * 2)) as Utf8WritingBuffer;
   scratch.copy(grown);
   scratch = grown;
 }
@@ -39,19 +68,33 @@ export function binaryTextArray(count: number, valueAt: (index: number) => strin
   ensure(HEADER_BYTES + 4 * count);
   let offset = HEADER_BYTES;
   let hasNull = 0;
+  // The last value written and where its bytes are: a column often repeats one value (often the
+  // very same string, which the pgoutput decoder shares), whose bytes are then copied over.
+  let last: string | null = null;
+  let lastStart = 0;
+  let lastBytes = 0;
   for (let i = 0; i < count; i++) {
     const value = valueAt(i);
     if (value === null || value === undefined) {
       ensure(offset + 4);
-      scratch.writeInt32BE(-1, offset);
+      int32(-1, offset);
       offset += 4;
       hasNull = 1;
       continue;
     }
     // UTF-16 to UTF-8 is at most 3 bytes per code unit: short values get that room unmeasured.
     ensure(offset + 4 + (value.length <= SHORT_VALUE ? 3 * value.length : Buffer.byteLength(value, 'utf8')));
-    const written = scratch.write(value, offset + 4, 'utf8');
-    scratch.writeInt32BE(written, offset);
+    let written: number;
+    if (value === last) {
+      written = lastBytes;
+      scratch.copyWithin(offset + 4, lastStart, lastStart + lastBytes);
+    } else {
+      written = writeUtf8(value, offset + 4);
+      last = value;
+      lastStart = offset + 4;
+      lastBytes = written;
+    }
+    int32(written, offset);
     offset += 4 + written;
   }
   if (count === 0) {
@@ -69,6 +112,6 @@ export function binaryTextArray(count: number, valueAt: (index: number) => strin
   }
   const out = Buffer.allocUnsafe(offset);
   scratch.copy(out, 0, 0, offset);
-  if (scratch.length > KEEP_SCRATCH_BYTES) scratch = Buffer.allocUnsafe(64 * 1024);
+  if (scratch.length > KEEP_SCRATCH_BYTES) scratch = Buffer.allocUnsafe(64 * 1024) as Utf8WritingBuffer;
   return out;
 }
