@@ -838,15 +838,14 @@ function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>,
   // Every value written in order (no unchanged, generated or unknown column): the change's own
   // values are the row's parameters, read-only like every change.
   const written = layout.valuesInOrder ? (values as Array<string | null>) : layout.written.map((w) => text(values[w.index]));
-  const table = () => displayName(layout.table.name);
 
   if (layout.mode === 'row') {
     if (layout.op === 'insert') return { shape: shapeOf(layout, 'insert', '', name), params: written };
     if (oldValues === null) {
       throw new FerryError(
         'TABLE_WITHOUT_PRIMARY_KEY',
-        `An ${layout.op} of ${table()} arrived without the old row, and the table has no primary key on the destination, so the row cannot be found. Give the source table a primary key or run ALTER TABLE ${quoteQualified(layout.table.name)} REPLICA IDENTITY FULL on the source, then Restart the job.`,
-        { details: { table: table() } },
+        `An ${layout.op} of ${displayName(layout.table.name)} arrived without the old row, and the table has no primary key on the destination, so the row cannot be found. Give the source table a primary key or run ALTER TABLE ${quoteQualified(layout.table.name)} REPLICA IDENTITY FULL on the source, then Restart the job.`,
+        { details: { table: displayName(layout.table.name) } },
       );
     }
     // Rows are matched with `=` (or IS NULL), so the statement depends on which old values are null.
@@ -874,8 +873,8 @@ function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>,
     if (newValue === null && layout.op !== 'delete') {
       throw new FerryError(
         'DATA_ERROR',
-        `A change to ${table()} has no value for its key column ${k.column.name}, so the row cannot be identified. Check that the destination's primary key matches the source's.`,
-        { details: { table: table(), column: k.column.name } },
+        `A change to ${displayName(layout.table.name)} has no value for its key column ${k.column.name}, so the row cannot be identified. Check that the destination's primary key matches the source's.`,
+        { details: { table: displayName(layout.table.name), column: k.column.name } },
       );
     }
     if (k.oldIndex >= 0 && oldValue !== newValue) moved = true;
@@ -883,8 +882,8 @@ function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>,
   if (layout.op === 'delete') {
     const oldKey = keyValues(layout, written, oldValues, 'old');
     if (oldKey.some((v) => v === null)) {
-      throw new FerryError('DATA_ERROR', `A delete from ${table()} has no value for a key column, so the row cannot be identified. Check that the destination's primary key matches the source's.`, {
-        details: { table: table() },
+      throw new FerryError('DATA_ERROR', `A delete from ${displayName(layout.table.name)} has no value for a key column, so the row cannot be identified. Check that the destination's primary key matches the source's.`, {
+        details: { table: displayName(layout.table.name) },
       });
     }
     return { shape: shapeOf(layout, 'delete', '', name), params: oldKey };
