@@ -39,23 +39,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DST_PORT, HOST, SRC_PORT, USER, call, connect, cpuMillis, cpuSince, createDatabase, createPgJob, every, log, median, onCleanup, percentile, run, runBench, serverCpu, startFerry, uid, waitUntil, watchMemory,
+  DST_PORT, HOST, SRC_PORT, USER, call, connect, cpuMillis, cpuSince, createDatabase, createPgJob, envNumber, every, log, median, onCleanup, percentile, run, runBench, serverCpu, startFerry, uid, waitUntil, watchMemory,
 } from './lib.js';
 
-const env = (name, fallback) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number >= 0, got ${JSON.stringify(process.env[name])}`);
-  return value;
-};
-const SCALE = env('BENCH_SCALE', 10);
-const SECONDS = env('BENCH_SECONDS', 30);
-const CLIENTS = env('BENCH_CLIENTS', 4);
-const BACKLOG_SECONDS = env('BENCH_BACKLOG_SECONDS', 20);
-const BACKLOG_UPDATES = env('BENCH_BACKLOG_UPDATES', 2);
-const CATCHUP_ROUNDS = env('BENCH_CATCHUP_ROUNDS', 2);
+const SCALE = envNumber('BENCH_SCALE', 10);
+const SECONDS = envNumber('BENCH_SECONDS', 30);
+const CLIENTS = envNumber('BENCH_CLIENTS', 4);
+const BACKLOG_SECONDS = envNumber('BENCH_BACKLOG_SECONDS', 20);
+const BACKLOG_UPDATES = envNumber('BENCH_BACKLOG_UPDATES', 2);
+const CATCHUP_ROUNDS = envNumber('BENCH_CATCHUP_ROUNDS', 2);
 const CATCHUP_FIRST = process.env.BENCH_CATCHUP_FIRST ?? 'ferry';
 if (!['ferry', 'subscription'].includes(CATCHUP_FIRST)) throw new Error(`BENCH_CATCHUP_FIRST must be ferry or subscription, got ${CATCHUP_FIRST}`);
-const TIMEOUT_MS = env('BENCH_TIMEOUT_SECONDS', 900) * 1000;
+const TIMEOUT_MS = envNumber('BENCH_TIMEOUT_SECONDS', 900) * 1000;
 const THREADS = Math.max(1, Math.min(CLIENTS, 2));
 const POLL_MS = 100;
 const HEARTBEAT_MS = 100;

@@ -7,7 +7,8 @@
 // Environment: FERRY_TEST_PG_HOST / FERRY_TEST_PG_SOURCE_PORT / FERRY_TEST_PG_DEST_PORT /
 // FERRY_TEST_PG_USER; FERRY_LOG_LEVEL for the server (default warn); FERRY_BENCH_NODE_ARGS,
 // node options for the server (space-separated), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
-// to profile it (NODE_OPTIONS refuses --cpu-prof).
+// to profile it (NODE_OPTIONS refuses --cpu-prof); FERRY_BENCH_LOG_FILE, a file the server's
+// output is appended to (default: kept in memory, shown only when it fails to start).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,13 @@ export function percentile(values, p) {
   const sorted = [...values].sort((a, b) => a - b);
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank];
+}
+
+/** The environment variable `name` as a number >= 0 (`fallback` when unset); throws on anything else. */
+export function envNumber(name, fallback) {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number >= 0, got ${JSON.stringify(process.env[name])}`);
+  return value;
 }
 
 /** A connected client the caller ends; its idle errors (server gone) are ignored. */
@@ -115,12 +123,12 @@ export async function freePort() {
 /**
  * `ferry serve` from the compiled code (dist/), on a free port, stopped by its PID.
  * Options: `prefix` of its temporary data directory, or `dataDir` (kept on stop); `logFile`
- * (its output goes there instead of a 20 kB buffer); `logLevel` (FERRY_LOG_LEVEL, default warn);
+ * (its output goes there instead of a 20 kB buffer; default FERRY_BENCH_LOG_FILE); `logLevel` (FERRY_LOG_LEVEL, default warn);
  * `nodeArgs` (e.g. --cpu-prof). A string argument is the prefix. Stopped by runBench's clean-up
  * unless stopped before (stop() may be called more than once).
  */
 export async function startFerry(options = {}) {
-  const { prefix = 'ferry-bench-', dataDir: givenDir = null, logFile = null, logLevel = process.env.FERRY_LOG_LEVEL ?? 'warn', nodeArgs = (process.env.FERRY_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '') } =
+  const { prefix = 'ferry-bench-', dataDir: givenDir = null, logFile = process.env.FERRY_BENCH_LOG_FILE ?? null, logLevel = process.env.FERRY_LOG_LEVEL ?? 'warn', nodeArgs = (process.env.FERRY_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '') } =
     typeof options === 'string' ? { prefix: options } : options;
   if (!existsSync(join(ROOT, 'dist'))) throw new Error('dist/ is missing: run `npm run build` first');
   const dataDir = givenDir ?? mkdtempSync(join(tmpdir(), prefix));
@@ -279,7 +287,9 @@ export async function serverCpu(client, db, type = null) {
 }
 
 /** CPU ms used between two serverCpu readings (a process that started in between counts whole). */
-export const cpuSince = (before, after) => [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+export function cpuSince(before, after) {
+  return [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+}
 
 /**
  * Clean-up steps, undone last-in first-out by runBench: after main ends, fails, or on Ctrl-C

@@ -92,6 +92,11 @@ export function planChangeBatch(changes: RowChange[], options: ChangeBatchPlanOp
     for (const table of group) groupOf.set(qualifiedName(table), `\u0001group${i}`);
   });
   const out: RowChange[] = [];
+  if (!changes.some((change) => change.op === 'truncate')) {
+    // The usual batch, one segment: planned from the batch itself, not a copy of it.
+    planSegment(changes as KeyedChange[], options, groupOf, out);
+    return out;
+  }
   let segment: KeyedChange[] = [];
   for (const change of changes) {
     if (change.op === 'truncate') {
@@ -128,8 +133,8 @@ function planSegment(changes: KeyedChange[], options: ChangeBatchPlanOptions, gr
     unit.changes.push(change);
   }
   for (const unit of units.values()) {
-    const collapsed = unit.group || unit.changes.length === 1 ? null : collapseTable(unit.changes, options.table(unit.table));
-    for (const change of collapsed ?? unit.changes) out.push(change);
+    const collapsed = !unit.group && unit.changes.length > 1 && collapseTable(unit.changes, options.table(unit.table), out);
+    if (!collapsed) for (const change of unit.changes) out.push(change);
   }
 }
 
@@ -141,10 +146,10 @@ interface KeyState {
   last: Extract<RowChange, { op: 'insert' | 'update' }> | null;
 }
 
-/** The table's changes collapsed per key, or null when they must stay as they are. */
-function collapseTable(changes: KeyedChange[], table: PlanTable): RowChange[] | null {
+/** Appends the table's changes collapsed per key to `out`; false (nothing appended) when they must stay as they are. */
+function collapseTable(changes: KeyedChange[], table: PlanTable, out: RowChange[]): boolean {
   const keyColumns = table.keyColumns;
-  if (keyColumns === null || keyColumns.length === 0 || table.otherUnique) return null;
+  if (keyColumns === null || keyColumns.length === 0 || table.otherUnique) return false;
   const states = new Map<string, KeyState>();
   const stateOf = (key: string, inserting: boolean): KeyState => {
     let state = states.get(key);
@@ -166,20 +171,20 @@ function collapseTable(changes: KeyedChange[], table: PlanTable): RowChange[] | 
   for (const change of changes) {
     if (change.op === 'insert') {
       const key = keyOf(keyColumns, change.columns, change.values);
-      if (key === null) return null;
+      if (key === null) return false;
       insert(key, change);
     } else if (change.op === 'delete') {
       const key = keyOf(keyColumns, change.oldColumns, change.oldValues);
-      if (key === null) return null;
+      if (key === null) return false;
       remove(key, change);
     } else {
       const newKey = newKeyOf(keyColumns, change);
-      if (newKey === null) return null;
+      if (newKey === null) return false;
       const oldKey = change.oldColumns === null || change.oldValues === null ? newKey : (keyOf(keyColumns, change.oldColumns, change.oldValues) ?? newKey);
       if (oldKey !== newKey) {
         // A key change: the old key's row goes, the new row arrives whole (else it cannot be placed).
         const whole = !change.values.some((v) => v === UNCHANGED) && table.writableColumns.every((c) => change.columns.includes(c));
-        if (!whole || keyOf(keyColumns, change.columns, change.values) === null) return null;
+        if (!whole || keyOf(keyColumns, change.columns, change.values) === null) return false;
         remove(oldKey, { op: 'delete', table: change.table, oldColumns: change.oldColumns as string[], oldValues: change.oldValues as ColumnValue[] });
         insert(newKey, { op: 'insert', table: change.table, columns: change.columns, values: change.values });
         continue;
@@ -206,7 +211,8 @@ function collapseTable(changes: KeyedChange[], table: PlanTable): RowChange[] | 
     if (state.last?.op === 'insert') inserts.push(state.last);
     else if (state.last !== null) updates.push(state.last);
   }
-  return [...byShape(deletes), ...byShape(inserts), ...byShape(updates)];
+  for (const list of [deletes, inserts, updates]) for (const change of byShape(list)) out.push(change);
+  return true;
 }
 
 /** The key of a row from its columns and values, or null when a key value is missing. */

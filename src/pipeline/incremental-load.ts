@@ -369,7 +369,7 @@ export async function runIncrementalLoad(
                 stats.oldestPendingCommitMs ??= Date.parse(event.commitTime);
                 break;
               case 'change': {
-                const change = filterChange(event.change, (table) => wanted(table, commitPosition));
+                const change = filterChange(event.change, commitPosition, wanted);
                 if (change === null) break;
                 const applying = parked.route(mapRowChange(change, mapping));
                 if (applying !== null) pending.push(applying);
@@ -492,13 +492,16 @@ async function recordSourceServer(deps: IncrementalLoadDeps, jobId: string, orig
   if (recorded !== origin.server) await deps.store.putCheckpoint(jobId, SOURCE_SERVER_CHECKPOINT, origin.server);
 }
 
-/** The change without the tables whose copy already contains it, or null when nothing is left. */
-function filterChange(change: RowChange, wanted: (table: QualifiedName) => boolean): RowChange | null {
+/**
+ * The change (committed at `at`) without the tables whose copy already contains it, or null when
+ * nothing is left. `wanted` takes the position itself: no closure is made per change.
+ */
+function filterChange(change: RowChange, at: string, wanted: (table: QualifiedName, at: string) => boolean): RowChange | null {
   if (change.op === 'truncate') {
-    const tables = change.tables.filter(wanted);
+    const tables = change.tables.filter((table) => wanted(table, at));
     return tables.length === 0 ? null : { ...change, tables };
   }
-  return wanted(change.table) ? change : null;
+  return wanted(change.table, at) ? change : null;
 }
 
 /**

@@ -153,6 +153,23 @@ describe('PostgresChangeApplier', () => {
     }
   });
 
+  it('round-trips the same values through prepared statements and binary text[] arrays (a batch too large for one query)', async () => {
+    const source = await raw.query({ text: 'SELECT * FROM public.kinds_src ORDER BY id', rowMode: 'array' });
+    const columns = source.fields.map((f) => f.name);
+    const changes = (source.rows as Array<Array<string | null>>).map((values) => insert('kinds', columns, values));
+    // Over ONE_QUERY_MAX_ROWS rows in all: each statement goes alone, its arrays in binary.
+    const many = Array.from({ length: 600 }, (_, i) => insert('bench', ['id', 'name'], [String(i + 1), i % 2 === 0 ? `"q" \\ {${i}} ü` : null]));
+    const applier = await open();
+    try {
+      await applyAndCommit(applier, [...changes, ...many], '0/1');
+      expect(await rows('kinds')).toEqual(await rows('kinds_src'));
+      const bench = await raw.query<{ n: string; nulls: string; sample: string }>(`SELECT count(*)::text AS n, (count(*) FILTER (WHERE name IS NULL))::text AS nulls, max(name) FILTER (WHERE id = 1) AS sample FROM public.bench`);
+      expect(bench.rows[0]).toEqual({ n: '600', nulls: '300', sample: '"q" \\ {0} ü' });
+    } finally {
+      await applier.close();
+    }
+  });
+
   it('names the table of the failing statement among several sent in one query, and keeps none of the batch', async () => {
     const applier = await open();
     try {

@@ -185,6 +185,31 @@ describe('PgoutputDecoder', () => {
     });
   });
 
+  it('reuses the string of a short ASCII value equal to the column\'s last one, and never mistakes other text for it', () => {
+    const decoder = new PgoutputDecoder();
+    decoder.decode(ORDERS);
+    const values = (row: Array<string | null>) => {
+      const message = decoder.decode(new Message('I').uint32(16400).char('N').tuple(row).build());
+      if (message.tag !== 'change' || message.change.op !== 'insert') throw new Error('expected an insert');
+      return message.change.values;
+    };
+    const filler = ' '.repeat(84);
+    const first = values(['1', filler, '2.00']);
+    const second = values(['2', filler, '2.00']);
+    expect(second).toEqual(['2', filler, '2.00']);
+    expect(second[1]).toBe(first[1]);
+    // Same length, other bytes; then Latin-1 look-alikes of UTF-8 ("Ã©" is what the bytes of "é" read as Latin-1).
+    expect(values(['3', ' '.repeat(83) + 'x', '2.01'])).toEqual(['3', ' '.repeat(83) + 'x', '2.01']);
+    expect(values(['4', 'Ã©', null])).toEqual(['4', 'Ã©', null]);
+    expect(values(['5', 'é', null])).toEqual(['5', 'é', null]);
+    expect(values(['6', 'é', null])).toEqual(['6', 'é', null]);
+    expect(values(['7', 'ab', null])).toEqual(['7', 'ab', null]);
+    // Long values are read whole, ASCII or not.
+    const long = `${'é'.repeat(100)}${'a'.repeat(100)}`;
+    expect(values(['8', long, ''])).toEqual(['8', long, '']);
+    expect(values(['9', 'a'.repeat(200), ''])).toEqual(['9', 'a'.repeat(200), '']);
+  });
+
   it('decodes Updates: without old key, with old key (K), with old row (O), and unchanged TOAST', () => {
     const decoder = new PgoutputDecoder();
     decoder.decode(ORDERS);

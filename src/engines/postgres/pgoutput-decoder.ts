@@ -46,6 +46,8 @@ export interface PgoutputRelation {
   columnNames: string[];
   /** The table's name. Shared by every RowChange of the relation: treat as read-only. */
   table: QualifiedName;
+  /** The decoder's own: the last short ASCII value read per column (see Cursor.text). */
+  recentValues: Array<string | undefined>;
 }
 
 export type PgoutputMessage =
@@ -167,14 +169,19 @@ function identifier(name: string): string {
   return BARE_IDENTIFIER.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 }
 
-/** Reads the fields of one message in order. */
-class Cursor {
-  offset: number;
+/** Node's Buffer slicing methods without toString()'s argument handling (present on every Buffer, undocumented). */
+type SlicingBuffer = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
 
-  constructor(
-    readonly buffer: Buffer,
-    start: number,
-  ) {
+/** Values up to this many bytes are compared with the column's previous value and kept when equal. */
+const SHORT_VALUE_BYTES = 128;
+
+/** Reads the fields of one message in order. One per decoder, moved to each message (no object per message). */
+class Cursor {
+  buffer: SlicingBuffer = Buffer.alloc(0) as SlicingBuffer;
+  offset = 0;
+
+  reset(buffer: Buffer, start: number): void {
+    this.buffer = buffer as SlicingBuffer;
     this.offset = start;
   }
 
@@ -230,11 +237,29 @@ class Cursor {
     return value;
   }
 
-  text(length: number): string {
-    const end = this.offset + length;
-    if (end > this.buffer.length) throw malformed('a value longer than the message');
-    const value = this.buffer.toString('utf8', this.offset, end);
+  /**
+   * A column value of `length` bytes, for column `column` of a relation whose last short ASCII
+   * values are `recent`. A short ASCII value equal to the column's last one is that string itself:
+   * repeated values (a flag, a foreign key, a padded filler) then cost no new string. Short ASCII
+   * is read as Latin-1 (no UTF-8 decoding). Only ASCII is remembered: a byte-wise comparison with
+   * any other string could mistake one text for another.
+   */
+  text(length: number, recent: Array<string | undefined>, column: number): string {
+    const buffer = this.buffer;
+    const start = this.offset;
+    const end = start + length;
+    if (end > buffer.length) throw malformed('a value longer than the message');
     this.offset = end;
+    if (length > SHORT_VALUE_BYTES) return buffer.utf8Slice(start, end);
+    const previous = recent[column];
+    if (previous !== undefined && previous.length === length) {
+      let i = 0;
+      while (i < length && buffer[start + i] === previous.charCodeAt(i)) i++;
+      if (i === length) return previous;
+    }
+    for (let i = start; i < end; i++) if ((buffer[i] as number) >= 0x80) return buffer.utf8Slice(start, end);
+    const value = buffer.latin1Slice(start, end);
+    recent[column] = value;
     return value;
   }
 }
@@ -256,6 +281,7 @@ const REPLICA_IDENTITY: Record<number, PgoutputRelation['replicaIdentity']> = {
 export class PgoutputDecoder {
   private readonly relations = new Map<number, PgoutputRelation>();
   private readonly types = new Map<number, string>();
+  private readonly cursor = new Cursor();
 
   /** The relation a Relation message described under `id`, if any. */
   relation(id: number): PgoutputRelation | undefined {
@@ -264,7 +290,8 @@ export class PgoutputDecoder {
 
   /** Decodes one pgoutput message starting at `offset` (25 in an XLogData payload). */
   decode(buffer: Buffer, offset = 0): PgoutputMessage {
-    const cursor = new Cursor(buffer, offset);
+    const cursor = this.cursor;
+    cursor.reset(buffer, offset);
     const tag = cursor.byte();
     try {
       switch (tag) {
@@ -313,7 +340,9 @@ export class PgoutputDecoder {
       const typeModifier = cursor.int32();
       columns.push({ name: columnName, key: (flags & 1) === 1, typeOid, typeModifier, nativeType: this.typeName(typeOid, typeModifier) });
     }
-    const relation: PgoutputRelation = { id, schema, name, replicaIdentity, columns, columnNames: columns.map((c) => c.name), table: { schema, name } };
+    const relation: PgoutputRelation = {
+      id, schema, name, replicaIdentity, columns, columnNames: columns.map((c) => c.name), table: { schema, name }, recentValues: new Array<string | undefined>(count).fill(undefined),
+    };
     this.relations.set(id, relation);
     return relation;
   }
@@ -411,7 +440,7 @@ function readTuple(cursor: Cursor, relation: PgoutputRelation): ColumnValue[] {
     const kind = cursor.byte();
     switch (kind) {
       case 0x74: // t
-        values[i] = cursor.text(cursor.uint32());
+        values[i] = cursor.text(cursor.uint32(), relation.recentValues, i);
         break;
       case 0x6e: // n
         values[i] = null;

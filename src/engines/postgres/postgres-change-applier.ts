@@ -2,8 +2,8 @@
  * Applies captured changes on a PostgreSQL destination, set-based: a batch is put in the order
  * of its plan (pipeline/change-batch-plan.ts: grouped by table, collapsed per key), then
  * consecutive changes of one shape (table, operation, columns, unchanged columns) become one
- * statement over arrays of text values (`unnest($1::text[], ...)`), cast in SQL to the
- * destination's column types.
+ * statement over arrays of text values (`unnest($1::text[], ...)`, sent in binary:
+ * binary-text-array.ts), cast in SQL to the destination's column types.
  *
  * Every statement is idempotent, so changes applied again after a crash (for tables that a
  * later snapshot copied) end in the same state as changes applied once:
@@ -31,6 +31,7 @@ import { checkPostgresFence, tagPostgresFencedSession } from './postgres-job-fen
 import { connectPostgres, endQuietly, errorContext, pgBool, pgText, quoteIdent, quoteQualified } from './postgres-connection.js';
 import type { PostgresErrorContext } from './postgres-error-classifier.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
+import { binaryTextArray } from './binary-text-array.js';
 import { TransactionGuard } from '../transaction-guard.js';
 import { orderedTableGroups, planChangeBatch, planDescribedBatch, type PlanTable } from '../../pipeline/change-batch-plan.js';
 
@@ -45,6 +46,12 @@ const MAX_STATEMENT_ROWS = 5_000;
 const MAX_STATEMENT_CHARS = 32 * 1024 * 1024;
 /** Characters of values whose statement parameters planAhead() builds ahead; a wider batch builds each statement's when it runs. */
 const MAX_PREPARED_CHARS = 8 * 1024 * 1024;
+/**
+ * Rows (of all steps) up to which an apply() of several set-based statements goes in one simple
+ * query (runInOneQuery): a small batch is round trips, so one is worth the re-planning and the
+ * text[] literals; a larger one is CPU, so it keeps the prepared statements and binary arrays.
+ */
+const ONE_QUERY_MAX_ROWS = 500;
 
 const POSITION_QUALIFIED = `${quoteIdent(POSITION_SCHEMA)}.${quoteIdent(POSITION_TABLE)}`;
 const PARKED_TABLES = `${quoteIdent(POSITION_SCHEMA)}.parked_tables`;
@@ -166,6 +173,8 @@ interface Layout {
   written: Slot[];
   /** Every written value is known and every key column is among them. */
   fullRow: boolean;
+  /** The written values are the change's values, all of them, in order (see planRow). */
+  valuesInOrder: boolean;
   keys: KeySlot[];
   /** Old columns to match in row mode. */
   match: Slot[];
@@ -186,15 +195,18 @@ interface Shape {
   keyGroups: number[][];
 }
 
-/** One change turned into statement parameters. */
+/** One row's statement parameters. */
+type RowParams = Array<string | null>;
+
+/** One change turned into statement parameters (while its step is planned: a step keeps only the parameters). */
 interface PlannedRow {
   shape: Shape;
-  params: Array<string | null>;
+  params: RowParams;
 }
 
 /** One step of a planned batch: a statement family over rows (its array parameters built ahead, or null), or a TRUNCATE. */
 type Step =
-  | { kind: 'rows'; shape: Shape; rows: PlannedRow[]; values: string[] | null }
+  | { kind: 'rows'; shape: Shape; rows: RowParams[]; values: Buffer[] | null }
   | { kind: 'truncate'; change: Extract<RowChange, { op: 'truncate' }> };
 
 /** A batch planned by planAhead(): the steps apply() would have run for those changes. */
@@ -550,7 +562,7 @@ export class PostgresChangeApplier implements ChangeApplier {
   private steps(changes: RowChange[], ahead: boolean): Step[] {
     const steps: Step[] = [];
     let shape: Shape | null = null;
-    let rows: PlannedRow[] = [];
+    let rows: RowParams[] = [];
     let touched = new Set<string>();
     let chars = 0;
     let totalChars = 0;
@@ -590,13 +602,13 @@ export class PostgresChangeApplier implements ChangeApplier {
         flush();
         shape = planned.shape;
       }
-      rows.push(planned);
+      rows.push(planned.params);
       chars += size;
       totalChars += size;
       touch(planned, touched);
     }
     flush();
-    if (ahead && totalChars <= MAX_PREPARED_CHARS) {
+    if (ahead && totalChars <= MAX_PREPARED_CHARS && !inOneQuery(steps)) {
       for (const step of steps) if (step.kind === 'rows' && step.shape.setBased) step.values = arrayParameters(step.rows);
     }
     return steps;
@@ -634,15 +646,16 @@ export class PostgresChangeApplier implements ChangeApplier {
    * alone; the batch fails either way. False when the steps do not qualify (nothing sent).
    */
   private async runInOneQuery(steps: Step[]): Promise<boolean> {
+    if (!inOneQuery(steps)) return false;
     const texts: string[] = [];
     for (const step of steps) {
-      if (step.kind !== 'rows' || !step.shape.setBased) return false;
-      const values = (step.values ??= arrayParameters(step.rows));
+      if (step.kind !== 'rows') return false;
+      const literals = arrayLiterals(step.rows);
       for (const statement of step.shape.statements) {
         // Only placeholders may hold a '$' (a quoted name could too): else the extended protocol.
         const placeholders = statement.text.match(/\$\d+::text\[\]/g)?.length ?? 0;
         if (placeholders !== (statement.text.match(/\$/g)?.length ?? 0)) return false;
-        texts.push(statement.text.replace(/\$(\d+)::text\[\]/g, (_, n: string) => `${this.client.escapeLiteral(values[Number(n) - 1] as string)}::text[]`));
+        texts.push(statement.text.replace(/\$(\d+)::text\[\]/g, (_, n: string) => `${this.client.escapeLiteral(literals[Number(n) - 1] as string)}::text[]`));
       }
     }
     if (texts.length < 2) return false;
@@ -790,6 +803,7 @@ export class PostgresChangeApplier implements ChangeApplier {
       mode: keyed ? 'keyed' : 'row',
       written,
       fullRow: unchanged === '' && keys.every((k) => k.writtenPosition >= 0),
+      valuesInOrder: columns !== null && written.length === columns.length && written.every((w, i) => w.index === i),
       keys,
       match: keyed ? [] : old,
       shapes: new Map(),
@@ -798,14 +812,14 @@ export class PostgresChangeApplier implements ChangeApplier {
     return layout;
   }
 
-  private async execute(shape: Shape, rows: PlannedRow[], values: string[] | null): Promise<void> {
+  private async execute(shape: Shape, rows: RowParams[], values: Buffer[] | null): Promise<void> {
     if (shape.setBased) {
       const arrays = values ?? arrayParameters(rows);
       for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: arrays });
       return;
     }
     for (const row of rows) {
-      for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: row.params });
+      for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: row });
     }
   }
 }
@@ -836,16 +850,24 @@ function schemaChanged(mismatch: ColumnMismatch): FerryError {
   );
 }
 
-/**
- * Parameter `p` of every row as one text[] literal (`{"a","b\\"c",NULL}`), what node-postgres
- * would send for an array of strings, built without its per-element preparation: a chunk of a
- * large transaction is thousands of rows times every column.
- */
-function arrayLiteral(rows: PlannedRow[], p: number): string {
+/** True when the steps go in one simple query (runInOneQuery): all set-based, two statements or more, few rows. */
+function inOneQuery(steps: Step[]): boolean {
+  let statements = 0;
+  let rows = 0;
+  for (const step of steps) {
+    if (step.kind !== 'rows' || !step.shape.setBased) return false;
+    statements += step.shape.statements.length;
+    rows += step.rows.length;
+  }
+  return statements >= 2 && rows <= ONE_QUERY_MAX_ROWS;
+}
+
+/** The text[] literal of parameter `p` of every row, as node-postgres would send an array of strings. */
+function arrayLiteral(rows: RowParams[], p: number): string {
   let out = '{';
   for (let r = 0; r < rows.length; r++) {
     if (r > 0) out += ',';
-    const value = (rows[r] as PlannedRow).params[p];
+    const value = (rows[r] as RowParams)[p];
     if (value === null || value === undefined) out += 'NULL';
     else if (value.includes('\\') || value.includes('"')) out += `"${value.replace(/[\\"]/g, '\\$&')}"`;
     else out += `"${value}"`;
@@ -853,17 +875,28 @@ function arrayLiteral(rows: PlannedRow[], p: number): string {
   return `${out}}`;
 }
 
-/** The array parameters of a set-based statement: one text[] literal per parameter position. */
-function arrayParameters(rows: PlannedRow[]): string[] {
-  const count = rows[0]?.params.length ?? 0;
+/** The parameters of a set-based statement as text[] literals, for runInOneQuery. */
+function arrayLiterals(rows: RowParams[]): string[] {
+  const count = rows[0]?.length ?? 0;
   const arrays: string[] = [];
   for (let p = 0; p < count; p++) arrays.push(arrayLiteral(rows, p));
   return arrays;
 }
 
+/** The array parameters of a set-based statement: parameter `p` of every row as one binary text[] (binary-text-array.ts). */
+function arrayParameters(rows: RowParams[]): Buffer[] {
+  const count = rows[0]?.length ?? 0;
+  const arrays: Buffer[] = [];
+  for (let p = 0; p < count; p++) arrays.push(binaryTextArray(rows.length, (r) => (rows[r] as RowParams)[p]));
+  return arrays;
+}
+
 function rowChars(params: Array<string | null>): number {
   let n = 0;
-  for (const p of params) if (p !== null) n += p.length;
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i];
+    if (typeof p === 'string') n += p.length;
+  }
   return n;
 }
 
@@ -890,16 +923,17 @@ function text(value: ColumnValue | undefined): string | null {
 function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>, name: () => string): PlannedRow {
   const values = change.op === 'delete' ? [] : change.values;
   const oldValues = change.op === 'insert' ? null : change.oldValues;
-  const written = layout.written.map((w) => text(values[w.index]));
-  const table = displayName(layout.table.name);
+  // Every value written in order (no unchanged, generated or unknown column): the change's own
+  // values are the row's parameters, read-only like every change.
+  const written = layout.valuesInOrder ? (values as Array<string | null>) : layout.written.map((w) => text(values[w.index]));
 
   if (layout.mode === 'row') {
     if (layout.op === 'insert') return { shape: shapeOf(layout, 'insert', '', name), params: written };
     if (oldValues === null) {
       throw new FerryError(
         'TABLE_WITHOUT_PRIMARY_KEY',
-        `An ${layout.op} of ${table} arrived without the old row, and the table has no primary key on the destination, so the row cannot be found. Give the source table a primary key or run ALTER TABLE ${quoteQualified(layout.table.name)} REPLICA IDENTITY FULL on the source, then Restart the job.`,
-        { details: { table } },
+        `An ${layout.op} of ${displayName(layout.table.name)} arrived without the old row, and the table has no primary key on the destination, so the row cannot be found. Give the source table a primary key or run ALTER TABLE ${quoteQualified(layout.table.name)} REPLICA IDENTITY FULL on the source, then Restart the job.`,
+        { details: { table: displayName(layout.table.name) } },
       );
     }
     // Rows are matched with `=` (or IS NULL), so the statement depends on which old values are null.
@@ -919,38 +953,47 @@ function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>,
     return { shape: shapeOf(layout, kind, mask, name), params };
   }
 
-  const newKey: Array<string | null> = [];
-  const oldKey: Array<string | null> = [];
+  // The key before and after the change, checked without building it (most changes keep their key).
+  let moved = false;
   for (const k of layout.keys) {
     const oldValue = k.oldIndex >= 0 && oldValues !== null ? text(oldValues[k.oldIndex]) : null;
     const newValue = k.writtenPosition >= 0 ? (written[k.writtenPosition] ?? null) : oldValue;
     if (newValue === null && layout.op !== 'delete') {
       throw new FerryError(
         'DATA_ERROR',
-        `A change to ${table} has no value for its key column ${k.column.name}, so the row cannot be identified. Check that the destination's primary key matches the source's.`,
-        { details: { table, column: k.column.name } },
+        `A change to ${displayName(layout.table.name)} has no value for its key column ${k.column.name}, so the row cannot be identified. Check that the destination's primary key matches the source's.`,
+        { details: { table: displayName(layout.table.name), column: k.column.name } },
       );
     }
-    newKey.push(newValue);
-    oldKey.push(k.oldIndex >= 0 ? oldValue : newValue);
+    if (k.oldIndex >= 0 && oldValue !== newValue) moved = true;
   }
   if (layout.op === 'delete') {
+    const oldKey = keyValues(layout, written, oldValues, 'old');
     if (oldKey.some((v) => v === null)) {
-      throw new FerryError('DATA_ERROR', `A delete from ${table} has no value for a key column, so the row cannot be identified. Check that the destination's primary key matches the source's.`, {
-        details: { table },
+      throw new FerryError('DATA_ERROR', `A delete from ${displayName(layout.table.name)} has no value for a key column, so the row cannot be identified. Check that the destination's primary key matches the source's.`, {
+        details: { table: displayName(layout.table.name) },
       });
     }
     return { shape: shapeOf(layout, 'delete', '', name), params: oldKey };
   }
   if (layout.op === 'insert') return { shape: shapeOf(layout, 'upsert', '', name), params: written };
-  const moved = newKey.some((v, i) => v !== oldKey[i]);
-  if (moved) return { shape: shapeOf(layout, 'move', '', name), params: [...written, ...newKey, ...oldKey] };
+  if (moved) return { shape: shapeOf(layout, 'move', '', name), params: [...written, ...keyValues(layout, written, oldValues, 'new'), ...keyValues(layout, written, oldValues, 'old')] };
   if (layout.fullRow) return { shape: shapeOf(layout, 'upsert', '', name), params: written };
-  return { shape: shapeOf(layout, 'update', '', name), params: [...written, ...newKey] };
+  return { shape: shapeOf(layout, 'update', '', name), params: [...written, ...keyValues(layout, written, oldValues, 'new')] };
+}
+
+/** The row's key values after the change ('new': written, else old) or before it ('old': old, else new). */
+function keyValues(layout: Layout, written: Array<string | null>, oldValues: ColumnValue[] | null, which: 'new' | 'old'): Array<string | null> {
+  return layout.keys.map((k) => {
+    const oldValue = k.oldIndex >= 0 && oldValues !== null ? text(oldValues[k.oldIndex]) : null;
+    const newValue = k.writtenPosition >= 0 ? (written[k.writtenPosition] ?? null) : oldValue;
+    return which === 'old' && k.oldIndex >= 0 ? oldValue : newValue;
+  });
 }
 
 function shapeOf(layout: Layout, kind: ShapeKind, mask: string, name: () => string): Shape {
-  const key = `${kind}:${mask}`;
+  // No string is built per change for the usual shapes (no mask).
+  const key = mask === '' ? kind : `${kind}:${mask}`;
   let shape = layout.shapes.get(key);
   if (shape === undefined) {
     shape = buildShape(layout, kind, mask, name);
