@@ -422,7 +422,7 @@ async function readBothSides(
     }
     const position = isInFlight(context.job) ? await context.source.currentPosition(context.sourceParams) : null;
     // The source is read right away: a snapshot that waits may meet a TRUNCATE (MySQL: DDL) it cannot read past.
-    const sourceRead = readSide(sourceReader, plan.source, plan, context.signal, (row) => visit('source', row));
+    const sourceRead = readThenClose(sourceReader, plan.source, plan, context.signal, (row) => visit('source', row));
     const destinationRead = (async () => {
       if (position !== null) await waitUntilApplied(context, position);
       const destinationSnapshot = await context.destination.openSnapshot(context.destinationParams);
@@ -433,7 +433,7 @@ async function readBothSides(
       } finally {
         await destinationSnapshot.close();
       }
-      await readSide(destinationReader, plan.destination, plan, context.signal, (row) => visit('destination', row));
+      await readThenClose(destinationReader, plan.destination, plan, context.signal, (row) => visit('destination', row));
     })();
     const [source, destination] = await Promise.allSettled([sourceRead, destinationRead]);
     if (source.status === 'rejected') throw source.reason;
@@ -447,11 +447,22 @@ async function readBothSides(
       } finally {
         await again.close();
       }
-      await readSide(reader, plan.source, plan, context.signal, visitSourceAfter);
+      await readThenClose(reader, plan.source, plan, context.signal, visitSourceAfter);
     }
   } finally {
     await Promise.allSettled(readers.map((r) => r.close()));
   }
+}
+
+/**
+ * Reads one side, then ends its snapshot at once: a snapshot held open keeps its locks (the
+ * table's ACCESS SHARE lock on PostgreSQL, its metadata lock on MySQL), so a TRUNCATE of the
+ * workload would queue behind it and the re-check's read of the same table behind the TRUNCATE:
+ * a wait no server sees as a deadlock. (The caller's finally closes it again on failure: close() is idempotent.)
+ */
+async function readThenClose(reader: TableReader, side: SidePlan, plan: ComparePlan, signal: AbortSignal, visit: (row: RowImage) => void): Promise<void> {
+  await readSide(reader, side, plan, signal, visit);
+  await reader.close();
 }
 
 /** Resolves once the job's incremental load has applied the source up to `position`; rejects after APPLIED_WAIT_MS. */
