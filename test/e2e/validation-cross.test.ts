@@ -64,8 +64,9 @@ describe('data validation across engines', () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    // The server first: its streams would keep the source's replication slot (and database) in use.
     await stopAllFerryServers();
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     await mariadb?.stop();
   }, 120_000);
 

@@ -47,11 +47,18 @@ export async function createTestDatabase(port: number, prefix = 'ferry_test'): P
       await client.end().catch(() => undefined);
       const a = await admin(port);
       try {
-        // Replication slots pin a database; drop the ones a test left behind.
-        await a.query(
-          `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`,
-          [name],
-        );
+        // Replication slots pin a database (and their WAL): drop the ones a test left behind,
+        // ending the stream of one still read (a server the test has not stopped yet). Bounded.
+        for (let attempt = 0; attempt < 50; attempt++) {
+          const slots = (await a.query<{ slot_name: string; active_pid: number | null }>(`SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = $1`, [name])).rows;
+          if (slots.length === 0) break;
+          for (const slot of slots) {
+            if (slot.active_pid !== null) await a.query('SELECT pg_terminate_backend($1)', [slot.active_pid]);
+            // Taken again in between: the next attempt ends that stream.
+            else await a.query('SELECT pg_drop_replication_slot($1)', [slot.slot_name]).catch(() => undefined);
+          }
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
         // WITH (FORCE) arrives in PostgreSQL 13; older servers (test/helpers/embedded-pg.ts) end the sessions first.
         const version = Number(((await a.query('SHOW server_version_num')).rows[0] as { server_version_num: string }).server_version_num);
         if (version >= 130_000) {
