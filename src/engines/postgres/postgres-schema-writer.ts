@@ -513,10 +513,15 @@ export class PostgresSchemaWriter implements SchemaWriter {
     if (columns.length === 0 || columns.length !== referenced.length) return;
     const present = columns.map((c) => `c.${quoteIdent(c)} IS NOT NULL`).join(' AND ');
     const match = columns.map((c, i) => `p.${quoteIdent(referenced[i] as string)} = c.${quoteIdent(c)}`).join(' AND ');
-    const result = await this.client.query(
-      `SELECT ${columns.map((c, i) => `c.${quoteIdent(c)}::text AS k${i}`).join(', ')} FROM ONLY ${quoteQualified(table)} AS c` +
-        ` WHERE ${present} AND NOT EXISTS (SELECT 1 FROM ONLY ${quoteQualified(foreignKey.referencedTable)} AS p WHERE ${match}) LIMIT 3`,
-    );
+    // A hash anti-join, whatever the fresh tables' statistics say: a CI run saw the planner pick a
+    // nested loop over a table copied moments before (no statistics yet), still running after 3 minutes.
+    await this.client.query('SET enable_nestloop = off');
+    const result = await this.client
+      .query(
+        `SELECT ${columns.map((c, i) => `c.${quoteIdent(c)}::text AS k${i}`).join(', ')} FROM ONLY ${quoteQualified(table)} AS c` +
+          ` WHERE ${present} AND NOT EXISTS (SELECT 1 FROM ONLY ${quoteQualified(foreignKey.referencedTable)} AS p WHERE ${match}) LIMIT 3`,
+      )
+      .finally(() => this.client.query('RESET enable_nestloop').catch(() => undefined));
     const samples = (result.rows as Row[]).map((row) => columns.map((c, i) => `${c}=${pgText(row[`k${i}`]) ?? 'NULL'}`).join(', '));
     if (samples.length > 0) throw orphanRowsError(table, foreignKey, samples);
   }
