@@ -299,7 +299,9 @@ function classifyServerError(error: unknown, fields: DriverErrorFields, context:
   if (sqlstate === '57P01' || sqlstate === '57P02' || sqlstate === '57P03') {
     return make(
       'SERVER_SHUTTING_DOWN',
-      `The server at ${where} is shutting down, restarting or not yet accepting connections (${serverMessage}). Ferry retries; if it persists, check the server's state and log.`,
+      sqlstate === '57P01'
+        ? `The server at ${where} ended this session: an administrator command (pg_terminate_backend, a fenced job's takeover) or a shutdown (${serverMessage}). Ferry retries; if it persists, check the server's state and log.`
+        : `The server at ${where} is shutting down, restarting or not yet accepting connections (${serverMessage}). Ferry retries; if it persists, check the server's state and log.`,
       options(true),
     );
   }
