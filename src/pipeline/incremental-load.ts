@@ -275,10 +275,14 @@ export async function runIncrementalLoad(
         inFlight.catch(() => undefined);
       };
       const flush = async () => {
+        const started = Date.now();
         await applyPending();
+        const sent = Date.now();
         const position = lastCommit as string;
         await failpoint('before-destination-commit');
         await applier.commit(position);
+        // Where a batch's time goes (FERRY_LOG_LEVEL=debug): sending its last changes, then its commit with the position.
+        log.debug({ changes: batchChanges, transactions: batchTransactions, applyMs: sent - started, commitMs: Date.now() - sent, sourceCommitTime: lastCommitTime }, 'batch committed');
         await failpoint('after-destination-commit');
         // Only now is the batch durable on the destination: the source may free its WAL.
         current.acknowledge(position);

@@ -63,7 +63,9 @@ export const SYSTEM_DATABASES = ['mysql', 'sys', 'information_schema', 'performa
 const HEARTBEAT_INTERVAL_MS = 2_000;
 const HIGH_WATER_EVENTS = 10_000;
 /** Estimated bytes of queued events beyond which the binlog connection is paused. */
-export const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+// 1 MiB, not more: a deeper queue is not faster, its events only live long enough to be promoted
+// to V8's old generation (docs/ARCHITECTURE.md, "Memory of ferry serve").
+export const HIGH_WATER_BYTES = 1024 * 1024;
 
 /**
  * An upper estimate of the heap bytes of an event: a fixed part for its objects and arrays,

@@ -252,7 +252,8 @@ class Cursor {
     this.offset = end;
     if (length > SHORT_VALUE_BYTES) return buffer.utf8Slice(start, end);
     const previous = recent[column];
-    if (previous !== undefined && previous.length === length) {
+    // The last byte first: a key or counter that changes differs there, and is rejected at once.
+    if (previous !== undefined && previous.length === length && buffer[end - 1] === previous.charCodeAt(length - 1)) {
       let i = 0;
       while (i < length && buffer[start + i] === previous.charCodeAt(i)) i++;
       if (i === length) return previous;

@@ -37,7 +37,9 @@ const STATUS_INTERVAL_MS = 10_000;
 /** Queued events beyond which the socket is paused. */
 const HIGH_WATER_EVENTS = 10_000;
 /** Estimated bytes of queued events beyond which the socket is paused. */
-export const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+// 1 MiB, not more: a deeper queue is not faster, its events only live long enough to be promoted
+// to V8's old generation (docs/ARCHITECTURE.md, "Memory of ferry serve").
+export const HIGH_WATER_BYTES = 1024 * 1024;
 
 /**
  * An upper estimate of the heap bytes of the event decoded from a message of `wireBytes`: the
