@@ -18,7 +18,7 @@
 // FERRY_TEST_PG_* as in lib.js. Everything it creates is removed at the end, also on failure.
 import { cpus, loadavg } from 'node:os';
 import {
-  DST_PORT, HOST, SRC_PORT, call, connect, cpuMillis, cpuSince, createDatabase, createPgJob, envNumber, log, median, onCleanup, run, runBench, serverCpu, startFerry, uid, waitUntil, watchMemory,
+  DST_PORT, HOST, SRC_PORT, call, connect, cpuMillis, cpuSince, createDatabase, createPgJob, envNumber, log, median, onCleanup, pgbenchSource, run, runBench, serverCpu, startFerry, uid, waitUntil, watchMemory,
 } from './lib.js';
 
 const SCALE = envNumber('BENCH_SCALE', 10);
@@ -42,16 +42,8 @@ const markerOf = async (client) => Number((await client.query('SELECT seq FROM p
 
 async function main() {
   log(`load average ${loadavg().map((v) => v.toFixed(1)).join(' ')} on ${cpus().length} cores; pgbench -i -s ${SCALE} into ${HOST}:${SRC_PORT}/${names.source}`);
-  await createDatabase(SRC_PORT, names.source);
   await createDatabase(DST_PORT, names.destination);
-  await run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', HOST, '-p', String(SRC_PORT), names.source]);
-  const source = await connect(SRC_PORT, names.source);
-  onCleanup(() => source.end());
-  await source.query('ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL');
-  await source.query('CREATE TABLE public.bench_marker (id int PRIMARY KEY, seq bigint NOT NULL)');
-  await source.query('INSERT INTO public.bench_marker VALUES (1, 0)');
-  await source.query('VACUUM ANALYZE');
-  const accounts = Number((await source.query('SELECT count(*) AS n FROM pgbench_accounts')).rows[0].n);
+  const { source, accounts } = await pgbenchSource(names.source, SCALE, ['CREATE TABLE public.bench_marker (id int PRIMARY KEY, seq bigint NOT NULL)', 'INSERT INTO public.bench_marker VALUES (1, 0)']);
   const mark = async () => Number((await source.query('UPDATE public.bench_marker SET seq = seq + 1 WHERE id = 1 RETURNING seq')).rows[0].seq);
 
   const ferry = await startFerry({ prefix: 'ferry-bench-cpu-' });

@@ -39,7 +39,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DST_PORT, HOST, SRC_PORT, USER, call, connect, cpuMillis, cpuSince, createDatabase, createPgJob, envNumber, every, log, median, onCleanup, percentile, run, runBench, serverCpu, startFerry, uid, waitUntil, watchMemory,
+  DST_PORT, HOST, SRC_PORT, USER, call, connect, cpuMillis, cpuSince, createDatabase, createPgJob, envNumber, every, log, median, onCleanup, percentile, pgbenchSource, run, runBench, serverCpu, startFerry, uid, waitUntil, watchMemory,
 } from './lib.js';
 
 const SCALE = envNumber('BENCH_SCALE', 10);
@@ -99,16 +99,11 @@ function throttledJobCheck(ferry, jobId) {
 async function main() {
   log(`load average ${loadavg().map((v) => v.toFixed(1)).join(' ')} on ${cpus().length} cores; pgbench -i -s ${SCALE} into ${HOST}:${SRC_PORT}/${names.source}`);
   // Dropped by runBench's clean-up after every other step (the subscription, the job, the server).
-  await createDatabase(SRC_PORT, names.source);
   for (const db of [names.ferryDst, names.subDst]) await createDatabase(DST_PORT, db);
-  await run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', HOST, '-p', String(SRC_PORT), names.source]);
-  const source = await connect(SRC_PORT, names.source);
-  onCleanup(() => source.end());
-  await source.query('ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL');
-  await source.query('CREATE TABLE public.bench_heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL, seq bigint NOT NULL)');
-  await source.query('INSERT INTO public.bench_heartbeat VALUES (1, clock_timestamp(), 0)');
-  await source.query('VACUUM ANALYZE');
-  const accounts = Number((await source.query('SELECT count(*) AS n FROM pgbench_accounts')).rows[0].n);
+  const { source, accounts } = await pgbenchSource(names.source, SCALE, [
+    'CREATE TABLE public.bench_heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL, seq bigint NOT NULL)',
+    'INSERT INTO public.bench_heartbeat VALUES (1, clock_timestamp(), 0)',
+  ]);
 
   // The subscription's destination: the schema from pg_dump (through psql: the dump may hold meta-commands).
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-cdc-'));

@@ -85,6 +85,24 @@ export async function dropAllDatabases() {
 }
 
 /**
+ * The pgbench source of the CDC benchmarks: database `name` on SRC_PORT (dropped at the end),
+ * `pgbench -i -s scale`, pgbench_history with REPLICA IDENTITY FULL (it has no key), the
+ * benchmark's own one-row table (`tableSql`: CREATE TABLE, then INSERT), VACUUM ANALYZE.
+ * Resolves { source (a client, ended at the end), accounts (pgbench_accounts rows) }.
+ */
+export async function pgbenchSource(name, scale, tableSql) {
+  await createDatabase(SRC_PORT, name);
+  await run('pgbench', ['-i', '-q', '-s', String(scale), '-h', HOST, '-p', String(SRC_PORT), name]);
+  const source = await connect(SRC_PORT, name);
+  onCleanup(() => source.end());
+  await source.query('ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL');
+  for (const sql of tableSql) await source.query(sql);
+  await source.query('VACUUM ANALYZE');
+  const accounts = Number((await source.query('SELECT count(*) AS n FROM pgbench_accounts')).rows[0].n);
+  return { source, accounts };
+}
+
+/**
  * Runs a command; resolves { stdout, stderr }, rejects with both on a non-zero exit. PGUSER is
  * set; `env` adds variables, `cwd` sets the directory; `echo` copies its stderr to ours.
  */
