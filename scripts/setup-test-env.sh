@@ -66,6 +66,26 @@ ensure_cluster() { # name port
     as_root pg_ctlcluster --skip-systemctl-redirect "$PGVER" "$name" restart
   fi
   "${psqlc[@]}" -c "SELECT 1" >/dev/null
+  clear_leftovers "$name" "${psqlc[@]}"
+}
+
+# What a hung or killed earlier run left on a cluster: sessions of test and benchmark databases
+# (ferry_*, bench_*) unchanged for 15 minutes (no test holds one that long: a stuck lock wait,
+# a stale walsender) and their databases' inactive replication slots. One such session can
+# block every slot creation on the cluster (it waits for running transactions), and each slot
+# keeps WAL. Nothing else is touched.
+clear_leftovers() {
+  local name=$1
+  shift
+  local test_db="(datname LIKE 'ferry\_%' OR datname LIKE 'bench\_%')"
+  local ended dropped
+  ended=$("$@" -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE $test_db AND pid <> pg_backend_pid() AND coalesce(state_change, backend_start) < now() - interval '15 minutes'")
+  # A terminated walsender releases its slot a moment later.
+  [ "${ended:-0}" = 0 ] || sleep 1
+  dropped=$("$@" -c "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE NOT active AND ${test_db//datname/database}")
+  if [ "${ended:-0}" != 0 ] || [ "${dropped:-0}" != 0 ]; then
+    log "cluster $name: ended $ended stale session(s) and dropped $dropped inactive slot(s) of test databases left by an earlier run"
+  fi
 }
 
 ensure_cluster main 5432
