@@ -505,6 +505,45 @@ describe('PostgresChangeApplier', () => {
     }
   });
 
+  it('applies full-row updates as an UPDATE in place, and writes a row the destination lacks whole (prepared statements and one query)', async () => {
+    // An ENABLE ALWAYS trigger counts the rows an INSERT proposes: an upsert proposes every row, an UPDATE none.
+    await db.client.query(`
+      CREATE TABLE public.tracked (id integer PRIMARY KEY, name text, n integer);
+      CREATE TABLE public.proposed (n integer NOT NULL);
+      INSERT INTO public.proposed VALUES (0);
+      CREATE FUNCTION public.count_proposed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE public.proposed SET n = n + 1; RETURN NEW; END $$;
+      CREATE TRIGGER count_proposed BEFORE INSERT ON public.tracked FOR EACH ROW EXECUTE FUNCTION public.count_proposed();
+      ALTER TABLE public.tracked ENABLE ALWAYS TRIGGER count_proposed;`);
+    const proposed = async () => Number((await db.client.query<{ n: number }>('SELECT n FROM public.proposed')).rows[0]?.n);
+    const withTracked = (await postgresEngine.readSchema(db.params, { include: ['public.tracked', 'public.bench'], exclude: [] })).tables;
+    const applier = await openPostgresChangeApplier(db.params, `in-place-${++jobCounter}`, withTracked);
+    const cols = ['id', 'name', 'n'];
+    const ids = Array.from({ length: 600 }, (_, i) => i + 1);
+    try {
+      await applyAndCommit(applier, ids.map((id) => ({ op: 'insert', table: nameOf('tracked'), columns: cols, values: [String(id), `v${id}`, '0'] })), '0/1');
+      expect(await proposed()).toBe(600);
+      // 600 rows: one statement through the extended protocol. Two rows vanished from the destination.
+      await db.client.query('DELETE FROM public.tracked WHERE id IN (5, 550)');
+      await applyAndCommit(applier, ids.map((id) => update('tracked', cols, [String(id), `w${id}`, String(id)])), '0/2');
+      expect(await rows('tracked', 't.id')).toEqual(ids.map((id) => `(${id},w${id},${id})`));
+      // The UPDATE found 598 of 600 rows, so the upsert of the same rows ran: 600 proposed.
+      expect(await proposed()).toBe(1_200);
+      // Every row present: the UPDATE alone.
+      await applyAndCommit(applier, ids.map((id) => update('tracked', cols, [String(id), `x${id}`, String(-id)])), '0/3');
+      expect(await rows('tracked', 't.id')).toEqual(ids.map((id) => `(${id},x${id},${-id})`));
+      expect(await proposed()).toBe(1_200);
+      // A small batch of two statements goes in one query, the update as its upsert.
+      await db.client.query('DELETE FROM public.tracked WHERE id = 7');
+      await applyAndCommit(applier, [update('tracked', cols, ['7', 'seven', '7']), update('tracked', cols, ['8', 'eight', '8']), insert('bench', ['id', 'name'], ['1', 'b'])], '0/4');
+      expect((await rows('tracked', 't.id')).slice(6, 8)).toEqual(['(7,seven,7)', '(8,eight,8)']);
+      expect(await rows('bench')).toEqual(['(1,b)']);
+      expect(await proposed()).toBe(1_202);
+    } finally {
+      await applier.close();
+      await db.client.query('DROP TABLE public.tracked, public.proposed; DROP FUNCTION public.count_proposed()');
+    }
+  });
+
   it('is idempotent: a batch applied twice ends as applied once', async () => {
     const applier = await open();
     try {

@@ -7,7 +7,10 @@
  *
  * Every statement is idempotent, so changes applied again after a crash (for tables that a
  * later snapshot copied) end in the same state as changes applied once:
- * - insert, and update with the whole new row: upsert on the primary key;
+ * - insert: upsert on the primary key;
+ * - update with the whole new row: UPDATE by key, then the upsert of the same rows when it missed
+ *   one (a row gone from the destination); the upsert alone where another unique index or an
+ *   identity ALWAYS column needs it, and in one simple query (no answer read there);
  * - update with unchanged TOASTed columns: UPDATE of the sent columns by key (the
  *   destination keeps the others);
  * - key change: a row already at the new key is replaced, then UPDATE by the old key; when the
@@ -173,6 +176,12 @@ interface Layout {
   written: Slot[];
   /** Every written value is known and every key column is among them. */
   fullRow: boolean;
+  /**
+   * A full-row update that a plain UPDATE applies ('full-update'): a column besides the key is
+   * written, none is an identity GENERATED ALWAYS column, and no unique index besides the
+   * primary key could see a value that an earlier row of the statement frees (as in 'update').
+   */
+  updateInPlace: boolean;
   /** The written values are the change's values, all of them, in order (see planRow). */
   valuesInOrder: boolean;
   keys: KeySlot[];
@@ -181,7 +190,7 @@ interface Layout {
   shapes: Map<string, Shape>;
 }
 
-type ShapeKind = 'upsert' | 'insert' | 'update' | 'move' | 'delete' | 'row-update' | 'row-delete';
+type ShapeKind = 'upsert' | 'full-update' | 'insert' | 'update' | 'move' | 'delete' | 'row-update' | 'row-delete';
 
 /** A statement family: one or more statements run in order with the same parameters. */
 interface Shape {
@@ -193,6 +202,11 @@ interface Shape {
   maxRows: number;
   /** Positions, among a row's parameters, of the values that identify rows it touches (key repeats end a statement). */
   keyGroups: number[][];
+  /**
+   * 'full-update': the upsert of the same rows, run when the UPDATE found fewer rows than it
+   * was given (a row missing on the destination), and sent instead of it in one simple query.
+   */
+  fallback?: { name: string; text: string };
 }
 
 /** One row's statement parameters. */
@@ -651,7 +665,8 @@ export class PostgresChangeApplier implements ChangeApplier {
     for (const step of steps) {
       if (step.kind !== 'rows') return false;
       const literals = arrayLiterals(step.rows);
-      for (const statement of step.shape.statements) {
+      // A full-row update goes as its upsert: no answer is read in one query.
+      for (const statement of step.shape.fallback === undefined ? step.shape.statements : [step.shape.fallback]) {
         // Only placeholders may hold a '$' (a quoted name could too): else the extended protocol.
         const placeholders = statement.text.match(/\$\d+::text\[\]/g)?.length ?? 0;
         if (placeholders !== (statement.text.match(/\$/g)?.length ?? 0)) return false;
@@ -797,12 +812,15 @@ export class PostgresChangeApplier implements ChangeApplier {
           oldIndex: old.find((o) => o.column === column)?.index ?? -1,
         }))
       : [];
+    const fullRow = unchanged === '' && keys.every((k) => k.writtenPosition >= 0);
     const layout: Layout = {
       table,
       op: change.op,
       mode: keyed ? 'keyed' : 'row',
       written,
-      fullRow: unchanged === '' && keys.every((k) => k.writtenPosition >= 0),
+      fullRow,
+      updateInPlace:
+        change.op === 'update' && keyed && fullRow && !table.hasOtherUniqueIndex && !written.some((w) => w.column.identityAlways) && written.some((w) => !(pk as DestinationColumn[]).includes(w.column)),
       valuesInOrder: columns !== null && written.length === columns.length && written.every((w, i) => w.index === i),
       keys,
       match: keyed ? [] : old,
@@ -815,7 +833,11 @@ export class PostgresChangeApplier implements ChangeApplier {
   private async execute(shape: Shape, rows: RowParams[], values: Buffer[] | null): Promise<void> {
     if (shape.setBased) {
       const arrays = values ?? arrayParameters(rows);
-      for (const statement of shape.statements) await this.client.query({ name: statement.name, text: statement.text, values: arrays });
+      for (const statement of shape.statements) {
+        const result = await this.client.query({ name: statement.name, text: statement.text, values: arrays });
+        // A full-row UPDATE that missed a row (gone from the destination): the upsert writes the source's rows whole.
+        if (shape.fallback !== undefined && (result.rowCount ?? 0) < rows.length) await this.client.query({ ...shape.fallback, values: arrays });
+      }
       return;
     }
     for (const row of rows) {
@@ -978,7 +1000,7 @@ function planRow(layout: Layout, change: Exclude<RowChange, { op: 'truncate' }>,
   }
   if (layout.op === 'insert') return { shape: shapeOf(layout, 'upsert', '', name), params: written };
   if (moved) return { shape: shapeOf(layout, 'move', '', name), params: [...written, ...keyValues(layout, written, oldValues, 'new'), ...keyValues(layout, written, oldValues, 'old')] };
-  if (layout.fullRow) return { shape: shapeOf(layout, 'upsert', '', name), params: written };
+  if (layout.fullRow) return { shape: shapeOf(layout, layout.updateInPlace ? 'full-update' : 'upsert', '', name), params: written };
   return { shape: shapeOf(layout, 'update', '', name), params: [...written, ...keyValues(layout, written, oldValues, 'new')] };
 }
 
@@ -1053,6 +1075,7 @@ function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => s
   const oldKeyAlias = (c: DestinationColumn) => keyAlias('o', keyColumns.indexOf(c));
 
   const statements: string[] = [];
+  let fallback: string | null = null;
   let setBased = true;
   let maxRows = MAX_STATEMENT_ROWS;
   let keyGroups: number[][] = [];
@@ -1070,6 +1093,12 @@ function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => s
       keyGroups = [writtenKeyPositions];
       break;
     }
+    case 'full-update':
+      // Every column sent, the row known to the source: UPDATE in place (no speculative insertion, no tuple lock).
+      statements.push(`UPDATE ONLY ${target} AS t SET ${assignments(settable.map((c) => [c, writtenAlias(c)]))} FROM ${source()} WHERE ${keyColumns.map((c) => `t.${c.quoted} = ${writtenAlias(c)}`).join(' AND ')}`);
+      fallback = `${insertSelect('')} ${upsertTail()}`;
+      keyGroups = [writtenKeyPositions];
+      break;
     case 'update': {
       keyColumns.forEach((c, i) => sources.push({ alias: `n${i + 1}`, type: c.type }));
       const identities = written.filter((c) => c.identityAlways && !isKey(c));
@@ -1146,5 +1175,7 @@ function buildShape(layout: Layout, kind: ShapeKind, mask: string, name: () => s
       break;
     }
   }
-  return { kind, layout, statements: statements.map((statement) => ({ name: name(), text: statement })), setBased, maxRows, keyGroups };
+  const shape: Shape = { kind, layout, statements: statements.map((statement) => ({ name: name(), text: statement })), setBased, maxRows, keyGroups };
+  if (fallback !== null) shape.fallback = { name: name(), text: fallback };
+  return shape;
 }
