@@ -819,8 +819,8 @@ export class PostgresChangeApplier implements ChangeApplier {
       mode: keyed ? 'keyed' : 'row',
       written,
       fullRow,
-      updateInPlace:
-        change.op === 'update' && keyed && fullRow && !table.hasOtherUniqueIndex && !written.some((w) => w.column.identityAlways) && written.some((w) => !(pk as DestinationColumn[]).includes(w.column)),
+      // A full row writes every key column: more written columns than keys means one besides them.
+      updateInPlace: change.op === 'update' && keyed && fullRow && written.length > keys.length && !table.hasOtherUniqueIndex && !written.some((w) => w.column.identityAlways),
       valuesInOrder: columns !== null && written.length === columns.length && written.every((w, i) => w.index === i),
       keys,
       match: keyed ? [] : old,
