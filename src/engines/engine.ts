@@ -473,7 +473,23 @@ export type ChangeEvent =
    */
   | { kind: 'relation'; table: QualifiedName; columns: Array<{ name: string; nativeType: string; key: boolean }> }
   /** A marker the pipeline emitted on the source (emitMarker), seen at `position` in the stream. */
-  | { kind: 'marker'; position: string; content: string };
+  | { kind: 'marker'; position: string; content: string }
+  /**
+   * Streaming of in-progress transactions (PostgreSQL, when the reader was opened with
+   * `streamInProgress`): a block of transaction `xid`'s changes begins (`first`: its first
+   * block). Its changes arrive as `streamChange`, in blocks between which other transactions
+   * (whole, from begin to commit, each committed before it) and blocks of other streamed
+   * transactions may arrive; it ends with `streamCommit` (at its place in commit order) or
+   * `streamAbort`. `position`: where the block's first change is in the log, before the
+   * transaction's commit (its commitPosition is after it).
+   */
+  | { kind: 'streamStart'; xid: number; first: boolean; position: string }
+  /** A change of streamed transaction `xid` (or of one of its subtransactions). */
+  | { kind: 'streamChange'; xid: number; change: RowChange }
+  /** The streamed transaction `xid` committed; `position` as for `commit`. */
+  | { kind: 'streamCommit'; xid: number; position: string; commitTime: string }
+  /** The streamed transaction `xid` aborted (`subxid === xid`), or only its subtransaction `subxid`: its changes are void. */
+  | { kind: 'streamAbort'; xid: number; subxid: number };
 
 /**
  * Which source server a change stream reads, and how it found where to start. A source that
@@ -642,13 +658,16 @@ export interface Engine {
    * binlog by them); `destinationEngine` picks the value form as for copyOut. `takeOverSlot`
    * (a node that holds the job's lease and raised its fence): a slot still held by another
    * connection (the walsender of a node that lost the lease) is taken over by terminating that
-   * backend, a bounded number of times; engines without slots ignore it.
+   * backend, a bounded number of times; engines without slots ignore it. `streamInProgress`:
+   * the source may send a large transaction's changes before its commit (ChangeEvent
+   * `streamStart` .. `streamCommit`); engines that cannot (MySQL: the binlog holds a
+   * transaction only once it committed) ignore it.
    */
   openChangeReader(
     params: ConnectionParams,
     spec: ReplicationSpec,
     startPosition: string,
-    options?: CopyOptions & { tables?: TableSchema[]; takeOverSlot?: boolean },
+    options?: CopyOptions & { tables?: TableSchema[]; takeOverSlot?: boolean; streamInProgress?: boolean },
   ): Promise<ChangeReader>;
   /** The applier for one job on the destination (`jobId`: the job's destination key). */
   openChangeApplier(params: ConnectionParams, jobId: string, tables: TableSchema[], options?: ChangeApplierOptions): Promise<ChangeApplier>;

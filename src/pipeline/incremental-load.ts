@@ -118,6 +118,31 @@ const REOPEN_WAIT_MS = 250;
 const TICK = Symbol('tick');
 
 /**
+ * The stream cannot go on being applied as the source streams it (a second streamed
+ * transaction open at once, a subtransaction's abort): what was not committed is rolled back
+ * and the stream is read again from the applied position without streaming.
+ */
+class StreamingFallback extends Error {}
+
+/** A destination session the pipeline applies on, with the changes waiting for it and the chunk it is running. */
+interface ApplyLane {
+  applier: ChangeApplier;
+  pending: RowChange[];
+  /**
+   * A chunk sent ahead mid-transaction (see applyPending): the destination runs it while the
+   * loop reads and maps the next chunk. Every later use of the applier awaits it first.
+   */
+  inFlight: Promise<void> | null;
+}
+
+/** The streamed source transaction being applied on the second session (protocol 2 streaming). */
+interface StreamedTransaction {
+  xid: number;
+  changes: number;
+  perTable: Map<string, number>;
+}
+
+/**
  * Applies changes until the signal aborts (rejects with its reason) or, with `untilPosition`,
  * until everything up to that source position is applied (resolves). With `untilPosition`,
  * parked tables hold the load until they rejoin unless `leaveParked` (Promote with force).
@@ -148,7 +173,24 @@ export async function runIncrementalLoad(
   // Changes arrive with the source's names; the applier knows the tables by their destination names.
   const mapping = await recordedSchemaMapping(store, job.id);
   const fence = deps.fence;
-  const applier: ChangeApplier = await destination.openChangeApplier(deps.destinationParams, destinationKeyOf(job, replication), mapDatabaseSchema(schema, mapping).tables, fence === undefined ? {} : { fence: fence.destination });
+  const openApplier = () => destination.openChangeApplier(deps.destinationParams, destinationKeyOf(job, replication), mapDatabaseSchema(schema, mapping).tables, fence === undefined ? {} : { fence: fence.destination });
+  const applier: ChangeApplier = await openApplier();
+  /**
+   * The second destination session, for a transaction the source streams before its commit
+   * (opened at the first one). Its changes are applied there as they arrive, in a destination
+   * transaction that commits with the transaction's position once the source commits it, after
+   * the main session committed every transaction that committed before it.
+   */
+  let streamApplier: ChangeApplier | null = null;
+  /**
+   * Streaming is asked for with a PostgreSQL destination only, and a streamed transaction is
+   * applied as it streams only while no table is parked and no table filters by a copy position
+   * after it (otherwise the stream is read again without streaming). Both sessions run at once: on the
+   * source, a transaction that committed while the streamed one was open cannot have touched
+   * its rows (they were locked), so neither session waits for the other on the destination.
+   * MySQL's gap locks break that argument; so do the parked-change bookkeeping's shared rows.
+   */
+  let streamingAllowed = destination.kind === 'postgresql' && process.env.FERRY_STREAM_IN_PROGRESS !== '0';
   let healthy = false;
   const parked = new ParkedTables(job, schema.tables.map((t) => ({
     destination: mapQualifiedName(mapping, { schema: t.schema, name: t.name }),
@@ -217,6 +259,7 @@ export async function runIncrementalLoad(
       return source.openChangeReader(deps.sourceParams, replication.spec, applied, {
         destinationEngine: destination.kind, zeroDatePolicy: job.zeroDatePolicy ?? 'null', enumErrorValuePolicy: job.enumErrorValuePolicy ?? 'label', nulCharacterPolicy: job.nulCharacterPolicy ?? 'refuse',
         tables: schema.tables, ...(fence === undefined ? {} : { takeOverSlot: true }),
+        streamInProgress: streamingAllowed,
       });
     };
 
@@ -227,7 +270,9 @@ export async function runIncrementalLoad(
       const current: ChangeReader = reader;
       let inTransaction = false;
       let commitPosition = applied;
-      let pending: RowChange[] = [];
+      const main: ApplyLane = { applier, pending: [], inFlight: null };
+      let streamLane: ApplyLane | null = null;
+      let stream: StreamedTransaction | null = null;
       let batchTransactions = 0;
       let batchChanges = 0;
       let batchStarted = 0;
@@ -237,42 +282,45 @@ export async function runIncrementalLoad(
       let perTable = new Map<string, number>();
       const warned = new Set<string>();
 
-      /**
-       * A chunk sent ahead mid-transaction (see applyPending): the destination runs it while the
-       * loop reads and maps the next chunk. Every later use of the applier awaits it first.
-       */
-      let inFlight: Promise<void> | null = null;
-      const settle = async () => {
-        const running = inFlight;
-        inFlight = null;
+      const settle = async (lane: ApplyLane = main) => {
+        const running = lane.inFlight;
+        lane.inFlight = null;
         if (running !== null) await running;
       };
       /**
-       * Sends the pending changes into the open destination transaction. `ahead` (mid-transaction,
-       * no table parked): returns once they are sent, so that the loop prepares the next chunk
-       * while the destination applies this one; one chunk at most is in flight, statements keep
-       * their order on the one session, and its failure surfaces at the next applier call.
+       * Sends the lane's pending changes into its open destination transaction. `ahead`
+       * (mid-transaction, no table parked): returns once they are sent, so that the loop prepares
+       * the next chunk while the destination applies this one; one chunk at most is in flight
+       * per session, statements keep their order on it, and its failure surfaces at the lane's
+       * next applier call.
        */
-      const applyPending = async (ahead = false) => {
-        const sent = pending;
-        pending = [];
+      const applyPending = async (ahead = false, lane: ApplyLane = main) => {
+        const sent = lane.pending;
+        lane.pending = [];
+        const target = lane.applier;
         // Planned (CPU only) while the previous chunk still runs on the destination.
-        const planned = sent.length > 0 && applier.applyPlanned !== undefined ? (applier.planAhead?.(sent) ?? null) : null;
-        await settle();
+        const planned = sent.length > 0 && target.applyPlanned !== undefined ? (target.planAhead?.(sent) ?? null) : null;
+        await settle(lane);
         const send = async () => {
           try {
-            if (planned !== null) await applier.applyPlanned?.(planned);
-            else if (sent.length > 0) await applier.apply(sent);
+            if (planned !== null) await target.applyPlanned?.(planned);
+            else if (sent.length > 0) await target.apply(sent);
           } catch (error) {
             throw parked.refusedTable(error) ?? error;
           }
           stats.recordSent(sent.length);
-          await parked.writeHeld(applier);
+          if (lane === main) await parked.writeHeld(target);
         };
         if (!ahead || parked.size > 0) return send();
-        inFlight = send();
+        const running = send();
+        lane.inFlight = running;
         // Awaited by the next settle(); until then its failure is not unhandled.
-        inFlight.catch(() => undefined);
+        running.catch(() => undefined);
+      };
+      /** Both sessions' chunks in flight end (the first failure is the one that counts). */
+      const settleAll = async () => {
+        const results = await Promise.allSettled([settle(main), streamLane === null ? Promise.resolve() : settle(streamLane)]);
+        for (const result of results) if (result.status === 'rejected') throw result.reason;
       };
       const flush = async () => {
         const started = Date.now();
@@ -369,20 +417,79 @@ export async function runIncrementalLoad(
                 inTransaction = true;
                 deferredHeartbeat = null;
                 commitPosition = event.commitPosition;
-                if (batchTransactions === 0 && pending.length === 0) batchStarted = Date.now();
+                if (batchTransactions === 0 && main.pending.length === 0) batchStarted = Date.now();
                 stats.oldestPendingCommitMs ??= Date.parse(event.commitTime);
                 break;
               case 'change': {
                 const change = filterChange(event.change, commitPosition, wanted);
                 if (change === null) break;
                 const applying = parked.route(mapRowChange(change, mapping));
-                if (applying !== null) pending.push(applying);
+                if (applying !== null) main.pending.push(applying);
                 batchChanges++;
                 const name = change.op === 'truncate' ? 'truncate' : sharedQualifiedName(change.table);
                 perTable.set(name, (perTable.get(name) ?? 0) + 1);
-                if (pending.length >= APPLY_CHUNK || parked.heldCount >= APPLY_CHUNK) await applyPending(true);
+                if (main.pending.length >= APPLY_CHUNK || parked.heldCount >= APPLY_CHUNK) await applyPending(true);
                 break;
               }
+              case 'streamStart':
+                // One streamed transaction at a time; a later block of another (or a first block never seen) reads the stream again without streaming.
+                if (stream !== null ? stream.xid !== event.xid : !event.first) {
+                  throw new StreamingFallback(stream !== null ? 'a second transaction streamed while one was open' : 'a streamed transaction whose first block was not seen');
+                }
+                // What the main session holds uncommitted (transactions that committed before this block's changes) is
+                // committed first: the block may write the rows it wrote, and would wait for its commit, which waits for the block.
+                if (lastCommit !== null) await flush();
+                if (stream === null) {
+                  // A parked table's changes wait in bookkeeping the main session writes; a table copied after the transaction began wants only some of its changes.
+                  if (parked.size > 0) throw new StreamingFallback('a transaction streamed while a table is parked');
+                  for (const copiedAt of tablePositions.values()) {
+                    if (compare(copiedAt, event.position) > 0) throw new StreamingFallback('a transaction streamed that may have committed before a table was copied');
+                  }
+                  streamApplier ??= await openApplier();
+                  streamLane ??= { applier: streamApplier, pending: [], inFlight: null };
+                  stream = { xid: event.xid, changes: 0, perTable: new Map() };
+                  log.debug({ xid: event.xid }, 'applying a streamed transaction');
+                }
+                break;
+              case 'streamChange': {
+                if (stream === null || streamLane === null || stream.xid !== event.xid) throw new StreamingFallback('a streamed change outside the open streamed transaction');
+                const change = event.change;
+                streamLane.pending.push(mapRowChange(change, mapping));
+                stream.changes++;
+                const name = change.op === 'truncate' ? 'truncate' : sharedQualifiedName(change.table);
+                stream.perTable.set(name, (stream.perTable.get(name) ?? 0) + 1);
+                if (streamLane.pending.length >= APPLY_CHUNK) await applyPending(true, streamLane);
+                break;
+              }
+              case 'streamCommit': {
+                if (stream === null || streamLane === null || streamApplier === null || stream.xid !== event.xid) throw new StreamingFallback('the commit of a streamed transaction that was not applied');
+                // Every transaction that committed before it is committed first, on the main session.
+                if (lastCommit !== null) await flush();
+                const started = Date.now();
+                await applyPending(false, streamLane);
+                const sent = Date.now();
+                await failpoint('before-destination-commit');
+                await streamApplier.commit(event.position);
+                log.debug({ changes: stream.changes, transactions: 1, applyMs: sent - started, commitMs: Date.now() - sent, sourceCommitTime: event.commitTime, streamed: true }, 'batch committed');
+                await failpoint('after-destination-commit');
+                current.acknowledge(event.position);
+                applied = event.position;
+                stats.recordBatch(event.position, stream.changes, 1, event.commitTime, stream.perTable);
+                stream = null;
+                await saveCounters(store, job.id, stats);
+                await markHealthy();
+                break;
+              }
+              case 'streamAbort':
+                // Nothing of a transaction not being applied here was applied.
+                if (stream === null || streamLane === null || streamApplier === null || stream.xid !== event.xid) break;
+                // Rolling back to a savepoint per subtransaction is not done: the stream is read again without streaming.
+                if (event.subxid !== event.xid) throw new StreamingFallback('a subtransaction of the streamed transaction rolled back');
+                streamLane.pending = [];
+                await settle(streamLane);
+                await streamApplier.rollback();
+                stream = null;
+                break;
               case 'commit':
                 inTransaction = false;
                 batchTransactions++;
@@ -420,18 +527,25 @@ export async function runIncrementalLoad(
         }
       } catch (error) {
         // A chunk still in flight ends before the applier is used again (its own failure is the same batch's).
-        const failure = await settle().then(() => error, (sentFailure: unknown) => (error instanceof TableRefused ? error : sentFailure));
-        if (!(failure instanceof TableRefused) || signal.aborted) throw failure;
-        // The batch is abandoned; the table is parked at the last committed position and the stream replays from there.
+        const failure = await settleAll().then(() => error, (sentFailure: unknown) => (error instanceof TableRefused || error instanceof StreamingFallback ? error : sentFailure));
+        if (!(failure instanceof TableRefused || failure instanceof StreamingFallback) || signal.aborted) throw failure;
+        // The batch (and the streamed transaction) is abandoned; the stream replays from the last committed position.
         await applier.rollback();
+        await streamApplier?.rollback();
         stats.oldestPendingCommitMs = null;
         stats.discardInFlight();
         await current.close().catch(() => undefined);
+        if (failure instanceof StreamingFallback) {
+          log.info({ reason: failure.message, position: applied }, 'reading the change stream again without streaming in-progress transactions');
+          streamingAllowed = false;
+          continue;
+        }
+        // The table is parked at the last committed position.
         await parked.park(applier, failure, applied);
         continue;
       } finally {
         // Leaving the stream (caught up, ended) with a chunk in flight: it ends before the applier is rolled back or closed.
-        await settle().catch(() => undefined);
+        await settleAll().catch(() => undefined);
       }
       signal.throwIfAborted();
       throw new FerryError('CONNECTION_LOST', 'The source ended the change stream; Ferry reconnects and continues from the last applied position.', { retryable: true });
@@ -450,6 +564,8 @@ export async function runIncrementalLoad(
     await reader?.close().catch(() => undefined);
     await applier.rollback().catch(() => undefined);
     await applier.close().catch(() => undefined);
+    await streamApplier?.rollback().catch(() => undefined);
+    await streamApplier?.close().catch(() => undefined);
   }
 }
 

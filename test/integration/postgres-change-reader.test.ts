@@ -365,6 +365,57 @@ describe('PostgreSQL change capture', () => {
     }
   });
 
+  it('streams a large transaction before its commit when asked (protocol 2), with transactions that committed meanwhile in between', async () => {
+    const from = await postgresEngine.currentPosition(db.params);
+    const saved = process.env.FERRY_PG_DECODING_WORK_MEM;
+    process.env.FERRY_PG_DECODING_WORK_MEM = '64kB';
+    let reader: ChangeReader;
+    try {
+      reader = await postgresEngine.openChangeReader(db.params, spec, from, { streamInProgress: true });
+    } finally {
+      if (saved === undefined) delete process.env.FERRY_PG_DECODING_WORK_MEM;
+      else process.env.FERRY_PG_DECODING_WORK_MEM = saved;
+    }
+    openReaders.push(reader);
+    const collector = new Collector(reader);
+    const other = new pg.Client({ host: db.params.host, port: db.params.port, user: db.params.username, database: db.params.database as string });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`INSERT INTO items (id, name) SELECT g, 'streamed ' || g FROM generate_series(100001, 103000) g`);
+      const streamed = (events: ChangeEvent[]) => events.filter((e) => e.kind === 'streamChange').length;
+      await collector.until((events) => streamed(events) > 0);
+      await db.client.query(`INSERT INTO items (id, name) VALUES (200001, 'meanwhile')`);
+      await other.query(`UPDATE items SET name = 'last' WHERE id = 100001`);
+      await other.query('COMMIT');
+      await db.client.query(`SELECT pg_logical_emit_message(false, 'ferry', 'streamed done')`);
+      const events = untilMarker(await collector.until(hasMarker('streamed done')), 'streamed done');
+      const start = events.find((e): e is Extract<ChangeEvent, { kind: 'streamStart' }> => e.kind === 'streamStart');
+      const commit = events.find((e): e is Extract<ChangeEvent, { kind: 'streamCommit' }> => e.kind === 'streamCommit');
+      expect(start?.first).toBe(true);
+      expect(commit?.xid).toBe(start?.xid);
+      expect(Lsn.parse(commit?.position as string).isAfter(Lsn.parse(start?.position as string))).toBe(true);
+      // The transaction that committed meanwhile arrives whole, before the streamed one's commit.
+      // (Relation messages left out: the server describes a table again for the other transaction.)
+      const described = events.filter((e) => e.kind !== 'relation');
+      const kinds = described.map((e) => e.kind);
+      const meanwhile = described.findIndex((e) => e.kind === 'change' && e.change.op === 'insert' && e.change.values[0] === '200001');
+      expect(meanwhile).toBeGreaterThan(kinds.indexOf('streamStart'));
+      expect(meanwhile).toBeLessThan(kinds.indexOf('streamCommit'));
+      expect(kinds[meanwhile - 1]).toBe('begin');
+      expect(kinds[meanwhile + 1]).toBe('commit');
+      const changes = events.filter((e): e is Extract<ChangeEvent, { kind: 'streamChange' }> => e.kind === 'streamChange');
+      expect(changes.length).toBe(3001);
+      expect(changes.every((e) => e.xid === start?.xid)).toBe(true);
+      expect(describeChange((changes.at(-1) as { change: RowChange }).change)).toMatchObject({ update: 'public.items', values: ['100001', 'last', null, null, null] });
+      // No heartbeat from the first block to the streamed commit: nothing in between may be acknowledged past it.
+      expect(kinds.slice(kinds.indexOf('streamStart'), kinds.indexOf('streamCommit')).includes('heartbeat')).toBe(false);
+    } finally {
+      await other.end();
+      await reader.close();
+    }
+  });
+
   it('drops the replication objects while a reader streams; the reader fails retryably and the slot is then lost', async () => {
     const dropSpec = newSpec();
     const { startPosition: dropStart } = await postgresEngine.createReplication(db.params, dropSpec, [ITEMS]);

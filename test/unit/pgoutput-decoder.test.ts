@@ -1,5 +1,5 @@
 /**
- * The pgoutput decoder against hand-built protocol version 1 messages
+ * The pgoutput decoder against hand-built protocol version 1 and 2 messages
  * (https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html).
  */
 import { describe, expect, it } from 'vitest';
@@ -271,6 +271,41 @@ describe('PgoutputDecoder', () => {
       content,
     });
     expect(decoder.decode(new Message('M').byte(1).lsn('0/5000').string('other').uint32(0).build())).toMatchObject({ transactional: true, prefix: 'other' });
+  });
+
+  it('decodes protocol 2 stream blocks: the xid before each message inside a block, and Stream Commit and Abort after it', () => {
+    const decoder = new PgoutputDecoder();
+    expect(decoder.decode(new Message('S').uint32(901).byte(1).build())).toEqual({ tag: 'streamStart', xid: 901, first: true });
+    expect(decoder.streamXid).toBe(901);
+    // Inside the block a Relation, a Type and the row changes carry a (sub)transaction xid first.
+    const described = decoder.decode(Buffer.concat([new Message('R').uint32(905).build().subarray(0, 5), ORDERS.subarray(1)]));
+    expect(described).toMatchObject({ tag: 'relation', relation: { id: 16400, name: 'orders' } });
+    expect(decoder.decode(new Message('Y').uint32(905).uint32(16385).string('public').string('mood').build())).toMatchObject({ tag: 'type', name: 'mood' });
+    expect(decoder.decode(new Message('I').uint32(905).uint32(16400).char('N').tuple(['7', 'in block', null]).build())).toEqual({
+      tag: 'change',
+      change: { op: 'insert', table: { schema: 'public', name: 'orders' }, columns: ['id', 'note', 'amount'], values: ['7', 'in block', null] },
+    });
+    expect(decoder.decode(new Message('D').uint32(901).uint32(16400).char('K').tuple(['7', null, null]).build())).toMatchObject({ tag: 'change', change: { op: 'delete', oldValues: ['7'] } });
+    expect(decoder.decode(new Message('T').uint32(901).uint32(1).byte(0).uint32(16400).build())).toMatchObject({ tag: 'change', change: { op: 'truncate' } });
+    expect(decoder.decode(new Message('E').build())).toEqual({ tag: 'streamStop' });
+    expect(decoder.streamXid).toBeNull();
+    // Outside a block the same messages have no xid.
+    expect(decoder.decode(new Message('I').uint32(16400).char('N').tuple(['8', 'outside', null]).build())).toMatchObject({ tag: 'change', change: { values: ['8', 'outside', null] } });
+    expect(decoder.decode(new Message('S').uint32(901).byte(0).build())).toEqual({ tag: 'streamStart', xid: 901, first: false });
+    expect(decoder.decode(new Message('E').build())).toEqual({ tag: 'streamStop' });
+    expect(decoder.decode(new Message('A').uint32(901).uint32(905).build())).toEqual({ tag: 'streamAbort', xid: 901, subxid: 905 });
+    expect(decoder.decode(new Message('c').uint32(901).byte(0).lsn('16/B374D848').lsn('16/B374D878').int64(COMMIT_TIME).build())).toEqual({
+      tag: 'streamCommit',
+      xid: 901,
+      flags: 0,
+      commitLsn: Lsn.parse('16/B374D848'),
+      endLsn: Lsn.parse('16/B374D878'),
+      commitTime: '2026-11-03T10:20:30.123456Z',
+    });
+    // A block inside a block, or a Stream Stop without one, is not a stream the decoder can follow.
+    expect(() => decoder.decode(new Message('E').build())).toThrow(FerryError);
+    decoder.decode(new Message('S').uint32(902).byte(1).build());
+    expect(() => decoder.decode(new Message('S').uint32(903).byte(1).build())).toThrow(FerryError);
   });
 
   it('decodes at an offset, as inside an XLogData payload', () => {

@@ -1,7 +1,13 @@
 /**
- * Decodes the messages of PostgreSQL's pgoutput logical decoding plugin, protocol version 1
- * (https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html), as
+ * Decodes the messages of PostgreSQL's pgoutput logical decoding plugin, protocol versions 1
+ * and 2 (https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html), as
  * they arrive in the XLogData payloads of a START_REPLICATION stream.
+ *
+ * Protocol 2 adds the streaming of in-progress transactions: Stream Start and Stream Stop
+ * enclose a block of one transaction's changes (each Relation, Type, row and Message inside
+ * carries the xid of the (sub)transaction before its fields), and Stream Commit or Stream
+ * Abort end the transaction later. The decoder tracks whether it is inside such a block
+ * (`streamXid`).
  *
  * Values stay text, as the server's type output functions wrote them: no parsing, no loss.
  * A TOASTed value the server did not send because it did not change is UNCHANGED.
@@ -57,7 +63,13 @@ export type PgoutputMessage =
   | { tag: 'relation'; relation: PgoutputRelation }
   | { tag: 'type'; typeOid: number; schema: string; name: string }
   | { tag: 'change'; change: RowChange }
-  | { tag: 'message'; transactional: boolean; lsn: Lsn; prefix: string; content: Buffer };
+  | { tag: 'message'; transactional: boolean; lsn: Lsn; prefix: string; content: Buffer }
+  /** A block of the in-progress transaction `xid` follows (`first`: its first block). */
+  | { tag: 'streamStart'; xid: number; first: boolean }
+  | { tag: 'streamStop' }
+  | { tag: 'streamCommit'; xid: number; flags: number; commitLsn: Lsn; endLsn: Lsn; commitTime: string }
+  /** `subxid === xid`: the whole transaction aborted; otherwise only that subtransaction. */
+  | { tag: 'streamAbort'; xid: number; subxid: number };
 
 const POSTGRES_EPOCH_MS = 946_684_800_000n;
 
@@ -283,6 +295,8 @@ export class PgoutputDecoder {
   private readonly relations = new Map<number, PgoutputRelation>();
   private readonly types = new Map<number, string>();
   private readonly cursor = new Cursor();
+  /** Inside a Stream Start .. Stream Stop block: the streamed transaction's xid; otherwise null. */
+  streamXid: number | null = null;
 
   /** The relation a Relation message described under `id`, if any. */
   relation(id: number): PgoutputRelation | undefined {
@@ -295,6 +309,8 @@ export class PgoutputDecoder {
     cursor.reset(buffer, offset);
     const tag = cursor.byte();
     try {
+      // In a stream block, messages of the transaction carry its (sub)transaction's xid first.
+      if (this.streamXid !== null && tag !== 0x45 && tag !== 0x53) cursor.uint32();
       switch (tag) {
         case 0x42: // B
           return { tag: 'begin', finalLsn: cursor.lsn(), commitTime: postgresTimestampToIso(cursor.int64()), xid: cursor.uint32() };
@@ -316,6 +332,21 @@ export class PgoutputDecoder {
           return { tag: 'change', change: this.decodeTruncate(cursor) };
         case 0x4d: // M
           return this.decodeMessage(cursor);
+        case 0x53: {
+          // S: Stream Start
+          if (this.streamXid !== null) throw malformed('a Stream Start inside a stream block');
+          const xid = cursor.uint32();
+          this.streamXid = xid;
+          return { tag: 'streamStart', xid, first: cursor.byte() === 1 };
+        }
+        case 0x45: // E: Stream Stop
+          if (this.streamXid === null) throw malformed('a Stream Stop outside a stream block');
+          this.streamXid = null;
+          return { tag: 'streamStop' };
+        case 0x63: // c: Stream Commit
+          return { tag: 'streamCommit', xid: cursor.uint32(), flags: cursor.byte(), commitLsn: cursor.lsn(), endLsn: cursor.lsn(), commitTime: postgresTimestampToIso(cursor.int64()) };
+        case 0x41: // A: Stream Abort
+          return { tag: 'streamAbort', xid: cursor.uint32(), subxid: cursor.uint32() };
         default:
           throw malformed(`a message of unknown type '${String.fromCharCode(tag)}' (0x${tag.toString(16)})`);
       }

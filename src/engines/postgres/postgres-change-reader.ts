@@ -67,6 +67,14 @@ export interface PostgresChangeReaderOptions {
   statusIntervalMs?: number;
   highWaterEvents?: number;
   highWaterBytes?: number;
+  /**
+   * Ask the server (14 and later: pgoutput protocol 2) to stream a transaction before its
+   * commit once its decoding outgrows `logical_decoding_work_mem`: its changes arrive as
+   * `streamChange` events between `streamStart` and `streamCommit` or `streamAbort`.
+   */
+  streamInProgress?: boolean;
+  /** `logical_decoding_work_mem` of the walsender session (e.g. '64kB'); the server's setting when absent. */
+  decodingWorkMem?: string;
 }
 
 /**
@@ -118,8 +126,16 @@ export async function openPostgresChangeReader(
     await endQuietly(client);
     throw classifyPostgresError(error, context);
   }
+  if (options.decodingWorkMem !== undefined) {
+    try {
+      await client.query(`SET logical_decoding_work_mem = ${quoteLiteral(options.decodingWorkMem)}`);
+    } catch (error) {
+      await endQuietly(client);
+      throw classifyPostgresError(error, context);
+    }
+  }
   const reader = new PostgresChangeReader(client, context, start, options);
-  await reader.start(spec, publications, serverVersionNum);
+  await reader.start(spec, publications, serverVersionNum, options.streamInProgress === true);
   return reader;
 }
 
@@ -140,6 +156,8 @@ export class PostgresChangeReader implements ChangeReader {
   private paused = false;
   private iterating = false;
   private inTransaction = false;
+  /** Streamed transactions begun and not yet committed or aborted (their xids). */
+  private readonly openStreams = new Set<number>();
   /** The furthest commit end, marker or heartbeat handed out: a heartbeat must go beyond it. */
   private delivered: Lsn;
   /** The furthest position acknowledge() was given: all the server is ever told. */
@@ -171,9 +189,11 @@ export class PostgresChangeReader implements ChangeReader {
    * before 15), so the stream still reaches the marker's position with a commit.
    * openPostgresChangeReader passes the server's version; the default is a server with messages.
    */
-  start(spec: ReplicationSpec, publications: string[] = [spec.publicationName], serverVersionNum = 140_000): Promise<void> {
-    const options = [`proto_version '1'`, `publication_names ${quoteLiteral(publications.map((p) => quoteIdent(p)).join(','))}`];
+  start(spec: ReplicationSpec, publications: string[] = [spec.publicationName], serverVersionNum = 140_000, streamInProgress = false): Promise<void> {
+    const streaming = streamInProgress && serverVersionNum >= 140_000;
+    const options = [`proto_version '${streaming ? 2 : 1}'`, `publication_names ${quoteLiteral(publications.map((p) => quoteIdent(p)).join(','))}`];
     if (serverVersionNum >= 140_000) options.push(`messages 'true'`);
+    if (streaming) options.push(`streaming 'on'`);
     const sql = `START_REPLICATION SLOT ${quoteIdent(spec.slotName)} LOGICAL ${this.startPosition.format()} (${options.join(', ')})`;
     return new Promise<void>((resolve, reject) => {
       let started = false;
@@ -269,12 +289,13 @@ export class PostgresChangeReader implements ChangeReader {
     try {
       const type = chunk[0];
       if (type === XLOG_DATA) {
-        this.handle(this.decoder.decode(chunk, 25), chunk.length);
+        this.handle(this.decoder.decode(chunk, 25), chunk.length, chunk);
       } else if (type === PRIMARY_KEEPALIVE) {
         const walEnd = Lsn.read(chunk, 1);
         // Between transactions the server has sent every commit before walEnd; inside one, walEnd
         // may lie past the commit being sent, and acknowledging it would lose that transaction.
-        if (!this.inTransaction && walEnd.isAfter(this.delivered)) {
+        // A streamed transaction is open until its Stream Commit or Abort: the same holds for it.
+        if (!this.inTransaction && this.openStreams.size === 0 && walEnd.isAfter(this.delivered)) {
           this.delivered = walEnd;
           this.push({ kind: 'heartbeat', position: walEnd.format() });
         }
@@ -289,7 +310,7 @@ export class PostgresChangeReader implements ChangeReader {
     }
   }
 
-  private handle(message: PgoutputMessage, wireBytes: number): void {
+  private handle(message: PgoutputMessage, wireBytes: number, chunk: Buffer): void {
     switch (message.tag) {
       case 'begin':
         this.inTransaction = true;
@@ -307,16 +328,35 @@ export class PostgresChangeReader implements ChangeReader {
           columns: message.relation.columns.map((c) => ({ name: c.name, nativeType: c.nativeType, key: c.key })),
         });
         break;
-      case 'change':
-        this.push({ kind: 'change', change: message.change }, wireBytes);
+      case 'change': {
+        const xid = this.decoder.streamXid;
+        if (xid === null) this.push({ kind: 'change', change: message.change }, wireBytes);
+        else this.push({ kind: 'streamChange', xid, change: message.change }, wireBytes);
+        break;
+      }
+      case 'streamStart':
+        this.openStreams.add(message.xid);
+        // The XLogData's start: the block's first change, so before the transaction's commit.
+        this.push({ kind: 'streamStart', xid: message.xid, first: message.first, position: Lsn.read(chunk, 1).format() });
+        break;
+      case 'streamCommit':
+        this.openStreams.delete(message.xid);
+        this.delivered = Lsn.max(this.delivered, message.endLsn);
+        this.push({ kind: 'streamCommit', xid: message.xid, position: message.endLsn.format(), commitTime: message.commitTime });
+        break;
+      case 'streamAbort':
+        if (message.subxid === message.xid) this.openStreams.delete(message.xid);
+        this.push({ kind: 'streamAbort', xid: message.xid, subxid: message.subxid });
         break;
       case 'message':
-        if (message.prefix !== MARKER_PREFIX) break;
+        // A transactional marker inside a streamed transaction is not one the pipeline wrote (its markers are not transactional).
+        if (message.prefix !== MARKER_PREFIX || this.decoder.streamXid !== null) break;
         if (!message.transactional && !this.inTransaction) this.delivered = Lsn.max(this.delivered, message.lsn);
         this.push({ kind: 'marker', position: message.lsn.format(), content: message.content.toString('utf8') });
         break;
       case 'type':
       case 'origin':
+      case 'streamStop':
         break;
     }
   }

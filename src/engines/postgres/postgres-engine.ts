@@ -602,10 +602,18 @@ export class PostgresEngine implements Engine {
     return new PostgresReplication(params).drop(spec);
   }
 
-  async openChangeReader(params: ConnectionParams, spec: ReplicationSpec, startPosition: string, options: CopyOptions & { takeOverSlot?: boolean } = {}): Promise<ChangeReader> {
+  async openChangeReader(
+    params: ConnectionParams,
+    spec: ReplicationSpec,
+    startPosition: string,
+    options: CopyOptions & { takeOverSlot?: boolean; streamInProgress?: boolean } = {},
+  ): Promise<ChangeReader> {
+    // How much the source's walsender decodes in memory before it streams (or spills) a transaction: its own setting unless the operator sets one.
+    const decodingWorkMem = process.env.FERRY_PG_DECODING_WORK_MEM;
+    const readerOptions = { streamInProgress: options.streamInProgress === true, ...(decodingWorkMem === undefined || decodingWorkMem === '' ? {} : { decodingWorkMem }) };
     for (let attempt = 1; ; attempt++) {
       try {
-        return await openPostgresChangeReader(params, spec, startPosition);
+        return await openPostgresChangeReader(params, spec, startPosition, readerOptions);
       } catch (error) {
         // A stale walsender (a node that lost the lease, paused or gone) holds the slot until
         // wal_sender_timeout at best: the lease holder ends it, a bounded number of times.
