@@ -308,7 +308,7 @@ export async function runIncrementalLoad(
           } catch (error) {
             throw parked.refusedTable(error) ?? error;
           }
-          stats.recordSent(sent.length);
+          stats.recordSent(sent.length, Date.now(), lane === main ? 'main' : 'streamed');
           if (lane === main) await parked.writeHeld(target);
         };
         if (!ahead || parked.size > 0) return send();
@@ -474,7 +474,7 @@ export async function runIncrementalLoad(
                 await failpoint('after-destination-commit');
                 current.acknowledge(event.position);
                 applied = event.position;
-                stats.recordBatch(event.position, stream.changes, 1, event.commitTime, stream.perTable);
+                stats.recordBatch(event.position, stream.changes, 1, event.commitTime, stream.perTable, Date.now(), 'streamed');
                 stream = null;
                 await saveCounters(store, job.id, stats);
                 await markHealthy();
@@ -488,6 +488,7 @@ export async function runIncrementalLoad(
                 streamLane.pending = [];
                 await settle(streamLane);
                 await streamApplier.rollback();
+                stats.discardInFlight('streamed');
                 stream = null;
                 break;
               case 'commit':

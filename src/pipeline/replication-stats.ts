@@ -37,6 +37,9 @@ export interface ReplicationCounters {
   tableChanges: Record<string, number>;
 }
 
+/** The destination session changes were applied on: the main one, or the one of a transaction streamed before its commit. */
+export type ApplySession = 'main' | 'streamed';
+
 export class ReplicationStats {
   appliedPosition: string | null = null;
   sourcePosition: string | null = null;
@@ -49,8 +52,8 @@ export class ReplicationStats {
   oldestPendingCommitMs: number | null = null;
   /** When the counters were last written to the store (ms since epoch; 0: never). */
   countersSavedAt = 0;
-  /** Changes sent into the open destination transaction, not committed yet. */
-  #inFlight = 0;
+  /** Changes sent into the open destination transaction of each session ('main', 'streamed'), not committed yet. */
+  #inFlight = { main: 0, streamed: 0 };
   #samples: Array<{ at: number; changes: number }> = [];
 
   counters(): ReplicationCounters {
@@ -78,36 +81,37 @@ export class ReplicationStats {
     this.lastAppliedCommitTime = saved.lastAppliedCommitTime;
     this.tableChanges.clear();
     for (const [table, count] of Object.entries(saved.tableChanges)) this.tableChanges.set(table, count);
-    this.#inFlight = 0;
+    this.#inFlight = { main: 0, streamed: 0 };
     this.#samples = [];
   }
 
-  /** Records a committed destination batch. */
-  recordBatch(position: string, changes: number, transactions: number, lastCommitTime: string | null, perTable: Map<string, number>, now = Date.now()): void {
+  /** Records a committed destination batch (`session`: the one it was applied on; what the other holds stays in flight). */
+  recordBatch(position: string, changes: number, transactions: number, lastCommitTime: string | null, perTable: Map<string, number>, now = Date.now(), session: ApplySession = 'main'): void {
     this.appliedPosition = position;
     this.changesApplied += changes;
     this.transactionsApplied += transactions;
     if (lastCommitTime !== null) this.lastAppliedCommitTime = lastCommitTime;
     for (const [table, count] of perTable) this.tableChanges.set(table, (this.tableChanges.get(table) ?? 0) + count);
     this.oldestPendingCommitMs = null;
-    this.#inFlight = 0;
+    this.#inFlight[session] = 0;
     this.#sample(now);
   }
 
   /** Records changes sent into the open destination transaction (they count in the rate now, in the counters at commit). */
-  recordSent(changes: number, now = Date.now()): void {
-    this.#inFlight += changes;
+  recordSent(changes: number, now = Date.now(), session: ApplySession = 'main'): void {
+    this.#inFlight[session] += changes;
     this.#sample(now);
   }
 
-  /** The open destination transaction was rolled back: what it held is not applied. */
-  discardInFlight(): void {
-    this.#inFlight = 0;
+  /** The open destination transaction (of `session`, else of both) was rolled back: what it held is not applied. */
+  discardInFlight(session?: ApplySession): void {
+    if (session === undefined) this.#inFlight = { main: 0, streamed: 0 };
+    else this.#inFlight[session] = 0;
     this.#samples = [];
   }
 
   #sample(now: number): void {
-    this.#samples.push({ at: now, changes: this.changesApplied + this.#inFlight });
+    this.#samples.push({ at: now, changes: this.changesApplied + this.#inFlight.main + this.#inFlight.streamed });
     while (this.#samples.length > 2 && (this.#samples[0] as { at: number }).at < now - RATE_WINDOW_MS) this.#samples.shift();
   }
 

@@ -53,4 +53,19 @@ describe('replication stats', () => {
     expect(stats.snapshot(5_600).changesApplied).toBe(6_010);
     expect(stats.snapshot(5_600).appliedChangesPerSecond).toBeGreaterThanOrEqual(0);
   });
+
+  it('keeps a streamed transaction\'s changes in the rate while the main session commits its own batches', () => {
+    const stats = new ReplicationStats();
+    stats.recordBatch('0/10', 0, 0, null, new Map(), 1_000);
+    stats.recordSent(4_000, 2_000, 'streamed');
+    // The main session commits a batch of 100 changes meanwhile: the streamed ones stay counted.
+    stats.recordSent(100, 2_500);
+    stats.recordBatch('0/20', 100, 1, null, new Map([['public.b', 100]]), 2_600);
+    stats.recordSent(4_000, 3_000, 'streamed');
+    expect(stats.snapshot(3_000).appliedChangesPerSecond).toBeCloseTo(8_100 / 2, 0);
+    stats.recordBatch('0/30', 8_000, 1, null, new Map([['public.a', 8_000]]), 3_500, 'streamed');
+    const after = stats.snapshot(3_500);
+    expect(after.changesApplied).toBe(8_100);
+    expect(after.appliedChangesPerSecond).toBeCloseTo(8_100 / 2.5, 0);
+  });
 });
