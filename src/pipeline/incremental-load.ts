@@ -118,9 +118,9 @@ const REOPEN_WAIT_MS = 250;
 const TICK = Symbol('tick');
 
 /**
- * The stream cannot go on being applied as the source streams it (a second streamed
- * transaction open at once, a subtransaction's abort): what was not committed is rolled back
- * and the stream is read again from the applied position without streaming.
+ * The stream cannot go on being applied as the source streams it (more streamed transactions
+ * open at once than MAX_STREAMED, a subtransaction's abort): what was not committed is rolled
+ * back and the stream is read again from the applied position without streaming.
  */
 class StreamingFallback extends Error {}
 
@@ -135,9 +135,17 @@ interface ApplyLane {
   inFlight: Promise<void> | null;
 }
 
-/** The streamed source transaction being applied on the second session (protocol 2 streaming). */
+/**
+ * Source transactions streamed before their commit that are applied at once, each on a
+ * destination session of its own (besides the main one). Each session holds up to two apply
+ * chunks (docs/ARCHITECTURE.md, the memory bound): two keep ferry serve under 200 MiB.
+ */
+const MAX_STREAMED = 2;
+
+/** A source transaction streamed before its commit (protocol 2), applied on a session of its own. */
 interface StreamedTransaction {
   xid: number;
+  lane: ApplyLane;
   changes: number;
   perTable: Map<string, number>;
 }
@@ -176,12 +184,14 @@ export async function runIncrementalLoad(
   const openApplier = () => destination.openChangeApplier(deps.destinationParams, destinationKeyOf(job, replication), mapDatabaseSchema(schema, mapping).tables, fence === undefined ? {} : { fence: fence.destination });
   const applier: ChangeApplier = await openApplier();
   /**
-   * The second destination session, for a transaction the source streams before its commit
-   * (opened at the first one). Its changes are applied there as they arrive, in a destination
-   * transaction that commits with the transaction's position once the source commits it, after
-   * the main session committed every transaction that committed before it.
+   * Destination sessions for transactions the source streams before their commit (opened as
+   * needed, at most MAX_STREAMED, kept for the run; `spareAppliers` are the ones not in use).
+   * A streamed transaction's changes are applied on its session as they arrive, in a
+   * destination transaction that commits with the transaction's position once the source
+   * commits it, after the main session committed every transaction that committed before it.
    */
-  let streamApplier: ChangeApplier | null = null;
+  const streamAppliers: ChangeApplier[] = [];
+  const spareAppliers: ChangeApplier[] = [];
   /**
    * Streaming is asked for with a PostgreSQL destination only, and a streamed transaction is
    * applied as it streams only while no table is parked and no table filters by a copy position
@@ -271,8 +281,9 @@ export async function runIncrementalLoad(
       let inTransaction = false;
       let commitPosition = applied;
       const main: ApplyLane = { applier, pending: [], inFlight: null };
-      let streamLane: ApplyLane | null = null;
-      let stream: StreamedTransaction | null = null;
+      const streams = new Map<number, StreamedTransaction>();
+      // Every streamed session is free at an opening (a failed one rolled them all back).
+      spareAppliers.splice(0, spareAppliers.length, ...streamAppliers);
       let batchTransactions = 0;
       let batchChanges = 0;
       let batchStarted = 0;
@@ -319,7 +330,7 @@ export async function runIncrementalLoad(
       };
       /** Both sessions' chunks in flight end (the first failure is the one that counts). */
       const settleAll = async () => {
-        const results = await Promise.allSettled([settle(main), streamLane === null ? Promise.resolve() : settle(streamLane)]);
+        const results = await Promise.allSettled([settle(main), ...[...streams.values()].map((open) => settle(open.lane))]);
         for (const result of results) if (result.status === 'rejected') throw result.reason;
       };
       const flush = async () => {
@@ -431,66 +442,74 @@ export async function runIncrementalLoad(
                 if (main.pending.length >= APPLY_CHUNK || parked.heldCount >= APPLY_CHUNK) await applyPending(true);
                 break;
               }
-              case 'streamStart':
-                // One streamed transaction at a time; a later block of another (or a first block never seen) reads the stream again without streaming.
-                if (stream !== null ? stream.xid !== event.xid : !event.first) {
-                  throw new StreamingFallback(stream !== null ? 'a second transaction streamed while one was open' : 'a streamed transaction whose first block was not seen');
-                }
+              case 'streamStart': {
                 // What the main session holds uncommitted (transactions that committed before this block's changes) is
                 // committed first: the block may write the rows it wrote, and would wait for its commit, which waits for the block.
                 if (lastCommit !== null) await flush();
-                if (stream === null) {
-                  // A parked table's changes wait in bookkeeping the main session writes; a table copied after the transaction began wants only some of its changes.
-                  if (parked.size > 0) throw new StreamingFallback('a transaction streamed while a table is parked');
-                  for (const copiedAt of tablePositions.values()) {
-                    if (compare(copiedAt, event.position) > 0) throw new StreamingFallback('a transaction streamed that may have committed before a table was copied');
-                  }
-                  streamApplier ??= await openApplier();
-                  streamLane ??= { applier: streamApplier, pending: [], inFlight: null };
-                  stream = { xid: event.xid, changes: 0, perTable: new Map() };
-                  log.debug({ xid: event.xid }, 'applying a streamed transaction');
+                if (streams.has(event.xid)) break;
+                // A transaction met in the middle, or one more than the sessions allowed: read the stream again without streaming.
+                if (!event.first) throw new StreamingFallback('a streamed transaction whose first block was not seen');
+                if (streams.size >= MAX_STREAMED) throw new StreamingFallback(`more than ${MAX_STREAMED} transactions streamed at once`);
+                // A parked table's changes wait in bookkeeping the main session writes; a table copied after the transaction began wants only some of its changes.
+                if (parked.size > 0) throw new StreamingFallback('a transaction streamed while a table is parked');
+                for (const copiedAt of tablePositions.values()) {
+                  if (compare(copiedAt, event.position) > 0) throw new StreamingFallback('a transaction streamed that may have committed before a table was copied');
                 }
+                let sessionApplier = spareAppliers.pop();
+                if (sessionApplier === undefined) {
+                  sessionApplier = await openApplier();
+                  streamAppliers.push(sessionApplier);
+                }
+                streams.set(event.xid, { xid: event.xid, lane: { applier: sessionApplier, pending: [], inFlight: null }, changes: 0, perTable: new Map() });
+                log.debug({ xid: event.xid, open: streams.size }, 'applying a streamed transaction');
                 break;
+              }
               case 'streamChange': {
-                if (stream === null || streamLane === null || stream.xid !== event.xid) throw new StreamingFallback('a streamed change outside the open streamed transaction');
+                const open = streams.get(event.xid);
+                if (open === undefined) throw new StreamingFallback('a change of a streamed transaction that is not being applied');
                 const change = event.change;
-                streamLane.pending.push(mapRowChange(change, mapping));
-                stream.changes++;
+                open.lane.pending.push(mapRowChange(change, mapping));
+                open.changes++;
                 const name = change.op === 'truncate' ? 'truncate' : sharedQualifiedName(change.table);
-                stream.perTable.set(name, (stream.perTable.get(name) ?? 0) + 1);
-                if (streamLane.pending.length >= APPLY_CHUNK) await applyPending(true, streamLane);
+                open.perTable.set(name, (open.perTable.get(name) ?? 0) + 1);
+                if (open.lane.pending.length >= APPLY_CHUNK) await applyPending(true, open.lane);
                 break;
               }
               case 'streamCommit': {
-                if (stream === null || streamLane === null || streamApplier === null || stream.xid !== event.xid) throw new StreamingFallback('the commit of a streamed transaction that was not applied');
+                const open = streams.get(event.xid);
+                if (open === undefined) throw new StreamingFallback('the commit of a streamed transaction that was not applied');
                 // Every transaction that committed before it is committed first, on the main session.
                 if (lastCommit !== null) await flush();
                 const started = Date.now();
-                await applyPending(false, streamLane);
+                await applyPending(false, open.lane);
                 const sent = Date.now();
                 await failpoint('before-destination-commit');
-                await streamApplier.commit(event.position);
-                log.debug({ changes: stream.changes, transactions: 1, applyMs: sent - started, commitMs: Date.now() - sent, sourceCommitTime: event.commitTime, streamed: true }, 'batch committed');
+                await open.lane.applier.commit(event.position);
+                log.debug({ changes: open.changes, transactions: 1, applyMs: sent - started, commitMs: Date.now() - sent, sourceCommitTime: event.commitTime, streamed: true }, 'batch committed');
                 await failpoint('after-destination-commit');
                 current.acknowledge(event.position);
                 applied = event.position;
-                stats.recordBatch(event.position, stream.changes, 1, event.commitTime, stream.perTable, Date.now(), 'streamed');
-                stream = null;
+                stats.recordBatch(event.position, open.changes, 1, event.commitTime, open.perTable, Date.now(), 'streamed');
+                streams.delete(event.xid);
+                spareAppliers.push(open.lane.applier);
                 await saveCounters(store, job.id, stats);
                 await markHealthy();
                 break;
               }
-              case 'streamAbort':
+              case 'streamAbort': {
                 // Nothing of a transaction not being applied here was applied.
-                if (stream === null || streamLane === null || streamApplier === null || stream.xid !== event.xid) break;
+                const open = streams.get(event.xid);
+                if (open === undefined) break;
                 // Rolling back to a savepoint per subtransaction is not done: the stream is read again without streaming.
-                if (event.subxid !== event.xid) throw new StreamingFallback('a subtransaction of the streamed transaction rolled back');
-                streamLane.pending = [];
-                await settle(streamLane);
-                await streamApplier.rollback();
+                if (event.subxid !== event.xid) throw new StreamingFallback('a subtransaction of a streamed transaction rolled back');
+                open.lane.pending = [];
+                await settle(open.lane);
+                await open.lane.applier.rollback();
                 stats.discardInFlight('streamed');
-                stream = null;
+                streams.delete(event.xid);
+                spareAppliers.push(open.lane.applier);
                 break;
+              }
               case 'commit':
                 inTransaction = false;
                 batchTransactions++;
@@ -532,7 +551,7 @@ export async function runIncrementalLoad(
         if (!(failure instanceof TableRefused || failure instanceof StreamingFallback) || signal.aborted) throw failure;
         // The batch (and the streamed transaction) is abandoned; the stream replays from the last committed position.
         await applier.rollback();
-        await streamApplier?.rollback();
+        for (const sessionApplier of streamAppliers) await sessionApplier.rollback();
         stats.oldestPendingCommitMs = null;
         stats.discardInFlight();
         await current.close().catch(() => undefined);
@@ -565,8 +584,10 @@ export async function runIncrementalLoad(
     await reader?.close().catch(() => undefined);
     await applier.rollback().catch(() => undefined);
     await applier.close().catch(() => undefined);
-    await streamApplier?.rollback().catch(() => undefined);
-    await streamApplier?.close().catch(() => undefined);
+    for (const sessionApplier of streamAppliers) {
+      await sessionApplier.rollback().catch(() => undefined);
+      await sessionApplier.close().catch(() => undefined);
+    }
   }
 }
 

@@ -13,7 +13,8 @@
  * - a streamed transaction rolled back on the source leaves nothing on the destination;
  * - kill -9 of ferry serve while a streamed transaction is half applied: after the restart
  *   it is applied exactly once;
- * - a rolled-back subtransaction inside a streamed transaction, and two large transactions
+ * - two large transactions streamed at once: each is applied on a session of its own;
+ * - a rolled-back subtransaction inside a streamed transaction, and three large transactions
  *   streamed at once: the stream is read again without streaming, and nothing is lost or doubled.
  * At the end the job is promoted and the destination must equal the source.
  */
@@ -160,24 +161,37 @@ describe('transactions streamed before their commit (PostgreSQL to PostgreSQL)',
     expect(fallbacks()).toBe(1);
   }, 180_000);
 
-  it('reads the stream again without streaming when two transactions stream at once, then promotes to an equal destination', async () => {
+  it('applies two transactions streamed at once on two sessions; reads the stream again without streaming for a third', async () => {
     // A new server: the fallback above lasts for the rest of that run.
     await (server as FerryServer).stop();
     server = await spawnFerryServer({ dataDir, env: ENV });
     await waitForJob(client, 'stream', 'Running (Incremental load)', inIncrementalLoad, 120_000);
-    const first = await sourceSession();
-    const second = await sourceSession();
-    await first.query('BEGIN');
-    await second.query('BEGIN');
-    for (let round = 0; round < 4; round++) {
-      const base = 200_000 + round * 10_000;
-      await first.query(`INSERT INTO big SELECT g, g, 'first' FROM generate_series($1::bigint, $2::bigint) g`, [base + 1, base + 5_000]);
-      await second.query(`INSERT INTO big SELECT g, g, 'second' FROM generate_series($1::bigint, $2::bigint) g`, [base + 5_001, base + 10_000]);
-    }
-    await first.query('COMMIT');
-    await second.query('COMMIT');
+    const sessions = [await sourceSession(), await sourceSession(), await sourceSession()];
+    const writers = async (count: number, base: number) => {
+      for (const session of sessions.slice(0, count)) await session.query('BEGIN');
+      for (let round = 0; round < 4; round++) {
+        for (let i = 0; i < count; i++) {
+          const from = base + round * 30_000 + i * 10_000;
+          await (sessions[i] as pg.Client).query(`INSERT INTO big SELECT g, g, 'writer ${i}' FROM generate_series($1::bigint, $2::bigint) g`, [from + 1, from + 5_000]);
+        }
+      }
+    };
+    const lockHolders = async () => Number((await destination.client.query(
+      `SELECT count(DISTINCT l.pid) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.relation = 'big'::regclass AND l.mode = 'RowExclusiveLock' AND l.granted AND a.state = 'idle in transaction'`,
+    )).rows[0].n);
+
+    await writers(2, 200_000);
+    await waitFor('two destination sessions writing big, one per open source transaction', async () => ((await lockHolders()) === 2 ? true : undefined), { timeoutMs: 60_000 });
+    await (sessions[1] as pg.Client).query('COMMIT');
+    await (sessions[0] as pg.Client).query('COMMIT');
     await waitForEqual('both transactions applied');
-    expect(fallbacks()).toBeGreaterThanOrEqual(1);
+    expect(fallbacks(), 'two at once are applied as they stream').toBe(0);
+
+    await writers(3, 400_000);
+    for (const session of sessions) await session.query('COMMIT');
+    await waitForEqual('three transactions applied');
+    expect(fallbacks(), 'a third at once reads the stream again').toBe(1);
 
     await runCliJson(['jobs', 'promote', 'stream'], { server: (server as FerryServer).url });
     await waitForJob(client, 'stream', 'Completed after promote', (j) => j.status === 'COMPLETED', 120_000);
