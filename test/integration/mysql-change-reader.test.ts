@@ -484,6 +484,24 @@ describe('MySQL binlog change capture', () => {
     }
   }, 120_000);
 
+  it('decodes a table by its columns after DDL, not by those read when the stream started', async () => {
+    await db.connection.query(`CREATE TABLE drift (id int PRIMARY KEY, c int)`);
+    const reader = await openMysqlChangeReader(db.params, await position(), { tables: [table('drift'), table('items')] });
+    readers.push(reader);
+    const collector = new Collector(reader);
+    await db.connection.query(`INSERT INTO items (id, name, price) VALUES (9001, 'read ahead', 1.50)`);
+    await collector.until(endsAfter(isInsertOf('items', '9001')));
+    // The columns read when the stream started said c int; the binlog's rows now carry d, text.
+    await db.connection.query(`ALTER TABLE drift CHANGE c d varchar(20)`);
+    await db.connection.query(`INSERT INTO drift VALUES (1, 'abc')`);
+    const events = await collector.until(endsAfter(isInsertOf('drift', '1')));
+    const inserted = events.find(isInsertOf('drift', '1'));
+    expect(inserted?.kind === 'change' ? describeChange(inserted.change) : null).toEqual({ insert: 'drift', row: { id: '1', d: 'abc' } });
+    expect(events.find(isInsertOf('items', '9001'))?.kind === 'change').toBe(true);
+    await reader.close();
+    await db.connection.query(`DELETE FROM items WHERE id = 9001`);
+  });
+
   it('decodes 200k row changes', async () => {
     const c = db.connection;
     await c.query('CREATE TABLE big (id int PRIMARY KEY, name varchar(40), amount decimal(12,2), at datetime(6), flag tinyint(1))');

@@ -213,6 +213,13 @@ export class MysqlChangeReader implements ChangeReader {
   private ddlInFlight = 0;
   /** zongji pauses the connection itself while it fetches a table's columns; never resume under it. */
   private zongjiFetching = false;
+  /**
+   * The job's tables' columns, read in one query when the stream starts (zongji's column query
+   * form), so that the first row event of each table does not pause the stream for a query of
+   * its own. An entry is used once, and dropped when the stream shows DDL on its table; zongji
+   * queries the server for anything else.
+   */
+  private prefetched: Promise<Map<string, Array<Record<string, unknown>>>> | null = null;
 
   private file: string;
   private group: GroupKind = 'none';
@@ -317,6 +324,7 @@ export class MysqlChangeReader implements ChangeReader {
         }
         // Queued before zongji's dump command on the same connection, so the server knows
         // the period when the dump starts (nanoseconds; MySQL 8.0.26+ reads the source_ name).
+        this.prefetchColumns();
         const nanoseconds = BigInt(this.heartbeatMs) * 1_000_000n;
         const connection = zongji.connection;
         connection?.query(`SET @master_heartbeat_period = ${nanoseconds}, @source_heartbeat_period = ${nanoseconds}`, (error: unknown) => {
@@ -433,14 +441,53 @@ export class MysqlChangeReader implements ChangeReader {
     const zongji = this.zongji as unknown as ZongjiTableInfo;
     const fetch = zongji._fetchTableInfo;
     if (typeof fetch !== 'function') return;
-    zongji._fetchTableInfo = (event: { tableId: number }, next: () => void) => {
+    zongji._fetchTableInfo = (event: { tableId: number; schemaName: string; tableName: string; columnCount: number }, next: () => void) => {
       this.zongjiFetching = true;
-      fetch.call(this.zongji, event, () => {
+      const done = () => {
         this.zongjiFetching = false;
         fillEnumSetLabels(zongji.tableMap?.[event.tableId]);
         next();
+      };
+      const prefetched = this.prefetched;
+      if (prefetched === null) {
+        fetch.call(this.zongji, event, done);
+        return;
+      }
+      void prefetched.then((columns) => {
+        const key = tableKey(event.schemaName, event.tableName);
+        const rows = columns.get(key);
+        columns.delete(key);
+        if (rows === undefined || rows.length !== event.columnCount || zongji.tableMap === undefined) {
+          fetch.call(this.zongji, event, done);
+          return;
+        }
+        zongji.tableMap[event.tableId] = { columnSchemas: rows as Array<{ COLUMN_TYPE: string }>, parentSchema: event.schemaName, tableName: event.tableName };
+        done();
       });
     };
+  }
+
+  /** Reads the columns of every table of the job in one query (see `prefetched`); a failure leaves each table to zongji's own query. */
+  private prefetchColumns(): void {
+    const control = this.zongji.ctrlConnection;
+    if (this.tables === null || this.tables.size === 0 || control === null) return;
+    const tables = [...this.tables.values()];
+    const sql = `SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLLATION_NAME, CHARACTER_SET_NAME, COLUMN_COMMENT, COLUMN_TYPE
+      FROM INFORMATION_SCHEMA.COLUMNS WHERE (TABLE_SCHEMA, TABLE_NAME) IN (${tables.map(() => '(?, ?)').join(', ')})
+      ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION`;
+    this.prefetched = queryRows(control, sql, tables.flatMap((t) => [t.schema, t.name])).then(
+      (rows) => {
+        const columns = new Map<string, Array<Record<string, unknown>>>();
+        for (const { TABLE_SCHEMA: schema, TABLE_NAME: name, ...column } of rows) {
+          const key = tableKey(String(schema), String(name));
+          let list = columns.get(key);
+          if (list === undefined) columns.set(key, (list = []));
+          list.push(column);
+        }
+        return columns;
+      },
+      () => new Map(),
+    );
   }
 
   private schemaFilter(): { includeSchema?: Record<string, string[] | true>; excludeSchema?: Record<string, string[] | true> } {
@@ -662,6 +709,10 @@ export class MysqlChangeReader implements ChangeReader {
   private describeTables(tables: QualifiedName[]): void {
     const control = this.zongji.ctrlConnection;
     if (control === null) throw new FerryError('CONNECTION_LOST', 'The control connection to the source is gone; Ferry reconnects and continues from the last applied position.', { retryable: true });
+    // What was read of these tables before their DDL no longer describes their rows.
+    void this.prefetched?.then((columns) => {
+      for (const table of tables) columns.delete(tableKey(table.schema, table.name));
+    });
     this.ddlInFlight++;
     this.zongji.connection?.pause();
     void (async () => {
@@ -940,8 +991,8 @@ type Converter = (value: unknown) => string | null;
 
 /** The zongji internals watchTableInfoFetches wraps: its column fetch and the table map it fills. */
 interface ZongjiTableInfo {
-  _fetchTableInfo?: (event: { tableId: number }, next: () => void) => void;
-  tableMap?: Record<number, { columnSchemas?: Array<{ COLUMN_TYPE: string; ENUM_VALUES?: string[]; SET_VALUES?: string[] }> } | undefined>;
+  _fetchTableInfo?: (event: { tableId: number; schemaName: string; tableName: string; columnCount: number }, next: () => void) => void;
+  tableMap?: Record<number, { columnSchemas?: Array<{ COLUMN_TYPE: string; ENUM_VALUES?: string[]; SET_VALUES?: string[] }>; parentSchema?: string; tableName?: string } | undefined>;
 }
 
 /**
