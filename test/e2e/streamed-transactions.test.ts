@@ -11,8 +11,9 @@
  *   transaction committed meanwhile on another source connection is applied and visible
  *   before the large one commits, and the large one then writes that transaction's row;
  * - a streamed transaction rolled back on the source leaves nothing on the destination;
- * - kill -9 of ferry serve while a streamed transaction is half applied: after the restart
- *   it is applied exactly once;
+ * - kill -9 of ferry serve while a streamed transaction is half applied, and kills at the
+ *   failpoints just before and just after its destination commit: after the restart it is
+ *   applied exactly once;
  * - two large transactions streamed at once: each is applied on a session of its own;
  * - a rolled-back subtransaction inside a streamed transaction, and three large transactions
  *   streamed at once: the stream is read again without streaming, and nothing is lost or doubled.
@@ -145,6 +146,27 @@ describe('transactions streamed before their commit (PostgreSQL to PostgreSQL)',
     await waitForEqual('the transaction applied once after the restart');
     expect(fallbacks()).toBe(0);
   }, 180_000);
+
+  it('applies a streamed transaction exactly once when ferry serve dies just before or just after its destination commit', async () => {
+    for (const [i, point] of ['before-destination-commit', 'after-destination-commit'].entries()) {
+      await (server as FerryServer).stop();
+      const armed = await spawnFerryServer({ dataDir, env: { ...ENV, FERRY_FAILPOINTS: `${point}=kill` } });
+      server = armed;
+      await waitForJob(client, 'stream', 'Running (Incremental load)', inIncrementalLoad, 120_000);
+      const large = await sourceSession();
+      await large.query('BEGIN');
+      const from = 600_000 + i * 100_000;
+      await large.query(`INSERT INTO big SELECT g, g, $1 FROM generate_series($2::bigint, $3::bigint) g`, [point, from + 1, from + 20_000]);
+      await waitForStreamedApply();
+      await large.query('COMMIT');
+      const exit = await Promise.race([armed.exited, new Promise<null>((resolve) => setTimeout(() => resolve(null), 60_000))]);
+      expect(exit?.signal, `ferry serve did not die at ${point}`).toBe('SIGKILL');
+      expect(armed.output()).toContain(`failpoint ${point} fired: kill`);
+      server = await spawnFerryServer({ dataDir, env: ENV });
+      await waitForEqual(`the transaction applied once after a kill ${point}`);
+    }
+    expect(fallbacks()).toBe(0);
+  }, 240_000);
 
   it('reads the stream again without streaming when a subtransaction of a streamed transaction rolls back', async () => {
     const large = await sourceSession();
