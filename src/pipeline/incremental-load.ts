@@ -144,7 +144,6 @@ const MAX_STREAMED = 2;
 
 /** A source transaction streamed before its commit (protocol 2), applied on a session of its own. */
 interface StreamedTransaction {
-  xid: number;
   lane: ApplyLane;
   changes: number;
   perTable: Map<string, number>;
@@ -185,20 +184,20 @@ export async function runIncrementalLoad(
   const applier: ChangeApplier = await openApplier();
   /**
    * Destination sessions for transactions the source streams before their commit (opened as
-   * needed, at most MAX_STREAMED, kept for the run; `spareAppliers` are the ones not in use).
-   * A streamed transaction's changes are applied on its session as they arrive, in a
+   * needed, at most MAX_STREAMED, kept for the run; the ones no open streamed transaction uses
+   * are free). A streamed transaction's changes are applied on its session as they arrive, in a
    * destination transaction that commits with the transaction's position once the source
    * commits it, after the main session committed every transaction that committed before it.
    */
   const streamAppliers: ChangeApplier[] = [];
-  const spareAppliers: ChangeApplier[] = [];
   /**
    * Streaming is asked for with a PostgreSQL destination only, and a streamed transaction is
    * applied as it streams only while no table is parked and no table filters by a copy position
-   * after it (otherwise the stream is read again without streaming). Both sessions run at once: on the
-   * source, a transaction that committed while the streamed one was open cannot have touched
-   * its rows (they were locked), so neither session waits for the other on the destination.
-   * MySQL's gap locks break that argument; so do the parked-change bookkeeping's shared rows.
+   * after it (otherwise the stream is read again without streaming). The sessions run at once:
+   * on the source, a transaction that committed while a streamed one was open cannot have
+   * touched its rows (they were locked), so no session waits for another on the destination
+   * (docs/ARCHITECTURE.md, "Streamed transactions"). MySQL's gap locks break that argument; so
+   * do the parked-change bookkeeping's shared rows.
    */
   let streamingAllowed = destination.kind === 'postgresql' && process.env.FERRY_STREAM_IN_PROGRESS !== '0';
   let healthy = false;
@@ -282,8 +281,6 @@ export async function runIncrementalLoad(
       let commitPosition = applied;
       const main: ApplyLane = { applier, pending: [], inFlight: null };
       const streams = new Map<number, StreamedTransaction>();
-      // Every streamed session is free at an opening (a failed one rolled them all back).
-      spareAppliers.splice(0, spareAppliers.length, ...streamAppliers);
       let batchTransactions = 0;
       let batchChanges = 0;
       let batchStarted = 0;
@@ -437,8 +434,7 @@ export async function runIncrementalLoad(
                 const applying = parked.route(mapRowChange(change, mapping));
                 if (applying !== null) main.pending.push(applying);
                 batchChanges++;
-                const name = change.op === 'truncate' ? 'truncate' : sharedQualifiedName(change.table);
-                perTable.set(name, (perTable.get(name) ?? 0) + 1);
+                countTable(perTable, change);
                 if (main.pending.length >= APPLY_CHUNK || parked.heldCount >= APPLY_CHUNK) await applyPending(true);
                 break;
               }
@@ -455,12 +451,13 @@ export async function runIncrementalLoad(
                 for (const copiedAt of tablePositions.values()) {
                   if (compare(copiedAt, event.position) > 0) throw new StreamingFallback('a transaction streamed that may have committed before a table was copied');
                 }
-                let sessionApplier = spareAppliers.pop();
+                const inUse = new Set([...streams.values()].map((open) => open.lane.applier));
+                let sessionApplier = streamAppliers.find((candidate) => !inUse.has(candidate));
                 if (sessionApplier === undefined) {
                   sessionApplier = await openApplier();
                   streamAppliers.push(sessionApplier);
                 }
-                streams.set(event.xid, { xid: event.xid, lane: { applier: sessionApplier, pending: [], inFlight: null }, changes: 0, perTable: new Map() });
+                streams.set(event.xid, { lane: { applier: sessionApplier, pending: [], inFlight: null }, changes: 0, perTable: new Map() });
                 log.debug({ xid: event.xid, open: streams.size }, 'applying a streamed transaction');
                 break;
               }
@@ -470,8 +467,7 @@ export async function runIncrementalLoad(
                 const change = event.change;
                 open.lane.pending.push(mapRowChange(change, mapping));
                 open.changes++;
-                const name = change.op === 'truncate' ? 'truncate' : sharedQualifiedName(change.table);
-                open.perTable.set(name, (open.perTable.get(name) ?? 0) + 1);
+                countTable(open.perTable, change);
                 if (open.lane.pending.length >= APPLY_CHUNK) await applyPending(true, open.lane);
                 break;
               }
@@ -491,7 +487,6 @@ export async function runIncrementalLoad(
                 applied = event.position;
                 stats.recordBatch(event.position, open.changes, 1, event.commitTime, open.perTable, Date.now(), 'streamed');
                 streams.delete(event.xid);
-                spareAppliers.push(open.lane.applier);
                 await saveCounters(store, job.id, stats);
                 await markHealthy();
                 break;
@@ -507,7 +502,6 @@ export async function runIncrementalLoad(
                 await open.lane.applier.rollback();
                 stats.discardInFlight('streamed');
                 streams.delete(event.xid);
-                spareAppliers.push(open.lane.applier);
                 break;
               }
               case 'commit':
@@ -632,6 +626,12 @@ async function recordSourceServer(deps: IncrementalLoadDeps, jobId: string, orig
     });
   }
   if (recorded !== origin.server) await deps.store.putCheckpoint(jobId, SOURCE_SERVER_CHECKPOINT, origin.server);
+}
+
+/** Counts the change in `perTable` (by shared table name; every TRUNCATE as 'truncate'). */
+function countTable(perTable: Map<string, number>, change: RowChange): void {
+  const name = change.op === 'truncate' ? 'truncate' : sharedQualifiedName(change.table);
+  perTable.set(name, (perTable.get(name) ?? 0) + 1);
 }
 
 /**
