@@ -8,7 +8,8 @@
 // Both Ferry jobs run in one real `ferry serve` from the compiled code (dist/).
 //
 // Lag is measured end to end, the same way for everyone: the source updates a heartbeat row
-// (the wall clock in ms) ten times a second, and each destination is polled every 100 ms for
+// (the wall clock in ms) ten times a second, from before the load (every destination holds one
+// of those heartbeats before it starts) to its end, and each destination is polled every 100 ms for
 // the age of the newest heartbeat it holds. Percentiles are over the polls taken while
 // sysbench ran. Sustained rows/s = row changes written to the source during the load
 // (sysbench's writes, one row each, plus the heartbeats) / time from the load's start until
@@ -251,9 +252,34 @@ async function main() {
     { ...mysqlProbe('Ferry to MariaDB', ferryDstConn), kind: 'ferry' },
     { ...pgProbe('Ferry to PostgreSQL', pgDst), kind: 'ferry' },
   ];
-  // Everyone at the same point before the load: a marker heartbeat every destination must hold.
-  const marker = Date.now();
-  await src.query(`UPDATE \`${DB}\`.heartbeat SET v = ? WHERE id = 1`, [marker]);
+  // The heartbeat writer runs from before the load until its end, so that from the load's first
+  // poll on, the newest heartbeat is never older than one interval on a destination that is not
+  // behind (a marker written once, then a pause, would show as lag on every destination).
+  let loading = false;
+  let writing = true;
+  let heartbeats = 0;
+  let lastBeat = 0;
+  const writer = (async () => {
+    const hb = await source.connect();
+    try {
+      while (writing) {
+        const next = Date.now();
+        await hb.query(`UPDATE \`${DB}\`.heartbeat SET v = ? WHERE id = 1`, [next]);
+        lastBeat = next;
+        if (loading) heartbeats++;
+        await sleep(Math.max(0, HEARTBEAT_MS - (Date.now() - next)));
+      }
+    } finally {
+      await hb.end().catch(() => undefined);
+    }
+  })();
+  onCleanup(async () => {
+    writing = false;
+    await writer.catch(() => undefined);
+  });
+  // Everyone at the same point before the load: a heartbeat every destination must hold.
+  while (lastBeat === 0) await sleep(10);
+  const marker = lastBeat;
   await waitAllHold(probes, marker, READY_TIMEOUT_MS, 'before the load');
   log(`all destinations in step (Ferry to MariaDB ${((readyAt.mysql - setupStarted) / 1000).toFixed(1)} s, to PostgreSQL ${((readyAt.postgres - setupStarted) / 1000).toFixed(1)} s to Incremental load); sysbench run: ${THREADS} threads, ${SECONDS} s`);
 
@@ -272,30 +298,14 @@ async function main() {
   const loadAverageBefore = loadavg();
 
   // The load: sysbench, the heartbeat writer, the pollers and the RSS sampler, all at once.
-  let loading = true;
+  loading = true;
   let polling = true;
-  let heartbeats = 0;
-  let lastBeat = marker;
   const samples = probes.map(() => []); // [{ t, lagMs, loading }]
   const caughtUpAt = probes.map(() => null);
   const polls = probes.map(() => 0);
   let finalBeat = Infinity;
   let rssMax = 0;
   const loadStarted = Date.now();
-  const writer = (async () => {
-    const hb = await source.connect();
-    try {
-      while (loading) {
-        const next = Date.now();
-        await hb.query(`UPDATE \`${DB}\`.heartbeat SET v = ? WHERE id = 1`, [next]);
-        lastBeat = next;
-        heartbeats++;
-        await sleep(Math.max(0, HEARTBEAT_MS - (Date.now() - next)));
-      }
-    } finally {
-      await hb.end().catch(() => undefined);
-    }
-  })();
   const pollers = probes.map(async (probe, i) => {
     while (polling) {
       const sent = Date.now();
@@ -332,6 +342,7 @@ async function main() {
     sysbenchOut = await run(SYSBENCH, sysbenchArgs(source.port, 'run'));
   } finally {
     loading = false;
+    writing = false;
     await writer;
   }
   const loadEnded = Date.now();
