@@ -593,6 +593,13 @@ export interface ChangeApplier {
   deleteParkedChanges(table: QualifiedName, throughSeq: number): Promise<void>;
   /** Records `position` in the same transaction and commits. Durable when it resolves. */
   commit(position: string): Promise<void>;
+  /**
+   * Optional: apply(changes) (applyPlanned(planned) when planned is not null: what planAhead
+   * returned for those changes) then commit(position), in fewer round trips (the last
+   * statements, the position write and the COMMIT together). Succeeds and fails as the two calls
+   * would: a statement's failure names its table, and nothing of the batch is committed.
+   */
+  applyAndCommit?(changes: RowChange[], planned: PlannedChanges | null, position: string): Promise<void>;
   /** Abandons the open transaction, if any. */
   rollback(): Promise<void>;
   /** Removes the position record and the job's parked tables and changes (after promote: the destination stands alone). */

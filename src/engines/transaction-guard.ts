@@ -2,7 +2,8 @@
  * The transaction discipline every change applier (ChangeApplier) keeps on its one destination
  * session, shared by the engines:
  * - one call at a time (a second call while one runs is refused, not interleaved);
- * - a batch is one destination transaction, opened by the first statement that needs it;
+ * - a batch is one destination transaction, opened by the first statement that needs it (with
+ *   `lazyBegin`, its BEGIN goes in the same round trip as that statement: takeBegin());
  * - a statement that fails abandons the batch (rolled back) and every later apply or commit is
  *   refused until rollback(), so that nothing is ever committed as if the batch were whole;
  * - a failed rollback, or a closed applier, refuses every later call;
@@ -29,6 +30,8 @@ export interface TransactionSession {
 
 export class TransactionGuard {
   #inTransaction = false;
+  /** The open transaction's BEGIN is not sent yet: the engine sends it with its next statement (takeBegin). */
+  #beginPending = false;
   /** Set when a statement of the open transaction failed: apply and commit refuse until rollback(). */
   #failure: FerryError | null = null;
   /** Set when the connection can no longer be trusted: every later call refuses. */
@@ -61,6 +64,16 @@ export class TransactionGuard {
     }
   }
 
+  /**
+   * True once per transaction opened with a lazy BEGIN that is not sent yet: the caller sends
+   * the BEGIN in front of the statement it is about to send.
+   */
+  takeBegin(): boolean {
+    const pending = this.#beginPending;
+    this.#beginPending = false;
+    return pending;
+  }
+
   /** Refuses when a statement of the open batch failed. */
   refuseAfterFailure(what: string): void {
     if (this.#failure !== null) {
@@ -72,13 +85,22 @@ export class TransactionGuard {
     }
   }
 
-  /** Runs statements inside the open transaction (opening one); a failure abandons the batch. */
-  async inBatch(what: string, statements: () => Promise<void>): Promise<void> {
+  /**
+   * Runs statements inside the open transaction (opening one); a failure abandons the batch.
+   * With `lazyBegin`, a transaction opened here is open for the guard without its BEGIN: every
+   * statement the engine then sends must carry the BEGIN when takeBegin() says so (one round trip
+   * less per batch). Without it, a BEGIN still pending is sent first.
+   */
+  async inBatch(what: string, statements: () => Promise<void>, lazyBegin = false): Promise<void> {
     await this.run(async () => {
       this.refuseAfterFailure(what);
       if (!this.#inTransaction) {
-        await this.session.begin();
+        if (lazyBegin) this.#beginPending = true;
+        else await this.session.begin();
         this.#inTransaction = true;
+      } else if (!lazyBegin && this.#beginPending) {
+        this.#beginPending = false;
+        await this.session.begin();
       }
       try {
         await statements();
@@ -110,13 +132,18 @@ export class TransactionGuard {
         if (!hadBatch && this.session.checkFence !== undefined) {
           await this.session.begin();
           this.#inTransaction = true;
+        } else if (this.#beginPending && this.session.checkFence !== undefined) {
+          this.#beginPending = false;
+          await this.session.begin();
         }
         // The fence's share lock, once taken, is held until the COMMIT below.
         await this.session.checkFence?.();
         const committed = await writePosition(hadBatch);
         if (this.#inTransaction) {
           this.#inTransaction = false;
-          if (committed !== true) await this.session.commit();
+          // A BEGIN writePosition did not take: nothing was sent in this transaction but its position, in autocommit.
+          if (this.#beginPending) this.#beginPending = false;
+          else if (committed !== true) await this.session.commit();
         }
       } catch (error) {
         const classified = classify(error);
@@ -134,6 +161,8 @@ export class TransactionGuard {
       this.#failure = null;
       if (!this.#inTransaction) return;
       this.#inTransaction = false;
+      // Nothing was sent in it.
+      if (this.takeBegin()) return;
       try {
         await this.session.rollback();
       } catch (error) {
@@ -172,12 +201,14 @@ export class TransactionGuard {
     if (this.#closed) return false;
     this.#closed = true;
     this.#inTransaction = false;
+    this.#beginPending = false;
     return true;
   }
 
   /** Rolls back after a failure, keeping the failure; a failed rollback marks the connection broken. */
   async #abandon(): Promise<void> {
     this.#inTransaction = false;
+    if (this.takeBegin()) return;
     try {
       await this.session.rollback();
     } catch (error) {

@@ -330,13 +330,35 @@ export async function runIncrementalLoad(
         const results = await Promise.allSettled([settle(main), ...[...streams.values()].map((open) => settle(open.lane))]);
         for (const result of results) if (result.status === 'rejected') throw result.reason;
       };
+      /**
+       * The batch's last changes, its position and the COMMIT in one call (ChangeApplier.applyAndCommit:
+       * one round trip for a batch of one chunk), unless a table is parked (its held changes are
+       * written in between).
+       */
+      const applyAndCommit = async (position: string) => {
+        const sent = main.pending;
+        main.pending = [];
+        const planned = sent.length > 0 && applier.applyPlanned !== undefined ? (applier.planAhead?.(sent) ?? null) : null;
+        await settle(main);
+        await failpoint('before-destination-commit');
+        try {
+          await applier.applyAndCommit?.(sent, planned, position);
+        } catch (error) {
+          throw parked.refusedTable(error) ?? error;
+        }
+        stats.recordSent(sent.length, Date.now(), 'main');
+      };
       const flush = async () => {
         const started = Date.now();
-        await applyPending();
-        const sent = Date.now();
         const position = lastCommit as string;
-        await failpoint('before-destination-commit');
-        await applier.commit(position);
+        const combined = applier.applyAndCommit !== undefined && parked.size === 0 && parked.heldCount === 0;
+        if (combined) await applyAndCommit(position);
+        else await applyPending();
+        const sent = Date.now();
+        if (!combined) {
+          await failpoint('before-destination-commit');
+          await applier.commit(position);
+        }
         // Where a batch's time goes (FERRY_LOG_LEVEL=debug): sending its last changes, then its commit with the position.
         log.debug({ changes: batchChanges, transactions: batchTransactions, applyMs: sent - started, commitMs: Date.now() - sent, sourceCommitTime: lastCommitTime }, 'batch committed');
         await failpoint('after-destination-commit');

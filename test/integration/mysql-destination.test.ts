@@ -851,6 +851,63 @@ describe('change applier', () => {
     }
   });
 
+  it('applyAndCommit: a batch goes with its BEGIN, position write and COMMIT in one round trip; a refused statement or position keeps nothing', async () => {
+    const jobId = nextJob();
+    await applyAndCommit(jobId, [insert('uniq', ['id', 'email'], ['30', 'thirty@x'])], 'before');
+    const applier = await openMysqlChangeApplier(db.params, jobId, tables());
+    // Every query the applier's session sends (the real server answers them).
+    const connection = (applier as unknown as { connection: { query: (...args: unknown[]) => unknown } }).connection;
+    const sent: string[] = [];
+    const query = connection.query.bind(connection);
+    connection.query = (...args: unknown[]) => {
+      sent.push(String(args[0]));
+      return query(...args);
+    };
+    try {
+      await applier.applyAndCommit([insert('uniq', ['id', 'email'], ['31', 'thirty-one@x']), insert('logs', ['at', 'message', 'r'], ['31', 'one', '1.5']), remove('uniq', ['id'], ['30'])], null, 'p31');
+      expect(sent).toHaveLength(1);
+      expect(sent[0]).toMatch(/^START TRANSACTION; SAVEPOINT ferry_deferred; .*; COMMIT$/s);
+      expect(await applier.readPosition()).toBe('p31');
+      expect(await rows('uniq', 'id', 'id')).toContainEqual({ id: 31 });
+      expect(await rows('uniq', 'id', 'id')).not.toContainEqual({ id: 30 });
+      // apply() alone sends its BEGIN with its statements: apply and commit are two round trips.
+      sent.length = 0;
+      await applier.apply([insert('logs', ['at', 'message', 'r'], ['32', 'two', '2.5']), remove('uniq', ['id'], ['31'])]);
+      await applier.commit('p32');
+      expect(sent).toHaveLength(2);
+      expect(sent[0]).toMatch(/^START TRANSACTION; SAVEPOINT/);
+      expect(await rows('uniq', 'id', 'id')).not.toContainEqual({ id: 31 });
+
+      // The middle statement is refused: it is named, and neither the batch nor its position is kept.
+      const error = await applier
+        .applyAndCommit([insert('uniq', ['id', 'email'], ['33', 'thirty-three@x']), insert('pairs', ['a', 'b', 'v'], ['33', 'x'.repeat(30), 'too long']), insert('logs', ['at', 'message', 'r'], ['33', 'three', '3.5'])], null, 'p33')
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FerryError);
+      expect((error as FerryError).code).toBe('DATA_ERROR');
+      expect(destinationTableOf(error as FerryError)).toEqual(nameOf('pairs'));
+      await applier.rollback();
+      expect(await applier.readPosition()).toBe('p32');
+      expect(await rows('uniq', 'id', 'id')).not.toContainEqual({ id: 33 });
+      expect(await rows('logs', 'at', 'at')).not.toContainEqual({ at: 33 });
+
+      // A position the table cannot hold (varchar(512), strict): the statements passed, the position write fails, nothing is kept.
+      const refused = await applier.applyAndCommit([insert('uniq', ['id', 'email'], ['34', 'thirty-four@x'])], null, 'p'.repeat(600)).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(FerryError);
+      expect(destinationTableOf(refused as FerryError)).toBeNull();
+      await applier.rollback();
+      expect(await applier.readPosition()).toBe('p32');
+      expect(await rows('uniq', 'id', 'id')).not.toContainEqual({ id: 34 });
+
+      // The applier goes on after both; a batch whose changes collapse to no statement still commits its position.
+      await applier.applyAndCommit([insert('uniq', ['id', 'email'], ['35', 'thirty-five@x'])], null, 'p35');
+      await applier.applyAndCommit([], null, 'p36');
+      expect(await applier.readPosition()).toBe('p36');
+      expect(await rows('uniq', 'id', 'id')).toContainEqual({ id: 35 });
+    } finally {
+      await applier.close();
+    }
+  });
+
   it('reports SCHEMA_CHANGED for columns the destination lacks, and continues once they exist', async () => {
     const jobId = nextJob();
     const withExtra = tables().map((t) => (t.name === 'uniq' ? pgTable('uniq', [['id', 'integer'], ['email', 'text'], ['extra', 'text']]) : t));

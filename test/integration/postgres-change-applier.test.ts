@@ -210,6 +210,69 @@ describe('PostgresChangeApplier', () => {
     }
   });
 
+  it('applyAndCommit: a batch goes with its BEGIN, position write and COMMIT in one round trip; a refused statement or position keeps nothing', async () => {
+    const applier = await open();
+    // Every query the applier's session sends (the real server answers them).
+    const client = (applier as unknown as { client: pg.Client }).client;
+    const sent: string[] = [];
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const first = args[0];
+      sent.push(typeof first === 'string' ? first : String((first as { text?: string }).text));
+      return query(...args);
+    };
+    const cols = ['id', 'name', 'big', 'n'];
+    try {
+      await applyAndCommit(applier, [insert('bench', ['id', 'name'], ['1', 'before'])], '0/1');
+      sent.length = 0;
+      await applier.applyAndCommit([insert('items', cols, ['1', 'one', 'b1', '1']), insert('bench', ['id', 'name'], ['2', 'two']), remove('bench', ['id'], ['1'])], null, '0/2');
+      expect(sent).toHaveLength(1);
+      expect(sent[0]).toMatch(/^BEGIN; SAVEPOINT ferry_steps; .*; COMMIT$/s);
+      expect(await applier.readPosition()).toBe('0/2');
+      expect(await rows('bench')).toEqual(['(2,two)']);
+      // What planAhead returned goes the same way, one statement too.
+      const changes = [insert('items', cols, ['2', 'two', 'b2', '2'])];
+      const planned = applier.planAhead(changes);
+      expect(planned).not.toBeNull();
+      sent.length = 0;
+      await applier.applyAndCommit(changes, planned, '0/3');
+      expect(sent).toHaveLength(1);
+      expect(await rows('items')).toEqual(['(1,one,b1,1)', '(2,two,b2,2)']);
+      // apply() alone sends its BEGIN with its statements: apply and commit are two round trips.
+      sent.length = 0;
+      await applier.apply([insert('items', cols, ['3', 'three', 'b3', '3']), insert('bench', ['id', 'name'], ['3', 'three'])]);
+      await applier.commit('0/4');
+      expect(sent).toHaveLength(2);
+      expect(sent[0]).toMatch(/^BEGIN; SAVEPOINT/);
+
+      // The middle statement is refused: it is named, and neither the batch nor its position is kept.
+      const error = await rejection(
+        applier.applyAndCommit([insert('items', cols, ['5', 'five', 'b5', '5']), insert('logs', ['at', 'message', 'doc'], ['5', 'bad', '{not json']), insert('bench', ['id', 'name'], ['5', 'five'])], null, '0/5'),
+      );
+      expect(error.code).toBe('DATA_ERROR');
+      expect(destinationTableOf(error)).toEqual(nameOf('logs'));
+      await applier.rollback();
+      expect(await applier.readPosition()).toBe('0/4');
+      expect(await rows('items')).not.toContain('(5,five,b5,5)');
+      expect(await rows('bench')).not.toContain('(5,five)');
+
+      // A position the server cannot take (a NUL byte): the statements passed, the position write fails, nothing is kept.
+      const refused = await rejection(applier.applyAndCommit([insert('bench', ['id', 'name'], ['6', 'six'])], null, '0/6\u0000'));
+      expect(destinationTableOf(refused)).toBeNull();
+      await applier.rollback();
+      expect(await applier.readPosition()).toBe('0/4');
+      expect(await rows('bench')).not.toContain('(6,six)');
+
+      // The applier goes on after both; a batch without changes commits its position alone.
+      await applier.applyAndCommit([insert('bench', ['id', 'name'], ['7', 'seven'])], null, '0/7');
+      await applier.applyAndCommit([], null, '0/8');
+      expect(await applier.readPosition()).toBe('0/8');
+      expect(await rows('bench')).toContain('(7,seven)');
+    } finally {
+      await applier.close();
+    }
+  });
+
   it('applies inserts, updates, deletes and truncates in order', async () => {
     const applier = await open();
     try {

@@ -37,7 +37,7 @@ import { actionReferencedTables } from '../../core/foreign-key-actions.js';
 import { describeRowKey } from '../../core/value-policies.js';
 import { aboutTable } from '../apply-failure.js';
 import { UNCHANGED } from '../engine.js';
-import type { ChangeApplier, ChangeApplierOptions, ColumnValue, DestinationFence, ParkedChangeRecord, ParkedTableRecord, RowChange } from '../engine.js';
+import type { ChangeApplier, ChangeApplierOptions, ColumnValue, DestinationFence, ParkedChangeRecord, ParkedTableRecord, PlannedChanges, RowChange } from '../engine.js';
 import { checkMysqlFence } from './mysql-job-fence.js';
 import { LENIENT_WRITE_SQL_MODE, MAX_ERROR_COUNT, STRICT_WRITE_SQL_MODE, takesEnumErrorValue, unexpectedWarnings, warningsRefused } from './enum-error-values.js';
 import { loadSql } from './load-sql.js';
@@ -303,6 +303,8 @@ export class MysqlChangeApplier implements ChangeApplier {
   private positionTableReady = false;
   /** Statements of the open apply() that return nothing to look at, waiting to go in one round trip (sendDeferred). */
   private deferred: Array<{ table: QualifiedName; sql: string }> = [];
+  /** applyAndCommit held the transaction's BEGIN with its last statements: the commit sends it. */
+  private beginHeld = false;
 
   constructor(
     private readonly connection: MysqlConnection,
@@ -344,7 +346,23 @@ export class MysqlChangeApplier implements ChangeApplier {
 
   async apply(changes: RowChange[]): Promise<void> {
     if (changes.length === 0) return;
-    await this.guard.inBatch('apply changes', () => this.applyInOrder(changes));
+    // Its first statements carry the BEGIN (sendDeferred).
+    await this.guard.inBatch('apply changes', () => this.applyInOrder(changes), true);
+  }
+
+  /**
+   * apply(changes) then commit(position), the batch's last statements sent with the position
+   * write and the COMMIT: a batch of one chunk is one round trip. Fenced, or with the position
+   * table to create, the two calls.
+   */
+  async applyAndCommit(changes: RowChange[], _planned: PlannedChanges | null, position: string): Promise<void> {
+    if (this.options.fence !== undefined || !this.positionTableReady) {
+      await this.apply(changes);
+      await this.commit(position);
+      return;
+    }
+    if (changes.length > 0) await this.guard.inBatch('apply changes', () => this.applyInOrder(changes, true), true);
+    await this.commit(position);
   }
 
   async readParkedTables(): Promise<ParkedTableRecord[]> {
@@ -410,12 +428,19 @@ export class MysqlChangeApplier implements ChangeApplier {
           await this.createPositionTable();
         }
         // Without changes (and without a fence) the position write alone is the transaction (autocommit);
-        // in a transaction the COMMIT goes in the same round trip (not run when the write fails).
+        // in a transaction the COMMIT goes in the same round trip (not run when the write fails),
+        // with the statements applyAndCommit held and the BEGIN when it was not sent yet.
+        const held = this.deferred;
+        this.deferred = [];
+        const begin = this.guard.takeBegin() || this.beginHeld ? 'START TRANSACTION; ' : '';
+        this.beginHeld = false;
         if (!this.guard.inTransaction) {
           await this.connection.query(this.writePositionSql(), [this.jobId, position]);
           return false;
         }
-        await this.connection.query(`${this.connection.format(this.writePositionSql(), [this.jobId, position])}; COMMIT`);
+        const tail = `${this.connection.format(this.writePositionSql(), [this.jobId, position])}; COMMIT`;
+        if (held.length === 0) await this.connection.query(`${begin}${tail}`);
+        else await this.runAtSavepoint(begin, held, tail);
         return true;
       },
       (error) => {
@@ -428,6 +453,8 @@ export class MysqlChangeApplier implements ChangeApplier {
   }
 
   async rollback(): Promise<void> {
+    this.deferred = [];
+    this.beginHeld = false;
     await this.guard.rollback();
   }
 
@@ -552,16 +579,20 @@ export class MysqlChangeApplier implements ChangeApplier {
     };
   }
 
-  private async applyInOrder(planned: RowChange[]): Promise<void> {
+  /** `hold`: the last statements stay queued for the commit that follows (applyAndCommit). */
+  private async applyInOrder(planned: RowChange[], hold = false): Promise<void> {
     try {
-      await this.applyDeferring(planned);
-    } finally {
+      await this.applyDeferring(planned, hold);
+    } catch (error) {
       // A failed apply() leaves nothing queued for the next one.
       this.deferred = [];
+      throw error;
+    } finally {
+      if (!hold) this.deferred = [];
     }
   }
 
-  private async applyDeferring(planned: RowChange[]): Promise<void> {
+  private async applyDeferring(planned: RowChange[], hold: boolean): Promise<void> {
     // Grouped by table and collapsed per key (change-batch-plan.ts), so that runs of one shape are long.
     const changes = await planDescribedBatch(planned, (table) => this.describeForPlan(table), this.orderedGroups);
     let batch: PlannedRow[] = [];
@@ -595,7 +626,7 @@ export class MysqlChangeApplier implements ChangeApplier {
       bytes += planned.bytes;
     }
     await flush();
-    await this.sendDeferred();
+    await this.sendDeferred(hold);
   }
 
   private async truncate(change: Extract<RowChange, { op: 'truncate' }>): Promise<void> {
@@ -786,9 +817,11 @@ export class MysqlChangeApplier implements ChangeApplier {
    * again one at a time, so that the failure names its table and is classified as that
    * statement's, as if each had been sent alone. The batch fails either way.
    */
-  private async sendDeferred(): Promise<void> {
+  private async sendDeferred(keepLast = false): Promise<void> {
     const queue = this.deferred;
     this.deferred = [];
+    // The transaction's BEGIN (a lazy one, TransactionGuard.inBatch) goes with the first statements, even with none queued.
+    let begin = this.guard.takeBegin() ? 'START TRANSACTION; ' : '';
     const classify = (error: unknown) => classifyMysqlError(error, this.context);
     let start = 0;
     while (start < queue.length) {
@@ -797,23 +830,47 @@ export class MysqlChangeApplier implements ChangeApplier {
       while (end < queue.length && bytes + (queue[end] as { sql: string }).sql.length <= this.options.maxStatementBytes) bytes += (queue[end++] as { sql: string }).sql.length;
       const part = queue.slice(start, end);
       start = end;
-      if (part.length === 1) {
+      if (keepLast && start === queue.length) {
+        // Sent with the position write and the COMMIT (writeHeldAndCommit), the BEGIN too when still unsent.
+        this.deferred = part;
+        if (begin !== '') this.beginHeld = true;
+        return;
+      }
+      const prefix = begin;
+      begin = '';
+      if (part.length === 1 && prefix === '') {
         const only = part[0] as { table: QualifiedName; sql: string };
         await aboutTable(only.table, classify, () => this.connection.query(only.sql));
         continue;
       }
+      await this.runAtSavepoint(prefix, part, '');
+    }
+    if (begin !== '') {
+      if (keepLast) this.beginHeld = true;
+      else await this.connection.query('START TRANSACTION');
+    }
+  }
+
+  /**
+   * `prefix`, then the statements behind a SAVEPOINT, then `suffix`, in one round trip. When
+   * one fails the server runs none after it: back to the savepoint, they run again one at a
+   * time, so that the failure names its table and is classified as that statement's, as if each
+   * had been sent alone; then `suffix` runs alone (a failure there is its own).
+   */
+  private async runAtSavepoint(prefix: string, part: Array<{ table: QualifiedName; sql: string }>, suffix: string): Promise<void> {
+    const classify = (error: unknown) => classifyMysqlError(error, this.context);
+    try {
+      await this.connection.query(`${prefix}SAVEPOINT ferry_deferred; ${part.map((d) => d.sql).join('; ')}${suffix === '' ? '' : `; ${suffix}`}`);
+    } catch (error) {
       try {
-        await this.connection.query(`SAVEPOINT ferry_deferred; ${part.map((d) => d.sql).join('; ')}`);
-      } catch (error) {
-        try {
-          // Gone when the error ended the transaction (a deadlock): nothing to run again.
-          await this.connection.query('ROLLBACK TO SAVEPOINT ferry_deferred');
-        } catch {
-          throw classify(error);
-        }
-        for (const d of part) await aboutTable(d.table, classify, () => this.connection.query(d.sql));
+        // Gone when the error ended the transaction (a deadlock) or the BEGIN was not run: nothing to run again.
+        await this.connection.query('ROLLBACK TO SAVEPOINT ferry_deferred');
+      } catch {
         throw classify(error);
       }
+      for (const d of part) await aboutTable(d.table, classify, () => this.connection.query(d.sql));
+      if (suffix === '') throw classify(error);
+      await this.connection.query(suffix);
     }
   }
 

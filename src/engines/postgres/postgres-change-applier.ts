@@ -275,6 +275,8 @@ export class PostgresChangeApplier implements ChangeApplier {
   /** Tables whose changes keep their relative order (foreign keys with actions exist during the stream). */
   private readonly orderedGroups: QualifiedName[][];
   private positionTableReady = false;
+  /** The steps applyAndCommit holds for the commit's round trip, with their statements' text. */
+  private held: { steps: Step[]; texts: string[] } | null = null;
   private statementCount = 0;
   private readonly columnKeys = new WeakMap<string[], string>();
   private readonly fence: ChangeApplierOptions['fence'];
@@ -318,7 +320,31 @@ export class PostgresChangeApplier implements ChangeApplier {
 
   async apply(changes: RowChange[]): Promise<void> {
     if (changes.length === 0) return;
-    await this.guard.inBatch('apply changes', async () => this.run(this.planAhead(changes)?.steps ?? (await this.planWithDestination(changes))));
+    // Its first statement carries the BEGIN (run()).
+    await this.guard.inBatch('apply changes', async () => this.run(this.planAhead(changes)?.steps ?? (await this.planWithDestination(changes))), true);
+  }
+
+  /**
+   * apply(changes) (or applyPlanned(planned)) then commit(position): when the batch's steps can
+   * go in one query (set-based, at most ONE_QUERY_MAX_ROWS rows), they are sent with the BEGIN,
+   * the position write and the COMMIT, so that a batch of one chunk is one round trip. Otherwise,
+   * fenced, or with the position table to create, the two calls.
+   */
+  async applyAndCommit(changes: RowChange[], planned: PlannedChanges | null, position: string): Promise<void> {
+    const steps = planned instanceof PlannedBatch && planned.owner === this ? planned.steps : changes.length === 0 ? [] : (this.planAhead(changes)?.steps ?? null);
+    const texts = steps === null || this.fence !== undefined || !this.positionTableReady ? null : this.oneQueryTexts(steps, 1);
+    if (texts === null) {
+      if (planned !== null) await this.applyPlanned(planned);
+      else await this.apply(changes);
+      await this.commit(position);
+      return;
+    }
+    if (texts.length > 0) {
+      await this.guard.inBatch('apply changes', async () => {
+        this.held = { steps: steps as Step[], texts };
+      }, true);
+    }
+    await this.commit(position);
   }
 
   /**
@@ -337,7 +363,7 @@ export class PostgresChangeApplier implements ChangeApplier {
   async applyPlanned(planned: PlannedChanges): Promise<void> {
     if (!(planned instanceof PlannedBatch) || planned.owner !== this) throw new Error('applyPlanned takes only what this applier planned');
     if (planned.steps.length === 0) return;
-    await this.guard.inBatch('apply changes', () => this.run(planned.steps));
+    await this.guard.inBatch('apply changes', () => this.run(planned.steps), true);
   }
 
   async readParkedTables(): Promise<ParkedTableRecord[]> {
@@ -406,9 +432,15 @@ export class PostgresChangeApplier implements ChangeApplier {
           return false;
         }
         // In a transaction the COMMIT goes in the same round trip: a simple query of two statements,
-        // the second not run when the first fails.
+        // the second not run when the first fails; with the steps applyAndCommit held, and the
+        // BEGIN when it was not sent yet, in front.
+        const held = this.held;
+        this.held = null;
+        const begin = this.guard.takeBegin() ? 'BEGIN; ' : '';
         const values = [this.jobId, position];
-        await this.client.query(`${WRITE_POSITION_SQL.replace(/\$([12])/g, (_, n: string) => this.client.escapeLiteral(values[Number(n) - 1] as string))}; COMMIT`);
+        const tail = `${WRITE_POSITION_SQL.replace(/\$([12])/g, (_, n: string) => this.client.escapeLiteral(values[Number(n) - 1] as string))}; COMMIT`;
+        if (held === null) await this.client.query(`${begin}${tail}`);
+        else await this.runTextsInOneQuery(begin, held.steps, held.texts, tail);
         return true;
       },
       (error) => {
@@ -420,6 +452,7 @@ export class PostgresChangeApplier implements ChangeApplier {
   }
 
   async rollback(): Promise<void> {
+    this.held = null;
     await this.guard.rollback();
   }
 
@@ -637,6 +670,7 @@ export class PostgresChangeApplier implements ChangeApplier {
   /** Runs the steps one statement per round trip, each failure naming its table. */
   private async runEach(steps: Step[]): Promise<void> {
     const classify = (error: unknown) => classifyPostgresError(error, this.context);
+    if (this.guard.takeBegin()) await this.client.query('BEGIN');
     for (const step of steps) {
       if (step.kind === 'rows') {
         await aboutTable(step.shape.layout.table.name, classify, () => this.execute(step.shape, step.rows, step.values));
@@ -660,22 +694,43 @@ export class PostgresChangeApplier implements ChangeApplier {
    * alone; the batch fails either way. False when the steps do not qualify (nothing sent).
    */
   private async runInOneQuery(steps: Step[]): Promise<boolean> {
-    if (!inOneQuery(steps)) return false;
+    const texts = this.oneQueryTexts(steps, 2);
+    if (texts === null) return false;
+    await this.runTextsInOneQuery(this.guard.takeBegin() ? 'BEGIN; ' : '', steps, texts, '');
+    return true;
+  }
+
+  /**
+   * The statements of steps that can go in one simple query (all set-based, at most
+   * ONE_QUERY_MAX_ROWS rows, at least `minimum` statements), their text[] parameters as escaped
+   * literals; null when they cannot.
+   */
+  private oneQueryTexts(steps: Step[], minimum: number): string[] | null {
+    if (!inOneQuery(steps, minimum)) return null;
     const texts: string[] = [];
     for (const step of steps) {
-      if (step.kind !== 'rows') return false;
+      if (step.kind !== 'rows') return null;
       const literals = arrayLiterals(step.rows);
       // A full-row update goes as its upsert: no answer is read in one query.
       for (const statement of step.shape.fallback === undefined ? step.shape.statements : [step.shape.fallback]) {
         // Only placeholders may hold a '$' (a quoted name could too): else the extended protocol.
         const placeholders = statement.text.match(/\$\d+::text\[\]/g)?.length ?? 0;
-        if (placeholders !== (statement.text.match(/\$/g)?.length ?? 0)) return false;
+        if (placeholders !== (statement.text.match(/\$/g)?.length ?? 0)) return null;
         texts.push(statement.text.replace(/\$(\d+)::text\[\]/g, (_, n: string) => `${this.client.escapeLiteral(literals[Number(n) - 1] as string)}::text[]`));
       }
     }
-    if (texts.length < 2) return false;
+    return texts.length >= minimum ? texts : null;
+  }
+
+  /**
+   * `prefix`, the steps' statements behind a SAVEPOINT, then `suffix`, in one round trip. When
+   * one fails the server runs none after it: back to the savepoint, the steps run again one at a
+   * time (runEach), so that the failure names its table as if each had been sent alone; the batch
+   * fails either way. When they all pass, `suffix` runs alone (a failure there is its own).
+   */
+  private async runTextsInOneQuery(prefix: string, steps: Step[], texts: string[], suffix: string): Promise<void> {
     try {
-      await this.client.query(`SAVEPOINT ferry_steps; ${texts.join('; ')}`);
+      await this.client.query(`${prefix}SAVEPOINT ferry_steps; ${texts.join('; ')}${suffix === '' ? '' : `; ${suffix}`}`);
     } catch (error) {
       try {
         await this.client.query('ROLLBACK TO SAVEPOINT ferry_steps');
@@ -683,9 +738,9 @@ export class PostgresChangeApplier implements ChangeApplier {
         throw classifyPostgresError(error, this.context);
       }
       await this.runEach(steps);
-      throw classifyPostgresError(error, this.context);
+      if (suffix === '') throw classifyPostgresError(error, this.context);
+      await this.client.query(suffix);
     }
-    return true;
   }
 
   private async truncate(change: Extract<RowChange, { op: 'truncate' }>): Promise<void> {
@@ -873,7 +928,7 @@ function schemaChanged(mismatch: ColumnMismatch): FerryError {
 }
 
 /** True when the steps go in one simple query (runInOneQuery): all set-based, two statements or more, few rows. */
-function inOneQuery(steps: Step[]): boolean {
+function inOneQuery(steps: Step[], minimum = 2): boolean {
   let statements = 0;
   let rows = 0;
   for (const step of steps) {
@@ -881,7 +936,7 @@ function inOneQuery(steps: Step[]): boolean {
     statements += step.shape.statements.length;
     rows += step.rows.length;
   }
-  return statements >= 2 && rows <= ONE_QUERY_MAX_ROWS;
+  return statements >= minimum && rows <= ONE_QUERY_MAX_ROWS;
 }
 
 /** The text[] literal of parameter `p` of every row, as node-postgres would send an array of strings. */
