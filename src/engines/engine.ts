@@ -695,6 +695,12 @@ export interface Engine {
   /** The source's current position (PostgreSQL: pg_current_wal_lsn()). */
   currentPosition(params: ConnectionParams): Promise<string>;
   /**
+   * Optional (sources that stream in-progress transactions): null while any of these source
+   * transactions (the ids the change stream gives them) is in progress; once none is, the
+   * current position, read after that.
+   */
+  transactionsEndedAt?(params: ConnectionParams, xids: number[]): Promise<string | null>;
+  /**
    * Writes a marker into the change stream and resolves with its position (promote waits for
    * it). An engine without logical messages (MySQL) returns the current position and writes
    * nothing; the stream reaches it with a commit or a heartbeat rather than a `marker`.

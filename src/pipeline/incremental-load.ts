@@ -122,7 +122,27 @@ const TICK = Symbol('tick');
  * open at once than MAX_STREAMED, a subtransaction's abort): what was not committed is rolled
  * back and the stream is read again from the applied position without streaming.
  */
-class StreamingFallback extends Error {}
+class StreamingFallback extends Error {
+  constructor(
+    message: string,
+    /** The source transactions streaming then: streaming resumes once they ended and their end is applied. */
+    readonly xids: number[],
+  ) {
+    super(message);
+  }
+}
+
+/** At an idle point after a fallback, once the transactions it met ended and their end is applied: the stream is opened again with streaming. */
+class StreamingResumes extends Error {}
+
+/**
+ * After the n-th fallback of a run, streaming is not asked for again before FALLBACK_PAUSE_MS x 2^(n-1)
+ * (at most FALLBACK_PAUSE_MAX_MS): a source that keeps causing fallbacks is not re-read over and over.
+ */
+const FALLBACK_PAUSE_MS = 5_000;
+const FALLBACK_PAUSE_MAX_MS = 600_000;
+/** How often, after a fallback, the source is asked whether the transactions it met ended. */
+const FALLBACK_CHECK_MS = 2_000;
 
 /** A destination session the pipeline applies on, with the changes waiting for it and the chunk it is running. */
 interface ApplyLane {
@@ -200,6 +220,15 @@ export async function runIncrementalLoad(
    * do the parked-change bookkeeping's shared rows.
    */
   let streamingAllowed = destination.kind === 'postgresql' && process.env.FERRY_STREAM_IN_PROGRESS !== '0';
+  /**
+   * After a fallback: the source transactions that were streaming, when the fallback happened,
+   * when they were last asked about, and the source position once they all ended. Once the
+   * applied position reaches it (every change they made is behind), streaming is asked for again
+   * at the next idle point: the slot then never sends them again, so they cannot cause the same
+   * fallback twice.
+   */
+  let fallback: { xids: number[]; at: number; checkedAt: number; endedAt: string | null } | null = null;
+  let fallbackCount = 0;
   let healthy = false;
   const parked = new ParkedTables(job, schema.tables.map((t) => ({
     destination: mapQualifiedName(mapping, { schema: t.schema, name: t.name }),
@@ -359,8 +388,9 @@ export async function runIncrementalLoad(
           await failpoint('before-destination-commit');
           await applier.commit(position);
         }
-        // Where a batch's time goes (FERRY_LOG_LEVEL=debug): sending its last changes, then its commit with the position.
-        log.debug({ changes: batchChanges, transactions: batchTransactions, applyMs: sent - started, commitMs: Date.now() - sent, sourceCommitTime: lastCommitTime }, 'batch committed');
+        // Where a batch's time goes (FERRY_LOG_LEVEL=debug): sending its last changes, then its commit with the position
+        // (combined: both in applyMs, one round trip).
+        log.debug({ changes: batchChanges, transactions: batchTransactions, applyMs: sent - started, commitMs: Date.now() - sent, combined, sourceCommitTime: lastCommitTime }, 'batch committed');
         await failpoint('after-destination-commit');
         // Only now is the batch durable on the destination: the source may free its WAL.
         current.acknowledge(position);
@@ -406,6 +436,21 @@ export async function runIncrementalLoad(
       };
       // Parked tables are retried only between batches, in turn with the stream, so that order holds.
       const idle = () => !inTransaction && lastCommit === null;
+      /** After a fallback, at an idle point: true once streaming may be asked for again (see `fallback`). */
+      const streamingMayResume = async (): Promise<boolean> => {
+        const endedAt = source.transactionsEndedAt;
+        if (fallback === null || endedAt === undefined || !idle() || streams.size > 0 || parked.size > 0) return false;
+        const now = Date.now();
+        if (now - fallback.at < Math.min(FALLBACK_PAUSE_MAX_MS, FALLBACK_PAUSE_MS * 2 ** (fallbackCount - 1)) || now - fallback.checkedAt < FALLBACK_CHECK_MS) return false;
+        fallback.checkedAt = now;
+        try {
+          fallback.endedAt ??= await endedAt.call(source, deps.sourceParams, fallback.xids);
+        } catch (error) {
+          log.debug({ err: String(error) }, 'asking the source whether the transactions of a fallback ended failed');
+          return false;
+        }
+        return fallback.endedAt !== null && stats.appliedPosition !== null && compare(stats.appliedPosition, fallback.endedAt) >= 0;
+      };
       const drainIfIdle = async () => {
         if (idle() && parked.size > 0) await parked.drainDue(applier, applied);
       };
@@ -466,12 +511,12 @@ export async function runIncrementalLoad(
                 if (lastCommit !== null) await flush();
                 if (streams.has(event.xid)) break;
                 // A transaction met in the middle, or one more than the sessions allowed: read the stream again without streaming.
-                if (!event.first) throw new StreamingFallback('a streamed transaction whose first block was not seen');
-                if (streams.size >= MAX_STREAMED) throw new StreamingFallback(`more than ${MAX_STREAMED} transactions streamed at once`);
+                if (!event.first) throw new StreamingFallback('a streamed transaction whose first block was not seen', [...streams.keys(), event.xid]);
+                if (streams.size >= MAX_STREAMED) throw new StreamingFallback(`more than ${MAX_STREAMED} transactions streamed at once`, [...streams.keys(), event.xid]);
                 // A parked table's changes wait in bookkeeping the main session writes; a table copied after the transaction began wants only some of its changes.
-                if (parked.size > 0) throw new StreamingFallback('a transaction streamed while a table is parked');
+                if (parked.size > 0) throw new StreamingFallback('a transaction streamed while a table is parked', [...streams.keys(), event.xid]);
                 for (const copiedAt of tablePositions.values()) {
-                  if (compare(copiedAt, event.position) > 0) throw new StreamingFallback('a transaction streamed that may have committed before a table was copied');
+                  if (compare(copiedAt, event.position) > 0) throw new StreamingFallback('a transaction streamed that may have committed before a table was copied', [...streams.keys(), event.xid]);
                 }
                 const inUse = new Set([...streams.values()].map((open) => open.lane.applier));
                 let sessionApplier = streamAppliers.find((candidate) => !inUse.has(candidate));
@@ -485,7 +530,7 @@ export async function runIncrementalLoad(
               }
               case 'streamChange': {
                 const open = streams.get(event.xid);
-                if (open === undefined) throw new StreamingFallback('a change of a streamed transaction that is not being applied');
+                if (open === undefined) throw new StreamingFallback('a change of a streamed transaction that is not being applied', [...streams.keys(), event.xid]);
                 const change = event.change;
                 open.lane.pending.push(mapRowChange(change, mapping));
                 open.changes++;
@@ -495,7 +540,7 @@ export async function runIncrementalLoad(
               }
               case 'streamCommit': {
                 const open = streams.get(event.xid);
-                if (open === undefined) throw new StreamingFallback('the commit of a streamed transaction that was not applied');
+                if (open === undefined) throw new StreamingFallback('the commit of a streamed transaction that was not applied', [...streams.keys(), event.xid]);
                 // Every transaction that committed before it is committed first, on the main session.
                 if (lastCommit !== null) await flush();
                 const started = Date.now();
@@ -518,7 +563,7 @@ export async function runIncrementalLoad(
                 const open = streams.get(event.xid);
                 if (open === undefined) break;
                 // Rolling back to a savepoint per subtransaction is not done: the stream is read again without streaming.
-                if (event.subxid !== event.xid) throw new StreamingFallback('a subtransaction of a streamed transaction rolled back');
+                if (event.subxid !== event.xid) throw new StreamingFallback('a subtransaction of a streamed transaction rolled back', [...streams.keys(), event.xid]);
                 open.lane.pending = [];
                 await settle(open.lane);
                 await open.lane.applier.rollback();
@@ -560,11 +605,13 @@ export async function runIncrementalLoad(
           deferredHeartbeat = null;
           await drainIfIdle();
           if (caughtUp()) return;
+          if (await streamingMayResume()) throw new StreamingResumes();
         }
       } catch (error) {
         // A chunk still in flight ends before the applier is used again (its own failure is the same batch's).
-        const failure = await settleAll().then(() => error, (sentFailure: unknown) => (error instanceof TableRefused || error instanceof StreamingFallback ? error : sentFailure));
-        if (!(failure instanceof TableRefused || failure instanceof StreamingFallback) || signal.aborted) throw failure;
+        const reopens = (e: unknown) => e instanceof TableRefused || e instanceof StreamingFallback || e instanceof StreamingResumes;
+        const failure = await settleAll().then(() => error, (sentFailure: unknown) => (reopens(error) ? error : sentFailure));
+        if (!reopens(failure) || signal.aborted) throw failure;
         // The batch (and the streamed transaction) is abandoned; the stream replays from the last committed position.
         await applier.rollback();
         for (const sessionApplier of streamAppliers) await sessionApplier.rollback();
@@ -574,6 +621,14 @@ export async function runIncrementalLoad(
         if (failure instanceof StreamingFallback) {
           log.info({ reason: failure.message, position: applied }, 'reading the change stream again without streaming in-progress transactions');
           streamingAllowed = false;
+          fallbackCount++;
+          fallback = { xids: failure.xids, at: Date.now(), checkedAt: 0, endedAt: null };
+          continue;
+        }
+        if (failure instanceof StreamingResumes) {
+          log.info({ position: applied, endedAt: fallback?.endedAt }, 'streaming in-progress transactions again: the transactions of the fallback ended and are applied');
+          streamingAllowed = true;
+          fallback = null;
           continue;
         }
         // The table is parked at the last committed position.

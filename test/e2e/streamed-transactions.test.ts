@@ -16,7 +16,9 @@
  *   applied exactly once;
  * - two large transactions streamed at once: each is applied on a session of its own;
  * - a rolled-back subtransaction inside a streamed transaction, and three large transactions
- *   streamed at once: the stream is read again without streaming, and nothing is lost or doubled.
+ *   streamed at once: the stream is read again without streaming, and nothing is lost or doubled;
+ *   once the transaction of the fallback ended and is applied, a large transaction is streamed
+ *   (applied while open) again.
  * At the end the job is promoted and the destination must equal the source.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +30,7 @@ import { PG_HOST, PG_USER, createDatabasePair, type TestDatabase } from '../help
 
 const ENV = { ...FAST_RETRY_ENV, FERRY_PG_DECODING_WORK_MEM: '64kB' };
 const FALLBACK = 'reading the change stream again without streaming in-progress transactions';
+const RESUMED = 'streaming in-progress transactions again';
 
 describe('transactions streamed before their commit (PostgreSQL to PostgreSQL)', () => {
   let source: TestDatabase;
@@ -71,6 +74,7 @@ describe('transactions streamed before their commit (PostgreSQL to PostgreSQL)',
   }
 
   const fallbacks = () => (server as FerryServer).logLines().filter((line) => line['msg'] === FALLBACK).length;
+  const resumed = () => (server as FerryServer).logLines().filter((line) => String(line['msg']).startsWith(RESUMED)).length;
 
   beforeAll(async () => {
     const pair = await createDatabasePair('ferry_stream');
@@ -181,10 +185,26 @@ describe('transactions streamed before their commit (PostgreSQL to PostgreSQL)',
     await waitForEqual('the transaction without its rolled-back subtransaction');
     expect(Number((await destination.client.query(`SELECT count(*) AS n FROM big WHERE note = 'inner'`)).rows[0].n)).toBe(0);
     expect(fallbacks()).toBe(1);
+
+    // Streaming is asked for again once the transaction of the fallback ended and its end is
+    // applied (after a pause of 5 s): small transactions keep the stream moving until then.
+    let tick = 0;
+    await waitFor('streaming resumed after the fallback', async () => {
+      await source.client.query('INSERT INTO small VALUES ($1::bigint, $1::integer)', [1_000 + ++tick]);
+      return resumed() > 0 ? true : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 250 });
+    const again = await sourceSession();
+    await again.query('BEGIN');
+    await again.query(`INSERT INTO big SELECT g, g, 'again' FROM generate_series(130001, 150000) g`);
+    await waitForStreamedApply();
+    expect(await count(destination.client, 'big'), 'nothing of the open transaction is visible').toBe(await count(source.client, 'big'));
+    await again.query('COMMIT');
+    await waitForEqual('a large transaction streamed again after the fallback');
+    expect(fallbacks(), 'no second fallback').toBe(1);
   }, 180_000);
 
   it('applies two transactions streamed at once on two sessions; reads the stream again without streaming for a third', async () => {
-    // A new server: the fallback above lasts for the rest of that run.
+    // A new server: its fallbacks are counted from zero.
     await (server as FerryServer).stop();
     server = await spawnFerryServer({ dataDir, env: ENV });
     await waitForJob(client, 'stream', 'Running (Incremental load)', inIncrementalLoad, 120_000);

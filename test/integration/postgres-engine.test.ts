@@ -223,6 +223,34 @@ describe('PostgresEngine', () => {
     expect(report.checks).toEqual([]);
   });
 
+  it('tells when source transactions ended (the ids the change stream gives them), with a position read after', async () => {
+    const open = await connectPostgres(source.params);
+    try {
+      await open.query('BEGIN');
+      await open.query('CREATE TEMP TABLE ended_probe (x int)');
+      const full = BigInt(String((await open.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x));
+      const xid = Number(full & 0xffffffffn);
+      const before = await postgresEngine.currentPosition(source.params);
+      expect(await postgresEngine.transactionsEndedAt?.(source.params, [xid])).toBeNull();
+      await open.query('COMMIT');
+      const ended = await postgresEngine.transactionsEndedAt?.(source.params, [xid]);
+      expect(ended).not.toBeNull();
+      expect(postgresEngine.comparePositions(ended as string, before)).toBeGreaterThanOrEqual(0);
+      // One that never ran long enough to matter, and none at all: ended.
+      expect(await postgresEngine.transactionsEndedAt?.(source.params, [3])).not.toBeNull();
+      expect(await postgresEngine.transactionsEndedAt?.(source.params, [])).not.toBeNull();
+      // Rolled back, also ended.
+      await open.query('BEGIN');
+      await open.query('CREATE TEMP TABLE ended_probe2 (x int)');
+      const other = Number(BigInt(String((await open.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x)) & 0xffffffffn);
+      expect(await postgresEngine.transactionsEndedAt?.(source.params, [xid, other])).toBeNull();
+      await open.query('ROLLBACK');
+      expect(await postgresEngine.transactionsEndedAt?.(source.params, [xid, other])).not.toBeNull();
+    } finally {
+      await open.end();
+    }
+  });
+
   it('introspects a rich schema', async () => {
     schema = await postgresEngine.readSchema(source.params, SELECTION);
     expect(schema.engine).toBe('postgresql');

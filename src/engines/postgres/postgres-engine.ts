@@ -639,6 +639,10 @@ export class PostgresEngine implements Engine {
     return new PostgresReplication(params).currentPosition();
   }
 
+  transactionsEndedAt(params: ConnectionParams, xids: number[]): Promise<string | null> {
+    return new PostgresReplication(params).transactionsEndedAt(xids);
+  }
+
   emitMarker(params: ConnectionParams, content: string): Promise<string> {
     return new PostgresReplication(params).emitMarker(content);
   }

@@ -19,7 +19,7 @@ import type { ReplicationSpec, SchemaReadOptions, SchemaScript, SourceSnapshot, 
 import { loadSql } from './load-sql.js';
 import { Lsn } from './lsn.js';
 import { connectReplicationClient, MARKER_PREFIX } from './postgres-change-reader.js';
-import { connectPostgres, endQuietly, errorContext, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
+import { connectPostgres, endQuietly, errorContext, pgBool, quoteIdent, quoteLiteral, quoteQualified } from './postgres-connection.js';
 import { classifyPostgresError } from './postgres-error-classifier.js';
 import { PostgresSnapshotReader } from './postgres-snapshot-reader.js';
 
@@ -120,12 +120,40 @@ export class PostgresReplication {
   }
 
   /** pg_current_wal_lsn(), canonical. */
-  async currentPosition(): Promise<string> {
+  currentPosition(): Promise<string> {
+    return this.reading(currentLsn);
+  }
+
+  /**
+   * When none of these transactions (32-bit xids, as the change stream names them) is in
+   * progress any more: the current position, read after that (each of them ended before it);
+   * else null. The 64-bit id of each is the one nearest the snapshot's xmax (wraparound
+   * arithmetic: an id the stream gave is assigned, so never in the future); pg_xact_status needs
+   * no privilege, unlike pg_stat_activity's backend_xid; one too old to have a status has ended.
+   */
+  transactionsEndedAt(xids: number[]): Promise<string | null> {
+    return this.reading(async (client) => {
+      const running = (await client.query(
+        `SELECT EXISTS (
+           SELECT 1 FROM (
+             SELECT CASE WHEN c > xmax + 2147483648 THEN c - 4294967296 WHEN c < xmax - 2147483648 THEN c + 4294967296 ELSE c END AS full_xid
+               FROM (SELECT (s.xmax >> 32) * 4294967296 + x AS c, s.xmax
+                       FROM (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax) s, unnest($1::bigint[]) AS x) t
+           ) f
+            WHERE f.full_xid >= 0 AND pg_xact_status(f.full_xid::text::xid8) = 'in progress'
+         ) AS running`,
+        [xids.map(String)],
+      )).rows[0] as Row;
+      return pgBool(running.running) ? null : currentLsn(client);
+    });
+  }
+
+  /** Runs `read` on a session of its own, its failure classified. */
+  private async reading<T>(read: (client: pg.Client) => Promise<T>): Promise<T> {
     const context = errorContext(this.params, { operation: 'read' });
     const client = await connectPostgres(this.params, context);
     try {
-      const row = (await client.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0] as Row;
-      return Lsn.parse(String(row.lsn)).format();
+      return await read(client);
     } catch (error) {
       throw classifyPostgresError(error, context);
     } finally {
@@ -335,4 +363,10 @@ export class PostgresAlignedSnapshot implements SourceSnapshot {
 /** The publication of a job's tables whose UPDATEs and DELETEs cannot be replicated (no key, no replica identity). */
 export function insertOnlyPublicationName(publicationName: string): string {
   return `${publicationName.slice(0, 59)}_ins`;
+}
+
+/** pg_current_wal_lsn() of the session, canonical. */
+async function currentLsn(client: pg.Client): Promise<string> {
+  const row = (await client.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0] as Row;
+  return Lsn.parse(String(row.lsn)).format();
 }
