@@ -229,6 +229,8 @@ class PlannedBatch implements PlannedChanges {
     readonly owner: PostgresChangeApplier,
     readonly changes: number,
     readonly steps: Step[],
+    /** The steps' statements for one simple query, when they can go in one (oneQueryTexts): built ahead too. */
+    readonly texts: string[] | null,
   ) {}
 }
 
@@ -331,19 +333,18 @@ export class PostgresChangeApplier implements ChangeApplier {
    * fenced, or with the position table to create, the two calls.
    */
   async applyAndCommit(changes: RowChange[], planned: PlannedChanges | null, position: string): Promise<void> {
-    const steps = planned instanceof PlannedBatch && planned.owner === this ? planned.steps : changes.length === 0 ? [] : (this.planAhead(changes)?.steps ?? null);
-    const texts = steps === null || this.fence !== undefined || !this.positionTableReady ? null : this.oneQueryTexts(steps, 1);
-    if (texts === null) {
-      if (planned !== null) await this.applyPlanned(planned);
+    const ahead = planned instanceof PlannedBatch && planned.owner === this ? planned : changes.length === 0 ? null : this.planAhead(changes);
+    const texts = this.fence === undefined && this.positionTableReady ? (ahead?.texts ?? null) : null;
+    if (ahead === null || texts === null) {
+      if (ahead !== null) await this.applyPlanned(ahead);
+      else if (planned !== null) await this.applyPlanned(planned);
       else await this.apply(changes);
       await this.commit(position);
       return;
     }
-    if (texts.length > 0) {
-      await this.guard.inBatch('apply changes', async () => {
-        this.held = { steps: steps as Step[], texts };
-      }, true);
-    }
+    await this.guard.inBatch('apply changes', async () => {
+      this.held = { steps: ahead.steps, texts };
+    }, true);
     await this.commit(position);
   }
 
@@ -354,7 +355,8 @@ export class PostgresChangeApplier implements ChangeApplier {
   planAhead(changes: RowChange[]): PlannedBatch | null {
     try {
       const planned = planChangeBatch(changes, { table: (table) => this.planTableOf(this.knownDestination(table)), orderedGroups: this.orderedGroups });
-      return new PlannedBatch(this, changes.length, this.steps(planned, true));
+      const steps = this.steps(planned, true);
+      return new PlannedBatch(this, changes.length, steps, this.oneQueryTexts(steps, 1));
     } catch {
       return null;
     }
@@ -655,7 +657,8 @@ export class PostgresChangeApplier implements ChangeApplier {
       touch(planned, touched);
     }
     flush();
-    if (ahead && totalChars <= MAX_PREPARED_CHARS && !inOneQuery(steps)) {
+    // Not for steps that can go in one simple query (applyAndCommit, runInOneQuery): their text is built instead (planAhead).
+    if (ahead && totalChars <= MAX_PREPARED_CHARS && !inOneQuery(steps, 1)) {
       for (const step of steps) if (step.kind === 'rows' && step.shape.setBased) step.values = arrayParameters(step.rows);
     }
     return steps;
