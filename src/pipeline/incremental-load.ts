@@ -125,8 +125,8 @@ const TICK = Symbol('tick');
 class StreamingFallback extends Error {
   constructor(
     message: string,
-    /** The source transactions streaming then: streaming resumes once they ended and their end is applied. */
-    readonly xids: number[],
+    /** The transaction the stream met (besides those open then): streaming resumes once they all ended and their end is applied. */
+    readonly xid: number,
   ) {
     super(message);
   }
@@ -438,13 +438,12 @@ export async function runIncrementalLoad(
       const idle = () => !inTransaction && lastCommit === null;
       /** After a fallback, at an idle point: true once streaming may be asked for again (see `fallback`). */
       const streamingMayResume = async (): Promise<boolean> => {
-        const endedAt = source.transactionsEndedAt;
-        if (fallback === null || endedAt === undefined || !idle() || streams.size > 0 || parked.size > 0) return false;
+        if (fallback === null || source.transactionsEndedAt === undefined || !idle() || streams.size > 0 || parked.size > 0) return false;
         const now = Date.now();
         if (now - fallback.at < Math.min(FALLBACK_PAUSE_MAX_MS, FALLBACK_PAUSE_MS * 2 ** (fallbackCount - 1)) || now - fallback.checkedAt < FALLBACK_CHECK_MS) return false;
         fallback.checkedAt = now;
         try {
-          fallback.endedAt ??= await endedAt.call(source, deps.sourceParams, fallback.xids);
+          fallback.endedAt ??= await source.transactionsEndedAt(deps.sourceParams, fallback.xids);
         } catch (error) {
           log.debug({ err: String(error) }, 'asking the source whether the transactions of a fallback ended failed');
           return false;
@@ -511,12 +510,12 @@ export async function runIncrementalLoad(
                 if (lastCommit !== null) await flush();
                 if (streams.has(event.xid)) break;
                 // A transaction met in the middle, or one more than the sessions allowed: read the stream again without streaming.
-                if (!event.first) throw new StreamingFallback('a streamed transaction whose first block was not seen', [...streams.keys(), event.xid]);
-                if (streams.size >= MAX_STREAMED) throw new StreamingFallback(`more than ${MAX_STREAMED} transactions streamed at once`, [...streams.keys(), event.xid]);
+                if (!event.first) throw new StreamingFallback('a streamed transaction whose first block was not seen', event.xid);
+                if (streams.size >= MAX_STREAMED) throw new StreamingFallback(`more than ${MAX_STREAMED} transactions streamed at once`, event.xid);
                 // A parked table's changes wait in bookkeeping the main session writes; a table copied after the transaction began wants only some of its changes.
-                if (parked.size > 0) throw new StreamingFallback('a transaction streamed while a table is parked', [...streams.keys(), event.xid]);
+                if (parked.size > 0) throw new StreamingFallback('a transaction streamed while a table is parked', event.xid);
                 for (const copiedAt of tablePositions.values()) {
-                  if (compare(copiedAt, event.position) > 0) throw new StreamingFallback('a transaction streamed that may have committed before a table was copied', [...streams.keys(), event.xid]);
+                  if (compare(copiedAt, event.position) > 0) throw new StreamingFallback('a transaction streamed that may have committed before a table was copied', event.xid);
                 }
                 const inUse = new Set([...streams.values()].map((open) => open.lane.applier));
                 let sessionApplier = streamAppliers.find((candidate) => !inUse.has(candidate));
@@ -530,7 +529,7 @@ export async function runIncrementalLoad(
               }
               case 'streamChange': {
                 const open = streams.get(event.xid);
-                if (open === undefined) throw new StreamingFallback('a change of a streamed transaction that is not being applied', [...streams.keys(), event.xid]);
+                if (open === undefined) throw new StreamingFallback('a change of a streamed transaction that is not being applied', event.xid);
                 const change = event.change;
                 open.lane.pending.push(mapRowChange(change, mapping));
                 open.changes++;
@@ -540,7 +539,7 @@ export async function runIncrementalLoad(
               }
               case 'streamCommit': {
                 const open = streams.get(event.xid);
-                if (open === undefined) throw new StreamingFallback('the commit of a streamed transaction that was not applied', [...streams.keys(), event.xid]);
+                if (open === undefined) throw new StreamingFallback('the commit of a streamed transaction that was not applied', event.xid);
                 // Every transaction that committed before it is committed first, on the main session.
                 if (lastCommit !== null) await flush();
                 const started = Date.now();
@@ -563,7 +562,7 @@ export async function runIncrementalLoad(
                 const open = streams.get(event.xid);
                 if (open === undefined) break;
                 // Rolling back to a savepoint per subtransaction is not done: the stream is read again without streaming.
-                if (event.subxid !== event.xid) throw new StreamingFallback('a subtransaction of a streamed transaction rolled back', [...streams.keys(), event.xid]);
+                if (event.subxid !== event.xid) throw new StreamingFallback('a subtransaction of a streamed transaction rolled back', event.xid);
                 open.lane.pending = [];
                 await settle(open.lane);
                 await open.lane.applier.rollback();
@@ -622,7 +621,7 @@ export async function runIncrementalLoad(
           log.info({ reason: failure.message, position: applied }, 'reading the change stream again without streaming in-progress transactions');
           streamingAllowed = false;
           fallbackCount++;
-          fallback = { xids: failure.xids, at: Date.now(), checkedAt: 0, endedAt: null };
+          fallback = { xids: [...streams.keys(), failure.xid], at: Date.now(), checkedAt: 0, endedAt: null };
           continue;
         }
         if (failure instanceof StreamingResumes) {

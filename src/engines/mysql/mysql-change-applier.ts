@@ -303,8 +303,6 @@ export class MysqlChangeApplier implements ChangeApplier {
   private positionTableReady = false;
   /** Statements of the open apply() that return nothing to look at, waiting to go in one round trip (sendDeferred). */
   private deferred: Array<{ table: QualifiedName; sql: string }> = [];
-  /** applyAndCommit held the transaction's BEGIN with its last statements: the commit sends it. */
-  private beginHeld = false;
 
   constructor(
     private readonly connection: MysqlConnection,
@@ -432,8 +430,7 @@ export class MysqlChangeApplier implements ChangeApplier {
         // with the statements applyAndCommit held and the BEGIN when it was not sent yet.
         const held = this.deferred;
         this.deferred = [];
-        const begin = this.guard.takeBegin() || this.beginHeld ? 'START TRANSACTION; ' : '';
-        this.beginHeld = false;
+        const begin = this.guard.takeBegin() ? 'START TRANSACTION; ' : '';
         if (!this.guard.inTransaction) {
           await this.connection.query(this.writePositionSql(), [this.jobId, position]);
           return false;
@@ -454,7 +451,6 @@ export class MysqlChangeApplier implements ChangeApplier {
 
   async rollback(): Promise<void> {
     this.deferred = [];
-    this.beginHeld = false;
     await this.guard.rollback();
   }
 
@@ -820,8 +816,8 @@ export class MysqlChangeApplier implements ChangeApplier {
   private async sendDeferred(keepLast = false): Promise<void> {
     const queue = this.deferred;
     this.deferred = [];
-    // The transaction's BEGIN (a lazy one, TransactionGuard.inBatch) goes with the first statements, even with none queued.
-    let begin = this.guard.takeBegin() ? 'START TRANSACTION; ' : '';
+    // The transaction's BEGIN (a lazy one, TransactionGuard.inBatch) goes with the first statements sent, even with none queued.
+    const begin = () => (this.guard.takeBegin() ? 'START TRANSACTION; ' : '');
     const classify = (error: unknown) => classifyMysqlError(error, this.context);
     let start = 0;
     while (start < queue.length) {
@@ -831,13 +827,11 @@ export class MysqlChangeApplier implements ChangeApplier {
       const part = queue.slice(start, end);
       start = end;
       if (keepLast && start === queue.length) {
-        // Sent with the position write and the COMMIT (writeHeldAndCommit), the BEGIN too when still unsent.
+        // Sent by commit() with the position write and the COMMIT, the BEGIN too when still pending.
         this.deferred = part;
-        if (begin !== '') this.beginHeld = true;
         return;
       }
-      const prefix = begin;
-      begin = '';
+      const prefix = begin();
       if (part.length === 1 && prefix === '') {
         const only = part[0] as { table: QualifiedName; sql: string };
         await aboutTable(only.table, classify, () => this.connection.query(only.sql));
@@ -845,10 +839,8 @@ export class MysqlChangeApplier implements ChangeApplier {
       }
       await this.runAtSavepoint(prefix, part, '');
     }
-    if (begin !== '') {
-      if (keepLast) this.beginHeld = true;
-      else await this.connection.query('START TRANSACTION');
-    }
+    // Nothing queued: commit() sends a held BEGIN; else it goes now.
+    if (!keepLast && this.guard.takeBegin()) await this.connection.query('START TRANSACTION');
   }
 
   /**

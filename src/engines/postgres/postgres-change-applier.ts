@@ -337,7 +337,6 @@ export class PostgresChangeApplier implements ChangeApplier {
     const texts = this.fence === undefined && this.positionTableReady ? (ahead?.texts ?? null) : null;
     if (ahead === null || texts === null) {
       if (ahead !== null) await this.applyPlanned(ahead);
-      else if (planned !== null) await this.applyPlanned(planned);
       else await this.apply(changes);
       await this.commit(position);
       return;
